@@ -1,0 +1,1 @@
+"""Sans-IO wire protocol and data model. Imports no trio, no sockets, no filesystem."""

@@ -1,0 +1,93 @@
+"""The data model shared by every layer: FileInfo and BlockInfo (mirroring BEP)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+from .vector import EMPTY, Vector
+
+MIN_BLOCK_SIZE = 128 * 1024
+MAX_BLOCK_SIZE = 16 * 1024 * 1024
+DESIRED_BLOCKS_PER_FILE = 2000
+HASH_SIZE = 32
+
+
+class FileType(enum.IntEnum):
+    FILE = 0
+    DIRECTORY = 1
+    SYMLINK = 4  # BEP's value for SYMLINK
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    offset: int
+    size: int
+    hash: bytes  # SHA-256 of the block's bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """One item of a folder as a device knows it.
+
+    ``name`` is folder-relative, ``/``-separated, NFC. ``modified_ns`` is the
+    modification time in nanoseconds since the epoch (BEP splits it into s + ns).
+    """
+
+    name: str
+    type: FileType = FileType.FILE
+    size: int = 0
+    permissions: int = 0o644
+    modified_ns: int = 0
+    modified_by: int = 0  # short ID of the device that made the change
+    deleted: bool = False
+    invalid: bool = False
+    no_permissions: bool = False
+    version: Vector = EMPTY
+    sequence: int = 0
+    block_size: int = 0
+    blocks: tuple[BlockInfo, ...] = field(default=())
+    symlink_target: str = ""
+    # Local-only bookkeeping (never on the wire): what the scanner saw on disk.
+    inode: int = 0
+    local_flags: int = 0
+
+    @property
+    def is_file(self) -> bool:
+        return self.type == FileType.FILE
+
+    @property
+    def is_directory(self) -> bool:
+        return self.type == FileType.DIRECTORY
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.type == FileType.SYMLINK
+
+    def with_(self, **changes: object) -> FileInfo:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def blocks_hash(self) -> bytes:
+        """A digest over the block hashes: equal content has an equal value."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for b in self.blocks:
+            h.update(b.hash)
+        return h.digest()
+
+
+def block_size_for(file_size: int, current: int = 0) -> int:
+    """Syncthing's block-size rule: smallest power of two in [128 KiB, 16 MiB] giving
+    at most ~2000 blocks. Keep ``current`` if it is within a factor of two of ideal, so
+    a file's block size stays stable across small changes."""
+    size = MIN_BLOCK_SIZE
+    while size < MAX_BLOCK_SIZE and file_size > size * DESIRED_BLOCKS_PER_FILE:
+        size *= 2
+    if is_legal_block_size(current) and size // 2 <= current <= size * 2:
+        return current
+    return size
+
+
+def is_legal_block_size(size: int) -> bool:
+    return MIN_BLOCK_SIZE <= size <= MAX_BLOCK_SIZE and size & (size - 1) == 0
