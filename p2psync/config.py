@@ -1,0 +1,398 @@
+"""Typed, validated TOML configuration stored in the node home.
+
+Loading never changes the file; saving is atomic (temp file + fsync + rename). Every
+validation error names the offending key (``folders[1].type``) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli_w
+
+from .errors import ConfigError, DeviceIDError
+from .identity import DeviceID
+
+CONFIG_FILE = "config.toml"
+DEFAULT_LISTEN_PORT = 22001  # Syncthing uses 22000
+DEFAULT_API_PORT = 8385  # Syncthing's GUI uses 8384
+DEFAULT_DISCOVERY_PORT = 22027  # Syncthing's local discovery uses 21027
+FOLDER_TYPES = ("sendreceive", "sendonly", "receiveonly")
+VERSIONING_TYPES = ("none", "trashcan", "simple", "staggered")
+_FOLDER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ENV_HOME = "P2PSYNC_HOME"
+ENV_MDNS_INTERFACES = "P2PSYNC_MDNS_INTERFACES"
+
+
+def default_home() -> Path:
+    """``$P2PSYNC_HOME`` or the platform's per-user data directory."""
+    env = os.environ.get(_ENV_HOME)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("p2psync", appauthor=False))
+
+
+@dataclass(frozen=True)
+class VersioningConfig:
+    type: str = "none"
+    keep: int = 5  # simple: versions to keep per file
+    cleanout_days: int = 0  # trashcan: days to keep (0 = forever)
+    max_age_days: int = 365  # staggered: oldest version kept
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    id: str
+    path: str
+    label: str = ""
+    type: str = "sendreceive"
+    devices: tuple[str, ...] = ()
+    rescan_interval_s: int = 3600
+    watcher: bool = True
+    watcher_delay_ms: int = 100
+    ignore_permissions: bool = False
+    paused: bool = False
+    max_conflicts: int = 10
+    mass_delete_share: float = 0.5
+    mass_delete_min_files: int = 100
+    versioning: VersioningConfig = field(default_factory=VersioningConfig)
+
+    @property
+    def resolved_path(self) -> Path:
+        return Path(self.path).expanduser()
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str
+    name: str = ""
+    addresses: tuple[str, ...] = ("dynamic",)
+    introducer: bool = False
+    paused: bool = False
+    max_send_kbps: int = 0
+    max_recv_kbps: int = 0
+
+    @property
+    def device_id(self) -> DeviceID:
+        return DeviceID.parse(self.id)
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    mdns: bool = True
+    mdns_interfaces: tuple[str, ...] = ()  # empty: all interfaces
+    global_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = field(default_factory=socket.gethostname)
+    listen: tuple[str, ...] = (f"tcp://0.0.0.0:{DEFAULT_LISTEN_PORT}",)
+    api: str = f"127.0.0.1:{DEFAULT_API_PORT}"
+    max_send_kbps: int = 0
+    max_recv_kbps: int = 0
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    devices: tuple[DeviceConfig, ...] = ()
+    folders: tuple[FolderConfig, ...] = ()
+
+    # ---- queries -------------------------------------------------------------------
+    def device(self, device_id: DeviceID) -> DeviceConfig | None:
+        for d in self.devices:
+            if d.device_id == device_id:
+                return d
+        return None
+
+    def folder(self, folder_id: str) -> FolderConfig | None:
+        for f in self.folders:
+            if f.id == folder_id:
+                return f
+        return None
+
+    def effective_mdns_interfaces(self) -> tuple[str, ...]:
+        """``P2PSYNC_MDNS_INTERFACES`` overrides the config (empty means all interfaces)."""
+        env = os.environ.get(ENV_MDNS_INTERFACES)
+        if env is not None and env.strip():
+            return tuple(a.strip() for a in env.split(",") if a.strip())
+        return self.discovery.mdns_interfaces
+
+    # ---- edits (return a new Config) -----------------------------------------------
+    def with_device(self, device: DeviceConfig) -> Config:
+        others = tuple(d for d in self.devices if d.device_id != device.device_id)
+        return replace(self, devices=others + (device,))
+
+    def without_device(self, device_id: DeviceID) -> Config:
+        text = str(device_id)
+        folders = tuple(
+            replace(f, devices=tuple(d for d in f.devices if d != text)) for f in self.folders
+        )
+        devices = tuple(d for d in self.devices if d.device_id != device_id)
+        return replace(self, devices=devices, folders=folders)
+
+    def with_folder(self, folder: FolderConfig) -> Config:
+        others = tuple(f for f in self.folders if f.id != folder.id)
+        return replace(self, folders=others + (folder,))
+
+    def without_folder(self, folder_id: str) -> Config:
+        return replace(self, folders=tuple(f for f in self.folders if f.id != folder_id))
+
+
+# ---- parsing and validation ------------------------------------------------------------
+
+
+class _Reader:
+    """Pulls typed values out of a TOML table, naming the key path in every error."""
+
+    def __init__(self, table: dict[str, Any], path: str) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path or 'config'}: expected a table")
+        self.table = table
+        self.path = path
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.used.add(name)
+        if name not in self.table:
+            return default
+        value = self.table[name]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise ConfigError(f"{self.key(name)}: expected {expected}, got {value!r}")
+        return value
+
+    def str_list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.get(name, list, None)
+        if value is None:
+            return default
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(f"{self.key(name)}[{i}]: expected a string, got {item!r}")
+        return tuple(value)
+
+    def non_negative(self, name: str, default: int) -> int:
+        value = self.get(name, int, default)
+        if value < 0:
+            raise ConfigError(f"{self.key(name)}: must be >= 0, got {value}")
+        return value
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.key(unknown[0])}: unknown setting")
+
+
+def validate_listen_url(url: str, where: str) -> str:
+    m = re.fullmatch(r"tcp://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", url)
+    if not m or not 0 <= int(m.group(2)) <= 65535:
+        raise ConfigError(f"{where}: {url!r} is not an address like tcp://HOST:PORT")
+    return url
+
+
+def validate_host_port(value: str, where: str) -> str:
+    m = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value)
+    if not m or not 0 <= int(m.group(2)) <= 65535:
+        raise ConfigError(f"{where}: {value!r} is not HOST:PORT")
+    return value
+
+
+def validate_folder_id(folder_id: str, where: str = "folder id") -> str:
+    if not _FOLDER_ID_RE.fullmatch(folder_id):
+        raise ConfigError(
+            f"{where}: {folder_id!r} must be 1-64 letters, digits, '.', '_' or '-' "
+            "(not starting with a punctuation mark)"
+        )
+    return folder_id
+
+
+def _parse_device(table: dict[str, Any], where: str) -> DeviceConfig:
+    r = _Reader(table, where)
+    raw_id = r.get("id", str, None)
+    if raw_id is None:
+        raise ConfigError(f"{where}.id: missing")
+    try:
+        device_id = DeviceID.parse(raw_id)
+    except DeviceIDError as exc:
+        raise ConfigError(f"{where}.id: {exc}") from exc
+    addresses = r.str_list("addresses", ("dynamic",))
+    for i, a in enumerate(addresses):
+        if a != "dynamic":
+            validate_listen_url(a, f"{where}.addresses[{i}]")
+    dev = DeviceConfig(
+        id=str(device_id),
+        name=r.get("name", str, ""),
+        addresses=addresses,
+        introducer=r.get("introducer", bool, False),
+        paused=r.get("paused", bool, False),
+        max_send_kbps=r.non_negative("max_send_kbps", 0),
+        max_recv_kbps=r.non_negative("max_recv_kbps", 0),
+    )
+    r.finish()
+    return dev
+
+
+def _parse_versioning(table: dict[str, Any], where: str) -> VersioningConfig:
+    r = _Reader(table, where)
+    kind = r.get("type", str, "none")
+    if kind not in VERSIONING_TYPES:
+        raise ConfigError(f"{where}.type: must be one of {', '.join(VERSIONING_TYPES)}, got {kind!r}")
+    v = VersioningConfig(
+        type=kind,
+        keep=r.non_negative("keep", 5),
+        cleanout_days=r.non_negative("cleanout_days", 0),
+        max_age_days=r.non_negative("max_age_days", 365),
+    )
+    r.finish()
+    return v
+
+
+def _parse_folder(table: dict[str, Any], where: str) -> FolderConfig:
+    r = _Reader(table, where)
+    folder_id = r.get("id", str, None)
+    if folder_id is None:
+        raise ConfigError(f"{where}.id: missing")
+    validate_folder_id(folder_id, f"{where}.id")
+    path = r.get("path", str, None)
+    if not path:
+        raise ConfigError(f"{where}.path: missing")
+    kind = r.get("type", str, "sendreceive")
+    if kind not in FOLDER_TYPES:
+        raise ConfigError(f"{where}.type: must be one of {', '.join(FOLDER_TYPES)}, got {kind!r}")
+    devices = []
+    for i, d in enumerate(r.str_list("devices", ())):
+        try:
+            devices.append(str(DeviceID.parse(d)))
+        except DeviceIDError as exc:
+            raise ConfigError(f"{where}.devices[{i}]: {exc}") from exc
+    share = r.get("mass_delete_share", (float, int), 0.5)
+    if not 0 < share <= 1:
+        raise ConfigError(f"{where}.mass_delete_share: must be in (0, 1], got {share}")
+    max_conflicts = r.get("max_conflicts", int, 10)
+    if max_conflicts < -1:
+        raise ConfigError(f"{where}.max_conflicts: must be -1 (unlimited) or >= 0")
+    interval = r.get("rescan_interval_s", int, 3600)
+    if interval < 0:
+        raise ConfigError(f"{where}.rescan_interval_s: must be >= 0 (0 disables), got {interval}")
+    folder = FolderConfig(
+        id=folder_id,
+        path=path,
+        label=r.get("label", str, ""),
+        type=kind,
+        devices=tuple(devices),
+        rescan_interval_s=interval,
+        watcher=r.get("watcher", bool, True),
+        watcher_delay_ms=r.non_negative("watcher_delay_ms", 100),
+        ignore_permissions=r.get("ignore_permissions", bool, False),
+        paused=r.get("paused", bool, False),
+        max_conflicts=max_conflicts,
+        mass_delete_share=float(share),
+        mass_delete_min_files=r.non_negative("mass_delete_min_files", 100),
+        versioning=_parse_versioning(r.get("versioning", dict, {}), f"{where}.versioning"),
+    )
+    r.finish()
+    return folder
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    r = _Reader(data, "")
+    name = r.get("name", str, None) or socket.gethostname()
+    listen = r.str_list("listen", Config.__dataclass_fields__["listen"].default)  # type: ignore[arg-type]
+    for i, url in enumerate(listen):
+        validate_listen_url(url, f"listen[{i}]")
+    api = validate_host_port(r.get("api", str, f"127.0.0.1:{DEFAULT_API_PORT}"), "api")
+    disc_r = _Reader(r.get("discovery", dict, {}), "discovery")
+    servers = disc_r.str_list("global_servers", ())
+    for i, s in enumerate(servers):
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", s):
+            raise ConfigError(f"discovery.global_servers[{i}]: {s!r} is not an http(s) URL")
+    discovery = DiscoveryConfig(
+        mdns=disc_r.get("mdns", bool, True),
+        mdns_interfaces=disc_r.str_list("mdns_interfaces", ()),
+        global_servers=servers,
+    )
+    disc_r.finish()
+    devices = tuple(
+        _parse_device(t, f"devices[{i}]") for i, t in enumerate(r.get("devices", list, []))
+    )
+    folders = tuple(
+        _parse_folder(t, f"folders[{i}]") for i, t in enumerate(r.get("folders", list, []))
+    )
+    seen: set[str] = set()
+    for i, f in enumerate(folders):
+        if f.id in seen:
+            raise ConfigError(f"folders[{i}].id: duplicate folder id {f.id!r}")
+        seen.add(f.id)
+    seen = set()
+    for i, d in enumerate(devices):
+        if d.id in seen:
+            raise ConfigError(f"devices[{i}].id: duplicate device {d.id}")
+        seen.add(d.id)
+    cfg = Config(
+        name=name,
+        listen=listen,
+        api=api,
+        max_send_kbps=r.non_negative("max_send_kbps", 0),
+        max_recv_kbps=r.non_negative("max_recv_kbps", 0),
+        discovery=discovery,
+        devices=devices,
+        folders=folders,
+    )
+    r.finish()
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    def clean(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    return clean(asdict(cfg))
+
+
+def load_config(home: Path) -> Config:
+    path = home / CONFIG_FILE
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no config at {path}; run `p2psync init` first") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def save_config(cfg: Config, home: Path) -> None:
+    """Write the config atomically: temp file, fsync, rename, fsync the directory."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / CONFIG_FILE
+    data = tomli_w.dumps(config_to_dict(cfg)).encode("utf-8")
+    tmp = path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

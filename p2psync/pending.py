@@ -1,0 +1,105 @@
+"""Devices and folders waiting for the user's decision, persisted in the node home.
+
+The daemon records an unknown device that connected (or a folder a peer offered) here;
+the CLI lists them. A small JSON file written atomically: it is tiny, human-readable and
+survives restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+PENDING_FILE = "pending.json"
+MAX_ENTRIES = 200
+
+
+@dataclass(frozen=True)
+class PendingDevice:
+    device_id: str
+    name: str
+    address: str
+    time: float
+
+
+@dataclass(frozen=True)
+class PendingFolder:
+    folder_id: str
+    label: str
+    device_id: str
+    time: float
+
+
+class PendingStore:
+    """Thread-safe store of pending devices and folders (keyed, bounded, atomic saves)."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / PENDING_FILE
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {"devices": {}, "folders": {}}
+        if not isinstance(data, dict):
+            return {"devices": {}, "folders": {}}
+        data.setdefault("devices", {})
+        data.setdefault("folders", {})
+        return data
+
+    def _save(self, data: dict[str, Any]) -> None:
+        tmp = self.path.with_name(f".{PENDING_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
+        os.replace(tmp, self.path)
+
+    def add_device(self, entry: PendingDevice) -> None:
+        with self._lock:
+            data = self._load()
+            data["devices"][entry.device_id] = asdict(entry)
+            _trim(data["devices"])
+            self._save(data)
+
+    def add_folder(self, entry: PendingFolder) -> None:
+        with self._lock:
+            data = self._load()
+            data["folders"][f"{entry.folder_id}/{entry.device_id}"] = asdict(entry)
+            _trim(data["folders"])
+            self._save(data)
+
+    def devices(self) -> list[PendingDevice]:
+        with self._lock:
+            return [PendingDevice(**v) for v in self._load()["devices"].values()]
+
+    def folders(self) -> list[PendingFolder]:
+        with self._lock:
+            return [PendingFolder(**v) for v in self._load()["folders"].values()]
+
+    def remove_device(self, device_id: str) -> None:
+        with self._lock:
+            data = self._load()
+            if data["devices"].pop(device_id, None) is not None:
+                self._save(data)
+
+    def remove_folder(self, folder_id: str, device_id: str | None = None) -> None:
+        with self._lock:
+            data = self._load()
+            keys = [
+                k
+                for k, v in data["folders"].items()
+                if v["folder_id"] == folder_id and (device_id is None or v["device_id"] == device_id)
+            ]
+            for k in keys:
+                del data["folders"][k]
+            if keys:
+                self._save(data)
+
+
+def _trim(table: dict[str, Any]) -> None:
+    if len(table) > MAX_ENTRIES:
+        for key, _ in sorted(table.items(), key=lambda kv: kv[1]["time"])[: len(table) - MAX_ENTRIES]:
+            del table[key]

@@ -1,0 +1,106 @@
+import os
+from dataclasses import replace
+
+import pytest
+
+from p2psync.config import (
+    Config,
+    DeviceConfig,
+    FolderConfig,
+    VersioningConfig,
+    load_config,
+    save_config,
+)
+from p2psync.errors import ConfigError
+
+DEV = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2"
+
+
+def full_config() -> Config:
+    return Config(
+        name="laptop",
+        listen=("tcp://127.0.0.1:22001", "tcp://[::1]:22001"),
+        api="127.0.0.1:9999",
+        devices=(DeviceConfig(id=DEV, name="desk", addresses=("tcp://10.0.0.2:22001",), introducer=True),),
+        folders=(
+            FolderConfig(
+                id="photos",
+                path="/tmp/photos",
+                label="Photos",
+                type="receiveonly",
+                devices=(DEV,),
+                rescan_interval_s=60,
+                watcher=False,
+                ignore_permissions=True,
+                versioning=VersioningConfig(type="simple", keep=3),
+            ),
+        ),
+    )
+
+
+def test_round_trip(tmp_path) -> None:
+    cfg = full_config()
+    save_config(cfg, tmp_path)
+    assert load_config(tmp_path) == cfg
+
+
+def test_defaults_do_not_collide_with_syncthing() -> None:
+    cfg = Config()
+    assert all(":22000" not in url for url in cfg.listen)
+    assert not cfg.api.endswith(":8384")
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path) -> None:
+    save_config(full_config(), tmp_path)
+    save_config(Config(name="x"), tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["config.toml"]
+    assert load_config(tmp_path).name == "x"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('name = "a"\nlisten = "tcp://x:1"\n', "listen: expected list"),
+        ('listen = ["http://x:1"]\n', r"listen\[0\]: 'http://x:1' is not an address"),
+        ('api = "localhost"\n', "api: 'localhost' is not HOST:PORT"),
+        ('[[folders]]\nid = "a"\npath = "/x"\ntype = "mirror"\n', r"folders\[0\]\.type: must be one of"),
+        ('[[folders]]\npath = "/x"\n', r"folders\[0\]\.id: missing"),
+        ('[[folders]]\nid = "../etc"\npath = "/x"\n', r"folders\[0\]\.id"),
+        ('[[folders]]\nid = "a"\npath = "/x"\nrescan_interval_s = -5\n', "rescan_interval_s: must be >= 0"),
+        ('[[devices]]\nid = "NOTANID"\n', r"devices\[0\]\.id: device ID"),
+        ('[[devices]]\nid = "' + DEV[:-1] + 'Z"\n', "check character"),
+        ('colour = "blue"\n', "colour: unknown setting"),
+        ('[discovery]\nmdns = "yes"\n', "discovery.mdns: expected bool"),
+        ('[discovery]\nglobal_servers = ["ftp://x"]\n', "not an http"),
+        ('[[folders]]\nid = "a"\npath = "/x"\n[[folders]]\nid = "a"\npath = "/y"\n', "duplicate folder"),
+        ('[[folders]]\nid = "a"\npath = "/x"\n[folders.versioning]\ntype = "git"\n', "versioning.type"),
+        ('[[folders]]\nid = "a"\npath = "/x"\nwatcher = 1\n', r"folders\[0\]\.watcher: expected bool"),
+        ('name = \n', "line 1"),
+    ],
+)
+def test_invalid_config_names_key_and_keeps_file(tmp_path, text: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path)
+    assert path.read_text() == text
+
+
+def test_missing_config(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="p2psync init"):
+        load_config(tmp_path)
+
+
+def test_env_overrides_mdns_interfaces(monkeypatch) -> None:
+    cfg = replace(Config(), discovery=replace(Config().discovery, mdns_interfaces=("10.0.0.1",)))
+    monkeypatch.setenv("P2PSYNC_MDNS_INTERFACES", "127.0.0.1, ::1")
+    assert cfg.effective_mdns_interfaces() == ("127.0.0.1", "::1")
+    monkeypatch.delenv("P2PSYNC_MDNS_INTERFACES")
+    assert cfg.effective_mdns_interfaces() == ("10.0.0.1",)
+
+
+def test_device_ids_are_normalised() -> None:
+    from p2psync.config import parse_config
+
+    cfg = parse_config({"devices": [{"id": DEV.lower().replace("-", "")}]})
+    assert cfg.devices[0].id == DEV
