@@ -1,0 +1,1 @@
+"""The sync engine: index exchange, folder loops, the puller and the versioner."""
