@@ -1,32 +1,213 @@
-"""Builds every service of a node and runs them in one nursery; nothing else."""
+"""Builds every service of a node and runs them in one nursery; nothing else.
+
+Order: identity and config → index → model and folders → connections → discovery →
+control API. Each service is started with ``nursery.start`` so readiness is explicit.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
 from . import __version__
-from .config import load_config
-from .identity import load_or_create_identity
+from .config import CONFIG_FILE, Config, FolderConfig, load_config
+from .discovery.cache import AddressCache
+from .errors import ConfigError
+from .events import EventLog
+from .identity import DeviceID, Identity, load_or_create_identity
+from .index.store import IndexStore
+from .net.manager import ConnectionManager
+from .pending import PendingStore
+from .sync.folder import FolderRunner
+from .sync.model import SyncModel
 
 log = logging.getLogger("p2psync.app")
 
+INDEX_FILE = "index.sqlite3"
+CONFIG_POLL_INTERVAL = 1.0
 
-async def serve_node(home: Path, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run one node until cancelled."""
-    identity, created = load_or_create_identity(home)
-    config = load_config(home)
+
+@dataclass
+class Node:
+    """A running node's services, for the control API and for tests."""
+
+    home: Path
+    identity: Identity
+    config: Config
+    index: IndexStore
+    events: EventLog
+    pending: PendingStore
+    cache: AddressCache
+    model: SyncModel
+    connections: ConnectionManager
+    started_at: float = 0.0
+    mdns: object | None = None
+    global_discovery: object | None = None
+    api_address: str | None = None
+    folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
+    _nursery: trio.Nursery | None = None
+    _config_mtime: int = 0
+
+    @property
+    def device_id(self) -> DeviceID:
+        return self.identity.device_id
+
+    def get_config(self) -> Config:
+        return self.config
+
+    # ---- folders -------------------------------------------------------------------
+    async def start_folder(self, fc: FolderConfig) -> FolderRunner:
+        assert self._nursery is not None
+        runner = FolderRunner(
+            fc,
+            index=self.index,
+            local=self.device_id,
+            db_limiter=self.model.limiter,
+            sources_for=self.model.sources_for,
+            events=self.events,
+        )
+        self.model.folders[fc.id] = runner
+        scope = await self._nursery.start(_run_cancellable, runner.run)
+        self.folder_scopes[fc.id] = scope
+        return runner
+
+    def stop_folder(self, folder_id: str) -> None:
+        scope = self.folder_scopes.pop(folder_id, None)
+        if scope is not None:
+            scope.cancel()
+        self.model.folders.pop(folder_id, None)
+
+    # ---- config reload -------------------------------------------------------------
+    async def apply_config(self, new: Config) -> None:
+        """Make the running node match ``new`` without a restart."""
+        old = self.config
+        self.config = new
+        for fc in old.folders:
+            nfc = new.folder(fc.id)
+            if nfc is None or nfc.path != fc.path:
+                self.stop_folder(fc.id)
+        for fc in new.folders:
+            runner = self.model.folders.get(fc.id)
+            if runner is None:
+                await self.start_folder(fc)
+                continue
+            previous = runner.config
+            runner.config = fc
+            if previous.ignore_permissions != fc.ignore_permissions:
+                runner.request_scan(None)
+            runner.request_pull()
+        # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
+        for device, active in list(self.connections.active.items()):
+            before = {f.id for f in old.folders if str(device) in f.devices}
+            after = {f.id for f in new.folders if str(device) in f.devices}
+            dc = new.device(device)
+            if dc is None or dc.paused:
+                await active.peer.close("device removed or paused")
+            elif before != after:
+                await self.model.resend_cluster_config(device)
+        self.connections.apply_rate_limits()
+        self.connections.wake_dialer()
+        self.events.emit("ConfigSaved")
+
+    async def reload_config(self) -> None:
+        new = await trio.to_thread.run_sync(load_config, self.home)
+        if new != self.config:
+            log.info("configuration changed; applying")
+            await self.apply_config(new)
+
+    async def _watch_config(self) -> None:
+        path = self.home / CONFIG_FILE
+        while True:
+            await trio.sleep(CONFIG_POLL_INTERVAL)
+            try:
+                mtime = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if mtime == self._config_mtime:
+                continue
+            self._config_mtime = mtime
+            try:
+                await self.reload_config()
+            except ConfigError as exc:
+                log.error("not applying the edited config: %s", exc)
+
+
+async def _run_cancellable(fn: Callable[..., object], *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+    with trio.CancelScope() as scope:
+        await fn(task_status=_Relay(task_status, scope))  # type: ignore[misc]
+
+
+class _Relay:
+    """Passes ``scope`` to the starter when the wrapped service reports ready."""
+
+    def __init__(self, task_status: trio.TaskStatus[trio.CancelScope], scope: trio.CancelScope) -> None:
+        self._task_status = task_status
+        self._scope = scope
+
+    def started(self, value: object = None) -> None:
+        self._task_status.started(self._scope)
+
+
+async def serve_node(home: Path, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run one node until cancelled; ``task_status.started(node)`` once it listens."""
+    identity, created = await trio.to_thread.run_sync(load_or_create_identity, home)
+    config = await trio.to_thread.run_sync(load_config, home)
     if created:
         log.info("generated a new identity")
     log.info("p2psync %s starting: device %s (%s), home %s", __version__, identity.device_id, config.name, home)
-    async with trio.open_nursery() as nursery:
-        del nursery  # services are added here as they are built
-        log.info("ready: listening on %s; API on %s", ", ".join(config.listen), config.api)
-        task_status.started()
-        await trio.sleep_forever()
+    index = await trio.to_thread.run_sync(IndexStore.open, home / INDEX_FILE, identity.device_id.raw)
+    try:
+        events = EventLog()
+        pending = PendingStore(home)
+        cache = AddressCache()
+        node_ref: list[Node] = []
+        model = SyncModel(
+            local=identity.device_id,
+            get_config=lambda: node_ref[0].config,
+            index=index,
+            db_limiter=trio.CapacityLimiter(4),
+            pending=pending,
+            events=events,
+        )
+        connections = ConnectionManager(
+            identity=identity,
+            get_config=lambda: node_ref[0].config,
+            cache=cache,
+            pending=pending,
+            events=events,
+            serve_peer=model.serve_peer,
+        )
+        node = Node(home, identity, config, index, events, pending, cache, model, connections,
+                    started_at=trio.current_time())
+        node_ref.append(node)
+        try:
+            node._config_mtime = (home / CONFIG_FILE).stat().st_mtime_ns
+        except FileNotFoundError:
+            pass
+        async with trio.open_nursery() as nursery:
+            node._nursery = nursery
+            for fc in config.folders:
+                await node.start_folder(fc)
+            await nursery.start(connections.run)
+            await _start_optional_services(node, nursery)
+            nursery.start_soon(node._watch_config)
+            log.info("ready: device %s listening on %s", identity.device_id, ", ".join(connections.listen_addresses))
+            task_status.started(node)
+            await trio.sleep_forever()
+    finally:
+        await trio.to_thread.run_sync(index.close)
+
+
+async def _start_optional_services(node: Node, nursery: trio.Nursery) -> None:
+    """Discovery and the control API, when their modules and config ask for them."""
+    from .services import start_services
+
+    await start_services(node, nursery)
 
 
 async def run_daemon(home: Path) -> None:

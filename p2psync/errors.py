@@ -11,10 +11,12 @@ into messages and exit codes.
     │   └── NotFoundError        a folder, device or file named by the user does not exist
     ├── ProtocolError            the wire protocol was violated
     │   ├── RemoteProtocolError  ... by the peer: drop the connection, log why
+    │   │   └── AnnouncementError  a discovery announcement is malformed, forged or stale
     │   └── LocalProtocolError   ... by us: a bug
     ├── TrustError               the peer is unknown, is ourselves, or presented the wrong certificate
     ├── FilesystemError          a file operation on a shared folder failed
-    │   └── UnsafePathError      a name would escape the folder or is not portable
+    │   ├── UnsafePathError      a name would escape the folder or is not portable
+    │   └── WatchLimitError      the OS limit on watched directories was reached
     ├── IndexError_              the index database is unusable
     └── DaemonNotRunningError    the control API of the daemon cannot be reached
 """
@@ -64,6 +66,14 @@ class RemoteProtocolError(ProtocolError):
     """The peer sent something invalid; the connection is dropped."""
 
 
+class AnnouncementError(RemoteProtocolError):
+    """A global-discovery announcement was rejected; ``reason`` is a short machine-readable tag."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class LocalProtocolError(ProtocolError):
     """We tried to send something invalid (a bug in p2psync)."""
 
@@ -78,6 +88,18 @@ class FilesystemError(P2PSyncError):
 
 class UnsafePathError(FilesystemError, ValueError):
     """A file name is unsafe: it would escape the folder or cannot be represented portably."""
+
+
+class WatchLimitError(FilesystemError):
+    """The operating system's limit on watched directories or watcher instances was reached.
+
+    The folder still syncs, but changes are only noticed by periodic scans until the limit
+    (``setting``, e.g. the sysctl fs.inotify.max_user_watches) is raised.
+    """
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class IndexError_(P2PSyncError):  # noqa: N801 - avoid shadowing the builtin IndexError

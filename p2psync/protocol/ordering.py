@@ -58,18 +58,29 @@ def _cmp(a: FileInfo, b: FileInfo) -> int:
 global_sort_key = functools.cmp_to_key(_cmp)
 
 
+def _tie_break_key(fi: FileInfo) -> tuple[bool, int, tuple[tuple[int, int], ...]]:
+    """Rules 3b-3d as a sort key (larger wins): not deleted, later mtime, then the higher
+    counter at the lowest short ID where vectors differ ((-id, value) pairs compare so)."""
+    return (not fi.deleted, fi.modified_ns, tuple((-c.id, c.value) for c in fi.version))
+
+
 def pick_global(candidates: list[FileInfo]) -> FileInfo | None:
     """The global version among the entries all devices hold for one name.
 
-    The first valid entry after sorting; the first entry if all are invalid.
+    The best valid entry; the best entry if all are invalid. Only entries whose version no
+    other entry supersedes compete: ``wins_over`` applied to the whole list is not
+    transitive (a newer vector can lose to a third, concurrent entry on mtime), so
+    sorting by it would make the result depend on the input order.
     """
     if not candidates:
         return None
-    ranked = sorted(candidates, key=global_sort_key)
-    for fi in ranked:
-        if not fi.invalid:
-            return fi
-    return ranked[0]
+    pool = [fi for fi in candidates if not fi.invalid] or list(candidates)
+    heads = [
+        fi
+        for fi in pool
+        if not any(compare(other.version, fi.version) == Ordering.GREATER for other in pool)
+    ]
+    return max(heads, key=_tie_break_key)
 
 
 def is_conflict(local: FileInfo, incoming: FileInfo) -> bool:

@@ -1,0 +1,249 @@
+"""The discovery server's HTTP API as a Starlette (ASGI) app.
+
+    POST /v1/announce        signed announcement -> 204 + Reannounce-After
+    GET  /v1/lookup?device=  200 {"addresses", "seen"} | 404 + Retry-After
+    GET  /healthz            200 when the store answers
+    GET  /metrics            Prometheus text
+
+Every 4xx/5xx body is ``{"error": "..."}``. Rejections are counted by reason.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import ipaddress
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from p2psync.discovery import announcement
+from p2psync.errors import AnnouncementError, DeviceIDError
+from p2psync.identity import DeviceID
+
+from .addresses import BAD_ADDRESS, normalize_addresses
+from .metrics import Metrics
+from .ratelimit import RateLimiter
+from .stores import Store, StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+REPLAYED = "replayed"
+_STATUS_BY_REASON = {
+    announcement.MALFORMED: 400,
+    BAD_ADDRESS: 400,
+    announcement.STALE: 400,
+    announcement.BAD_CERTIFICATE: 403,
+    announcement.BAD_SIGNATURE: 403,
+    REPLAYED: 409,
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Policy knobs; times in seconds. ``url`` None = derive from the first bound address."""
+
+    url: str | None = None
+    ttl: float = 3600
+    reannounce_after: int = 1800
+    retry_after: int = 60
+    window: float = announcement.DEFAULT_WINDOW
+    rate: float = 2.0
+    burst: int = 20
+    rate_table_size: int = 100_000
+    max_body: int = 64 * 1024
+    trust_forwarded: bool = False
+
+
+class _Reject(Exception):
+    def __init__(
+        self, status: int, reason: str, message: str, headers: dict[str, str] | None = None
+    ):
+        super().__init__(message)
+        self.status, self.reason, self.message, self.headers = status, reason, message, headers
+
+
+class DiscoveryService:
+    """Request handlers plus the state they share (store, limiter, metrics, clock)."""
+
+    def __init__(
+        self, settings: ServerSettings, store: Store, *, clock: Callable[[], float] = time.time
+    ):
+        self.settings = settings
+        self.url = settings.url
+        self.store = store
+        self.clock = clock
+        self.metrics = Metrics()
+        self.limiter = RateLimiter(settings.rate, settings.burst, settings.rate_table_size)
+        self._crypto_limiter = trio.CapacityLimiter(4)
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/v1/announce", self._wrap(self.announce), methods=["POST"]),
+            Route("/v1/lookup", self._wrap(self.lookup), methods=["GET"]),
+            Route("/healthz", self._wrap(self.healthz), methods=["GET"]),
+            Route("/metrics", self._wrap(self.metrics_page), methods=["GET"]),
+        ]
+        return Starlette(routes=routes, exception_handlers={HTTPException: self._http_error})
+
+    # --- handlers -------------------------------------------------------------------
+
+    async def announce(self, request: Request) -> Response:
+        source = self._source(request)
+        self._rate_limit(source)
+        raw = await _read_limited(request, self.settings.max_body)
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise _Reject(400, announcement.MALFORMED, "the body is not valid JSON") from exc
+        if self.url is None:
+            raise _Reject(503, "not-ready", "the server's public URL is not known yet")
+        now = self.clock()
+        check = functools.partial(
+            announcement.verify_announcement, body, self.url, now, self.settings.window
+        )
+        try:
+            device, addresses = await trio.to_thread.run_sync(check, limiter=self._crypto_limiter)
+            addresses = normalize_addresses(addresses, source)
+        except AnnouncementError as exc:
+            raise _Reject(_STATUS_BY_REASON.get(exc.reason, 400), exc.reason, str(exc)) from exc
+        keep = 2 * self.settings.window + 1
+        if not await self.store.claim_timestamp(device, body["timestamp"], now, keep):
+            raise _Reject(
+                409, REPLAYED, "timestamp is not newer than the last accepted announcement"
+            )
+        await self.store.put(device, addresses, now, self.settings.ttl)
+        self.metrics.inc("announces_total")
+        log.debug("announce %s from %s: %s", device.short_str(), source, addresses)
+        return Response(
+            status_code=204, headers={"Reannounce-After": str(self.settings.reannounce_after)}
+        )
+
+    async def lookup(self, request: Request) -> Response:
+        self._rate_limit(self._source(request))
+        text = request.query_params.get("device")
+        if not text:
+            raise _Reject(400, announcement.MALFORMED, "missing ?device=<device ID>")
+        try:
+            device = DeviceID.parse(text[:100])
+        except DeviceIDError as exc:
+            raise _Reject(400, "bad-device-id", str(exc)) from exc
+        record = await self.store.get(device, self.clock())
+        self.metrics.inc("lookups_total")
+        if record is None:
+            self.metrics.inc("lookup_misses_total")
+            return JSONResponse(
+                {"error": f"device {device} is not known"},
+                status_code=404,
+                headers={"Retry-After": str(self.settings.retry_after)},
+            )
+        self.metrics.inc("lookup_hits_total")
+        return JSONResponse({"addresses": list(record.addresses), "seen": _rfc3339(record.seen)})
+
+    async def healthz(self, request: Request) -> Response:
+        await self.store.ping()
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_page(self, request: Request) -> Response:
+        devices = await self.store.size(self.clock())
+        return PlainTextResponse(
+            self.metrics.render(devices=devices), media_type="text/plain; version=0.0.4"
+        )
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _wrap(self, handler: Callable[[Request], object]) -> Callable[[Request], object]:
+        @functools.wraps(handler)  # type: ignore[arg-type]
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)  # type: ignore[misc]
+            except _Reject as exc:
+                self.metrics.reject(exc.reason)
+                if exc.status == 429:
+                    self.metrics.inc("rate_limited_total")
+                return JSONResponse(
+                    {"error": exc.message}, status_code=exc.status, headers=exc.headers
+                )
+            except StoreUnavailableError as exc:
+                log.warning("store unavailable: %s", exc)
+                return JSONResponse(
+                    {"error": "the store is unavailable; try again later"},
+                    status_code=503,
+                    headers={"Retry-After": "60"},
+                )
+
+        return wrapped
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        self.metrics.reject(f"http-{exc.status_code}")
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    def _source(self, request: Request) -> str:
+        """The client's IP: the peer, or X-Forwarded-For's last hop with --trust-forwarded."""
+        host = request.client.host if request.client else ""
+        if self.settings.trust_forwarded:
+            forwarded = request.headers.get("x-forwarded-for", "")
+            if forwarded:
+                host = forwarded.split(",")[-1].strip()
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError as exc:
+            if self.settings.trust_forwarded and host:
+                raise _Reject(400, "bad-forwarded-for", "X-Forwarded-For is not an IP") from exc
+            return host
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return str(ip)
+
+    def _rate_limit(self, source: str) -> None:
+        key = source
+        if ":" in source:  # one IPv6 host usually owns a whole /64
+            key = str(ipaddress.ip_network(f"{source}/64", strict=False).network_address)
+        wait = self.limiter.acquire(key, self.clock())
+        if wait > 0:
+            raise _Reject(
+                429,
+                "rate-limited",
+                "too many requests from this address; slow down",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+    too_big = _Reject(413, "body-too-large", f"the body exceeds {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rfc3339(unix: float) -> str:
+    moment = datetime.datetime.fromtimestamp(unix, datetime.UTC).replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def create_app(
+    settings: ServerSettings, store: Store, *, clock: Callable[[], float] = time.time
+) -> tuple[Starlette, DiscoveryService]:
+    """The ASGI app and the service behind it (for its metrics and URL)."""
+    service = DiscoveryService(settings, store, clock=clock)
+    return service.app(), service

@@ -1,0 +1,203 @@
+"""``p2psync-discovery``: run the global discovery server (``python -m discovery_server``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+import click
+import trio
+
+from p2psync.errors import P2PSyncError
+
+from .app import ServerSettings
+from .server import serve_discovery
+from .stores import open_store
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--listen",
+    default="127.0.0.1:22027",
+    show_default=True,
+    help="HOST:PORT to listen on; use 0.0.0.0:22027 (or [::]:22027) in production.",
+)
+@click.option(
+    "--store",
+    "store_spec",
+    default="memory",
+    show_default=True,
+    help="'memory'; a PATH.sqlite (memory + periodic snapshot, reloaded at start); "
+    "or redis://HOST:PORT/DB (shared by several instances).",
+)
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TLS certificate (PEM) to serve HTTPS; needs --key.",
+)
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
+@click.option(
+    "--url",
+    help="Public base URL clients use (announcements are signed over it). "
+    "Default: derived from the bound address.",
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=60),
+    default=3600,
+    show_default=True,
+    help="Seconds an announced address stays valid.",
+)
+@click.option(
+    "--reannounce",
+    type=click.IntRange(min=10),
+    default=1800,
+    show_default=True,
+    help="Reannounce-After sent to devices, in seconds (keep below --ttl).",
+)
+@click.option(
+    "--retry-after",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help="Retry-After on lookups of unknown devices, in seconds.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Requests per second allowed per source IP (IPv6: per /64).",
+)
+@click.option(
+    "--burst",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Requests a source may make in a burst.",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(min=5),
+    default=120,
+    show_default=True,
+    help="Seconds of clock skew accepted in announcement timestamps.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(min=1024),
+    default=65536,
+    show_default=True,
+    help="Largest announcement body in bytes (413 beyond).",
+)
+@click.option(
+    "--trust-forwarded",
+    is_flag=True,
+    help="Take the client IP from X-Forwarded-For (last hop). Only behind your own proxy.",
+)
+@click.option(
+    "--snapshot-interval",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds between expiry sweeps and SQLite snapshots.",
+)
+@click.option(
+    "--redis-prefix", default="p2psync-disco:", show_default=True, help="Key namespace in Redis."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def main(
+    listen: str,
+    store_spec: str,
+    cert: str | None,
+    key: str | None,
+    url: str | None,
+    ttl: int,
+    reannounce: int,
+    retry_after: int,
+    rate: float,
+    burst: int,
+    window: int,
+    max_body: int,
+    trust_forwarded: bool,
+    snapshot_interval: float,
+    redis_prefix: str,
+    log_level: str,
+) -> None:
+    """Run p2psync's global discovery server.
+
+    Devices POST signed announcements of their addresses to /v1/announce; anyone can
+    GET /v1/lookup?device=ID. Also /healthz and /metrics (Prometheus). SIGINT or SIGTERM
+    stops it cleanly (a SQLite store is snapshotted on the way out).
+    """
+    if (cert is None) != (key is None):
+        raise click.UsageError("--cert and --key go together")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if reannounce >= ttl:
+        logging.getLogger(__name__).warning(
+            "--reannounce %d >= --ttl %d: records will lapse between announcements", reannounce, ttl
+        )
+    settings = ServerSettings(
+        url=url,
+        ttl=ttl,
+        reannounce_after=reannounce,
+        retry_after=retry_after,
+        window=window,
+        rate=rate,
+        burst=burst,
+        max_body=max_body,
+        trust_forwarded=trust_forwarded,
+    )
+    try:
+        trio.run(_run, settings, listen, store_spec, cert, key, snapshot_interval, redis_prefix)
+    except P2PSyncError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen}: {exc}") from exc
+
+
+async def _run(
+    settings: ServerSettings,
+    listen: str,
+    store_spec: str,
+    cert: str | None,
+    key: str | None,
+    snapshot_interval: float,
+    redis_prefix: str,
+) -> None:
+    stop = trio.Event()
+    async with open_store(
+        store_spec, clock=time.time, sweep_interval=snapshot_interval, redis_prefix=redis_prefix
+    ) as store:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, stop)
+            binds, service = await nursery.start(
+                lambda task_status: serve_discovery(
+                    settings,
+                    store,
+                    listen=listen,
+                    certfile=cert,
+                    keyfile=key,
+                    shutdown_trigger=stop.wait,
+                    task_status=task_status,
+                )
+            )
+            click.echo(
+                f"p2psync-discovery listening on {' '.join(binds)} (public URL {service.url})"
+            )
+
+
+async def _stop_on_signal(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            logging.getLogger(__name__).info("received %s, stopping", signal.Signals(signum).name)
+            stop.set()
+            return

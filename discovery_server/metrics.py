@@ -1,0 +1,53 @@
+"""Counters and gauges rendered in the Prometheus text exposition format (v0.0.4)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+PREFIX = "p2psync_discovery"
+_HELP = {
+    "announces_total": "Announcements accepted and stored.",
+    "lookups_total": "Lookup requests answered (hits + misses).",
+    "lookup_hits_total": "Lookups that found the device.",
+    "lookup_misses_total": "Lookups of unknown devices (404).",
+    "rejects_total": "Requests rejected with a 4xx, by reason.",
+    "rate_limited_total": "Requests refused with 429 by the per-source rate limit.",
+}
+
+
+class Metrics:
+    """The server's counters; ``render(devices=...)`` adds the store-size gauge."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.rejects: Counter[str] = Counter()
+
+    def inc(self, name: str) -> None:
+        if name not in _HELP or name == "rejects_total":
+            raise KeyError(f"unknown counter {name!r}")
+        self.counts[name] += 1
+
+    def reject(self, reason: str) -> None:
+        self.rejects[reason] += 1
+
+    def render(self, *, devices: int) -> str:
+        lines: list[str] = []
+        for name, help_text in _HELP.items():
+            full = f"{PREFIX}_{name}"
+            lines += [f"# HELP {full} {help_text}", f"# TYPE {full} counter"]
+            if name == "rejects_total":
+                for reason in sorted(self.rejects):
+                    lines.append(f'{full}{{reason="{_escape(reason)}"}} {self.rejects[reason]}')
+            else:
+                lines.append(f"{full} {self.counts[name]}")
+        gauge = f"{PREFIX}_devices"
+        lines += [
+            f"# HELP {gauge} Devices with at least one live address in the store.",
+            f"# TYPE {gauge} gauge",
+            f"{gauge} {devices}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,64 @@
+"""The store interface every backend implements, and the record it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from p2psync.errors import P2PSyncError
+from p2psync.identity import DeviceID
+
+
+class StoreUnavailableError(P2PSyncError):
+    """The discovery server's store (e.g. Redis) cannot be reached right now."""
+
+
+MAX_ADDRESSES_PER_DEVICE = 32  # merged announcements keep the newest this many
+
+
+@dataclass(frozen=True)
+class Record:
+    """A device's live addresses (newest announcement first) and when it last announced."""
+
+    addresses: tuple[str, ...]
+    seen: float  # Unix seconds of the last accepted announcement
+
+
+class Store(Protocol):
+    """Where announcements live. All times are Unix seconds passed in by the caller.
+
+    ``put`` merges: the announced addresses get a fresh expiry ``now + ttl``; addresses
+    from earlier announcements keep theirs until they lapse (so one device announcing
+    over IPv4 and IPv6 keeps both), up to MAX_ADDRESSES_PER_DEVICE, newest first.
+    """
+
+    async def put(self, device: DeviceID, addresses: list[str], now: float, ttl: float) -> None: ...
+
+    async def get(self, device: DeviceID, now: float) -> Record | None:
+        """The live record, or None if unknown or every address has expired."""
+        ...
+
+    async def size(self, now: float) -> int:
+        """How many devices have a record (may include ones expired since the last sweep)."""
+        ...
+
+    async def ping(self) -> None:
+        """Return if the store is usable; raise StoreUnavailableError if not."""
+        ...
+
+    async def claim_timestamp(
+        self, device: DeviceID, timestamp: int, now: float, keep: float
+    ) -> bool:
+        """Atomically record ``timestamp`` as the device's last accepted one.
+
+        Returns False (and changes nothing) if it is not newer than the last accepted
+        timestamp; the record is kept for ``keep`` seconds (longer than the freshness
+        window, so a replay is either stale or caught here).
+        """
+        ...
+
+    async def expire(self, now: float) -> int:
+        """Drop what has expired; returns how many devices were removed."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,355 @@
+"""The real filesystem: a folder on local disk, reached without ever following a symlink.
+
+Every operation opens the folder root, then each parent directory of the name with
+``O_DIRECTORY | O_NOFOLLOW`` relative to the previous one (``dir_fd``), and finally acts
+on the base name relative to its parent's descriptor with no-follow flags. So a symlink
+planted anywhere in a name (``link/x`` with ``link -> /etc``) is refused with
+UnsafePathError instead of being traversed, even if it appears between a check and the
+use. POSIX only (Linux, macOS, BSD): Windows has no ``dir_fd``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Self
+
+from ..errors import FilesystemError, UnsafePathError
+from ..protocol.model import FileType
+from ..protocol.names import validate_name
+from .base import DirEntry, FileStat
+from .internal import MARKER
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
+# errnos an O_NOFOLLOW open may report when it meets a symlink (Linux/macOS, FreeBSD)
+_SYMLINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR, errno.EOPNOTSUPP})
+
+
+def stat_from_os(st: os.stat_result, symlink_target: str = "") -> FileStat:
+    mode = st.st_mode
+    size = 0
+    ftype: FileType | None
+    if stat_mod.S_ISREG(mode):
+        ftype, size = FileType.FILE, st.st_size
+    elif stat_mod.S_ISDIR(mode):
+        ftype = FileType.DIRECTORY
+    elif stat_mod.S_ISLNK(mode):
+        ftype = FileType.SYMLINK
+    else:
+        ftype = None
+    return FileStat(ftype, size, st.st_mtime_ns, st.st_ino, mode & 0o777, symlink_target)
+
+
+def _is_symlink_at(dir_fd: int, base: str) -> bool:
+    try:
+        return stat_mod.S_ISLNK(os.stat(base, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+class _FdHandle:
+    """A regular file open by descriptor; positional reads/writes only."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self._fd = fd
+        self.name = name
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        first = os.pread(self._fd, size, offset)
+        if len(first) == size or not first:
+            return first
+        parts = [first]
+        got = len(first)
+        while got < size:
+            more = os.pread(self._fd, size - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view = view[written:]
+            offset += written
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+
+    def fsync(self) -> None:
+        os.fsync(self._fd)
+
+    def stat(self) -> FileStat:
+        return stat_from_os(os.fstat(self._fd))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class BasicFS:
+    """A shared folder on the local disk. ``root`` itself may be a symlink (the user chose
+    it); nothing below it is ever followed."""
+
+    def __init__(self, root: str | os.PathLike[str], *, mtime_granularity_ns: int = 1) -> None:
+        self._root = os.path.abspath(os.fspath(root))
+        self._granularity = mtime_granularity_ns
+        self._case_insensitive: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"BasicFS({self._root!r})"
+
+    @property
+    def root(self) -> str:
+        return self._root
+
+    @property
+    def mtime_granularity_ns(self) -> int:
+        return self._granularity
+
+    # ------------------------------------------------------------------ resolution
+
+    def _open_root(self) -> int:
+        try:
+            return os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+        except FileNotFoundError as exc:
+            raise FilesystemError(f"folder root {self._root} does not exist") from exc
+        except NotADirectoryError as exc:
+            raise FilesystemError(f"folder root {self._root} is not a directory") from exc
+
+    def _open_dirs(self, parts: list[str], name: str) -> int:
+        """A descriptor of the directory reached by ``parts`` from the root, no symlinks."""
+        fd = self._open_root()
+        try:
+            for i, part in enumerate(parts):
+                try:
+                    next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in _SYMLINK_ERRNOS and _is_symlink_at(fd, part):
+                        via = "/".join(parts[: i + 1])
+                        raise UnsafePathError(
+                            f"{name!r} passes through the symlink {via!r}"
+                        ) from exc
+                    raise
+                os.close(fd)
+                fd = next_fd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @contextmanager
+    def _parent(self, name: str) -> Iterator[tuple[int, str]]:
+        """(descriptor of the parent directory, base name) for a validated ``name``."""
+        validate_name(name)
+        *dirs, base = name.split("/")
+        fd = self._open_dirs(dirs, name)
+        try:
+            yield fd, base
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _dir(self, dirname: str) -> Iterator[int]:
+        if dirname == "":
+            fd = self._open_root()
+        else:
+            validate_name(dirname)
+            fd = self._open_dirs(dirname.split("/"), dirname)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_file(self, name: str, flags: int, mode: int = 0o600) -> _FdHandle:
+        with self._parent(name) as (dir_fd, base):
+            try:
+                fd = os.open(base, flags | os.O_NOFOLLOW | _CLOEXEC, mode, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno in _SYMLINK_ERRNOS and _is_symlink_at(dir_fd, base):
+                    raise UnsafePathError(f"{name!r} is a symlink, not a file") from exc
+                raise
+        try:
+            st = os.fstat(fd)
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", name)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise FilesystemError(f"{name!r} is not a regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return _FdHandle(fd, name)
+
+    # ------------------------------------------------------------------ reading
+
+    def lstat(self, name: str) -> FileStat:
+        with self._parent(name) as (dir_fd, base):
+            st = os.stat(base, dir_fd=dir_fd, follow_symlinks=False)
+            target = os.readlink(base, dir_fd=dir_fd) if stat_mod.S_ISLNK(st.st_mode) else ""
+        return stat_from_os(st, target)
+
+    def scandir(self, dirname: str) -> list[DirEntry]:
+        entries: list[DirEntry] = []
+        with self._dir(dirname) as dir_fd, os.scandir(dir_fd) as it:
+            for entry in it:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    target = ""
+                    if stat_mod.S_ISLNK(st.st_mode):
+                        target = os.readlink(entry.name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    continue  # removed while we listed: it is simply not there
+                entries.append(DirEntry(entry.name, stat_from_os(st, target)))
+        return entries
+
+    def open_read(self, name: str) -> _FdHandle:
+        # O_NONBLOCK: opening a FIFO planted under a file's name must not hang.
+        return self._open_file(name, os.O_RDONLY | os.O_NONBLOCK)
+
+    def readlink(self, name: str) -> str:
+        with self._parent(name) as (dir_fd, base):
+            return os.readlink(base, dir_fd=dir_fd)
+
+    # ------------------------------------------------------------------ writing
+
+    def open_write(self, name: str, *, exclusive: bool = False, mode: int = 0o600) -> _FdHandle:
+        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else 0)
+        return self._open_file(name, flags, mode)
+
+    def rename(self, src: str, dst: str) -> None:
+        with self._parent(src) as (src_fd, src_base), self._parent(dst) as (dst_fd, dst_base):
+            os.replace(src_base, dst_base, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+
+    def remove(self, name: str) -> None:
+        with self._parent(name) as (dir_fd, base):
+            st = os.stat(base, dir_fd=dir_fd, follow_symlinks=False)
+            if stat_mod.S_ISDIR(st.st_mode):  # macOS unlink() reports EPERM; be uniform
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", name)
+            os.unlink(base, dir_fd=dir_fd)
+
+    def rmdir(self, name: str) -> None:
+        with self._parent(name) as (dir_fd, base):
+            os.rmdir(base, dir_fd=dir_fd)
+
+    def mkdir(self, name: str, mode: int = 0o755) -> None:
+        with self._parent(name) as (dir_fd, base):
+            os.mkdir(base, mode, dir_fd=dir_fd)
+
+    def makedirs(self, name: str, mode: int = 0o755) -> None:
+        validate_name(name)
+        parts = name.split("/")
+        for i in range(len(parts)):
+            with self._dir("/".join(parts[:i])) as dir_fd:
+                try:
+                    os.mkdir(parts[i], mode, dir_fd=dir_fd)
+                except FileExistsError:
+                    pass
+        with self._dir(name):  # every component is now a real directory, or this raises
+            pass
+
+    def symlink(self, target: str, name: str) -> None:
+        with self._parent(name) as (dir_fd, base):
+            os.symlink(target, base, dir_fd=dir_fd)
+
+    def chmod(self, name: str, mode: int) -> None:
+        with self._parent(name) as (dir_fd, base):
+            if _is_symlink_at(dir_fd, base):
+                raise UnsafePathError(f"{name!r} is a symlink; its permissions are not synced")
+            try:
+                os.chmod(base, mode, dir_fd=dir_fd, follow_symlinks=False)
+            except (NotImplementedError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno not in _SYMLINK_ERRNOS:
+                    raise
+                # No fchmodat(AT_SYMLINK_NOFOLLOW) here: chmod through a no-follow descriptor.
+                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
+                fd = os.open(base, flags, dir_fd=dir_fd)
+                try:
+                    os.fchmod(fd, mode)
+                finally:
+                    os.close(fd)
+
+    def set_mtime(self, name: str, mtime_ns: int) -> None:
+        with self._parent(name) as (dir_fd, base):
+            os.utime(base, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
+
+    def fsync_dir(self, dirname: str) -> None:
+        with self._dir(dirname) as dir_fd:
+            os.fsync(dir_fd)
+
+    # ------------------------------------------------------------------ properties
+
+    def free_space(self) -> int:
+        st = os.statvfs(self._root)
+        return st.f_bavail * st.f_frsize
+
+    def is_case_insensitive(self) -> bool:
+        if self._case_insensitive is None:
+            self._case_insensitive = self._probe_case_insensitive()
+        return self._case_insensitive
+
+    def _probe_case_insensitive(self) -> bool:
+        """Look up an existing path with its case swapped; no writes needed.
+
+        Tries the folder marker first (same filesystem for sure), then the root path's
+        own components. Without any cased letter to swap, assume case-sensitive.
+        """
+        candidates = [os.path.join(self._root, MARKER)]
+        path = self._root
+        while True:
+            candidates.append(path)
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+        for path in candidates:
+            head, tail = os.path.split(path)
+            swapped = tail.swapcase()
+            if not tail or swapped == tail:
+                continue
+            try:
+                original = os.lstat(path)
+            except OSError:
+                continue
+            try:
+                other = os.lstat(os.path.join(head, swapped))
+            except OSError:
+                return False
+            return (other.st_ino, other.st_dev) == (original.st_ino, original.st_dev)
+        return False
+
+    def real_name(self, name: str) -> str:
+        validate_name(name)
+        if not self.is_case_insensitive():
+            return name
+        parts = name.split("/")
+        real: list[str] = []
+        for part in parts:
+            names = [e.name for e in self.scandir("/".join(real))]
+            if part in names:
+                real.append(part)
+                continue
+            folded = part.casefold()
+            match = next((n for n in names if n.casefold() == folded), None)
+            if match is None:
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
+            real.append(match)
+        return "/".join(real)

@@ -1,0 +1,303 @@
+"""Write operations, run by the writer thread inside its transaction.
+
+Every change to a name's entries recomputes that name's global version and the local
+need (``globals``) in the same transaction, so readers never see them disagree.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from ..errors import UsageError
+from ..protocol.model import FileInfo, FileType
+from ..protocol.ordering import pick_global
+from ..protocol.vector import Ordering, compare
+from . import codec
+
+# globals.need: None (NULL) = not needed; otherwise the pull phase iter_need orders by.
+NEED_NONE = None
+NEED_DIRECTORY = 1
+NEED_FILE = 2  # files and symlinks
+NEED_DELETE = 3
+
+_RECOMPUTE_BATCH = 1000
+
+_UPSERT_FILE = f"""
+INSERT INTO files (folder, device, {codec.FILE_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (folder, device, name) DO UPDATE SET
+    type = excluded.type, size = excluded.size, modified_ns = excluded.modified_ns,
+    deleted = excluded.deleted, invalid = excluded.invalid, sequence = excluded.sequence,
+    local_flags = excluded.local_flags, version = excluded.version, extra = excluded.extra
+RETURNING id
+"""
+
+_UPSERT_GLOBAL = """
+INSERT INTO globals (folder, name, device, version, type, size, deleted, invalid, need)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (folder, name) DO UPDATE SET
+    device = excluded.device, version = excluded.version, type = excluded.type,
+    size = excluded.size, deleted = excluded.deleted, invalid = excluded.invalid,
+    need = excluded.need
+"""
+
+
+def need_level(global_: FileInfo, local: FileInfo | None) -> int | None:
+    """Whether (and in which pull phase) the local device needs ``global_``.
+
+    Needed unless: the global is invalid; or there is no local entry and the global is a
+    delete; or the local version is equal to or newer than the global's. A local entry
+    that is concurrent with the global lost to it (else it would be the global), so it
+    is needed — which is ``wins_over(global_, local)`` whenever the ordering is a total
+    order, and still converges where it is not (a local entry superseded by a third one
+    that lost to the global on the tie-break).
+    """
+    if global_.invalid:
+        return NEED_NONE
+    if local is None:
+        needed = not global_.deleted
+    else:
+        needed = compare(local.version, global_.version) in (Ordering.LESSER, Ordering.CONCURRENT)
+    if not needed:
+        return NEED_NONE
+    if global_.deleted:
+        return NEED_DELETE
+    return NEED_DIRECTORY if global_.type == FileType.DIRECTORY else NEED_FILE
+
+
+class Mutations:
+    """The write operations, bound to the local device; keeps an id cache that the
+    writer drops whenever a job is rolled back."""
+
+    def __init__(self, local_device: bytes) -> None:
+        self.local_device = local_device
+        self._folders: dict[str, int] = {}
+        self._devices: dict[bytes, int] = {}
+
+    def reset_caches(self) -> None:
+        self._folders.clear()
+        self._devices.clear()
+
+    # -- ids -------------------------------------------------------------------------
+
+    def folder_id(self, conn: sqlite3.Connection, folder: str, create: bool = True) -> int | None:
+        fid = self._folders.get(folder)
+        if fid is None:
+            row = conn.execute("SELECT id FROM folders WHERE name = ?", (folder,)).fetchone()
+            if row is None:
+                if not create:
+                    return None
+                row = conn.execute(
+                    "INSERT INTO folders (name) VALUES (?) RETURNING id", (folder,)
+                ).fetchone()
+            fid = self._folders[folder] = row[0]
+        return fid
+
+    def device_id(self, conn: sqlite3.Connection, device: bytes, create: bool = True) -> int | None:
+        did = self._devices.get(device)
+        if did is None:
+            row = conn.execute("SELECT id FROM devices WHERE device = ?", (device,)).fetchone()
+            if row is None:
+                if not create:
+                    return None
+                row = conn.execute(
+                    "INSERT INTO devices (device) VALUES (?) RETURNING id", (device,)
+                ).fetchone()
+            did = self._devices[device] = row[0]
+        return did
+
+    def _remote_ids(
+        self, conn: sqlite3.Connection, folder: str, device: bytes, create: bool
+    ) -> tuple[int | None, int | None]:
+        if device == self.local_device:
+            raise UsageError("remote index data cannot be stored for the local device")
+        return self.folder_id(conn, folder, create), self.device_id(conn, device, create)
+
+    # -- files -----------------------------------------------------------------------
+
+    def update_local(
+        self, conn: sqlite3.Connection, folder: str, files: Sequence[FileInfo]
+    ) -> list[FileInfo]:
+        fid = self.folder_id(conn, folder)
+        did = self.device_id(conn, self.local_device)
+        assert fid is not None and did is not None
+        sequence = _max_sequence(conn, fid, did)
+        stored = []
+        for fi in files:
+            sequence += 1
+            fi = fi.with_(sequence=sequence)
+            file_id = conn.execute(_UPSERT_FILE, (fid, did, *codec.file_params(fi))).fetchone()[0]
+            conn.execute("DELETE FROM blockmap WHERE file = ?", (file_id,))
+            if fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO blockmap (hash, file, offset, size) VALUES (?, ?, ?, ?)",
+                    ((b.hash, file_id, b.offset, b.size) for b in fi.blocks),
+                )
+            stored.append(fi)
+        _set_max_sequence(conn, fid, did, sequence)
+        self._recompute(conn, fid, {codec.name_key(fi.name) for fi in stored})
+        return stored
+
+    def update_remote(
+        self, conn: sqlite3.Connection, folder: str, device: bytes, files: Sequence[FileInfo]
+    ) -> None:
+        fid, did = self._remote_ids(conn, folder, device, create=True)
+        assert fid is not None and did is not None
+        sequence = _max_sequence(conn, fid, did)
+        for fi in files:
+            conn.execute(_UPSERT_FILE, (fid, did, *codec.file_params(fi))).fetchone()
+            sequence = max(sequence, fi.sequence)
+        _set_max_sequence(conn, fid, did, sequence)
+        self._recompute(conn, fid, {codec.name_key(fi.name) for fi in files})
+
+    def clear_remote(self, conn: sqlite3.Connection, folder: str, device: bytes) -> None:
+        """Forget a remote device's entries (its index ID stays)."""
+        fid, did = self._remote_ids(conn, folder, device, create=False)
+        if fid is None or did is None:
+            return
+        # Every name the device had, not only those it won: wins_over is not a total
+        # order (a modification beats a concurrent delete), so removing a loser can
+        # change which candidate sorts first.
+        _touch(conn, "SELECT name FROM files WHERE folder = ? AND device = ?", (fid, did))
+        conn.execute("DELETE FROM files WHERE folder = ? AND device = ?", (fid, did))
+        conn.execute(
+            "UPDATE folder_devices SET max_sequence = 0 WHERE folder = ? AND device = ?",
+            (fid, did),
+        )
+        self._recompute_touched(conn, fid)
+
+    def replace_remote(
+        self, conn: sqlite3.Connection, folder: str, device: bytes, files: Sequence[FileInfo]
+    ) -> None:
+        self.clear_remote(conn, folder, device)
+        self.update_remote(conn, folder, device, files)
+
+    def drop_device(self, conn: sqlite3.Connection, folder: str, device: bytes) -> None:
+        """Forget everything about ``device`` in ``folder``, index ID included."""
+        fid = self.folder_id(conn, folder, create=False)
+        did = self.device_id(conn, device, create=False)
+        if fid is None or did is None:
+            return
+        if device == self.local_device:
+            # The local need of every name changes.
+            _touch(conn, "SELECT name FROM globals WHERE folder = ?", (fid,))
+            conn.execute("DELETE FROM files WHERE folder = ? AND device = ?", (fid, did))
+            self._recompute_touched(conn, fid)
+        else:
+            self.clear_remote(conn, folder, device)
+        conn.execute("DELETE FROM folder_devices WHERE folder = ? AND device = ?", (fid, did))
+        conn.execute("DELETE FROM counts WHERE folder = ? AND scope = ?", (fid, did))
+
+    def drop_folder(self, conn: sqlite3.Connection, folder: str) -> None:
+        fid = self.folder_id(conn, folder, create=False)
+        if fid is None:
+            return
+        # Explicit order instead of cascades: the count triggers must not recreate
+        # counts rows for a folder that is going away.
+        conn.execute("DELETE FROM globals WHERE folder = ?", (fid,))
+        conn.execute("DELETE FROM files WHERE folder = ?", (fid,))  # cascades to blockmap
+        for table in ("counts", "folder_devices"):
+            conn.execute(f"DELETE FROM {table} WHERE folder = ?", (fid,))
+        conn.execute("DELETE FROM folders WHERE id = ?", (fid,))
+        self._folders.pop(folder, None)
+
+    # -- index IDs -------------------------------------------------------------------
+
+    def set_index_id(
+        self, conn: sqlite3.Connection, folder: str, device: bytes, index_id: int
+    ) -> None:
+        fid = self.folder_id(conn, folder)
+        did = self.device_id(conn, device)
+        conn.execute(
+            "INSERT INTO folder_devices (folder, device, index_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (folder, device) DO UPDATE SET index_id = excluded.index_id",
+            (fid, did, codec.to_signed(index_id)),
+        )
+
+    def ensure_local_index_id(self, conn: sqlite3.Connection, folder: str) -> int:
+        fid = self.folder_id(conn, folder)
+        did = self.device_id(conn, self.local_device)
+        row = conn.execute(
+            "SELECT index_id FROM folder_devices WHERE folder = ? AND device = ?", (fid, did)
+        ).fetchone()
+        if row is not None and row[0] != 0:
+            return codec.to_unsigned(row[0])
+        index_id = 0
+        while index_id == 0:
+            index_id = secrets.randbits(64)
+        self.set_index_id(conn, folder, self.local_device, index_id)
+        return index_id
+
+    # -- global versions -------------------------------------------------------------
+
+    def _recompute(self, conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> None:
+        local_did = self.device_id(conn, self.local_device)
+        for key in keys:
+            # One row per device: bounded. In device ID order, the same on every device,
+            # so an ordering rule that is not a total order still picks the same winner.
+            rows = conn.execute(
+                f"SELECT {codec.RANK_COLUMNS} FROM files JOIN devices d ON d.id = files.device "
+                "WHERE files.folder = ? AND files.name = ? ORDER BY d.device",
+                (fid, key),
+            ).fetchall()
+            if not rows:
+                conn.execute("DELETE FROM globals WHERE folder = ? AND name = ?", (fid, key))
+                continue
+            candidates = [codec.row_to_rank_file(key, row) for row in rows]
+            best = pick_global(candidates)
+            assert best is not None
+            index = next(i for i, c in enumerate(candidates) if c is best)
+            local_index = next((i for i, row in enumerate(rows) if row[0] == local_did), None)
+            local = None if local_index is None else candidates[local_index]
+            if local_index is not None and local is not None and (
+                (local.version, local.invalid) == (best.version, best.invalid)
+            ):
+                index = local_index  # equivalent holders: prefer the local copy
+            device, ftype, size, _mtime, deleted, invalid, version = rows[index]
+            conn.execute(
+                _UPSERT_GLOBAL,
+                (fid, key, device, version, ftype, size, deleted, invalid,
+                 need_level(candidates[index], local)),
+            )
+
+    def _recompute_touched(self, conn: sqlite3.Connection, fid: int) -> None:
+        last = b""
+        while True:
+            keys = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM temp.touched WHERE name > ? ORDER BY name LIMIT ?",
+                    (last, _RECOMPUTE_BATCH),
+                )
+            ]
+            if not keys:
+                break
+            self._recompute(conn, fid, keys)
+            last = keys[-1]
+        conn.execute("DELETE FROM temp.touched")
+
+
+def _touch(conn: sqlite3.Connection, select: str, params: tuple[object, ...]) -> None:
+    """Collect names to recompute in a temp table (on disk, not in Python memory)."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS touched (name BLOB PRIMARY KEY) WITHOUT ROWID"
+    )
+    conn.execute("DELETE FROM temp.touched")
+    conn.execute(f"INSERT OR IGNORE INTO temp.touched (name) {select}", params)
+
+
+def _max_sequence(conn: sqlite3.Connection, fid: int, did: int) -> int:
+    row = conn.execute(
+        "SELECT max_sequence FROM folder_devices WHERE folder = ? AND device = ?", (fid, did)
+    ).fetchone()
+    return row[0] if row else 0
+
+
+def _set_max_sequence(conn: sqlite3.Connection, fid: int, did: int, sequence: int) -> None:
+    conn.execute(
+        "INSERT INTO folder_devices (folder, device, max_sequence) VALUES (?, ?, ?) "
+        "ON CONFLICT (folder, device) DO UPDATE SET max_sequence = excluded.max_sequence",
+        (fid, did, sequence),
+    )

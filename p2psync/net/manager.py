@@ -1,0 +1,299 @@
+"""The connection manager: listens, dials known devices, authenticates, and hands each
+trusted connection to the sync model.
+
+Acceptance: TLS 1.3 with both certificates; the peer's certificate hash is its device
+ID. Ourselves and "not the device we dialled" are refused at once; after the Hello
+exchange an unknown device is recorded as pending (with the name from its Hello) and
+closed before any index data. Exactly one connection per device: when both sides dial
+at once, the connection started by the device with the greater ID wins on both ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+from OpenSSL import SSL
+
+from .. import CLIENT_NAME, __version__
+from ..config import Config, DeviceConfig
+from ..discovery.cache import AddressCache
+from ..errors import ProtocolError
+from ..events import EventLog
+from ..identity import DeviceID, Identity
+from ..pending import PendingDevice, PendingStore
+from ..protocol.connection import NEED_DATA, Connection
+from ..protocol.messages import Close, Hello
+from .peer import PeerConnection
+from .ratelimit import RateLimitedStream, TokenBucket
+from .tls import TLSStream, make_tls_context, tls_accept, tls_connect
+from .trust import PeerRejectedError, authenticate_peer
+
+log = logging.getLogger("p2psync.net")
+
+HANDSHAKE_TIMEOUT = 10.0
+DIAL_TIMEOUT = 10.0
+BACKOFF_MIN = 0.5
+BACKOFF_MAX = 60.0
+_URL_RE = re.compile(r"tcp://(\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})")
+
+
+def parse_tcp_url(url: str) -> tuple[str, int]:
+    m = _URL_RE.fullmatch(url)
+    if not m:
+        raise ValueError(f"not a tcp://HOST:PORT address: {url!r}")
+    return (m.group("v6") or m.group("host")), int(m.group("port"))
+
+
+def format_tcp_url(host: str, port: int) -> str:
+    return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+
+
+@dataclass
+class _Active:
+    peer: PeerConnection
+    initiated_by_us: bool
+
+
+class ConnectionManager:
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        get_config: Callable[[], Config],
+        cache: AddressCache,
+        pending: PendingStore,
+        events: EventLog,
+        serve_peer: Callable[[PeerConnection], Awaitable[None]],
+    ) -> None:
+        self.identity = identity
+        self.local = identity.device_id
+        self.get_config = get_config
+        self.cache = cache
+        self.pending = pending
+        self.events = events
+        self.serve_peer = serve_peer
+        self.listen_addresses: list[str] = []
+        self.active: dict[DeviceID, _Active] = {}
+        self._dialing: set[DeviceID] = set()
+        self._next_attempt: dict[DeviceID, float] = {}
+        self._backoff: dict[DeviceID, float] = {}
+        self._ctx: SSL.Context | None = None
+        self._wake = trio.Event()
+        self.send_bucket = TokenBucket.unlimited()
+        self.recv_bucket = TokenBucket.unlimited()
+        self._device_buckets: dict[DeviceID, tuple[TokenBucket, TokenBucket]] = {}
+
+    # ---- lifecycle -----------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        self._ctx = make_tls_context(self.identity)
+        self.apply_rate_limits()
+        config = self.get_config()
+        listeners: list[trio.SocketListener] = []
+        for url in config.listen:
+            host, port = parse_tcp_url(url)
+            listeners.extend(await trio.open_tcp_listeners(port, host=host))
+        self.listen_addresses = []
+        for listener in listeners:
+            host, port = listener.socket.getsockname()[:2]
+            self.listen_addresses.append(format_tcp_url(host, port))
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for listener in listeners:
+                nursery.start_soon(trio.serve_listeners, self._handle_incoming, [listener])
+            nursery.start_soon(self._dial_loop)
+            log.info("listening on %s", ", ".join(self.listen_addresses))
+            task_status.started(self.listen_addresses)
+
+    def wake_dialer(self) -> None:
+        """Config or addresses changed: try dialling now."""
+        self._next_attempt.clear()
+        self._wake.set()
+
+    def apply_rate_limits(self) -> None:
+        cfg = self.get_config()
+        self.send_bucket.set_rate(cfg.max_send_kbps * 1024)
+        self.recv_bucket.set_rate(cfg.max_recv_kbps * 1024)
+        for device, (send, recv) in self._device_buckets.items():
+            dc = cfg.device(device)
+            send.set_rate((dc.max_send_kbps if dc else 0) * 1024)
+            recv.set_rate((dc.max_recv_kbps if dc else 0) * 1024)
+
+    def is_connected(self, device: DeviceID) -> bool:
+        a = self.active.get(device)
+        return a is not None and not a.peer.closed
+
+    async def disconnect(self, device: DeviceID, reason: str) -> None:
+        a = self.active.get(device)
+        if a is not None:
+            await a.peer.close(reason)
+
+    # ---- incoming ------------------------------------------------------------------
+    async def _handle_incoming(self, stream: trio.SocketStream) -> None:
+        try:
+            address = format_tcp_url(*stream.socket.getpeername()[:2])
+        except OSError:
+            address = "unknown"
+        try:
+            tls = await tls_accept(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
+        except (trio.BrokenResourceError, trio.TooSlowError, trio.ClosedResourceError, OSError) as exc:
+            log.info("TLS handshake with %s failed: %s", address, exc)
+            return
+        await self._establish(tls, address=address, expected=None, initiated_by_us=False)
+
+    # ---- outgoing ------------------------------------------------------------------
+    async def _dial_loop(self) -> None:
+        while True:
+            config = self.get_config()
+            now = trio.current_time()
+            soonest = now + 1.0
+            for dc in config.devices:
+                device = dc.device_id
+                if dc.paused or self.is_connected(device) or device in self._dialing:
+                    continue
+                due = self._next_attempt.get(device, 0.0)
+                if due > now:
+                    soonest = min(soonest, due)
+                    continue
+                addresses = self._addresses_for(dc)
+                if not addresses:
+                    continue
+                self._dialing.add(device)
+                self._nursery.start_soon(self._dial, dc, addresses)
+            self._wake = trio.Event()
+            with trio.move_on_at(soonest):
+                await self._wake.wait()
+
+    def _addresses_for(self, dc: DeviceConfig) -> list[str]:
+        explicit = [a for a in dc.addresses if a != "dynamic"]
+        dynamic = self.cache.addresses(dc.device_id.raw, trio.current_time()) if "dynamic" in dc.addresses else []
+        return list(dict.fromkeys(explicit + dynamic))
+
+    async def _dial(self, dc: DeviceConfig, addresses: list[str]) -> None:
+        device = dc.device_id
+        try:
+            for address in addresses:
+                if self.is_connected(device):
+                    return
+                try:
+                    host, port = parse_tcp_url(address)
+                except ValueError:
+                    continue
+                try:
+                    with trio.fail_after(DIAL_TIMEOUT):
+                        tcp = await trio.open_tcp_stream(host, port)
+                    tls = await tls_connect(tcp, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
+                except (OSError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    log.debug("dial %s at %s failed: %s", device.short_str(), address, exc)
+                    continue
+                self._dialing.discard(device)
+                self._backoff.pop(device, None)
+                ok = await self._establish(tls, address=address, expected=device, initiated_by_us=True)
+                if ok:
+                    self._next_attempt[device] = trio.current_time() + BACKOFF_MIN
+                    return
+                if not ok and address in self.cache.addresses(device.raw, trio.current_time()):
+                    self.cache.forget(device.raw, address)
+            backoff = min(BACKOFF_MAX, self._backoff.get(device, BACKOFF_MIN) * 2)
+            self._backoff[device] = backoff
+            self._next_attempt[device] = trio.current_time() + backoff * random.uniform(0.8, 1.2)
+        finally:
+            self._dialing.discard(device)
+            self._wake.set()
+
+    # ---- both directions -----------------------------------------------------------
+    async def _establish(self, tls: TLSStream, *, address: str, expected: DeviceID | None, initiated_by_us: bool) -> bool:
+        """Authenticate, exchange Hellos, tie-break, then serve. True if it was accepted."""
+        try:
+            device = authenticate_peer(
+                tls.peer_certificate_chain_der(), our_id=self.local, expected=expected, is_known=lambda _d: True
+            )
+        except PeerRejectedError as exc:
+            log.warning("refused connection with %s: %s", address, exc)
+            await trio.aclose_forcefully(tls)
+            return False
+        config = self.get_config()
+        protocol = Connection(Hello(device_name=config.name, client_name=CLIENT_NAME,
+                                    client_version=__version__, timestamp=time.time_ns()))
+        try:
+            with trio.fail_after(HANDSHAKE_TIMEOUT):
+                await tls.send_all(protocol.start())
+                hello = await _receive_hello(tls, protocol)
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError) as exc:
+            log.info("Hello exchange with %s (%s) failed: %s", device.short_str(), address, exc)
+            await trio.aclose_forcefully(tls)
+            return False
+        dc = config.device(device)
+        if dc is None:
+            log.warning("device %s (%r) at %s is not trusted; recorded as pending", device, hello.device_name, address)
+            await trio.to_thread.run_sync(
+                self.pending.add_device, PendingDevice(str(device), hello.device_name, address, time.time())
+            )
+            self.events.emit("DeviceRejected", device=str(device), name=hello.device_name, address=address)
+            await _close_quietly(tls, protocol, "unknown device")
+            return False
+        if dc.paused:
+            await _close_quietly(tls, protocol, "device paused")
+            return False
+        existing = self.active.get(device)
+        if existing is not None and not existing.peer.closed:
+            if existing.initiated_by_us != initiated_by_us:
+                winner_is_ours = self.local.raw > device.raw  # the greater ID's dial wins
+                if initiated_by_us != winner_is_ours:
+                    await _close_quietly(tls, protocol, "duplicate connection")
+                    return False
+            await existing.peer.close("replaced by a newer connection")
+        send_bucket, recv_bucket = self._buckets_for(device)
+        stream = RateLimitedStream(tls, send_buckets=[self.send_bucket, send_bucket],
+                                   receive_buckets=[self.recv_bucket, recv_bucket])
+        peer = PeerConnection(stream, protocol, device, address)
+        self.active[device] = _Active(peer, initiated_by_us)
+        log.info("connected to %s (%s) at %s", device.short_str(), hello.device_name, address)
+        try:
+            await self.serve_peer(peer)
+        finally:
+            if self.active.get(device) is not None and self.active[device].peer is peer:
+                del self.active[device]
+            self._next_attempt[device] = trio.current_time() + BACKOFF_MIN
+            self._wake.set()
+            log.info("disconnected from %s: %s", device.short_str(), peer.close_reason)
+        return True
+
+    def _buckets_for(self, device: DeviceID) -> tuple[TokenBucket, TokenBucket]:
+        if device not in self._device_buckets:
+            dc = self.get_config().device(device)
+            self._device_buckets[device] = (
+                TokenBucket((dc.max_send_kbps if dc else 0) * 1024),
+                TokenBucket((dc.max_recv_kbps if dc else 0) * 1024),
+            )
+        return self._device_buckets[device]
+
+
+async def _receive_hello(stream: trio.abc.Stream, protocol: Connection) -> Hello:
+    while True:
+        event = protocol.next_event()
+        if isinstance(event, Hello):
+            return event
+        if event is not NEED_DATA:
+            raise trio.BrokenResourceError("peer closed before its Hello")
+        data = await stream.receive_some(64 * 1024)
+        protocol.receive_data(data)
+        if not data:
+            event = protocol.next_event()
+            if isinstance(event, Hello):
+                return event
+            raise trio.BrokenResourceError("peer closed before its Hello")
+
+
+async def _close_quietly(stream: trio.abc.Stream, protocol: Connection, reason: str) -> None:
+    with trio.move_on_after(2):
+        try:
+            await stream.send_all(protocol.send(Close(reason=reason)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError):
+            pass
+    await trio.aclose_forcefully(stream)

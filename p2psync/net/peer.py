@@ -1,0 +1,257 @@
+"""One authenticated connection to a device: one reader task, a locked writer, request
+matching with timeouts, byte budgets both ways, keep-alives and a receive timeout.
+
+The sans-IO ``protocol.connection.Connection`` does all parsing; this adapter only
+moves bytes and routes messages to a ``PeerHandler`` (the sync model).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..identity import DeviceID
+from ..protocol.messages import (
+    Close,
+    ConnectionClosed,
+    ErrorCode,
+    Message,
+    Ping,
+    Request,
+    Response,
+)
+from ..protocol.connection import NEED_DATA
+from .budget import ByteBudget
+
+log = logging.getLogger("p2psync.net.peer")
+
+RECEIVE_CHUNK = 256 * 1024
+PING_INTERVAL = 90.0
+RECEIVE_TIMEOUT = 300.0
+REQUEST_TIMEOUT = 120.0
+DEFAULT_BUDGET = 64 * 1024 * 1024
+
+
+class RequestFailed(Exception):
+    """A block request was answered with an error code, timed out or lost its connection."""
+
+    def __init__(self, code: ErrorCode | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PeerHandler(Protocol):
+    """What the sync model provides to a connection."""
+
+    async def handle_message(self, peer: PeerConnection, message: Message) -> None:
+        """ClusterConfig, Index, IndexUpdate, DownloadProgress — in arrival order."""
+
+    async def handle_request(self, peer: PeerConnection, request: Request) -> Response:
+        """Serve one block request."""
+
+
+@dataclass
+class TransferStats:
+    bytes_in: int = 0
+    bytes_out: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    connected_at: float = field(default=0.0)
+
+
+class PeerConnection:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        connection,  # protocol.connection.Connection (post-Hello)
+        device_id: DeviceID,
+        address: str,
+        *,
+        outgoing_budget: int = DEFAULT_BUDGET,
+        incoming_budget: int = DEFAULT_BUDGET,
+        request_timeout: float = REQUEST_TIMEOUT,
+        ping_interval: float = PING_INTERVAL,
+        receive_timeout: float = RECEIVE_TIMEOUT,
+    ) -> None:
+        self.stream = stream
+        self.protocol = connection
+        self.device_id = device_id
+        self.address = address
+        self.stats = TransferStats(connected_at=trio.current_time())
+        self.outgoing = ByteBudget(outgoing_budget)
+        self.incoming = ByteBudget(incoming_budget)
+        self.request_timeout = request_timeout
+        self.ping_interval = ping_interval
+        self.receive_timeout = receive_timeout
+        self._send_lock = trio.StrictFIFOLock()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._last_send = trio.current_time()
+        self._closed = trio.Event()
+        self._closing = False
+        self.close_reason = ""
+
+    # ---- sending -------------------------------------------------------------------
+    async def send(self, message: Message) -> None:
+        if self._closing and not isinstance(message, Close):
+            raise trio.ClosedResourceError(f"connection to {self.device_id.short_str()} is closed")
+        data = self.protocol.send(message)
+        async with self._send_lock:
+            await self.stream.send_all(data)
+            self.stats.bytes_out += len(data)
+            self.stats.messages_out += 1
+            self._last_send = trio.current_time()
+
+    async def request(
+        self, folder: str, name: str, offset: int, size: int, hash: bytes, *, from_temporary: bool = False
+    ) -> bytes:
+        """Fetch one block; waits for outgoing budget first so a slow peer gets fewer bytes in flight."""
+        if self._closed.is_set():
+            raise RequestFailed(None, f"connection to {self.device_id.short_str()} is closed")
+        await self.outgoing.acquire(size)
+        request_id = next(self._ids) & 0x7FFFFFFF
+        pending = _Pending()
+        self._pending[request_id] = pending
+        try:
+            await self.send(
+                Request(id=request_id, folder=folder, name=name, offset=offset, size=size, hash=hash,
+                        from_temporary=from_temporary)
+            )
+            with trio.move_on_after(self.request_timeout) as scope:
+                await pending.done.wait()
+            if scope.cancelled_caught:
+                raise RequestFailed(None, f"request for {name}@{offset} timed out")
+            if pending.response is None:
+                raise RequestFailed(None, f"connection lost while requesting {name}@{offset}")
+            if pending.response.code != ErrorCode.NO_ERROR:
+                raise RequestFailed(pending.response.code, f"peer answered {pending.response.code.name} for {name}@{offset}")
+            return pending.response.data
+        finally:
+            self._pending.pop(request_id, None)
+            self.outgoing.release(size)
+
+    async def close(self, reason: str) -> None:
+        """Send Close (best effort) and close the stream."""
+        if self._closing:
+            return
+        self._closing = True
+        self.close_reason = self.close_reason or reason
+        with trio.move_on_after(2) as scope:
+            scope.shield = True
+            try:
+                await self.send(Close(reason=reason))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError):
+                pass
+            await trio.aclose_forcefully(self.stream)
+        self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        self._closed.set()
+        for pending in self._pending.values():
+            pending.done.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # ---- the reader --------------------------------------------------------------
+    async def run(self, handler: PeerHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read until the peer closes, errs, or goes silent; then close. Never raises for
+        peer misbehaviour or a lost connection: it is logged and ends this connection only."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keepalive)
+            task_status.started()
+            try:
+                await self._read_loop(handler, nursery)
+            except RemoteProtocolError as exc:
+                self.close_reason = f"protocol error: {exc}"
+                log.warning("closing connection to %s: %s", self.device_id.short_str(), exc)
+            except LocalProtocolError as exc:
+                self.close_reason = f"internal protocol error: {exc}"
+                log.error("bug: closing connection to %s: %s", self.device_id.short_str(), exc)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self.close_reason = self.close_reason or f"connection lost: {exc}"
+                log.info("connection to %s lost: %s", self.device_id.short_str(), exc or type(exc).__name__)
+            finally:
+                nursery.cancel_scope.cancel()
+                await self.close(self.close_reason or "closing")
+
+    async def _read_loop(self, handler: PeerHandler, nursery: trio.Nursery) -> None:
+        while True:
+            with trio.move_on_after(self.receive_timeout) as scope:
+                data = await self.stream.receive_some(RECEIVE_CHUNK)
+            if scope.cancelled_caught:
+                self.close_reason = f"no data for {self.receive_timeout:.0f} s"
+                log.warning("closing connection to %s: %s", self.device_id.short_str(), self.close_reason)
+                return
+            self.stats.bytes_in += len(data)
+            self.protocol.receive_data(data)
+            while True:
+                event = self.protocol.next_event()
+                if event is NEED_DATA:
+                    break
+                if isinstance(event, ConnectionClosed):
+                    self.close_reason = self.close_reason or "peer closed the connection"
+                    return
+                self.stats.messages_in += 1
+                if isinstance(event, Close):
+                    self.close_reason = f"peer closed: {event.reason}"
+                    log.info("%s closed the connection: %s", self.device_id.short_str(), event.reason)
+                    return
+                if isinstance(event, Ping):
+                    continue
+                if isinstance(event, Response):
+                    pending = self._pending.get(event.id)
+                    if pending is None:
+                        log.debug("response for unknown request %d from %s", event.id, self.device_id.short_str())
+                        continue
+                    pending.response = event
+                    pending.done.set()
+                    continue
+                if isinstance(event, Request):
+                    # Backpressure: stop reading until the request fits in the budget.
+                    await self.incoming.acquire(event.size)
+                    nursery.start_soon(self._serve, handler, event)
+                    continue
+                await handler.handle_message(self, event)
+            if not data:
+                return
+
+    async def _serve(self, handler: PeerHandler, request: Request) -> None:
+        try:
+            try:
+                response = await handler.handle_request(self, request)
+            except Exception:  # a bug in serving must not kill the connection silently
+                log.exception("serving %s to %s failed", request.name, self.device_id.short_str())
+                response = Response(id=request.id, code=ErrorCode.GENERIC)
+            await self.send(response)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.incoming.release(request.size)
+
+    async def _keepalive(self) -> None:
+        while True:
+            await trio.sleep(max(0.0, self._last_send + self.ping_interval - trio.current_time()))
+            if trio.current_time() - self._last_send >= self.ping_interval:
+                try:
+                    await self.send(Ping())
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+
+
+class _Pending:
+    __slots__ = ("done", "response")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.response: Response | None = None
+

@@ -1,0 +1,165 @@
+"""Bytes <-> messages: the Hello preamble, length-prefixed frames and msgpack bodies.
+
+    Hello:  magic u32 BE | length u16 BE | msgpack map
+    Frame:  length u32 BE | type u8 | msgpack map      (length counts type + payload)
+
+The ``parse_*`` functions look at the front of a receive buffer and return
+``(value, bytes_consumed)`` or ``None`` when more bytes are needed. They check every
+length field as soon as its bytes are there, so a hostile length fails before anything
+is buffered for it. Decoding errors are RemoteProtocolError; refusing to encode invalid
+data is LocalProtocolError.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+from . import limits as L
+from . import schema
+from .messages import MESSAGE_TYPES, Hello, Message, MessageType
+from .validate import Invalid
+
+HELLO_HEADER = struct.Struct(">IH")
+FRAME_HEADER = struct.Struct(">IB")
+LENGTH = struct.Struct(">I")
+TYPE_MASK = 0x7F
+COMPRESSED_FLAG = 0x80  # reserved for LZ4 bodies; must be 0 in wire version 1
+
+_UNPACK_ERRORS = (ValueError, TypeError, OverflowError, msgpack.UnpackException)
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not allowed")
+
+
+def unpack(payload: bytes | memoryview, what: str) -> Any:
+    """One msgpack value with strict types and per-object size limits."""
+    try:
+        return msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            use_list=False,
+            ext_hook=_refuse_ext,
+            timestamp=0,
+            **L.MSGPACK_LIMITS,
+        )
+    except _UNPACK_ERRORS as exc:
+        detail = str(exc) or type(exc).__name__
+        raise RemoteProtocolError(f"{what}: malformed msgpack ({detail})") from None
+
+
+def _pack(plain: Any, what: str) -> bytes:
+    try:
+        return msgpack.packb(plain, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LocalProtocolError(f"cannot encode {what}: {exc}") from None
+
+
+# -- Hello --------------------------------------------------------------------------------
+
+
+def encode_hello(hello: Hello) -> bytes:
+    if not isinstance(hello, Hello):
+        raise LocalProtocolError(f"expected a Hello, got {type(hello).__name__}")
+    try:
+        plain = schema.hello_to_plain(hello)
+        schema.hello_from_plain(plain)
+    except Invalid as exc:
+        raise LocalProtocolError(f"refusing to send an invalid Hello: {exc}") from None
+    body = _pack(plain, "Hello")
+    if len(body) > L.MAX_HELLO_SIZE:
+        raise LocalProtocolError(f"Hello is {len(body)} bytes, more than {L.MAX_HELLO_SIZE}")
+    return HELLO_HEADER.pack(L.MAGIC, len(body)) + body
+
+
+def parse_hello(buf: bytes | bytearray) -> tuple[Hello, int] | None:
+    if len(buf) >= 4:
+        (magic,) = LENGTH.unpack_from(buf)
+        if magic == L.SYNCTHING_MAGIC:
+            raise RemoteProtocolError("the peer speaks Syncthing's BEP, not p2psync")
+        if magic != L.MAGIC:
+            raise RemoteProtocolError(f"not a p2psync peer: magic {magic:#010x}")
+    if len(buf) < HELLO_HEADER.size:
+        return None
+    _, length = HELLO_HEADER.unpack_from(buf)
+    if length > L.MAX_HELLO_SIZE:
+        raise RemoteProtocolError(f"Hello of {length} bytes exceeds {L.MAX_HELLO_SIZE}")
+    end = HELLO_HEADER.size + length
+    if len(buf) < end:
+        return None
+    plain = unpack(bytes(buf[HELLO_HEADER.size : end]), "Hello")
+    try:
+        return schema.hello_from_plain(plain), end
+    except Invalid as exc:
+        raise RemoteProtocolError(f"invalid {exc}") from None
+
+
+# -- frames -------------------------------------------------------------------------------
+
+
+def message_type(message: object) -> MessageType:
+    try:
+        return MESSAGE_TYPES[type(message)]
+    except KeyError:
+        raise LocalProtocolError(f"{type(message).__name__} is not a framed message") from None
+
+
+def encode_message(message: Message) -> bytes:
+    """One complete frame; raises LocalProtocolError if the peer would reject it."""
+    mtype = message_type(message)
+    name = type(message).__name__
+    try:
+        plain = schema.to_plain(mtype, message)
+        schema.from_plain(mtype, plain)  # exactly the receiver's checks
+    except Invalid as exc:
+        raise LocalProtocolError(f"refusing to send an invalid {name}: {exc}") from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise LocalProtocolError(f"cannot encode {name}: {exc}") from None
+    payload = _pack(plain, name)
+    length = 1 + len(payload)
+    if length > L.MAX_FRAME_SIZE:
+        raise LocalProtocolError(
+            f"{name} frame is {length} bytes, more than {L.MAX_FRAME_SIZE}; send smaller batches"
+        )
+    return FRAME_HEADER.pack(length, mtype) + payload
+
+
+def parse_frame(
+    buf: bytes | bytearray, max_frame_size: int = L.MAX_FRAME_SIZE
+) -> tuple[Message, int] | None:
+    if len(buf) < LENGTH.size:
+        return None
+    (length,) = LENGTH.unpack_from(buf)
+    if length == 0:
+        raise RemoteProtocolError("empty frame (a frame has at least its type byte)")
+    if length > max_frame_size:
+        raise RemoteProtocolError(f"frame of {length} bytes exceeds the limit of {max_frame_size}")
+    if len(buf) < FRAME_HEADER.size:
+        return None
+    type_byte = buf[LENGTH.size]
+    if type_byte & COMPRESSED_FLAG:
+        raise RemoteProtocolError("compressed frames are not supported in wire version 1")
+    try:
+        mtype = MessageType(type_byte & TYPE_MASK)
+    except ValueError:
+        raise RemoteProtocolError(f"unknown message type {type_byte}") from None
+    end = LENGTH.size + length
+    if len(buf) < end:
+        return None
+    # Decode straight from the buffer (no copy of a 16 MiB body); release the views
+    # before returning so the caller can shrink the buffer.
+    with memoryview(buf) as view, view[FRAME_HEADER.size : end] as payload:
+        return decode_payload(mtype, payload), end
+
+
+def decode_payload(mtype: MessageType, payload: bytes | memoryview) -> Message:
+    plain = unpack(payload, mtype.name)
+    try:
+        return schema.from_plain(mtype, plain)
+    except Invalid as exc:
+        raise RemoteProtocolError(f"invalid {exc}") from None

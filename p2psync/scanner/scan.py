@@ -1,0 +1,475 @@
+"""The scan: turn what is on disk into new local FileInfo versions, hashing only what changed.
+
+``scan()`` merge-joins two streams sorted by name: the folder walk (``walker.Walker``)
+and the local index (``LocalIndexView.iter_local``). Per name:
+
+* on disk only                -> new entry (files are hashed), fresh version;
+* in the index only           -> tombstone (unless ignored, unreadable, or a case twin);
+* both, metadata equal        -> nothing (the cheap path: no hashing, no allocation);
+* both, metadata differs      -> rehash / new version with our counter bumped.
+
+Memory stays bounded: one directory listing per level, a bounded queue of hashing
+jobs, and batches of ``batch_size``. Hashing runs on ``hash_workers`` threads
+(hashlib releases the GIL). This module is synchronous; the daemon runs the generator
+in a worker thread. It writes nothing: the caller stores each batch in the index.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..errors import UnsafePathError
+from ..fs.base import FileStat, FileSystem
+from ..fs.internal import is_internal
+from ..protocol import vector
+from ..protocol.model import FileInfo, FileType, block_size_for
+from ..protocol.names import validate_name
+from .blocks import hash_file
+from .walker import DiskItem, IgnoreMatcher, ScanProblem, Walker, is_at_or_below
+
+__all__ = ["IgnoreMatcher", "LocalIndexView", "ScanBatch", "ScanProblem", "scan"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# FileInfo.local_flags bit: "invalid because ignored on this device". Only such entries
+# come back to life (new version) when un-ignored; entries invalid for other reasons
+# (e.g. a receive-only folder's local change) are compared like any other.
+FLAG_IGNORED = 1 << 1
+
+
+class LocalIndexView(Protocol):
+    """Read access to this device's own index entries for one folder."""
+
+    def get_local(self, name: str) -> FileInfo | None:
+        """The local entry for ``name`` (deleted ones included), or None."""
+        ...
+
+    def iter_local(self, prefix: str = "") -> Iterator[FileInfo]:
+        """Local entries (deleted included) whose name starts with ``prefix``, streamed,
+        sorted by name in code-point order (= UTF-8 bytes = SQLite BINARY collation).
+        Extra entries outside the prefix are tolerated (the scanner filters them)."""
+        ...
+
+
+@dataclass
+class ScanBatch:
+    """One chunk of scan results, in name order within each scanned subpath.
+
+    ``files``: changed entries with a new version (``sequence`` 0): store them and assign
+    sequences; an entry with ``invalid=True``, ``FLAG_IGNORED`` in ``local_flags`` and its
+    old version means "now ignored here".
+    ``refreshed``: same version and content, only local bookkeeping (inode) changed:
+    store without announcing. ``problems``: entries skipped, with the reason.
+    """
+
+    files: list[FileInfo] = field(default_factory=list)
+    refreshed: list[FileInfo] = field(default_factory=list)
+    problems: list[ScanProblem] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.refreshed or self.problems)
+
+
+def scan(
+    fs: FileSystem,
+    view: LocalIndexView,
+    *,
+    short_id: int,
+    now: Callable[[], int],
+    ignore: IgnoreMatcher | None = None,
+    subpaths: Sequence[str] | None = None,
+    hash_workers: int = 2,
+    batch_size: int = 500,
+    ignore_permissions: bool = False,
+) -> Iterator[ScanBatch]:
+    """Scan ``fs`` against ``view``, yielding batches of changes (nothing if unchanged).
+
+    ``short_id``: this device's short ID (version counter, ``modified_by``).
+    ``now``: Unix seconds for version counters. ``ignore``: patterns to honour (ignored
+    entries are neither recorded nor deleted; a known entry that became ignored is
+    re-announced invalid). ``subpaths``: scan only these names and what lies below them
+    (a parent the index does not know yet is scanned instead); None = whole folder.
+    ``ignore_permissions``: do not compare permissions; mark entries ``no_permissions``.
+    Raises UnsafePathError for an invalid subpath and FilesystemError if the folder root
+    is missing; per-entry failures become ``ScanBatch.problems``.
+    """
+    job = _Scan(
+        fs,
+        view,
+        short_id=short_id,
+        now=now,
+        ignore=ignore,
+        hash_workers=max(1, hash_workers),
+        batch_size=max(1, batch_size),
+        ignore_permissions=ignore_permissions,
+    )
+    return job.run(job.roots(subpaths))  # roots now: a bad subpath raises at the call
+
+
+# Outcome kinds travelling through the ordered output queue.
+_FILE, _REFRESH, _PROBLEM = range(3)
+_Outcome = tuple[int, FileInfo | ScanProblem]
+_HashJob = tuple[DiskItem, FileInfo | None, vector.Vector]
+# Small files are hashed in groups, one thread-pool task per group: for them the
+# per-task overhead would cost more than the hashing itself.
+_SMALL_FILE = 256 * 1024
+_GROUP_FILES = 64
+_GROUP_BYTES = 4 << 20
+
+
+class _Scan:
+    def __init__(
+        self,
+        fs: FileSystem,
+        view: LocalIndexView,
+        *,
+        short_id: int,
+        now: Callable[[], int],
+        ignore: IgnoreMatcher | None,
+        hash_workers: int,
+        batch_size: int,
+        ignore_permissions: bool,
+    ) -> None:
+        self._fs = fs
+        self._view = view
+        self._short_id = short_id
+        self._now = now
+        self._ignore = ignore
+        self._workers = hash_workers
+        self._batch_size = batch_size
+        self._ignore_perms = ignore_permissions
+        self._granularity = max(1, fs.mtime_granularity_ns)
+        self._case_insensitive = fs.is_case_insensitive()
+        self._problems: list[ScanProblem] = []
+        self._walker = Walker(fs, ignore, self._problems)
+        # Results in name order; hashing results are futures until resolved.
+        self._out: deque[_Outcome | Future[list[_Outcome]]] = deque()
+        self._group: list[_HashJob] = []
+        self._group_bytes = 0
+        self._max_pending = 4 * hash_workers + 16
+        self._batch = ScanBatch()
+        self._pool: ThreadPoolExecutor | None = None
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self, roots: list[str]) -> Iterator[ScanBatch]:
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="p2psync-hash")
+        try:
+            for root in roots:
+                yield from self._join(root)
+            self._flush_group()
+            yield from self._drain(0)
+            self._take_problems()
+            if self._batch:
+                yield self._batch
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _join(self, root: str) -> Iterator[ScanBatch]:
+        """Merge the sorted disk walk with the sorted index entries under ``root``."""
+        disk = self._walker.walk(root)
+        local = self._local_entries(root)
+        item = next(disk, None)
+        old = next(local, None)
+        out = self._out
+        while item is not None or old is not None:
+            if old is None or (item is not None and item.name < old.name):
+                self._new(item)  # type: ignore[arg-type]
+                item = next(disk, None)
+            elif item is None or old.name < item.name:
+                self._missing(old)
+                old = next(local, None)
+            else:
+                self._pair(item, old)
+                item = next(disk, None)
+                old = next(local, None)
+            if out:
+                yield from self._drain(self._max_pending)
+
+    def _local_entries(self, root: str) -> Iterator[FileInfo]:
+        below = root + "/"
+        for info in self._view.iter_local(root):
+            name = info.name
+            if root and name != root and not name.startswith(below):
+                continue
+            if ".p2p" in name and is_internal(name):
+                continue
+            yield info
+
+    def roots(self, subpaths: Sequence[str] | None) -> list[str]:
+        """Distinct subtrees to scan, none inside another, in name order."""
+        if subpaths is None:
+            return [""]
+        wanted: set[str] = set()
+        for sub in subpaths:
+            if sub == "":
+                return [""]
+            validate_name(sub)
+            if is_internal(sub):
+                continue
+            if self._case_insensitive:
+                try:
+                    sub = self._fs.real_name(sub)
+                except (OSError, UnsafePathError):
+                    pass
+            wanted.add(self._widen(sub))
+        roots: set[str] = set()
+        for sub in sorted(wanted, key=len):
+            if not is_at_or_below(sub, roots):
+                roots.add(sub)
+        return sorted(roots)
+
+    def _widen(self, name: str) -> str:
+        """Climb to the highest ancestor the index does not know as a live directory."""
+        while "/" in name:
+            parent = name.rpartition("/")[0]
+            known = self._view.get_local(parent)
+            if known is not None and known.is_directory and not known.deleted:
+                break
+            name = parent
+        return name
+
+    # ------------------------------------------------------------------ decisions
+
+    def _new(self, item: DiskItem) -> None:
+        if not item.ignored:
+            self._changed(item, None)
+
+    def _pair(self, item: DiskItem, old: FileInfo) -> None:
+        st = item.stat
+        if item.ignored:
+            if not old.deleted and not old.local_flags & FLAG_IGNORED:
+                self._emit(_FILE, self._as_ignored(old))
+            return
+        if old.deleted or old.local_flags & FLAG_IGNORED or st.type != old.type:
+            self._changed(item, old)
+        elif st.type == FileType.FILE:
+            if (
+                old.size == st.size
+                and self._same_mtime(old.modified_ns, st)
+                and (old.inode == st.inode or not old.inode)
+            ):
+                if self._perms_differ(old, st):
+                    self._emit(
+                        _FILE,
+                        old.with_(
+                            permissions=st.permissions,
+                            version=self._bump(old),
+                            modified_by=self._short_id,
+                            invalid=False,
+                            inode=st.inode,
+                            sequence=0,
+                            local_flags=0,
+                        ),
+                    )
+            else:
+                self._submit_hash(item, old)
+        elif st.type == FileType.DIRECTORY:
+            if self._perms_differ(old, st):
+                self._changed(item, old)
+        elif st.symlink_target != old.symlink_target:
+            self._changed(item, old)
+
+    def _changed(self, item: DiskItem, old: FileInfo | None) -> None:
+        st = item.stat
+        if st.type == FileType.FILE:
+            self._submit_hash(item, old)
+            return
+        if st.type == FileType.SYMLINK and _SURROGATE.search(st.symlink_target):
+            self._emit(_PROBLEM, ScanProblem(item.name, "symlink target is not valid UTF-8"))
+            return
+        is_link = st.type == FileType.SYMLINK
+        info = FileInfo(
+            name=item.name,
+            type=st.type,  # type: ignore[arg-type]  # the walker drops type None
+            size=0,
+            permissions=st.permissions,
+            modified_ns=st.mtime_ns,
+            modified_by=self._short_id,
+            no_permissions=self._ignore_perms or is_link,
+            version=self._bump(old),
+            symlink_target=st.symlink_target if is_link else "",
+            inode=st.inode,
+        )
+        self._emit(_FILE, info)
+
+    def _missing(self, old: FileInfo) -> None:
+        if old.deleted:
+            return
+        name = old.name
+        walker = self._walker
+        if is_at_or_below(name, walker.unreadable):
+            return
+        if is_at_or_below(name, walker.ignored_dirs) or (
+            self._ignore is not None and self._ignore.is_ignored(name)
+        ):
+            if not old.local_flags & FLAG_IGNORED:
+                self._emit(_FILE, self._as_ignored(old))
+            return
+        if self._case_insensitive and self._is_case_clash(name):
+            return
+        self._emit(
+            _FILE,
+            old.with_(
+                deleted=True,
+                invalid=False,
+                size=0,
+                block_size=0,
+                blocks=(),
+                symlink_target="",
+                version=self._bump(old),
+                modified_by=self._short_id,
+                inode=0,
+                sequence=0,
+                local_flags=0,
+            ),
+        )
+
+    def _is_case_clash(self, name: str) -> bool:
+        """On a case-insensitive fs, is missing ``name`` really held by a live case twin?
+
+        The walk saw the entry under another case (``foo`` for index ``Foo``). If the
+        index also has that other spelling alive, both index entries map to one file:
+        deleting either would lose data on case-sensitive peers, so report and keep
+        both. Otherwise it is a case-only rename: tombstone the old spelling.
+        """
+        try:
+            self._fs.lstat(name)
+            real = self._fs.real_name(name)
+        except (OSError, UnsafePathError):
+            return False
+        if real == name:
+            # Created after its directory was listed: the next scan sees it.
+            self._emit(_PROBLEM, ScanProblem(name, "changed during scan; will rescan"))
+            return True
+        twin = self._view.get_local(real)
+        if twin is None or twin.deleted:
+            return False
+        self._emit(
+            _PROBLEM,
+            ScanProblem(
+                name, f"case clash: the filesystem holds {real!r} under this name (both indexed)"
+            ),
+        )
+        return True
+
+    # ------------------------------------------------------------------ hashing
+
+    def _submit_hash(self, item: DiskItem, old: FileInfo | None) -> None:
+        assert self._pool is not None
+        job = (item, old, self._bump(old))  # `now` is read here, on the scanning thread
+        size = item.stat.size
+        if size <= _SMALL_FILE:
+            self._group.append(job)
+            self._group_bytes += size
+            if len(self._group) >= _GROUP_FILES or self._group_bytes >= _GROUP_BYTES:
+                self._flush_group()
+            return
+        self._flush_group()
+        self._out.append(self._pool.submit(self._hash_jobs, [job]))
+
+    def _flush_group(self) -> None:
+        if self._group:
+            assert self._pool is not None
+            self._out.append(self._pool.submit(self._hash_jobs, self._group))
+            self._group = []
+            self._group_bytes = 0
+
+    def _hash_jobs(self, jobs: list[_HashJob]) -> list[_Outcome]:
+        return [self._hash(*job) for job in jobs]
+
+    def _hash(self, item: DiskItem, old: FileInfo | None, version: vector.Vector) -> _Outcome:
+        """Worker thread: hash one file and build its FileInfo (or a problem)."""
+        st = item.stat
+        block_size = block_size_for(st.size, old.block_size if old is not None else 0)
+        try:
+            blocks = hash_file(self._fs, item.name, st, block_size)
+        except (FileNotFoundError, NotADirectoryError, UnsafePathError):
+            blocks = None
+        except OSError as exc:
+            return _PROBLEM, ScanProblem(item.name, f"cannot read: {exc.strerror or exc}")
+        if blocks is None:
+            return _PROBLEM, ScanProblem(item.name, "changed during scan; will rescan")
+        if (
+            old is not None
+            and old.is_file
+            and not old.deleted
+            and not old.local_flags & FLAG_IGNORED
+            and old.blocks == blocks
+            and not self._perms_differ(old, st)
+            and self._same_mtime(old.modified_ns, st)
+        ):
+            return _REFRESH, old.with_(inode=st.inode, sequence=0)
+        info = FileInfo(
+            name=item.name,
+            type=FileType.FILE,
+            size=st.size,
+            permissions=st.permissions,
+            modified_ns=st.mtime_ns,
+            modified_by=self._short_id,
+            no_permissions=self._ignore_perms,
+            version=version,
+            block_size=block_size,
+            blocks=blocks,
+            inode=st.inode,
+        )
+        return _FILE, info
+
+    # ------------------------------------------------------------------ output
+
+    def _emit(self, kind: int, payload: FileInfo | ScanProblem) -> None:
+        self._flush_group()  # keep name order: pending hashes come first
+        self._out.append((kind, payload))
+
+    def _drain(self, keep: int) -> Iterator[ScanBatch]:
+        """Move finished results, in order, into batches; block while more than ``keep``
+        results are queued (bounds memory and hashing look-ahead)."""
+        out = self._out
+        while out:
+            head = out[0]
+            if isinstance(head, Future):
+                if len(out) <= keep and not head.done():
+                    return
+                outcomes = head.result()
+            else:
+                outcomes = [head]
+            out.popleft()
+            for kind, payload in outcomes:
+                if kind == _FILE:
+                    self._batch.files.append(payload)  # type: ignore[arg-type]
+                elif kind == _REFRESH:
+                    self._batch.refreshed.append(payload)  # type: ignore[arg-type]
+                else:
+                    self._batch.problems.append(payload)  # type: ignore[arg-type]
+                if len(self._batch.files) + len(self._batch.refreshed) >= self._batch_size:
+                    self._take_problems()
+                    batch, self._batch = self._batch, ScanBatch()
+                    yield batch
+
+    def _take_problems(self) -> None:
+        if self._problems:
+            self._batch.problems.extend(self._problems)
+            self._problems.clear()
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _as_ignored(old: FileInfo) -> FileInfo:
+        """Known entry now ignored: same version, announced invalid, so a valid copy
+        elsewhere wins and nothing is deleted on peers."""
+        return old.with_(invalid=True, local_flags=old.local_flags | FLAG_IGNORED, sequence=0)
+
+    def _bump(self, old: FileInfo | None) -> vector.Vector:
+        return vector.update(old.version if old is not None else (), self._short_id, self._now())
+
+    def _same_mtime(self, old_ns: int, st: FileStat) -> bool:
+        g = self._granularity
+        return old_ns == st.mtime_ns or (g > 1 and old_ns // g == st.mtime_ns // g)
+
+    def _perms_differ(self, old: FileInfo, st: FileStat) -> bool:
+        return not self._ignore_perms and (old.permissions & 0o777) != st.permissions

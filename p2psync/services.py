@@ -1,0 +1,105 @@
+"""Optional services of a node (discovery, control API), wired by app.serve_node.
+
+Each is started with ``nursery.start`` so the node only reports ready once they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import trio
+
+from .identity import DeviceID
+
+if TYPE_CHECKING:
+    from .app import Node
+
+log = logging.getLogger("p2psync.services")
+
+API_ADDRESS_FILE = "api.address"
+
+
+async def start_services(node: Node, nursery: trio.Nursery) -> None:
+    """Start LAN discovery, global discovery and the control API as configured."""
+    config = node.config
+    if config.discovery.mdns:
+        await _start_mdns(node, nursery)
+    if config.discovery.global_servers:
+        await _start_global(node, nursery)
+    await _start_api(node, nursery)
+
+
+def _listen_port(node: Node) -> int | None:
+    for url in node.connections.listen_addresses:
+        try:
+            return int(url.rsplit(":", 1)[1])
+        except (IndexError, ValueError):
+            continue
+    return None
+
+
+async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:
+    from .discovery.mdns import mdns_interfaces_from_env, serve_mdns
+
+    interfaces = mdns_interfaces_from_env(list(node.config.discovery.mdns_interfaces))
+
+    def is_known(raw: bytes) -> bool:
+        return node.config.device(DeviceID(raw)) is not None
+
+    try:
+        node.mdns = await nursery.start(
+            lambda task_status: serve_mdns(
+                device_id=node.device_id,
+                listen_port=lambda: _listen_port(node),
+                interfaces=interfaces,
+                cache=node.cache,
+                is_known=is_known,
+                task_status=task_status,
+            )
+        )
+    except Exception as exc:  # LAN discovery is optional: the node works without it
+        log.warning("LAN discovery (mDNS) not available: %s", exc)
+
+
+async def _start_global(node: Node, nursery: trio.Nursery) -> None:
+    from .discovery.global_client import serve_global_discovery
+
+    def lookup_devices() -> list[DeviceID]:
+        return [
+            d.device_id
+            for d in node.config.devices
+            if "dynamic" in d.addresses and not d.paused and not node.connections.is_connected(d.device_id)
+        ]
+
+    node.global_discovery = await nursery.start(
+        lambda task_status: serve_global_discovery(
+            identity=node.identity,
+            servers=list(node.config.discovery.global_servers),
+            get_addresses=lambda: list(node.connections.listen_addresses),
+            lookup_devices=lookup_devices,
+            cache=node.cache,
+            task_status=task_status,
+        )
+    )
+
+
+async def _start_api(node: Node, nursery: trio.Nursery) -> None:
+    try:
+        from .api.server import serve_api
+    except ImportError:
+        return
+    host, _, port = node.config.api.rpartition(":")
+    host = host.strip("[]")
+    address = await nursery.start(lambda task_status: serve_api(node, host=host, port=int(port), task_status=task_status))
+    node.api_address = address
+    path = node.home / API_ADDRESS_FILE
+    tmp = path.with_name(f".{API_ADDRESS_FILE}.tmp")
+    await trio.to_thread.run_sync(_write_text, tmp, path, f"{address}\n")
+    log.info("control API on http://%s", address)
+
+
+def _write_text(tmp, path, text: str) -> None:
+    tmp.write_text(text)
+    os.replace(tmp, path)

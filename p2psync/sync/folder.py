@@ -1,0 +1,466 @@
+"""One shared folder: a serial work loop that scans, then pulls, and serves block requests.
+
+Scans and pulls never overlap, so the scanner never sees a half-applied pull and the
+puller's "unchanged since the last scan" check is meaningful. Triggers (watcher events,
+new remote index data, a timer, the user) only set flags; the loop does the work.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from ..config import FolderConfig
+from ..errors import FilesystemError, UnsafePathError
+from ..events import EventLog
+from ..fs.base import FileSystem
+from ..fs.basic import BasicFS
+from ..fs.internal import MARKER, is_internal
+from ..identity import DeviceID
+from ..index.store import IndexStore
+from ..protocol.messages import ErrorCode, Request, Response
+from ..protocol.model import FileInfo, FileType
+from ..protocol import vector
+from ..scanner.ignore import Ignore, IgnoreError
+from .notify import SequenceWatch, Wakeup
+from .plan import mass_delete_exceeded
+from .puller import BlockSource, ItemSkipped, Puller
+from .versioner import NoVersioning, Versioner
+
+log = logging.getLogger("p2psync.sync.folder")
+
+PULL_PAGE = 256
+FILES_IN_PARALLEL = 8
+RETRY_MIN = 1.0
+RETRY_MAX = 60.0
+FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
+
+
+@dataclass
+class FolderStatus:
+    state: str = "starting"  # starting, idle, scanning, syncing, error, paused
+    reason: str = ""
+    item_errors: dict[str, str] = field(default_factory=dict)
+    last_scan: float = 0.0
+    scan_problems: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: int = 0
+
+
+class IndexView:
+    """The scanner's LocalIndexView over the index store, for one folder."""
+
+    def __init__(self, index: IndexStore, folder: str) -> None:
+        self.index = index
+        self.folder = folder
+
+    def get_local(self, name: str) -> FileInfo | None:
+        return self.index.get_local(self.folder, name)
+
+    def iter_local(self, prefix: str = ""):
+        return self.index.iter_local(self.folder, prefix)
+
+
+class FolderRunner:
+    def __init__(
+        self,
+        config: FolderConfig,
+        *,
+        index: IndexStore,
+        local: DeviceID,
+        db_limiter: trio.CapacityLimiter,
+        sources_for: Callable[[str, str], Sequence[BlockSource]],
+        events: EventLog,
+        fs: FileSystem | None = None,
+        versioner: Versioner | None = None,
+        hash_workers: int = 2,
+    ) -> None:
+        self.config = config
+        self.id = config.id
+        self.index = index
+        self.local = local
+        self.limiter = db_limiter
+        self.events = events
+        self.fs = fs or BasicFS(config.resolved_path)
+        self.versioner = versioner or _make_versioner(self.fs, config)
+        self.hash_workers = hash_workers
+        self.status = FolderStatus()
+        self.local_sequence = SequenceWatch()
+        self.ignore = Ignore()
+        self._wake = Wakeup()
+        self._scan_full = True
+        self._scan_paths: set[str] = set()
+        self._pull_wanted = True
+        self._retry_at: float | None = None
+        self._retry_delay = RETRY_MIN
+        self._override_confirmed_deletes = False
+        self.puller = Puller(
+            folder=self.id,
+            fs=self.fs,
+            index=index,
+            versioner=self.versioner,
+            limiter=db_limiter,
+            sources_for=lambda name: sources_for(self.id, name),
+            ignore_permissions=config.ignore_permissions,
+            max_conflicts=config.max_conflicts,
+        )
+
+    # ---- triggers ------------------------------------------------------------------
+    def request_scan(self, paths: Sequence[str] | None = None) -> None:
+        if paths is None:
+            self._scan_full = True
+        else:
+            self._scan_paths.update(paths)
+        self._wake.set()
+
+    def request_pull(self) -> None:
+        self._pull_wanted = True
+        self._wake.set()
+
+    def confirm_deletes(self) -> None:
+        """The user accepted a mass delete that paused the folder."""
+        self._override_confirmed_deletes = True
+        self.request_pull()
+
+    async def _db(self, fn, *args):
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    # ---- the loop ------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.local_sequence.set(await self._db(self.index.max_sequence, self.id, self.local.raw))
+        await self._db(self.index.local_index_id, self.id)
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            if self.config.rescan_interval_s:
+                nursery.start_soon(self._periodic_scans)
+            if self.config.watcher:
+                nursery.start_soon(self._watch)
+            while True:
+                timeout = max(0.0, self._retry_at - trio.current_time()) if self._retry_at else float("inf")
+                with trio.move_on_after(timeout):
+                    await self._wake.wait()
+                if self._retry_at and trio.current_time() >= self._retry_at:
+                    self._retry_at = None
+                    self._pull_wanted = True
+                if self.config.paused:
+                    self._set_state("paused", "paused by the user")
+                    continue
+                await self._work()
+
+    async def _work(self) -> None:
+        if not await self._prepare():
+            return
+        if self._scan_full or self._scan_paths:
+            await self._scan()
+        if self._pull_wanted:
+            self._pull_wanted = False
+            await self._pull()
+            if self._scan_paths:  # local changes or conflict copies: scan them, then pull again
+                self._pull_wanted = True
+                self._wake.set()
+        if self.status.state in ("scanning", "syncing", "starting"):
+            self._set_state("idle" if not self.status.item_errors else "error",
+                             "" if not self.status.item_errors else f"{len(self.status.item_errors)} items not in sync")
+
+    async def _prepare(self) -> bool:
+        """The folder root must exist and carry our marker (so an unmounted disk never
+        looks like "everything was deleted")."""
+        ok, reason = await trio.to_thread.run_sync(self._check_root)
+        if not ok:
+            self._set_state("error", reason)
+            self._schedule_retry()
+            return False
+        try:
+            self.ignore = await trio.to_thread.run_sync(Ignore.load, self.config.resolved_path)
+        except IgnoreError as exc:
+            self._set_state("error", f"bad ignore file: {exc}")
+            self._schedule_retry()
+            return False
+        return True
+
+    def _check_root(self) -> tuple[bool, str]:
+        root = self.config.resolved_path
+        if not root.is_dir():
+            return False, f"folder path {root} is missing"
+        try:
+            self.fs.lstat(MARKER)
+        except FileNotFoundError:
+            has_files = self.index.max_sequence(self.id, self.local.raw) > 0
+            if has_files:
+                return False, f"folder marker {MARKER} is missing in {root} (unmounted disk?)"
+            self.fs.mkdir(MARKER)
+        return True, ""
+
+    def _set_state(self, state: str, reason: str = "") -> None:
+        if (state, reason) != (self.status.state, self.status.reason):
+            self.status.state = state
+            self.status.reason = reason
+            self.events.emit("FolderStateChanged", folder=self.id, state=state, reason=reason)
+
+    def _schedule_retry(self) -> None:
+        self._retry_at = trio.current_time() + self._retry_delay
+        self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
+
+    async def _periodic_scans(self) -> None:
+        while True:
+            await trio.sleep(self.config.rescan_interval_s)
+            self.request_scan(None)
+
+    async def _watch(self) -> None:
+        try:
+            from ..watcher import watch_folder
+        except ImportError:  # pragma: no cover - watcher module missing
+            return
+        send, receive = trio.open_memory_channel[list[str] | None](16)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_run_watcher, watch_folder, self.config, send)
+            async with receive:
+                async for paths in receive:
+                    self.request_scan(paths)
+
+    # ---- scanning ------------------------------------------------------------------
+    async def _scan(self) -> None:
+        from ..scanner.scan import scan
+
+        full = self._scan_full
+        paths = None if full else sorted(self._scan_paths)
+        self._scan_full = False
+        self._scan_paths = set()
+        self._set_state("scanning")
+        started = time.monotonic()
+        view = IndexView(self.index, self.id)
+        short = self.local.short_id
+        receive_only = self.config.type == "receiveonly"
+        batches = scan(
+            self.fs, view, short_id=short, now=lambda: int(time.time()), ignore=self.ignore,
+            subpaths=paths, hash_workers=self.hash_workers,
+            ignore_permissions=self.config.ignore_permissions,
+        )
+        problems: list[tuple[str, str]] = []
+        changed = 0
+        try:
+            while True:
+                batch = await trio.to_thread.run_sync(next, batches, None)
+                if batch is None:
+                    break
+                problems.extend(batch.problems)
+                files = list(batch.files)
+                if self.config.ignore_permissions:
+                    files = [f.with_(no_permissions=True) for f in files]
+                if batch.refreshed:
+                    # Same version and content; only local bookkeeping (inode) changed.
+                    await self._db(self.index.update_local, self.id, list(batch.refreshed))
+                if receive_only:
+                    files = [f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True) for f in files]
+                if files:
+                    stored = await self._db(self.index.update_local, self.id, files)
+                    changed += len(stored)
+                    if stored:
+                        self.local_sequence.set(max(f.sequence for f in stored))
+        finally:
+            await trio.to_thread.run_sync(_close_generator, batches)
+        self.status.last_scan = time.time()
+        self.status.scan_problems = problems[:1000]
+        for name, reason in problems[:20]:
+            log.warning("%s: cannot sync %r: %s", self.id, name, reason)
+        self.events.emit("LocalIndexUpdated" if changed else "ScanCompleted", folder=self.id,
+                         changed=changed, full=full, seconds=round(time.monotonic() - started, 3))
+        if changed:
+            self._pull_wanted = True
+
+    # ---- pulling -------------------------------------------------------------------
+    async def _pull(self) -> None:
+        if self.config.type == "sendonly":
+            return
+        need = await self._db(self.index.need_counts, self.id)
+        if need.files + need.directories + need.symlinks + need.deleted == 0:
+            self._retry_delay = RETRY_MIN
+            return
+        if await self._mass_delete_blocked(need.deleted):
+            return
+        self._set_state("syncing")
+        new_errors: dict[str, str] = {}
+        gen = self.index.iter_need(self.id, PULL_PAGE)
+        deletes: list[FileInfo] = []
+        try:
+            while True:
+                page = await self._db(_take, gen, PULL_PAGE)
+                if not page:
+                    break
+                page = [fi for fi in page if not self._skip_ignored(fi)]
+                dirs = [fi for fi in page if not fi.deleted and fi.is_directory]
+                files = [fi for fi in page if not fi.deleted and not fi.is_directory]
+                deletes.extend(fi for fi in page if fi.deleted)
+                for fi in dirs:
+                    await self._pull_one(fi, new_errors)
+                if files:
+                    await self._pull_parallel(files, new_errors)
+        finally:
+            await trio.to_thread.run_sync(_close_generator, gen)
+        for fi in reversed(deletes):  # deepest first, so directories are empty when we reach them
+            await self._pull_one(fi, new_errors)
+        self.status.item_errors = new_errors
+        if self.puller.created:
+            created, self.puller.created = self.puller.created, []
+            self._scan_paths.update(created)
+            self.status.conflicts += len(created)
+        if new_errors:
+            self._schedule_retry()
+        else:
+            self._retry_delay = RETRY_MIN
+
+    def _skip_ignored(self, fi: FileInfo) -> bool:
+        return self.ignore.is_ignored(fi.name)
+
+    async def _pull_parallel(self, files: list[FileInfo], errors: dict[str, str]) -> None:
+        limiter = trio.CapacityLimiter(FILES_IN_PARALLEL)
+
+        async def one(fi: FileInfo) -> None:
+            async with limiter:
+                await self._pull_one(fi, errors)
+
+        async with trio.open_nursery() as nursery:
+            for fi in files:
+                nursery.start_soon(one, fi)
+
+    async def _pull_one(self, fi: FileInfo, errors: dict[str, str]) -> None:
+        try:
+            await self.puller.pull_item(fi)
+        except ItemSkipped as exc:
+            errors[fi.name] = exc.reason
+            if exc.rescan:
+                self._scan_paths.add(fi.name)
+            log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
+            self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=exc.reason)
+            return
+        except Exception as exc:  # a bug must cost one item, not the folder
+            log.exception("%s: pulling %r failed", self.id, fi.name)
+            errors[fi.name] = f"internal error: {exc}"
+            return
+        stored = await self._db(self.index.max_sequence, self.id, self.local.raw)
+        self.local_sequence.set(stored)
+        self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=None,
+                         action="delete" if fi.deleted else "update")
+
+    async def _mass_delete_blocked(self, deletes: int) -> bool:
+        if self._override_confirmed_deletes or deletes == 0:
+            return False
+        local = await self._db(self.index.counts, self.id, self.local.raw)
+        total = local.files + local.directories + local.symlinks
+        if mass_delete_exceeded(deletes, total, self.config.mass_delete_share, self.config.mass_delete_min_files):
+            self._set_state(
+                "paused",
+                f"remote changes would delete {deletes} of {total} items; "
+                f"confirm with `p2psync folder confirm-deletes {self.id}`",
+            )
+            return True
+        return False
+
+    # ---- serving -------------------------------------------------------------------
+    async def serve_request(self, device: DeviceID, request: Request) -> Response:
+        code, data = await trio.to_thread.run_sync(self._read_block, request, limiter=self.limiter)
+        if code == ErrorCode.INVALID_FILE:
+            self.request_scan([request.name])
+        return Response(id=request.id, data=data, code=code)
+
+    def _read_block(self, req: Request) -> tuple[ErrorCode, bytes]:
+        if is_internal(req.name) or self.ignore.is_ignored(req.name):
+            log.warning("%s: refused request for internal/ignored %r", self.id, req.name)
+            return ErrorCode.NO_SUCH_FILE, b""
+        cur = self.index.get_local(self.id, req.name)
+        if cur is None or cur.deleted or cur.type != FileType.FILE or cur.invalid:
+            return ErrorCode.NO_SUCH_FILE, b""
+        if not any(b.offset == req.offset and b.size == req.size and b.hash == req.hash for b in cur.blocks):
+            return ErrorCode.INVALID_FILE, b""
+        try:
+            with self.fs.open_read(req.name) as handle:
+                data = handle.read_at(req.offset, req.size)
+        except UnsafePathError:
+            log.warning("%s: refused request for %r through a symlink", self.id, req.name)
+            return ErrorCode.NO_SUCH_FILE, b""
+        except (OSError, FilesystemError) as exc:
+            if getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
+                return ErrorCode.NO_SUCH_FILE, b""
+            return ErrorCode.GENERIC, b""
+        if hashlib.sha256(data).digest() != req.hash:
+            return ErrorCode.INVALID_FILE, b""
+        return ErrorCode.NO_ERROR, data
+
+    # ---- override / revert -----------------------------------------------------------
+    async def override(self) -> int:
+        """Send-only: make the cluster match this device by re-versioning local entries."""
+        seq = await self._db(self._override_sync)
+        self.local_sequence.set(seq)
+        return seq
+
+    def _override_sync(self) -> int:
+        now = int(time.time())
+        changed: list[FileInfo] = []
+        for global_ in self.index.iter_global(self.id):
+            local = self.index.get_local(self.id, global_.name)
+            if local is not None and local.version == global_.version:
+                continue
+            if local is None:
+                if global_.deleted:
+                    continue
+                local = global_.with_(deleted=True, blocks=(), size=0)
+            merged = vector.merge(local.version, global_.version)
+            changed.append(local.with_(version=vector.update(merged, self.local.short_id, now),
+                                       modified_by=self.local.short_id))
+            if len(changed) >= 500:
+                self.index.update_local(self.id, changed)
+                changed = []
+        if changed:
+            self.index.update_local(self.id, changed)
+        return self.index.max_sequence(self.id, self.local.raw)
+
+    async def revert(self) -> int:
+        """Receive-only: drop local changes so the cluster's versions are pulled back."""
+        count = await self._db(self._revert_sync)
+        self.request_pull()
+        return count
+
+    def _revert_sync(self) -> int:
+        count = 0
+        batch: list[FileInfo] = []
+        for local in self.index.iter_local(self.id):
+            if local.local_flags & FLAG_RECEIVE_ONLY:
+                batch.append(local.with_(version=vector.EMPTY, local_flags=0, invalid=True))
+                count += 1
+            if len(batch) >= 500:
+                self.index.update_local(self.id, batch)
+                batch = []
+        if batch:
+            self.index.update_local(self.id, batch)
+        return count
+
+
+def _take(gen, n: int) -> list:
+    return list(itertools.islice(gen, n))
+
+
+def _close_generator(gen) -> None:
+    gen.close()
+
+
+async def _run_watcher(watch_folder, config: FolderConfig, send) -> None:
+    """Watch until cancelled; if the OS refuses (watch limit), periodic scans carry on."""
+    async with send:
+        try:
+            await watch_folder(config.resolved_path, on_changes=send, delay=config.watcher_delay_ms / 1000)
+        except FilesystemError as exc:
+            log.warning("%s: not watching for changes (%s); relying on periodic scans", config.id, exc)
+
+
+def _make_versioner(fs: FileSystem, config: FolderConfig) -> Versioner:
+    try:
+        from .versioner import make_versioner  # type: ignore[attr-defined]
+    except ImportError:
+        return NoVersioning()
+    return make_versioner(fs, config.versioning)

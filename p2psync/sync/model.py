@@ -1,0 +1,268 @@
+"""The sync model: joins folder runners and peer connections.
+
+Per connection it sends our ClusterConfig, reads the peer's, works out which index data
+each side lacks (index IDs + sequences, like BEP's delta indexes), streams our index in
+sequence order in bounded batches as it grows, stores what the peer sends, and routes
+block requests to the folder that owns them. Offers of folders we do not share become
+pending folders.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+
+import trio
+
+from ..config import Config
+from ..events import EventLog
+from ..identity import DeviceID
+from ..index.store import IndexStore
+from ..net.peer import PeerConnection
+from ..pending import PendingFolder, PendingStore
+from ..protocol import vector
+from ..protocol.messages import (
+    ClusterConfig,
+    DownloadProgress,
+    ErrorCode,
+    Folder,
+    FolderDevice,
+    FolderType,
+    Index,
+    IndexUpdate,
+    Message,
+    Request,
+    Response,
+)
+from ..protocol.model import FileInfo
+from .folder import FLAG_RECEIVE_ONLY, FolderRunner
+
+log = logging.getLogger("p2psync.sync.model")
+
+INDEX_BATCH_FILES = 1000
+FOLDER_TYPES = {
+    "sendreceive": FolderType.SEND_RECEIVE,
+    "sendonly": FolderType.SEND_ONLY,
+    "receiveonly": FolderType.RECEIVE_ONLY,
+}
+
+
+class SyncModel:
+    def __init__(
+        self,
+        *,
+        local: DeviceID,
+        get_config: Callable[[], Config],
+        index: IndexStore,
+        db_limiter: trio.CapacityLimiter,
+        pending: PendingStore,
+        events: EventLog,
+    ) -> None:
+        self.local = local
+        self.get_config = get_config
+        self.index = index
+        self.limiter = db_limiter
+        self.pending = pending
+        self.events = events
+        self.folders: dict[str, FolderRunner] = {}
+        self.connections: dict[DeviceID, PeerConnection] = {}
+
+    async def _db(self, fn, *args):
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    # ---- who shares what -----------------------------------------------------------
+    def shared_with(self, folder_id: str, device: DeviceID) -> bool:
+        cfg = self.get_config().folder(folder_id)
+        return cfg is not None and str(device) in cfg.devices and folder_id in self.folders
+
+    def sources_for(self, folder_id: str, name: str) -> list[PeerConnection]:
+        """Connected peers that hold the global version of ``name`` (for the puller)."""
+        holders = set(self.index.devices_with_global(folder_id, name))
+        return [
+            peer for device, peer in self.connections.items()
+            if device.raw in holders and not peer.closed and self.shared_with(folder_id, device)
+        ]
+
+    async def cluster_config_for(self, device: DeviceID) -> ClusterConfig:
+        cfg = self.get_config()
+        folders = []
+        for fc in cfg.folders:
+            if str(device) not in fc.devices or fc.id not in self.folders:
+                continue
+            ours = FolderDevice(
+                id=self.local.raw,
+                name=cfg.name,
+                index_id=await self._db(self.index.local_index_id, fc.id),
+                max_sequence=await self._db(self.index.max_sequence, fc.id, self.local.raw),
+            )
+            theirs = FolderDevice(
+                id=device.raw,
+                index_id=await self._db(self.index.index_id, fc.id, device.raw),
+                max_sequence=await self._db(self.index.max_sequence, fc.id, device.raw),
+            )
+            folders.append(
+                Folder(id=fc.id, label=fc.label, type=FOLDER_TYPES[fc.type], paused=fc.paused,
+                       devices=(ours, theirs))
+            )
+        return ClusterConfig(folders=tuple(folders))
+
+    async def resend_cluster_config(self, device: DeviceID) -> None:
+        """Sharing with ``device`` changed: tell it (a later ClusterConfig updates the first)."""
+        peer = self.connections.get(device)
+        if peer is not None and not peer.closed:
+            await peer.send(await self.cluster_config_for(device))
+
+    # ---- a connection's life -------------------------------------------------------
+    async def serve_peer(self, peer: PeerConnection) -> None:
+        """Run one authenticated connection until it closes."""
+        old = self.connections.get(peer.device_id)
+        if old is not None and not old.closed:
+            await old.close("replaced by a newer connection")
+        self.connections[peer.device_id] = peer
+        self.events.emit("DeviceConnected", device=str(peer.device_id), address=peer.address)
+        session = _PeerSession(self, peer)
+        try:
+            async with trio.open_nursery() as nursery:
+                session.nursery = nursery
+                try:
+                    await peer.send(await self.cluster_config_for(peer.device_id))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+                await peer.run(session)
+                nursery.cancel_scope.cancel()
+        finally:
+            if self.connections.get(peer.device_id) is peer:
+                del self.connections[peer.device_id]
+            self.events.emit("DeviceDisconnected", device=str(peer.device_id), reason=peer.close_reason)
+
+
+class _PeerSession:
+    """The model's side of one connection (implements net.peer.PeerHandler)."""
+
+    def __init__(self, model: SyncModel, peer: PeerConnection) -> None:
+        self.model = model
+        self.peer = peer
+        self.device = peer.device_id
+        self.nursery: trio.Nursery | None = None
+        self.senders: dict[str, trio.CancelScope] = {}
+        self.announced: set[str] = set()  # folders the peer shares with us
+
+    async def handle_message(self, peer: PeerConnection, message: Message) -> None:
+        if isinstance(message, ClusterConfig):
+            await self._on_cluster_config(message)
+        elif isinstance(message, Index | IndexUpdate):
+            await self._on_index(message)
+        elif isinstance(message, DownloadProgress):
+            pass  # we do not fetch from temporary files
+
+    async def handle_request(self, peer: PeerConnection, request: Request) -> Response:
+        runner = self.model.folders.get(request.folder)
+        if runner is None or not self.model.shared_with(request.folder, self.device):
+            log.warning("%s requested %r from unshared folder %r", self.device.short_str(), request.name, request.folder)
+            return Response(id=request.id, code=ErrorCode.NO_SUCH_FILE)
+        return await runner.serve_request(self.device, request)
+
+    # ---- ClusterConfig -------------------------------------------------------------
+    async def _on_cluster_config(self, cc: ClusterConfig) -> None:
+        model = self.model
+        for folder in cc.folders:
+            if not model.shared_with(folder.id, self.device):
+                if model.get_config().folder(folder.id) is None or str(self.device) not in model.get_config().folder(folder.id).devices:  # type: ignore[union-attr]
+                    await trio.to_thread.run_sync(
+                        model.pending.add_folder,
+                        PendingFolder(folder.id, folder.label, str(self.device), time.time()),
+                    )
+                    model.events.emit("FolderOffered", folder=folder.id, label=folder.label, device=str(self.device))
+                continue
+            self.announced.add(folder.id)
+            theirs = next((d for d in folder.devices if d.id == self.device.raw), None)
+            ours = next((d for d in folder.devices if d.id == model.local.raw), None)
+            if theirs is not None:
+                stored = await model._db(model.index.index_id, folder.id, self.device.raw)
+                if theirs.index_id != stored:
+                    log.info("%s: index of %s reset (index ID changed); expecting a full index",
+                             folder.id, self.device.short_str())
+                    await model._db(model.index.drop_device, folder.id, self.device.raw)
+                    await model._db(model.index.set_index_id, folder.id, self.device.raw, theirs.index_id)
+            our_index_id = await model._db(model.index.local_index_id, folder.id)
+            our_max = await model._db(model.index.max_sequence, folder.id, model.local.raw)
+            if ours is not None and ours.index_id == our_index_id and ours.max_sequence <= our_max:
+                start, full = ours.max_sequence, False
+            else:
+                start, full = 0, True
+            if folder.id in self.senders:
+                self.senders.pop(folder.id).cancel()
+            assert self.nursery is not None
+            await self.nursery.start(self._send_index, folder.id, start, full)
+        for folder_id in list(self.senders):
+            if folder_id not in {f.id for f in cc.folders}:
+                self.senders.pop(folder_id).cancel()
+        for folder_id in self.announced:
+            runner = model.folders.get(folder_id)
+            if runner is not None:
+                runner.request_pull()
+
+    # ---- receiving an index --------------------------------------------------------
+    async def _on_index(self, message: Index | IndexUpdate) -> None:
+        model = self.model
+        if not model.shared_with(message.folder, self.device) or message.folder not in self.announced:
+            log.warning("%s sent an index for folder %r it does not share with us; ignored",
+                        self.device.short_str(), message.folder)
+            return
+        files = list(message.files)
+        if isinstance(message, Index):
+            await model._db(model.index.replace_remote, message.folder, self.device.raw, files)
+        else:
+            await model._db(model.index.update_remote, message.folder, self.device.raw, files)
+        model.events.emit("RemoteIndexUpdated", folder=message.folder, device=str(self.device), items=len(files))
+        runner = model.folders.get(message.folder)
+        if runner is not None:
+            runner.request_pull()
+
+    # ---- sending our index ---------------------------------------------------------
+    async def _send_index(self, folder_id: str, start: int, full: bool, *,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._send_index_loop(folder_id, start, full, task_status=task_status)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the connection ended; the reader reports why
+
+    async def _send_index_loop(self, folder_id: str, start: int, full: bool, *,
+                               task_status: trio.TaskStatus[None]) -> None:
+        runner = self.model.folders[folder_id]
+        with trio.CancelScope() as scope:
+            self.senders[folder_id] = scope
+            task_status.started()
+            sequence, first = start, full
+            while True:
+                batches = await self.model._db(_take_batches, self.model.index, folder_id, sequence)
+                for batch in batches:
+                    wire = [_for_wire(fi) for fi in batch]
+                    last = batch[-1].sequence
+                    if first:
+                        await self.peer.send(Index(folder=folder_id, files=tuple(wire), last_sequence=last))
+                        first = False
+                    else:
+                        await self.peer.send(IndexUpdate(folder=folder_id, files=tuple(wire),
+                                                         prev_sequence=sequence, last_sequence=last))
+                    sequence = last
+                if first:
+                    # A full send with nothing in it: an empty Index still resets the peer's view.
+                    await self.peer.send(Index(folder=folder_id, files=(), last_sequence=sequence))
+                    first = False
+                if not batches or len(batches[-1]) < INDEX_BATCH_FILES:
+                    await runner.local_sequence.wait_above(sequence)
+
+
+def _take_batches(index: IndexStore, folder: str, sequence: int, max_batches: int = 4) -> list[list[FileInfo]]:
+    return list(itertools.islice(index.iter_local_since(folder, sequence, INDEX_BATCH_FILES), max_batches))
+
+
+def _for_wire(fi: FileInfo) -> FileInfo:
+    """What peers may see of a local entry: no local bookkeeping; receive-only local
+    changes go out invalid with an empty version so they can never win."""
+    if fi.local_flags & FLAG_RECEIVE_ONLY:
+        return fi.with_(inode=0, local_flags=0, invalid=True, version=vector.EMPTY)
+    return fi.with_(inode=0, local_flags=0)

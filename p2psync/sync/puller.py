@@ -1,0 +1,422 @@
+"""The puller: the only code that writes user files.
+
+For each needed item it follows one path — check, build, version, apply, record:
+
+1. *check*: what is on disk must still be what the index recorded at the last scan;
+   otherwise the user changed it since and we rescan instead of clobbering it;
+2. *build* (files): a temp file next to the target (``.p2psync.<name>.tmp``) filled from
+   blocks already on this device (a previous partial temp, the old file, any local file
+   with the same block hash — renames and copies cost no network), then from peers that
+   have the needed version, several requests in flight, spread across peers; every block's
+   SHA-256 is verified before it is written; fsync;
+3. *version*: the old file goes to the versioner, or to a conflict copy if the change we
+   are applying is concurrent with it;
+4. *apply*: atomic rename, mtime, permissions;
+5. *record*: the new state (with its on-disk inode) goes into the index.
+
+Blocking work runs in worker threads; fetching is async. Everything a step needs is
+passed in, so the folder loop and tests drive it the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from ..errors import FilesystemError, UnsafePathError
+from ..fs.base import FileStat, FileSystem, WriteHandle
+from ..fs.internal import is_internal, temp_name
+from ..index.store import IndexStore
+from ..protocol.model import BlockInfo, FileInfo, FileType
+from ..protocol.ordering import is_conflict
+from .plan import conflict_copies_to_remove, conflict_copy_name, is_conflict_copy, metadata_matches
+from .versioner import Versioner
+
+log = logging.getLogger("p2psync.sync.puller")
+
+REQUESTS_IN_FLIGHT_PER_FILE = 16
+
+
+class BlockSource(Protocol):
+    """A connected peer that can serve blocks (net.peer.PeerConnection)."""
+
+    async def request(self, folder: str, name: str, offset: int, size: int, hash: bytes) -> bytes: ...
+
+
+class ItemSkipped(Exception):
+    """The item cannot be applied now; ``reason`` says why (shown to the user)."""
+
+    def __init__(self, reason: str, *, rescan: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rescan = rescan
+
+
+@dataclass
+class PullStats:
+    blocks_local: int = 0
+    blocks_network: int = 0
+    bytes_network: int = 0
+    items_done: int = 0
+    conflicts: int = 0
+
+
+def short_str_of(short_id: int) -> str:
+    """The 7-character form of a device from its short ID (the first 7 base32 chars of
+    the device ID only depend on its first 35 bits)."""
+    import base64
+
+    return base64.b32encode(short_id.to_bytes(8, "big")).decode("ascii")[:7]
+
+
+class Puller:
+    def __init__(
+        self,
+        *,
+        folder: str,
+        fs: FileSystem,
+        index: IndexStore,
+        versioner: Versioner,
+        limiter: trio.CapacityLimiter,
+        sources_for: Callable[[str], Sequence[BlockSource]],
+        ignore_permissions: bool = False,
+        max_conflicts: int = 10,
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
+    ) -> None:
+        self.folder = folder
+        self.fs = fs
+        self.index = index
+        self.versioner = versioner
+        self.limiter = limiter
+        self.sources_for = sources_for
+        self.ignore_permissions = ignore_permissions
+        self.max_conflicts = max_conflicts
+        self.clock = clock
+        self.stats = PullStats()
+        # Names the puller created that the scanner must pick up (conflict copies).
+        # Appended from worker threads; the folder loop drains it.
+        self.created: list[str] = []
+
+    async def _thread(self, fn: Callable[..., object], *args: object) -> object:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    # ---- entry point -----------------------------------------------------------------
+    async def pull_item(self, fi: FileInfo) -> None:
+        """Make the local copy of ``fi.name`` match ``fi`` (the global version), or raise
+        ItemSkipped saying why not."""
+        if is_internal(fi.name):
+            raise ItemSkipped("internal name; never synced")
+        cur = await self._thread(self.index.get_local, self.folder, fi.name)
+        assert cur is None or isinstance(cur, FileInfo)
+        try:
+            if fi.deleted:
+                await self._thread(self._apply_delete, fi, cur)
+            elif fi.type == FileType.DIRECTORY:
+                await self._thread(self._apply_directory, fi, cur)
+            elif fi.type == FileType.SYMLINK:
+                await self._thread(self._apply_symlink, fi, cur)
+            else:
+                await self._pull_file(fi, cur)
+        except UnsafePathError as exc:
+            raise ItemSkipped(f"unsafe path: {exc}") from exc
+        except FileNotFoundError as exc:
+            raise ItemSkipped(f"vanished while applying ({exc.strerror}); retrying later", rescan=True) from exc
+        except PermissionError as exc:
+            raise ItemSkipped(f"permission denied: {exc.filename or fi.name}") from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ItemSkipped("disk full") from exc
+            if exc.errno == errno.EROFS:
+                raise ItemSkipped("file system is read-only") from exc
+            raise ItemSkipped(f"{exc.strerror or exc}") from exc
+        self.stats.items_done += 1
+
+    # ---- the never-clobber check ---------------------------------------------------
+    def _stat_or_none(self, name: str) -> FileStat | None:
+        try:
+            return self.fs.lstat(name)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _check_unchanged(self, name: str, cur: FileInfo | None) -> FileStat | None:
+        """Raise ItemSkipped(rescan) unless the disk still holds what the index recorded."""
+        st = self._stat_or_none(name)
+        if cur is None or cur.deleted:
+            if st is not None:
+                raise ItemSkipped("an unscanned local item is in the way; rescanning", rescan=True)
+            return None
+        if st is None:
+            raise ItemSkipped("deleted locally since the last scan; rescanning", rescan=True)
+        if st.type != cur.type:
+            raise ItemSkipped("changed type locally since the last scan; rescanning", rescan=True)
+        if cur.type == FileType.FILE and not metadata_matches(
+            cur, size=st.size, mtime_ns=st.mtime_ns, inode=st.inode, permissions=st.permissions,
+            ignore_perms=self.ignore_permissions or cur.no_permissions,
+        ):
+            raise ItemSkipped("modified locally since the last scan; rescanning", rescan=True)
+        if cur.type == FileType.SYMLINK and st.symlink_target != cur.symlink_target:
+            raise ItemSkipped("symlink changed locally since the last scan; rescanning", rescan=True)
+        return st
+
+    # ---- record --------------------------------------------------------------------
+    def _record(self, fi: FileInfo, st: FileStat | None) -> None:
+        stored = fi.with_(
+            sequence=0,
+            local_flags=0,
+            inode=st.inode if st else 0,
+            modified_ns=fi.modified_ns if (st is None or fi.is_directory or fi.is_symlink) else st.mtime_ns,
+            permissions=st.permissions if (st and not fi.is_symlink and not self.ignore_permissions) else fi.permissions,
+        )
+        self.index.update_local(self.folder, [stored])
+
+    def _make_parent(self, name: str) -> None:
+        parent = name.rpartition("/")[0]
+        if parent:
+            st = self._stat_or_none(parent)
+            if st is None:
+                self.fs.makedirs(parent)
+            elif st.type != FileType.DIRECTORY:
+                raise ItemSkipped(f"parent {parent!r} is not a directory here yet")
+
+    # ---- versioning or conflict ----------------------------------------------------
+    def _move_old_aside(self, fi: FileInfo, cur: FileInfo | None) -> None:
+        """Hand the current file to the versioner, or keep it as a conflict copy when
+        ``fi`` is concurrent with it."""
+        if cur is None or cur.deleted or cur.type != FileType.FILE:
+            return
+        if is_conflict(cur, fi) and not is_conflict_copy(fi.name):
+            if self.max_conflicts == 0:
+                self.versioner.archive(fi.name)
+                return
+            copy = conflict_copy_name(fi.name, self.clock(), short_str_of(fi.modified_by))
+            self.fs.rename(fi.name, copy)
+            self.created.append(copy)
+            self.stats.conflicts += 1
+            log.warning("conflict on %s/%s: kept the local version as %s", self.folder, fi.name, copy)
+            self._prune_conflicts(fi.name)
+            return
+        self.versioner.archive(fi.name)
+
+    def _prune_conflicts(self, name: str) -> None:
+        if self.max_conflicts < 0:
+            return
+        parent = name.rpartition("/")[0]
+        names = [f"{parent}/{e.name}" if parent else e.name for e in self.fs.scandir(parent)]
+        for old in conflict_copies_to_remove(name, names, self.max_conflicts):
+            self.versioner.archive(old)
+            try:
+                self.fs.remove(old)
+            except FileNotFoundError:
+                pass
+
+    # ---- deletes ---------------------------------------------------------------------
+    def _apply_delete(self, fi: FileInfo, cur: FileInfo | None) -> None:
+        st = self._check_unchanged(fi.name, cur)
+        if st is not None:
+            if st.type == FileType.DIRECTORY:
+                try:
+                    self.fs.rmdir(fi.name)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise ItemSkipped("directory not empty (holds unsynced or ignored items)") from exc
+                    raise
+            elif st.type == FileType.FILE:
+                self.versioner.archive(fi.name)
+                try:
+                    self.fs.remove(fi.name)
+                except FileNotFoundError:
+                    pass  # the versioner moved it away
+            else:
+                self.fs.remove(fi.name)
+            parent = fi.name.rpartition("/")[0]
+            self.fs.fsync_dir(parent)
+        self._record(fi, None)
+
+    # ---- directories ---------------------------------------------------------------
+    def _apply_directory(self, fi: FileInfo, cur: FileInfo | None) -> None:
+        st = self._check_unchanged(fi.name, cur)
+        if st is not None and st.type != FileType.DIRECTORY:
+            # a file or symlink becomes a directory
+            if st.type == FileType.FILE:
+                self._move_old_aside(fi, cur)
+            if self._stat_or_none(fi.name) is not None:
+                self.fs.remove(fi.name)
+            st = None
+        self._make_parent(fi.name)
+        if st is None:
+            self.fs.mkdir(fi.name, 0o755 if self.ignore_permissions else (fi.permissions & 0o777) or 0o755)
+        if not self.ignore_permissions and not fi.no_permissions:
+            self.fs.chmod(fi.name, (fi.permissions & 0o777) or 0o755)
+        self._record(fi, self.fs.lstat(fi.name))
+
+    # ---- symlinks --------------------------------------------------------------------
+    def _apply_symlink(self, fi: FileInfo, cur: FileInfo | None) -> None:
+        st = self._check_unchanged(fi.name, cur)
+        self._make_parent(fi.name)
+        tmp = temp_name(fi.name)
+        if self._stat_or_none(tmp) is not None:
+            self.fs.remove(tmp)
+        self.fs.symlink(fi.symlink_target, tmp)
+        if st is not None:
+            if st.type == FileType.DIRECTORY:
+                self.fs.remove(tmp)
+                raise ItemSkipped("a directory is in the way of a symlink; waiting for it to be deleted")
+            self._move_old_aside(fi, cur)
+        self.fs.rename(tmp, fi.name)
+        try:
+            self.fs.set_mtime(fi.name, fi.modified_ns)
+        except OSError:
+            pass
+        self._record(fi, self.fs.lstat(fi.name))
+
+    # ---- files -----------------------------------------------------------------------
+    async def _pull_file(self, fi: FileInfo, cur: FileInfo | None) -> None:
+        st = await self._thread(self._check_unchanged, fi.name, cur)
+        assert st is None or isinstance(st, FileStat)
+        if st is not None and st.type == FileType.DIRECTORY:
+            raise ItemSkipped("a directory is in the way of a file; waiting for it to be deleted")
+        if cur is not None and not cur.deleted and cur.type == FileType.FILE and _same_blocks(cur, fi):
+            # Only metadata changed (or the content already matches): no data to move.
+            await self._thread(self._apply_metadata, fi, cur)
+            return
+        await self._thread(self._make_parent, fi.name)
+        tmp = temp_name(fi.name)
+        handle = await self._thread(self._open_temp, tmp)
+        assert handle is not None
+        try:
+            missing = await self._thread(self._fill_locally, handle, fi, cur)
+            assert isinstance(missing, list)
+            if missing:
+                await self._fetch(handle, fi, missing)
+            await self._thread(_finish_temp, handle, fi.size)
+        finally:
+            await self._thread(handle.close)
+        await self._thread(self._commit_file, fi, cur, tmp)
+
+    def _open_temp(self, tmp: str) -> WriteHandle:
+        st = self._stat_or_none(tmp)
+        if st is not None and st.type != FileType.FILE:
+            self.fs.remove(tmp)
+        return self.fs.open_write(tmp, mode=0o600)
+
+    def _apply_metadata(self, fi: FileInfo, cur: FileInfo) -> None:
+        if not self.ignore_permissions and not fi.no_permissions:
+            self.fs.chmod(fi.name, fi.permissions & 0o777)
+        self.fs.set_mtime(fi.name, fi.modified_ns)
+        self._record(fi, self.fs.lstat(fi.name))
+
+    def _fill_locally(self, handle: WriteHandle, fi: FileInfo, cur: FileInfo | None) -> list[BlockInfo]:
+        """Copy every block we can find on this device into the temp file; return the rest."""
+        existing_size = handle.stat().size
+        missing: list[BlockInfo] = []
+        cur_blocks = {}
+        if cur is not None and not cur.deleted and cur.type == FileType.FILE:
+            cur_blocks = {(b.offset, b.hash): b for b in cur.blocks}
+        for block in fi.blocks:
+            if block.size == 0:
+                continue
+            # 1. already in a partial temp file from an earlier attempt
+            if block.offset + block.size <= existing_size:
+                data = handle.read_at(block.offset, block.size)
+                if hashlib.sha256(data).digest() == block.hash:
+                    self.stats.blocks_local += 1
+                    continue
+            # 2. the old version of this file, same place; 3. any local file with the block
+            data = None
+            if (block.offset, block.hash) in cur_blocks:
+                data = self._read_verified(fi.name, block.offset, block.size, block.hash)
+            if data is None:
+                for loc in self.index.find_block(block.hash):
+                    if loc.folder != self.folder or loc.size != block.size:
+                        continue
+                    data = self._read_verified(loc.name, loc.offset, loc.size, block.hash)
+                    if data is not None:
+                        break
+            if data is None:
+                missing.append(block)
+                continue
+            handle.write_at(block.offset, data)
+            self.stats.blocks_local += 1
+        return missing
+
+    def _read_verified(self, name: str, offset: int, size: int, expected: bytes) -> bytes | None:
+        if is_internal(name):
+            return None
+        try:
+            with self.fs.open_read(name) as h:
+                data = h.read_at(offset, size)
+        except (OSError, FilesystemError):
+            return None
+        if len(data) != size or hashlib.sha256(data).digest() != expected:
+            return None
+        return data
+
+    async def _fetch(self, handle: WriteHandle, fi: FileInfo, blocks: list[BlockInfo]) -> None:
+        sources = list(self.sources_for(fi.name))
+        if not sources:
+            raise ItemSkipped("no connected device has this version")
+        random.shuffle(sources)
+        failures: list[str] = []
+        in_flight = trio.CapacityLimiter(REQUESTS_IN_FLIGHT_PER_FILE)
+        failed: list[str] = []
+
+        async def fetch_one(i: int, block: BlockInfo, cancel: trio.CancelScope) -> None:
+            async with in_flight:
+                start = i % len(sources)
+                for source in sources[start:] + sources[:start]:
+                    try:
+                        data = await source.request(
+                            self.folder, fi.name, block.offset, block.size, block.hash
+                        )
+                    except Exception as exc:  # RequestFailed or a closed connection
+                        failures.append(str(exc))
+                        continue
+                    if await self._thread(_write_if_valid, handle, block, data):
+                        self.stats.blocks_network += 1
+                        self.stats.bytes_network += len(data)
+                        return
+                    failures.append(f"block at {block.offset} failed its hash check")
+                failed.append(failures[-1] if failures else "no source")
+                cancel.cancel()
+
+        async with trio.open_nursery() as nursery:
+            for i, block in enumerate(blocks):
+                nursery.start_soon(fetch_one, i, block, nursery.cancel_scope)
+        if failed:
+            raise ItemSkipped(f"could not fetch all blocks: {failed[0]}")
+
+    def _commit_file(self, fi: FileInfo, cur: FileInfo | None, tmp: str) -> None:
+        # Re-check: the user may have changed the file while we were fetching.
+        st = self._check_unchanged(fi.name, cur)
+        if st is not None:
+            self._move_old_aside(fi, cur)
+        perms = 0o644 if self.ignore_permissions or fi.no_permissions else (fi.permissions & 0o777)
+        self.fs.chmod(tmp, perms)
+        self.fs.set_mtime(tmp, fi.modified_ns)
+        self.fs.rename(tmp, fi.name)
+        self.fs.fsync_dir(fi.name.rpartition("/")[0])
+        self._record(fi, self.fs.lstat(fi.name))
+
+
+def _same_blocks(a: FileInfo, b: FileInfo) -> bool:
+    return a.size == b.size and [x.hash for x in a.blocks] == [y.hash for y in b.blocks]
+
+
+def _write_if_valid(handle: WriteHandle, block: BlockInfo, data: bytes) -> bool:
+    if len(data) != block.size or hashlib.sha256(data).digest() != block.hash:
+        return False
+    handle.write_at(block.offset, data)
+    return True
+
+
+def _finish_temp(handle: WriteHandle, size: int) -> None:
+    handle.truncate(size)
+    handle.fsync()

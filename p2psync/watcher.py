@@ -1,0 +1,278 @@
+"""Filesystem watcher: watchdog events bridged into trio, debounced into rescan batches.
+
+watchdog's observer runs its own threads. Its handler (``EventBridge``) turns each event
+into folder-relative names and hands them to the trio thread with
+``TrioToken.run_sync_soon``, where they go into a BOUNDED memory channel with
+``send_nowait``: the observer thread never waits on trio. If the channel is full the
+names are dropped and an overflow flag makes the next batch a full rescan (``None``).
+``aggregate_changes`` drains the channel through the pure ``Aggregator``.
+
+The watcher is an optimisation: watchers miss events, so the folder still runs periodic
+full scans. When the OS watch limit is hit, ``watch_folder`` logs one warning and raises
+``WatchLimitError`` from ``nursery.start`` so the caller can carry on without it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import NoReturn
+
+import trio
+from watchdog.events import (
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    DirAttribEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from p2psync.errors import FilesystemError, WatchLimitError
+from p2psync.watch_aggregate import (
+    DEFAULT_DELAY,
+    DEFAULT_MAX_DELAY,
+    DEFAULT_MAX_PER_DIR,
+    Aggregator,
+    Batch,
+    is_watch_internal,
+    relative_name,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BRIDGE_CAPACITY = 4096
+_JOIN_TIMEOUT = 10.0
+
+# What we ask watchdog for. Leaving out "opened" / "closed without write" keeps our own
+# scanner's reads from echoing back as changes; directory "modified" events only repeat
+# that an entry inside changed, which that entry's own event already says.
+EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileAttribEvent,
+    DirAttribEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+]
+_EVENT_TYPES = frozenset(cls.event_type for cls in EVENT_FILTER)
+
+ObserverFactory = Callable[[], BaseObserver]
+OnChanges = Callable[[Batch], Awaitable[None]] | trio.MemorySendChannel[Batch]
+# One bridge item: the names one event touched, or None = rescan everything.
+BridgeItem = tuple[str, ...] | None
+
+
+def names_for_event(root: str, event: FileSystemEvent) -> BridgeItem:
+    """Folder-relative names a watchdog event touches (a move gives source and destination).
+
+    ``root`` is the absolute folder path the watch was scheduled on. Internal names and
+    uninteresting events give ``()``; the root itself deleted or moved gives None.
+    """
+    if event.event_type not in _EVENT_TYPES:
+        return ()
+    if event.is_directory and event.event_type == EVENT_TYPE_MODIFIED:
+        return ()
+    names: list[str] = []
+    for raw in (event.src_path, event.dest_path):
+        if not raw:
+            continue
+        name = relative_name(root, os.fsdecode(raw), os.sep)
+        if name is None or is_watch_internal(name):
+            continue
+        if name == "":
+            if event.event_type in (EVENT_TYPE_DELETED, EVENT_TYPE_MOVED):
+                return None
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+class EventBridge(FileSystemEventHandler):
+    """watchdog handler → bounded trio channel; never blocks the observer thread."""
+
+    def __init__(self, root: str, token: trio.lowlevel.TrioToken, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("bridge capacity must be at least 1")
+        self._root = root
+        self._token = token
+        self._send, self.receive = trio.open_memory_channel[BridgeItem](capacity)
+        self._overflowed = False
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        """Called in the observer thread for every event; must never raise or block."""
+        try:
+            item = names_for_event(self._root, event)
+        except Exception:  # a crash here would kill watchdog's thread silently
+            logger.exception("watcher: could not interpret %r; requesting a full rescan", event)
+            item = None
+        if item == ():
+            return
+        if item is None:
+            logger.warning("watcher: folder root %s was deleted or moved", self._root)
+        try:
+            self._token.run_sync_soon(self._deliver, item)
+        except trio.RunFinishedError:
+            pass  # trio has shut down; nobody is listening any more
+
+    def _deliver(self, item: BridgeItem) -> None:
+        """Runs in the trio thread."""
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            if not self._overflowed:
+                logger.info("watcher: event channel full for %s; will rescan fully", self._root)
+            self._overflowed = True
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the watcher is shutting down
+
+    def take_overflow(self) -> bool:
+        """True (once) if names were dropped since the last call."""
+        overflowed, self._overflowed = self._overflowed, False
+        return overflowed
+
+    def close(self) -> None:
+        self._send.close()
+        self.receive.close()
+
+
+async def _emit(on_changes: OnChanges, batch: Batch) -> None:
+    if isinstance(on_changes, trio.MemorySendChannel):
+        await on_changes.send(batch)
+    else:
+        await on_changes(batch)
+
+
+async def aggregate_changes(
+    receive: trio.MemoryReceiveChannel[BridgeItem],
+    on_changes: OnChanges,
+    aggregator: Aggregator,
+    take_overflow: Callable[[], bool] = lambda: False,
+) -> NoReturn:
+    """Drain bridge items into ``aggregator`` and deliver each batch when it is due."""
+    while True:
+        deadline = aggregator.deadline()
+        with trio.move_on_at(math.inf if deadline is None else deadline):
+            item = await receive.receive()
+            now = trio.current_time()
+            if item is None:
+                aggregator.add_full_rescan(now)
+            else:
+                aggregator.add(item, now)
+            if take_overflow():
+                aggregator.add_full_rescan(now)
+            continue
+        await _emit(on_changes, aggregator.take())
+
+
+def _limit_error(root: str, exc: OSError) -> WatchLimitError | None:
+    """The error (with a how-to-fix hint) for an OS watch-limit failure, else None."""
+    if exc.errno == errno.ENOSPC:
+        setting, what = "fs.inotify.max_user_watches", "inotify watch limit"
+    elif exc.errno == errno.EMFILE and sys.platform.startswith("linux"):
+        setting, what = "fs.inotify.max_user_instances", "inotify instance limit"
+    elif exc.errno == errno.EMFILE:
+        setting, what = "ulimit -n", "open-files limit"
+    else:
+        return None
+    if setting.startswith("fs."):
+        fix = (
+            f"raise it with `sudo sysctl {setting}=524288` and make that permanent with a "
+            f"line `{setting}=524288` in /etc/sysctl.d/90-p2psync.conf"
+        )
+    else:
+        fix = "raise the open-files limit (`ulimit -n`) for the p2psync process"
+    return WatchLimitError(
+        f"cannot watch {root}: {what} reached ({setting}); {fix}. "
+        "Until then changes are only picked up by periodic scans.",
+        setting,
+    )
+
+
+def _start_observer(
+    factory: ObserverFactory, bridge: EventBridge, root: str, holder: list[BaseObserver]
+) -> None:
+    """Blocking: create, schedule and start the observer (adds the OS watches)."""
+    observer = factory()
+    try:
+        observer.schedule(bridge, root, recursive=True, event_filter=EVENT_FILTER)
+        observer.start()
+    except BaseException:
+        _stop_observer(observer)
+        raise
+    holder.append(observer)
+
+
+def _stop_observer(observer: BaseObserver) -> None:
+    """Blocking: stop the observer and join its threads (emitters are joined by stop())."""
+    observer.stop()
+    if observer.ident is not None:  # join() on a never-started thread raises
+        observer.join(_JOIN_TIMEOUT)
+        if observer.is_alive():
+            logger.error("watcher: observer thread did not stop within %.0f s", _JOIN_TIMEOUT)
+
+
+async def watch_folder(
+    root: Path,
+    *,
+    on_changes: OnChanges,
+    delay: float = DEFAULT_DELAY,
+    max_delay: float = DEFAULT_MAX_DELAY,
+    max_per_dir: int = DEFAULT_MAX_PER_DIR,
+    bridge_capacity: int = DEFAULT_BRIDGE_CAPACITY,
+    observer_factory: ObserverFactory = Observer,
+    limiter: trio.CapacityLimiter | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Watch ``root`` recursively and deliver batches of changed folder-relative names.
+
+    Each batch is a sorted list of names to rescan, or None for "rescan the whole folder"
+    (events were lost or the root went away). Runs until cancelled; ``task_status.started()``
+    is called once the OS watches are in place. Raises (before started) WatchLimitError if
+    the OS watch limit is reached — after logging one warning naming the sysctl — and
+    FilesystemError if the folder cannot be watched for another reason.
+    """
+    aggregator = Aggregator(delay=delay, max_delay=max_delay, max_per_dir=max_per_dir)
+    # Resolved: watches do not follow symlinks, so a symlinked root would watch the link.
+    root_str = await trio.to_thread.run_sync(os.path.realpath, os.fspath(root), limiter=limiter)
+    bridge = EventBridge(root_str, trio.lowlevel.current_trio_token(), bridge_capacity)
+    holder: list[BaseObserver] = []  # filled by the worker thread even if we are cancelled
+    try:
+        try:
+            await trio.to_thread.run_sync(
+                _start_observer, observer_factory, bridge, root_str, holder, limiter=limiter
+            )
+        except OSError as exc:
+            limit = _limit_error(root_str, exc)
+            if limit is not None:
+                logger.warning("%s", limit)
+                raise limit from exc
+            raise FilesystemError(f"cannot watch {root_str}: {exc.strerror or exc}") from exc
+        logger.debug("watcher: watching %s", root_str)
+        task_status.started()
+        await aggregate_changes(bridge.receive, on_changes, aggregator, bridge.take_overflow)
+    finally:
+        if holder:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_stop_observer, holder[0], limiter=limiter)
+        bridge.close()

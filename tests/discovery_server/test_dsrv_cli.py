@@ -1,0 +1,105 @@
+"""The p2psync-discovery command as a real process: start, serve, stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from p2psync.discovery.announcement import sign_announcement
+from p2psync.identity import Identity
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "discovery_server", "--listen", "127.0.0.1:0", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # bounded by the pytest timeout; EOF if the server dies
+    if "listening on" not in line:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"server did not start: {line!r}")
+    url = line.split("listening on ", 1)[1].split()[0]
+    return proc, url
+
+
+def _stop(proc: subprocess.Popen[str], signum: int) -> int:
+    proc.send_signal(signum)
+    try:
+        return proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_help_documents_the_options() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "discovery_server", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    for option in (
+        "--listen",
+        "--store",
+        "--cert",
+        "--key",
+        "--ttl",
+        "--reannounce",
+        "--rate",
+        "--trust-forwarded",
+        "--url",
+    ):
+        assert option in result.stdout
+
+
+def test_bad_options_fail_clearly() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "discovery_server", "--cert", __file__],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "--cert and --key go together" in result.stderr
+
+
+def test_serves_and_keeps_registrations_across_a_restart(
+    tmp_path: Path, identity: Identity
+) -> None:
+    store = str(tmp_path / "disco.sqlite")
+    proc, url = _start("--store", store)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            assert http.get("/healthz").status_code == 200
+            body = sign_announcement(identity, ["tcp://192.0.2.1:22000"], int(time.time()), url)
+            assert http.post("/v1/announce", json=body).status_code == 204
+    finally:
+        assert _stop(proc, signal.SIGTERM) == 0
+
+    proc, url = _start("--store", store)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            found = http.get("/v1/lookup", params={"device": str(identity.device_id)})
+            assert found.status_code == 200
+            assert found.json()["addresses"] == ["tcp://192.0.2.1:22000"]
+    finally:
+        assert _stop(proc, signal.SIGINT) == 0

@@ -1,0 +1,51 @@
+"""Helpers for the index store tests: device IDs and FileInfo builders."""
+
+from __future__ import annotations
+
+import hashlib
+
+from p2psync.protocol import vector
+from p2psync.protocol.model import BlockInfo, FileInfo, FileType
+
+LOCAL = bytes([0xA1]) * 32
+DEV_A = bytes([0xB2]) * 32
+DEV_B = bytes([0xC3]) * 32
+BLOCK = 128 * 1024
+
+
+def block_hash(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def make_file(
+    name: str,
+    version: tuple[tuple[int, int], ...] = ((1, 1),),
+    *,
+    content: str | None = None,
+    size: int = 10,
+    **changes: object,
+) -> FileInfo:
+    """A regular file of ``size`` bytes whose blocks hash ``content`` (default: name)."""
+    label = name if content is None else content
+    blocks = []
+    offset = 0
+    while offset < size:
+        n = min(BLOCK, size - offset)
+        blocks.append(BlockInfo(offset, n, block_hash(f"{label}@{offset}")))
+        offset += n
+    fi = FileInfo(
+        name=name, size=size, block_size=BLOCK, blocks=tuple(blocks),
+        version=vector.make(version), modified_ns=1_700_000_000_000_000_000,
+    )
+    return fi.with_(**changes) if changes else fi
+
+
+def make_dir(name: str, version: tuple[tuple[int, int], ...] = ((1, 1),), **changes: object):
+    fi = FileInfo(name=name, type=FileType.DIRECTORY, permissions=0o755,
+                  version=vector.make(version))
+    return fi.with_(**changes) if changes else fi
+
+
+def make_deleted(name: str, version: tuple[tuple[int, int], ...], **changes: object):
+    fi = FileInfo(name=name, deleted=True, version=vector.make(version))
+    return fi.with_(**changes) if changes else fi

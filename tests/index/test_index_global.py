@@ -1,0 +1,235 @@
+"""Global versions and the local need across three devices (local, A, B)."""
+
+from __future__ import annotations
+
+import random
+
+from index_helpers import DEV_A, DEV_B, LOCAL, make_deleted, make_dir, make_file
+
+from p2psync.index import Counts, IndexStore
+from p2psync.protocol import vector
+from p2psync.protocol.model import FileInfo
+from p2psync.protocol.ordering import pick_global, wins_over
+from p2psync.protocol.vector import Ordering, compare
+
+SHORT = {LOCAL: 1, DEV_A: 2, DEV_B: 3}
+
+
+def needed(store: IndexStore, folder: str = "f") -> list[str]:
+    return [fi.name for fi in store.iter_need(folder)]
+
+
+def test_greater_version_wins_and_is_needed(store: IndexStore) -> None:
+    store.update_remote("f", DEV_A, [make_file("x", ((2, 2),), content="new")])
+    store.update_remote("f", DEV_B, [make_file("x", ((2, 1),), content="old")])
+    g = store.get_global("f", "x")
+    assert g is not None and g.version == ((2, 2),)
+    assert store.devices_with_global("f", "x") == [DEV_A]
+    assert needed(store) == ["x"]
+    # B catches up: both hold the global now.
+    store.update_remote("f", DEV_B, [make_file("x", ((2, 2),), content="new")])
+    assert store.devices_with_global("f", "x") == sorted([DEV_A, DEV_B])
+
+
+def test_concurrent_versions_follow_the_ordering_rule(store: IndexStore) -> None:
+    a = make_file("x", ((2, 1),), content="a", modified_ns=200)
+    b = make_file("x", ((3, 1),), content="b", modified_ns=100)
+    store.update_remote("f", DEV_B, [b])
+    store.update_remote("f", DEV_A, [a])
+    assert store.get_global("f", "x").version == a.version
+    assert pick_global([b, a]) == a
+    # Equal times: the first differing counter (lowest short ID) decides.
+    c = make_file("y", ((2, 5),), modified_ns=7)
+    d = make_file("y", ((3, 9),), modified_ns=7)
+    store.update_remote("f", DEV_A, [c])
+    store.update_remote("f", DEV_B, [d])
+    assert store.get_global("f", "y").version == pick_global([d, c]).version == c.version
+    # A modification beats a concurrent delete even if the delete is newer.
+    store.update_remote("f", DEV_A, [make_deleted("z", ((2, 1),), modified_ns=999)])
+    store.update_remote("f", DEV_B, [make_file("z", ((3, 1),), modified_ns=1)])
+    assert not store.get_global("f", "z").deleted
+    assert store.devices_with_global("f", "z") == [DEV_B]
+
+
+def test_local_winner_is_not_needed_and_not_a_source(store: IndexStore) -> None:
+    store.update_local("f", [make_file("x", ((1, 3),), modified_ns=500)])
+    store.update_remote("f", DEV_A, [make_file("x", ((2, 1),), modified_ns=100)])
+    assert store.get_global("f", "x").version == ((1, 3),)
+    assert needed(store) == []
+    assert store.devices_with_global("f", "x") == []
+
+
+def test_concurrent_local_loser_needs_the_global(store: IndexStore) -> None:
+    store.update_local("f", [make_file("x", ((1, 3),), modified_ns=100)])
+    store.update_remote("f", DEV_A, [make_file("x", ((2, 1),), modified_ns=500)])
+    assert needed(store) == ["x"]
+    assert store.need_counts("f") == Counts(files=1, bytes=10)
+
+
+def test_deleted_global_not_needed_when_absent_locally(store: IndexStore) -> None:
+    store.update_remote("f", DEV_A, [make_deleted("x", ((2, 2),))])
+    assert store.get_global("f", "x").deleted
+    assert needed(store) == []
+    assert store.global_counts("f") == Counts(deleted=1)
+    # ... but needed when the local device still has the file.
+    store.update_local("f", [make_file("y", ((2, 1),))])
+    store.update_remote("f", DEV_A, [make_deleted("y", ((2, 2),))])
+    assert needed(store) == ["y"]
+    assert store.need_counts("f") == Counts(deleted=1)
+
+
+def test_invalid_is_never_global_when_a_valid_exists(store: IndexStore) -> None:
+    store.update_remote("f", DEV_A, [make_file("x", ((2, 5),), invalid=True)])
+    store.update_remote("f", DEV_B, [make_file("x", ((3, 1),))])
+    g = store.get_global("f", "x")
+    assert not g.invalid and g.version == ((3, 1),)
+    assert store.devices_with_global("f", "x") == [DEV_B]
+    assert needed(store) == ["x"]
+    # Only invalid entries: the global is invalid, never needed, not counted.
+    store.update_remote("f", DEV_A, [make_file("only", ((2, 1),), invalid=True)])
+    assert store.get_global("f", "only").invalid
+    assert store.devices_with_global("f", "only") == []
+    assert needed(store) == ["x"]
+    assert store.global_counts("f") == Counts(files=1, bytes=10)
+
+
+def test_equal_versions_are_not_needed(store: IndexStore) -> None:
+    store.update_remote("f", DEV_A, [make_file("x", ((2, 1),))])
+    store.update_local("f", [make_file("x", ((2, 1),), invalid=True)])  # e.g. ignored here
+    assert needed(store) == []
+    assert store.devices_with_global("f", "x") == [DEV_A]
+
+
+def test_need_disappears_after_recording_the_global(store: IndexStore) -> None:
+    remote = make_file("x", ((1, 1), (2, 4)), content="v2")
+    store.update_local("f", [make_file("x", ((1, 1),), content="v1")])
+    store.update_remote("f", DEV_A, [remote])
+    store.update_remote("f", DEV_B, [remote])
+    assert needed(store) == ["x"]
+    assert store.devices_with_global("f", "x") == sorted([DEV_A, DEV_B])
+    # The puller fetched it and records the same version locally.
+    [stored] = store.update_local("f", [remote])
+    assert needed(store) == []
+    assert store.need_counts("f") == Counts()
+    assert store.get_global("f", "x") == stored  # equal versions: the local one is preferred
+    assert store.devices_with_global("f", "x") == sorted([DEV_A, DEV_B])
+
+
+def test_need_order_dirs_then_files_then_deletes(store: IndexStore) -> None:
+    store.update_local("f", [make_file("old/file"), make_dir("old")])
+    store.update_remote("f", DEV_A, [
+        make_file("b/z.txt", ((2, 1),)), make_dir("b", ((2, 1),)), make_file("a", ((2, 1),)),
+        make_dir("b/c", ((2, 1),)), make_dir("a b", ((2, 1),)),
+        make_deleted("old", ((1, 1), (2, 1))), make_deleted("old/file", ((1, 1), (2, 1))),
+    ])
+    assert needed(store) == ["a b", "b", "b/c", "a", "b/z.txt", "old", "old/file"]
+    # Streaming in tiny batches gives the same sequence.
+    assert [fi.name for fi in store.iter_need("f", batch_size=2)] == needed(store)
+
+
+def test_clear_and_drop_recompute(store: IndexStore) -> None:
+    store.update_local("f", [make_file("x", ((1, 1),))])
+    store.update_remote("f", DEV_A, [make_file("x", ((1, 1), (2, 2)))])
+    store.update_remote("f", DEV_B, [make_file("x", ((1, 1), (2, 1)))])
+    store.update_remote("f", DEV_B, [make_file("only-b", ((3, 1),))])
+    assert store.get_global("f", "x").version == ((1, 1), (2, 2))
+    store.clear_remote("f", DEV_A)
+    assert store.get_global("f", "x").version == ((1, 1), (2, 1))
+    assert store.devices_with_global("f", "x") == [DEV_B]
+    assert needed(store) == ["only-b", "x"]
+    store.clear_remote("f", DEV_B)
+    assert store.get_global("f", "only-b") is None
+    assert store.get_global("f", "x").version == ((1, 1),)
+    assert needed(store) == []
+    # Dropping the local device: everything valid is needed again.
+    store.update_remote("f", DEV_A, [make_file("x", ((1, 1),)), make_file("y", ((2, 1),))])
+    store.drop_device("f", LOCAL)
+    assert needed(store) == ["x", "y"]
+    assert store.counts("f") == Counts()
+
+
+def expected_need(g: FileInfo, local: FileInfo | None) -> bool:
+    if g.invalid:
+        return False
+    if local is None:
+        return not g.deleted
+    if local.version == g.version:
+        return False
+    if local.invalid:
+        return compare(local.version, g.version) != Ordering.GREATER
+    return True  # a valid local entry with another version lost to the global
+
+
+def test_local_entry_superseded_by_a_loser_still_needs_the_global(store: IndexStore) -> None:
+    """wins_over is not transitive: the local entry beats the global on mtime, but a third
+    entry supersedes it and loses to the global. The local device must still pull."""
+    local = make_file("x", ((1, 5),), modified_ns=300)
+    newer_than_local = make_file("x", ((1, 5), (3, 1)), modified_ns=100)
+    concurrent = make_file("x", ((2, 1),), modified_ns=200)
+    store.update_local("f", [local])
+    store.update_remote("f", DEV_B, [newer_than_local])
+    store.update_remote("f", DEV_A, [concurrent])
+    g = store.get_global("f", "x")
+    assert g.version == pick_global([local, concurrent, newer_than_local]).version
+    assert g.version == concurrent.version
+    assert not wins_over(g, local)
+    assert needed(store) == ["x"]
+
+
+def test_invalid_local_change_newer_than_global_is_kept(store: IndexStore) -> None:
+    store.update_remote("f", DEV_A, [make_file("x", ((2, 1),))])
+    store.update_local("f", [make_file("x", ((1, 1), (2, 1)), invalid=True)])
+    assert store.get_global("f", "x").version == ((2, 1),)
+    assert needed(store) == []
+    store.update_local("f", [make_file("x", ((1, 2),), invalid=True)])  # concurrent: loses
+    assert needed(store) == ["x"]
+
+
+def test_random_operations_match_a_model(store: IndexStore) -> None:
+    """Random writes from three devices; after each, every name's global and need equal
+    what pick_global and the need rule give over a plain-Python model."""
+    rng = random.Random(1234)
+    names = [f"n{i}" for i in range(8)]
+    model: dict[bytes, dict[str, FileInfo]] = {LOCAL: {}, DEV_A: {}, DEV_B: {}}
+    for step in range(150):
+        device = rng.choice([LOCAL, DEV_A, DEV_B])
+        batch = []
+        for name in rng.sample(names, rng.randint(1, 3)):
+            base = rng.choice([model[d].get(name) for d in model] + [None])
+            version = vector.update(base.version if base else (), SHORT[device], step)
+            if rng.random() < 0.3:  # sometimes a concurrent (unrelated) version
+                version = vector.make([(SHORT[device], rng.randint(1, 200))])
+            kind = rng.random()
+            if kind < 0.2:
+                fi = make_deleted(name, tuple(version), modified_ns=rng.randint(0, 3))
+            else:
+                fi = make_file(name, tuple(version), content=f"{step}", size=rng.randint(0, 9),
+                               modified_ns=rng.randint(0, 3), invalid=kind > 0.9)
+            batch.append(fi)
+        if device == LOCAL:
+            stored = store.update_local("f", batch)
+        elif rng.random() < 0.1:
+            store.clear_remote("f", device)
+            model[device].clear()
+            stored = []
+        else:
+            store.update_remote("f", device, batch)
+            stored = batch
+        for fi in stored:
+            model[device][fi.name] = fi
+        for name in names:
+            candidates = [model[d][name] for d in (LOCAL, DEV_A, DEV_B) if name in model[d]]
+            want = pick_global(candidates)
+            got = store.get_global("f", name)
+            if want is None:
+                assert got is None
+                continue
+            assert got is not None and got.version == want.version
+            assert (got.invalid, got.deleted) == (want.invalid, want.deleted)
+            assert got.modified_ns == want.modified_ns
+            is_needed = name in {fi.name for fi in store.iter_need("f")}
+            assert is_needed == expected_need(want, model[LOCAL].get(name)), (step, name)
+            sources = [d for d in (DEV_A, DEV_B) if name in model[d]
+                       and model[d][name].version == want.version
+                       and not model[d][name].invalid]
+            assert store.devices_with_global("f", name) == sorted(sources)
