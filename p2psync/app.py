@@ -111,6 +111,8 @@ class Node:
             elif before != after:
                 await self.model.resend_cluster_config(device)
         self.connections.apply_rate_limits()
+        if self.global_discovery is not None:
+            self.global_discovery.notify_lookup_needed()  # type: ignore[attr-defined]
         self.connections.wake_dialer()
         self.events.emit("ConfigSaved")
 

@@ -73,7 +73,7 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             if "dynamic" in d.addresses and not d.paused and not node.connections.is_connected(d.device_id)
         ]
 
-    node.global_discovery = await nursery.start(
+    gd = await nursery.start(
         lambda task_status: serve_global_discovery(
             identity=node.identity,
             servers=list(node.config.discovery.global_servers),
@@ -83,6 +83,8 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             task_status=task_status,
         )
     )
+    node.global_discovery = gd
+    node.connections.on_disconnected = lambda _device: gd.notify_lookup_needed()
 
 
 async def _start_api(node: Node, nursery: trio.Nursery) -> None:

@@ -88,6 +88,8 @@ class ConnectionManager:
         self.send_bucket = TokenBucket.unlimited()
         self.recv_bucket = TokenBucket.unlimited()
         self._device_buckets: dict[DeviceID, tuple[TokenBucket, TokenBucket]] = {}
+        # Called after a trusted connection ends (e.g. global discovery looks the device up again).
+        self.on_disconnected: Callable[[DeviceID], None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
@@ -262,6 +264,8 @@ class ConnectionManager:
             self._next_attempt[device] = trio.current_time() + BACKOFF_MIN
             self._wake.set()
             log.info("disconnected from %s: %s", device.short_str(), peer.close_reason)
+            if self.on_disconnected is not None:
+                self.on_disconnected(device)
         return True
 
     def _buckets_for(self, device: DeviceID) -> tuple[TokenBucket, TokenBucket]:
