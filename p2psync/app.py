@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import trio
 from . import __version__
 from .config import CONFIG_FILE, Config, FolderConfig, load_config
 from .discovery.cache import AddressCache
-from .errors import ConfigError
+from .errors import ConfigError, IndexError_
 from .events import EventLog
 from .identity import DeviceID, Identity, load_or_create_identity
 from .index.store import IndexStore
@@ -162,7 +163,7 @@ async def serve_node(home: Path, *, task_status: trio.TaskStatus[Node] = trio.TA
     if created:
         log.info("generated a new identity")
     log.info("p2psync %s starting: device %s (%s), home %s", __version__, identity.device_id, config.name, home)
-    index = await trio.to_thread.run_sync(IndexStore.open, home / INDEX_FILE, identity.device_id.raw)
+    index = await trio.to_thread.run_sync(open_index, home, identity.device_id.raw)
     try:
         events = EventLog()
         pending = PendingStore(home)
@@ -203,6 +204,27 @@ async def serve_node(home: Path, *, task_status: trio.TaskStatus[Node] = trio.TA
             await trio.sleep_forever()
     finally:
         await trio.to_thread.run_sync(index.close)
+
+
+def open_index(home: Path, local_device: bytes) -> IndexStore:
+    """Open the index; if it is corrupt or unreadable, set it aside and start a new one.
+
+    Nothing is lost by rebuilding: the next scan re-reads the folders from disk and peers
+    resend their indexes (the new index ID tells them to). Versions of files that exist
+    on disk come back with fresh version vectors, which conflict with — never silently
+    lose to — what peers hold.
+    """
+    path = home / INDEX_FILE
+    try:
+        return IndexStore.open(path, local_device)
+    except IndexError_ as exc:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        log.error("index database unusable (%s); moving it aside and rebuilding", exc)
+        for suffix in ("", "-wal", "-shm"):
+            old = path.with_name(path.name + suffix)
+            if old.exists():
+                old.rename(old.with_name(f"{old.name}.corrupt-{stamp}"))
+        return IndexStore.open(path, local_device)
 
 
 async def _start_optional_services(node: Node, nursery: trio.Nursery) -> None:

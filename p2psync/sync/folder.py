@@ -31,7 +31,7 @@ from ..protocol import vector
 from ..scanner.ignore import Ignore, IgnoreError
 from .notify import SequenceWatch, Wakeup
 from .plan import mass_delete_exceeded
-from .puller import BlockSource, ItemSkipped, Puller
+from .puller import DISK_FULL, BlockSource, ItemSkipped, Puller
 from .versioner import NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
@@ -164,7 +164,10 @@ class FolderRunner:
             if self._scan_paths:  # local changes or conflict copies: scan them, then pull again
                 self._pull_wanted = True
                 self._wake.set()
-        if self.status.state in ("scanning", "syncing", "starting"):
+        if self.status.state in ("scanning", "syncing", "starting") or (
+            self.status.state == "paused" and not self.config.paused and DISK_FULL not in self.status.item_errors.values()
+            and "confirm" not in self.status.reason
+        ):
             self._set_state("idle" if not self.status.item_errors else "error",
                              "" if not self.status.item_errors else f"{len(self.status.item_errors)} items not in sync")
 
@@ -301,11 +304,15 @@ class FolderRunner:
                     await self._pull_one(fi, new_errors)
                 if files:
                     await self._pull_parallel(files, new_errors)
+                if DISK_FULL in new_errors.values():
+                    break  # no point trying more files until space returns
         finally:
             await trio.to_thread.run_sync(_close_generator, gen)
         for fi in reversed(deletes):  # deepest first, so directories are empty when we reach them
             await self._pull_one(fi, new_errors)
         self.status.item_errors = new_errors
+        if DISK_FULL in new_errors.values():
+            self._set_state("paused", f"{DISK_FULL} on {self.config.path}; pulling resumes when space is freed")
         if self.puller.created:
             created, self.puller.created = self.puller.created, []
             self._scan_paths.update(created)

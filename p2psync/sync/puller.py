@@ -43,6 +43,8 @@ from .versioner import Versioner
 log = logging.getLogger("p2psync.sync.puller")
 
 REQUESTS_IN_FLIGHT_PER_FILE = 16
+MIN_FREE_BYTES = 16 * 1024 * 1024  # never fill a disk to the last byte
+DISK_FULL = "insufficient disk space"
 
 
 class BlockSource(Protocol):
@@ -133,7 +135,7 @@ class Puller:
             raise ItemSkipped(f"permission denied: {exc.filename or fi.name}") from exc
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ItemSkipped("disk full") from exc
+                raise ItemSkipped(DISK_FULL) from exc
             if exc.errno == errno.EROFS:
                 raise ItemSkipped("file system is read-only") from exc
             raise ItemSkipped(f"{exc.strerror or exc}") from exc
@@ -287,6 +289,9 @@ class Puller:
             # Only metadata changed (or the content already matches): no data to move.
             await self._thread(self._apply_metadata, fi, cur)
             return
+        free = await self._thread(self.fs.free_space)
+        if free < fi.size + MIN_FREE_BYTES:
+            raise ItemSkipped(DISK_FULL)
         await self._thread(self._make_parent, fi.name)
         tmp = temp_name(fi.name)
         handle = await self._thread(self._open_temp, tmp)
