@@ -100,6 +100,9 @@ class FolderRunner:
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
         self._override_confirmed_deletes = False
+        # name -> local FileInfo, for serving block requests without decoding the
+        # entry per request; cleared whenever the local index changes.
+        self._serve_cache: dict[str, FileInfo | None] = {}
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -265,6 +268,7 @@ class FolderRunner:
                     stored = await self._db(self.index.update_local, self.id, files)
                     changed += len(stored)
                     if stored:
+                        self._serve_cache = {}
                         self.local_sequence.set(max(f.sequence for f in stored))
         finally:
             await trio.to_thread.run_sync(_close_generator, batches)
@@ -351,6 +355,7 @@ class FolderRunner:
             errors[fi.name] = f"internal error: {exc}"
             return
         stored = await self._db(self.index.max_sequence, self.id, self.local.raw)
+        self._serve_cache = {}
         self.local_sequence.set(stored)
         self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=None,
                          action="delete" if fi.deleted else "update")
@@ -380,10 +385,17 @@ class FolderRunner:
         if is_internal(req.name) or self.ignore.is_ignored(req.name):
             log.warning("%s: refused request for internal/ignored %r", self.id, req.name)
             return ErrorCode.NO_SUCH_FILE, b""
-        cur = self.index.get_local(self.id, req.name)
+        cache = self._serve_cache
+        if req.name in cache:
+            cur = cache[req.name]
+        else:
+            cur = self.index.get_local(self.id, req.name)
+            if len(cache) > 256:
+                cache.clear()
+            cache[req.name] = cur
         if cur is None or cur.deleted or cur.type != FileType.FILE or cur.invalid:
             return ErrorCode.NO_SUCH_FILE, b""
-        if not any(b.offset == req.offset and b.size == req.size and b.hash == req.hash for b in cur.blocks):
+        if not _has_block(cur, req.offset, req.size, req.hash):
             return ErrorCode.INVALID_FILE, b""
         try:
             with self.fs.open_read(req.name) as handle:
@@ -446,6 +458,17 @@ class FolderRunner:
         if batch:
             self.index.update_local(self.id, batch)
         return count
+
+
+def _has_block(fi: FileInfo, offset: int, size: int, hash: bytes) -> bool:
+    """Does ``fi`` hold exactly this block? O(1) for the usual regular layout."""
+    if fi.block_size and offset % fi.block_size == 0:
+        i = offset // fi.block_size
+        if i < len(fi.blocks):
+            b = fi.blocks[i]
+            if b.offset == offset:
+                return b.size == size and b.hash == hash
+    return any(b.offset == offset and b.size == size and b.hash == hash for b in fi.blocks)
 
 
 def _take(gen, n: int) -> list:
