@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOME_DIR ?= $(CURDIR)/.node
+# mDNS stays on loopback unless you say otherwise (P2PSYNC_MDNS_INTERFACES= make run uses all interfaces).
 export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 
 .PHONY: run test lint bench soak fuzz reliability clean
@@ -18,6 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 run: $(STAMP)
 	@test -f "$(HOME_DIR)/config.toml" || $(BIN)/p2psync --home "$(HOME_DIR)" init
+	@echo "This device: $$($(BIN)/p2psync --home "$(HOME_DIR)" id)"
+	@echo "Add a peer:  $(BIN)/p2psync --home $(HOME_DIR) peer add OTHER-DEVICE-ID"
 	$(BIN)/p2psync --home "$(HOME_DIR)" run
 
 test: $(STAMP)
@@ -28,7 +31,14 @@ lint: $(STAMP)
 	$(BIN)/mypy p2psync discovery_server
 
 bench: $(STAMP)
+	@command -v syncthing >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+		{ [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq syncthing || sudo apt-get install -y -qq syncthing; } } || \
+		echo "syncthing not installed: running p2psync only"
 	$(BIN)/python -m bench
+
+soak: $(STAMP)
+	P2PSYNC_SOAK=1 P2PSYNC_SOAK_SEEDS=20 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/integration tests/reliability
 
 clean:
 	rm -rf $(VENV) .node .pytest_cache

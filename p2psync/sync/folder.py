@@ -193,7 +193,9 @@ class FolderRunner:
     def _check_root(self) -> tuple[bool, str]:
         root = self.config.resolved_path
         if not root.is_dir():
-            return False, f"folder path {root} is missing"
+            if self.index.max_sequence(self.id, self.local.raw) > 0 or root.exists():
+                return False, f"folder path {root} is missing (unmounted disk?)"
+            root.mkdir(parents=True)  # a new folder: create it, like ~/Sync on first run
         try:
             self.fs.lstat(MARKER)
         except FileNotFoundError:
