@@ -103,6 +103,8 @@ class FolderRunner:
         # name -> local FileInfo, for serving block requests without decoding the
         # entry per request; cleared whenever the local index changes.
         self._serve_cache: dict[str, FileInfo | None] = {}
+        self._watching = False
+        self._nursery: trio.Nursery | None = None
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -142,8 +144,7 @@ class FolderRunner:
             task_status.started()
             if self.config.rescan_interval_s:
                 nursery.start_soon(self._periodic_scans)
-            if self.config.watcher:
-                nursery.start_soon(self._watch)
+            self._nursery = nursery
             while True:
                 timeout = max(0.0, self._retry_at - trio.current_time()) if self._retry_at else float("inf")
                 with trio.move_on_after(timeout):
@@ -159,6 +160,9 @@ class FolderRunner:
     async def _work(self) -> None:
         if not await self._prepare():
             return
+        if self.config.watcher and not self._watching:
+            self._watching = True  # started once the folder root is known to exist
+            self._nursery.start_soon(self._watch)
         if self._scan_full or self._scan_paths:
             await self._scan()
         if self._pull_wanted:

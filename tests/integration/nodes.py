@@ -85,7 +85,9 @@ class Cluster:
         *,
         dynamic: bool = False,
         discovery: DiscoveryConfig | None = None,
+        watcher: bool = False,
     ) -> None:
+        self.watcher = watcher
         self.dynamic = dynamic
         self.discovery = discovery
         self.base = base
@@ -135,7 +137,7 @@ class Cluster:
             cfg = cfg.with_folder(
                 FolderConfig(
                     id=FOLDER, path=str(self.data(n)), devices=tuple(ids[m] for m in self.names if m != n),
-                    rescan_interval_s=0, watcher=False, type=self.folder_type.get(n, "sendreceive"),
+                    rescan_interval_s=0, watcher=self.watcher, type=self.folder_type.get(n, "sendreceive"),
                 )
             )
             save_config(cfg, self.homes[n])

@@ -52,3 +52,13 @@ async def test_three_nodes_converge(tmp_path) -> None:
             (c.data(n) / f"from-{n}.txt").write_text(n * 100)
             c.scan(n)
         await wait_for(lambda: c.in_sync() and len(tree_digest(c.data("a"))) == 3, what="3-way sync")
+
+
+async def test_watcher_picks_up_changes_without_a_scan_request(tmp_path) -> None:
+    async with running_cluster(tmp_path, ["a", "b"], watcher=True) as c:
+        await wait_for(lambda: c.connected("a", "b"), what="connection")
+        await wait_for(lambda: c.runner("a").status.state == "idle", what="a idle")
+        (c.data("a") / "watched.txt").write_text("seen by the watcher")
+        await wait_for(lambda: (c.data("b") / "watched.txt").exists(), timeout=10, what="watcher-driven sync")
+        (c.data("b") / "watched.txt").unlink()
+        await wait_for(lambda: not (c.data("a") / "watched.txt").exists(), timeout=10, what="watcher-driven delete")
