@@ -75,6 +75,7 @@ class FolderRunner:
         index: IndexStore,
         local: DeviceID,
         db_limiter: trio.CapacityLimiter,
+        io_limiter: trio.CapacityLimiter | None = None,
         sources_for: Callable[[str, str], Sequence[BlockSource]],
         events: EventLog,
         fs: FileSystem | None = None,
@@ -86,6 +87,8 @@ class FolderRunner:
         self.index = index
         self.local = local
         self.limiter = db_limiter
+        # Block reads/writes/hashes: many small jobs in flight, separate from index work.
+        self.io_limiter = io_limiter or trio.CapacityLimiter(16)
         self.events = events
         self.fs = fs or BasicFS(config.resolved_path)
         self.versioner = versioner or _make_versioner(self.fs, config)
@@ -110,7 +113,7 @@ class FolderRunner:
             fs=self.fs,
             index=index,
             versioner=self.versioner,
-            limiter=db_limiter,
+            limiter=self.io_limiter,
             sources_for=lambda name: sources_for(self.id, name),
             ignore_permissions=config.ignore_permissions,
             max_conflicts=config.max_conflicts,
@@ -382,7 +385,7 @@ class FolderRunner:
 
     # ---- serving -------------------------------------------------------------------
     async def serve_request(self, device: DeviceID, request: Request) -> Response:
-        code, data = await trio.to_thread.run_sync(self._read_block, request, limiter=self.limiter)
+        code, data = await trio.to_thread.run_sync(self._read_block, request, limiter=self.io_limiter)
         if code == ErrorCode.INVALID_FILE:
             self.request_scan([request.name])
         return Response(id=request.id, data=data, code=code)
