@@ -97,6 +97,7 @@ class FolderRunner:
         self.local_sequence = SequenceWatch()
         self.ignore = Ignore()
         self._wake = Wakeup()
+        self._wake.set()  # scan (and pull) as soon as the loop starts
         self._scan_full = True
         self._scan_paths: set[str] = set()
         self._pull_wanted = True
@@ -165,7 +166,8 @@ class FolderRunner:
             return
         if self.config.watcher and not self._watching:
             self._watching = True  # started once the folder root is known to exist
-            self._nursery.start_soon(self._watch)
+            assert self._nursery is not None
+            await self._nursery.start(self._watch)
         if self._scan_full or self._scan_paths:
             await self._scan()
         if self._pull_wanted:
@@ -227,14 +229,24 @@ class FolderRunner:
             await trio.sleep(self.config.rescan_interval_s)
             self.request_scan(None)
 
-    async def _watch(self) -> None:
-        try:
-            from ..watcher import watch_folder
-        except ImportError:  # pragma: no cover - watcher module missing
-            return
+    async def _watch(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Feed watcher batches into scan requests; ready once the OS watches are armed."""
+        from ..watcher import watch_folder
+
         send, receive = trio.open_memory_channel[list[str] | None](16)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_run_watcher, watch_folder, self.config, send)
+            try:
+                await nursery.start(
+                    lambda task_status: watch_folder(
+                        self.config.resolved_path, on_changes=send,
+                        delay=self.config.watcher_delay_ms / 1000, task_status=task_status,
+                    )
+                )
+            except FilesystemError as exc:  # e.g. the inotify watch limit
+                log.warning("%s: not watching for changes (%s); relying on periodic scans", self.id, exc)
+                task_status.started()
+                return
+            task_status.started()
             async with receive:
                 async for paths in receive:
                     self.request_scan(paths)
@@ -486,15 +498,6 @@ def _take(gen, n: int) -> list:
 
 def _close_generator(gen) -> None:
     gen.close()
-
-
-async def _run_watcher(watch_folder, config: FolderConfig, send) -> None:
-    """Watch until cancelled; if the OS refuses (watch limit), periodic scans carry on."""
-    async with send:
-        try:
-            await watch_folder(config.resolved_path, on_changes=send, delay=config.watcher_delay_ms / 1000)
-        except FilesystemError as exc:
-            log.warning("%s: not watching for changes (%s); relying on periodic scans", config.id, exc)
 
 
 def _make_versioner(fs: FileSystem, config: FolderConfig) -> Versioner:

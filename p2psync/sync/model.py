@@ -68,6 +68,7 @@ class SyncModel:
         self.events = events
         self.folders: dict[str, FolderRunner] = {}
         self.connections: dict[DeviceID, PeerConnection] = {}
+        self.sessions: dict[DeviceID, _PeerSession] = {}
 
     async def _db(self, fn, *args):
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
@@ -111,8 +112,13 @@ class SyncModel:
     async def resend_cluster_config(self, device: DeviceID) -> None:
         """Sharing with ``device`` changed: tell it (a later ClusterConfig updates the first)."""
         peer = self.connections.get(device)
-        if peer is not None and not peer.closed:
-            await peer.send(await self.cluster_config_for(device))
+        session = self.sessions.get(device)
+        if peer is None or peer.closed or session is None:
+            return
+        await peer.send(await self.cluster_config_for(device))
+        if session.last_cluster_config is not None:
+            # The peer may have offered folders we only now share: read its offer again.
+            await session.handle_message(peer, session.last_cluster_config)
 
     # ---- a connection's life -------------------------------------------------------
     async def serve_peer(self, peer: PeerConnection) -> None:
@@ -123,6 +129,7 @@ class SyncModel:
         self.connections[peer.device_id] = peer
         self.events.emit("DeviceConnected", device=str(peer.device_id), address=peer.address)
         session = _PeerSession(self, peer)
+        self.sessions[peer.device_id] = session
         try:
             async with trio.open_nursery() as nursery:
                 session.nursery = nursery
@@ -135,6 +142,8 @@ class SyncModel:
         finally:
             if self.connections.get(peer.device_id) is peer:
                 del self.connections[peer.device_id]
+            if self.sessions.get(peer.device_id) is session:
+                del self.sessions[peer.device_id]
             self.events.emit("DeviceDisconnected", device=str(peer.device_id), reason=peer.close_reason)
 
 
@@ -148,6 +157,7 @@ class _PeerSession:
         self.nursery: trio.Nursery | None = None
         self.senders: dict[str, trio.CancelScope] = {}
         self.announced: set[str] = set()  # folders the peer shares with us
+        self.last_cluster_config: ClusterConfig | None = None
 
     async def handle_message(self, peer: PeerConnection, message: Message) -> None:
         if isinstance(message, ClusterConfig):
@@ -166,6 +176,7 @@ class _PeerSession:
 
     # ---- ClusterConfig -------------------------------------------------------------
     async def _on_cluster_config(self, cc: ClusterConfig) -> None:
+        self.last_cluster_config = cc
         model = self.model
         for folder in cc.folders:
             if not model.shared_with(folder.id, self.device):

@@ -59,6 +59,6 @@ async def test_watcher_picks_up_changes_without_a_scan_request(tmp_path) -> None
         await wait_for(lambda: c.connected("a", "b"), what="connection")
         await wait_for(lambda: c.runner("a").status.state == "idle", what="a idle")
         (c.data("a") / "watched.txt").write_text("seen by the watcher")
-        await wait_for(lambda: (c.data("b") / "watched.txt").exists(), timeout=10, what="watcher-driven sync")
+        await wait_for(lambda: (c.data("b") / "watched.txt").exists(), timeout=20, what="watcher-driven sync")
         (c.data("b") / "watched.txt").unlink()
-        await wait_for(lambda: not (c.data("a") / "watched.txt").exists(), timeout=10, what="watcher-driven delete")
+        await wait_for(lambda: not (c.data("a") / "watched.txt").exists(), timeout=20, what="watcher-driven delete")

@@ -1,0 +1,552 @@
+"""The control API's Starlette app: routes, JSON errors and config edits for one node.
+
+Every handler is async and runs on the daemon's trio loop; blocking work (index reads,
+config saves, the pending store, versions) goes to worker threads. Config changes are
+serialised by one lock: load the node's config, edit it (``edits``), save it atomically,
+then ``node.apply_config`` so the running node follows without a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..config import Config, save_config
+from ..errors import ConfigError, DeviceIDError, NotFoundError, P2PSyncError, UsageError
+from ..identity import DeviceID
+from ..protocol.names import validate_name
+from . import edits
+from .auth import GuardMiddleware, allowed_hosts
+from .openapi import openapi_document
+from .rates import RateMeter
+from .views import conflicts_in, device_view, folder_view, system_view
+
+log = logging.getLogger("p2psync.api")
+
+MAX_EVENT_WAIT = 60.0
+MAX_BODY = 1 << 20
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str, ensure_ascii=False).encode("utf-8")
+
+
+def _error(status: int, message: str, kind: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if kind:
+        body["kind"] = kind
+    return JSONResponse(body, status_code=status)
+
+
+def status_for(exc: P2PSyncError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, UsageError | ConfigError | DeviceIDError | ValueError):
+        return 400
+    return 500
+
+
+class _Api:
+    """The handlers, bound to one node."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.config_lock = trio.Lock()
+        self.limiter = trio.CapacityLimiter(2)
+        self.meter = RateMeter()
+
+    # ---- helpers -----------------------------------------------------------------
+    async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def _change(
+        self, edit: Callable[[Config], Config], prepare: Callable[[], None] | None = None
+    ) -> Config:
+        """Apply ``edit`` to the current config: ``prepare`` (blocking, e.g. create the
+        folder's directory), save atomically, then apply to the running node."""
+        async with self.config_lock:
+            new = edit(self.node.config)
+            if prepare is not None:
+                await self._thread(prepare)
+            if new != self.node.config:
+                await self._thread(save_config, new, self.node.home)
+                await self.node.apply_config(new)
+            return new
+
+    def _folder_config(self, folder_id: str) -> Any:
+        fc = self.node.config.folder(folder_id)
+        if fc is None:
+            raise NotFoundError(f"folder {folder_id!r} does not exist")
+        return fc
+
+    def _runner(self, folder_id: str) -> Any:
+        self._folder_config(folder_id)
+        runner = self.node.model.folders.get(folder_id)
+        if runner is None:
+            raise HTTPException(409, f"folder {folder_id!r} is not running")
+        return runner
+
+    # ---- system ------------------------------------------------------------------
+    async def system(self, request: Request) -> JSONResponse:
+        return JSONResponse(system_view(self.node))
+
+    async def openapi(self, request: Request) -> JSONResponse:
+        return JSONResponse(openapi_document())
+
+    async def reload(self, request: Request) -> JSONResponse:
+        async with self.config_lock:
+            await self.node.reload_config()
+        return JSONResponse({"ok": True})
+
+    async def events(self, request: Request) -> JSONResponse:
+        q = request.query_params
+        since = _int_param(q.get("since"), "since", 0)
+        limit = _int_param(q.get("limit"), "limit", 500)
+        timeout = _float_param(q.get("timeout"), "timeout", 30.0)
+        timeout = min(max(timeout, 0.0), MAX_EVENT_WAIT)
+        types = {t for t in (q.get("types") or "").split(",") if t} or None
+        found = await self.node.events.wait_since(since, types, timeout=timeout)
+        return JSONResponse(
+            {
+                "events": [e.to_json() for e in found[:limit]],
+                "last_id": self.node.events.last_id,
+            }
+        )
+
+    # ---- folders -----------------------------------------------------------------
+    async def folders(self, request: Request) -> JSONResponse:
+        return JSONResponse(
+            [await folder_view(self.node, fc, self.limiter) for fc in self.node.config.folders]
+        )
+
+    async def folder(self, request: Request) -> JSONResponse:
+        fc = self._folder_config(request.path_params["id"])
+        return JSONResponse(await folder_view(self.node, fc, self.limiter))
+
+    async def folder_add(self, request: Request) -> JSONResponse:
+        body = await _body(request)
+        path = _user_path(_str(body, "path", required=True))
+        share = _str_list(body, "devices") + _str_list(body, "share")
+        created: list[Any] = []
+
+        def edit(cfg: Config) -> Config:
+            fc = edits.add_folder(
+                cfg,
+                path,
+                folder_id=_str(body, "id") or None,
+                label=_str(body, "label"),
+                folder_type=_str(body, "type") or "sendreceive",
+                share=share,
+            )
+            created.append(fc)
+            return cfg.with_folder(fc)
+
+        await self._change(edit, prepare=lambda: _make_dir(path))
+        fc = created[-1]
+        await self._thread(self.node.pending.remove_folder, fc.id)
+        return JSONResponse({"ok": True, "folder": fc.id, "path": fc.path}, status_code=201)
+
+    async def folder_remove(self, request: Request) -> JSONResponse:
+        folder_id = request.path_params["id"]
+        await self._change(lambda cfg: edits.remove_folder(cfg, folder_id))
+        return JSONResponse({"ok": True})
+
+    async def folder_share(self, request: Request) -> JSONResponse:
+        folder_id = request.path_params["id"]
+        device = _str(await _body(request), "device", required=True)
+        already: list[bool] = []
+
+        def edit(cfg: Config) -> Config:
+            new, was = edits.share_folder(cfg, folder_id, device)
+            already.append(was)
+            return new
+
+        await self._change(edit)
+        return JSONResponse({"ok": True, "already_shared": already[-1]})
+
+    def _pause(self, paused: bool) -> Callable[[Request], Any]:
+        async def handler(request: Request) -> JSONResponse:
+            folder_id = request.path_params["id"]
+            await self._change(lambda cfg: edits.set_folder_paused(cfg, folder_id, paused))
+            return JSONResponse({"ok": True, "paused": paused})
+
+        return handler
+
+    async def folder_scan(self, request: Request) -> JSONResponse:
+        runner = self._runner(request.path_params["id"])
+        body = await _body(request)
+        paths = _str_list(body, "paths") if "paths" in body else None
+        for p in paths or ():
+            validate_name(p)
+        runner.request_scan(paths or None)
+        return JSONResponse({"ok": True}, status_code=202)
+
+    async def folder_override(self, request: Request) -> JSONResponse:
+        folder_id = request.path_params["id"]
+        runner = self._runner(folder_id)
+        if runner.config.type != "sendonly":
+            raise HTTPException(
+                409, f"folder {folder_id!r} is not send-only; override applies to send-only folders"
+            )
+        sequence = await runner.override()
+        return JSONResponse({"ok": True, "sequence": sequence})
+
+    async def folder_revert(self, request: Request) -> JSONResponse:
+        folder_id = request.path_params["id"]
+        runner = self._runner(folder_id)
+        if runner.config.type != "receiveonly":
+            raise HTTPException(
+                409,
+                f"folder {folder_id!r} is not receive-only; revert applies to receive-only folders",
+            )
+        reverted = await runner.revert()
+        return JSONResponse({"ok": True, "reverted": reverted})
+
+    async def folder_confirm_deletes(self, request: Request) -> JSONResponse:
+        self._runner(request.path_params["id"]).confirm_deletes()
+        return JSONResponse({"ok": True})
+
+    async def conflicts(self, request: Request) -> JSONResponse:
+        fc = self._folder_config(request.path_params["id"])
+        found = await self._thread(conflicts_in, self.node.index, fc.id)
+        return JSONResponse({"folder": fc.id, "conflicts": found})
+
+    async def versions(self, request: Request) -> JSONResponse:
+        runner = self._runner(request.path_params["id"])
+        module = _versioner_module()
+        path = request.query_params.get("path") or None
+        if path is not None:
+            validate_name(path)
+        found = await self._thread(module.list_versions, runner.fs, path)
+        return JSONResponse(
+            {
+                "folder": runner.config.id,
+                "versions": [
+                    {
+                        "name": v.name,
+                        "time": v.version_time.isoformat(),
+                        "timestamp": v.timestamp,
+                        "size": v.size,
+                        "archive_name": v.archive_name,
+                    }
+                    for v in found
+                ],
+            }
+        )
+
+    async def versions_restore(self, request: Request) -> JSONResponse:
+        runner = self._runner(request.path_params["id"])
+        module = _versioner_module()
+        body = await _body(request)
+        path = _str(body, "path", required=True)
+        validate_name(path)
+        at = parse_time(body.get("at"))
+        restored = await self._thread(
+            lambda: module.restore(runner.fs, path, at, versioner=runner.versioner)
+        )
+        runner.request_scan([path])
+        return JSONResponse({"ok": True, "path": path, "restored_from": restored})
+
+    # ---- devices -----------------------------------------------------------------
+    async def devices(self, request: Request) -> JSONResponse:
+        return JSONResponse(
+            [device_view(self.node, d, self.meter) for d in self.node.config.devices]
+        )
+
+    async def device_add(self, request: Request) -> JSONResponse:
+        body = await _body(request)
+        device = _str(body, "id", required=True)
+        existed: list[bool] = []
+
+        def edit(cfg: Config) -> Config:
+            new, was = edits.add_device(
+                cfg,
+                self.node.device_id,
+                device,
+                name=_str(body, "name"),
+                addresses=_str_list(body, "addresses"),
+                introducer=bool(body.get("introducer", False)),
+            )
+            existed.append(was)
+            return new
+
+        await self._change(edit)
+        did = str(DeviceID.parse(device))
+        await self._thread(self.node.pending.remove_device, did)
+        return JSONResponse(
+            {"ok": True, "id": did, "updated": existed[-1]}, status_code=200 if existed[-1] else 201
+        )
+
+    async def device_remove(self, request: Request) -> JSONResponse:
+        device = request.path_params["id"]
+        await self._change(lambda cfg: edits.remove_device(cfg, device))
+        return JSONResponse({"ok": True})
+
+    def _pause_device(self, paused: bool) -> Callable[[Request], Any]:
+        async def handler(request: Request) -> JSONResponse:
+            device = request.path_params["id"]
+            await self._change(lambda cfg: edits.set_device_paused(cfg, device, paused))
+            return JSONResponse({"ok": True, "paused": paused})
+
+        return handler
+
+    async def discovered(self, request: Request) -> JSONResponse:
+        mdns = getattr(self.node, "mdns", None)
+        devices = []
+        if mdns is not None:
+            now = trio.current_time()
+            for d in mdns.discovered():
+                devices.append(
+                    {
+                        "id": str(d.device_id),
+                        "addresses": list(d.addresses),
+                        "seen_ago": round(now - d.last_seen, 1),
+                    }
+                )
+        return JSONResponse({"enabled": mdns is not None, "devices": devices})
+
+    # ---- pending -----------------------------------------------------------------
+    async def pending_devices(self, request: Request) -> JSONResponse:
+        entries = await self._thread(self.node.pending.devices)
+        return JSONResponse([e.__dict__ for e in entries])
+
+    async def pending_folders(self, request: Request) -> JSONResponse:
+        entries = await self._thread(self.node.pending.folders)
+        return JSONResponse([e.__dict__ for e in entries])
+
+    async def pending_device_accept(self, request: Request) -> JSONResponse:
+        did = str(DeviceID.parse(request.path_params["id"]))
+        entries = await self._thread(self.node.pending.devices)
+        entry = next((e for e in entries if e.device_id == did), None)
+        if entry is None:
+            raise NotFoundError(f"device {did} is not pending")
+        body = await _body(request)
+        name = _str(body, "name") or entry.name
+        await self._change(
+            lambda cfg: edits.add_device(cfg, self.node.device_id, did, name=name)[0]
+        )
+        await self._thread(self.node.pending.remove_device, did)
+        return JSONResponse({"ok": True, "id": did})
+
+    async def pending_device_reject(self, request: Request) -> JSONResponse:
+        did = str(DeviceID.parse(request.path_params["id"]))
+        await self._thread(self.node.pending.remove_device, did)
+        return JSONResponse({"ok": True})
+
+    async def pending_folder_accept(self, request: Request) -> JSONResponse:
+        folder_id = request.path_params["id"]
+        body = await _body(request)
+        raw = _str(body, "path")
+        path = _user_path(raw) if raw else edits.default_accept_path(folder_id)
+        offers = await self._thread(self.node.pending.folders)
+        accepted: list[Any] = []
+
+        def edit(cfg: Config) -> Config:
+            accepted.append(edits.accept_folder(cfg, offers, folder_id, path))
+            return cfg.with_folder(accepted[-1])
+
+        await self._change(edit, prepare=lambda: _make_dir(path))
+        fc = accepted[-1]
+        await self._thread(self.node.pending.remove_folder, folder_id)
+        return JSONResponse(
+            {"ok": True, "folder": fc.id, "path": fc.path, "devices": list(fc.devices)}
+        )
+
+    async def pending_folder_reject(self, request: Request) -> JSONResponse:
+        folder_id = request.path_params["id"]
+        await self._thread(self.node.pending.remove_folder, folder_id)
+        return JSONResponse({"ok": True})
+
+
+# ---- request parsing ---------------------------------------------------------------
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise UsageError("request body too large")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"request body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError("request body must be a JSON object")
+    return data
+
+
+def _str(body: dict[str, Any], key: str, *, required: bool = False) -> str:
+    value = body.get(key)
+    if value is None or value == "":
+        if required:
+            raise UsageError(f"{key!r} is required")
+        return ""
+    if not isinstance(value, str):
+        raise UsageError(f"{key!r} must be a string")
+    return value
+
+
+def _str_list(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{key!r} must be a list of strings")
+    return list(value)
+
+
+def _int_param(raw: str | None, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _float_param(raw: str | None, name: str, default: float) -> float:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{name} must be finite")
+    return value
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A restore point: None, Unix seconds (number or numeric string) or ISO 8601 text
+    (naive = local time)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise UsageError("'at' must be a Unix time or an ISO 8601 date")
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(float(value), dt.UTC)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromtimestamp(float(value), dt.UTC)
+        except ValueError:
+            pass
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise UsageError(f"'at' must be a Unix time or an ISO 8601 date, not {value!r}")
+
+
+def _user_path(raw: str) -> Path:
+    """A folder path from a request: ``~`` expanded; must then be absolute (checked by
+    ``edits``) because the daemon's working directory means nothing to the caller."""
+    return Path(raw).expanduser()
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {path}: {exc.strerror or exc}") from exc
+
+
+def _versioner_module() -> Any:
+    try:
+        from ..sync import versioner
+    except ImportError as exc:
+        raise HTTPException(501, f"file versioning is not available in this build ({exc})") from exc
+    if not (hasattr(versioner, "list_versions") and hasattr(versioner, "restore")):
+        raise HTTPException(501, "file versioning is not available in this build (no list/restore)")
+    return versioner
+
+
+# ---- the app -----------------------------------------------------------------------
+
+
+async def _p2psync_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, P2PSyncError)
+    return _error(status_for(exc), str(exc), type(exc).__name__)
+
+
+async def _value_error(request: Request, exc: Exception) -> JSONResponse:
+    return _error(400, str(exc), "UsageError")
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, str(exc.detail))
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("API %s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error(500, f"internal error: {type(exc).__name__}")
+
+
+def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None = None) -> Any:
+    """The control API for ``node``, guarded by ``key`` and the Host check.
+
+    ``get_bound`` returns the bound "host:port" (known after binding; default
+    ``node.api_address``).
+    """
+    api = _Api(node)
+    bound = get_bound or (lambda: getattr(node, "api_address", None))
+    p = "/api"
+    routes = [
+        Route(f"{p}/openapi.json", api.openapi),
+        Route(f"{p}/system", api.system),
+        Route(f"{p}/config/reload", api.reload, methods=["POST"]),
+        Route(f"{p}/events", api.events),
+        Route(f"{p}/folders", api.folders),
+        Route(f"{p}/folders", api.folder_add, methods=["POST"]),
+        Route(f"{p}/folders/{{id}}", api.folder),
+        Route(f"{p}/folders/{{id}}", api.folder_remove, methods=["DELETE"]),
+        Route(f"{p}/folders/{{id}}/share", api.folder_share, methods=["POST"]),
+        Route(f"{p}/folders/{{id}}/pause", api._pause(True), methods=["POST"]),
+        Route(f"{p}/folders/{{id}}/resume", api._pause(False), methods=["POST"]),
+        Route(f"{p}/folders/{{id}}/scan", api.folder_scan, methods=["POST"]),
+        Route(f"{p}/folders/{{id}}/override", api.folder_override, methods=["POST"]),
+        Route(f"{p}/folders/{{id}}/revert", api.folder_revert, methods=["POST"]),
+        Route(f"{p}/folders/{{id}}/confirm-deletes", api.folder_confirm_deletes, methods=["POST"]),
+        Route(f"{p}/folders/{{id}}/conflicts", api.conflicts),
+        Route(f"{p}/folders/{{id}}/versions", api.versions),
+        Route(f"{p}/folders/{{id}}/versions/restore", api.versions_restore, methods=["POST"]),
+        Route(f"{p}/devices", api.devices),
+        Route(f"{p}/devices", api.device_add, methods=["POST"]),
+        Route(f"{p}/devices/{{id}}", api.device_remove, methods=["DELETE"]),
+        Route(f"{p}/devices/{{id}}/pause", api._pause_device(True), methods=["POST"]),
+        Route(f"{p}/devices/{{id}}/resume", api._pause_device(False), methods=["POST"]),
+        Route(f"{p}/discovered", api.discovered),
+        Route(f"{p}/pending/devices", api.pending_devices),
+        Route(f"{p}/pending/devices/{{id}}/accept", api.pending_device_accept, methods=["POST"]),
+        Route(f"{p}/pending/devices/{{id}}/reject", api.pending_device_reject, methods=["POST"]),
+        Route(f"{p}/pending/folders", api.pending_folders),
+        Route(f"{p}/pending/folders/{{id}}/accept", api.pending_folder_accept, methods=["POST"]),
+        Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            P2PSyncError: _p2psync_error,
+            ValueError: _value_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+    app.add_middleware(GuardMiddleware, key=key, get_hosts=lambda: allowed_hosts(bound()))
+    return app

@@ -1,0 +1,162 @@
+"""Config edits shared by the daemon's API and the offline CLI: pure ``Config -> Config``.
+
+Each function validates its input and raises a ``P2PSyncError`` naming what is wrong, so
+the same request is refused the same way whether the daemon is running or not. No I/O:
+callers create directories, save the config and tidy the pending store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import (
+    FOLDER_TYPES,
+    Config,
+    DeviceConfig,
+    FolderConfig,
+    validate_folder_id,
+    validate_listen_url,
+)
+from ..errors import NotFoundError, UsageError
+from ..identity import DeviceID
+from ..pending import PendingFolder
+
+
+def _known_device(cfg: Config, device: str) -> DeviceID:
+    did = DeviceID.parse(device)
+    if cfg.device(did) is None:
+        raise NotFoundError(f"device {did} is not configured; run `p2psync peer add {did}` first")
+    return did
+
+
+def _folder(cfg: Config, folder_id: str) -> FolderConfig:
+    f = cfg.folder(folder_id)
+    if f is None:
+        raise NotFoundError(f"folder {folder_id!r} does not exist")
+    return f
+
+
+def add_device(
+    cfg: Config,
+    own: DeviceID,
+    device: str,
+    *,
+    name: str = "",
+    addresses: Sequence[str] = (),
+    introducer: bool = False,
+) -> tuple[Config, bool]:
+    """Trust ``device`` (add or update it); returns (config, whether it already existed)."""
+    did = DeviceID.parse(device)
+    if did == own:
+        raise UsageError("that is this device's own ID")
+    for i, a in enumerate(addresses):
+        if a != "dynamic":
+            validate_listen_url(a, f"addresses[{i}]")
+    existing = cfg.device(did)
+    new = DeviceConfig(
+        id=str(did),
+        name=name or (existing.name if existing else ""),
+        addresses=tuple(addresses) or (existing.addresses if existing else ("dynamic",)),
+        introducer=introducer,
+        paused=existing.paused if existing else False,
+        max_send_kbps=existing.max_send_kbps if existing else 0,
+        max_recv_kbps=existing.max_recv_kbps if existing else 0,
+    )
+    return cfg.with_device(new), existing is not None
+
+
+def remove_device(cfg: Config, device: str) -> Config:
+    did = DeviceID.parse(device)
+    if cfg.device(did) is None:
+        raise NotFoundError(f"device {did} is not configured")
+    return cfg.without_device(did)
+
+
+def set_device_paused(cfg: Config, device: str, paused: bool) -> Config:
+    did = _known_device(cfg, device)
+    dc = cfg.device(did)
+    assert dc is not None
+    return cfg.with_device(replace(dc, paused=paused))
+
+
+def folder_id_from(path: Path) -> str:
+    """A folder ID derived from a directory name (``My Docs`` → ``My-Docs``)."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "-", path.name).strip("-._") or "folder"
+    return base[:64]
+
+
+def add_folder(
+    cfg: Config,
+    path: Path,
+    *,
+    folder_id: str | None = None,
+    label: str = "",
+    folder_type: str = "sendreceive",
+    share: Iterable[str] = (),
+) -> FolderConfig:
+    """The new folder for absolute ``path`` (not yet in ``cfg``: add with ``cfg.with_folder``)."""
+    if not path.is_absolute():
+        raise UsageError(f"folder path {str(path)!r} must be absolute")
+    folder_id = validate_folder_id(folder_id or folder_id_from(path), "--id")
+    if folder_type not in FOLDER_TYPES:
+        raise UsageError(
+            f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
+        )
+    for f in cfg.folders:
+        if f.resolved_path.absolute() == path:
+            raise UsageError(f"{path} is already shared as folder {f.id!r}")
+    if cfg.folder(folder_id) is not None:
+        raise UsageError(f"folder {folder_id!r} already exists")
+    devices = tuple(dict.fromkeys(str(_known_device(cfg, d)) for d in share))
+    return FolderConfig(
+        id=folder_id, path=str(path), label=label or path.name, type=folder_type, devices=devices
+    )
+
+
+def share_folder(cfg: Config, folder_id: str, device: str) -> tuple[Config, bool]:
+    """Share ``folder_id`` with ``device``; returns (config, whether it was already shared)."""
+    f = _folder(cfg, folder_id)
+    did = _known_device(cfg, device)
+    if str(did) in f.devices:
+        return cfg, True
+    return cfg.with_folder(replace(f, devices=f.devices + (str(did),))), False
+
+
+def remove_folder(cfg: Config, folder_id: str) -> Config:
+    _folder(cfg, folder_id)
+    return cfg.without_folder(folder_id)
+
+
+def set_folder_paused(cfg: Config, folder_id: str, paused: bool) -> Config:
+    return cfg.with_folder(replace(_folder(cfg, folder_id), paused=paused))
+
+
+def accept_folder(
+    cfg: Config, offers: Sequence[PendingFolder], folder_id: str, path: Path
+) -> FolderConfig:
+    """The folder accepted from pending ``offers``, shared back with the trusted offerers."""
+    validate_folder_id(folder_id)
+    mine = [e for e in offers if e.folder_id == folder_id]
+    if not mine:
+        raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
+    if cfg.folder(folder_id) is not None:
+        raise UsageError(f"folder {folder_id!r} already exists")
+    if not path.is_absolute():
+        raise UsageError(f"folder path {str(path)!r} must be absolute")
+    for f in cfg.folders:
+        if f.resolved_path.absolute() == path:
+            raise UsageError(f"{path} is already shared as folder {f.id!r}")
+    devices = tuple(
+        dict.fromkeys(e.device_id for e in mine if cfg.device(DeviceID.parse(e.device_id)))
+    )
+    return FolderConfig(
+        id=folder_id, path=str(path), label=mine[0].label or folder_id, devices=devices
+    )
+
+
+def default_accept_path(folder_id: str) -> Path:
+    """Where an accepted folder goes when no path is given: ``~/Sync/<id>``."""
+    return (Path("~/Sync") / folder_id).expanduser().absolute()

@@ -1,0 +1,144 @@
+"""Human renderings of API data for the CLI (rich). Every name from a config, a peer or
+the filesystem goes through ``textsafe.safe`` and into ``Text`` objects, so neither
+control characters nor rich markup in a name can change what the terminal shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ..textsafe import safe
+
+STATE_STYLES = {
+    "idle": "green",
+    "scanning": "cyan",
+    "syncing": "blue",
+    "error": "red",
+    "paused": "yellow",
+    "starting": "dim",
+    "stopped": "dim",
+}
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def short_id(device_id: str) -> str:
+    return device_id.split("-", 1)[0]
+
+
+def status_renderable(data: dict[str, Any]) -> RenderableType:
+    """The `p2psync status` view of ``{"system", "folders", "devices"}``."""
+    system = data["system"]
+    header = Text()
+    header.append("This device: ", style="bold")
+    header.append(safe(system["name"]))
+    header.append(f"  {system['device_id']}\n")
+    header.append(
+        f"up {human_duration(system['uptime'])}, listening on "
+        f"{', '.join(safe(a) for a in system['listen_addresses']) or '-'}, "
+        f"API http://{safe(str(system.get('api_address')))}",
+        style="dim",
+    )
+    return Group(
+        header, Text(""), folders_table(data["folders"]), Text(""), devices_table(data["devices"])
+    )
+
+
+def folders_table(folders: list[dict[str, Any]]) -> RenderableType:
+    if not folders:
+        return Text("No folders. Add one with: p2psync folder add PATH")
+    table = Table(title="Folders", title_justify="left", show_edge=False, expand=False)
+    for col in ("Folder", "State", "Progress", "", "Synced", "Need"):
+        table.add_column(col)
+    notes: list[Text] = []
+    for f in folders:
+        glob, need = f["global"], f["need"]
+        done = max(0, glob["bytes"] - need["bytes"])
+        name = Text(safe(f["id"]))
+        if f.get("label") and f["label"] != f["id"]:
+            name.append(f" ({safe(f['label'])})", style="dim")
+        state = Text(f["state"], style=STATE_STYLES.get(f["state"], ""))
+        table.add_row(
+            name,
+            state,
+            ProgressBar(
+                total=max(glob["bytes"], 1), completed=done if glob["bytes"] else 1, width=24
+            ),
+            Text(f"{f['completion']:.0f}%"),
+            Text(f"{human_bytes(done)} / {human_bytes(glob['bytes'])}"),
+            Text(
+                f"{f['need_items']} items, {human_bytes(need['bytes'])}" if f["need_items"] else "-"
+            ),
+        )
+        if f.get("reason"):
+            notes.append(Text(f"  {safe(f['id'])}: {safe(f['reason'])}", style="yellow"))
+        for err in f.get("item_errors", [])[:10]:
+            notes.append(
+                Text(f"  {safe(f['id'])}: {safe(err['name'])}: {safe(err['error'])}", style="red")
+            )
+        behind = [d for d in f.get("devices", []) if not d.get("in_sync")]
+        for d in behind:
+            who = safe(d.get("name") or "") or short_id(d["id"])
+            notes.append(Text(f"  {safe(f['id'])}: {who} is not in sync yet", style="dim"))
+    return Group(table, *notes) if notes else table
+
+
+def devices_table(devices: list[dict[str, Any]]) -> RenderableType:
+    if not devices:
+        return Text("No devices. Add one with: p2psync peer add DEVICE-ID")
+    table = Table(title="Devices", title_justify="left", show_edge=False, expand=False)
+    for col in ("Device", "ID", "Connection", "Down", "Up", "Received", "Sent"):
+        table.add_column(col)
+    for d in devices:
+        if d["paused"]:
+            conn = Text("paused", style="yellow")
+        elif d["connected"]:
+            conn = Text(f"connected {safe(d['address'] or '')}", style="green")
+        else:
+            conn = Text("disconnected", style="dim")
+        table.add_row(
+            Text(safe(d["name"]) or "-"),
+            Text(short_id(d["id"])),
+            conn,
+            Text(f"{human_bytes(d['in_bps'])}/s" if d["connected"] else "-"),
+            Text(f"{human_bytes(d['out_bps'])}/s" if d["connected"] else "-"),
+            Text(human_bytes(d["bytes_in"]) if d["connected"] else "-"),
+            Text(human_bytes(d["bytes_out"]) if d["connected"] else "-"),
+        )
+    return table
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One event as a safe single line: ``#12 14:03:05 ItemFinished folder=docs item=a.txt``."""
+    when = dt.datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S")
+    parts = [f"#{event['id']}", when, safe(str(event["type"]))]
+    for key, value in sorted((event.get("data") or {}).items()):
+        if value is None or value == "":
+            continue
+        parts.append(f"{safe(str(key))}={safe(str(value))}")
+    return " ".join(parts)

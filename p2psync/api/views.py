@@ -1,0 +1,173 @@
+"""JSON views of a running node: folders, devices, system. Blocking index reads run in a
+worker thread; everything else reads in-memory state."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import __version__
+from ..config import FolderConfig
+from ..identity import DeviceID
+from .rates import RateMeter
+
+if TYPE_CHECKING:
+    from ..index.store import Counts
+
+CONFLICT_MARK = ".sync-conflict-"
+MAX_LISTED = 10_000  # conflicts / versions / errors returned at most
+
+
+def counts_json(c: Counts) -> dict[str, int]:
+    return {
+        "files": c.files,
+        "directories": c.directories,
+        "symlinks": c.symlinks,
+        "deleted": c.deleted,
+        "bytes": c.bytes,
+    }
+
+
+def _same_content(a: Counts, b: Counts) -> bool:
+    return (a.files, a.directories, a.symlinks, a.bytes) == (
+        b.files,
+        b.directories,
+        b.symlinks,
+        b.bytes,
+    )
+
+
+def _folder_counts(index: Any, fc: FolderConfig) -> dict[str, Any]:
+    """Blocking: the folder's global/local/need counts and each remote device's counts."""
+    glob = index.global_counts(fc.id)
+    local = index.counts(fc.id)
+    need = index.need_counts(fc.id)
+    known = set(index.devices(fc.id))
+    devices = {}
+    for d in fc.devices:
+        raw = DeviceID.parse(d).raw
+        remote = index.counts(fc.id, raw)
+        # "in sync" is judged from counts (cheap): same items and bytes as the global
+        # state. A device that never sent an index for the folder is not in sync.
+        in_sync = raw in known and _same_content(remote, glob)
+        devices[d] = {"in_sync": in_sync, "local": counts_json(remote)}
+    return {"global": glob, "local": local, "need": need, "devices": devices}
+
+
+async def folder_view(node: Any, fc: FolderConfig, limiter: trio.CapacityLimiter) -> dict[str, Any]:
+    counts = await trio.to_thread.run_sync(_folder_counts, node.index, fc, limiter=limiter)
+    glob, need = counts["global"], counts["need"]
+    runner = node.model.folders.get(fc.id)
+    status = getattr(runner, "status", None)
+    state = status.state if status else "stopped"
+    if fc.paused and state not in ("scanning", "syncing"):
+        state = "paused"
+    done = max(0, glob.bytes - need.bytes)
+    need_items = need.files + need.directories + need.symlinks + need.deleted
+    cfg = node.config
+    devices = []
+    for d in fc.devices:
+        did = DeviceID.parse(d)
+        dc = cfg.device(did)
+        devices.append(
+            {
+                "id": d,
+                "name": dc.name if dc else "",
+                "connected": node.connections.is_connected(did),
+                **counts["devices"].get(d, {"in_sync": False, "local": None}),
+            }
+        )
+    errors = dict(status.item_errors) if status else {}
+    problems = list(status.scan_problems) if status else []
+    return {
+        "id": fc.id,
+        "label": fc.label,
+        "path": fc.path,
+        "type": fc.type,
+        "paused": fc.paused,
+        "state": state,
+        "reason": status.reason if status else "",
+        "last_scan": (status.last_scan or None) if status else None,
+        "global": counts_json(glob),
+        "local": counts_json(counts["local"]),
+        "need": counts_json(need),
+        "need_items": need_items,
+        "in_sync": need_items == 0,
+        "completion": 100.0 if glob.bytes == 0 else round(100.0 * done / glob.bytes, 2),
+        "item_errors": [{"name": n, "error": e} for n, e in sorted(errors.items())[:MAX_LISTED]],
+        "scan_problems": [{"name": n, "error": e} for n, e in problems[:MAX_LISTED]],
+        "conflicts_created": status.conflicts if status else 0,
+        "devices": devices,
+    }
+
+
+def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
+    did = device.device_id
+    peer = node.model.connections.get(did)
+    connected = node.connections.is_connected(did) and peer is not None and not peer.closed
+    now = trio.current_time()
+    view: dict[str, Any] = {
+        "id": device.id,
+        "name": device.name,
+        "addresses": list(device.addresses),
+        "paused": device.paused,
+        "introducer": device.introducer,
+        "connected": connected,
+        "address": None,
+        "connected_for": None,
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "in_bps": 0.0,
+        "out_bps": 0.0,
+        "folders": [f.id for f in node.config.folders if device.id in f.devices],
+    }
+    if connected:
+        stats = peer.stats
+        in_bps, out_bps = meter.sample(
+            did, now, stats.bytes_in, stats.bytes_out, stats.connected_at
+        )
+        view.update(
+            address=peer.address,
+            connected_for=round(now - stats.connected_at, 3),
+            bytes_in=stats.bytes_in,
+            bytes_out=stats.bytes_out,
+            in_bps=round(in_bps, 1),
+            out_bps=round(out_bps, 1),
+        )
+    else:
+        meter.forget(did)
+    return view
+
+
+def system_view(node: Any) -> dict[str, Any]:
+    cfg = node.config
+    mdns = getattr(node, "mdns", None)
+    return {
+        "device_id": str(node.device_id),
+        "name": cfg.name,
+        "version": __version__,
+        "pid": os.getpid(),
+        "uptime": round(trio.current_time() - node.started_at, 3),
+        "time": time.time(),
+        "listen_addresses": list(node.connections.listen_addresses),
+        "api_address": getattr(node, "api_address", None),
+        "home": str(node.home),
+        "mdns": mdns is not None,
+        "folders": len(cfg.folders),
+        "devices": len(cfg.devices),
+        "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.device_id)),
+    }
+
+
+def conflicts_in(index: Any, folder_id: str) -> list[dict[str, Any]]:
+    """Blocking: live local entries whose name marks a conflict copy."""
+    out = []
+    for fi in index.iter_local(folder_id):
+        if CONFLICT_MARK in fi.name and not fi.deleted:
+            out.append({"name": fi.name, "size": fi.size, "modified": fi.modified_ns / 1e9})
+            if len(out) >= MAX_LISTED:
+                break
+    return out

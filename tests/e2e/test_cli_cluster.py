@@ -1,0 +1,129 @@
+"""Three `p2psync run` daemons configured only through CLI commands converge, and a
+SIGKILLed daemon catches up after a restart."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from test_cli_daemon import ENV, P2PSYNC, cli_run, init_home, ok, wait_for
+
+NAMES = ("a", "b", "c")
+
+
+def start(home: Path) -> subprocess.Popen:
+    (home / "api.address").unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [*P2PSYNC, "--home", str(home), "run"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(
+        lambda: (
+            (home / "api.address").exists() and cli_run(home, "status", "--json").exit_code == 0
+        ),
+        what=f"daemon {home}",
+    )
+    return proc
+
+
+def status(home: Path) -> dict:
+    return json.loads(ok(home, "status", "--json"))
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".p2p") for part in p.relative_to(root).parts)
+    }
+
+
+def converged(homes: dict[str, Path], data: dict[str, Path], expected: dict[str, bytes]) -> bool:
+    if any(tree(data[n]) != expected for n in NAMES):
+        return False
+    for n in NAMES:
+        f = status(homes[n])["folders"][0]
+        if not (
+            f["state"] == "idle"
+            and f["need_items"] == 0
+            and all(d["in_sync"] for d in f["devices"])
+        ):
+            return False
+    return True
+
+
+def test_three_daemons_configured_by_cli_converge(tmp_path) -> None:
+    homes = {n: tmp_path / n / "home" for n in NAMES}
+    data = {n: tmp_path / n / "data" for n in NAMES}
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for n in NAMES:
+            init_home(homes[n], n)
+            procs[n] = start(homes[n])
+        info = {n: status(homes[n])["system"] for n in NAMES}
+        for n in NAMES:
+            for m in NAMES:
+                if m != n:
+                    ok(
+                        homes[n],
+                        "peer",
+                        "add",
+                        info[m]["device_id"],
+                        "--name",
+                        m,
+                        "--address",
+                        info[m]["listen_addresses"][0],
+                    )
+        ok(
+            homes["a"],
+            "folder",
+            "add",
+            str(data["a"]),
+            "--id",
+            "shared",
+            "--share",
+            info["b"]["device_id"],
+            "--share",
+            info["c"]["device_id"],
+        )
+        for n in ("b", "c"):
+            wait_for(
+                lambda n=n: "shared" in ok(homes[n], "folder", "pending"), what=f"offer on {n}"
+            )
+            ok(homes[n], "folder", "accept", "shared", str(data[n]))
+        # b and c also share with each other
+        ok(homes["b"], "folder", "share", "shared", info["c"]["device_id"])
+        ok(homes["c"], "folder", "share", "shared", info["b"]["device_id"])
+        expected = {}
+        for n in NAMES:
+            (data[n] / f"from-{n}.txt").write_text(f"written on {n}\n")
+            expected[f"from-{n}.txt"] = f"written on {n}\n".encode()
+            ok(homes[n], "scan", "shared")
+        wait_for(lambda: converged(homes, data, expected), timeout=30, what="convergence")
+        # SIGKILL c, change files elsewhere, restart c: it catches up
+        procs["c"].send_signal(signal.SIGKILL)
+        procs["c"].wait(timeout=10)
+        (data["a"] / "from-a.txt").write_text("changed on a\n")
+        (data["b"] / "new-b.bin").write_bytes(b"\x00" * 200_000)
+        for n in ("a", "b"):
+            ok(homes[n], "scan", "shared")
+        expected |= {"from-a.txt": b"changed on a\n", "new-b.bin": b"\x00" * 200_000}
+        procs["c"] = start(homes["c"])
+        ok(homes["c"], "scan", "shared")
+        wait_for(
+            lambda: converged(homes, data, expected), timeout=30, what="convergence after restart"
+        )
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
