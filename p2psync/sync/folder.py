@@ -40,6 +40,7 @@ PULL_PAGE = 256
 FILES_IN_PARALLEL = 8
 RETRY_MIN = 1.0
 RETRY_MAX = 60.0
+VERSION_CLEAN_INTERVAL = 3600.0
 FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
 
 
@@ -149,6 +150,7 @@ class FolderRunner:
             if self.config.rescan_interval_s:
                 nursery.start_soon(self._periodic_scans)
             self._nursery = nursery
+            nursery.start_soon(self._clean_versions)
             while True:
                 timeout = max(0.0, self._retry_at - trio.current_time()) if self._retry_at else float("inf")
                 with trio.move_on_after(timeout):
@@ -223,6 +225,21 @@ class FolderRunner:
     def _schedule_retry(self) -> None:
         self._retry_at = trio.current_time() + self._retry_delay
         self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
+
+    async def _clean_versions(self) -> None:
+        """Expire old versions (trashcan days, simple keep-N, staggered thinning) hourly."""
+        clean = getattr(self.versioner, "clean", None)
+        if clean is None:
+            return
+        while True:
+            await trio.sleep(VERSION_CLEAN_INTERVAL)
+            try:
+                removed = await trio.to_thread.run_sync(clean, limiter=self.io_limiter)
+            except (OSError, FilesystemError) as exc:
+                log.warning("%s: cleaning old versions failed: %s", self.id, exc)
+                continue
+            if removed:
+                log.info("%s: removed %d expired versions", self.id, removed)
 
     async def _periodic_scans(self) -> None:
         while True:
