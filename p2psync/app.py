@@ -140,7 +140,9 @@ class Node:
                 log.error("not applying the edited config: %s", exc)
 
 
-async def _run_cancellable(fn: Callable[..., object], *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+async def _run_cancellable(
+    fn: Callable[..., object], *, task_status: trio.TaskStatus[trio.CancelScope]
+) -> None:
     with trio.CancelScope() as scope:
         await fn(task_status=_Relay(task_status, scope))  # type: ignore[misc]
 
@@ -148,7 +150,9 @@ async def _run_cancellable(fn: Callable[..., object], *, task_status: trio.TaskS
 class _Relay:
     """Passes ``scope`` to the starter when the wrapped service reports ready."""
 
-    def __init__(self, task_status: trio.TaskStatus[trio.CancelScope], scope: trio.CancelScope) -> None:
+    def __init__(
+        self, task_status: trio.TaskStatus[trio.CancelScope], scope: trio.CancelScope
+    ) -> None:
         self._task_status = task_status
         self._scope = scope
 
@@ -156,13 +160,21 @@ class _Relay:
         self._task_status.started(self._scope)
 
 
-async def serve_node(home: Path, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve_node(
+    home: Path, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Run one node until cancelled; ``task_status.started(node)`` once it listens."""
     identity, created = await trio.to_thread.run_sync(load_or_create_identity, home)
     config = await trio.to_thread.run_sync(load_config, home)
     if created:
         log.info("generated a new identity")
-    log.info("p2psync %s starting: device %s (%s), home %s", __version__, identity.device_id, config.name, home)
+    log.info(
+        "p2psync %s starting: device %s (%s), home %s",
+        __version__,
+        identity.device_id,
+        config.name,
+        home,
+    )
     index = await trio.to_thread.run_sync(open_index, home, identity.device_id.raw)
     try:
         events = EventLog()
@@ -185,8 +197,18 @@ async def serve_node(home: Path, *, task_status: trio.TaskStatus[Node] = trio.TA
             events=events,
             serve_peer=model.serve_peer,
         )
-        node = Node(home, identity, config, index, events, pending, cache, model, connections,
-                    started_at=trio.current_time())
+        node = Node(
+            home,
+            identity,
+            config,
+            index,
+            events,
+            pending,
+            cache,
+            model,
+            connections,
+            started_at=trio.current_time(),
+        )
         node_ref.append(node)
         try:
             node._config_mtime = (home / CONFIG_FILE).stat().st_mtime_ns
@@ -199,7 +221,11 @@ async def serve_node(home: Path, *, task_status: trio.TaskStatus[Node] = trio.TA
             await nursery.start(connections.run)
             await _start_optional_services(node, nursery)
             nursery.start_soon(node._watch_config)
-            log.info("ready: device %s listening on %s", identity.device_id, ", ".join(connections.listen_addresses))
+            log.info(
+                "ready: device %s listening on %s",
+                identity.device_id,
+                ", ".join(connections.listen_addresses),
+            )
             task_status.started(node)
             await trio.sleep_forever()
     finally:

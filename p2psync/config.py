@@ -165,7 +165,9 @@ class _Reader:
             return default
         value = self.table[name]
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            expected = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
             raise ConfigError(f"{self.key(name)}: expected {expected}, got {value!r}")
         return value
 
@@ -243,7 +245,9 @@ def _parse_versioning(table: dict[str, Any], where: str) -> VersioningConfig:
     r = _Reader(table, where)
     kind = r.get("type", str, "none")
     if kind not in VERSIONING_TYPES:
-        raise ConfigError(f"{where}.type: must be one of {', '.join(VERSIONING_TYPES)}, got {kind!r}")
+        raise ConfigError(
+            f"{where}.type: must be one of {', '.join(VERSIONING_TYPES)}, got {kind!r}"
+        )
     v = VersioningConfig(
         type=kind,
         keep=r.non_negative("keep", 5),

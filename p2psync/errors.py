@@ -13,7 +13,7 @@ into messages and exit codes.
     │   ├── RemoteProtocolError  ... by the peer: drop the connection, log why
     │   │   └── AnnouncementError  a discovery announcement is malformed, forged or stale
     │   └── LocalProtocolError   ... by us: a bug
-    ├── TrustError               the peer is unknown, is ourselves, or presented the wrong certificate
+    ├── TrustError               the peer is unknown, ourselves, or has the wrong certificate
     ├── FilesystemError          a file operation on a shared folder failed
     │   ├── UnsafePathError      a name would escape the folder or is not portable
     │   └── WatchLimitError      the OS limit on watched directories was reached

@@ -48,7 +48,9 @@ class EventLog:
         out = [e for e in self._events if e.id > last_id and (types is None or e.type in types)]
         return out[:limit]
 
-    async def wait_since(self, last_id: int, types: set[str] | None = None, timeout: float = 30.0) -> list[Event]:
+    async def wait_since(
+        self, last_id: int, types: set[str] | None = None, timeout: float = 30.0  # noqa: ASYNC109
+    ) -> list[Event]:
         """Events after ``last_id``; waits up to ``timeout`` seconds for the first one."""
         with trio.move_on_after(timeout):
             while True:

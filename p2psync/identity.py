@@ -69,8 +69,7 @@ class DeviceID:
                     raise DeviceIDError(f"device ID {text!r} contains characters outside base32")
                 if luhn32(body) != check:
                     raise DeviceIDError(
-                        f"device ID {text!r} has a wrong check character in group {n + 1} "
-                        "(a typo?)"
+                        f"device ID {text!r} has a wrong check character in group {n + 1} (a typo?)"
                     )
                 data += body
             s = data
@@ -160,7 +159,9 @@ def generate_identity(common_name: str = COMMON_NAME) -> Identity:
             critical=True,
         )
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
         .sign(key, hashes.SHA256())
@@ -171,7 +172,9 @@ def generate_identity(common_name: str = COMMON_NAME) -> Identity:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    return Identity(cert_pem, key_pem, DeviceID.from_cert_der(cert.public_bytes(serialization.Encoding.DER)))
+    return Identity(
+        cert_pem, key_pem, DeviceID.from_cert_der(cert.public_bytes(serialization.Encoding.DER))
+    )
 
 
 def save_identity(identity: Identity, home: Path) -> None:

@@ -20,7 +20,9 @@ def setup_logging(home: Path, level: int = logging.INFO) -> Path:
     stderr.setFormatter(fmt)
     root.addHandler(stderr)
     path = home / LOG_FILE
-    file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=3)
+    file_handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=10 * 1024 * 1024, backupCount=3
+    )
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)
     return path

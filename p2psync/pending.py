@@ -91,7 +91,8 @@ class PendingStore:
             keys = [
                 k
                 for k, v in data["folders"].items()
-                if v["folder_id"] == folder_id and (device_id is None or v["device_id"] == device_id)
+                if v["folder_id"] == folder_id
+                and (device_id is None or v["device_id"] == device_id)
             ]
             for k in keys:
                 del data["folders"][k]
@@ -101,5 +102,7 @@ class PendingStore:
 
 def _trim(table: dict[str, Any]) -> None:
     if len(table) > MAX_ENTRIES:
-        for key, _ in sorted(table.items(), key=lambda kv: kv[1]["time"])[: len(table) - MAX_ENTRIES]:
+        for key, _ in sorted(table.items(), key=lambda kv: kv[1]["time"])[
+            : len(table) - MAX_ENTRIES
+        ]:
             del table[key]

@@ -70,7 +70,9 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
         return [
             d.device_id
             for d in node.config.devices
-            if "dynamic" in d.addresses and not d.paused and not node.connections.is_connected(d.device_id)
+            if "dynamic" in d.addresses
+            and not d.paused
+            and not node.connections.is_connected(d.device_id)
         ]
 
     gd = await nursery.start(
@@ -94,7 +96,9 @@ async def _start_api(node: Node, nursery: trio.Nursery) -> None:
         return
     host, _, port = node.config.api.rpartition(":")
     host = host.strip("[]")
-    address = await nursery.start(lambda task_status: serve_api(node, host=host, port=int(port), task_status=task_status))
+    address = await nursery.start(
+        lambda task_status: serve_api(node, host=host, port=int(port), task_status=task_status)
+    )
     node.api_address = address
     path = node.home / API_ADDRESS_FILE
     tmp = path.with_name(f".{API_ADDRESS_FILE}.tmp")

@@ -22,7 +22,9 @@ class AddressCache:
     max_per_device: int = 32
     _by_device: dict[bytes, dict[str, _Entry]] = field(default_factory=dict)
 
-    def add(self, device: bytes, addresses: list[str], *, source: str, ttl: float, now: float) -> None:
+    def add(
+        self, device: bytes, addresses: list[str], *, source: str, ttl: float, now: float
+    ) -> None:
         """Remember ``addresses`` for ``device`` until ``now + ttl``."""
         entries = self._by_device.setdefault(device, {})
         for address in addresses:
@@ -33,7 +35,9 @@ class AddressCache:
             ]:
                 del entries[address]
 
-    def replace(self, device: bytes, addresses: list[str], *, source: str, ttl: float, now: float) -> None:
+    def replace(
+        self, device: bytes, addresses: list[str], *, source: str, ttl: float, now: float
+    ) -> None:
         """Replace everything ``source`` said about ``device`` with ``addresses``."""
         entries = self._by_device.get(device, {})
         for address in [a for a, e in entries.items() if e.source == source]:

@@ -40,7 +40,9 @@ HANDSHAKE_TIMEOUT = 10.0
 DIAL_TIMEOUT = 10.0
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 60.0
-_URL_RE = re.compile(r"tcp://(\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})")
+_URL_RE = re.compile(
+    r"tcp://(\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})"
+)
 
 
 def parse_tcp_url(url: str) -> tuple[str, int]:
@@ -92,7 +94,9 @@ class ConnectionManager:
         self.on_disconnected: Callable[[DeviceID], None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------
-    async def run(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         self._ctx = make_tls_context(self.identity)
         self.apply_rate_limits()
         config = self.get_config()
@@ -143,7 +147,12 @@ class ConnectionManager:
             address = "unknown"
         try:
             tls = await tls_accept(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
-        except (trio.BrokenResourceError, trio.TooSlowError, trio.ClosedResourceError, OSError) as exc:
+        except (
+            trio.BrokenResourceError,
+            trio.TooSlowError,
+            trio.ClosedResourceError,
+            OSError,
+        ) as exc:
             log.info("TLS handshake with %s failed: %s", address, exc)
             return
         await self._establish(tls, address=address, expected=None, initiated_by_us=False)
@@ -173,7 +182,11 @@ class ConnectionManager:
 
     def _addresses_for(self, dc: DeviceConfig) -> list[str]:
         explicit = [a for a in dc.addresses if a != "dynamic"]
-        dynamic = self.cache.addresses(dc.device_id.raw, trio.current_time()) if "dynamic" in dc.addresses else []
+        dynamic = (
+            self.cache.addresses(dc.device_id.raw, trio.current_time())
+            if "dynamic" in dc.addresses
+            else []
+        )
         return list(dict.fromkeys(explicit + dynamic))
 
     async def _dial(self, dc: DeviceConfig, addresses: list[str]) -> None:
@@ -190,12 +203,19 @@ class ConnectionManager:
                     with trio.fail_after(DIAL_TIMEOUT):
                         tcp = await trio.open_tcp_stream(host, port)
                     tls = await tls_connect(tcp, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
-                except (OSError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                except (
+                    OSError,
+                    trio.TooSlowError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                ) as exc:
                     log.debug("dial %s at %s failed: %s", device.short_str(), address, exc)
                     continue
                 self._dialing.discard(device)
                 self._backoff.pop(device, None)
-                ok = await self._establish(tls, address=address, expected=device, initiated_by_us=True)
+                ok = await self._establish(
+                    tls, address=address, expected=device, initiated_by_us=True
+                )
                 if ok:
                     self._next_attempt[device] = trio.current_time() + BACKOFF_MIN
                     return
@@ -209,34 +229,58 @@ class ConnectionManager:
             self._wake.set()
 
     # ---- both directions -----------------------------------------------------------
-    async def _establish(self, tls: TLSStream, *, address: str, expected: DeviceID | None, initiated_by_us: bool) -> bool:
+    async def _establish(
+        self, tls: TLSStream, *, address: str, expected: DeviceID | None, initiated_by_us: bool
+    ) -> bool:
         """Authenticate, exchange Hellos, tie-break, then serve. True if it was accepted."""
         try:
             device = authenticate_peer(
-                tls.peer_certificate_chain_der(), our_id=self.local, expected=expected, is_known=lambda _d: True
+                tls.peer_certificate_chain_der(),
+                our_id=self.local,
+                expected=expected,
+                is_known=lambda _d: True,
             )
         except PeerRejectedError as exc:
             log.warning("refused connection with %s: %s", address, exc)
             await trio.aclose_forcefully(tls)
             return False
         config = self.get_config()
-        protocol = Connection(Hello(device_name=config.name, client_name=CLIENT_NAME,
-                                    client_version=__version__, timestamp=time.time_ns()))
+        protocol = Connection(
+            Hello(
+                device_name=config.name,
+                client_name=CLIENT_NAME,
+                client_version=__version__,
+                timestamp=time.time_ns(),
+            )
+        )
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
                 await tls.send_all(protocol.start())
                 hello = await _receive_hello(tls, protocol)
-        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError) as exc:
+        except (
+            trio.TooSlowError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            ProtocolError,
+        ) as exc:
             log.info("Hello exchange with %s (%s) failed: %s", device.short_str(), address, exc)
             await trio.aclose_forcefully(tls)
             return False
         dc = config.device(device)
         if dc is None:
-            log.warning("device %s (%r) at %s is not trusted; recorded as pending", device, hello.device_name, address)
-            await trio.to_thread.run_sync(
-                self.pending.add_device, PendingDevice(str(device), hello.device_name, address, time.time())
+            log.warning(
+                "device %s (%r) at %s is not trusted; recorded as pending",
+                device,
+                hello.device_name,
+                address,
             )
-            self.events.emit("DeviceRejected", device=str(device), name=hello.device_name, address=address)
+            await trio.to_thread.run_sync(
+                self.pending.add_device,
+                PendingDevice(str(device), hello.device_name, address, time.time()),
+            )
+            self.events.emit(
+                "DeviceRejected", device=str(device), name=hello.device_name, address=address
+            )
             await _close_quietly(tls, protocol, "unknown device")
             return False
         if dc.paused:
@@ -251,8 +295,11 @@ class ConnectionManager:
                     return False
             await existing.peer.close("replaced by a newer connection")
         send_bucket, recv_bucket = self._buckets_for(device)
-        stream = RateLimitedStream(tls, send_buckets=[self.send_bucket, send_bucket],
-                                   receive_buckets=[self.recv_bucket, recv_bucket])
+        stream = RateLimitedStream(
+            tls,
+            send_buckets=[self.send_bucket, send_bucket],
+            receive_buckets=[self.recv_bucket, recv_bucket],
+        )
         peer = PeerConnection(stream, protocol, device, address)
         self.active[device] = _Active(peer, initiated_by_us)
         log.info("connected to %s (%s) at %s", device.short_str(), hello.device_name, address)
@@ -286,7 +333,7 @@ async def _receive_hello(stream: trio.abc.Stream, protocol: Connection) -> Hello
         if event is not NEED_DATA:
             raise trio.BrokenResourceError("peer closed before its Hello")
         data = await stream.receive_some(64 * 1024)
-        protocol.receive_data(data)
+        protocol.receive_data(bytes(data))
         if not data:
             event = protocol.next_event()
             if isinstance(event, Hello):

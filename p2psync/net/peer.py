@@ -16,6 +16,7 @@ import trio
 
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..identity import DeviceID
+from ..protocol.connection import NEED_DATA
 from ..protocol.messages import (
     Close,
     ConnectionClosed,
@@ -25,7 +26,6 @@ from ..protocol.messages import (
     Request,
     Response,
 )
-from ..protocol.connection import NEED_DATA
 from .budget import ByteBudget
 
 log = logging.getLogger("p2psync.net.peer")
@@ -108,9 +108,17 @@ class PeerConnection:
             self._last_send = trio.current_time()
 
     async def request(
-        self, folder: str, name: str, offset: int, size: int, hash: bytes, *, from_temporary: bool = False
+        self,
+        folder: str,
+        name: str,
+        offset: int,
+        size: int,
+        hash: bytes,
+        *,
+        from_temporary: bool = False,
     ) -> bytes:
-        """Fetch one block; waits for outgoing budget first so a slow peer gets fewer bytes in flight."""
+        """Fetch one block; waits for outgoing budget first, so a slow peer gets fewer
+        bytes in flight."""
         if self._closed.is_set():
             raise RequestFailed(None, f"connection to {self.device_id.short_str()} is closed")
         await self.outgoing.acquire(size)
@@ -119,8 +127,15 @@ class PeerConnection:
         self._pending[request_id] = pending
         try:
             await self.send(
-                Request(id=request_id, folder=folder, name=name, offset=offset, size=size, hash=hash,
-                        from_temporary=from_temporary)
+                Request(
+                    id=request_id,
+                    folder=folder,
+                    name=name,
+                    offset=offset,
+                    size=size,
+                    hash=hash,
+                    from_temporary=from_temporary,
+                )
             )
             with trio.move_on_after(self.request_timeout) as scope:
                 await pending.done.wait()
@@ -129,7 +144,10 @@ class PeerConnection:
             if pending.response is None:
                 raise RequestFailed(None, f"connection lost while requesting {name}@{offset}")
             if pending.response.code != ErrorCode.NO_ERROR:
-                raise RequestFailed(pending.response.code, f"peer answered {pending.response.code.name} for {name}@{offset}")
+                raise RequestFailed(
+                    pending.response.code,
+                    f"peer answered {pending.response.code.name} for {name}@{offset}",
+                )
             return pending.response.data
         finally:
             self._pending.pop(request_id, None)
@@ -163,7 +181,9 @@ class PeerConnection:
         await self._closed.wait()
 
     # ---- the reader --------------------------------------------------------------
-    async def run(self, handler: PeerHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, handler: PeerHandler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Read until the peer closes, errs, or goes silent; then close. Never raises for
         peer misbehaviour or a lost connection: it is logged and ends this connection only."""
         async with trio.open_nursery() as nursery:
@@ -179,7 +199,11 @@ class PeerConnection:
                 log.error("bug: closing connection to %s: %s", self.device_id.short_str(), exc)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 self.close_reason = self.close_reason or f"connection lost: {exc}"
-                log.info("connection to %s lost: %s", self.device_id.short_str(), exc or type(exc).__name__)
+                log.info(
+                    "connection to %s lost: %s",
+                    self.device_id.short_str(),
+                    exc or type(exc).__name__,
+                )
             finally:
                 nursery.cancel_scope.cancel()
                 await self.close(self.close_reason or "closing")
@@ -190,7 +214,9 @@ class PeerConnection:
                 data = await self.stream.receive_some(RECEIVE_CHUNK)
             if scope.cancelled_caught:
                 self.close_reason = f"no data for {self.receive_timeout:.0f} s"
-                log.warning("closing connection to %s: %s", self.device_id.short_str(), self.close_reason)
+                log.warning(
+                    "closing connection to %s: %s", self.device_id.short_str(), self.close_reason
+                )
                 return
             self.stats.bytes_in += len(data)
             self.protocol.receive_data(data)
@@ -204,14 +230,20 @@ class PeerConnection:
                 self.stats.messages_in += 1
                 if isinstance(event, Close):
                     self.close_reason = f"peer closed: {event.reason}"
-                    log.info("%s closed the connection: %s", self.device_id.short_str(), event.reason)
+                    log.info(
+                        "%s closed the connection: %s", self.device_id.short_str(), event.reason
+                    )
                     return
                 if isinstance(event, Ping):
                     continue
                 if isinstance(event, Response):
                     pending = self._pending.get(event.id)
                     if pending is None:
-                        log.debug("response for unknown request %d from %s", event.id, self.device_id.short_str())
+                        log.debug(
+                            "response for unknown request %d from %s",
+                            event.id,
+                            self.device_id.short_str(),
+                        )
                         continue
                     pending.response = event
                     pending.done.set()
@@ -254,4 +286,3 @@ class _Pending:
     def __init__(self) -> None:
         self.done = trio.Event()
         self.response: Response | None = None
-

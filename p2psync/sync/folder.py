@@ -25,9 +25,9 @@ from ..fs.basic import BasicFS
 from ..fs.internal import MARKER, is_internal
 from ..identity import DeviceID
 from ..index.store import IndexStore
+from ..protocol import vector
 from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo, FileType
-from ..protocol import vector
 from ..scanner.ignore import Ignore, IgnoreError
 from .notify import SequenceWatch, Wakeup
 from .plan import mass_delete_exceeded
@@ -152,7 +152,11 @@ class FolderRunner:
             self._nursery = nursery
             nursery.start_soon(self._clean_versions)
             while True:
-                timeout = max(0.0, self._retry_at - trio.current_time()) if self._retry_at else float("inf")
+                timeout = (
+                    max(0.0, self._retry_at - trio.current_time())
+                    if self._retry_at
+                    else float("inf")
+                )
                 with trio.move_on_after(timeout):
                     await self._wake.wait()
                 if self._retry_at and trio.current_time() >= self._retry_at:
@@ -179,11 +183,17 @@ class FolderRunner:
                 self._pull_wanted = True
                 self._wake.set()
         if self.status.state in ("scanning", "syncing", "starting") or (
-            self.status.state == "paused" and not self.config.paused and DISK_FULL not in self.status.item_errors.values()
+            self.status.state == "paused"
+            and not self.config.paused
+            and DISK_FULL not in self.status.item_errors.values()
             and "confirm" not in self.status.reason
         ):
-            self._set_state("idle" if not self.status.item_errors else "error",
-                             "" if not self.status.item_errors else f"{len(self.status.item_errors)} items not in sync")
+            self._set_state(
+                "idle" if not self.status.item_errors else "error",
+                ""
+                if not self.status.item_errors
+                else f"{len(self.status.item_errors)} items not in sync",
+            )
 
     async def _prepare(self) -> bool:
         """The folder root must exist and carry our marker (so an unmounted disk never
@@ -246,7 +256,9 @@ class FolderRunner:
             await trio.sleep(self.config.rescan_interval_s)
             self.request_scan(None)
 
-    async def _watch(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _watch(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Feed watcher batches into scan requests; ready once the OS watches are armed."""
         from ..watcher import watch_folder
 
@@ -255,12 +267,16 @@ class FolderRunner:
             try:
                 await nursery.start(
                     lambda task_status: watch_folder(
-                        self.config.resolved_path, on_changes=send,
-                        delay=self.config.watcher_delay_ms / 1000, task_status=task_status,
+                        self.config.resolved_path,
+                        on_changes=send,
+                        delay=self.config.watcher_delay_ms / 1000,
+                        task_status=task_status,
                     )
                 )
             except FilesystemError as exc:  # e.g. the inotify watch limit
-                log.warning("%s: not watching for changes (%s); relying on periodic scans", self.id, exc)
+                log.warning(
+                    "%s: not watching for changes (%s); relying on periodic scans", self.id, exc
+                )
                 task_status.started()
                 return
             task_status.started()
@@ -282,8 +298,13 @@ class FolderRunner:
         short = self.local.short_id
         receive_only = self.config.type == "receiveonly"
         batches = scan(
-            self.fs, view, short_id=short, now=lambda: int(time.time()), ignore=self.ignore,
-            subpaths=paths, hash_workers=self.hash_workers,
+            self.fs,
+            view,
+            short_id=short,
+            now=lambda: int(time.time()),
+            ignore=self.ignore,
+            subpaths=paths,
+            hash_workers=self.hash_workers,
             ignore_permissions=self.config.ignore_permissions,
         )
         problems: list[tuple[str, str]] = []
@@ -301,7 +322,10 @@ class FolderRunner:
                     # Same version and content; only local bookkeeping (inode) changed.
                     await self._db(self.index.update_local, self.id, list(batch.refreshed))
                 if receive_only:
-                    files = [f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True) for f in files]
+                    files = [
+                        f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True)
+                        for f in files
+                    ]
                 if files:
                     stored = await self._db(self.index.update_local, self.id, files)
                     changed += len(stored)
@@ -314,8 +338,13 @@ class FolderRunner:
         self.status.scan_problems = problems[:1000]
         for name, reason in problems[:20]:
             log.warning("%s: cannot sync %r: %s", self.id, name, reason)
-        self.events.emit("LocalIndexUpdated" if changed else "ScanCompleted", folder=self.id,
-                         changed=changed, full=full, seconds=round(time.monotonic() - started, 3))
+        self.events.emit(
+            "LocalIndexUpdated" if changed else "ScanCompleted",
+            folder=self.id,
+            changed=changed,
+            full=full,
+            seconds=round(time.monotonic() - started, 3),
+        )
         if changed:
             self._pull_wanted = True
 
@@ -354,7 +383,9 @@ class FolderRunner:
             await self._pull_one(fi, new_errors)
         self.status.item_errors = new_errors
         if DISK_FULL in new_errors.values():
-            self._set_state("paused", f"{DISK_FULL} on {self.config.path}; pulling resumes when space is freed")
+            self._set_state(
+                "paused", f"{DISK_FULL} on {self.config.path}; pulling resumes when space is freed"
+            )
         if self.puller.created:
             created, self.puller.created = self.puller.created, []
             self._scan_paths.update(created)
@@ -395,15 +426,22 @@ class FolderRunner:
         stored = await self._db(self.index.max_sequence, self.id, self.local.raw)
         self._serve_cache = {}
         self.local_sequence.set(stored)
-        self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=None,
-                         action="delete" if fi.deleted else "update")
+        self.events.emit(
+            "ItemFinished",
+            folder=self.id,
+            item=fi.name,
+            error=None,
+            action="delete" if fi.deleted else "update",
+        )
 
     async def _mass_delete_blocked(self, deletes: int) -> bool:
         if self._override_confirmed_deletes or deletes == 0:
             return False
         local = await self._db(self.index.counts, self.id, self.local.raw)
         total = local.files + local.directories + local.symlinks
-        if mass_delete_exceeded(deletes, total, self.config.mass_delete_share, self.config.mass_delete_min_files):
+        if mass_delete_exceeded(
+            deletes, total, self.config.mass_delete_share, self.config.mass_delete_min_files
+        ):
             self._set_state(
                 "paused",
                 f"remote changes would delete {deletes} of {total} items; "
@@ -414,7 +452,9 @@ class FolderRunner:
 
     # ---- serving -------------------------------------------------------------------
     async def serve_request(self, device: DeviceID, request: Request) -> Response:
-        code, data = await trio.to_thread.run_sync(self._read_block, request, limiter=self.io_limiter)
+        code, data = await trio.to_thread.run_sync(
+            self._read_block, request, limiter=self.io_limiter
+        )
         if code == ErrorCode.INVALID_FILE:
             self.request_scan([request.name])
         return Response(id=request.id, data=data, code=code)
@@ -468,8 +508,12 @@ class FolderRunner:
                     continue
                 local = global_.with_(deleted=True, blocks=(), size=0)
             merged = vector.merge(local.version, global_.version)
-            changed.append(local.with_(version=vector.update(merged, self.local.short_id, now),
-                                       modified_by=self.local.short_id))
+            changed.append(
+                local.with_(
+                    version=vector.update(merged, self.local.short_id, now),
+                    modified_by=self.local.short_id,
+                )
+            )
             if len(changed) >= 500:
                 self.index.update_local(self.id, changed)
                 changed = []

@@ -82,7 +82,8 @@ class SyncModel:
         """Connected peers that hold the global version of ``name`` (for the puller)."""
         holders = set(self.index.devices_with_global(folder_id, name))
         return [
-            peer for device, peer in self.connections.items()
+            peer
+            for device, peer in self.connections.items()
             if device.raw in holders and not peer.closed and self.shared_with(folder_id, device)
         ]
 
@@ -104,8 +105,13 @@ class SyncModel:
                 max_sequence=await self._db(self.index.max_sequence, fc.id, device.raw),
             )
             folders.append(
-                Folder(id=fc.id, label=fc.label, type=FOLDER_TYPES[fc.type], paused=fc.paused,
-                       devices=(ours, theirs))
+                Folder(
+                    id=fc.id,
+                    label=fc.label,
+                    type=FOLDER_TYPES[fc.type],
+                    paused=fc.paused,
+                    devices=(ours, theirs),
+                )
             )
         return ClusterConfig(folders=tuple(folders))
 
@@ -144,7 +150,9 @@ class SyncModel:
                 del self.connections[peer.device_id]
             if self.sessions.get(peer.device_id) is session:
                 del self.sessions[peer.device_id]
-            self.events.emit("DeviceDisconnected", device=str(peer.device_id), reason=peer.close_reason)
+            self.events.emit(
+                "DeviceDisconnected", device=str(peer.device_id), reason=peer.close_reason
+            )
 
 
 class _PeerSession:
@@ -170,7 +178,12 @@ class _PeerSession:
     async def handle_request(self, peer: PeerConnection, request: Request) -> Response:
         runner = self.model.folders.get(request.folder)
         if runner is None or not self.model.shared_with(request.folder, self.device):
-            log.warning("%s requested %r from unshared folder %r", self.device.short_str(), request.name, request.folder)
+            log.warning(
+                "%s requested %r from unshared folder %r",
+                self.device.short_str(),
+                request.name,
+                request.folder,
+            )
             return Response(id=request.id, code=ErrorCode.NO_SUCH_FILE)
         return await runner.serve_request(self.device, request)
 
@@ -180,12 +193,18 @@ class _PeerSession:
         model = self.model
         for folder in cc.folders:
             if not model.shared_with(folder.id, self.device):
-                if model.get_config().folder(folder.id) is None or str(self.device) not in model.get_config().folder(folder.id).devices:  # type: ignore[union-attr]
+                our_folder = model.get_config().folder(folder.id)
+                if our_folder is None or str(self.device) not in our_folder.devices:
                     await trio.to_thread.run_sync(
                         model.pending.add_folder,
                         PendingFolder(folder.id, folder.label, str(self.device), time.time()),
                     )
-                    model.events.emit("FolderOffered", folder=folder.id, label=folder.label, device=str(self.device))
+                    model.events.emit(
+                        "FolderOffered",
+                        folder=folder.id,
+                        label=folder.label,
+                        device=str(self.device),
+                    )
                 continue
             self.announced.add(folder.id)
             theirs = next((d for d in folder.devices if d.id == self.device.raw), None)
@@ -193,10 +212,15 @@ class _PeerSession:
             if theirs is not None:
                 stored = await model._db(model.index.index_id, folder.id, self.device.raw)
                 if theirs.index_id != stored:
-                    log.info("%s: index of %s reset (index ID changed); expecting a full index",
-                             folder.id, self.device.short_str())
+                    log.info(
+                        "%s: index of %s reset (index ID changed); expecting a full index",
+                        folder.id,
+                        self.device.short_str(),
+                    )
                     await model._db(model.index.drop_device, folder.id, self.device.raw)
-                    await model._db(model.index.set_index_id, folder.id, self.device.raw, theirs.index_id)
+                    await model._db(
+                        model.index.set_index_id, folder.id, self.device.raw, theirs.index_id
+                    )
             our_index_id = await model._db(model.index.local_index_id, folder.id)
             our_max = await model._db(model.index.max_sequence, folder.id, model.local.raw)
             if ours is not None and ours.index_id == our_index_id and ours.max_sequence <= our_max:
@@ -218,30 +242,45 @@ class _PeerSession:
     # ---- receiving an index --------------------------------------------------------
     async def _on_index(self, message: Index | IndexUpdate) -> None:
         model = self.model
-        if not model.shared_with(message.folder, self.device) or message.folder not in self.announced:
-            log.warning("%s sent an index for folder %r it does not share with us; ignored",
-                        self.device.short_str(), message.folder)
+        if (
+            not model.shared_with(message.folder, self.device)
+            or message.folder not in self.announced
+        ):
+            log.warning(
+                "%s sent an index for folder %r it does not share with us; ignored",
+                self.device.short_str(),
+                message.folder,
+            )
             return
         files = list(message.files)
         if isinstance(message, Index):
             await model._db(model.index.replace_remote, message.folder, self.device.raw, files)
         else:
             await model._db(model.index.update_remote, message.folder, self.device.raw, files)
-        model.events.emit("RemoteIndexUpdated", folder=message.folder, device=str(self.device), items=len(files))
+        model.events.emit(
+            "RemoteIndexUpdated", folder=message.folder, device=str(self.device), items=len(files)
+        )
         runner = model.folders.get(message.folder)
         if runner is not None:
             runner.request_pull()
 
     # ---- sending our index ---------------------------------------------------------
-    async def _send_index(self, folder_id: str, start: int, full: bool, *,
-                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _send_index(
+        self,
+        folder_id: str,
+        start: int,
+        full: bool,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         try:
             await self._send_index_loop(folder_id, start, full, task_status=task_status)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the connection ended; the reader reports why
 
-    async def _send_index_loop(self, folder_id: str, start: int, full: bool, *,
-                               task_status: trio.TaskStatus[None]) -> None:
+    async def _send_index_loop(
+        self, folder_id: str, start: int, full: bool, *, task_status: trio.TaskStatus[None]
+    ) -> None:
         runner = self.model.folders[folder_id]
         with trio.CancelScope() as scope:
             self.senders[folder_id] = scope
@@ -253,11 +292,19 @@ class _PeerSession:
                     wire = [_for_wire(fi) for fi in batch]
                     last = batch[-1].sequence
                     if first:
-                        await self.peer.send(Index(folder=folder_id, files=tuple(wire), last_sequence=last))
+                        await self.peer.send(
+                            Index(folder=folder_id, files=tuple(wire), last_sequence=last)
+                        )
                         first = False
                     else:
-                        await self.peer.send(IndexUpdate(folder=folder_id, files=tuple(wire),
-                                                         prev_sequence=sequence, last_sequence=last))
+                        await self.peer.send(
+                            IndexUpdate(
+                                folder=folder_id,
+                                files=tuple(wire),
+                                prev_sequence=sequence,
+                                last_sequence=last,
+                            )
+                        )
                     sequence = last
                 if first:
                     # A full send with nothing in it: an empty Index still resets the peer's view.
@@ -267,8 +314,12 @@ class _PeerSession:
                     await runner.local_sequence.wait_above(sequence)
 
 
-def _take_batches(index: IndexStore, folder: str, sequence: int, max_batches: int = 4) -> list[list[FileInfo]]:
-    return list(itertools.islice(index.iter_local_since(folder, sequence, INDEX_BATCH_FILES), max_batches))
+def _take_batches(
+    index: IndexStore, folder: str, sequence: int, max_batches: int = 4
+) -> list[list[FileInfo]]:
+    return list(
+        itertools.islice(index.iter_local_since(folder, sequence, INDEX_BATCH_FILES), max_batches)
+    )
 
 
 def _for_wire(fi: FileInfo) -> FileInfo:

@@ -40,7 +40,9 @@ def is_conflict_copy(name: str) -> bool:
     return bool(_CONFLICT_RE.search(posixpath.basename(name)))
 
 
-def conflict_copies_to_remove(original: str, existing: Iterable[str], max_conflicts: int) -> list[str]:
+def conflict_copies_to_remove(
+    original: str, existing: Iterable[str], max_conflicts: int
+) -> list[str]:
     """Which conflict copies of ``original`` to delete so that ``max_conflicts`` remain
     (newest kept; -1 keeps all). Names sort by their timestamp, so name order is age order."""
     if max_conflicts < 0:
@@ -50,7 +52,11 @@ def conflict_copies_to_remove(original: str, existing: Iterable[str], max_confli
     pattern = re.compile(
         re.escape(stem) + r"\.sync-conflict-\d{8}-\d{6}-[A-Z2-7]{7}" + re.escape(ext) + "$"
     )
-    copies = sorted(n for n in existing if posixpath.dirname(n) == directory and pattern.match(posixpath.basename(n)))
+    copies = sorted(
+        n
+        for n in existing
+        if posixpath.dirname(n) == directory and pattern.match(posixpath.basename(n))
+    )
     keep = max_conflicts
     return copies[: max(0, len(copies) - keep)]
 
@@ -65,12 +71,24 @@ def mass_delete_exceeded(deletes: int, total_files: int, share: float, min_files
 
 def same_content(a: FileInfo, b: FileInfo) -> bool:
     """Equal block lists (and so equal bytes): a change can be applied as metadata only."""
-    return a.size == b.size and len(a.blocks) == len(b.blocks) and all(
-        x.hash == y.hash and x.size == y.size for x, y in zip(a.blocks, b.blocks, strict=True)
+    return (
+        a.size == b.size
+        and len(a.blocks) == len(b.blocks)
+        and all(
+            x.hash == y.hash and x.size == y.size for x, y in zip(a.blocks, b.blocks, strict=True)
+        )
     )
 
 
-def metadata_matches(recorded: FileInfo, *, size: int, mtime_ns: int, inode: int, permissions: int, ignore_perms: bool) -> bool:
+def metadata_matches(
+    recorded: FileInfo,
+    *,
+    size: int,
+    mtime_ns: int,
+    inode: int,
+    permissions: int,
+    ignore_perms: bool,
+) -> bool:
     """Does what is on disk still match what the index recorded? (the never-clobber check)"""
     if recorded.size != size or recorded.modified_ns != mtime_ns:
         return False

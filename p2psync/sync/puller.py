@@ -27,7 +27,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import trio
 
@@ -41,6 +41,7 @@ from .plan import conflict_copies_to_remove, conflict_copy_name, is_conflict_cop
 from .versioner import Versioner
 
 log = logging.getLogger("p2psync.sync.puller")
+T = TypeVar("T")
 
 REQUESTS_IN_FLIGHT_PER_FILE = 16
 MIN_FREE_BYTES = 16 * 1024 * 1024  # never fill a disk to the last byte
@@ -50,7 +51,9 @@ DISK_FULL = "insufficient disk space"
 class BlockSource(Protocol):
     """A connected peer that can serve blocks (net.peer.PeerConnection)."""
 
-    async def request(self, folder: str, name: str, offset: int, size: int, hash: bytes) -> bytes: ...
+    async def request(
+        self, folder: str, name: str, offset: int, size: int, hash: bytes
+    ) -> bytes: ...
 
 
 class ItemSkipped(Exception):
@@ -107,7 +110,7 @@ class Puller:
         # Appended from worker threads; the folder loop drains it.
         self.created: list[str] = []
 
-    async def _thread(self, fn: Callable[..., object], *args: object) -> object:
+    async def _thread(self, fn: Callable[..., T], *args: object) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     # ---- entry point -----------------------------------------------------------------
@@ -130,7 +133,9 @@ class Puller:
         except UnsafePathError as exc:
             raise ItemSkipped(f"unsafe path: {exc}") from exc
         except FileNotFoundError as exc:
-            raise ItemSkipped(f"vanished while applying ({exc.strerror}); retrying later", rescan=True) from exc
+            raise ItemSkipped(
+                f"vanished while applying ({exc.strerror}); retrying later", rescan=True
+            ) from exc
         except PermissionError as exc:
             raise ItemSkipped(f"permission denied: {exc.filename or fi.name}") from exc
         except OSError as exc:
@@ -160,12 +165,18 @@ class Puller:
         if st.type != cur.type:
             raise ItemSkipped("changed type locally since the last scan; rescanning", rescan=True)
         if cur.type == FileType.FILE and not metadata_matches(
-            cur, size=st.size, mtime_ns=st.mtime_ns, inode=st.inode, permissions=st.permissions,
+            cur,
+            size=st.size,
+            mtime_ns=st.mtime_ns,
+            inode=st.inode,
+            permissions=st.permissions,
             ignore_perms=self.ignore_permissions or cur.no_permissions,
         ):
             raise ItemSkipped("modified locally since the last scan; rescanning", rescan=True)
         if cur.type == FileType.SYMLINK and st.symlink_target != cur.symlink_target:
-            raise ItemSkipped("symlink changed locally since the last scan; rescanning", rescan=True)
+            raise ItemSkipped(
+                "symlink changed locally since the last scan; rescanning", rescan=True
+            )
         return st
 
     # ---- record --------------------------------------------------------------------
@@ -174,8 +185,12 @@ class Puller:
             sequence=0,
             local_flags=0,
             inode=st.inode if st else 0,
-            modified_ns=fi.modified_ns if (st is None or fi.is_directory or fi.is_symlink) else st.mtime_ns,
-            permissions=st.permissions if (st and not fi.is_symlink and not self.ignore_permissions) else fi.permissions,
+            modified_ns=fi.modified_ns
+            if (st is None or fi.is_directory or fi.is_symlink)
+            else st.mtime_ns,
+            permissions=st.permissions
+            if (st and not fi.is_symlink and not self.ignore_permissions)
+            else fi.permissions,
         )
         self.index.update_local(self.folder, [stored])
 
@@ -202,7 +217,9 @@ class Puller:
             self.fs.rename(fi.name, copy)
             self.created.append(copy)
             self.stats.conflicts += 1
-            log.warning("conflict on %s/%s: kept the local version as %s", self.folder, fi.name, copy)
+            log.warning(
+                "conflict on %s/%s: kept the local version as %s", self.folder, fi.name, copy
+            )
             self._prune_conflicts(fi.name)
             return
         self.versioner.archive(fi.name)
@@ -228,7 +245,9 @@ class Puller:
                     self.fs.rmdir(fi.name)
                 except OSError as exc:
                     if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                        raise ItemSkipped("directory not empty (holds unsynced or ignored items)") from exc
+                        raise ItemSkipped(
+                            "directory not empty (holds unsynced or ignored items)"
+                        ) from exc
                     raise
             elif st.type == FileType.FILE:
                 self.versioner.archive(fi.name)
@@ -254,7 +273,9 @@ class Puller:
             st = None
         self._make_parent(fi.name)
         if st is None:
-            self.fs.mkdir(fi.name, 0o755 if self.ignore_permissions else (fi.permissions & 0o777) or 0o755)
+            self.fs.mkdir(
+                fi.name, 0o755 if self.ignore_permissions else (fi.permissions & 0o777) or 0o755
+            )
         if not self.ignore_permissions and not fi.no_permissions:
             self.fs.chmod(fi.name, (fi.permissions & 0o777) or 0o755)
         self._record(fi, self.fs.lstat(fi.name))
@@ -270,7 +291,9 @@ class Puller:
         if st is not None:
             if st.type == FileType.DIRECTORY:
                 self.fs.remove(tmp)
-                raise ItemSkipped("a directory is in the way of a symlink; waiting for it to be deleted")
+                raise ItemSkipped(
+                    "a directory is in the way of a symlink; waiting for it to be deleted"
+                )
             self._move_old_aside(fi, cur)
         self.fs.rename(tmp, fi.name)
         try:
@@ -285,7 +308,12 @@ class Puller:
         assert st is None or isinstance(st, FileStat)
         if st is not None and st.type == FileType.DIRECTORY:
             raise ItemSkipped("a directory is in the way of a file; waiting for it to be deleted")
-        if cur is not None and not cur.deleted and cur.type == FileType.FILE and _same_blocks(cur, fi):
+        if (
+            cur is not None
+            and not cur.deleted
+            and cur.type == FileType.FILE
+            and _same_blocks(cur, fi)
+        ):
             # Only metadata changed (or the content already matches): no data to move.
             await self._thread(self._apply_metadata, fi, cur)
             return
@@ -318,10 +346,13 @@ class Puller:
         self.fs.set_mtime(fi.name, fi.modified_ns)
         self._record(fi, self.fs.lstat(fi.name))
 
-    def _fill_locally(self, handle: WriteHandle, fi: FileInfo, cur: FileInfo | None) -> list[BlockInfo]:
+    def _fill_locally(
+        self, handle: WriteHandle, fi: FileInfo, cur: FileInfo | None
+    ) -> list[BlockInfo]:
         """Copy every block we can find on this device into the temp file; return the rest."""
         existing_size = handle.stat().size
         missing: list[BlockInfo] = []
+        data: bytes | None
         cur_blocks = {}
         if cur is not None and not cur.deleted and cur.type == FileType.FILE:
             cur_blocks = {(b.offset, b.hash): b for b in cur.blocks}
@@ -330,8 +361,8 @@ class Puller:
                 continue
             # 1. already in a partial temp file from an earlier attempt
             if block.offset + block.size <= existing_size:
-                data = handle.read_at(block.offset, block.size)
-                if hashlib.sha256(data).digest() == block.hash:
+                partial = handle.read_at(block.offset, block.size)
+                if hashlib.sha256(partial).digest() == block.hash:
                     self.stats.blocks_local += 1
                     continue
             # 2. the old version of this file, same place; 3. any local file with the block
