@@ -34,7 +34,7 @@ bench: $(STAMP)
 	@command -v syncthing >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 		{ [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq syncthing || sudo apt-get install -y -qq syncthing; } } || \
 		echo "syncthing not installed: running p2psync only"
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 soak: $(STAMP)
 	P2PSYNC_SOAK=1 P2PSYNC_SOAK_SEEDS=20 $(BIN)/python -m pytest -q -p no:cacheprovider \

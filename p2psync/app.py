@@ -97,11 +97,7 @@ class Node:
             if runner is None:
                 await self.start_folder(fc)
                 continue
-            previous = runner.config
-            runner.config = fc
-            if previous.ignore_permissions != fc.ignore_permissions:
-                runner.request_scan(None)
-            runner.request_pull()
+            runner.update_config(fc)
         # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
         for device, active in list(self.connections.active.items()):
             before = {f.id for f in old.folders if str(device) in f.devices}

@@ -109,6 +109,8 @@ class FolderRunner:
         # entry per request; cleared whenever the local index changes.
         self._serve_cache: dict[str, FileInfo | None] = {}
         self._watching = False
+        self._retry_soon = False
+        self._hold_reason = ""  # why pulling is held (mass-delete guard), until confirmed
         self._nursery: trio.Nursery | None = None
         self.puller = Puller(
             folder=self.id,
@@ -120,6 +122,18 @@ class FolderRunner:
             ignore_permissions=config.ignore_permissions,
             max_conflicts=config.max_conflicts,
         )
+
+    def update_config(self, config: FolderConfig) -> None:
+        """Apply a changed folder config to the running folder (same id and path)."""
+        previous, self.config = self.config, config
+        if config.versioning != previous.versioning:
+            self.versioner = _make_versioner(self.fs, config)
+            self.puller.versioner = self.versioner
+        self.puller.ignore_permissions = config.ignore_permissions
+        self.puller.max_conflicts = config.max_conflicts
+        if config.ignore_permissions != previous.ignore_permissions:
+            self.request_scan(None)
+        self.request_pull()
 
     # ---- triggers ------------------------------------------------------------------
     def request_scan(self, paths: Sequence[str] | None = None) -> None:
@@ -136,6 +150,7 @@ class FolderRunner:
     def confirm_deletes(self) -> None:
         """The user accepted a mass delete that paused the folder."""
         self._override_confirmed_deletes = True
+        self._hold_reason = ""
         self.request_pull()
 
     async def _db(self, fn, *args):
@@ -182,18 +197,23 @@ class FolderRunner:
             if self._scan_paths:  # local changes or conflict copies: scan them, then pull again
                 self._pull_wanted = True
                 self._wake.set()
-        if self.status.state in ("scanning", "syncing", "starting") or (
-            self.status.state == "paused"
-            and not self.config.paused
-            and DISK_FULL not in self.status.item_errors.values()
-            and "confirm" not in self.status.reason
-        ):
+        self._settle_state()
+
+    def _settle_state(self) -> None:
+        """The state once a round of work is done: the most important reason wins."""
+        errors = self.status.item_errors
+        if self.config.paused:
+            self._set_state("paused", "paused by the user")
+        elif self._hold_reason:
+            self._set_state("paused", self._hold_reason)
+        elif DISK_FULL in errors.values():
             self._set_state(
-                "idle" if not self.status.item_errors else "error",
-                ""
-                if not self.status.item_errors
-                else f"{len(self.status.item_errors)} items not in sync",
+                "paused", f"{DISK_FULL} on {self.config.path}; pulling resumes when space is freed"
             )
+        elif errors:
+            self._set_state("error", f"{len(errors)} items not in sync")
+        else:
+            self._set_state("idle")
 
     async def _prepare(self) -> bool:
         """The folder root must exist and carry our marker (so an unmounted disk never
@@ -309,6 +329,8 @@ class FolderRunner:
         )
         problems: list[tuple[str, str]] = []
         changed = 0
+        devices = await self._db(self.index.devices, self.id)
+        has_peers = any(d != self.local.raw for d in devices)
         try:
             while True:
                 batch = await trio.to_thread.run_sync(next, batches, None)
@@ -316,6 +338,8 @@ class FolderRunner:
                     break
                 problems.extend(batch.problems)
                 files = list(batch.files)
+                if files and has_peers:
+                    files = await self._db(self._adopt_equivalent_globals, files)
                 if self.config.ignore_permissions:
                     files = [f.with_(no_permissions=True) for f in files]
                 if batch.refreshed:
@@ -348,18 +372,39 @@ class FolderRunner:
         if changed:
             self._pull_wanted = True
 
+    def _adopt_equivalent_globals(self, files: list[FileInfo]) -> list[FileInfo]:
+        """A new local entry identical to the global one (a directory the puller created
+        as a parent, a file that already had the right content, an index rebuilt from
+        disk) takes the global version instead of a new one: a fresh version would be
+        concurrent with the cluster's and could win against a later delete or edit."""
+        out = []
+        ignore_perms = self.config.ignore_permissions
+        for fi in files:
+            if not fi.deleted and not fi.invalid:
+                g = self.index.get_global(self.id, fi.name)
+                if g is not None and _equivalent(fi, g, ignore_perms) and g.version != fi.version:
+                    fi = fi.with_(version=g.version, modified_by=g.modified_by)
+            out.append(fi)
+        return out
+
     # ---- pulling -------------------------------------------------------------------
     async def _pull(self) -> None:
         if self.config.type == "sendonly":
             return
         need = await self._db(self.index.need_counts, self.id)
+        if need.deleted == 0:
+            self._override_confirmed_deletes = False
         if need.files + need.directories + need.symlinks + need.deleted == 0:
             self._retry_delay = RETRY_MIN
+            self.status.item_errors = {}
+            self._hold_reason = ""
             return
         if await self._mass_delete_blocked(need.deleted):
             return
         self._set_state("syncing")
         new_errors: dict[str, str] = {}
+        done_before = self.puller.stats.items_done
+        self._retry_soon = False
         gen = self.index.iter_need(self.id, PULL_PAGE)
         deletes: list[FileInfo] = []
         try:
@@ -381,11 +426,12 @@ class FolderRunner:
             await trio.to_thread.run_sync(_close_generator, gen)
         for fi in reversed(deletes):  # deepest first, so directories are empty when we reach them
             await self._pull_one(fi, new_errors)
+        if self._retry_soon and self.puller.stats.items_done > done_before:
+            # e.g. a directory that became a file: its contents are gone now, go again
+            self._retry_soon = False
+            self._pull_wanted = True
+            self._wake.set()
         self.status.item_errors = new_errors
-        if DISK_FULL in new_errors.values():
-            self._set_state(
-                "paused", f"{DISK_FULL} on {self.config.path}; pulling resumes when space is freed"
-            )
         if self.puller.created:
             created, self.puller.created = self.puller.created, []
             self._scan_paths.update(created)
@@ -416,6 +462,8 @@ class FolderRunner:
             errors[fi.name] = exc.reason
             if exc.rescan:
                 self._scan_paths.add(fi.name)
+            if exc.retry_soon:
+                self._retry_soon = True
             log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
             self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=exc.reason)
             return
@@ -435,20 +483,51 @@ class FolderRunner:
         )
 
     async def _mass_delete_blocked(self, deletes: int) -> bool:
+        """Hold pulling if remote changes would delete too much of this folder.
+
+        Deletions whose content is re-created elsewhere by the same change (renames,
+        moves) do not count: renaming a large directory is not a mass delete.
+        """
         if self._override_confirmed_deletes or deletes == 0:
+            self._hold_reason = ""
             return False
         local = await self._db(self.index.counts, self.id, self.local.raw)
-        total = local.files + local.directories + local.symlinks
-        if mass_delete_exceeded(
-            deletes, total, self.config.mass_delete_share, self.config.mass_delete_min_files
-        ):
-            self._set_state(
-                "paused",
-                f"remote changes would delete {deletes} of {total} items; "
-                f"confirm with `p2psync folder confirm-deletes {self.id}`",
-            )
-            return True
-        return False
+        total = local.files + local.symlinks
+        share, minimum = self.config.mass_delete_share, self.config.mass_delete_min_files
+        if not mass_delete_exceeded(deletes, total, share, minimum):
+            self._hold_reason = ""
+            return False
+        real = await self._db(self._count_real_deletes)
+        if not mass_delete_exceeded(real, total, share, minimum):
+            self._hold_reason = ""
+            return False
+        reason = (
+            f"remote changes would delete {real} of {total} files; "
+            f"confirm with `p2psync folder confirm-deletes {self.id}`"
+        )
+        if reason != self._hold_reason:
+            log.warning("%s: pulling held: %s", self.id, reason)
+        self._hold_reason = reason
+        return True
+
+    def _count_real_deletes(self) -> int:
+        """Needed deletions of local files whose content is not re-created by the change."""
+        recreated: set[bytes] = set()
+        deleted_names: list[str] = []
+        for fi in self.index.iter_need(self.id):
+            if fi.deleted:
+                deleted_names.append(fi.name)
+            elif fi.is_file:
+                recreated.add(fi.blocks_hash())
+        real = 0
+        for name in deleted_names:
+            cur = self.index.get_local(self.id, name)
+            if cur is None or cur.deleted or cur.is_directory:
+                continue
+            if cur.is_file and cur.blocks_hash() in recreated:
+                continue
+            real += 1
+        return real
 
     # ---- serving -------------------------------------------------------------------
     async def serve_request(self, device: DeviceID, request: Request) -> Response:
@@ -540,6 +619,22 @@ class FolderRunner:
         if batch:
             self.index.update_local(self.id, batch)
         return count
+
+
+def _equivalent(local: FileInfo, global_: FileInfo, ignore_perms: bool) -> bool:
+    """Same item as far as syncing is concerned (type, content, permissions)."""
+    if global_.deleted or global_.invalid or local.type != global_.type:
+        return False
+    if not ignore_perms and not global_.no_permissions:
+        if (local.permissions & 0o777) != (global_.permissions & 0o777):
+            return False
+    if local.is_directory:
+        return True
+    if local.is_symlink:
+        return local.symlink_target == global_.symlink_target
+    return local.size == global_.size and [b.hash for b in local.blocks] == [
+        b.hash for b in global_.blocks
+    ]
 
 
 def _has_block(fi: FileInfo, offset: int, size: int, hash: bytes) -> bool:

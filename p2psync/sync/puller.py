@@ -57,12 +57,17 @@ class BlockSource(Protocol):
 
 
 class ItemSkipped(Exception):
-    """The item cannot be applied now; ``reason`` says why (shown to the user)."""
+    """The item cannot be applied now; ``reason`` says why (shown to the user).
 
-    def __init__(self, reason: str, *, rescan: bool = False) -> None:
+    ``rescan``: the disk changed under us, rescan the name. ``retry_soon``: another item of
+    the same pull (e.g. deleting a directory's contents) may unblock it.
+    """
+
+    def __init__(self, reason: str, *, rescan: bool = False, retry_soon: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.rescan = rescan
+        self.retry_soon = retry_soon
 
 
 @dataclass
@@ -206,23 +211,46 @@ class Puller:
     # ---- versioning or conflict ----------------------------------------------------
     def _move_old_aside(self, fi: FileInfo, cur: FileInfo | None) -> None:
         """Hand the current file to the versioner, or keep it as a conflict copy when
-        ``fi`` is concurrent with it."""
+        ``fi`` is concurrent with it.
+
+        The copy is named after the device whose content it holds (``cur.modified_by``),
+        not the winner as Syncthing does: when several devices lose to the same winner in
+        the same second, their copies must not share a name, or one would silently replace
+        another. For the same reason a losing conflict copy is itself kept, not dropped.
+        """
         if cur is None or cur.deleted or cur.type != FileType.FILE:
             return
-        if is_conflict(cur, fi) and not is_conflict_copy(fi.name):
+        if is_conflict(cur, fi):
             if self.max_conflicts == 0:
                 self.versioner.archive(fi.name)
                 return
-            copy = conflict_copy_name(fi.name, self.clock(), short_str_of(fi.modified_by))
+            copy = self._unused_name(
+                conflict_copy_name(fi.name, self.clock(), short_str_of(cur.modified_by))
+            )
             self.fs.rename(fi.name, copy)
             self.created.append(copy)
             self.stats.conflicts += 1
             log.warning(
                 "conflict on %s/%s: kept the local version as %s", self.folder, fi.name, copy
             )
-            self._prune_conflicts(fi.name)
+            if not is_conflict_copy(fi.name):
+                self._prune_conflicts(fi.name)
             return
         self.versioner.archive(fi.name)
+
+    def _unused_name(self, name: str) -> str:
+        """``name``, or ``name`` with ``-2``, ``-3``… before the extension if it exists."""
+        if self._stat_or_none(name) is None:
+            return name
+        from .plan import split_extension
+
+        parent, sep, base = name.rpartition("/")
+        stem, ext = split_extension(base)
+        for n in range(2, 1000):
+            candidate = f"{parent}{sep}{stem}-{n}{ext}"
+            if self._stat_or_none(candidate) is None:
+                return candidate
+        raise ItemSkipped("too many conflict copies with the same name")
 
     def _prune_conflicts(self, name: str) -> None:
         if self.max_conflicts < 0:
@@ -280,6 +308,20 @@ class Puller:
             self.fs.chmod(fi.name, (fi.permissions & 0o777) or 0o755)
         self._record(fi, self.fs.lstat(fi.name))
 
+    def _remove_replaced_directory(self, name: str) -> None:
+        """A directory (unchanged since the scan) becomes a file or symlink: remove it once
+        its contents have been deleted by the same pull."""
+        try:
+            self.fs.rmdir(name)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise ItemSkipped(
+                    "a directory is in the way; waiting for its contents to be deleted",
+                    retry_soon=True,
+                ) from exc
+            raise
+        self.fs.fsync_dir(name.rpartition("/")[0])
+
     # ---- symlinks --------------------------------------------------------------------
     def _apply_symlink(self, fi: FileInfo, cur: FileInfo | None) -> None:
         st = self._check_unchanged(fi.name, cur)
@@ -290,11 +332,13 @@ class Puller:
         self.fs.symlink(fi.symlink_target, tmp)
         if st is not None:
             if st.type == FileType.DIRECTORY:
-                self.fs.remove(tmp)
-                raise ItemSkipped(
-                    "a directory is in the way of a symlink; waiting for it to be deleted"
-                )
-            self._move_old_aside(fi, cur)
+                try:
+                    self._remove_replaced_directory(fi.name)
+                except ItemSkipped:
+                    self.fs.remove(tmp)
+                    raise
+            else:
+                self._move_old_aside(fi, cur)
         self.fs.rename(tmp, fi.name)
         try:
             self.fs.set_mtime(fi.name, fi.modified_ns)
@@ -307,7 +351,8 @@ class Puller:
         st = await self._thread(self._check_unchanged, fi.name, cur)
         assert st is None or isinstance(st, FileStat)
         if st is not None and st.type == FileType.DIRECTORY:
-            raise ItemSkipped("a directory is in the way of a file; waiting for it to be deleted")
+            await self._thread(self._remove_replaced_directory, fi.name)
+            cur, st = None, None
         if (
             cur is not None
             and not cur.deleted

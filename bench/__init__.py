@@ -1,0 +1,1 @@
+"""p2psync's benchmark harness: `python -m bench --help` (docs/performance.md has the figures)."""

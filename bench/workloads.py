@@ -1,0 +1,460 @@
+"""The workloads (a)–(h): each run builds a fresh system, times one change, and measures.
+
+A pair run: start two daemons, prove the link with a probe file, do any untimed set-up
+and wait until identical, then time ``change`` until the receiver is verified identical
+(:func:`bench.trees.wait_identical`). CPU seconds and wire bytes are taken over the timed
+window; peak RSS (VmHWM) over each daemon's life. Test data is generated once per
+workload (deterministic seeds) and hard-linked into each run, so generation is not timed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import st
+from .errors import WorkloadFailed
+from .p2p import P2PSyncPair, inprocess_scan
+from .procstats import cpu_seconds, peak_rss
+from .profile import Profiler
+from .trees import (
+    fingerprint,
+    link_tree,
+    make_big_files,
+    make_random_file,
+    make_small_files,
+    overwrite_middle,
+    wait_file,
+    wait_gone,
+    wait_identical,
+)
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Sizes:
+    small_files: int  # (a)
+    big_count: int  # (b), each big_size
+    big_size: int
+    huge_size: int  # (c), and the file (d) edits
+    delta_size: int  # (d)
+    rename_files: int  # (e)
+    scan_files: int  # (f)
+    latency_n: int  # (g)
+    rescan_files: int  # (h)
+
+
+PRESETS = {
+    "full": Sizes(10_000, 200, MiB, 1024 * MiB, MiB, 1000, 10_000, 20, 100_000),
+    "quick": Sizes(1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000),
+    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100),
+}
+
+TITLES = {
+    "a": "small files (1–8 KiB)",
+    "b": "1 MiB files",
+    "c": "one big file",
+    "d": "1 MiB overwritten in the big file",
+    "e": "rename a directory",
+    "f": "initial scan (one node)",
+    "g": "latency, one small file",
+    "h": "rescan, unchanged tree",
+}
+ALL = tuple(TITLES)
+
+
+def describe(wl: str, s: Sizes) -> str:
+    return {
+        "a": f"{s.small_files:,} files of 1–8 KiB in nested dirs",
+        "b": f"{s.big_count} × {s.big_size // MiB} MiB",
+        "c": f"one {_size(s.huge_size)} random file",
+        "d": f"{_size(s.delta_size)} overwritten mid-file in {_size(s.huge_size)}",
+        "e": f"rename a dir of {s.rename_files:,} files",
+        "f": f"initial scan of {s.scan_files:,} files (1–8 KiB)",
+        "g": f"one 100-byte file A→B, median of {s.latency_n}",
+        "h": f"rescan of {s.rescan_files:,} unchanged files",
+    }[wl]
+
+
+def _size(n: int) -> str:
+    return f"{n // (1 << 30)} GiB" if n >= 1 << 30 and n % (1 << 30) == 0 else f"{n // MiB} MiB"
+
+
+@dataclass
+class RunResult:
+    workload: str
+    system: str
+    ok: bool
+    seconds: float | None = None
+    data_bytes: int = 0
+    wire_bytes: int | None = None
+    peak_rss: list[int] = field(default_factory=list)  # per daemon (or the one process)
+    cpu_s: list[float] = field(default_factory=list)  # per daemon, timed window
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    workdir: Path
+    sizes: Sizes
+    timeout_scale: float = 1.0
+    profiler: Profiler | None = None
+    keep_runs: bool = False  # keep each run's homes and logs under workdir/kept/
+    p2p_folder_options: dict[str, object] = field(default_factory=dict)
+    _masters: dict[str, Path] = field(default_factory=dict)
+    _kept: int = 0
+
+    def new_run_dir(self) -> Path:
+        base = self.workdir / "run"
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+        return base
+
+    def finish_run_dir(self, base: Path, label: str) -> None:
+        """Delete the run's directory, or move it aside with --keep."""
+        if self.keep_runs and base.exists():
+            self._kept += 1
+            dest = self.workdir / "kept" / f"{self._kept:02d}-{label}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(base, dest)
+        shutil.rmtree(base, ignore_errors=True)
+
+    def timeout(self, data_bytes: int = 0, files: int = 0) -> float:
+        return (120 + data_bytes / (4 * MiB) + files * 0.02) * self.timeout_scale
+
+    def master(self, wl: str) -> Path:
+        """The generated data of workload ``wl`` (made once, reused by every run)."""
+        if wl not in self._masters:
+            path = self.workdir / "masters" / wl
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True)
+            s = self.sizes
+            if wl == "a":
+                make_small_files(path / "a", s.small_files, seed=1)
+            elif wl == "b":
+                make_big_files(path / "b", s.big_count, s.big_size, seed=2)
+            elif wl in ("c", "d"):
+                make_random_file(path / "big.bin", s.huge_size, seed=3)
+            elif wl == "e":
+                make_small_files(path / "tree" / "dir1", s.rename_files, seed=5)
+            elif wl == "f":
+                make_small_files(path, s.scan_files, seed=6)
+            elif wl == "h":
+                make_small_files(path, s.rescan_files, seed=8, min_size=64, max_size=1024)
+            self._masters[wl] = path
+        return self._masters[wl]
+
+    def drop_master(self, wl: str) -> None:
+        path = self._masters.pop(wl, None)
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# ---- pair plumbing -------------------------------------------------------------------
+
+Pair = P2PSyncPair | st.SyncthingPair
+
+
+def _make_pair(ctx: Context, system: str, base: Path) -> Pair:
+    if system == "p2psync":
+        return P2PSyncPair(base, ctx.p2p_folder_options)
+    return st.SyncthingPair(base)
+
+
+def _probe(pair: Pair) -> None:
+    """Prove the pair is connected and syncing: a file A→B, then its deletion."""
+    token = os.urandom(16).hex().encode()
+    probe = pair.a_dir / "bench-probe.txt"
+    probe.write_bytes(token)
+    wait_file(
+        pair.b_dir / probe.name, token, timeout=90, what="connection probe", alive=pair.check_alive
+    )
+    probe.unlink()
+    wait_gone(pair.b_dir / probe.name, timeout=60, what="connection probe")
+
+
+def _move_in(src: Path, dst: Path) -> None:
+    """Put prepared data into the folder with one rename (an instant change)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(src, dst)
+
+
+def _timed_pair_run(
+    ctx: Context,
+    wl: str,
+    system: str,
+    *,
+    change: Callable[[Pair], None],
+    setup: Callable[[Pair], None] | None = None,
+    data_bytes: int = 0,
+    timeout: float,
+) -> RunResult:
+    base = ctx.new_run_dir()
+    try:
+        with _make_pair(ctx, system, base) as pair:
+            _probe(pair)
+            if setup is not None:
+                setup(pair)
+                wait_identical(
+                    pair.a_dir,
+                    pair.b_dir,
+                    timeout=timeout,
+                    what=f"{wl} set-up",
+                    alive=pair.check_alive,
+                )
+            pids = [d.pid for d in pair.daemons]
+            cpu0 = [cpu_seconds(p) for p in pids]
+            wire0 = pair.wire_bytes()
+            with _maybe_profile(ctx, system, wl, pids):
+                t0 = time.monotonic()
+                change(pair)
+                t1 = wait_identical(
+                    pair.a_dir, pair.b_dir, timeout=timeout, what=wl, alive=pair.check_alive
+                )
+            result = RunResult(
+                wl,
+                system,
+                True,
+                seconds=t1 - t0,
+                data_bytes=data_bytes,
+                wire_bytes=pair.wire_bytes() - wire0,
+                cpu_s=[cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=False)],
+                peak_rss=[peak_rss(p) for p in pids],
+            )
+            if isinstance(pair, st.SyncthingPair):
+                pair.confirm()
+            return result
+    finally:
+        ctx.finish_run_dir(base, f"{wl}-{system}")
+
+
+class _NoProfile:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _maybe_profile(ctx: Context, system: str, wl: str, pids: list[int]):  # type: ignore[no-untyped-def]
+    if ctx.profiler is None or system != "p2psync":
+        return _NoProfile()
+    return ctx.profiler.record(wl, pids)
+
+
+# ---- the workloads ---------------------------------------------------------------------
+
+
+def run_a(ctx: Context, system: str) -> RunResult:
+    master = ctx.master("a") / "a"
+    stage = ctx.workdir / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    link_tree(master, stage)
+    n = ctx.sizes.small_files
+    size = sum(v[1] for v in fingerprint(master).values())
+    return _timed_pair_run(
+        ctx,
+        "a",
+        system,
+        change=lambda p: _move_in(stage, p.a_dir / "a"),
+        data_bytes=size,
+        timeout=ctx.timeout(size, n),
+    )
+
+
+def run_b(ctx: Context, system: str) -> RunResult:
+    master = ctx.master("b") / "b"
+    stage = ctx.workdir / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    link_tree(master, stage)
+    size = ctx.sizes.big_count * ctx.sizes.big_size
+    return _timed_pair_run(
+        ctx,
+        "b",
+        system,
+        change=lambda p: _move_in(stage, p.a_dir / "b"),
+        data_bytes=size,
+        timeout=ctx.timeout(size, ctx.sizes.big_count),
+    )
+
+
+def run_c(ctx: Context, system: str) -> RunResult:
+    master = ctx.master("c") / "big.bin"
+    stage = ctx.workdir / "stage.bin"
+    stage.unlink(missing_ok=True)
+    os.link(master, stage)
+    size = ctx.sizes.huge_size
+    return _timed_pair_run(
+        ctx,
+        "c",
+        system,
+        change=lambda p: _move_in(stage, p.a_dir / "big.bin"),
+        data_bytes=size,
+        timeout=ctx.timeout(size, 1),
+    )
+
+
+def run_d(ctx: Context, system: str) -> RunResult:
+    master = ctx.master("d") / "big.bin"
+    stage = ctx.workdir / "stage.bin"
+    stage.unlink(missing_ok=True)
+    shutil.copyfile(master, stage)  # a real copy: this one is edited in place
+    s = ctx.sizes
+    timeout = ctx.timeout(s.huge_size, 1)
+    result = _timed_pair_run(
+        ctx,
+        "d",
+        system,
+        setup=lambda p: _move_in(stage, p.a_dir / "big.bin"),
+        change=lambda p: overwrite_middle(p.a_dir / "big.bin", s.delta_size, seed=4),
+        data_bytes=s.delta_size,
+        timeout=timeout,
+    )
+    return result
+
+
+def run_e(ctx: Context, system: str) -> RunResult:
+    master = ctx.master("e") / "tree"
+    stage = ctx.workdir / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    link_tree(master, stage)
+    n = ctx.sizes.rename_files
+    return _timed_pair_run(
+        ctx,
+        "e",
+        system,
+        setup=lambda p: _move_in(stage, p.a_dir / "tree"),
+        change=lambda p: os.rename(p.a_dir / "tree" / "dir1", p.a_dir / "tree" / "dir2"),
+        timeout=ctx.timeout(8 * 1024 * n, n),
+    )
+
+
+def run_g(ctx: Context, system: str) -> RunResult:
+    """Latency: n small files written on A one after another, each timed until on B."""
+    base = ctx.new_run_dir()
+    n = ctx.sizes.latency_n
+    try:
+        with _make_pair(ctx, system, base) as pair:
+            _probe(pair)
+            pids = [d.pid for d in pair.daemons]
+            cpu0 = [cpu_seconds(p) for p in pids]
+            wire0 = pair.wire_bytes()
+            latencies = []
+            with _maybe_profile(ctx, system, "g", pids):
+                for i in range(n):
+                    content = f"latency probe {i:04d} {os.urandom(8).hex()}\n".ljust(
+                        100, "."
+                    ).encode()
+                    name = f"lat-{i:04d}.txt"
+                    tmp = base / name
+                    tmp.write_bytes(content)
+                    t0 = time.monotonic()
+                    os.rename(tmp, pair.a_dir / name)
+                    t1 = wait_file(
+                        pair.b_dir / name,
+                        content,
+                        timeout=60,
+                        what=f"g #{i}",
+                        alive=pair.check_alive,
+                    )
+                    latencies.append(t1 - t0)
+            return RunResult(
+                "g",
+                system,
+                True,
+                seconds=statistics.median(latencies),
+                wire_bytes=pair.wire_bytes() - wire0,
+                cpu_s=[cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=False)],
+                peak_rss=[peak_rss(p) for p in pids],
+                extra={"latencies": [round(x, 4) for x in latencies], "max": max(latencies)},
+            )
+    finally:
+        ctx.finish_run_dir(base, f"g-{system}")
+
+
+def _count_files(root: Path) -> tuple[int, int]:
+    fp = fingerprint(root)
+    files = [v for v in fp.values() if v[0] == "file"]
+    return len(files), sum(v[1] for v in files)
+
+
+def run_scan(ctx: Context, system: str, wl: str) -> RunResult:
+    """(f) initial scan, (h) rescan of an unchanged tree: one node, watcher off."""
+    root = ctx.master(wl)
+    files, size = _count_files(root)
+    timeout = ctx.timeout(size, files)
+    work = ctx.new_run_dir()
+    try:
+        if system == "p2psync":
+            out = inprocess_scan(root, work, "scan" if wl == "f" else "rescan", timeout)
+            if wl == "f" and out["entries"] < files:
+                raise WorkloadFailed(f"scan stored {out['entries']} entries for {files} files")
+            if wl == "h" and out["entries"] != 0:
+                raise WorkloadFailed(f"rescan of an unchanged tree stored {out['entries']} changes")
+            return RunResult(
+                wl,
+                system,
+                True,
+                seconds=out["seconds"],
+                data_bytes=size if wl == "f" else 0,
+                peak_rss=[int(out["peak_rss"])],
+                cpu_s=[out["cpu_s"]],
+                extra={k: v for k, v in out.items() if k not in ("seconds", "peak_rss", "cpu_s")},
+            )
+        with st.SyncthingSingle(work) as node:
+            extra: dict[str, Any] = {}
+            cpu0 = cpu_seconds(node.pid)
+            t0 = time.monotonic()
+            node.add_folder(root)
+            node.node.wait_scanned(files, timeout)
+            t1 = time.monotonic()
+            if wl == "h":
+                extra["initial_seconds"] = t1 - t0
+                cpu0 = cpu_seconds(node.pid)
+                t0 = time.monotonic()
+                node.rescan(timeout)
+                node.node.wait_scanned(files, timeout)
+                t1 = time.monotonic()
+            return RunResult(
+                wl,
+                system,
+                True,
+                seconds=t1 - t0,
+                data_bytes=size if wl == "f" else 0,
+                peak_rss=[peak_rss(node.pid)],
+                cpu_s=[cpu_seconds(node.pid) - cpu0],
+                extra=extra,
+            )
+    finally:
+        ctx.finish_run_dir(work, f"{wl}-{system}")
+        shutil.rmtree(root / ".stfolder", ignore_errors=True)
+
+
+RUNNERS: dict[str, Callable[[Context, str], RunResult]] = {
+    "a": run_a,
+    "b": run_b,
+    "c": run_c,
+    "d": run_d,
+    "e": run_e,
+    "f": lambda ctx, system: run_scan(ctx, system, "f"),
+    "g": run_g,
+    "h": lambda ctx, system: run_scan(ctx, system, "h"),
+}
+
+
+def run_one(ctx: Context, wl: str, system: str) -> RunResult:
+    """One run; any failure becomes a failed RunResult with the reason."""
+    try:
+        return RUNNERS[wl](ctx, system)
+    except WorkloadFailed as exc:
+        return RunResult(wl, system, False, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a harness bug must not stop the other runs
+        return RunResult(wl, system, False, error=f"{type(exc).__name__}: {exc}")
