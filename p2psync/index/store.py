@@ -105,6 +105,7 @@ class IndexStore:
         self._writer.on_rollback(self._mutations.reset_caches)
         self._readers = _Readers(path)
         self._device_ids: dict[bytes, int] = {}  # devices rows are never deleted
+        self._folder_ids: dict[str, int] = {}  # cleared by drop_folder
 
     @classmethod
     def open(
@@ -169,7 +170,9 @@ class IndexStore:
 
     def drop_folder(self, folder: str) -> None:
         """Forget the folder entirely; a re-added folder starts with a new local index ID."""
+        self._folder_ids.pop(folder, None)
         self._write(lambda c: self._mutations.drop_folder(c, folder))
+        self._folder_ids.pop(folder, None)
 
     def local_index_id(self, folder: str) -> int:
         """This device's index ID for ``folder``: a random non-zero uint64, created on
@@ -198,8 +201,13 @@ class IndexStore:
             raise IndexError_(f"reading the index failed: {exc}") from exc
 
     def _folder_id(self, folder: str) -> int | None:
-        row = self._one("SELECT id FROM folders WHERE name = ?", (folder,))
-        return row[0] if row else None
+        fid = self._folder_ids.get(folder)
+        if fid is None:
+            row = self._one("SELECT id FROM folders WHERE name = ?", (folder,))
+            if row is None:
+                return None
+            fid = self._folder_ids[folder] = row[0]
+        return fid
 
     def _device_id(self, device: bytes) -> int | None:
         did = self._device_ids.get(device)

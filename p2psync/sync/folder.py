@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -37,10 +37,11 @@ from .versioner import NoVersioning, Versioner
 log = logging.getLogger("p2psync.sync.folder")
 
 PULL_PAGE = 256
-FILES_IN_PARALLEL = 8
+FILES_IN_PARALLEL = 64
 RETRY_MIN = 1.0
 RETRY_MAX = 60.0
 VERSION_CLEAN_INTERVAL = 3600.0
+WAKE_COALESCE = 0.01
 FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
 
 
@@ -77,7 +78,7 @@ class FolderRunner:
         local: DeviceID,
         db_limiter: trio.CapacityLimiter,
         io_limiter: trio.CapacityLimiter | None = None,
-        sources_for: Callable[[str, str], Sequence[BlockSource]],
+        sources_for: Callable[[str, str], Awaitable[Sequence[BlockSource]]],
         events: EventLog,
         fs: FileSystem | None = None,
         versioner: Versioner | None = None,
@@ -122,6 +123,7 @@ class FolderRunner:
             ignore_permissions=config.ignore_permissions,
             max_conflicts=config.max_conflicts,
         )
+        self.puller.defer_records = True
 
     def update_config(self, config: FolderConfig) -> None:
         """Apply a changed folder config to the running folder (same id and path)."""
@@ -174,6 +176,7 @@ class FolderRunner:
                 )
                 with trio.move_on_after(timeout):
                     await self._wake.wait()
+                    await trio.sleep(WAKE_COALESCE)  # let a burst of triggers become one round
                 if self._retry_at and trio.current_time() >= self._retry_at:
                     self._retry_at = None
                     self._pull_wanted = True
@@ -418,14 +421,17 @@ class FolderRunner:
                 deletes.extend(fi for fi in page if fi.deleted)
                 for fi in dirs:
                     await self._pull_one(fi, new_errors)
+                await self._flush_pulled()
                 if files:
                     await self._pull_parallel(files, new_errors)
+                    await self._flush_pulled()
                 if DISK_FULL in new_errors.values():
                     break  # no point trying more files until space returns
         finally:
             await trio.to_thread.run_sync(_close_generator, gen)
         for fi in reversed(deletes):  # deepest first, so directories are empty when we reach them
             await self._pull_one(fi, new_errors)
+        await self._flush_pulled()
         if self._retry_soon and self.puller.stats.items_done > done_before:
             # e.g. a directory that became a file: its contents are gone now, go again
             self._retry_soon = False
@@ -471,9 +477,6 @@ class FolderRunner:
             log.exception("%s: pulling %r failed", self.id, fi.name)
             errors[fi.name] = f"internal error: {exc}"
             return
-        stored = await self._db(self.index.max_sequence, self.id, self.local.raw)
-        self._serve_cache = {}
-        self.local_sequence.set(stored)
         self.events.emit(
             "ItemFinished",
             folder=self.id,
@@ -481,6 +484,15 @@ class FolderRunner:
             error=None,
             action="delete" if fi.deleted else "update",
         )
+
+    async def _flush_pulled(self) -> None:
+        """Record what the puller applied (one index transaction) and make the renames
+        durable (one fsync per directory); then announce it."""
+        await trio.to_thread.run_sync(self.puller.flush_directories, limiter=self.io_limiter)
+        sequence = await self._db(self.puller.flush_records)
+        if sequence:
+            self._serve_cache = {}
+            self.local_sequence.set(sequence)
 
     async def _mass_delete_blocked(self, deletes: int) -> bool:
         """Hold pulling if remote changes would delete too much of this folder.

@@ -42,6 +42,7 @@ from .folder import FLAG_RECEIVE_ONLY, FolderRunner
 log = logging.getLogger("p2psync.sync.model")
 
 INDEX_BATCH_FILES = 1000
+INDEX_COALESCE = 0.01  # seconds; small enough for sub-0.25 s end-to-end latency
 FOLDER_TYPES = {
     "sendreceive": FolderType.SEND_RECEIVE,
     "sendonly": FolderType.SEND_ONLY,
@@ -78,9 +79,9 @@ class SyncModel:
         cfg = self.get_config().folder(folder_id)
         return cfg is not None and str(device) in cfg.devices and folder_id in self.folders
 
-    def sources_for(self, folder_id: str, name: str) -> list[PeerConnection]:
+    async def sources_for(self, folder_id: str, name: str) -> list[PeerConnection]:
         """Connected peers that hold the global version of ``name`` (for the puller)."""
-        holders = set(self.index.devices_with_global(folder_id, name))
+        holders = set(await self._db(self.index.devices_with_global, folder_id, name))
         return [
             peer
             for device, peer in self.connections.items()
@@ -312,6 +313,8 @@ class _PeerSession:
                     first = False
                 if not batches or len(batches[-1]) < INDEX_BATCH_FILES:
                     await runner.local_sequence.wait_above(sequence)
+                    # Let a burst of local changes gather into one IndexUpdate.
+                    await trio.sleep(INDEX_COALESCE)
 
 
 def _take_batches(

@@ -25,7 +25,8 @@ import errno
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -96,7 +97,7 @@ class Puller:
         index: IndexStore,
         versioner: Versioner,
         limiter: trio.CapacityLimiter,
-        sources_for: Callable[[str], Sequence[BlockSource]],
+        sources_for: Callable[[str], Awaitable[Sequence[BlockSource]]],
         ignore_permissions: bool = False,
         max_conflicts: int = 10,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
@@ -114,6 +115,12 @@ class Puller:
         # Names the puller created that the scanner must pick up (conflict copies).
         # Appended from worker threads; the folder loop drains it.
         self.created: list[str] = []
+        self._dirty_dirs: set[str] = set()
+        # With defer_records the index is updated in batches (flush_records) instead of
+        # one transaction per item.
+        self.defer_records = False
+        self._pending_records: list[FileInfo] = []
+        self._pending_lock = threading.Lock()
 
     async def _thread(self, fn: Callable[..., T], *args: object) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
@@ -124,17 +131,15 @@ class Puller:
         ItemSkipped saying why not."""
         if is_internal(fi.name):
             raise ItemSkipped("internal name; never synced")
-        cur = await self._thread(self.index.get_local, self.folder, fi.name)
-        assert cur is None or isinstance(cur, FileInfo)
         try:
             if fi.deleted:
-                await self._thread(self._apply_delete, fi, cur)
+                await self._thread(self._with_local, self._apply_delete, fi)
             elif fi.type == FileType.DIRECTORY:
-                await self._thread(self._apply_directory, fi, cur)
+                await self._thread(self._with_local, self._apply_directory, fi)
             elif fi.type == FileType.SYMLINK:
-                await self._thread(self._apply_symlink, fi, cur)
+                await self._thread(self._with_local, self._apply_symlink, fi)
             else:
-                await self._pull_file(fi, cur)
+                await self._pull_file(fi)
         except UnsafePathError as exc:
             raise ItemSkipped(f"unsafe path: {exc}") from exc
         except FileNotFoundError as exc:
@@ -150,6 +155,19 @@ class Puller:
                 raise ItemSkipped("file system is read-only") from exc
             raise ItemSkipped(f"{exc.strerror or exc}") from exc
         self.stats.items_done += 1
+
+    def _with_local(self, apply: Callable[[FileInfo, FileInfo | None], None], fi: FileInfo) -> None:
+        apply(fi, self.index.get_local(self.folder, fi.name))
+
+    def flush_directories(self) -> None:
+        """fsync the directories that renames went into since the last flush (batched:
+        one fsync per directory per pull page instead of one per file)."""
+        dirs, self._dirty_dirs = self._dirty_dirs, set()
+        for d in sorted(dirs):
+            try:
+                self.fs.fsync_dir(d)
+            except (OSError, FilesystemError):
+                pass  # the directory went away; nothing left to make durable
 
     # ---- the never-clobber check ---------------------------------------------------
     def _stat_or_none(self, name: str) -> FileStat | None:
@@ -197,7 +215,22 @@ class Puller:
             if (st and not fi.is_symlink and not self.ignore_permissions)
             else fi.permissions,
         )
-        self.index.update_local(self.folder, [stored])
+        if self.defer_records:
+            with self._pending_lock:
+                self._pending_records.append(stored)
+        else:
+            self.index.update_local(self.folder, [stored])
+
+    def flush_records(self) -> int:
+        """Write the deferred records in one batch; returns the highest new local sequence
+        (0 if there was nothing). The folder calls this before any scan can run, so the
+        scanner always sees what the puller wrote as already known."""
+        with self._pending_lock:
+            batch, self._pending_records = self._pending_records, []
+        if not batch:
+            return 0
+        stored = self.index.update_local(self.folder, batch)
+        return max(f.sequence for f in stored)
 
     def _make_parent(self, name: str) -> None:
         parent = name.rpartition("/")[0]
@@ -347,11 +380,27 @@ class Puller:
         self._record(fi, self.fs.lstat(fi.name))
 
     # ---- files -----------------------------------------------------------------------
-    async def _pull_file(self, fi: FileInfo, cur: FileInfo | None) -> None:
-        st = await self._thread(self._check_unchanged, fi.name, cur)
-        assert st is None or isinstance(st, FileStat)
+    async def _pull_file(self, fi: FileInfo) -> None:
+        prepared = await self._thread(self._prepare_file, fi)
+        if prepared is None:
+            return  # metadata-only change, already applied
+        cur, tmp, handle, missing = prepared
+        try:
+            if missing:
+                await self._fetch(handle, fi, missing)
+            await self._thread(self._finish_file, fi, cur, tmp, handle)
+        except BaseException:
+            await self._thread(handle.close)
+            raise
+
+    def _prepare_file(
+        self, fi: FileInfo
+    ) -> tuple[FileInfo | None, str, WriteHandle, list[BlockInfo]] | None:
+        """Check, then build as much of the temp file as local blocks allow (one thread hop)."""
+        cur = self.index.get_local(self.folder, fi.name)
+        st = self._check_unchanged(fi.name, cur)
         if st is not None and st.type == FileType.DIRECTORY:
-            await self._thread(self._remove_replaced_directory, fi.name)
+            self._remove_replaced_directory(fi.name)
             cur, st = None, None
         if (
             cur is not None
@@ -360,24 +409,28 @@ class Puller:
             and _same_blocks(cur, fi)
         ):
             # Only metadata changed (or the content already matches): no data to move.
-            await self._thread(self._apply_metadata, fi, cur)
-            return
-        free = await self._thread(self.fs.free_space)
-        if free < fi.size + MIN_FREE_BYTES:
+            self._apply_metadata(fi, cur)
+            return None
+        if self.fs.free_space() < fi.size + MIN_FREE_BYTES:
             raise ItemSkipped(DISK_FULL)
-        await self._thread(self._make_parent, fi.name)
+        self._make_parent(fi.name)
         tmp = temp_name(fi.name)
-        handle = await self._thread(self._open_temp, tmp)
-        assert handle is not None
+        handle = self._open_temp(tmp)
         try:
-            missing = await self._thread(self._fill_locally, handle, fi, cur)
-            assert isinstance(missing, list)
-            if missing:
-                await self._fetch(handle, fi, missing)
-            await self._thread(_finish_temp, handle, fi.size)
+            missing = self._fill_locally(handle, fi, cur)
+        except BaseException:
+            handle.close()
+            raise
+        return cur, tmp, handle, missing
+
+    def _finish_file(
+        self, fi: FileInfo, cur: FileInfo | None, tmp: str, handle: WriteHandle
+    ) -> None:
+        try:
+            _finish_temp(handle, fi.size)
         finally:
-            await self._thread(handle.close)
-        await self._thread(self._commit_file, fi, cur, tmp)
+            handle.close()
+        self._commit_file(fi, cur, tmp)
 
     def _open_temp(self, tmp: str) -> WriteHandle:
         st = self._stat_or_none(tmp)
@@ -441,7 +494,7 @@ class Puller:
         return data
 
     async def _fetch(self, handle: WriteHandle, fi: FileInfo, blocks: list[BlockInfo]) -> None:
-        sources = list(self.sources_for(fi.name))
+        sources = list(await self.sources_for(fi.name))
         if not sources:
             raise ItemSkipped("no connected device has this version")
         random.shuffle(sources)
@@ -483,7 +536,7 @@ class Puller:
         self.fs.chmod(tmp, perms)
         self.fs.set_mtime(tmp, fi.modified_ns)
         self.fs.rename(tmp, fi.name)
-        self.fs.fsync_dir(fi.name.rpartition("/")[0])
+        self._dirty_dirs.add(fi.name.rpartition("/")[0])
         self._record(fi, self.fs.lstat(fi.name))
 
 

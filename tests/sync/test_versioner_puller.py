@@ -38,6 +38,10 @@ def fs(tmp_path: Path) -> BasicFS:
     return BasicFS(root)
 
 
+async def no_sources(name: str) -> list:
+    return []
+
+
 def make_puller(fs: BasicFS, index: IndexStore, versioner: Versioner) -> Puller:
     return Puller(
         folder=FOLDER,
@@ -45,7 +49,7 @@ def make_puller(fs: BasicFS, index: IndexStore, versioner: Versioner) -> Puller:
         index=index,
         versioner=versioner,
         limiter=trio.CapacityLimiter(2),
-        sources_for=lambda name: [],
+        sources_for=no_sources,
     )
 
 
