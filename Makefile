@@ -37,8 +37,17 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 soak: $(STAMP)
-	P2PSYNC_SOAK=1 P2PSYNC_SOAK_SEEDS=20 $(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/integration tests/reliability
+	P2PSYNC_SOAK=1 P2PSYNC_SOAK_SEEDS=20 $(BIN)/python -m pytest -q -s \
+		tests/integration/test_engine_random.py tests/reliability/test_rel_kill.py \
+		tests/reliability/test_rel_load.py tests/reliability/test_rel_network.py
+
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	$(BIN)/python fuzz/make_corpus.py
+	mkdir -p .fuzz-work && $(BIN)/python fuzz/fuzz_decoder.py .fuzz-work fuzz/corpus -max_total_time=$${FUZZ_SECONDS:-300}
+
+reliability: $(STAMP)
+	$(BIN)/python tools/reliability_report.py
 
 clean:
-	rm -rf $(VENV) .node .pytest_cache
+	rm -rf $(VENV) .node .pytest_cache .fuzz-work

@@ -209,7 +209,9 @@ class PeerConnection:
                 await self.close(self.close_reason or "closing")
 
     async def _read_loop(self, handler: PeerHandler, nursery: trio.Nursery) -> None:
-        while True:
+        # Messages that arrived together with the peer's Hello are already buffered in
+        # the protocol: handle them before waiting for more bytes.
+        while await self._handle_buffered(handler, nursery):
             with trio.move_on_after(self.receive_timeout) as scope:
                 data = await self.stream.receive_some(RECEIVE_CHUNK)
             if scope.cancelled_caught:
@@ -220,42 +222,41 @@ class PeerConnection:
                 return
             self.stats.bytes_in += len(data)
             self.protocol.receive_data(data)
-            while True:
-                event = self.protocol.next_event()
-                if event is NEED_DATA:
-                    break
-                if isinstance(event, ConnectionClosed):
-                    self.close_reason = self.close_reason or "peer closed the connection"
-                    return
-                self.stats.messages_in += 1
-                if isinstance(event, Close):
-                    self.close_reason = f"peer closed: {event.reason}"
-                    log.info(
-                        "%s closed the connection: %s", self.device_id.short_str(), event.reason
+
+    async def _handle_buffered(self, handler: PeerHandler, nursery: trio.Nursery) -> bool:
+        """Handle every complete message in the buffer; False once the peer is done."""
+        while True:
+            event = self.protocol.next_event()
+            if event is NEED_DATA:
+                return True
+            if isinstance(event, ConnectionClosed):
+                self.close_reason = self.close_reason or "peer closed the connection"
+                return False
+            self.stats.messages_in += 1
+            if isinstance(event, Close):
+                self.close_reason = f"peer closed: {event.reason}"
+                log.info("%s closed the connection: %s", self.device_id.short_str(), event.reason)
+                return False
+            if isinstance(event, Ping):
+                continue
+            if isinstance(event, Response):
+                pending = self._pending.get(event.id)
+                if pending is None:
+                    log.debug(
+                        "response for unknown request %d from %s",
+                        event.id,
+                        self.device_id.short_str(),
                     )
-                    return
-                if isinstance(event, Ping):
                     continue
-                if isinstance(event, Response):
-                    pending = self._pending.get(event.id)
-                    if pending is None:
-                        log.debug(
-                            "response for unknown request %d from %s",
-                            event.id,
-                            self.device_id.short_str(),
-                        )
-                        continue
-                    pending.response = event
-                    pending.done.set()
-                    continue
-                if isinstance(event, Request):
-                    # Backpressure: stop reading until the request fits in the budget.
-                    await self.incoming.acquire(event.size)
-                    nursery.start_soon(self._serve, handler, event)
-                    continue
-                await handler.handle_message(self, event)
-            if not data:
-                return
+                pending.response = event
+                pending.done.set()
+                continue
+            if isinstance(event, Request):
+                # Backpressure: stop reading until the request fits in the budget.
+                await self.incoming.acquire(event.size)
+                nursery.start_soon(self._serve, handler, event)
+                continue
+            await handler.handle_message(self, event)
 
     async def _serve(self, handler: PeerHandler, request: Request) -> None:
         try:

@@ -6,10 +6,10 @@ import hashlib
 import os
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import trio
+import trio.lowlevel
 
 from p2psync.app import Node, serve_node
 from p2psync.config import Config, DeviceConfig, DiscoveryConfig, FolderConfig, save_config
@@ -113,7 +113,7 @@ class Cluster:
     async def stop(self, name: str) -> None:
         self.scopes.pop(name).cancel()
         self.nodes.pop(name)
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
 
     async def start_all(self, nursery: trio.Nursery) -> None:
         for n in self.names:

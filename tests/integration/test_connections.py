@@ -2,8 +2,8 @@
 simultaneous dials and reconnects."""
 
 import trio
-
 from nodes import Cluster, make_home, wait_for
+
 from p2psync.app import serve_node
 from p2psync.config import DeviceConfig, save_config
 from p2psync.identity import load_identity

@@ -2,11 +2,11 @@
 through the discovery server, and through mDNS bound to loopback."""
 
 import trio
+from nodes import running_cluster, wait_for
 
 from discovery_server.app import ServerSettings
 from discovery_server.server import serve_discovery
 from discovery_server.stores import open_store
-from nodes import running_cluster, wait_for
 from p2psync.config import DiscoveryConfig
 
 

@@ -51,6 +51,8 @@ async def node_with_hostile(tmp_path: Path) -> AsyncIterator[tuple[Cluster, Node
         node = c.nodes["a"]
         hostile = HostilePeer()
         await trust_hostile(node, FOLDER, hostile.identity)
+        # the folder's first scan (which creates its .p2psync marker) is done
+        await wait_for(lambda: node.model.folders[FOLDER].status.state == "idle", what="folder idle")
         await hostile.connect(node, FOLDER)
         try:
             yield c, node, hostile

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 from nodes import Cluster, running_cluster, tree_digest, wait_for
 
 MiB = 1024 * 1024

@@ -3,7 +3,6 @@
 import os
 
 import trio
-
 from nodes import Cluster, tree_digest, wait_for
 
 

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import trio
-
 from nodes import Cluster, tree_digest, wait_for
 
 

@@ -4,7 +4,13 @@ import stat
 import pytest
 
 from p2psync.errors import DeviceIDError, IdentityError
-from p2psync.identity import DeviceID, generate_identity, load_identity, load_or_create_identity, luhn32
+from p2psync.identity import (
+    DeviceID,
+    generate_identity,
+    load_identity,
+    load_or_create_identity,
+    luhn32,
+)
 
 VECTORS = [
     (
