@@ -42,6 +42,7 @@ RETRY_MIN = 1.0
 RETRY_MAX = 60.0
 VERSION_CLEAN_INTERVAL = 3600.0
 WAKE_COALESCE = 0.01
+RENAME_SOURCES_MAX = 200_000
 FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
 
 
@@ -112,6 +113,7 @@ class FolderRunner:
         self._watching = False
         self._retry_soon = False
         self._hold_reason = ""  # why pulling is held (mass-delete guard), until confirmed
+        self._rename_sources: dict[bytes, list[FileInfo]] = {}
         self._nursery: trio.Nursery | None = None
         self.puller = Puller(
             folder=self.id,
@@ -407,6 +409,9 @@ class FolderRunner:
         self._set_state("syncing")
         new_errors: dict[str, str] = {}
         done_before = self.puller.stats.items_done
+        self._rename_sources = {}
+        if need.deleted and need.files:
+            self._rename_sources = await self._db(self._collect_rename_sources)
         self._retry_soon = False
         gen = self.index.iter_need(self.id, PULL_PAGE)
         deletes: list[FileInfo] = []
@@ -447,6 +452,34 @@ class FolderRunner:
         else:
             self._retry_delay = RETRY_MIN
 
+    def _collect_rename_sources(self) -> dict[bytes, list[FileInfo]]:
+        """Needed deletions of local files, by content: a needed new file with the same
+        content is then applied as a rename of one of them (a remote rename or move costs
+        no data copy). Bounded: past RENAME_SOURCES_MAX the rest are plain copies."""
+        sources: dict[bytes, list[FileInfo]] = {}
+        count = 0
+        for fi in self.index.iter_need(self.id):
+            if not fi.deleted:
+                continue
+            cur = self.index.get_local(self.id, fi.name)
+            if cur is None or cur.deleted or not cur.is_file or not cur.blocks:
+                continue
+            sources.setdefault(cur.blocks_hash(), []).append(fi)
+            count += 1
+            if count >= RENAME_SOURCES_MAX:
+                break
+        return sources
+
+    async def _try_rename(self, fi: FileInfo) -> bool:
+        if fi.deleted or not fi.is_file or not self._rename_sources or not fi.blocks:
+            return False
+        candidates = self._rename_sources.get(fi.blocks_hash())
+        while candidates:
+            gone = candidates.pop()
+            if await self.puller.rename_into(fi, gone):
+                return True
+        return False
+
     def _skip_ignored(self, fi: FileInfo) -> bool:
         return self.ignore.is_ignored(fi.name)
 
@@ -463,7 +496,8 @@ class FolderRunner:
 
     async def _pull_one(self, fi: FileInfo, errors: dict[str, str]) -> None:
         try:
-            await self.puller.pull_item(fi)
+            if not await self._try_rename(fi):
+                await self.puller.pull_item(fi)
         except ItemSkipped as exc:
             errors[fi.name] = exc.reason
             if exc.rescan:

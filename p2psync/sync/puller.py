@@ -78,6 +78,7 @@ class PullStats:
     bytes_network: int = 0
     items_done: int = 0
     conflicts: int = 0
+    renames: int = 0
 
 
 def short_str_of(short_id: int) -> str:
@@ -121,6 +122,7 @@ class Puller:
         self.defer_records = False
         self._pending_records: list[FileInfo] = []
         self._pending_lock = threading.Lock()
+        self._recent_blocks: dict[bytes, tuple[str, int, int]] = {}
 
     async def _thread(self, fn: Callable[..., T], *args: object) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
@@ -218,6 +220,10 @@ class Puller:
         if self.defer_records:
             with self._pending_lock:
                 self._pending_records.append(stored)
+                # Blocks written but not yet in the index's block map: still reusable.
+                if stored.is_file and not stored.deleted and len(self._recent_blocks) < 100_000:
+                    for b in stored.blocks:
+                        self._recent_blocks[b.hash] = (stored.name, b.offset, b.size)
         else:
             self.index.update_local(self.folder, [stored])
 
@@ -227,6 +233,7 @@ class Puller:
         scanner always sees what the puller wrote as already known."""
         with self._pending_lock:
             batch, self._pending_records = self._pending_records, []
+            self._recent_blocks = {}
         if not batch:
             return 0
         stored = self.index.update_local(self.folder, batch)
@@ -296,6 +303,44 @@ class Puller:
                 self.fs.remove(old)
             except FileNotFoundError:
                 pass
+
+    # ---- renames ---------------------------------------------------------------------
+    async def rename_into(self, fi: FileInfo, gone: FileInfo) -> bool:
+        """Apply "``gone`` deleted, ``fi`` created with the same content" as a local rename.
+
+        Returns False (nothing touched) when that is not safe: the source changed since
+        the scan, its content differs, or something already occupies the target. The
+        caller then pulls ``fi`` the normal way (which still copies blocks locally).
+        """
+        if is_internal(fi.name) or is_internal(gone.name):
+            return False
+        try:
+            return await self._thread(self._apply_rename, fi, gone)
+        except ItemSkipped:
+            return False
+        except (OSError, FilesystemError):
+            return False
+
+    def _apply_rename(self, fi: FileInfo, gone: FileInfo) -> bool:
+        src = gone.name
+        cur_src = self.index.get_local(self.folder, src)
+        if cur_src is None or cur_src.deleted or not cur_src.is_file or not _same_blocks(cur_src, fi):
+            return False
+        self._check_unchanged(src, cur_src)
+        cur = self.index.get_local(self.folder, fi.name)
+        if (cur is not None and not cur.deleted) or self._stat_or_none(fi.name) is not None:
+            return False
+        self._make_parent(fi.name)
+        self.fs.rename(src, fi.name)
+        if not self.ignore_permissions and not fi.no_permissions:
+            self.fs.chmod(fi.name, fi.permissions & 0o777)
+        self.fs.set_mtime(fi.name, fi.modified_ns)
+        self._dirty_dirs.add(src.rpartition("/")[0])
+        self._dirty_dirs.add(fi.name.rpartition("/")[0])
+        self._record(fi, self.fs.lstat(fi.name))
+        self._record(gone, None)
+        self.stats.renames += 1
+        return True
 
     # ---- deletes ---------------------------------------------------------------------
     def _apply_delete(self, fi: FileInfo, cur: FileInfo | None) -> None:
@@ -467,6 +512,10 @@ class Puller:
             data = None
             if (block.offset, block.hash) in cur_blocks:
                 data = self._read_verified(fi.name, block.offset, block.size, block.hash)
+            if data is None and block.hash in self._recent_blocks:
+                name, offset, size = self._recent_blocks[block.hash]
+                if size == block.size:
+                    data = self._read_verified(name, offset, size, block.hash)
             if data is None:
                 for loc in self.index.find_block(block.hash):
                     if loc.folder != self.folder or loc.size != block.size:
