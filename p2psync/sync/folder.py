@@ -43,6 +43,7 @@ RETRY_MAX = 60.0
 VERSION_CLEAN_INTERVAL = 3600.0
 WAKE_COALESCE = 0.01
 RENAME_SOURCES_MAX = 200_000
+HELD_TOMBSTONES_MAX = 50_000
 FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
 
 
@@ -336,6 +337,7 @@ class FolderRunner:
         changed = 0
         devices = await self._db(self.index.devices, self.id)
         has_peers = any(d != self.local.raw for d in devices)
+        tombstones: list[FileInfo] = []
         try:
             while True:
                 batch = await trio.to_thread.run_sync(next, batches, None)
@@ -355,12 +357,16 @@ class FolderRunner:
                         f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True)
                         for f in files
                     ]
-                if files:
-                    stored = await self._db(self.index.update_local, self.id, files)
-                    changed += len(stored)
-                    if stored:
-                        self._serve_cache = {}
-                        self.local_sequence.set(max(f.sequence for f in stored))
+                # Deletions are stored (and so announced) after everything else the scan
+                # found, so a peer sees the new names of a rename before the old ones go
+                # and can apply it as a local rename instead of fetching data.
+                tombstones.extend(f for f in files if f.deleted)
+                files = [f for f in files if not f.deleted]
+                if len(tombstones) >= HELD_TOMBSTONES_MAX:
+                    files.extend(tombstones)
+                    tombstones = []
+                changed += await self._store_scanned(files)
+            changed += await self._store_scanned(tombstones)
         finally:
             await trio.to_thread.run_sync(_close_generator, batches)
         self.status.last_scan = time.time()
@@ -376,6 +382,15 @@ class FolderRunner:
         )
         if changed:
             self._pull_wanted = True
+
+    async def _store_scanned(self, files: list[FileInfo]) -> int:
+        if not files:
+            return 0
+        stored = await self._db(self.index.update_local, self.id, files)
+        if stored:
+            self._serve_cache = {}
+            self.local_sequence.set(max(f.sequence for f in stored))
+        return len(stored)
 
     def _adopt_equivalent_globals(self, files: list[FileInfo]) -> list[FileInfo]:
         """A new local entry identical to the global one (a directory the puller created
