@@ -87,6 +87,14 @@ class WriteHandle(ReadHandle, Protocol):
         """Flush the file's data and metadata to stable storage."""
         ...
 
+    def chmod(self, mode: int) -> None:
+        """Set the open file's permission bits (no path lookup)."""
+        ...
+
+    def set_mtime(self, mtime_ns: int) -> None:
+        """Set the open file's modification time (no path lookup)."""
+        ...
+
 
 class FileSystem(Protocol):
     """Operations on one shared folder; see the module docstring for the rules."""

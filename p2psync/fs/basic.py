@@ -86,6 +86,12 @@ class _FdHandle:
     def fsync(self) -> None:
         os.fsync(self._fd)
 
+    def chmod(self, mode: int) -> None:
+        os.fchmod(self._fd, mode & 0o7777)
+
+    def set_mtime(self, mtime_ns: int) -> None:
+        os.utime(self._fd, ns=(mtime_ns, mtime_ns))
+
     def stat(self) -> FileStat:
         return stat_from_os(os.fstat(self._fd))
 

@@ -91,6 +91,16 @@ class _FakeHandle:
     def fsync(self) -> None:
         self._open_node()
 
+    def chmod(self, mode: int) -> None:
+        node = self._open_node()
+        with self._fs._lock:
+            node.mode = mode & 0o7777
+
+    def set_mtime(self, mtime_ns: int) -> None:
+        node = self._open_node()
+        with self._fs._lock:
+            node.mtime_ns = self._fs._truncate(mtime_ns)
+
     def stat(self) -> FileStat:
         node = self._open_node()
         with self._fs._lock:

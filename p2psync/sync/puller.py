@@ -123,6 +123,8 @@ class Puller:
         self._pending_records: list[FileInfo] = []
         self._pending_lock = threading.Lock()
         self._recent_blocks: dict[bytes, tuple[str, int, int]] = {}
+        # Parent directories checked during this page (saves a path walk per file).
+        self._known_dirs: set[str] = set()
 
     async def _thread(self, fn: Callable[..., T], *args: object) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
@@ -234,6 +236,7 @@ class Puller:
         with self._pending_lock:
             batch, self._pending_records = self._pending_records, []
             self._recent_blocks = {}
+            self._known_dirs = set()
         if not batch:
             return 0
         stored = self.index.update_local(self.folder, batch)
@@ -241,12 +244,13 @@ class Puller:
 
     def _make_parent(self, name: str) -> None:
         parent = name.rpartition("/")[0]
-        if parent:
+        if parent and parent not in self._known_dirs:
             st = self._stat_or_none(parent)
             if st is None:
                 self.fs.makedirs(parent)
             elif st.type != FileType.DIRECTORY:
                 raise ItemSkipped(f"parent {parent!r} is not a directory here yet")
+            self._known_dirs.add(parent)
 
     # ---- versioning or conflict ----------------------------------------------------
     def _move_old_aside(self, fi: FileInfo, cur: FileInfo | None) -> None:
@@ -471,17 +475,33 @@ class Puller:
     def _finish_file(
         self, fi: FileInfo, cur: FileInfo | None, tmp: str, handle: WriteHandle
     ) -> None:
+        """Size, permissions, mtime and fsync through the open handle, then commit."""
         try:
-            _finish_temp(handle, fi.size)
+            handle.truncate(fi.size)
+            perms = (
+                0o644 if self.ignore_permissions or fi.no_permissions else (fi.permissions & 0o777)
+            )
+            handle.chmod(perms)
+            handle.set_mtime(fi.modified_ns)
+            handle.fsync()
+            st = handle.stat()
         finally:
             handle.close()
-        self._commit_file(fi, cur, tmp)
+        self._commit_file(fi, cur, tmp, st)
 
     def _open_temp(self, tmp: str) -> WriteHandle:
-        st = self._stat_or_none(tmp)
-        if st is not None and st.type != FileType.FILE:
-            self.fs.remove(tmp)
-        return self.fs.open_write(tmp, mode=0o600)
+        try:
+            return self.fs.open_write(tmp, mode=0o600)
+        except (IsADirectoryError, UnsafePathError):
+            # something that is not a regular file holds the temp name: clear it once
+            st = self._stat_or_none(tmp)
+            if st is None or st.type == FileType.FILE:
+                raise
+            if st.type == FileType.DIRECTORY:
+                self.fs.rmdir(tmp)
+            else:
+                self.fs.remove(tmp)
+            return self.fs.open_write(tmp, mode=0o600)
 
     def _apply_metadata(self, fi: FileInfo, cur: FileInfo) -> None:
         if not self.ignore_permissions and not fi.no_permissions:
@@ -576,17 +596,14 @@ class Puller:
         if failed:
             raise ItemSkipped(f"could not fetch all blocks: {failed[0]}")
 
-    def _commit_file(self, fi: FileInfo, cur: FileInfo | None, tmp: str) -> None:
+    def _commit_file(self, fi: FileInfo, cur: FileInfo | None, tmp: str, st_tmp: FileStat) -> None:
         # Re-check: the user may have changed the file while we were fetching.
         st = self._check_unchanged(fi.name, cur)
         if st is not None:
             self._move_old_aside(fi, cur)
-        perms = 0o644 if self.ignore_permissions or fi.no_permissions else (fi.permissions & 0o777)
-        self.fs.chmod(tmp, perms)
-        self.fs.set_mtime(tmp, fi.modified_ns)
         self.fs.rename(tmp, fi.name)
         self._dirty_dirs.add(fi.name.rpartition("/")[0])
-        self._record(fi, self.fs.lstat(fi.name))
+        self._record(fi, st_tmp)  # a rename keeps the inode, mode and mtime
 
 
 def _same_blocks(a: FileInfo, b: FileInfo) -> bool:
@@ -600,6 +617,3 @@ def _write_if_valid(handle: WriteHandle, block: BlockInfo, data: bytes) -> bool:
     return True
 
 
-def _finish_temp(handle: WriteHandle, size: int) -> None:
-    handle.truncate(size)
-    handle.fsync()

@@ -366,3 +366,13 @@ def test_fake_read_hook_runs_before_each_read() -> None:
     with fs.open_read("f") as h:
         h.read_at(1, 2)
     assert seen == [("f", 1)]
+
+
+def test_write_handle_sets_mode_and_mtime(fs: FileSystem) -> None:
+    with fs.open_write("h.txt") as handle:
+        handle.write_at(0, b"abc")
+        handle.chmod(0o640)
+        handle.set_mtime(1_600_000_000 * 1_000_000_000)
+    st = fs.lstat("h.txt")
+    assert st.permissions == 0o640
+    assert st.mtime_ns == 1_600_000_000 * 1_000_000_000
