@@ -44,6 +44,8 @@ VERSION_CLEAN_INTERVAL = 3600.0
 WAKE_COALESCE = 0.01
 RENAME_SOURCES_MAX = 200_000
 HELD_TOMBSTONES_MAX = 50_000
+PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
+PULL_DEBOUNCE_MAX = 0.5
 FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
 
 
@@ -115,6 +117,9 @@ class FolderRunner:
         self._retry_soon = False
         self._hold_reason = ""  # why pulling is held (mass-delete guard), until confirmed
         self._rename_sources: dict[bytes, list[FileInfo]] = {}
+        self._pull_due: float | None = None
+        self._remote_updates_in_flight = 0
+        self._pull_burst_start: float | None = None
         self._nursery: trio.Nursery | None = None
         self.puller = Puller(
             folder=self.id,
@@ -152,6 +157,26 @@ class FolderRunner:
         self._pull_wanted = True
         self._wake.set()
 
+    def begin_remote_update(self) -> None:
+        """An index update from a peer is being stored: hold pulling (briefly) so the
+        rest of a burst is seen together."""
+        self._remote_updates_in_flight += 1
+        if self._pull_burst_start is None:
+            self._pull_burst_start = trio.current_time()
+
+    def end_remote_update(self) -> None:
+        self._remote_updates_in_flight -= 1
+        self.request_pull_soon()
+
+    def request_pull_soon(self) -> None:
+        """Pull once index updates stop arriving for a moment (or after PULL_DEBOUNCE_MAX):
+        a burst of updates — e.g. a rename's adds and deletes — is then pulled as one."""
+        now = trio.current_time()
+        if self._pull_burst_start is None:
+            self._pull_burst_start = now
+        self._pull_due = min(now + PULL_DEBOUNCE, self._pull_burst_start + PULL_DEBOUNCE_MAX)
+        self._wake.set()
+
     def confirm_deletes(self) -> None:
         """The user accepted a mass delete that paused the folder."""
         self._override_confirmed_deletes = True
@@ -172,17 +197,33 @@ class FolderRunner:
             self._nursery = nursery
             nursery.start_soon(self._clean_versions)
             while True:
-                timeout = (
-                    max(0.0, self._retry_at - trio.current_time())
-                    if self._retry_at
-                    else float("inf")
+                due = min(
+                    (t for t in (self._retry_at, self._pull_due) if t is not None),
+                    default=float("inf"),
                 )
+                timeout = max(0.0, due - trio.current_time())
                 with trio.move_on_after(timeout):
                     await self._wake.wait()
                     await trio.sleep(WAKE_COALESCE)  # let a burst of triggers become one round
                 if self._retry_at and trio.current_time() >= self._retry_at:
                     self._retry_at = None
                     self._pull_wanted = True
+                now = trio.current_time()
+                if (
+                    self._pull_due is not None
+                    and self._remote_updates_in_flight
+                    and self._pull_burst_start is not None
+                    and now < self._pull_burst_start + PULL_DEBOUNCE_MAX
+                ):
+                    self._pull_due = max(self._pull_due, now + PULL_DEBOUNCE)
+                if self._pull_due is not None and now >= self._pull_due:
+                    self._pull_due = None
+                    self._pull_burst_start = None
+                    self._pull_wanted = True
+                if self._pull_due is not None and not (
+                    self._scan_full or self._scan_paths or self._pull_wanted
+                ):
+                    continue  # more index updates may be on their way
                 if self.config.paused:
                     self._set_state("paused", "paused by the user")
                     continue
@@ -338,6 +379,7 @@ class FolderRunner:
         devices = await self._db(self.index.devices, self.id)
         has_peers = any(d != self.local.raw for d in devices)
         tombstones: list[FileInfo] = []
+        held: list[FileInfo] = []
         try:
             while True:
                 batch = await trio.to_thread.run_sync(next, batches, None)
@@ -365,8 +407,15 @@ class FolderRunner:
                 if len(tombstones) >= HELD_TOMBSTONES_MAX:
                     files.extend(tombstones)
                     tombstones = []
+                if not full:
+                    # A targeted (watcher) scan is small: announce it as one change, so a
+                    # directory rename reaches peers as adds and deletes together.
+                    held.extend(files)
+                    if len(held) < HELD_TOMBSTONES_MAX:
+                        continue
+                    files, held = held, []
                 changed += await self._store_scanned(files)
-            changed += await self._store_scanned(tombstones)
+            changed += await self._store_scanned(held + tombstones)
         finally:
             await trio.to_thread.run_sync(_close_generator, batches)
         self.status.last_scan = time.time()
@@ -427,6 +476,7 @@ class FolderRunner:
         self._rename_sources = {}
         if need.deleted and need.files:
             self._rename_sources = await self._db(self._collect_rename_sources)
+
         self._retry_soon = False
         gen = self.index.iter_need(self.id, PULL_PAGE)
         deletes: list[FileInfo] = []

@@ -254,16 +254,24 @@ class _PeerSession:
             )
             return
         files = list(message.files)
-        if isinstance(message, Index):
-            await model._db(model.index.replace_remote, message.folder, self.device.raw, files)
-        else:
-            await model._db(model.index.update_remote, message.folder, self.device.raw, files)
-        model.events.emit(
-            "RemoteIndexUpdated", folder=message.folder, device=str(self.device), items=len(files)
-        )
         runner = model.folders.get(message.folder)
         if runner is not None:
-            runner.request_pull()
+            runner.begin_remote_update()
+        try:
+            if isinstance(message, Index):
+                await model._db(model.index.replace_remote, message.folder, self.device.raw, files)
+            else:
+                await model._db(model.index.update_remote, message.folder, self.device.raw, files)
+        finally:
+            if runner is not None:
+                runner.end_remote_update()
+        model.events.emit(
+            "RemoteIndexUpdated",
+            folder=message.folder,
+            device=str(self.device),
+            items=len(files),
+            deleted=sum(1 for f in files if f.deleted),
+        )
 
     # ---- sending our index ---------------------------------------------------------
     async def _send_index(
