@@ -124,9 +124,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
         # Outer detectors enforce the Stream contract for callers; inner locks arbitrate
         # the transport between a sending and a receiving task (each may need both).
         self._send_conflict = ConflictDetector("another task is sending on this TLS stream")
-        self._receive_conflict = ConflictDetector(
-            "another task is receiving on this TLS stream"
-        )
+        self._receive_conflict = ConflictDetector("another task is receiving on this TLS stream")
         self._handshake_conflict = ConflictDetector("the TLS handshake is already running")
         self._inner_send_lock = trio.StrictFIFOLock()
         self._inner_receive_lock = trio.Lock()

@@ -328,7 +328,9 @@ class Puller:
     def _apply_rename(self, fi: FileInfo, gone: FileInfo) -> bool:
         src = gone.name
         cur_src = self.index.get_local(self.folder, src)
-        if cur_src is None or cur_src.deleted or not cur_src.is_file or not _same_blocks(cur_src, fi):
+        if cur_src is None or cur_src.deleted or not cur_src.is_file:
+            return False
+        if not _same_blocks(cur_src, fi):
             return False
         self._check_unchanged(src, cur_src)
         cur = self.index.get_local(self.folder, fi.name)
@@ -615,5 +617,3 @@ def _write_if_valid(handle: WriteHandle, block: BlockInfo, data: bytes) -> bool:
         return False
     handle.write_at(block.offset, data)
     return True
-
-
