@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
@@ -23,7 +23,6 @@ import click
 from . import __version__
 from .api import edits
 from .api.auth import API_KEY_FILE, ensure_api_key
-from .api.client import ApiClient, running_daemon
 from .config import (
     DEFAULT_API_PORT,
     FOLDER_TYPES,
@@ -40,6 +39,9 @@ from .identity import DeviceID, load_identity, load_or_create_identity
 from .logsetup import LOG_FILE
 from .pending import PendingStore
 from .textsafe import safe
+
+if TYPE_CHECKING:  # the HTTP client (httpx) is imported only by commands that use it,
+    from .api.client import ApiClient  # which keeps `p2psync run` lean
 
 __all__ = ["API_KEY_FILE", "cli", "main"]
 
@@ -64,6 +66,8 @@ class Context:
         if not self._probed:
             self._probed = True
             load_config(self.home)  # a clear "run p2psync init" before anything else
+            from .api.client import running_daemon
+
             self._client = running_daemon(self.home)
             if self._client is not None:
                 click.get_current_context().call_on_close(self._client.close)
