@@ -45,7 +45,7 @@ WAKE_COALESCE = 0.01
 RENAME_SOURCES_MAX = 200_000
 HELD_TOMBSTONES_MAX = 50_000
 PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
-PULL_DEBOUNCE_MAX = 0.5
+PULL_DEBOUNCE_MAX = 2.0
 FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
 
 
@@ -473,6 +473,7 @@ class FolderRunner:
         self._set_state("syncing")
         new_errors: dict[str, str] = {}
         done_before = self.puller.stats.items_done
+        renames_before = self.puller.stats.renames
         self._rename_sources = {}
         if need.deleted and need.files:
             self._rename_sources = await self._db(self._collect_rename_sources)
@@ -508,6 +509,17 @@ class FolderRunner:
             self._pull_wanted = True
             self._wake.set()
         self.status.item_errors = new_errors
+        st = self.puller.stats
+        log.info(
+            "%s: pull round done: %d items (%d renamed locally), %d not synced; "
+            "blocks so far: %d reused locally, %d fetched",
+            self.id,
+            st.items_done - done_before,
+            st.renames - renames_before,
+            len(new_errors),
+            st.blocks_local,
+            st.blocks_network,
+        )
         if self.puller.created:
             created, self.puller.created = self.puller.created, []
             self._scan_paths.update(created)
