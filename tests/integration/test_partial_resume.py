@@ -4,8 +4,8 @@ fetched again, and a block in it that does not verify is replaced, not trusted."
 import os
 
 import trio
-
 from nodes import Cluster, wait_for
+
 from p2psync.fs.internal import temp_name
 
 BLOCK = 128 * 1024
