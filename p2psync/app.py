@@ -18,7 +18,7 @@ import trio
 from . import __version__
 from .config import CONFIG_FILE, Config, FolderConfig, load_config
 from .discovery.cache import AddressCache
-from .errors import ConfigError, IndexError_
+from .errors import ConfigError, IndexCorruptError
 from .events import EventLog
 from .identity import DeviceID, Identity, load_or_create_identity
 from .index.store import IndexStore
@@ -239,7 +239,7 @@ def open_index(home: Path, local_device: bytes) -> IndexStore:
     path = home / INDEX_FILE
     try:
         return IndexStore.open(path, local_device)
-    except IndexError_ as exc:
+    except IndexCorruptError as exc:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         log.error("index database unusable (%s); moving it aside and rebuilding", exc)
         for suffix in ("", "-wal", "-shm"):

@@ -18,6 +18,7 @@ into messages and exit codes.
     │   ├── UnsafePathError      a name would escape the folder or is not portable
     │   └── WatchLimitError      the OS limit on watched directories was reached
     ├── IndexError_              the index database is unusable
+    │   └── IndexCorruptError    ... because it is damaged or not ours (safe to rebuild)
     └── DaemonNotRunningError    the control API of the daemon cannot be reached
 """
 
@@ -104,6 +105,10 @@ class WatchLimitError(FilesystemError):
 
 class IndexError_(P2PSyncError):  # noqa: N801 - avoid shadowing the builtin IndexError
     """The index database is unusable."""
+
+
+class IndexCorruptError(IndexError_):
+    """The index database is damaged or is not a p2psync index; it can be rebuilt."""
 
 
 class DaemonNotRunningError(P2PSyncError):

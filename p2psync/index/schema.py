@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..errors import IndexError_
+from ..errors import IndexCorruptError, IndexError_
 
 APPLICATION_ID = 0x50325053  # "P2PS" in the database header: this file is ours
 
@@ -98,10 +98,20 @@ SCOPE_NEED = -1
 # (table, scope expression, which rows count).
 _COUNTED = (
     ("files", "device", "device", "1", ("deleted", "type", "size")),
-    ("globals", "global", str(SCOPE_GLOBAL), "{r}.invalid = 0",
-     ("deleted", "type", "size", "invalid")),
-    ("globals", "need", str(SCOPE_NEED), "{r}.need IS NOT NULL",
-     ("deleted", "type", "size", "need")),
+    (
+        "globals",
+        "global",
+        str(SCOPE_GLOBAL),
+        "{r}.invalid = 0",
+        ("deleted", "type", "size", "invalid"),
+    ),
+    (
+        "globals",
+        "need",
+        str(SCOPE_NEED),
+        "{r}.need IS NOT NULL",
+        ("deleted", "type", "size", "need"),
+    ),
 )
 
 
@@ -189,9 +199,7 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
 
 def connect(path: Path, *, reader: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with our pragmas."""
-    conn = sqlite3.connect(
-        str(path), isolation_level=None, check_same_thread=False, timeout=30.0
-    )
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
     try:
         conn.execute("PRAGMA synchronous = NORMAL")
         if reader:
@@ -211,6 +219,9 @@ def open_database(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> s
     try:
         conn = connect(path)
         _check_ours(conn, path)
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise IndexCorruptError(f"the index database {path} is damaged: {check}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise IndexError_(f"the index database {path} cannot use WAL mode (got {mode!r})")
@@ -219,10 +230,18 @@ def open_database(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> s
     except BaseException as exc:
         if conn is not None:
             conn.close()
-        if isinstance(exc, sqlite3.OperationalError):  # cannot open, locked, read-only...
-            raise IndexError_(f"cannot open the index database {path}: {exc}") from exc
+        if isinstance(exc, sqlite3.OperationalError):
+            message = str(exc).lower()
+            if any(
+                w in message for w in ("locked", "busy", "unable to open", "readonly", "read-only")
+            ):
+                # a condition of the moment, not damage: never a reason to rebuild
+                raise IndexError_(f"cannot open the index database {path}: {exc}") from exc
+            raise IndexCorruptError(  # e.g. "disk I/O error" on a truncated file
+                f"the index database {path} is damaged ({exc})"
+            ) from exc
         if isinstance(exc, sqlite3.DatabaseError):  # not a database, malformed
-            raise IndexError_(
+            raise IndexCorruptError(
                 f"{path} is not a valid p2psync index database ({exc}); "
                 "move it away and p2psync will rebuild the index"
             ) from exc
@@ -235,6 +254,6 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
         return
     tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if app_id != 0 or tables:
-        raise IndexError_(
+        raise IndexCorruptError(
             f"{path} is an SQLite database of another application, not a p2psync index"
         )
