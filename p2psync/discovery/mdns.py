@@ -42,6 +42,9 @@ ListenPort = int | Callable[[], int | None]
 # --------------------------------------------------------------------------- pure helpers
 
 
+# The user-facing default: every interface. Tests never use it (they pass 127.0.0.1).
+ALL_INTERFACES = InterfaceChoice.All
+
 def mdns_interfaces_from_env(
     default: list[str] | None, environ: Mapping[str, str] | None = None
 ) -> list[str] | InterfaceChoice:
@@ -63,7 +66,7 @@ def mdns_interfaces_from_env(
             ipaddress.ip_address(address)
         except ValueError as exc:
             raise ConfigError(f"{origin} contains {address!r}, which is not an IP address") from exc
-    return chosen or InterfaceChoice.All
+    return chosen or ALL_INTERFACES
 
 
 def tcp_url(host: str, port: int) -> str:

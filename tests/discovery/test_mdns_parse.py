@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from zeroconf import InterfaceChoice
 
 from p2psync.discovery.mdns import (
+    ALL_INTERFACES,
     INTERFACES_ENV,
     mdns_interfaces_from_env,
     parse_announcement,
@@ -29,8 +29,8 @@ def test_config_used_without_env() -> None:
 
 
 def test_empty_config_means_all_interfaces() -> None:
-    assert mdns_interfaces_from_env([], {}) is InterfaceChoice.All
-    assert mdns_interfaces_from_env(None, {}) is InterfaceChoice.All
+    assert mdns_interfaces_from_env([], {}) is ALL_INTERFACES
+    assert mdns_interfaces_from_env(None, {}) is ALL_INTERFACES
 
 
 @pytest.mark.parametrize(
