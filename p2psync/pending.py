@@ -7,9 +7,12 @@ survives restarts.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,19 @@ class PendingStore:
 
     def __init__(self, home: Path) -> None:
         self.path = home / PENDING_FILE
-        self._lock = threading.Lock()
+        self._thread_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise read-modify-write across threads *and* processes (the daemon and
+        an offline CLI command may both edit the file)."""
+        with self._thread_lock:
+            fd = os.open(self.path.with_name(PENDING_FILE + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -58,35 +73,35 @@ class PendingStore:
         os.replace(tmp, self.path)
 
     def add_device(self, entry: PendingDevice) -> None:
-        with self._lock:
+        with self._lock():
             data = self._load()
             data["devices"][entry.device_id] = asdict(entry)
             _trim(data["devices"])
             self._save(data)
 
     def add_folder(self, entry: PendingFolder) -> None:
-        with self._lock:
+        with self._lock():
             data = self._load()
             data["folders"][f"{entry.folder_id}/{entry.device_id}"] = asdict(entry)
             _trim(data["folders"])
             self._save(data)
 
     def devices(self) -> list[PendingDevice]:
-        with self._lock:
+        with self._lock():
             return [PendingDevice(**v) for v in self._load()["devices"].values()]
 
     def folders(self) -> list[PendingFolder]:
-        with self._lock:
+        with self._lock():
             return [PendingFolder(**v) for v in self._load()["folders"].values()]
 
     def remove_device(self, device_id: str) -> None:
-        with self._lock:
+        with self._lock():
             data = self._load()
             if data["devices"].pop(device_id, None) is not None:
                 self._save(data)
 
     def remove_folder(self, folder_id: str, device_id: str | None = None) -> None:
-        with self._lock:
+        with self._lock():
             data = self._load()
             keys = [
                 k
