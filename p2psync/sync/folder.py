@@ -7,8 +7,6 @@ new remote index data, a timer, the user) only set flags; the loop does the work
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import itertools
 import logging
 import time
@@ -18,20 +16,21 @@ from dataclasses import dataclass, field
 import trio
 
 from ..config import FolderConfig
-from ..errors import FilesystemError, UnsafePathError
+from ..errors import FilesystemError
 from ..events import EventLog
 from ..fs.base import FileSystem
 from ..fs.basic import BasicFS
-from ..fs.internal import MARKER, is_internal
+from ..fs.internal import MARKER
 from ..identity import DeviceID
 from ..index.store import IndexStore
-from ..protocol import vector
 from ..protocol.messages import ErrorCode, Request, Response
-from ..protocol.model import FileInfo, FileType
+from ..protocol.model import FileInfo
 from ..scanner.ignore import Ignore, IgnoreError
 from .notify import SequenceWatch, Wakeup
-from .plan import mass_delete_exceeded
+from .overrides import FLAG_RECEIVE_ONLY, override_local, revert_local
+from .plan import equivalent, mass_delete_exceeded
 from .puller import DISK_FULL, BlockSource, ItemSkipped, Puller
+from .serve import BlockServer
 from .versioner import NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
@@ -46,7 +45,6 @@ RENAME_SOURCES_MAX = 200_000
 HELD_TOMBSTONES_MAX = 50_000
 PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
 PULL_DEBOUNCE_MAX = 2.0
-FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
 
 
 @dataclass
@@ -110,9 +108,7 @@ class FolderRunner:
         self._retry_at: float | None = None
         self._retry_delay = RETRY_MIN
         self._override_confirmed_deletes = False
-        # name -> local FileInfo, for serving block requests without decoding the
-        # entry per request; cleared whenever the local index changes.
-        self._serve_cache: dict[str, FileInfo | None] = {}
+        self.server = BlockServer(self.id, self.fs, index, lambda: self.ignore)
         self._watching = False
         self._retry_soon = False
         self._hold_reason = ""  # why pulling is held (mass-delete guard), until confirmed
@@ -437,7 +433,7 @@ class FolderRunner:
             return 0
         stored = await self._db(self.index.update_local, self.id, files)
         if stored:
-            self._serve_cache = {}
+            self.server.clear_cache()
             self.local_sequence.set(max(f.sequence for f in stored))
         return len(stored)
 
@@ -451,7 +447,7 @@ class FolderRunner:
         for fi in files:
             if not fi.deleted and not fi.invalid:
                 g = self.index.get_global(self.id, fi.name)
-                if g is not None and _equivalent(fi, g, ignore_perms) and g.version != fi.version:
+                if g is not None and equivalent(fi, g, ignore_perms) and g.version != fi.version:
                     fi = fi.with_(version=g.version, modified_by=g.modified_by)
             out.append(fi)
         return out
@@ -602,7 +598,7 @@ class FolderRunner:
         await trio.to_thread.run_sync(self.puller.flush_directories, limiter=self.io_limiter)
         sequence = await self._db(self.puller.flush_records)
         if sequence:
-            self._serve_cache = {}
+            self.server.clear_cache()
             self.local_sequence.set(sequence)
 
     async def _mass_delete_blocked(self, deletes: int) -> bool:
@@ -655,120 +651,31 @@ class FolderRunner:
     # ---- serving -------------------------------------------------------------------
     async def serve_request(self, device: DeviceID, request: Request) -> Response:
         code, data = await trio.to_thread.run_sync(
-            self._read_block, request, limiter=self.io_limiter
+            self.server.read_block, request, limiter=self.io_limiter
         )
         if code == ErrorCode.INVALID_FILE:
             self.request_scan([request.name])
         return Response(id=request.id, data=data, code=code)
 
-    def _read_block(self, req: Request) -> tuple[ErrorCode, bytes]:
-        if is_internal(req.name) or self.ignore.is_ignored(req.name):
-            log.warning("%s: refused request for internal/ignored %r", self.id, req.name)
-            return ErrorCode.NO_SUCH_FILE, b""
-        cache = self._serve_cache
-        if req.name in cache:
-            cur = cache[req.name]
-        else:
-            cur = self.index.get_local(self.id, req.name)
-            if len(cache) > 256:
-                cache.clear()
-            cache[req.name] = cur
-        if cur is None or cur.deleted or cur.type != FileType.FILE or cur.invalid:
-            return ErrorCode.NO_SUCH_FILE, b""
-        if not _has_block(cur, req.offset, req.size, req.hash):
-            return ErrorCode.INVALID_FILE, b""
-        try:
-            with self.fs.open_read(req.name) as handle:
-                data = handle.read_at(req.offset, req.size)
-        except UnsafePathError:
-            log.warning("%s: refused request for %r through a symlink", self.id, req.name)
-            return ErrorCode.NO_SUCH_FILE, b""
-        except (OSError, FilesystemError) as exc:
-            if getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
-                return ErrorCode.NO_SUCH_FILE, b""
-            return ErrorCode.GENERIC, b""
-        if hashlib.sha256(data).digest() != req.hash:
-            return ErrorCode.INVALID_FILE, b""
-        return ErrorCode.NO_ERROR, data
-
     # ---- override / revert -----------------------------------------------------------
     async def override(self) -> int:
         """Send-only: make the cluster match this device by re-versioning local entries."""
-        seq = await self._db(self._override_sync)
+        seq = await self._db(
+            override_local,
+            self.index,
+            self.id,
+            self.local.short_id,
+            self.local.raw,
+            int(time.time()),
+        )
         self.local_sequence.set(seq)
         return seq
 
-    def _override_sync(self) -> int:
-        now = int(time.time())
-        changed: list[FileInfo] = []
-        for global_ in self.index.iter_global(self.id):
-            local = self.index.get_local(self.id, global_.name)
-            if local is not None and local.version == global_.version:
-                continue
-            if local is None:
-                if global_.deleted:
-                    continue
-                local = global_.with_(deleted=True, blocks=(), size=0)
-            merged = vector.merge(local.version, global_.version)
-            changed.append(
-                local.with_(
-                    version=vector.update(merged, self.local.short_id, now),
-                    modified_by=self.local.short_id,
-                )
-            )
-            if len(changed) >= 500:
-                self.index.update_local(self.id, changed)
-                changed = []
-        if changed:
-            self.index.update_local(self.id, changed)
-        return self.index.max_sequence(self.id, self.local.raw)
-
     async def revert(self) -> int:
         """Receive-only: drop local changes so the cluster's versions are pulled back."""
-        count = await self._db(self._revert_sync)
+        count = await self._db(revert_local, self.index, self.id)
         self.request_pull()
         return count
-
-    def _revert_sync(self) -> int:
-        count = 0
-        batch: list[FileInfo] = []
-        for local in self.index.iter_local(self.id):
-            if local.local_flags & FLAG_RECEIVE_ONLY:
-                batch.append(local.with_(version=vector.EMPTY, local_flags=0, invalid=True))
-                count += 1
-            if len(batch) >= 500:
-                self.index.update_local(self.id, batch)
-                batch = []
-        if batch:
-            self.index.update_local(self.id, batch)
-        return count
-
-
-def _equivalent(local: FileInfo, global_: FileInfo, ignore_perms: bool) -> bool:
-    """Same item as far as syncing is concerned (type, content, permissions)."""
-    if global_.deleted or global_.invalid or local.type != global_.type:
-        return False
-    if not ignore_perms and not global_.no_permissions:
-        if (local.permissions & 0o777) != (global_.permissions & 0o777):
-            return False
-    if local.is_directory:
-        return True
-    if local.is_symlink:
-        return local.symlink_target == global_.symlink_target
-    return local.size == global_.size and [b.hash for b in local.blocks] == [
-        b.hash for b in global_.blocks
-    ]
-
-
-def _has_block(fi: FileInfo, offset: int, size: int, hash: bytes) -> bool:
-    """Does ``fi`` hold exactly this block? O(1) for the usual regular layout."""
-    if fi.block_size and offset % fi.block_size == 0:
-        i = offset // fi.block_size
-        if i < len(fi.blocks):
-            b = fi.blocks[i]
-            if b.offset == offset:
-                return b.size == size and b.hash == hash
-    return any(b.offset == offset and b.size == size and b.hash == hash for b in fi.blocks)
 
 
 def _take(gen, n: int) -> list:
