@@ -20,11 +20,11 @@ from ..errors import FilesystemError
 from ..events import EventLog
 from ..fs.base import FileSystem
 from ..fs.basic import BasicFS
-from ..fs.internal import MARKER
+from ..fs.internal import MARKER, VERSIONS_DIR, is_temp_base
 from ..identity import DeviceID
 from ..index.store import IndexStore
 from ..protocol.messages import ErrorCode, Request, Response
-from ..protocol.model import FileInfo
+from ..protocol.model import FileInfo, FileType
 from ..scanner.ignore import Ignore, IgnoreError
 from .notify import SequenceWatch, Wakeup
 from .overrides import FLAG_RECEIVE_ONLY, override_local, revert_local
@@ -42,6 +42,7 @@ RETRY_MAX = 60.0
 VERSION_CLEAN_INTERVAL = 3600.0
 WAKE_COALESCE = 0.01
 RENAME_SOURCES_MAX = 200_000
+TEMP_MAX_AGE_NS = 24 * 3600 * 10**9  # like Syncthing: a day-old partial file is garbage
 HELD_TOMBSTONES_MAX = 50_000
 PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
 PULL_DEBOUNCE_MAX = 2.0
@@ -115,6 +116,7 @@ class FolderRunner:
         self._rename_sources: dict[bytes, list[FileInfo]] = {}
         self._pull_due: float | None = None
         self._remote_updates_in_flight = 0
+        self._temps_to_clean = False  # after a full scan, once nothing is needed
         self._pull_burst_start: float | None = None
         self._nursery: trio.Nursery | None = None
         self.puller = Puller(
@@ -240,6 +242,8 @@ class FolderRunner:
             if self._scan_paths:  # local changes or conflict copies: scan them, then pull again
                 self._pull_wanted = True
                 self._wake.set()
+        if self._temps_to_clean and self.status.state != "paused" and not self.status.item_errors:
+            await self._clean_stale_temps()
         self._settle_state()
 
     def _settle_state(self) -> None:
@@ -352,6 +356,7 @@ class FolderRunner:
         from ..scanner.scan import scan
 
         full = self._scan_full
+        self._temps_to_clean = self._temps_to_clean or full
         paths = None if full else sorted(self._scan_paths)
         self._scan_full = False
         self._scan_paths = set()
@@ -451,6 +456,20 @@ class FolderRunner:
                     fi = fi.with_(version=g.version, modified_by=g.modified_by)
             out.append(fi)
         return out
+
+    async def _clean_stale_temps(self) -> None:
+        """Remove puller temp files once nothing is needed: an interrupted pull's partial
+        file is kept (and reused) while its item is still needed, and is garbage after."""
+        need = await self._db(self.index.need_counts, self.id)
+        if need.files + need.directories + need.symlinks + need.deleted:
+            return
+        self._temps_to_clean = False
+        cutoff = time.time_ns() - TEMP_MAX_AGE_NS
+        removed = await trio.to_thread.run_sync(
+            _remove_temp_files, self.fs, cutoff, limiter=self.io_limiter
+        )
+        if removed:
+            log.info("%s: removed %d stale temporary files", self.id, removed)
 
     # ---- pulling -------------------------------------------------------------------
     async def _pull(self) -> None:
@@ -676,6 +695,31 @@ class FolderRunner:
         count = await self._db(revert_local, self.index, self.id)
         self.request_pull()
         return count
+
+
+def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
+    """Walk the folder (never following symlinks) and delete puller temp files last
+    written before ``older_than_ns`` (younger ones may still be reused after a restart)."""
+    removed = 0
+    pending = [""]
+    while pending:
+        dirname = pending.pop()
+        try:
+            entries = fs.scandir(dirname)
+        except (OSError, FilesystemError):
+            continue
+        for entry in entries:
+            name = f"{dirname}/{entry.name}" if dirname else entry.name
+            if entry.stat.type == FileType.DIRECTORY:
+                if not (dirname == "" and entry.name in (MARKER, VERSIONS_DIR)):
+                    pending.append(name)
+            elif is_temp_base(entry.name) and entry.stat.mtime_ns < older_than_ns:
+                try:
+                    fs.remove(name)
+                    removed += 1
+                except (OSError, FilesystemError):
+                    pass
+    return removed
 
 
 def _take(gen, n: int) -> list:

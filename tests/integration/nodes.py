@@ -67,10 +67,14 @@ def tree_digest(root: Path) -> dict[str, str]:
                 continue
             p = Path(dirpath, f)
             rel = os.path.normpath(os.path.join(rel_dir, f))
-            if p.is_symlink():
-                out[rel] = "link:" + os.readlink(p)
-            else:
-                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            try:
+                if p.is_symlink():
+                    out[rel] = "link:" + os.readlink(p)
+                else:
+                    out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                # renamed or deleted by a daemon while we walked: not a stable tree yet
+                out[rel] = f"vanished:{id(p)}"
     return out
 
 

@@ -2,6 +2,7 @@
 fetched again, and a block in it that does not verify is replaced, not trusted."""
 
 import os
+import time
 
 import trio
 from nodes import Cluster, wait_for
@@ -30,4 +31,22 @@ async def test_verified_blocks_of_a_partial_temp_file_are_reused(tmp_path) -> No
         stats = c.runner("b").puller.stats
         assert stats.blocks_network == 4  # blocks 2, 5, 6, 7
         assert not (c.data("b") / temp_name("big.bin")).exists()
+        nursery.cancel_scope.cancel()
+
+
+async def test_stale_temp_files_are_removed_once_nothing_is_needed(tmp_path) -> None:
+    c = Cluster(tmp_path, ["a"])
+    stale = c.data("a") / "sub" / temp_name("gone.bin")
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left over from an interrupted pull")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    recent = c.data("a") / temp_name("recent.bin")
+    recent.write_bytes(b"may still be reused")
+    async with trio.open_nursery() as nursery:
+        await c.start(nursery, "a")
+        await c.connect_all()
+        await wait_for(lambda: not stale.exists(), what="stale temp file removed")
+        assert (c.data("a") / "sub").is_dir()
+        assert recent.exists()  # younger than a day: kept for reuse
         nursery.cancel_scope.cancel()
