@@ -337,6 +337,11 @@ class Puller:
         if (cur is not None and not cur.deleted) or self._stat_or_none(fi.name) is not None:
             return False
         self._make_parent(fi.name)
+        # Announce the new place of these blocks before moving them, so a parallel local
+        # copy that misses the old place finds the new one (see _fill_locally).
+        with self._pending_lock:
+            for b in fi.blocks:
+                self._recent_blocks[b.hash] = (fi.name, b.offset, b.size)
         self.fs.rename(src, fi.name)
         if not self.ignore_permissions and not fi.no_permissions:
             self.fs.chmod(fi.name, fi.permissions & 0o777)
@@ -534,10 +539,8 @@ class Puller:
             data = None
             if (block.offset, block.hash) in cur_blocks:
                 data = self._read_verified(fi.name, block.offset, block.size, block.hash)
-            if data is None and block.hash in self._recent_blocks:
-                name, offset, size = self._recent_blocks[block.hash]
-                if size == block.size:
-                    data = self._read_verified(name, offset, size, block.hash)
+            if data is None:
+                data = self._recent_copy(block)
             if data is None:
                 for loc in self.index.find_block(block.hash):
                     if loc.folder != self.folder or loc.size != block.size:
@@ -546,11 +549,21 @@ class Puller:
                     if data is not None:
                         break
             if data is None:
+                # a parallel rename may have moved the indexed copy a moment ago
+                data = self._recent_copy(block)
+            if data is None:
                 missing.append(block)
                 continue
             handle.write_at(block.offset, data)
             self.stats.blocks_local += 1
         return missing
+
+    def _recent_copy(self, block: BlockInfo) -> bytes | None:
+        """The block from a file written earlier in this page (not yet in the block map)."""
+        recent = self._recent_blocks.get(block.hash)
+        if recent is None or recent[2] != block.size:
+            return None
+        return self._read_verified(recent[0], recent[1], recent[2], block.hash)
 
     def _read_verified(self, name: str, offset: int, size: int, expected: bytes) -> bytes | None:
         if is_internal(name):
