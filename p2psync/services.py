@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .identity import DeviceID
+from .net.endpoints import parse_endpoint
 
 if TYPE_CHECKING:
     from .app import Node
@@ -32,12 +33,8 @@ async def start_services(node: Node, nursery: trio.Nursery) -> None:
 
 
 def _listen_port(node: Node) -> int | None:
-    for url in node.connections.listen_addresses:
-        try:
-            return int(url.rsplit(":", 1)[1])
-        except (IndexError, ValueError):
-            continue
-    return None
+    addresses = node.connections.listen_addresses
+    return parse_endpoint(addresses[0]).port if addresses else None
 
 
 async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:

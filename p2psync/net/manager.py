@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,12 +22,13 @@ from OpenSSL import SSL
 from .. import CLIENT_NAME, __version__
 from ..config import Config, DeviceConfig
 from ..discovery.cache import AddressCache
-from ..errors import ProtocolError
+from ..errors import P2PSyncError, ProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
 from ..pending import PendingDevice, PendingStore
 from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
+from .endpoints import Endpoint, parse_endpoint
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
 from .tls import TLSStream, make_tls_context, tls_accept, tls_connect
@@ -40,20 +40,8 @@ HANDSHAKE_TIMEOUT = 10.0
 DIAL_TIMEOUT = 10.0
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 60.0
-_URL_RE = re.compile(
-    r"tcp://(\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})"
-)
-
-
-def parse_tcp_url(url: str) -> tuple[str, int]:
-    m = _URL_RE.fullmatch(url)
-    if not m:
-        raise ValueError(f"not a tcp://HOST:PORT address: {url!r}")
-    return (m.group("v6") or m.group("host")), int(m.group("port"))
-
-
 def format_tcp_url(host: str, port: int) -> str:
-    return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+    return str(Endpoint("tcp", host, port))
 
 
 @dataclass
@@ -102,8 +90,8 @@ class ConnectionManager:
         config = self.get_config()
         listeners: list[trio.SocketListener] = []
         for url in config.listen:
-            host, port = parse_tcp_url(url)
-            listeners.extend(await trio.open_tcp_listeners(port, host=host))
+            endpoint = parse_endpoint(url)
+            listeners.extend(await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))
         self.listen_addresses = []
         for listener in listeners:
             host, port = listener.socket.getsockname()[:2]
@@ -196,12 +184,12 @@ class ConnectionManager:
                 if self.is_connected(device):
                     return
                 try:
-                    host, port = parse_tcp_url(address)
-                except ValueError:
+                    endpoint = parse_endpoint(address)
+                except P2PSyncError:
                     continue
                 try:
                     with trio.fail_after(DIAL_TIMEOUT):
-                        tcp = await trio.open_tcp_stream(host, port)
+                        tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
                     tls = await tls_connect(tcp, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
                 except (
                     OSError,

@@ -119,7 +119,7 @@ class PeerConnection:
     ) -> bytes:
         """Fetch one block; waits for outgoing budget first, so a slow peer gets fewer
         bytes in flight."""
-        if self._closed.is_set():
+        if self.closed:
             raise RequestFailed(None, f"connection to {self.device_id.short_str()} is closed")
         await self.outgoing.acquire(size)
         request_id = next(self._ids) & 0x7FFFFFFF

@@ -22,7 +22,7 @@ import trio
 from p2psync.app import Node
 from p2psync.config import DeviceConfig
 from p2psync.identity import Identity, generate_identity
-from p2psync.net.manager import parse_tcp_url
+from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.protocol import codec
 from p2psync.protocol.connection import NEED_DATA, Connection
@@ -110,7 +110,8 @@ class HostilePeer:
     # ---- connecting ----------------------------------------------------------------
     async def connect(self, node: Node, folder: str) -> None:
         """TLS, Hello, ClusterConfig both ways; on return the node serves us ``folder``."""
-        host, port = parse_tcp_url(node.connections.listen_addresses[0])
+        endpoint = parse_endpoint(node.connections.listen_addresses[0])
+        host, port = endpoint.host, endpoint.port
         tcp = await trio.open_tcp_stream(host, port)
         self.stream = await tls_connect(tcp, self.identity)
         await self.stream.send_all(self.conn.start())
