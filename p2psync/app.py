@@ -70,6 +70,7 @@ class Node:
             local=self.device_id,
             db_limiter=self.model.limiter,
             sources_for=self.model.sources_for,
+            sources_for_many=self.model.sources_for_many,
             events=self.events,
         )
         self.model.folders[fc.id] = runner

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 from p2psync.fs.internal import MARKER, VERSIONS_DIR, is_temp_base
 
+# One bridge item: the names one event touched, or None = rescan everything.
+BridgeItem = tuple[str, ...] | None
+
 DEFAULT_DELAY = 0.1
 DEFAULT_MAX_DELAY = 1.0
 DEFAULT_MAX_PER_DIR = 100

@@ -14,98 +14,43 @@ full scans. When the OS watch limit is hit, ``watch_folder`` logs one warning an
 
 from __future__ import annotations
 
-import errno
 import logging
-import math
 import os
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 import trio
 from watchdog.events import (
-    EVENT_TYPE_DELETED,
-    EVENT_TYPE_MODIFIED,
-    EVENT_TYPE_MOVED,
-    DirAttribEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from p2psync.errors import FilesystemError, WatchLimitError
+from p2psync.errors import FilesystemError
 from p2psync.watch_aggregate import (
     DEFAULT_DELAY,
     DEFAULT_MAX_DELAY,
     DEFAULT_MAX_PER_DIR,
     Aggregator,
-    Batch,
-    is_watch_internal,
-    relative_name,
 )
+from p2psync.watch_delivery import (
+    BridgeItem,
+    OnChanges,
+    aggregate_changes,
+    limit_error,
+)
+from p2psync.watch_events import EVENT_FILTER, names_for_event
+
+__all__ = ["EVENT_FILTER", "BridgeItem", "aggregate_changes", "names_for_event", "watch_folder"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BRIDGE_CAPACITY = 4096
 _JOIN_TIMEOUT = 10.0
 
-# What we ask watchdog for. Leaving out "opened" / "closed without write" keeps our own
-# scanner's reads from echoing back as changes; directory "modified" events only repeat
-# that an entry inside changed, which that entry's own event already says.
-EVENT_FILTER: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    DirCreatedEvent,
-    FileModifiedEvent,
-    FileClosedEvent,
-    FileAttribEvent,
-    DirAttribEvent,
-    FileDeletedEvent,
-    DirDeletedEvent,
-    FileMovedEvent,
-    DirMovedEvent,
-]
-_EVENT_TYPES = frozenset(cls.event_type for cls in EVENT_FILTER)
-
 ObserverFactory = Callable[[], BaseObserver]
-OnChanges = Callable[[Batch], Awaitable[None]] | trio.MemorySendChannel[Batch]
-# One bridge item: the names one event touched, or None = rescan everything.
-BridgeItem = tuple[str, ...] | None
-
-
-def names_for_event(root: str, event: FileSystemEvent) -> BridgeItem:
-    """Folder-relative names a watchdog event touches (a move gives source and destination).
-
-    ``root`` is the absolute folder path the watch was scheduled on. Internal names and
-    uninteresting events give ``()``; the root itself deleted or moved gives None.
-    """
-    if event.event_type not in _EVENT_TYPES:
-        return ()
-    if event.is_directory and event.event_type == EVENT_TYPE_MODIFIED:
-        return ()
-    names: list[str] = []
-    for raw in (event.src_path, event.dest_path):
-        if not raw:
-            continue
-        name = relative_name(root, os.fsdecode(raw), os.sep)
-        if name is None or is_watch_internal(name):
-            continue
-        if name == "":
-            if event.event_type in (EVENT_TYPE_DELETED, EVENT_TYPE_MOVED):
-                return None
-            continue
-        names.append(name)
-    return tuple(names)
 
 
 class EventBridge(FileSystemEventHandler):
@@ -154,59 +99,6 @@ class EventBridge(FileSystemEventHandler):
     def close(self) -> None:
         self._send.close()
         self.receive.close()
-
-
-async def _emit(on_changes: OnChanges, batch: Batch) -> None:
-    if isinstance(on_changes, trio.MemorySendChannel):
-        await on_changes.send(batch)
-    else:
-        await on_changes(batch)
-
-
-async def aggregate_changes(
-    receive: trio.MemoryReceiveChannel[BridgeItem],
-    on_changes: OnChanges,
-    aggregator: Aggregator,
-    take_overflow: Callable[[], bool] = lambda: False,
-) -> NoReturn:
-    """Drain bridge items into ``aggregator`` and deliver each batch when it is due."""
-    while True:
-        deadline = aggregator.deadline()
-        with trio.move_on_at(math.inf if deadline is None else deadline):
-            item = await receive.receive()
-            now = trio.current_time()
-            if item is None:
-                aggregator.add_full_rescan(now)
-            else:
-                aggregator.add(item, now)
-            if take_overflow():
-                aggregator.add_full_rescan(now)
-            continue
-        await _emit(on_changes, aggregator.take())
-
-
-def _limit_error(root: str, exc: OSError) -> WatchLimitError | None:
-    """The error (with a how-to-fix hint) for an OS watch-limit failure, else None."""
-    if exc.errno == errno.ENOSPC:
-        setting, what = "fs.inotify.max_user_watches", "inotify watch limit"
-    elif exc.errno == errno.EMFILE and sys.platform.startswith("linux"):
-        setting, what = "fs.inotify.max_user_instances", "inotify instance limit"
-    elif exc.errno == errno.EMFILE:
-        setting, what = "ulimit -n", "open-files limit"
-    else:
-        return None
-    if setting.startswith("fs."):
-        fix = (
-            f"raise it with `sudo sysctl {setting}=524288` and make that permanent with a "
-            f"line `{setting}=524288` in /etc/sysctl.d/90-p2psync.conf"
-        )
-    else:
-        fix = "raise the open-files limit (`ulimit -n`) for the p2psync process"
-    return WatchLimitError(
-        f"cannot watch {root}: {what} reached ({setting}); {fix}. "
-        "Until then changes are only picked up by periodic scans.",
-        setting,
-    )
 
 
 def _start_observer(
@@ -263,7 +155,7 @@ async def watch_folder(
                 _start_observer, observer_factory, bridge, root_str, holder, limiter=limiter
             )
         except OSError as exc:
-            limit = _limit_error(root_str, exc)
+            limit = limit_error(root_str, exc)
             if limit is not None:
                 logger.warning("%s", limit)
                 raise limit from exc

@@ -14,6 +14,7 @@ All methods block: call them from a worker thread, never on the trio event loop.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 
@@ -173,4 +174,9 @@ class FileSystem(Protocol):
 
     def free_space(self) -> int:
         """Bytes available to this process on the folder's filesystem."""
+        ...
+
+    def cached_dirs(self) -> AbstractContextManager[None]:
+        """Within the block, the calling thread may reuse directory lookups across calls
+        (a batch of operations on nearby names); no effect on other threads."""
         ...

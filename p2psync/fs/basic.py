@@ -6,6 +6,14 @@ on the base name relative to its parent's descriptor with no-follow flags. So a 
 planted anywhere in a name (``link/x`` with ``link -> /etc``) is refused with
 UnsafePathError instead of being traversed, even if it appears between a check and the
 use. POSIX only (Linux, macOS, BSD): Windows has no ``dir_fd``.
+
+Walking the chain costs a few syscalls per operation. A worker thread that touches many
+names at once (the puller applying a batch of small files) wraps the batch in
+``cached_dirs()``: within it, that thread keeps the directory descriptors it opened and
+reuses them. The guarantee is unchanged — each descriptor was reached without following
+a symlink — but a directory the *user* moves away during the batch is followed to its
+new place for the rest of the batch (milliseconds), as an open file would be. Our own
+renames and removals of directories drop the affected descriptors at once.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -28,6 +37,7 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
 # errnos an O_NOFOLLOW open may report when it meets a symlink (Linux/macOS, FreeBSD)
 _SYMLINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR, errno.EOPNOTSUPP})
+_DIR_CACHE_MAX = 512  # descriptors one thread may hold inside cached_dirs()
 
 
 def stat_from_os(st: os.stat_result, symlink_target: str = "") -> FileStat:
@@ -120,6 +130,7 @@ class BasicFS:
         self._root = os.path.abspath(os.fspath(root))
         self._granularity = mtime_granularity_ns
         self._case_insensitive: bool | None = None
+        self._thread = threading.local()  # .dirs: the cached_dirs() descriptors, or None
 
     def __repr__(self) -> str:
         return f"BasicFS({self._root!r})"
@@ -134,6 +145,34 @@ class BasicFS:
 
     # ------------------------------------------------------------------ resolution
 
+    @contextmanager
+    def cached_dirs(self) -> Iterator[None]:
+        """Reuse directory descriptors on this thread until the block ends (see the module
+        docstring). Nested use is a no-op."""
+        if getattr(self._thread, "dirs", None) is not None:
+            yield
+            return
+        cache: dict[str, int] = {}
+        self._thread.dirs = cache
+        try:
+            yield
+        finally:
+            self._thread.dirs = None
+            for fd in cache.values():
+                os.close(fd)
+
+    def _cache(self) -> dict[str, int] | None:
+        return getattr(self._thread, "dirs", None)
+
+    def _forget_dirs(self, name: str) -> None:
+        """Drop cached descriptors of ``name`` and below (it is being moved or removed)."""
+        cache = self._cache()
+        if not cache:
+            return
+        prefix = name + "/"
+        for key in [k for k in cache if k == name or k.startswith(prefix)]:
+            os.close(cache.pop(key))
+
     def _open_root(self) -> int:
         try:
             return os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
@@ -142,49 +181,94 @@ class BasicFS:
         except NotADirectoryError as exc:
             raise FilesystemError(f"folder root {self._root} is not a directory") from exc
 
-    def _open_dirs(self, parts: list[str], name: str) -> int:
-        """A descriptor of the directory reached by ``parts`` from the root, no symlinks."""
+    def _open_dirs(self, parts: list[str], name: str) -> tuple[int, bool]:
+        """A descriptor of the directory reached by ``parts`` from the root, no symlinks,
+        and whether the caller owns it (False: it belongs to the cached_dirs() cache)."""
+        cache = self._cache()
+        if cache is not None:
+            return self._open_dirs_cached(cache, parts, name), False
         fd = self._open_root()
         try:
             for i, part in enumerate(parts):
-                try:
-                    next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in _SYMLINK_ERRNOS and _is_symlink_at(fd, part):
-                        via = "/".join(parts[: i + 1])
-                        raise UnsafePathError(
-                            f"{name!r} passes through the symlink {via!r}"
-                        ) from exc
-                    raise
+                next_fd = self._open_child(fd, part, parts, i, name)
                 os.close(fd)
                 fd = next_fd
         except BaseException:
             os.close(fd)
             raise
+        return fd, True
+
+    def _open_dirs_cached(self, cache: dict[str, int], parts: list[str], name: str) -> int:
+        key = "/".join(parts)
+        fd = cache.get(key)
+        if fd is not None:
+            return fd
+        # Start from the deepest cached ancestor, caching every directory on the way.
+        depth = len(parts)
+        while depth > 0 and "/".join(parts[:depth]) not in cache:
+            depth -= 1
+        if depth == 0:
+            fd = cache.get("")
+            if fd is None:
+                if len(cache) >= _DIR_CACHE_MAX:
+                    self._clear(cache)
+                fd = cache[""] = self._open_root()
+        else:
+            fd = cache["/".join(parts[:depth])]
+        for i in range(depth, len(parts)):
+            if len(cache) >= _DIR_CACHE_MAX:
+                # keep the descriptor we walk from; drop the rest
+                keep = "/".join(parts[:i])
+                held = cache.pop(keep)
+                self._clear(cache)
+                cache[keep] = held
+            fd = cache["/".join(parts[: i + 1])] = self._open_child(fd, parts[i], parts, i, name)
         return fd
+
+    @staticmethod
+    def _clear(cache: dict[str, int]) -> None:
+        for fd in cache.values():
+            os.close(fd)
+        cache.clear()
+
+    @staticmethod
+    def _open_child(fd: int, part: str, parts: list[str], i: int, name: str) -> int:
+        try:
+            return os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno in _SYMLINK_ERRNOS and _is_symlink_at(fd, part):
+                via = "/".join(parts[: i + 1])
+                raise UnsafePathError(f"{name!r} passes through the symlink {via!r}") from exc
+            raise
 
     @contextmanager
     def _parent(self, name: str) -> Iterator[tuple[int, str]]:
         """(descriptor of the parent directory, base name) for a validated ``name``."""
         validate_name(name)
         *dirs, base = name.split("/")
-        fd = self._open_dirs(dirs, name)
+        fd, owned = self._open_dirs(dirs, name)
         try:
             yield fd, base
         finally:
-            os.close(fd)
+            if owned:
+                os.close(fd)
 
     @contextmanager
     def _dir(self, dirname: str) -> Iterator[int]:
         if dirname == "":
-            fd = self._open_root()
+            cache = self._cache()
+            if cache is not None:
+                fd, owned = self._open_dirs_cached(cache, [], dirname), False
+            else:
+                fd, owned = self._open_root(), True
         else:
             validate_name(dirname)
-            fd = self._open_dirs(dirname.split("/"), dirname)
+            fd, owned = self._open_dirs(dirname.split("/"), dirname)
         try:
             yield fd
         finally:
-            os.close(fd)
+            if owned:
+                os.close(fd)
 
     def _open_file(self, name: str, flags: int, mode: int = 0o600) -> _FdHandle:
         with self._parent(name) as (dir_fd, base):
@@ -242,6 +326,8 @@ class BasicFS:
         return self._open_file(name, flags, mode)
 
     def rename(self, src: str, dst: str) -> None:
+        self._forget_dirs(src)
+        self._forget_dirs(dst)
         with self._parent(src) as (src_fd, src_base), self._parent(dst) as (dst_fd, dst_base):
             os.replace(src_base, dst_base, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
 
@@ -253,6 +339,7 @@ class BasicFS:
             os.unlink(base, dir_fd=dir_fd)
 
     def rmdir(self, name: str) -> None:
+        self._forget_dirs(name)
         with self._parent(name) as (dir_fd, base):
             os.rmdir(base, dir_fd=dir_fd)
 

@@ -13,6 +13,7 @@ import errno
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -344,6 +345,9 @@ class FakeFS:
 
     def free_space(self) -> int:
         return self.free_bytes
+
+    def cached_dirs(self) -> AbstractContextManager[None]:
+        return nullcontext()  # lookups are dictionary walks; nothing worth caching
 
     def is_case_insensitive(self) -> bool:
         return self._ci

@@ -89,6 +89,9 @@ class PeerConnection:
         self.ping_interval = ping_interval
         self.receive_timeout = receive_timeout
         self._send_lock = trio.StrictFIFOLock()
+        self._outbox: list[bytes] = []  # encoded, not yet written (see send)
+        self._queued = 0  # messages ever queued
+        self._sent = 0  # messages ever written
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._last_send = trio.current_time()
@@ -100,11 +103,21 @@ class PeerConnection:
     async def send(self, message: Message) -> None:
         if self._closing and not isinstance(message, Close):
             raise trio.ClosedResourceError(f"connection to {self.device_id.short_str()} is closed")
-        data = self.protocol.send(message)
+        self._outbox.append(self.protocol.send(message))
+        self._queued += 1
+        mine = self._queued
         async with self._send_lock:
+            # Whoever holds the lock writes everything queued so far in one go: many
+            # small messages (requests, responses) become one TLS write, not one each.
+            if self._sent >= mine:
+                return
+            chunks, self._outbox = self._outbox, []
+            upto = self._queued
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             await self.stream.send_all(data)
+            self._sent = upto
             self.stats.bytes_out += len(data)
-            self.stats.messages_out += 1
+            self.stats.messages_out += len(chunks)
             self._last_send = trio.current_time()
 
     async def request(

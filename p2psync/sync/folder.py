@@ -29,14 +29,14 @@ from ..scanner.ignore import Ignore, IgnoreError
 from .notify import SequenceWatch, Wakeup
 from .overrides import FLAG_RECEIVE_ONLY, override_local, revert_local
 from .plan import equivalent, mass_delete_exceeded
+from .pull_round import PullRound
 from .puller import DISK_FULL, BlockSource, ItemSkipped, Puller
-from .serve import BlockServer
+from .serve import BlockServer, ServeQueue
 from .versioner import NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
 
 PULL_PAGE = 256
-FILES_IN_PARALLEL = 64
 RETRY_MIN = 1.0
 RETRY_MAX = 60.0
 VERSION_CLEAN_INTERVAL = 3600.0
@@ -82,6 +82,8 @@ class FolderRunner:
         db_limiter: trio.CapacityLimiter,
         io_limiter: trio.CapacityLimiter | None = None,
         sources_for: Callable[[str, str], Awaitable[Sequence[BlockSource]]],
+        sources_for_many: Callable[[str, list[str]], Awaitable[dict[str, Sequence[BlockSource]]]]
+        | None = None,
         events: EventLog,
         fs: FileSystem | None = None,
         versioner: Versioner | None = None,
@@ -110,10 +112,10 @@ class FolderRunner:
         self._retry_delay = RETRY_MIN
         self._override_confirmed_deletes = False
         self.server = BlockServer(self.id, self.fs, index, lambda: self.ignore)
+        self.serve_queue = ServeQueue(self.server, self.io_limiter)
         self._watching = False
         self._retry_soon = False
         self._hold_reason = ""  # why pulling is held (mass-delete guard), until confirmed
-        self._rename_sources: dict[bytes, list[FileInfo]] = {}
         self._pull_due: float | None = None
         self._remote_updates_in_flight = 0
         self._temps_to_clean = False  # after a full scan, once nothing is needed
@@ -126,6 +128,9 @@ class FolderRunner:
             versioner=self.versioner,
             limiter=self.io_limiter,
             sources_for=lambda name: sources_for(self.id, name),
+            sources_for_many=(lambda names: sources_for_many(self.id, names))
+            if sources_for_many is not None
+            else None,
             ignore_permissions=config.ignore_permissions,
             max_conflicts=config.max_conflicts,
         )
@@ -193,6 +198,7 @@ class FolderRunner:
             if self.config.rescan_interval_s:
                 nursery.start_soon(self._periodic_scans)
             self._nursery = nursery
+            await nursery.start(self.serve_queue.run)
             nursery.start_soon(self._clean_versions)
             while True:
                 due = min(
@@ -327,7 +333,7 @@ class FolderRunner:
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Feed watcher batches into scan requests; ready once the OS watches are armed."""
-        from ..watcher import watch_folder
+        from ..watch_process import watch_folder_in_child as watch_folder
 
         send, receive = trio.open_memory_channel[list[str] | None](16)
         async with trio.open_nursery() as nursery:
@@ -486,38 +492,31 @@ class FolderRunner:
         if await self._mass_delete_blocked(need.deleted):
             return
         self._set_state("syncing")
-        new_errors: dict[str, str] = {}
         done_before = self.puller.stats.items_done
         renames_before = self.puller.stats.renames
-        self._rename_sources = {}
+        rename_sources = {}
         if need.deleted and need.files:
-            self._rename_sources = await self._db(self._collect_rename_sources)
-
+            rename_sources = await self._db(self._collect_rename_sources)
         self._retry_soon = False
+        pull_round = PullRound(
+            folder_id=self.id,
+            puller=self.puller,
+            rename_sources=rename_sources,
+            flush=self._flush_pulled,
+            on_finished=self._item_finished,
+            on_skipped=self._item_skipped,
+        )
         gen = self.index.iter_need(self.id, PULL_PAGE)
-        deletes: list[FileInfo] = []
+
+        async def next_page() -> list[FileInfo]:
+            page = await self._db(_take, gen, PULL_PAGE)
+            return [fi for fi in page if not self._skip_ignored(fi)] if page else []
+
         try:
-            while True:
-                page = await self._db(_take, gen, PULL_PAGE)
-                if not page:
-                    break
-                page = [fi for fi in page if not self._skip_ignored(fi)]
-                dirs = [fi for fi in page if not fi.deleted and fi.is_directory]
-                files = [fi for fi in page if not fi.deleted and not fi.is_directory]
-                deletes.extend(fi for fi in page if fi.deleted)
-                for fi in dirs:
-                    await self._pull_one(fi, new_errors)
-                await self._flush_pulled()
-                if files:
-                    await self._pull_parallel(files, new_errors)
-                    await self._flush_pulled()
-                if DISK_FULL in new_errors.values():
-                    break  # no point trying more files until space returns
+            await pull_round.run(next_page)
         finally:
             await trio.to_thread.run_sync(_close_generator, gen)
-        for fi in reversed(deletes):  # deepest first, so directories are empty when we reach them
-            await self._pull_one(fi, new_errors)
-        await self._flush_pulled()
+        new_errors = pull_round.errors
         if self._retry_soon and self.puller.stats.items_done > done_before:
             # e.g. a directory that became a file: its contents are gone now, go again
             self._retry_soon = False
@@ -562,47 +561,18 @@ class FolderRunner:
                 break
         return sources
 
-    async def _try_rename(self, fi: FileInfo) -> bool:
-        if fi.deleted or not fi.is_file or not self._rename_sources or not fi.blocks:
-            return False
-        candidates = self._rename_sources.get(fi.blocks_hash())
-        while candidates:
-            gone = candidates.pop()
-            if await self.puller.rename_into(fi, gone):
-                return True
-        return False
-
     def _skip_ignored(self, fi: FileInfo) -> bool:
         return self.ignore.is_ignored(fi.name)
 
-    async def _pull_parallel(self, files: list[FileInfo], errors: dict[str, str]) -> None:
-        limiter = trio.CapacityLimiter(FILES_IN_PARALLEL)
+    def _item_skipped(self, fi: FileInfo, exc: ItemSkipped) -> None:
+        if exc.rescan:
+            self._scan_paths.add(fi.name)
+        if exc.retry_soon:
+            self._retry_soon = True
+        log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
+        self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=exc.reason)
 
-        async def one(fi: FileInfo) -> None:
-            async with limiter:
-                await self._pull_one(fi, errors)
-
-        async with trio.open_nursery() as nursery:
-            for fi in files:
-                nursery.start_soon(one, fi)
-
-    async def _pull_one(self, fi: FileInfo, errors: dict[str, str]) -> None:
-        try:
-            if not await self._try_rename(fi):
-                await self.puller.pull_item(fi)
-        except ItemSkipped as exc:
-            errors[fi.name] = exc.reason
-            if exc.rescan:
-                self._scan_paths.add(fi.name)
-            if exc.retry_soon:
-                self._retry_soon = True
-            log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
-            self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=exc.reason)
-            return
-        except Exception as exc:  # a bug must cost one item, not the folder
-            log.exception("%s: pulling %r failed", self.id, fi.name)
-            errors[fi.name] = f"internal error: {exc}"
-            return
+    def _item_finished(self, fi: FileInfo) -> None:
         self.events.emit(
             "ItemFinished",
             folder=self.id,
@@ -669,9 +639,7 @@ class FolderRunner:
 
     # ---- serving -------------------------------------------------------------------
     async def serve_request(self, device: DeviceID, request: Request) -> Response:
-        code, data = await trio.to_thread.run_sync(
-            self.server.read_block, request, limiter=self.io_limiter
-        )
+        code, data = await self.serve_queue.read(request)
         if code == ErrorCode.INVALID_FILE:
             self.request_scan([request.name])
         return Response(id=request.id, data=data, code=code)

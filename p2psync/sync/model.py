@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -38,6 +38,7 @@ from ..protocol.messages import (
 )
 from ..protocol.model import FileInfo
 from .folder import FLAG_RECEIVE_ONLY, FolderRunner
+from .puller import BlockSource
 
 log = logging.getLogger("p2psync.sync.model")
 
@@ -48,6 +49,10 @@ FOLDER_TYPES = {
     "sendonly": FolderType.SEND_ONLY,
     "receiveonly": FolderType.RECEIVE_ONLY,
 }
+
+
+def _holders_of(index: IndexStore, folder_id: str, names: list[str]) -> dict[str, list[bytes]]:
+    return {name: index.devices_with_global(folder_id, name) for name in names}
 
 
 class SyncModel:
@@ -87,6 +92,20 @@ class SyncModel:
             for device, peer in self.connections.items()
             if device.raw in holders and not peer.closed and self.shared_with(folder_id, device)
         ]
+
+    async def sources_for_many(
+        self, folder_id: str, names: list[str]
+    ) -> dict[str, Sequence[BlockSource]]:
+        """``sources_for`` of many names, with one index lookup (thread hop) for all."""
+        holders = await self._db(_holders_of, self.index, folder_id, names)
+        peers = {
+            device.raw: peer
+            for device, peer in self.connections.items()
+            if not peer.closed and self.shared_with(folder_id, device)
+        }
+        return {
+            name: [peers[d] for d in devices if d in peers] for name, devices in holders.items()
+        }
 
     async def cluster_config_for(self, device: DeviceID) -> ClusterConfig:
         cfg = self.get_config()
@@ -133,10 +152,7 @@ class SyncModel:
         old = self.connections.get(peer.device_id)
         if old is not None and not old.closed:
             await old.close("replaced by a newer connection")
-        self.connections[peer.device_id] = peer
-        self.events.emit("DeviceConnected", device=str(peer.device_id), address=peer.address)
         session = _PeerSession(self, peer)
-        self.sessions[peer.device_id] = session
         try:
             async with trio.open_nursery() as nursery:
                 session.nursery = nursery
@@ -144,16 +160,23 @@ class SyncModel:
                     await peer.send(await self.cluster_config_for(peer.device_id))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+                # Only now may pullers use it: the protocol allows no Request before our
+                # ClusterConfig (and a refused send would end the connection).
+                self.connections[peer.device_id] = peer
+                self.sessions[peer.device_id] = session
+                self.events.emit(
+                    "DeviceConnected", device=str(peer.device_id), address=peer.address
+                )
                 await peer.run(session)
                 nursery.cancel_scope.cancel()
         finally:
             if self.connections.get(peer.device_id) is peer:
                 del self.connections[peer.device_id]
+                self.events.emit(
+                    "DeviceDisconnected", device=str(peer.device_id), reason=peer.close_reason
+                )
             if self.sessions.get(peer.device_id) is session:
                 del self.sessions[peer.device_id]
-            self.events.emit(
-                "DeviceDisconnected", device=str(peer.device_id), reason=peer.close_reason
-            )
 
 
 class _PeerSession:

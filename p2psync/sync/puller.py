@@ -57,6 +57,9 @@ class BlockSource(Protocol):
     ) -> bytes: ...
 
 
+SourcesForMany = Callable[[list[str]], Awaitable[dict[str, Sequence[BlockSource]]]]
+
+
 class ItemSkipped(Exception):
     """The item cannot be applied now; ``reason`` says why (shown to the user).
 
@@ -99,6 +102,7 @@ class Puller:
         versioner: Versioner,
         limiter: trio.CapacityLimiter,
         sources_for: Callable[[str], Awaitable[Sequence[BlockSource]]],
+        sources_for_many: SourcesForMany | None = None,
         ignore_permissions: bool = False,
         max_conflicts: int = 10,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
@@ -109,6 +113,7 @@ class Puller:
         self.versioner = versioner
         self.limiter = limiter
         self.sources_for = sources_for
+        self.sources_for_many = sources_for_many
         self.ignore_permissions = ignore_permissions
         self.max_conflicts = max_conflicts
         self.clock = clock
@@ -125,8 +130,11 @@ class Puller:
         self._recent_blocks: dict[bytes, tuple[str, int, int]] = {}
         # Parent directories checked during this page (saves a path walk per file).
         self._known_dirs: set[str] = set()
+        # Batches of small files write and fsync one at a time: file creations stall
+        # behind the journal commits that fsyncs force, so they are kept apart.
+        self.write_gate = threading.Lock()
 
-    async def _thread(self, fn: Callable[..., T], *args: object) -> T:
+    async def in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     # ---- entry point -----------------------------------------------------------------
@@ -137,27 +145,15 @@ class Puller:
             raise ItemSkipped("internal name; never synced")
         try:
             if fi.deleted:
-                await self._thread(self._with_local, self._apply_delete, fi)
+                await self.in_thread(self._with_local, self._apply_delete, fi)
             elif fi.type == FileType.DIRECTORY:
-                await self._thread(self._with_local, self._apply_directory, fi)
+                await self.in_thread(self._with_local, self._apply_directory, fi)
             elif fi.type == FileType.SYMLINK:
-                await self._thread(self._with_local, self._apply_symlink, fi)
+                await self.in_thread(self._with_local, self._apply_symlink, fi)
             else:
                 await self._pull_file(fi)
-        except UnsafePathError as exc:
-            raise ItemSkipped(f"unsafe path: {exc}") from exc
-        except FileNotFoundError as exc:
-            raise ItemSkipped(
-                f"vanished while applying ({exc.strerror}); retrying later", rescan=True
-            ) from exc
-        except PermissionError as exc:
-            raise ItemSkipped(f"permission denied: {exc.filename or fi.name}") from exc
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ItemSkipped(DISK_FULL) from exc
-            if exc.errno == errno.EROFS:
-                raise ItemSkipped("file system is read-only") from exc
-            raise ItemSkipped(f"{exc.strerror or exc}") from exc
+        except (OSError, UnsafePathError) as exc:
+            raise skipped_for(exc, fi.name) from exc
         self.stats.items_done += 1
 
     def _with_local(self, apply: Callable[[FileInfo, FileInfo | None], None], fi: FileInfo) -> None:
@@ -166,12 +162,13 @@ class Puller:
     def flush_directories(self) -> None:
         """fsync the directories that renames went into since the last flush (batched:
         one fsync per directory per pull page instead of one per file)."""
-        dirs, self._dirty_dirs = self._dirty_dirs, set()
-        for d in sorted(dirs):
-            try:
-                self.fs.fsync_dir(d)
-            except (OSError, FilesystemError):
-                pass  # the directory went away; nothing left to make durable
+        with self.write_gate:  # see write_gate: keep fsyncs apart from file creations
+            dirs, self._dirty_dirs = self._dirty_dirs, set()
+            for d in sorted(dirs):
+                try:
+                    self.fs.fsync_dir(d)
+                except (OSError, FilesystemError):
+                    pass  # the directory went away; nothing left to make durable
 
     # ---- the never-clobber check ---------------------------------------------------
     def _stat_or_none(self, name: str) -> FileStat | None:
@@ -180,7 +177,7 @@ class Puller:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def _check_unchanged(self, name: str, cur: FileInfo | None) -> FileStat | None:
+    def check_unchanged(self, name: str, cur: FileInfo | None) -> FileStat | None:
         """Raise ItemSkipped(rescan) unless the disk still holds what the index recorded."""
         st = self._stat_or_none(name)
         if cur is None or cur.deleted:
@@ -205,6 +202,13 @@ class Puller:
                 "symlink changed locally since the last scan; rescanning", rescan=True
             )
         return st
+
+    def count_blocks(self, *, local: int = 0, network: int = 0, network_bytes: int = 0) -> None:
+        """Add to the block statistics (from any thread)."""
+        with self._pending_lock:
+            self.stats.blocks_local += local
+            self.stats.blocks_network += network
+            self.stats.bytes_network += network_bytes
 
     # ---- record --------------------------------------------------------------------
     def _record(self, fi: FileInfo, st: FileStat | None) -> None:
@@ -242,7 +246,7 @@ class Puller:
         stored = self.index.update_local(self.folder, batch)
         return max(f.sequence for f in stored)
 
-    def _make_parent(self, name: str) -> None:
+    def make_parent(self, name: str) -> None:
         parent = name.rpartition("/")[0]
         if parent and parent not in self._known_dirs:
             st = self._stat_or_none(parent)
@@ -319,24 +323,41 @@ class Puller:
         if is_internal(fi.name) or is_internal(gone.name):
             return False
         try:
-            return await self._thread(self._apply_rename, fi, gone)
+            return await self.in_thread(self._apply_rename, fi, gone)
         except ItemSkipped:
             return False
         except (OSError, FilesystemError):
             return False
+
+    async def rename_many(self, pairs: Sequence[tuple[FileInfo, FileInfo]]) -> list[bool]:
+        """``rename_into`` for many (new, gone) pairs in one thread hop."""
+        return await self.in_thread(self._apply_renames, pairs)
+
+    def _apply_renames(self, pairs: Sequence[tuple[FileInfo, FileInfo]]) -> list[bool]:
+        done = []
+        with self.fs.cached_dirs():
+            for fi, gone in pairs:
+                ok = False
+                if not (is_internal(fi.name) or is_internal(gone.name)):
+                    try:
+                        ok = self._apply_rename(fi, gone)
+                    except (ItemSkipped, OSError, FilesystemError):
+                        ok = False
+                done.append(ok)
+        return done
 
     def _apply_rename(self, fi: FileInfo, gone: FileInfo) -> bool:
         src = gone.name
         cur_src = self.index.get_local(self.folder, src)
         if cur_src is None or cur_src.deleted or not cur_src.is_file:
             return False
-        if not _same_blocks(cur_src, fi):
+        if not same_blocks(cur_src, fi):
             return False
-        self._check_unchanged(src, cur_src)
+        self.check_unchanged(src, cur_src)
         cur = self.index.get_local(self.folder, fi.name)
         if (cur is not None and not cur.deleted) or self._stat_or_none(fi.name) is not None:
             return False
-        self._make_parent(fi.name)
+        self.make_parent(fi.name)
         # Announce the new place of these blocks before moving them, so a parallel local
         # copy that misses the old place finds the new one (see _fill_locally).
         with self._pending_lock:
@@ -355,7 +376,7 @@ class Puller:
 
     # ---- deletes ---------------------------------------------------------------------
     def _apply_delete(self, fi: FileInfo, cur: FileInfo | None) -> None:
-        st = self._check_unchanged(fi.name, cur)
+        st = self.check_unchanged(fi.name, cur)
         if st is not None:
             if st.type == FileType.DIRECTORY:
                 try:
@@ -380,7 +401,7 @@ class Puller:
 
     # ---- directories ---------------------------------------------------------------
     def _apply_directory(self, fi: FileInfo, cur: FileInfo | None) -> None:
-        st = self._check_unchanged(fi.name, cur)
+        st = self.check_unchanged(fi.name, cur)
         if st is not None and st.type != FileType.DIRECTORY:
             # a file or symlink becomes a directory
             if st.type == FileType.FILE:
@@ -388,7 +409,7 @@ class Puller:
             if self._stat_or_none(fi.name) is not None:
                 self.fs.remove(fi.name)
             st = None
-        self._make_parent(fi.name)
+        self.make_parent(fi.name)
         if st is None:
             self.fs.mkdir(
                 fi.name, 0o755 if self.ignore_permissions else (fi.permissions & 0o777) or 0o755
@@ -397,7 +418,7 @@ class Puller:
             self.fs.chmod(fi.name, (fi.permissions & 0o777) or 0o755)
         self._record(fi, self.fs.lstat(fi.name))
 
-    def _remove_replaced_directory(self, name: str) -> None:
+    def remove_replaced_directory(self, name: str) -> None:
         """A directory (unchanged since the scan) becomes a file or symlink: remove it once
         its contents have been deleted by the same pull."""
         try:
@@ -413,8 +434,8 @@ class Puller:
 
     # ---- symlinks --------------------------------------------------------------------
     def _apply_symlink(self, fi: FileInfo, cur: FileInfo | None) -> None:
-        st = self._check_unchanged(fi.name, cur)
-        self._make_parent(fi.name)
+        st = self.check_unchanged(fi.name, cur)
+        self.make_parent(fi.name)
         tmp = temp_name(fi.name)
         if self._stat_or_none(tmp) is not None:
             self.fs.remove(tmp)
@@ -422,7 +443,7 @@ class Puller:
         if st is not None:
             if st.type == FileType.DIRECTORY:
                 try:
-                    self._remove_replaced_directory(fi.name)
+                    self.remove_replaced_directory(fi.name)
                 except ItemSkipped:
                     self.fs.remove(tmp)
                     raise
@@ -437,16 +458,16 @@ class Puller:
 
     # ---- files -----------------------------------------------------------------------
     async def _pull_file(self, fi: FileInfo) -> None:
-        prepared = await self._thread(self._prepare_file, fi)
+        prepared = await self.in_thread(self._prepare_file, fi)
         if prepared is None:
             return  # metadata-only change, already applied
         cur, tmp, handle, missing = prepared
         try:
             if missing:
                 await self._fetch(handle, fi, missing)
-            await self._thread(self._finish_file, fi, cur, tmp, handle)
+            await self.in_thread(self._finish_file, fi, cur, tmp, handle)
         except BaseException:
-            await self._thread(handle.close)
+            await self.in_thread(handle.close)
             raise
 
     def _prepare_file(
@@ -454,24 +475,24 @@ class Puller:
     ) -> tuple[FileInfo | None, str, WriteHandle, list[BlockInfo]] | None:
         """Check, then build as much of the temp file as local blocks allow (one thread hop)."""
         cur = self.index.get_local(self.folder, fi.name)
-        st = self._check_unchanged(fi.name, cur)
+        st = self.check_unchanged(fi.name, cur)
         if st is not None and st.type == FileType.DIRECTORY:
-            self._remove_replaced_directory(fi.name)
+            self.remove_replaced_directory(fi.name)
             cur, st = None, None
         if (
             cur is not None
             and not cur.deleted
             and cur.type == FileType.FILE
-            and _same_blocks(cur, fi)
+            and same_blocks(cur, fi)
         ):
             # Only metadata changed (or the content already matches): no data to move.
-            self._apply_metadata(fi, cur)
+            self.apply_metadata(fi, cur)
             return None
         if self.fs.free_space() < fi.size + MIN_FREE_BYTES:
             raise ItemSkipped(DISK_FULL)
-        self._make_parent(fi.name)
+        self.make_parent(fi.name)
         tmp = temp_name(fi.name)
-        handle = self._open_temp(tmp)
+        handle = self.open_temp(tmp)
         try:
             missing = self._fill_locally(handle, fi, cur)
         except BaseException:
@@ -484,19 +505,21 @@ class Puller:
     ) -> None:
         """Size, permissions, mtime and fsync through the open handle, then commit."""
         try:
-            handle.truncate(fi.size)
-            perms = (
-                0o644 if self.ignore_permissions or fi.no_permissions else (fi.permissions & 0o777)
-            )
-            handle.chmod(perms)
-            handle.set_mtime(fi.modified_ns)
+            self.seal(fi, handle)
             handle.fsync()
             st = handle.stat()
         finally:
             handle.close()
-        self._commit_file(fi, cur, tmp, st)
+        self.commit_file(fi, cur, tmp, st)
 
-    def _open_temp(self, tmp: str) -> WriteHandle:
+    def seal(self, fi: FileInfo, handle: WriteHandle) -> None:
+        """Final size, permissions and mtime of a built temp file (before its fsync)."""
+        handle.truncate(fi.size)
+        perms = 0o644 if self.ignore_permissions or fi.no_permissions else (fi.permissions & 0o777)
+        handle.chmod(perms)
+        handle.set_mtime(fi.modified_ns)
+
+    def open_temp(self, tmp: str) -> WriteHandle:
         try:
             return self.fs.open_write(tmp, mode=0o600)
         except (IsADirectoryError, UnsafePathError):
@@ -510,7 +533,7 @@ class Puller:
                 self.fs.remove(tmp)
             return self.fs.open_write(tmp, mode=0o600)
 
-    def _apply_metadata(self, fi: FileInfo, cur: FileInfo) -> None:
+    def apply_metadata(self, fi: FileInfo, cur: FileInfo) -> None:
         if not self.ignore_permissions and not fi.no_permissions:
             self.fs.chmod(fi.name, fi.permissions & 0o777)
         self.fs.set_mtime(fi.name, fi.modified_ns)
@@ -535,28 +558,35 @@ class Puller:
                 if hashlib.sha256(partial).digest() == block.hash:
                     self.stats.blocks_local += 1
                     continue
-            # 2. the old version of this file, same place; 3. any local file with the block
-            data = None
-            if (block.offset, block.hash) in cur_blocks:
-                data = self._read_verified(fi.name, block.offset, block.size, block.hash)
-            if data is None:
-                data = self._recent_copy(block)
-            if data is None:
-                for loc in self.index.find_block(block.hash):
-                    if loc.folder != self.folder or loc.size != block.size:
-                        continue
-                    data = self._read_verified(loc.name, loc.offset, loc.size, block.hash)
-                    if data is not None:
-                        break
-            if data is None:
-                # a parallel rename may have moved the indexed copy a moment ago
-                data = self._recent_copy(block)
+            data = self.find_local(fi.name, block, cur_blocks)
             if data is None:
                 missing.append(block)
                 continue
             handle.write_at(block.offset, data)
             self.stats.blocks_local += 1
         return missing
+
+    def find_local(
+        self, name: str, block: BlockInfo, cur_blocks: dict[tuple[int, bytes], BlockInfo]
+    ) -> bytes | None:
+        """The block's data from this device, verified, or None: from the old version of
+        this file at the same place (``cur_blocks``), else from any local file."""
+        data = None
+        if (block.offset, block.hash) in cur_blocks:
+            data = self._read_verified(name, block.offset, block.size, block.hash)
+        if data is None:
+            data = self._recent_copy(block)
+        if data is None:
+            for loc in self.index.find_block(block.hash):
+                if loc.folder != self.folder or loc.size != block.size:
+                    continue
+                data = self._read_verified(loc.name, loc.offset, loc.size, block.hash)
+                if data is not None:
+                    break
+        if data is None:
+            # a parallel rename may have moved the indexed copy a moment ago
+            data = self._recent_copy(block)
+        return data
 
     def _recent_copy(self, block: BlockInfo) -> bytes | None:
         """The block from a file written earlier in this page (not yet in the block map)."""
@@ -597,7 +627,7 @@ class Puller:
                     except Exception as exc:  # RequestFailed or a closed connection
                         failures.append(str(exc))
                         continue
-                    if await self._thread(_write_if_valid, handle, block, data):
+                    if await self.in_thread(write_if_valid, handle, block, data):
                         self.stats.blocks_network += 1
                         self.stats.bytes_network += len(data)
                         return
@@ -611,9 +641,9 @@ class Puller:
         if failed:
             raise ItemSkipped(f"could not fetch all blocks: {failed[0]}")
 
-    def _commit_file(self, fi: FileInfo, cur: FileInfo | None, tmp: str, st_tmp: FileStat) -> None:
+    def commit_file(self, fi: FileInfo, cur: FileInfo | None, tmp: str, st_tmp: FileStat) -> None:
         # Re-check: the user may have changed the file while we were fetching.
-        st = self._check_unchanged(fi.name, cur)
+        st = self.check_unchanged(fi.name, cur)
         if st is not None:
             self._move_old_aside(fi, cur)
         self.fs.rename(tmp, fi.name)
@@ -621,12 +651,27 @@ class Puller:
         self._record(fi, st_tmp)  # a rename keeps the inode, mode and mtime
 
 
-def _same_blocks(a: FileInfo, b: FileInfo) -> bool:
+def same_blocks(a: FileInfo, b: FileInfo) -> bool:
     return a.size == b.size and [x.hash for x in a.blocks] == [y.hash for y in b.blocks]
 
 
-def _write_if_valid(handle: WriteHandle, block: BlockInfo, data: bytes) -> bool:
+def write_if_valid(handle: WriteHandle, block: BlockInfo, data: bytes) -> bool:
     if len(data) != block.size or hashlib.sha256(data).digest() != block.hash:
         return False
     handle.write_at(block.offset, data)
     return True
+
+
+def skipped_for(exc: OSError | UnsafePathError, name: str) -> ItemSkipped:
+    """What the user is told when applying ``name`` failed with ``exc``."""
+    if isinstance(exc, UnsafePathError):
+        return ItemSkipped(f"unsafe path: {exc}")
+    if isinstance(exc, FileNotFoundError):
+        return ItemSkipped(f"vanished while applying ({exc.strerror}); retrying later", rescan=True)
+    if isinstance(exc, PermissionError):
+        return ItemSkipped(f"permission denied: {exc.filename or name}")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ItemSkipped(DISK_FULL)
+    if exc.errno == errno.EROFS:
+        return ItemSkipped("file system is read-only")
+    return ItemSkipped(f"{exc.strerror or exc}")

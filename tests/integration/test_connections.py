@@ -60,7 +60,10 @@ async def test_simultaneous_dial_yields_one_connection_and_reconnects(tmp_path) 
                         and ca.initiated_by_us != cb.initiated_by_us)
 
         await wait_for(agreed, what="one agreed connection")
-        assert len(a.model.connections) == 1 and len(b.model.connections) == 1
+        # the sync model takes a connection once our ClusterConfig is on its way
+        await wait_for(lambda: len(a.model.connections) == 1 and len(b.model.connections) == 1,
+                       what="the model uses the one connection")
+        assert a.model.connections[b.device_id] is a.connections.active[b.device_id].peer
         # the peer goes away and comes back: detected and re-dialled
         await c.stop("b")
         await wait_for(lambda: not a.connections.is_connected(b.device_id), what="disconnect detected")

@@ -1,0 +1,265 @@
+"""Pulling small files in batches: the per-file cost is what limits a tree of small files.
+
+A file of one block (``is_small_file``) goes through the same steps as ``Puller.pull_item``
+— check, build, version, apply, record — but a batch of them shares each step:
+
+1. *check* (one thread hop, reads only): index entry, the never-clobber ``lstat``, the
+   parent directory, and the block from this device if it is here already;
+2. *sources* (one hop): who has each file's version;
+3. *fetch*: every missing block of the batch requested at once (verified in step 4);
+4. *write* (one hop, one batch at a time per folder): create each temp file, write and
+   verify its block, set size, mode and mtime; fsync all of them side by side; re-check
+   the target and rename.
+
+Step 4 holds the puller's ``write_gate``: creating files stalls behind the journal
+commits that fsyncs force, so one batch's creations never race another batch's fsyncs.
+A file whose fetched block fails its hash check goes back to the caller in ``retry``
+(``pull_item`` then tries the other sources); anything else that goes wrong costs that
+file only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import trio
+
+from ..errors import UnsafePathError
+from ..fs.base import FileStat, WriteHandle
+from ..fs.internal import is_internal, temp_name
+from ..protocol.model import BlockInfo, FileInfo, FileType
+from .puller import (
+    DISK_FULL,
+    MIN_FREE_BYTES,
+    BlockSource,
+    ItemSkipped,
+    Puller,
+    same_blocks,
+    skipped_for,
+    write_if_valid,
+)
+
+log = logging.getLogger("p2psync.sync.small_files")
+
+SMALL_FILE_MAX = 128 * 1024  # one block at the smallest block size
+REQUESTS_IN_FLIGHT = 64
+FSYNC_THREADS = 8
+
+
+def is_small_file(fi: FileInfo) -> bool:
+    """A file ``pull_small_files`` takes: a regular file of one block at most."""
+    return fi.is_file and not fi.deleted and fi.size <= SMALL_FILE_MAX and len(fi.blocks) <= 1
+
+
+@dataclass
+class BatchResult:
+    """The outcome of ``pull_small_files``: every file is in exactly one list."""
+
+    done: list[FileInfo] = field(default_factory=list)
+    skipped: list[tuple[FileInfo, ItemSkipped]] = field(default_factory=list)
+    retry: list[FileInfo] = field(default_factory=list)
+
+    def fail(self, fi: FileInfo, exc: Exception) -> None:
+        if isinstance(exc, ItemSkipped):
+            skipped = exc
+        elif isinstance(exc, (OSError, UnsafePathError)):
+            skipped = skipped_for(exc, fi.name)
+        else:  # a bug must cost one item, not the batch
+            log.error("pulling %r failed", fi.name, exc_info=exc)
+            skipped = ItemSkipped(f"internal error: {exc}")
+        self.skipped.append((fi, skipped))
+
+
+@dataclass
+class _Item:
+    """A file of the batch between its check and its commit."""
+
+    fi: FileInfo
+    cur: FileInfo | None
+    data: list[tuple[BlockInfo, bytes]] = field(default_factory=list)  # local or fetched
+    missing: list[BlockInfo] = field(default_factory=list)
+    failure: str = ""  # why a block could not be fetched ("" = all fetched)
+    handle: WriteHandle | None = None
+    fetched_bytes: int = 0
+    directory_in_way: bool = False
+
+    def close(self) -> None:
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            handle.close()
+
+
+async def pull_small_files(puller: Puller, files: Sequence[FileInfo]) -> BatchResult:
+    """Pull ``files`` (each ``is_small_file``) as one batch; see the module docstring."""
+    result = BatchResult()
+    items: list[_Item] = await puller.in_thread(_check_all, puller, files, result)
+    wanted = [item for item in items if item.missing]
+    if wanted:
+        await _fetch_all(puller, wanted)
+    try:
+        await puller.in_thread(_write_all, puller, items, result)
+    finally:
+        open_items = [item for item in items if item.handle is not None]
+        if open_items:  # only if the write step itself failed unexpectedly
+            with trio.CancelScope(shield=True):
+                await puller.in_thread(_close_all, open_items)
+    puller.stats.items_done += len(result.done)
+    return result
+
+
+# ---- step 1: check ----------------------------------------------------------------------
+def _check_all(puller: Puller, files: Sequence[FileInfo], result: BatchResult) -> list[_Item]:
+    items: list[_Item] = []
+    if puller.fs.free_space() < sum(fi.size for fi in files) + MIN_FREE_BYTES:
+        for fi in files:
+            result.fail(fi, ItemSkipped(DISK_FULL))
+        return items
+    with puller.fs.cached_dirs():
+        for fi in files:
+            try:
+                item = _check(puller, fi)
+            except Exception as exc:
+                result.fail(fi, exc)
+                continue
+            if item is None:
+                result.done.append(fi)
+            elif item.directory_in_way:
+                result.retry.append(fi)  # a directory is in the way: pull_item handles it
+            else:
+                items.append(item)
+    return items
+
+
+def _check(puller: Puller, fi: FileInfo) -> _Item | None:
+    if is_internal(fi.name):
+        raise ItemSkipped("internal name; never synced")
+    cur = puller.index.get_local(puller.folder, fi.name)
+    st = puller.check_unchanged(fi.name, cur)
+    if st is not None and st.type == FileType.DIRECTORY:
+        return _Item(fi, cur, directory_in_way=True)
+    if cur is not None and not cur.deleted and cur.type == FileType.FILE and same_blocks(cur, fi):
+        puller.apply_metadata(fi, cur)  # only metadata changed
+        return None
+    puller.make_parent(fi.name)
+    cur_blocks = {}
+    if cur is not None and not cur.deleted and cur.type == FileType.FILE:
+        cur_blocks = {(b.offset, b.hash): b for b in cur.blocks}
+    item = _Item(fi, cur)
+    for block in fi.blocks:
+        if block.size == 0:
+            continue
+        data = puller.find_local(fi.name, block, cur_blocks)
+        if data is None:
+            item.missing.append(block)
+        else:
+            item.data.append((block, data))
+    return item
+
+
+# ---- steps 2 and 3: sources and fetch ---------------------------------------------------
+async def _fetch_all(puller: Puller, wanted: list[_Item]) -> None:
+    names = [item.fi.name for item in wanted]
+    if puller.sources_for_many is not None:
+        sources = await puller.sources_for_many(names)
+    else:
+        sources = {name: await puller.sources_for(name) for name in names}
+    in_flight = trio.CapacityLimiter(REQUESTS_IN_FLIGHT)
+
+    async def fetch(item: _Item, block: BlockInfo, peers: list[BlockSource]) -> None:
+        async with in_flight:
+            for source in peers:
+                try:
+                    data = await source.request(
+                        puller.folder, item.fi.name, block.offset, block.size, block.hash
+                    )
+                except Exception as exc:  # RequestFailed or a closed connection
+                    item.failure = str(exc)
+                    continue
+                item.data.append((block, data))
+                item.fetched_bytes += len(data)
+                return
+            item.failure = item.failure or "no source"
+
+    async with trio.open_nursery() as nursery:
+        for i, item in enumerate(wanted):
+            peers = list(sources.get(item.fi.name, ()))
+            if not peers:
+                item.failure = "no connected device has this version"
+                continue
+            start = i % len(peers)
+            peers = peers[start:] + peers[:start]
+            for block in item.missing:
+                nursery.start_soon(fetch, item, block, peers)
+
+
+# ---- step 4: write ----------------------------------------------------------------------
+def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
+    with puller.write_gate, puller.fs.cached_dirs():
+        built: list[_Item] = []
+        for item in items:
+            try:
+                if _build(puller, item, result):
+                    built.append(item)
+            except Exception as exc:
+                item.close()
+                result.fail(item.fi, exc)
+        errors = _fsync_all([item.handle for item in built if item.handle is not None])
+        for item, error in zip(built, errors, strict=True):
+            try:
+                if error is not None:
+                    raise error
+                assert item.handle is not None
+                st: FileStat = item.handle.stat()
+                item.close()
+                puller.commit_file(item.fi, item.cur, temp_name(item.fi.name), st)
+            except Exception as exc:
+                item.close()
+                result.fail(item.fi, exc)
+                continue
+            result.done.append(item.fi)
+
+
+def _build(puller: Puller, item: _Item, result: BatchResult) -> bool:
+    """Create and fill the temp file; False if the item went to ``result`` instead."""
+    if item.failure:
+        raise ItemSkipped(f"could not fetch all blocks: {item.failure}")
+    item.handle = puller.open_temp(temp_name(item.fi.name))
+    for block, data in item.data:
+        if not write_if_valid(item.handle, block, data):
+            item.close()
+            result.retry.append(item.fi)  # pull_item tries the other sources
+            return False
+    fetched = len(item.missing)
+    puller.count_blocks(
+        local=len(item.data) - fetched, network=fetched, network_bytes=item.fetched_bytes
+    )
+    puller.seal(item.fi, item.handle)
+    return True
+
+
+def _fsync_all(handles: list[WriteHandle]) -> list[OSError | None]:
+    """fsync every handle, several at once (the disk groups them into fewer journal
+    commits); the error of each, None where it worked."""
+
+    def one(handle: WriteHandle) -> OSError | None:
+        try:
+            handle.fsync()
+        except OSError as exc:
+            return exc
+        return None
+
+    if len(handles) <= 1:
+        return [one(h) for h in handles]
+    with ThreadPoolExecutor(min(FSYNC_THREADS, len(handles)), "p2psync-fsync") as pool:
+        return list(pool.map(one, handles))
+
+
+def _close_all(items: list[_Item]) -> None:
+    for item in items:
+        try:
+            item.close()
+        except OSError:
+            pass
