@@ -2,7 +2,7 @@
 
 Run as ``python -m bench.inproc {scan|rescan} ROOT DB``; prints one JSON line. It does
 what the folder runner does for a full scan (hash on two threads, store each batch with
-``update_local``) without the daemon around it, so the figure is the scanner + index
+``update_local`` while the next one is scanned) without the daemon around it, so the figure is the scanner + index
 alone. ``rescan`` scans once untimed, then times a second scan of the unchanged tree.
 """
 
@@ -13,6 +13,7 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from p2psync.fs.basic import BasicFS
@@ -38,14 +39,27 @@ class _View:
 
 
 def scan_into(store: IndexStore, root: Path, short_id: int) -> tuple[int, int]:
-    """One full scan stored in ``store``; returns (entries stored, bytes hashed)."""
+    """One full scan stored in ``store``; returns (entries stored, bytes hashed). Like the
+    folder runner, a batch is stored while the scanner works on the next one."""
     stored = 0
     hashed = 0
-    for batch in scan(
-        BasicFS(root), _View(store), short_id=short_id, now=lambda: int(time.time()), hash_workers=2
-    ):
-        if batch.files:
-            done = store.update_local(FOLDER, batch.files)
+    pending: Future[list[FileInfo]] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="store") as storer:
+        for batch in scan(
+            BasicFS(root),
+            _View(store),
+            short_id=short_id,
+            now=lambda: int(time.time()),
+            hash_workers=2,
+        ):
+            if batch.files:
+                if pending is not None:
+                    done = pending.result()
+                    stored += len(done)
+                    hashed += sum(f.size for f in done)
+                pending = storer.submit(store.update_local, FOLDER, batch.files)
+        if pending is not None:
+            done = pending.result()
             stored += len(done)
             hashed += sum(f.size for f in done)
     return stored, hashed

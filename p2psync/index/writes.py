@@ -67,6 +67,14 @@ def need_level(global_: FileInfo, local: FileInfo | None) -> int | None:
     return NEED_DIRECTORY if global_.type == FileType.DIRECTORY else NEED_FILE
 
 
+def _sole_holder_need(local: bool, ftype: int, deleted: bool, invalid: bool) -> int | None:
+    """``need_level`` when one device holds the name: the local device needs nothing it
+    holds itself; otherwise it needs a valid entry that is not a delete."""
+    if local or invalid or deleted:
+        return NEED_NONE
+    return NEED_DIRECTORY if ftype == FileType.DIRECTORY else NEED_FILE
+
+
 class Mutations:
     """The write operations, bound to the local device; keeps an id cache that the
     writer drops whenever a job is rolled back."""
@@ -244,6 +252,14 @@ class Mutations:
             ).fetchall()
             if not rows:
                 conn.execute("DELETE FROM globals WHERE folder = ? AND name = ?", (fid, key))
+                continue
+            if len(rows) == 1:  # the usual case: one holder is the global, nothing to rank
+                device, ftype, size, _mtime, deleted, invalid, version = rows[0]
+                conn.execute(
+                    _UPSERT_GLOBAL,
+                    (fid, key, device, version, ftype, size, deleted, invalid,
+                     _sole_holder_need(device == local_did, ftype, deleted, invalid)),
+                )
                 continue
             candidates = [codec.row_to_rank_file(key, row) for row in rows]
             best = pick_global(candidates)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -113,10 +114,10 @@ class PeerConnection:
                 return
             chunks, self._outbox = self._outbox, []
             upto = self._queued
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            await self.stream.send_all(data)
+            for data in _coalesced(chunks):
+                await self.stream.send_all(data)
+                self.stats.bytes_out += len(data)
             self._sent = upto
-            self.stats.bytes_out += len(data)
             self.stats.messages_out += len(chunks)
             self._last_send = trio.current_time()
 
@@ -292,6 +293,29 @@ class PeerConnection:
                     await self.send(Ping())
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+
+
+COALESCE_MAX = 64 * 1024  # small messages are joined up to this size; big ones go alone
+
+
+def _coalesced(chunks: list[bytes]) -> Iterator[bytes]:
+    """The chunks as few writes: runs of small ones joined (a copy, so only small ones)."""
+    run: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if len(chunk) >= COALESCE_MAX:
+            if run:
+                yield run[0] if len(run) == 1 else b"".join(run)
+                run, size = [], 0
+            yield chunk
+            continue
+        run.append(chunk)
+        size += len(chunk)
+        if size >= COALESCE_MAX:
+            yield b"".join(run)
+            run, size = [], 0
+    if run:
+        yield run[0] if len(run) == 1 else b"".join(run)
 
 
 class _Pending:

@@ -116,7 +116,10 @@ _FILE, _REFRESH, _PROBLEM = range(3)
 _Outcome = tuple[int, FileInfo | ScanProblem]
 _HashJob = tuple[DiskItem, FileInfo | None, vector.Vector]
 # Small files are hashed in groups, one thread-pool task per group: for them the
-# per-task overhead would cost more than the hashing itself.
+# per-task overhead would cost more than the hashing itself. The groups go to a pool of
+# their own with one thread: hashing a few KiB is mostly Python and syscalls, and a second
+# thread contending for the GIL made a tree of small files slower, not faster. Large files
+# (where hashlib releases the GIL) use all ``hash_workers``.
 _SMALL_FILE = 256 * 1024
 _GROUP_FILES = 64
 _GROUP_BYTES = 4 << 20
@@ -154,11 +157,13 @@ class _Scan:
         self._max_pending = 4 * hash_workers + 16
         self._batch = ScanBatch()
         self._pool: ThreadPoolExecutor | None = None
+        self._small_pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ driver
 
     def run(self, roots: list[str]) -> Iterator[ScanBatch]:
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="p2psync-hash")
+        self._small_pool = ThreadPoolExecutor(1, thread_name_prefix="p2psync-hash-small")
         try:
             for root in roots:
                 yield from self._join(root)
@@ -169,6 +174,7 @@ class _Scan:
                 yield self._batch
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._small_pool.shutdown(wait=True, cancel_futures=True)
 
     def _join(self, root: str) -> Iterator[ScanBatch]:
         """Merge the sorted disk walk with the sorted index entries under ``root``."""
@@ -376,12 +382,14 @@ class _Scan:
     def _flush_group(self) -> None:
         if self._group:
             assert self._pool is not None
-            self._out.append(self._pool.submit(self._hash_jobs, self._group))
+            assert self._small_pool is not None
+            self._out.append(self._small_pool.submit(self._hash_jobs, self._group))
             self._group = []
             self._group_bytes = 0
 
     def _hash_jobs(self, jobs: list[_HashJob]) -> list[_Outcome]:
-        return [self._hash(*job) for job in jobs]
+        with self._fs.cached_dirs():  # a group's files mostly share their directories
+            return [self._hash(*job) for job in jobs]
 
     def _hash(self, item: DiskItem, old: FileInfo | None, version: vector.Vector) -> _Outcome:
         """Worker thread: hash one file and build its FileInfo (or a problem)."""

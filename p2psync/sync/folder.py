@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -26,6 +26,7 @@ from ..index.store import IndexStore
 from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo, FileType
 from ..scanner.ignore import Ignore, IgnoreError
+from ..scanner.scan import ScanBatch
 from .notify import SequenceWatch, Wakeup
 from .overrides import FLAG_RECEIVE_ONLY, override_local, revert_local
 from .plan import equivalent, mass_delete_exceeded
@@ -387,41 +388,42 @@ class FolderRunner:
         has_peers = any(d != self.local.raw for d in devices)
         tombstones: list[FileInfo] = []
         held: list[FileInfo] = []
+        # The scanner walks and hashes the next batch while this one is stored.
+        send, receive = trio.open_memory_channel[ScanBatch](1)
         try:
-            while True:
-                batch = await trio.to_thread.run_sync(next, batches, None)
-                if batch is None:
-                    break
-                problems.extend(batch.problems)
-                files = list(batch.files)
-                if files and has_peers:
-                    files = await self._db(self._adopt_equivalent_globals, files)
-                if self.config.ignore_permissions:
-                    files = [f.with_(no_permissions=True) for f in files]
-                if batch.refreshed:
-                    # Same version and content; only local bookkeeping (inode) changed.
-                    await self._db(self.index.update_local, self.id, list(batch.refreshed))
-                if receive_only:
-                    files = [
-                        f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True)
-                        for f in files
-                    ]
-                # Deletions are stored (and so announced) after everything else the scan
-                # found, so a peer sees the new names of a rename before the old ones go
-                # and can apply it as a local rename instead of fetching data.
-                tombstones.extend(f for f in files if f.deleted)
-                files = [f for f in files if not f.deleted]
-                if len(tombstones) >= HELD_TOMBSTONES_MAX:
-                    files.extend(tombstones)
-                    tombstones = []
-                if not full:
-                    # A targeted (watcher) scan is small: announce it as one change, so a
-                    # directory rename reaches peers as adds and deletes together.
-                    held.extend(files)
-                    if len(held) < HELD_TOMBSTONES_MAX:
-                        continue
-                    files, held = held, []
-                changed += await self._store_scanned(files)
+            async with trio.open_nursery() as nursery, receive:
+                nursery.start_soon(_produce_batches, batches, send)
+                async for batch in receive:
+                    problems.extend(batch.problems)
+                    files = list(batch.files)
+                    if files and has_peers:
+                        files = await self._db(self._adopt_equivalent_globals, files)
+                    if self.config.ignore_permissions:
+                        files = [f.with_(no_permissions=True) for f in files]
+                    if batch.refreshed:
+                        # Same version and content; only local bookkeeping (inode) changed.
+                        await self._db(self.index.update_local, self.id, list(batch.refreshed))
+                    if receive_only:
+                        files = [
+                            f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True)
+                            for f in files
+                        ]
+                    # Deletions are stored (and so announced) after everything else the scan
+                    # found, so a peer sees the new names of a rename before the old ones go
+                    # and can apply it as a local rename instead of fetching data.
+                    tombstones.extend(f for f in files if f.deleted)
+                    files = [f for f in files if not f.deleted]
+                    if len(tombstones) >= HELD_TOMBSTONES_MAX:
+                        files.extend(tombstones)
+                        tombstones = []
+                    if not full:
+                        # A targeted (watcher) scan is small: announce it as one change, so a
+                        # directory rename reaches peers as adds and deletes together.
+                        held.extend(files)
+                        if len(held) < HELD_TOMBSTONES_MAX:
+                            continue
+                        files, held = held, []
+                    changed += await self._store_scanned(files)
             changed += await self._store_scanned(held + tombstones)
         finally:
             await trio.to_thread.run_sync(_close_generator, batches)
@@ -688,6 +690,15 @@ def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
                 except (OSError, FilesystemError):
                     pass
     return removed
+
+
+async def _produce_batches(
+    batches: Iterator[ScanBatch], send: trio.MemorySendChannel[ScanBatch]
+) -> None:
+    """Advance the scan generator in a worker thread, one batch ahead of the consumer."""
+    async with send:
+        while (batch := await trio.to_thread.run_sync(next, batches, None)) is not None:
+            await send.send(batch)
 
 
 def _take(gen, n: int) -> list:

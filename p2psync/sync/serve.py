@@ -28,7 +28,7 @@ log = logging.getLogger("p2psync.sync.serve")
 CACHE_ENTRIES = 256
 SERVE_WORKERS = 4  # batches read at once (disk and hashing overlap across threads)
 BATCH_REQUESTS = 64
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024
 
 Result = tuple[ErrorCode, bytes]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from index_helpers import DEV_A, DEV_B, LOCAL, make_deleted, make_dir, make_file
 
 from p2psync.index import Counts, IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo
+from p2psync.protocol.model import FileInfo, FileType
 from p2psync.protocol.ordering import pick_global, wins_over
 from p2psync.protocol.vector import Ordering, compare
 
@@ -233,3 +234,19 @@ def test_random_operations_match_a_model(store: IndexStore) -> None:
                        and model[d][name].version == want.version
                        and not model[d][name].invalid]
             assert store.devices_with_global("f", name) == sorted(sources)
+
+
+@pytest.mark.parametrize("local", [True, False])
+@pytest.mark.parametrize("ftype", [FileType.FILE, FileType.DIRECTORY, FileType.SYMLINK])
+@pytest.mark.parametrize("deleted", [True, False])
+@pytest.mark.parametrize("invalid", [True, False])
+def test_sole_holder_shortcut_agrees_with_need_level(
+    local: bool, ftype: FileType, deleted: bool, invalid: bool
+) -> None:
+    from p2psync.index.writes import _sole_holder_need, need_level
+
+    entry = FileInfo(
+        name="x", type=ftype, deleted=deleted, invalid=invalid, version=vector.make([(7, 3)])
+    )
+    expected = need_level(entry, entry if local else None)
+    assert _sole_holder_need(local, int(ftype), deleted, invalid) == expected

@@ -1,0 +1,77 @@
+"""PeerConnection.send: messages queued while a write is in progress go out together, in
+the order they were sent, and each caller returns once its own message is written."""
+
+from __future__ import annotations
+
+import hashlib
+
+import trio
+
+from p2psync.identity import DeviceID
+from p2psync.net.peer import PeerConnection
+from p2psync.protocol.connection import NEED_DATA, Connection
+from p2psync.protocol.messages import ClusterConfig, Hello, Request
+
+
+def hello(name: str) -> Hello:
+    return Hello(device_name=name, client_name="p2psync", client_version="0.1.0", timestamp=1)
+
+
+class SlowStream(trio.abc.Stream):
+    """Records every send_all; each write takes a scheduling round, as a real socket might."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        self.writes.append(bytes(data))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.sleep_forever()
+        return b""
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def connected_pair() -> tuple[Connection, Connection]:
+    ours, theirs = Connection(hello("ours")), Connection(hello("theirs"))
+    theirs.receive_data(ours.start())
+    ours.receive_data(theirs.start())
+    for conn in (ours, theirs):
+        while conn.next_event() is not NEED_DATA:
+            pass
+    return ours, theirs
+
+
+async def test_concurrent_sends_are_coalesced_and_keep_their_order() -> None:
+    ours, theirs = connected_pair()
+    stream = SlowStream()
+    peer = PeerConnection(stream, ours, DeviceID(bytes(32)), "memory")
+    await peer.send(ClusterConfig())
+    returned: list[int] = []
+    called: list[int] = []
+
+    async def send_request(i: int) -> None:
+        called.append(i)  # send() encodes before its first checkpoint
+        await peer.send(Request(i, "default", f"f{i}", 0, 10, hashlib.sha256(b"%d" % i).digest()))
+        returned.append(i)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(1, 51):
+            nursery.start_soon(send_request, i)
+
+    assert sorted(returned) == list(range(1, 51))
+    assert len(stream.writes) < 20, "queued messages must share writes"
+    assert peer.stats.messages_out == 51
+    assert peer.stats.bytes_out == sum(len(w) for w in stream.writes)
+    theirs.receive_data(b"".join(stream.writes))
+    events = []
+    while (event := theirs.next_event()) is not NEED_DATA:
+        events.append(event)
+    assert isinstance(events[0], ClusterConfig)
+    assert [e.id for e in events[1:]] == called  # the order of the calls is the wire order

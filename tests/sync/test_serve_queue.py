@@ -1,0 +1,131 @@
+"""ServeQueue: block requests that arrive together are read in one worker-thread job,
+each still checked on its own, and nobody waits forever when the folder stops."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from p2psync.fs import BasicFS, write_all
+from p2psync.index import IndexStore
+from p2psync.protocol import vector
+from p2psync.protocol.messages import ErrorCode, Request
+from p2psync.protocol.model import FileInfo, block_size_for
+from p2psync.scanner.blocks import hash_bytes
+from p2psync.scanner.ignore import Ignore
+from p2psync.sync import serve
+from p2psync.sync.serve import BlockServer, ServeQueue
+
+LOCAL = bytes(range(32))
+FOLDER = "default"
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[IndexStore]:
+    store = IndexStore.open(tmp_path / "index.db", LOCAL)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, index: IndexStore) -> BlockServer:
+    root = tmp_path / "folder"
+    root.mkdir()
+    fs = BasicFS(root)
+    for d in range(4):
+        fs.mkdir(f"d{d}")
+    for i in range(40):
+        data = f"content of file {i}\n".encode() * (i + 1)
+        write_all(fs, f"d{i % 4}/f{i}.txt", data)
+        st = fs.lstat(f"d{i % 4}/f{i}.txt")
+        size = block_size_for(len(data))
+        index.update_local(FOLDER, [FileInfo(
+            name=f"d{i % 4}/f{i}.txt", size=len(data), permissions=st.permissions,
+            modified_ns=st.mtime_ns, version=vector.make([(1, 1)]), block_size=size,
+            blocks=hash_bytes(data, size), inode=st.inode)])
+    return BlockServer(FOLDER, fs, index, Ignore)
+
+
+def request(i: int, *, name: str | None = None, bad_hash: bool = False) -> Request:
+    data = f"content of file {i}\n".encode() * (i + 1)
+    digest = hashlib.sha256(b"other" if bad_hash else data).digest()
+    return Request(i, FOLDER, name or f"d{i % 4}/f{i}.txt", 0, len(data), digest)
+
+
+async def test_many_requests_share_few_thread_jobs(server: BlockServer) -> None:
+    jobs: list[int] = []
+    read_blocks = server.read_blocks
+
+    def counted(requests):  # type: ignore[no-untyped-def]
+        jobs.append(len(requests))
+        return read_blocks(requests)
+
+    server.read_blocks = counted  # type: ignore[method-assign]
+    queue = ServeQueue(server, trio.CapacityLimiter(4))
+    results: dict[int, tuple[ErrorCode, bytes]] = {}
+
+    async def ask(req: Request) -> None:
+        results[req.id] = await queue.read(req)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(queue.run)
+        async with trio.open_nursery() as askers:
+            for i in range(40):
+                askers.start_soon(ask, request(i))
+            askers.start_soon(ask, request(100, name="missing.txt"))
+            askers.start_soon(ask, request(101, name="d1/f1.txt", bad_hash=True))
+        nursery.cancel_scope.cancel()
+
+    for i in range(40):
+        assert results[i] == (ErrorCode.NO_ERROR, f"content of file {i}\n".encode() * (i + 1))
+    assert results[100][0] == ErrorCode.NO_SUCH_FILE
+    assert results[101][0] == ErrorCode.INVALID_FILE
+    assert sum(jobs) == 42 and len(jobs) < 42 // 4
+
+
+async def test_without_a_running_queue_a_request_is_read_directly(server: BlockServer) -> None:
+    queue = ServeQueue(server, trio.CapacityLimiter(1))
+    assert await queue.read(request(3)) == (
+        ErrorCode.NO_ERROR, b"content of file 3\n" * 4
+    )
+
+
+async def test_requests_left_when_the_folder_stops_get_an_error_not_a_hang(
+    server: BlockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serve, "SERVE_WORKERS", 1)
+    release = threading.Event()
+    entered = threading.Event()
+    read_blocks = server.read_blocks
+
+    def slow(requests):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(10)
+        return read_blocks(requests)
+
+    server.read_blocks = slow  # type: ignore[method-assign]
+    queue = ServeQueue(server, trio.CapacityLimiter(1))
+    results: dict[int, ErrorCode] = {}
+
+    async def ask(req: Request) -> None:
+        results[req.id] = (await queue.read(req))[0]
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as askers:
+            async with trio.open_nursery() as folder:
+                await folder.start(queue.run)
+                askers.start_soon(ask, request(1))
+                await trio.to_thread.run_sync(entered.wait)  # the worker is busy with #1
+                askers.start_soon(ask, request(2))  # queued behind it
+                await trio.testing.wait_all_tasks_blocked()
+                folder.cancel_scope.cancel()
+                release.set()
+    assert results == {1: ErrorCode.NO_ERROR, 2: ErrorCode.GENERIC}
