@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out, meta, results, rows)
     _log(f"results in {out}")
     if not args.no_doc:
-        update_doc(args.doc, table)
+        update_doc(args.doc, table, args.preset)
         _log(f"table written to {args.doc}")
     return 1 if args.strict and any(not r.ok for r in results) else 0
 

@@ -11,8 +11,16 @@ from typing import Any
 
 from .workloads import TITLES, RunResult, Sizes, describe
 
-BEGIN = "<!-- bench:begin -->"
+BEGIN = "<!-- bench:begin -->"  # the quick preset's table (also other presets' default)
 END = "<!-- bench:end -->"
+
+
+def markers(preset: str) -> tuple[str, str]:
+    """Where a preset's table lives in the doc: quick (and tiny) share the default
+    markers; the full preset has its own, so both tables are kept."""
+    if preset == "full":
+        return "<!-- bench:full:begin -->", "<!-- bench:full:end -->"
+    return BEGIN, END
 MiB = 1 << 20
 
 
@@ -166,13 +174,14 @@ def write_json(
     )
 
 
-def update_doc(doc: Path, table: str) -> None:
-    """Replace the text between the markers (or append a marked section)."""
-    block = f"{BEGIN}\n{table}{END}"
+def update_doc(doc: Path, table: str, preset: str = "quick") -> None:
+    """Replace the text between the preset's markers (or append a marked section)."""
+    begin, end = markers(preset)
+    block = f"{begin}\n{table}{end}"
     text = doc.read_text() if doc.exists() else "# Performance\n\n"
-    if BEGIN in text and END in text:
+    if begin in text and end in text:
         text = re.sub(
-            re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, count=1, flags=re.S
+            re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, count=1, flags=re.S
         )
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
