@@ -34,6 +34,14 @@ ON CONFLICT (folder, device, name) DO UPDATE SET
 RETURNING id
 """
 
+# A name this device has never had: one statement, and no old blocks to forget.
+_INSERT_NEW_FILE = f"""
+INSERT INTO files (folder, device, {codec.FILE_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (folder, device, name) DO NOTHING
+RETURNING id
+"""
+
 _UPSERT_GLOBAL = """
 INSERT INTO globals (folder, name, device, version, type, size, deleted, invalid, need)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -133,17 +141,24 @@ class Mutations:
         assert fid is not None and did is not None
         sequence = _max_sequence(conn, fid, did)
         stored = []
+        block_rows: list[tuple[bytes, int, int, int]] = []
         for fi in files:
             sequence += 1
             fi = fi.with_(sequence=sequence)
-            file_id = conn.execute(_UPSERT_FILE, (fid, did, *codec.file_params(fi))).fetchone()[0]
-            conn.execute("DELETE FROM blockmap WHERE file = ?", (file_id,))
+            params = (fid, did, *codec.file_params(fi))
+            row = conn.execute(_INSERT_NEW_FILE, params).fetchone()
+            if row is None:  # known name: update it, and forget its old blocks
+                file_id = conn.execute(_UPSERT_FILE, params).fetchone()[0]
+                conn.execute("DELETE FROM blockmap WHERE file = ?", (file_id,))
+            else:
+                file_id = row[0]
             if fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO blockmap (hash, file, offset, size) VALUES (?, ?, ?, ?)",
-                    ((b.hash, file_id, b.offset, b.size) for b in fi.blocks),
-                )
+                block_rows.extend((b.hash, file_id, b.offset, b.size) for b in fi.blocks)
             stored.append(fi)
+        conn.executemany(
+            "INSERT OR IGNORE INTO blockmap (hash, file, offset, size) VALUES (?, ?, ?, ?)",
+            block_rows,
+        )
         _set_max_sequence(conn, fid, did, sequence)
         self._recompute(conn, fid, {codec.name_key(fi.name) for fi in stored})
         return stored

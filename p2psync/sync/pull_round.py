@@ -6,7 +6,7 @@ of work in flight so that the network, the disk and the CPU overlap across pages
 
 - renames first, one thread hop per page (``Puller.rename_many``): a needed new file
   whose content is a needed deletion becomes a local rename;
-- small files (one block) in batches of ``SMALL_FILES_PER_BATCH``
+- small files (up to 1 MiB) in batches of up to ``SMALL_FILES_PER_BATCH`` files and 8 MiB
   (``small_files.pull_small_files``), ``BATCHES_IN_FLIGHT`` at a time;
 - every other file on its own, ``FILES_IN_PARALLEL`` at a time.
 
@@ -25,7 +25,7 @@ import trio
 
 from ..protocol.model import FileInfo
 from .puller import DISK_FULL, ItemSkipped, Puller
-from .small_files import is_small_file, pull_small_files
+from .small_files import batches, is_small_file, pull_small_files
 
 log = logging.getLogger("p2psync.sync.pull")
 
@@ -79,9 +79,9 @@ class PullRound:
     async def _submit(self, work: trio.Nursery, files: list[FileInfo]) -> None:
         files = await self._rename_batch(files)
         small = [fi for fi in files if is_small_file(fi)]
-        for i in range(0, len(small), SMALL_FILES_PER_BATCH):
+        for batch in batches(small, SMALL_FILES_PER_BATCH):
             await self._batch_slots.acquire()
-            work.start_soon(self._batch, small[i : i + SMALL_FILES_PER_BATCH])
+            work.start_soon(self._batch, batch)
         for fi in files:
             if not is_small_file(fi):
                 await self._file_slots.acquire()

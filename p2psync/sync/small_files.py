@@ -1,7 +1,8 @@
 """Pulling small files in batches: the per-file cost is what limits a tree of small files.
 
-A file of one block (``is_small_file``) goes through the same steps as ``Puller.pull_item``
-— check, build, version, apply, record — but a batch of them shares each step:
+A file of at most ``SMALL_FILE_MAX`` (``is_small_file``) goes through the same steps as
+``Puller.pull_item`` — check, build, version, apply, record — but a batch of them shares
+each step:
 
 1. *check* (one thread hop, reads only): index entry, the never-clobber ``lstat``, the
    parent directory, and the block from this device if it is here already;
@@ -20,14 +21,15 @@ file only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import trio
 
-from ..errors import UnsafePathError
+from ..errors import FilesystemError, UnsafePathError
 from ..fs.base import FileStat, WriteHandle
 from ..fs.internal import is_internal, temp_name
 from ..protocol.model import BlockInfo, FileInfo, FileType
@@ -44,14 +46,30 @@ from .puller import (
 
 log = logging.getLogger("p2psync.sync.small_files")
 
-SMALL_FILE_MAX = 128 * 1024  # one block at the smallest block size
+SMALL_FILE_MAX = 1024 * 1024  # eight blocks at the smallest block size
+BATCH_BYTES = 8 * 1024 * 1024  # a batch's data is held in memory until it is written
 REQUESTS_IN_FLIGHT = 64
 FSYNC_THREADS = 8
 
 
 def is_small_file(fi: FileInfo) -> bool:
-    """A file ``pull_small_files`` takes: a regular file of one block at most."""
-    return fi.is_file and not fi.deleted and fi.size <= SMALL_FILE_MAX and len(fi.blocks) <= 1
+    """A file ``pull_small_files`` takes: a regular file of at most ``SMALL_FILE_MAX``."""
+    return fi.is_file and not fi.deleted and fi.size <= SMALL_FILE_MAX
+
+
+def batches(files: Sequence[FileInfo], max_files: int) -> Iterator[list[FileInfo]]:
+    """``files`` (each ``is_small_file``) cut into batches of at most ``max_files`` files
+    and ``BATCH_BYTES`` bytes."""
+    batch: list[FileInfo] = []
+    size = 0
+    for fi in files:
+        if batch and (len(batch) >= max_files or size + fi.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(fi)
+        size += fi.size
+    if batch:
+        yield batch
 
 
 @dataclass
@@ -148,15 +166,34 @@ def _check(puller: Puller, fi: FileInfo) -> _Item | None:
     if cur is not None and not cur.deleted and cur.type == FileType.FILE:
         cur_blocks = {(b.offset, b.hash): b for b in cur.blocks}
     item = _Item(fi, cur)
+    partial = _partial_temp(puller, fi) if len(fi.blocks) > 1 else {}
     for block in fi.blocks:
         if block.size == 0:
             continue
-        data = puller.find_local(fi.name, block, cur_blocks)
+        data = partial.get(block.offset)
+        if data is None:
+            data = puller.find_local(fi.name, block, cur_blocks)
         if data is None:
             item.missing.append(block)
         else:
             item.data.append((block, data))
     return item
+
+
+def _partial_temp(puller: Puller, fi: FileInfo) -> dict[int, bytes]:
+    """Verified blocks of a temp file an interrupted pull left behind, by offset."""
+    found: dict[int, bytes] = {}
+    try:
+        with puller.fs.open_read(temp_name(fi.name)) as handle:
+            size = handle.stat().size
+            for block in fi.blocks:
+                if 0 < block.size and block.offset + block.size <= size:
+                    data = handle.read_at(block.offset, block.size)
+                    if hashlib.sha256(data).digest() == block.hash:
+                        found[block.offset] = data
+    except (OSError, FilesystemError):
+        return {}
+    return found
 
 
 # ---- steps 2 and 3: sources and fetch ---------------------------------------------------

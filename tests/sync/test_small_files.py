@@ -15,10 +15,16 @@ from p2psync.fs import BasicFS, FakeFS, write_all
 from p2psync.fs.base import FileSystem
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import BlockInfo, FileInfo, block_size_for
+from p2psync.protocol.model import FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.sync.puller import DISK_FULL, Puller
-from p2psync.sync.small_files import SMALL_FILE_MAX, is_small_file, pull_small_files
+from p2psync.sync.small_files import (
+    BATCH_BYTES,
+    SMALL_FILE_MAX,
+    batches,
+    is_small_file,
+    pull_small_files,
+)
 from p2psync.sync.versioner import NoVersioning
 
 LOCAL = bytes(range(32))
@@ -227,12 +233,33 @@ async def test_hostile_names_are_refused_per_file(fs: BasicFS, index: IndexStore
     assert not (Path(fs.root).parent / "escape.txt").exists()
 
 
-def test_only_one_block_files_count_as_small() -> None:
+def test_files_up_to_one_mib_count_as_small() -> None:
     assert is_small_file(remote_file("a", b"x" * 1000))
-    big = remote_file("b", b"x" * (SMALL_FILE_MAX + 1))
-    assert not is_small_file(big)
-    two_blocks = remote_file("c", b"ab").with_(
-        blocks=(BlockInfo(0, 1, b"\0" * 32), BlockInfo(1, 1, b"\1" * 32))
-    )
-    assert not is_small_file(two_blocks)
+    assert is_small_file(remote_file("m", b"x" * SMALL_FILE_MAX))
+    assert not is_small_file(remote_file("b", b"x" * (SMALL_FILE_MAX + 1)))
     assert not is_small_file(remote_file("d", b"x").with_(deleted=True))
+    assert not is_small_file(remote_file("e", b"").with_(type=FileType.DIRECTORY))
+
+
+def test_batches_respect_the_file_count_and_the_byte_bound() -> None:
+    files = [remote_file(f"f{i}", b"").with_(size=3 * 1024 * 1024) for i in range(5)]
+    files += [remote_file(f"s{i}", b"x") for i in range(10)]
+    cut = list(batches(files, max_files=4))
+    assert [len(b) for b in cut] == [2, 2, 4, 4, 3]
+    assert all(sum(f.size for f in b) <= BATCH_BYTES for b in cut)
+    assert [f.name for b in cut for f in b] == [f.name for f in files]
+
+
+async def test_a_batch_of_multi_block_files(fs: BasicFS, index: IndexStore) -> None:
+    files = {f"m{i}.bin": os.urandom(300_000 + i) for i in range(3)}
+    blocks = {}
+    for data in files.values():
+        for b in hash_bytes(data, block_size_for(len(data))):
+            blocks[b.hash] = data[b.offset : b.offset + b.size]
+    source = Source(blocks)
+    puller = make_puller(fs, index, source)
+    result = await pull_small_files(puller, [remote_file(n, d) for n, d in files.items()])
+    assert len(result.done) == 3
+    assert all((Path(fs.root) / n).read_bytes() == d for n, d in files.items())
+    assert puller.stats.blocks_network == sum(len(hash_bytes(d, block_size_for(len(d))))
+                                              for d in files.values())
