@@ -1,7 +1,7 @@
 """Scanner benchmark (issue 3): ``python -m bench.scan_bench [--quick]``.
 
 The scanner and index alone, in a child process each (``--child``: ``scanner.scan.scan``
-over ``BasicFS`` into a fresh SQLite ``IndexStore`` through ``sync.folder.IndexView``,
+over ``BasicFS`` into a fresh SQLite ``IndexStore`` through ``sync.scan_round.IndexView``,
 two hash threads, every batch stored with ``update_local`` — what the folder runner does
 for a full scan, without the daemon). Workloads, on real files in a temp directory
 (page cache warm: each tree is scanned right after it is written):
@@ -86,7 +86,7 @@ def scan_once(store: Any, root: Path, short_id: int) -> tuple[int, int]:
     """One full scan of ``root`` stored in ``store``; (entries stored, bytes hashed)."""
     from p2psync.fs.basic import BasicFS
     from p2psync.scanner.scan import scan
-    from p2psync.sync.folder import IndexView
+    from p2psync.sync.scan_round import IndexView
 
     stored = hashed = 0
     batches = scan(

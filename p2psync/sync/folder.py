@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -26,12 +26,12 @@ from ..index.store import IndexStore
 from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo, FileType
 from ..scanner.ignore import Ignore, IgnoreError
-from ..scanner.scan import ScanBatch
 from .notify import SequenceWatch, Wakeup
-from .overrides import FLAG_RECEIVE_ONLY, override_local, revert_local
-from .plan import equivalent, mass_delete_exceeded
+from .overrides import override_local, revert_local
+from .plan import mass_delete_exceeded
 from .pull_round import PullRound
 from .puller import DISK_FULL, BlockSource, ItemSkipped, Puller
+from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
 from .versioner import NoVersioning, Versioner
 
@@ -44,7 +44,6 @@ VERSION_CLEAN_INTERVAL = 3600.0
 WAKE_COALESCE = 0.01
 RENAME_SOURCES_MAX = 200_000
 TEMP_MAX_AGE_NS = 24 * 3600 * 10**9  # like Syncthing: a day-old partial file is garbage
-HELD_TOMBSTONES_MAX = 50_000
 PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
 PULL_DEBOUNCE_MAX = 2.0
 
@@ -57,20 +56,6 @@ class FolderStatus:
     last_scan: float = 0.0
     scan_problems: list[tuple[str, str]] = field(default_factory=list)
     conflicts: int = 0
-
-
-class IndexView:
-    """The scanner's LocalIndexView over the index store, for one folder."""
-
-    def __init__(self, index: IndexStore, folder: str) -> None:
-        self.index = index
-        self.folder = folder
-
-    def get_local(self, name: str) -> FileInfo | None:
-        return self.index.get_local(self.folder, name)
-
-    def iter_local(self, prefix: str = ""):
-        return self.index.iter_local(self.folder, prefix)
 
 
 class FolderRunner:
@@ -360,110 +345,40 @@ class FolderRunner:
 
     # ---- scanning ------------------------------------------------------------------
     async def _scan(self) -> None:
-        from ..scanner.scan import scan
-
         full = self._scan_full
         self._temps_to_clean = self._temps_to_clean or full
         paths = None if full else sorted(self._scan_paths)
         self._scan_full = False
         self._scan_paths = set()
         self._set_state("scanning")
-        started = time.monotonic()
-        view = IndexView(self.index, self.id)
-        short = self.local.short_id
-        receive_only = self.config.type == "receiveonly"
-        batches = scan(
-            self.fs,
-            view,
-            short_id=short,
-            now=lambda: int(time.time()),
+        result = await ScanRound(
+            folder_id=self.id,
+            config=self.config,
+            fs=self.fs,
+            index=self.index,
+            local=self.local,
             ignore=self.ignore,
-            subpaths=paths,
             hash_workers=self.hash_workers,
-            ignore_permissions=self.config.ignore_permissions,
-        )
-        problems: list[tuple[str, str]] = []
-        changed = 0
-        devices = await self._db(self.index.devices, self.id)
-        has_peers = any(d != self.local.raw for d in devices)
-        tombstones: list[FileInfo] = []
-        held: list[FileInfo] = []
-        # The scanner walks and hashes the next batch while this one is stored.
-        send, receive = trio.open_memory_channel[ScanBatch](1)
-        try:
-            async with trio.open_nursery() as nursery, receive:
-                nursery.start_soon(_produce_batches, batches, send)
-                async for batch in receive:
-                    problems.extend(batch.problems)
-                    files = list(batch.files)
-                    if files and has_peers:
-                        files = await self._db(self._adopt_equivalent_globals, files)
-                    if self.config.ignore_permissions:
-                        files = [f.with_(no_permissions=True) for f in files]
-                    if batch.refreshed:
-                        # Same version and content; only local bookkeeping (inode) changed.
-                        await self._db(self.index.update_local, self.id, list(batch.refreshed))
-                    if receive_only:
-                        files = [
-                            f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True)
-                            for f in files
-                        ]
-                    # Deletions are stored (and so announced) after everything else the scan
-                    # found, so a peer sees the new names of a rename before the old ones go
-                    # and can apply it as a local rename instead of fetching data.
-                    tombstones.extend(f for f in files if f.deleted)
-                    files = [f for f in files if not f.deleted]
-                    if len(tombstones) >= HELD_TOMBSTONES_MAX:
-                        files.extend(tombstones)
-                        tombstones = []
-                    if not full:
-                        # A targeted (watcher) scan is small: announce it as one change, so a
-                        # directory rename reaches peers as adds and deletes together.
-                        held.extend(files)
-                        if len(held) < HELD_TOMBSTONES_MAX:
-                            continue
-                        files, held = held, []
-                    changed += await self._store_scanned(files)
-            changed += await self._store_scanned(held + tombstones)
-        finally:
-            await trio.to_thread.run_sync(_close_generator, batches)
+            db=self._db,
+            on_stored=self._scanned_stored,
+        ).run(paths)
         self.status.last_scan = time.time()
-        self.status.scan_problems = problems[:1000]
-        for name, reason in problems[:20]:
+        self.status.scan_problems = result.problems[:1000]
+        for name, reason in result.problems[:20]:
             log.warning("%s: cannot sync %r: %s", self.id, name, reason)
         self.events.emit(
-            "LocalIndexUpdated" if changed else "ScanCompleted",
+            "LocalIndexUpdated" if result.changed else "ScanCompleted",
             folder=self.id,
-            changed=changed,
+            changed=result.changed,
             full=full,
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(result.seconds, 3),
         )
-        if changed:
+        if result.changed:
             self._pull_wanted = True
 
-    async def _store_scanned(self, files: list[FileInfo]) -> int:
-        if not files:
-            return 0
-        stored = await self._db(self.index.update_local, self.id, files)
-        if stored:
-            self.server.clear_cache()
-            self.local_sequence.set(max(f.sequence for f in stored))
-        return len(stored)
-
-    def _adopt_equivalent_globals(self, files: list[FileInfo]) -> list[FileInfo]:
-        """A new local entry identical to the global one (a directory the puller created
-        as a parent, a file that already had the right content, an index rebuilt from
-        disk) takes the global version instead of a new one: a fresh version would be
-        concurrent with the cluster's and could win against a later delete or edit."""
-        out = []
-        ignore_perms = self.config.ignore_permissions
-        for fi in files:
-            if not fi.deleted and not fi.invalid:
-                g = self.index.get_global(self.id, fi.name)
-                if g is not None and equivalent(fi, g, ignore_perms) and g.version != fi.version:
-                    fi = fi.with_(version=g.version, modified_by=g.modified_by)
-            out.append(fi)
-        return out
+    def _scanned_stored(self, stored: list[FileInfo]) -> None:
+        self.server.clear_cache()
+        self.local_sequence.set(max(f.sequence for f in stored))
 
     async def _clean_stale_temps(self) -> None:
         """Remove puller temp files once nothing is needed: an interrupted pull's partial
@@ -690,15 +605,6 @@ def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
                 except (OSError, FilesystemError):
                     pass
     return removed
-
-
-async def _produce_batches(
-    batches: Iterator[ScanBatch], send: trio.MemorySendChannel[ScanBatch]
-) -> None:
-    """Advance the scan generator in a worker thread, one batch ahead of the consumer."""
-    async with send:
-        while (batch := await trio.to_thread.run_sync(next, batches, None)) is not None:
-            await send.send(batch)
 
 
 def _take(gen, n: int) -> list:

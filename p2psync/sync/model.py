@@ -37,7 +37,8 @@ from ..protocol.messages import (
     Response,
 )
 from ..protocol.model import FileInfo
-from .folder import FLAG_RECEIVE_ONLY, FolderRunner
+from .folder import FolderRunner
+from .overrides import FLAG_RECEIVE_ONLY
 from .puller import BlockSource
 
 log = logging.getLogger("p2psync.sync.model")

@@ -1,0 +1,172 @@
+"""One scan of a folder: walk and hash (the scanner) into the index, batch by batch.
+
+The scanner walks and hashes the next batch in a worker thread while this one is stored.
+What is stored, and when, matters to peers:
+
+- a new local entry identical to the global one (a directory the puller created as a
+  parent, a file that already had the right content, an index rebuilt from disk) takes the
+  global version instead of a new one, which would be concurrent with the cluster's;
+- deletions are stored after everything else the scan found, so a peer sees the new names
+  of a rename before the old ones go and can apply it as a local rename;
+- a targeted (watcher) scan is stored as one change, so a directory rename reaches peers
+  as its adds and deletes together.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ..config import FolderConfig
+from ..fs.base import FileSystem
+from ..identity import DeviceID
+from ..index.store import IndexStore
+from ..protocol.model import FileInfo
+from ..scanner.ignore import Ignore
+from ..scanner.scan import ScanBatch, scan
+from .overrides import FLAG_RECEIVE_ONLY
+from .plan import equivalent
+
+HELD_TOMBSTONES_MAX = 50_000
+
+
+@dataclass
+class ScanResult:
+    changed: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class IndexView:
+    """The scanner's LocalIndexView over the index store, for one folder."""
+
+    def __init__(self, index: IndexStore, folder: str) -> None:
+        self.index = index
+        self.folder = folder
+
+    def get_local(self, name: str) -> FileInfo | None:
+        return self.index.get_local(self.folder, name)
+
+    def iter_local(self, prefix: str = "") -> Iterator[FileInfo]:
+        return self.index.iter_local(self.folder, prefix)
+
+
+class ScanRound:
+    def __init__(
+        self,
+        *,
+        folder_id: str,
+        config: FolderConfig,
+        fs: FileSystem,
+        index: IndexStore,
+        local: DeviceID,
+        ignore: Ignore,
+        hash_workers: int,
+        db: Callable[..., Awaitable[Any]],
+        on_stored: Callable[[list[FileInfo]], None],
+    ) -> None:
+        self.id = folder_id
+        self.config = config
+        self.fs = fs
+        self.index = index
+        self.local = local
+        self.ignore = ignore
+        self.hash_workers = hash_workers
+        self._db = db
+        self._on_stored = on_stored
+
+    async def run(self, paths: list[str] | None) -> ScanResult:
+        """Scan ``paths`` (None: the whole folder) and store what changed."""
+        full = paths is None
+        result = ScanResult()
+        started = time.monotonic()
+        receive_only = self.config.type == "receiveonly"
+        batches = scan(
+            self.fs,
+            IndexView(self.index, self.id),
+            short_id=self.local.short_id,
+            now=lambda: int(time.time()),
+            ignore=self.ignore,
+            subpaths=paths,
+            hash_workers=self.hash_workers,
+            ignore_permissions=self.config.ignore_permissions,
+        )
+        devices = await self._db(self.index.devices, self.id)
+        has_peers = any(d != self.local.raw for d in devices)
+        tombstones: list[FileInfo] = []
+        held: list[FileInfo] = []
+        send, receive = trio.open_memory_channel[ScanBatch](1)
+        try:
+            async with trio.open_nursery() as nursery, receive:
+                nursery.start_soon(_produce_batches, batches, send)
+                async for batch in receive:
+                    result.problems.extend(batch.problems)
+                    files = list(batch.files)
+                    if files and has_peers:
+                        files = await self._db(self._adopt_equivalent_globals, files)
+                    if self.config.ignore_permissions:
+                        files = [f.with_(no_permissions=True) for f in files]
+                    if batch.refreshed:
+                        # Same version and content; only local bookkeeping (inode) changed.
+                        await self._db(self.index.update_local, self.id, list(batch.refreshed))
+                    if receive_only:
+                        files = [
+                            f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True)
+                            for f in files
+                        ]
+                    # deletions last (see the module docstring)
+                    tombstones.extend(f for f in files if f.deleted)
+                    files = [f for f in files if not f.deleted]
+                    if len(tombstones) >= HELD_TOMBSTONES_MAX:
+                        files.extend(tombstones)
+                        tombstones = []
+                    if not full:
+                        # a targeted scan is stored as one change (see the module docstring)
+                        held.extend(files)
+                        if len(held) < HELD_TOMBSTONES_MAX:
+                            continue
+                        files, held = held, []
+                    result.changed += await self._store(files)
+            result.changed += await self._store(held + tombstones)
+        finally:
+            await trio.to_thread.run_sync(_close_generator, batches)
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def _store(self, files: list[FileInfo]) -> int:
+        if not files:
+            return 0
+        stored = await self._db(self.index.update_local, self.id, files)
+        if stored:
+            self._on_stored(stored)
+        return len(stored)
+
+    def _adopt_equivalent_globals(self, files: list[FileInfo]) -> list[FileInfo]:
+        """New local entries identical to the global one take its version (see the
+        module docstring)."""
+        out = []
+        ignore_perms = self.config.ignore_permissions
+        for fi in files:
+            if not fi.deleted and not fi.invalid:
+                g = self.index.get_global(self.id, fi.name)
+                if g is not None and equivalent(fi, g, ignore_perms) and g.version != fi.version:
+                    fi = fi.with_(version=g.version, modified_by=g.modified_by)
+            out.append(fi)
+        return out
+
+
+async def _produce_batches(
+    batches: Iterator[ScanBatch], send: trio.MemorySendChannel[ScanBatch]
+) -> None:
+    """Advance the scan generator in a worker thread, one batch ahead of the consumer."""
+    async with send:
+        while (batch := await trio.to_thread.run_sync(next, batches, None)) is not None:
+            await send.send(batch)
+
+
+def _close_generator(gen: Iterator[ScanBatch]) -> None:
+    gen.close()  # type: ignore[attr-defined]
