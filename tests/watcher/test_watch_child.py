@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -147,3 +148,59 @@ async def test_garbage_from_the_child_means_a_full_rescan(
     async with watching(tmp_path) as changes:
         with trio.fail_after(DEADLINE):
             assert await changes.receive() is None
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def test_the_child_exits_when_the_daemon_is_killed(tmp_path: Path) -> None:
+    script = (
+        "import sys, trio\n"
+        "from p2psync.watch_process import watch_folder_in_child\n"
+        "async def main():\n"
+        "    send, receive = trio.open_memory_channel(100)\n"
+        "    async with trio.open_nursery() as n:\n"
+        "        await n.start(lambda task_status: watch_folder_in_child(\n"
+        "            sys.argv[1], on_changes=send, task_status=task_status))\n"
+        "        print('watching', flush=True)\n"
+        "        await trio.sleep_forever()\n"
+        "trio.run(main)\n"
+    )
+    daemon = await trio.lowlevel.open_process(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE
+    )
+    try:
+        assert daemon.stdout is not None
+        with trio.fail_after(CHILD_DEADLINE):
+            assert b"watching" in await daemon.stdout.receive_some(100)
+        (child,) = children_of(daemon.pid)
+        daemon.kill()  # SIGKILL: no clean-up code runs in the daemon
+        await daemon.wait()
+        with trio.fail_after(DEADLINE):  # its stdin reached end of file: it stops by itself
+            while True:
+                if not alive(child):
+                    break
+                await trio.sleep(0.05)
+    finally:
+        if daemon.returncode is None:
+            daemon.kill()
+            await daemon.wait()
