@@ -25,22 +25,38 @@ from p2psync.watch_process import watch_folder_in_child
 CHILD_DEADLINE = 20.0  # a fresh interpreter importing watchdog, on a loaded machine
 
 
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def watch_children() -> list[int]:
     """PIDs of this process's watcher children that are still running."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in children_of(os.getpid()):
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"p2psync.watch_child" in f.read():
+                    found.append(pid)
         except OSError:
             continue
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"p2psync.watch_child" in cmdline:
-            found.append(int(entry))
     return found
 
 
@@ -148,28 +164,6 @@ async def test_garbage_from_the_child_means_a_full_rescan(
     async with watching(tmp_path) as changes:
         with trio.fail_after(DEADLINE):
             assert await changes.receive() is None
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 async def test_the_child_exits_when_the_daemon_is_killed(tmp_path: Path) -> None:
