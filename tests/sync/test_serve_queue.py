@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ from p2psync.sync.serve import BlockServer, ServeQueue
 LOCAL = bytes(range(32))
 FOLDER = "default"
 
-
-@pytest.fixture
-def index(tmp_path: Path) -> Iterator[IndexStore]:
-    store = IndexStore.open(tmp_path / "index.db", LOCAL)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import trio
 
 from p2psync.fs import BasicFS, FakeFS, write_all
@@ -48,23 +46,9 @@ class Source:
         if name in self.refuse:
             raise RuntimeError("peer answered NO_SUCH_FILE")
         data = self.blocks[hash]
-        return b"X" + data[1:] if name in self.corrupt else data
+        return bytes([data[0] ^ 0xFF]) + data[1:] if name in self.corrupt else data
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> Iterator[IndexStore]:
-    store = IndexStore.open(tmp_path / "index.db", LOCAL)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-@pytest.fixture
-def fs(tmp_path: Path) -> BasicFS:
-    root = tmp_path / "folder"
-    root.mkdir()
-    return BasicFS(root)
 
 
 def remote_file(name: str, data: bytes) -> FileInfo:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import trio
 
 from p2psync.fs import BasicFS, read_all, write_all
@@ -22,20 +18,6 @@ REMOTE_SHORT = 0x1234_5678_9ABC_DEF0
 FOLDER = "default"
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> Iterator[IndexStore]:
-    store = IndexStore.open(tmp_path / "index.db", LOCAL)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-@pytest.fixture
-def fs(tmp_path: Path) -> BasicFS:
-    root = tmp_path / "folder"
-    root.mkdir()
-    return BasicFS(root)
 
 
 async def no_sources(name: str) -> list:
