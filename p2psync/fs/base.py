@@ -84,6 +84,12 @@ class WriteHandle(ReadHandle, Protocol):
 
     def truncate(self, size: int) -> None: ...
 
+    def reserve(self, size: int) -> None:
+        """Allocate disk space for the first ``size`` bytes (the file grows to at least
+        ``size``; existing data is kept). Raises OSError(ENOSPC) at once if the space is not
+        there; a filesystem that cannot preallocate just returns."""
+        ...
+
     def fsync(self) -> None:
         """Flush the file's data and metadata to stable storage."""
         ...

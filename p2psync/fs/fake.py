@@ -89,6 +89,13 @@ class _FakeHandle:
                 node.data.extend(bytes(size - len(node.data)))
             node.mtime_ns = self._fs._now()
 
+    def reserve(self, size: int) -> None:
+        node = self._open_node()
+        if size > len(node.data) + self._fs.free_bytes:
+            raise OSError(errno.ENOSPC, "No space left on device", self.name)
+        if size > len(node.data):
+            self.truncate(size)
+
     def fsync(self) -> None:
         self._open_node()
 

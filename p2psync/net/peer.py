@@ -94,6 +94,10 @@ class PeerConnection:
         self.receive_timeout = receive_timeout
         self._send_lock = trio.StrictFIFOLock()
         self._outbox: list[bytes] = []  # encoded, not yet written (see send)
+        self._writer_running = False
+        self._wake_writer = trio.lowlevel.ParkingLot()
+        self._written = trio.lowlevel.ParkingLot()
+        self._write_error: Exception | None = None
         self._queued = 0  # messages ever queued
         self._sent = 0  # messages ever written
         self._ids = itertools.count(1)
@@ -105,15 +109,31 @@ class PeerConnection:
 
     # ---- sending -------------------------------------------------------------------
     async def send(self, message: Message) -> None:
+        """Queue ``message`` and return once it is written. Messages queued together go
+        out in one TLS write. While the connection runs, a writer task of its own does the
+        writing, so a caller cancelled while it waits never cuts a write short (which would
+        break the TLS stream for every other message in it)."""
         if self._closing and not isinstance(message, Close):
             raise trio.ClosedResourceError(f"connection to {self.device_id.short_str()} is closed")
         self._outbox.append(self.protocol.send(message))
         self._queued += 1
         mine = self._queued
-        async with self._send_lock:
-            # Whoever holds the lock writes everything queued so far in one go: many
-            # small messages (requests, responses) become one TLS write, not one each.
+        if self._writer_running:
+            self._wake_writer.unpark_all()
+            while self._sent < mine and self._writer_running:
+                await self._written.park()
             if self._sent >= mine:
+                return
+            if self._write_error is not None:
+                raise trio.BrokenResourceError("the connection's writer failed") from (
+                    self._write_error
+                )
+        await self._write_queued(mine)
+
+    async def _write_queued(self, upto_message: int | None = None) -> None:
+        """Write everything queued (unless message ``upto_message`` is already out)."""
+        async with self._send_lock:
+            if upto_message is not None and self._sent >= upto_message:
                 return
             chunks, self._outbox = self._outbox, []
             upto = self._queued
@@ -123,6 +143,22 @@ class PeerConnection:
             self._sent = upto
             self.stats.messages_out += len(chunks)
             self._last_send = trio.current_time()
+            self._written.unpark_all()
+
+    async def _writer(self, cancel: trio.CancelScope) -> None:
+        self._writer_running = True
+        try:
+            while True:
+                while not self._outbox:
+                    await self._wake_writer.park()
+                await self._write_queued()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._write_error = exc
+            self.close_reason = self.close_reason or f"connection lost: {exc}"
+            cancel.cancel()  # the reader's turn to close the connection
+        finally:
+            self._writer_running = False
+            self._written.unpark_all()
 
     async def request(
         self,
@@ -204,6 +240,7 @@ class PeerConnection:
         """Read until the peer closes, errs, or goes silent; then close. Never raises for
         peer misbehaviour or a lost connection: it is logged and ends this connection only."""
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, nursery.cancel_scope)
             nursery.start_soon(self._keepalive)
             task_status.started()
             try:

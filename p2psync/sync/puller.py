@@ -46,6 +46,8 @@ T = TypeVar("T")
 
 REQUESTS_IN_FLIGHT_PER_FILE = 16
 MIN_FREE_BYTES = 16 * 1024 * 1024  # never fill a disk to the last byte
+PREALLOCATE_MIN = 4 * 1024 * 1024  # temp files this large get their space reserved first,
+PREALLOCATE_ROOM = 4  # when the disk has room for this many of them
 DISK_FULL = "insufficient disk space"
 
 
@@ -488,17 +490,35 @@ class Puller:
             # Only metadata changed (or the content already matches): no data to move.
             self.apply_metadata(fi, cur)
             return None
-        if self.fs.free_space() < fi.size + MIN_FREE_BYTES:
+        tmp = temp_name(fi.name)
+        partial = self._stat_or_none(tmp)  # an earlier attempt's temp file holds its space
+        held = partial.size if partial is not None and partial.type == FileType.FILE else 0
+        free = self.fs.free_space()
+        if free < max(0, fi.size - held) + MIN_FREE_BYTES:
             raise ItemSkipped(DISK_FULL)
         self.make_parent(fi.name)
-        tmp = temp_name(fi.name)
         handle = self.open_temp(tmp)
         try:
             missing = self._fill_locally(handle, fi, cur)
+            # Preallocating is faster for big files, but near a full disk it would let the
+            # first of several parallel files claim space the others could have shared.
+            if fi.size >= PREALLOCATE_MIN and free > PREALLOCATE_ROOM * fi.size + MIN_FREE_BYTES:
+                self._reserve(handle, fi.size)
         except BaseException:
             handle.close()
             raise
         return cur, tmp, handle, missing
+
+    @staticmethod
+    def _reserve(handle: WriteHandle, size: int) -> None:
+        """The whole file's space up front, so a full disk shows now and not halfway; a
+        failed reservation gives back what it took."""
+        before = handle.stat().size
+        try:
+            handle.reserve(size)
+        except OSError:
+            handle.truncate(before)
+            raise
 
     def _finish_file(
         self, fi: FileInfo, cur: FileInfo | None, tmp: str, handle: WriteHandle

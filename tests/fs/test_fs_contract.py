@@ -43,6 +43,24 @@ def test_write_then_read_at_offsets(fs: FileSystem) -> None:
     assert read_all(fs, "f.bin") == b"hel"
 
 
+def test_reserve_grows_the_file_and_keeps_its_data(fs: FileSystem) -> None:
+    with fs.open_write("big.tmp") as h:
+        h.write_at(0, b"head")
+        h.reserve(1 << 20)
+        assert h.stat().size == 1 << 20
+        assert h.read_at(0, 6) == b"head\0\0"
+        h.reserve(10)  # never shrinks
+        assert h.stat().size == 1 << 20
+
+
+def test_reserve_beyond_the_free_space_fails_at_once() -> None:
+    fake = FakeFS()
+    fake.free_bytes = 1000
+    with fake.open_write("big.tmp") as h, pytest.raises(OSError) as info:
+        h.reserve(1 << 20)
+    assert info.value.errno == errno.ENOSPC
+
+
 def test_open_write_exclusive_refuses_existing(fs: FileSystem) -> None:
     write_all(fs, "f", b"x")
     with pytest.raises(FileExistsError):

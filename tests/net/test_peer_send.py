@@ -75,3 +75,40 @@ async def test_concurrent_sends_are_coalesced_and_keep_their_order() -> None:
         events.append(event)
     assert isinstance(events[0], ClusterConfig)
     assert [e.id for e in events[1:]] == called  # the order of the calls is the wire order
+
+
+class NoHandler:
+    async def handle_message(self, peer: PeerConnection, message: object) -> None:
+        raise AssertionError("no message expected")
+
+    async def handle_request(self, peer: PeerConnection, request: Request) -> object:
+        raise AssertionError("no request expected")
+
+
+async def test_callers_cancelled_mid_write_lose_nothing_and_break_nothing() -> None:
+    ours, theirs = connected_pair()
+    stream = SlowStream()
+    peer = PeerConnection(stream, ours, DeviceID(bytes(32)), "memory")
+    await peer.send(ClusterConfig())
+    called: list[int] = []
+
+    async def send_request(i: int) -> None:
+        called.append(i)
+        await peer.send(Request(i, "default", f"f{i}", 0, 10, hashlib.sha256(b"%d" % i).digest()))
+
+    async with trio.open_nursery() as connection:
+        await connection.start(peer.run, NoHandler())
+        async with trio.open_nursery() as callers:
+            for i in range(1, 21):
+                callers.start_soon(send_request, i)
+            await trio.lowlevel.checkpoint()
+            callers.cancel_scope.cancel()  # while the writer is busy with their messages
+        await send_request(99)  # the connection still works, and nothing was lost
+        assert not peer.closed
+        connection.cancel_scope.cancel()
+
+    theirs.receive_data(b"".join(stream.writes))
+    events = []
+    while (event := theirs.next_event()) is not NEED_DATA:
+        events.append(event)
+    assert [e.id for e in events if isinstance(e, Request)] == called
