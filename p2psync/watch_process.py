@@ -50,14 +50,17 @@ class _Lines:
     def __init__(self, stream: trio.abc.ReceiveStream) -> None:
         self._stream = stream
         self._buffer = bytearray()
+        self._searched = 0  # no newline before this offset of the buffer
 
     async def next(self) -> bytes | None:
         while True:
-            end = self._buffer.find(b"\n")
+            end = self._buffer.find(b"\n", self._searched)
             if end >= 0:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
+                self._searched = 0
                 return line
+            self._searched = len(self._buffer)
             data = await self._stream.receive_some(65536)
             if not data:
                 return None
@@ -79,26 +82,43 @@ async def _stop_child(process: trio.Process) -> None:
 async def _start_child(root: str) -> tuple[trio.Process, _Lines]:
     """Start the child and wait until its watches are in place (or it says why not)."""
     args, env = _child_command(root)
-    process = await trio.lowlevel.open_process(
-        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-    )
+    try:
+        process = await trio.lowlevel.open_process(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+    except OSError as start_error:
+        raise FilesystemError(f"cannot start the watcher for {root}: {start_error}") from (
+            start_error
+        )
     assert process.stdout is not None
     lines = _Lines(process.stdout)
     try:
-        first = await lines.next()
-        message = json.loads(first) if first else {}
-        if message.get("ready"):
+        message = _first_message(await lines.next())
+        if message.get("ready") is True:
             return process, lines
-        error = message.get("error") or {}
-        exc = OSError(int(error.get("errno", 0)), str(error.get("message", "watcher failed")))
-        limit = limit_error(root, exc)
+        reported = message.get("error")
+        error = reported if isinstance(reported, dict) else {}
+        code = error.get("errno")
+        failure = OSError(
+            code if isinstance(code, int) else 0, str(error.get("message", "watcher failed"))
+        )
+        limit = limit_error(root, failure)
         if limit is not None:
             logger.warning("%s", limit)
             raise limit
-        raise FilesystemError(f"cannot watch {root}: {exc.strerror or 'the watcher exited'}")
+        raise FilesystemError(f"cannot watch {root}: {failure.strerror or 'the watcher exited'}")
     except BaseException:
         await _stop_child(process)
         raise
+
+
+def _first_message(line: bytes | None) -> dict[str, object]:
+    """The child's first line as an object; {} if it is missing or not one."""
+    try:
+        message = json.loads(line) if line else {}
+    except ValueError:
+        return {}
+    return message if isinstance(message, dict) else {}
 
 
 async def watch_folder_in_child(

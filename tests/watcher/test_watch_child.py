@@ -198,3 +198,34 @@ async def test_the_child_exits_when_the_daemon_is_killed(tmp_path: Path) -> None
         if daemon.returncode is None:
             daemon.kill()
             await daemon.wait()
+
+
+@pytest.mark.parametrize(
+    "first_line", ["not json", "[1, 2]", '{"error": "no details"}', '{"ready": "yes"}', ""]
+)
+async def test_a_child_that_does_not_start_properly_is_a_filesystem_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_line: str
+) -> None:
+    script = f"import sys; print({first_line!r}, flush=True); sys.stdin.read()"
+    monkeypatch.setattr(
+        watch_process,
+        "_child_command",
+        lambda root: ([sys.executable, "-c", script], dict(os.environ)),
+    )
+    send, _receive = trio.open_memory_channel[Batch](1)
+    with trio.fail_after(CHILD_DEADLINE), pytest.raises(FilesystemError) as info:
+        await watch_folder_in_child(tmp_path, on_changes=send)
+    assert not isinstance(info.value, WatchLimitError)
+    assert watch_children() == []
+
+
+async def test_a_watcher_that_cannot_be_started_is_a_filesystem_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = str(tmp_path / "no-such-python")
+    monkeypatch.setattr(
+        watch_process, "_child_command", lambda root: ([missing], dict(os.environ))
+    )
+    send, _receive = trio.open_memory_channel[Batch](1)
+    with pytest.raises(FilesystemError, match="cannot start the watcher"):
+        await watch_folder_in_child(tmp_path, on_changes=send)
