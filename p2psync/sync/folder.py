@@ -501,8 +501,8 @@ class FolderRunner:
     async def _flush_pulled(self) -> None:
         """Record what the puller applied (one index transaction) and make the renames
         durable (one fsync per directory); then announce it."""
-        await trio.to_thread.run_sync(self.puller.flush_directories, limiter=self.io_limiter)
-        sequence = await self._db(self.puller.flush_records)
+        await trio.to_thread.run_sync(self.puller.flush_gated, limiter=self.io_limiter)
+        sequence = self.puller.take_flushed_sequence()  # batches also flush themselves
         if sequence:
             self.server.clear_cache()
             self.local_sequence.set(sequence)

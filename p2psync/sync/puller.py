@@ -124,11 +124,12 @@ class Puller:
         # Appended from worker threads; the folder loop drains it.
         self.created: list[str] = []
         self._dirty_dirs: set[str] = set()
-        # With defer_records the index is updated in batches (flush_records) instead of
+        # With defer_records the index is updated in batches (flush) instead of
         # one transaction per item.
         self.defer_records = False
         self._pending_records: list[FileInfo] = []
         self._pending_lock = threading.Lock()
+        self._flushed_sequence = 0
         self._recent_blocks: dict[bytes, tuple[str, int, int]] = {}
         # Parent directories checked during this page (saves a path walk per file).
         self._known_dirs: set[str] = set()
@@ -161,16 +162,47 @@ class Puller:
     def _with_local(self, apply: Callable[[FileInfo, FileInfo | None], None], fi: FileInfo) -> None:
         apply(fi, self.index.get_local(self.folder, fi.name))
 
-    def flush_directories(self) -> None:
-        """fsync the directories that renames went into since the last flush (batched:
-        one fsync per directory per pull page instead of one per file)."""
-        with self.write_gate:  # see write_gate: keep fsyncs apart from file creations
+    def flush(self) -> int:
+        """Make what was applied durable, then record it: fsync the directories renames
+        went into (one fsync per directory, not per file), then write the deferred records
+        in one transaction. Returns the highest new local sequence (0 if nothing was
+        pending); ``take_flushed_sequence`` also sees it. Call from a worker thread. The
+        folder flushes before any scan can run, so the scanner always sees what the
+        puller wrote as already known; batches flush as soon as they are applied, so a
+        daemon killed meanwhile leaves as few applied-but-unrecorded files as possible
+        (after a restart such a file looks like a local edit)."""
+        with self._pending_lock:  # records and their directories, as of one moment
+            batch, self._pending_records = self._pending_records, []
             dirs, self._dirty_dirs = self._dirty_dirs, set()
-            for d in sorted(dirs):
-                try:
-                    self.fs.fsync_dir(d)
-                except (OSError, FilesystemError):
-                    pass  # the directory went away; nothing left to make durable
+            self._recent_blocks = {}
+            self._known_dirs = set()
+        for d in sorted(dirs):
+            try:
+                self.fs.fsync_dir(d)
+            except (OSError, FilesystemError):
+                pass  # the directory went away; nothing left to make durable
+        if not batch:
+            return 0
+        stored = self.index.update_local(self.folder, batch)
+        sequence = max(f.sequence for f in stored)
+        with self._pending_lock:
+            self._flushed_sequence = max(self._flushed_sequence, sequence)
+        return sequence
+
+    def flush_gated(self) -> int:
+        """``flush`` outside a batch's write step (see write_gate)."""
+        with self.write_gate:
+            return self.flush()
+
+    def take_flushed_sequence(self) -> int:
+        """The highest sequence flushed since the last call (0 if none)."""
+        with self._pending_lock:
+            sequence, self._flushed_sequence = self._flushed_sequence, 0
+        return sequence
+
+    def _dirty(self, *dirs: str) -> None:
+        with self._pending_lock:
+            self._dirty_dirs.update(dirs)
 
     # ---- the never-clobber check ---------------------------------------------------
     def _stat_or_none(self, name: str) -> FileStat | None:
@@ -234,19 +266,6 @@ class Puller:
                         self._recent_blocks[b.hash] = (stored.name, b.offset, b.size)
         else:
             self.index.update_local(self.folder, [stored])
-
-    def flush_records(self) -> int:
-        """Write the deferred records in one batch; returns the highest new local sequence
-        (0 if there was nothing). The folder calls this before any scan can run, so the
-        scanner always sees what the puller wrote as already known."""
-        with self._pending_lock:
-            batch, self._pending_records = self._pending_records, []
-            self._recent_blocks = {}
-            self._known_dirs = set()
-        if not batch:
-            return 0
-        stored = self.index.update_local(self.folder, batch)
-        return max(f.sequence for f in stored)
 
     def make_parent(self, name: str) -> None:
         parent = name.rpartition("/")[0]
@@ -369,8 +388,7 @@ class Puller:
         if not self.ignore_permissions and not fi.no_permissions:
             self.fs.chmod(fi.name, fi.permissions & 0o777)
         self.fs.set_mtime(fi.name, fi.modified_ns)
-        self._dirty_dirs.add(src.rpartition("/")[0])
-        self._dirty_dirs.add(fi.name.rpartition("/")[0])
+        self._dirty(src.rpartition("/")[0], fi.name.rpartition("/")[0])
         self._record(fi, self.fs.lstat(fi.name))
         self._record(gone, None)
         self.stats.renames += 1
@@ -667,7 +685,7 @@ class Puller:
         if st is not None:
             self._move_old_aside(fi, cur)
         self.fs.rename(tmp, fi.name)
-        self._dirty_dirs.add(fi.name.rpartition("/")[0])
+        self._dirty(fi.name.rpartition("/")[0])
         self._record(fi, st_tmp)  # a rename keeps the inode, mode and mtime
 
 
