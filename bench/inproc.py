@@ -12,7 +12,6 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,21 +20,9 @@ from p2psync.identity import generate_identity
 from p2psync.index.store import IndexStore
 from p2psync.protocol.model import FileInfo
 from p2psync.scanner.scan import scan
+from p2psync.sync.scan_round import IndexView
 
 FOLDER = "bench"
-
-
-class _View:
-    """The scanner's LocalIndexView over one folder of the store."""
-
-    def __init__(self, store: IndexStore) -> None:
-        self.store = store
-
-    def get_local(self, name: str) -> FileInfo | None:
-        return self.store.get_local(FOLDER, name)
-
-    def iter_local(self, prefix: str = "") -> Iterator[FileInfo]:
-        return self.store.iter_local(FOLDER, prefix)
 
 
 def scan_into(store: IndexStore, root: Path, short_id: int) -> tuple[int, int]:
@@ -47,7 +34,7 @@ def scan_into(store: IndexStore, root: Path, short_id: int) -> tuple[int, int]:
     with ThreadPoolExecutor(1, thread_name_prefix="store") as storer:
         for batch in scan(
             BasicFS(root),
-            _View(store),
+            IndexView(store, FOLDER),
             short_id=short_id,
             now=lambda: int(time.time()),
             hash_workers=2,

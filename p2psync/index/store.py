@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -342,7 +342,7 @@ class IndexStore:
                                 lambda row: row[6]):
             yield [codec.row_to_file(row) for row in rows]
 
-    def iter_need(self, folder: str, batch_size: int = _PAGE) -> Iterator[FileInfo]:
+    def iter_need(self, folder: str, batch_size: int = _PAGE) -> Generator[FileInfo, None, None]:
         """The global FileInfos the local device needs, in pull order: directories to
         create (parents first), then files and symlinks, then deletions (of any type);
         within each phase in walk order (see iter_local). A puller deleting directories

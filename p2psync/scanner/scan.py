@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -86,7 +86,7 @@ def scan(
     hash_workers: int = 2,
     batch_size: int = 500,
     ignore_permissions: bool = False,
-) -> Iterator[ScanBatch]:
+) -> Generator[ScanBatch, None, None]:
     """Scan ``fs`` against ``view``, yielding batches of changes (nothing if unchanged).
 
     ``short_id``: this device's short ID (version counter, ``modified_by``).
@@ -161,7 +161,7 @@ class _Scan:
 
     # ------------------------------------------------------------------ driver
 
-    def run(self, roots: list[str]) -> Iterator[ScanBatch]:
+    def run(self, roots: list[str]) -> Generator[ScanBatch, None, None]:
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="p2psync-hash")
         self._small_pool = ThreadPoolExecutor(1, thread_name_prefix="p2psync-hash-small")
         try:

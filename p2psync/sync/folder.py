@@ -432,7 +432,7 @@ class FolderRunner:
         try:
             await pull_round.run(next_page)
         finally:
-            await trio.to_thread.run_sync(_close_generator, gen)
+            await trio.to_thread.run_sync(gen.close)
         new_errors = pull_round.errors
         if self._retry_soon and self.puller.stats.items_done > done_before:
             # e.g. a directory that became a file: its contents are gone now, go again
@@ -611,8 +611,6 @@ def _take(gen, n: int) -> list:
     return list(itertools.islice(gen, n))
 
 
-def _close_generator(gen) -> None:
-    gen.close()
 
 
 def _make_versioner(fs: FileSystem, config: FolderConfig) -> Versioner:

@@ -33,7 +33,7 @@ from typing import Protocol, TypeVar
 import trio
 
 from ..errors import FilesystemError, UnsafePathError
-from ..fs.base import FileStat, FileSystem, WriteHandle
+from ..fs.base import FileStat, FileSystem, ReadHandle, WriteHandle
 from ..fs.internal import is_internal, temp_name
 from ..index.store import IndexStore
 from ..protocol.model import BlockInfo, FileInfo, FileType
@@ -341,17 +341,12 @@ class Puller:
         the scan, its content differs, or something already occupies the target. The
         caller then pulls ``fi`` the normal way (which still copies blocks locally).
         """
-        if is_internal(fi.name) or is_internal(gone.name):
-            return False
-        try:
-            return await self.in_thread(self._apply_rename, fi, gone)
-        except ItemSkipped:
-            return False
-        except (OSError, FilesystemError):
-            return False
+        (done,) = await self.rename_many([(fi, gone)])
+        return done
 
     async def rename_many(self, pairs: Sequence[tuple[FileInfo, FileInfo]]) -> list[bool]:
-        """``rename_into`` for many (new, gone) pairs in one thread hop."""
+        """``rename_into`` for many (new, gone) pairs in one thread hop; whether each was
+        applied."""
         return await self.in_thread(self._apply_renames, pairs)
 
     def _apply_renames(self, pairs: Sequence[tuple[FileInfo, FileInfo]]) -> list[bool]:
@@ -494,20 +489,13 @@ class Puller:
         self, fi: FileInfo
     ) -> tuple[FileInfo | None, str, WriteHandle, list[BlockInfo]] | None:
         """Check, then build as much of the temp file as local blocks allow (one thread hop)."""
-        cur = self.index.get_local(self.folder, fi.name)
-        st = self.check_unchanged(fi.name, cur)
+        checked = self.check_file(fi)
+        if checked is None:
+            return None  # only metadata changed, now applied
+        cur, st = checked
         if st is not None and st.type == FileType.DIRECTORY:
             self.remove_replaced_directory(fi.name)
-            cur, st = None, None
-        if (
-            cur is not None
-            and not cur.deleted
-            and cur.type == FileType.FILE
-            and same_blocks(cur, fi)
-        ):
-            # Only metadata changed (or the content already matches): no data to move.
-            self.apply_metadata(fi, cur)
-            return None
+            cur = None
         tmp = temp_name(fi.name)
         partial = self._stat_or_none(tmp)  # an earlier attempt's temp file holds its space
         held = partial.size if partial is not None and partial.type == FileType.FILE else 0
@@ -537,6 +525,17 @@ class Puller:
         except OSError:
             handle.truncate(before)
             raise
+
+    def check_file(self, fi: FileInfo) -> tuple[FileInfo | None, FileStat | None] | None:
+        """The never-clobber check before pulling file ``fi``: (local entry, what is on
+        disk now), or None when only metadata differs — then it has been applied and no
+        data needs to move."""
+        cur = self.index.get_local(self.folder, fi.name)
+        st = self.check_unchanged(fi.name, cur)
+        if cur is not None and cur.is_file and not cur.deleted and same_blocks(cur, fi):
+            self.apply_metadata(fi, cur)
+            return None
+        return cur, st
 
     def _finish_file(
         self, fi: FileInfo, cur: FileInfo | None, tmp: str, handle: WriteHandle
@@ -584,18 +583,14 @@ class Puller:
         existing_size = handle.stat().size
         missing: list[BlockInfo] = []
         data: bytes | None
-        cur_blocks = {}
-        if cur is not None and not cur.deleted and cur.type == FileType.FILE:
-            cur_blocks = {(b.offset, b.hash): b for b in cur.blocks}
+        cur_blocks = blocks_by_place(cur)
         for block in fi.blocks:
             if block.size == 0:
                 continue
             # 1. already in a partial temp file from an earlier attempt
-            if block.offset + block.size <= existing_size:
-                partial = handle.read_at(block.offset, block.size)
-                if hashlib.sha256(partial).digest() == block.hash:
-                    self.stats.blocks_local += 1
-                    continue
+            if block.offset + block.size <= existing_size and read_verified(handle, block):
+                self.stats.blocks_local += 1
+                continue
             data = self.find_local(fi.name, block, cur_blocks)
             if data is None:
                 missing.append(block)
@@ -638,12 +633,9 @@ class Puller:
             return None
         try:
             with self.fs.open_read(name) as h:
-                data = h.read_at(offset, size)
+                return read_verified(h, BlockInfo(offset, size, expected))
         except (OSError, FilesystemError):
             return None
-        if len(data) != size or hashlib.sha256(data).digest() != expected:
-            return None
-        return data
 
     async def _fetch(self, handle: WriteHandle, fi: FileInfo, blocks: list[BlockInfo]) -> None:
         sources = list(await self.sources_for(fi.name))
@@ -691,6 +683,21 @@ class Puller:
 
 def same_blocks(a: FileInfo, b: FileInfo) -> bool:
     return a.size == b.size and [x.hash for x in a.blocks] == [y.hash for y in b.blocks]
+
+
+def blocks_by_place(cur: FileInfo | None) -> dict[tuple[int, bytes], BlockInfo]:
+    """The blocks of the local file ``cur`` by (offset, hash), for ``find_local``."""
+    if cur is None or cur.deleted or cur.type != FileType.FILE:
+        return {}
+    return {(b.offset, b.hash): b for b in cur.blocks}
+
+
+def read_verified(handle: ReadHandle, block: BlockInfo) -> bytes | None:
+    """``block``'s bytes from ``handle`` if they are all there and match its hash."""
+    data = handle.read_at(block.offset, block.size)
+    if len(data) != block.size or hashlib.sha256(data).digest() != block.hash:
+        return None
+    return data
 
 
 def write_if_valid(handle: WriteHandle, block: BlockInfo, data: bytes) -> bool:

@@ -133,7 +133,7 @@ class ScanRound:
                     result.changed += await self._store(files)
             result.changed += await self._store(held + tombstones)
         finally:
-            await trio.to_thread.run_sync(_close_generator, batches)
+            await trio.to_thread.run_sync(batches.close)
         result.seconds = time.monotonic() - started
         return result
 
@@ -167,6 +167,3 @@ async def _produce_batches(
         while (batch := await trio.to_thread.run_sync(next, batches, None)) is not None:
             await send.send(batch)
 
-
-def _close_generator(gen: Iterator[ScanBatch]) -> None:
-    gen.close()  # type: ignore[attr-defined]

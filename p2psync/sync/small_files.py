@@ -21,7 +21,6 @@ file only.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,8 @@ from .puller import (
     BlockSource,
     ItemSkipped,
     Puller,
-    same_blocks,
+    blocks_by_place,
+    read_verified,
     skipped_for,
     write_if_valid,
 )
@@ -154,17 +154,14 @@ def _check_all(puller: Puller, files: Sequence[FileInfo], result: BatchResult) -
 def _check(puller: Puller, fi: FileInfo) -> _Item | None:
     if is_internal(fi.name):
         raise ItemSkipped("internal name; never synced")
-    cur = puller.index.get_local(puller.folder, fi.name)
-    st = puller.check_unchanged(fi.name, cur)
+    checked = puller.check_file(fi)
+    if checked is None:
+        return None  # only metadata changed, now applied
+    cur, st = checked
     if st is not None and st.type == FileType.DIRECTORY:
         return _Item(fi, cur, directory_in_way=True)
-    if cur is not None and not cur.deleted and cur.type == FileType.FILE and same_blocks(cur, fi):
-        puller.apply_metadata(fi, cur)  # only metadata changed
-        return None
     puller.make_parent(fi.name)
-    cur_blocks = {}
-    if cur is not None and not cur.deleted and cur.type == FileType.FILE:
-        cur_blocks = {(b.offset, b.hash): b for b in cur.blocks}
+    cur_blocks = blocks_by_place(cur)
     item = _Item(fi, cur)
     partial = _partial_temp(puller, fi) if len(fi.blocks) > 1 else {}
     for block in fi.blocks:
@@ -188,8 +185,8 @@ def _partial_temp(puller: Puller, fi: FileInfo) -> dict[int, bytes]:
             size = handle.stat().size
             for block in fi.blocks:
                 if 0 < block.size and block.offset + block.size <= size:
-                    data = handle.read_at(block.offset, block.size)
-                    if hashlib.sha256(data).digest() == block.hash:
+                    data = read_verified(handle, block)
+                    if data is not None:
                         found[block.offset] = data
     except (OSError, FilesystemError):
         return {}
