@@ -204,18 +204,19 @@ async def _fetch_all(puller: Puller, wanted: list[_Item]) -> None:
 
     async def fetch(item: _Item, block: BlockInfo, peers: list[BlockSource]) -> None:
         async with in_flight:
-            for source in peers:
+            last_error = "no source"
+            for source in peers:  # the next peer if one cannot serve it
                 try:
                     data = await source.request(
                         puller.folder, item.fi.name, block.offset, block.size, block.hash
                     )
                 except Exception as exc:  # RequestFailed or a closed connection
-                    item.failure = str(exc)
+                    last_error = str(exc)
                     continue
                 item.data.append((block, data))
                 item.fetched_bytes += len(data)
                 return
-            item.failure = item.failure or "no source"
+            item.failure = last_error  # no peer could serve this block
 
     async with trio.open_nursery() as nursery:
         for i, item in enumerate(wanted):

@@ -65,12 +65,12 @@ def remote_file(name: str, data: bytes) -> FileInfo:
     )
 
 
-def make_puller(fs: FileSystem, index: IndexStore, source: Source) -> Puller:
+def make_puller(fs: FileSystem, index: IndexStore, *sources: Source) -> Puller:
     async def sources_for(name: str) -> list[Source]:
-        return [source]
+        return list(sources)
 
     async def sources_for_many(names: list[str]) -> dict[str, list[Source]]:
-        return {name: [source] for name in names}
+        return {name: list(sources) for name in names}
 
     puller = Puller(
         folder=FOLDER,
@@ -247,3 +247,17 @@ async def test_a_batch_of_multi_block_files(fs: BasicFS, index: IndexStore) -> N
     assert all((Path(fs.root) / n).read_bytes() == d for n, d in files.items())
     assert puller.stats.blocks_network == sum(len(hash_bytes(d, block_size_for(len(d))))
                                               for d in files.values())
+
+
+async def test_a_peer_that_cannot_serve_a_block_is_passed_over_for_one_that_can(
+    fs: BasicFS, index: IndexStore
+) -> None:
+    files = payloads(6)
+    refusing, serving = source_for(files), source_for(files)
+    refusing.refuse.update(files)
+    result = await pull_small_files(make_puller(fs, index, refusing, serving), [
+        remote_file(n, d) for n, d in files.items()
+    ])
+    assert sorted(f.name for f in result.done) == sorted(files)
+    assert result.skipped == [] and result.retry == []
+    assert refusing.requests  # it was asked first for some blocks
