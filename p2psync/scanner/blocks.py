@@ -1,10 +1,11 @@
 """Block hashing: a file's content as a list of SHA-256-identified blocks (BEP's BlockInfo).
 
-Rules (Syncthing's, reference §4.6): one block size per file, a power of two from 128 KiB
-to 16 MiB chosen by ``model.block_size_for`` (which keeps a file's previous size when it
-is still within a factor of two); only the last block may be shorter. An empty file has
-exactly one block ``BlockInfo(0, 0, sha256(b""))``: Syncthing requires every non-deleted
-file to carry at least one block, so we match it.
+Rules (Syncthing's, reference §4.6, but with up to 4096 blocks per file instead of ~2000):
+one block size per file, a power of two from 128 KiB to 16 MiB chosen by
+``model.block_size_for`` (which keeps a file's previous size when it is still within a
+factor of two); only the last block may be shorter. An empty file has exactly one block
+``BlockInfo(0, 0, sha256(b""))``: Syncthing requires every non-deleted file to carry at
+least one block, so we match it.
 
 Everything here blocks and is CPU-heavy: run it in worker threads. hashlib releases the
 GIL while hashing buffers larger than 2 KiB, so threads hashing different files really

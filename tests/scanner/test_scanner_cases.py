@@ -14,7 +14,7 @@ import pytest
 from p2psync.errors import FilesystemError, UnsafePathError
 from p2psync.fs import BasicFS, FakeFS, FileSystem, write_all
 from p2psync.protocol import vector
-from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo, FileInfo, FileType
+from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo, FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import EMPTY_BLOCK_HASH
 from p2psync.scanner.scan import FLAG_IGNORED, ScanBatch, scan
 
@@ -681,3 +681,27 @@ def _on_disk(fs: FileSystem, dirname: str) -> dict[str, tuple[FileType, int, str
         if st.type == FileType.DIRECTORY:
             found.update(_on_disk(fs, name))
     return found
+
+
+@pytest.mark.parametrize(
+    ("file_size", "expected"),
+    [
+        (0, 128 * 1024),
+        (512 * 1024**2, 128 * 1024),  # exactly 4096 blocks of 128 KiB
+        (512 * 1024**2 + 1, 256 * 1024),
+        (1024**3, 256 * 1024),  # 1 GiB: 4096 blocks of 256 KiB
+        (64 * 1024**3, 16 * 1024**2),
+        (10 * 1024**4, 16 * 1024**2),  # never past the largest legal size
+    ],
+)
+def test_block_size_rule_allows_up_to_4096_blocks(file_size: int, expected: int) -> None:
+    assert block_size_for(file_size) == expected
+
+
+def test_a_one_mib_edit_anywhere_in_a_gib_costs_at_most_five_blocks() -> None:
+    """Why 4096 blocks: an unaligned 1 MiB overwrite of a 1 GiB file touches at most
+    1.25 MiB of blocks (with Syncthing's ~2000 it would be two 1 MiB blocks)."""
+    size = block_size_for(1024**3)
+    for offset in (0, 511 * 1024**2 + 512 * 1024, 700 * 1024**2 + 12345):
+        first, last = offset // size, (offset + 1024**2 - 1) // size
+        assert (last - first + 1) * size <= 1.25 * 1024**2
