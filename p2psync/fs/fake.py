@@ -3,7 +3,8 @@
 Options on construction simulate what Linux CI cannot: a case-insensitive,
 case-preserving filesystem (like macOS/Windows defaults) and a coarse mtime granularity
 (1 s, like HFS+/ext3, or 2 s like FAT). ``read_hook`` lets a test change a file at a
-precise moment (e.g. while the scanner hashes it). Thread-safe: the scanner hashes from
+precise moment (e.g. while the scanner hashes it); ``write_hook`` can fail a write (a
+full disk mid-file). Thread-safe: the scanner hashes from
 worker threads.
 """
 
@@ -74,6 +75,9 @@ class _FakeHandle:
         node = self._open_node()
         if not self._writable:
             raise OSError(errno.EBADF, "File not open for writing", self.name)
+        hook = self._fs.write_hook
+        if hook is not None:
+            hook(self.name, offset)
         with self._fs._lock:
             if offset > len(node.data):
                 node.data.extend(bytes(offset - len(node.data)))
@@ -151,6 +155,7 @@ class FakeFS:
         self._clock = clock_ns
         self.free_bytes = free_bytes
         self.read_hook: Callable[[str, int], None] | None = None
+        self.write_hook: Callable[[str, int], None] | None = None  # may raise, e.g. ENOSPC
         self._lock = threading.RLock()
         self._next_inode = 1
         self._root = self._new(FileType.DIRECTORY, 0o755)

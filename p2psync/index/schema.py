@@ -169,7 +169,31 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
-MIGRATIONS: list[Migration] = [_migrate_to_1]
+# Version 2: records of files the puller is about to rename into place (see
+# IndexStore.note_applying), written before the renames and removed with the records.
+_SCHEMA_2 = """
+CREATE TABLE applying (
+    folder       INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    name         BLOB NOT NULL,
+    type         INTEGER NOT NULL,
+    size         INTEGER NOT NULL,
+    modified_ns  INTEGER NOT NULL,
+    deleted      INTEGER NOT NULL,
+    invalid      INTEGER NOT NULL,
+    sequence     INTEGER NOT NULL,
+    local_flags  INTEGER NOT NULL,
+    version      BLOB NOT NULL,
+    extra        BLOB NOT NULL,
+    PRIMARY KEY (folder, name)
+) WITHOUT ROWID;
+"""
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _SCHEMA_2)
+
+
+MIGRATIONS: list[Migration] = [_migrate_to_1, _migrate_to_2]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

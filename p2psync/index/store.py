@@ -137,13 +137,40 @@ class IndexStore:
     def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         return self._writer.run(job)
 
-    def update_local(self, folder: str, files: Sequence[FileInfo]) -> list[FileInfo]:
+    def update_local(
+        self, folder: str, files: Sequence[FileInfo], *, applied: bool = False
+    ) -> list[FileInfo]:
         """Store local changes with the folder's next sequence numbers; returns them as
-        stored (sequence set). Updates the block map, global versions and need."""
+        stored (sequence set). Updates the block map, global versions and need.
+        ``applied``: these are the puller's records, so their ``note_applying`` rows go in
+        the same transaction."""
         files = list(files)
         if not files:
             return []
-        return self._write(lambda c: self._mutations.update_local(c, folder, files))
+        return self._write(lambda c: self._mutations.update_local(c, folder, files, applied))
+
+    def note_applying(self, folder: str, files: Sequence[FileInfo]) -> None:
+        """Remember the records of files about to be renamed into place, before the renames.
+        A daemon killed after a rename but before ``update_local(applied=True)`` finds them
+        here at its next start (``applying``) and adopts each file that is still exactly
+        what was renamed in (same inode, size and mtime), instead of taking it for a local
+        edit."""
+        files = list(files)
+        if files:
+            self._write(lambda c: self._mutations.note_applying(c, folder, files))
+
+    def applying(self, folder: str) -> list[FileInfo]:
+        """The records noted by ``note_applying`` and not yet stored."""
+        fid = self._folder_id(folder)
+        if fid is None:
+            return []
+        rows = self._all(
+            f"SELECT {codec.FILE_COLUMNS} FROM applying WHERE folder = ? ORDER BY name", (fid,)
+        )
+        return [codec.row_to_file(row) for row in rows]
+
+    def clear_applying(self, folder: str) -> None:
+        self._write(lambda c: self._mutations.clear_applying(c, folder))
 
     def update_remote(self, folder: str, device: bytes, files: Sequence[FileInfo]) -> None:
         """Merge a remote device's entries (an IndexUpdate) as given, sequences kept."""
@@ -270,7 +297,11 @@ class IndexStore:
     # -- reads: streams --------------------------------------------------------------
 
     def _pages(
-        self, sql: str, params: Callable[[Any], Sequence[Any]], start: Any, size: int,
+        self,
+        sql: str,
+        params: Callable[[Any], Sequence[Any]],
+        start: Any,
+        size: int,
         cursor_of: Callable[[Any], Any],
     ) -> Iterator[list[Any]]:
         """Keyset pagination: run ``sql`` with ``params(cursor)`` until a short page."""
@@ -293,8 +324,7 @@ class IndexStore:
             for row in self._all(f"{select} AND {name} = ?", (*ids, exact)):
                 yield codec.row_to_file(row)
         sql = f"{select} AND {name} > ? AND {name} < ? ORDER BY {name} LIMIT ?"
-        for rows in self._pages(sql, lambda key: (*ids, key, high), low, _PAGE,
-                                lambda row: row[0]):
+        for rows in self._pages(sql, lambda key: (*ids, key, high), low, _PAGE, lambda row: row[0]):
             for row in rows:
                 yield codec.row_to_file(row)
 
@@ -311,7 +341,9 @@ class IndexStore:
             return
         yield from self._iter_tree(
             f"SELECT {codec.FILE_COLUMNS} FROM files WHERE folder = ? AND device = ?",
-            "name", ids, prefix,
+            "name",
+            ids,
+            prefix,
         )
 
     def iter_global(self, folder: str, prefix: str = "") -> Iterator[FileInfo]:
@@ -323,7 +355,9 @@ class IndexStore:
         yield from self._iter_tree(
             f"SELECT {_F_COLUMNS} FROM globals g JOIN files f ON f.folder = g.folder "
             "AND f.device = g.device AND f.name = g.name WHERE g.folder = ?",
-            "g.name", (fid,), prefix,
+            "g.name",
+            (fid,),
+            prefix,
         )
 
     def iter_local_since(
@@ -338,8 +372,9 @@ class IndexStore:
             f"SELECT {codec.FILE_COLUMNS} FROM files WHERE folder = ? AND device = ? "
             "AND sequence > ? ORDER BY sequence LIMIT ?"
         )
-        for rows in self._pages(sql, lambda seq: (*ids, seq), sequence, batch_size,
-                                lambda row: row[6]):
+        for rows in self._pages(
+            sql, lambda seq: (*ids, seq), sequence, batch_size, lambda row: row[6]
+        ):
             yield [codec.row_to_file(row) for row in rows]
 
     def iter_need(self, folder: str, batch_size: int = _PAGE) -> Generator[FileInfo, None, None]:
@@ -356,8 +391,9 @@ class IndexStore:
             "WHERE g.folder = ? AND g.need IS NOT NULL AND (g.need, g.name) > (?, ?) "
             "ORDER BY g.need, g.name LIMIT ?"
         )
-        for rows in self._pages(sql, lambda cur: (fid, *cur), (0, b""), batch_size,
-                                lambda row: (row[0], row[1])):
+        for rows in self._pages(
+            sql, lambda cur: (fid, *cur), (0, b""), batch_size, lambda row: (row[0], row[1])
+        ):
             for row in rows:
                 yield codec.row_to_file(row[1:])
 
@@ -368,8 +404,9 @@ class IndexStore:
             "JOIN files f ON f.id = b.file JOIN folders fo ON fo.id = f.folder "
             "WHERE b.hash = ? AND (b.file, b.offset) > (?, ?) ORDER BY b.file, b.offset LIMIT ?"
         )
-        for rows in self._pages(sql, lambda cur: (hash, *cur), (-1, -1), _PAGE,
-                                lambda row: (row[0], row[1])):
+        for rows in self._pages(
+            sql, lambda cur: (hash, *cur), (-1, -1), _PAGE, lambda row: (row[0], row[1])
+        ):
             for _file, offset, folder, key, size in rows:
                 yield BlockLocation(folder, codec.key_name(key), offset, size)
 
@@ -390,9 +427,7 @@ class IndexStore:
         ids = self._ids(folder, device)
         if ids is None:
             return 0
-        row = self._one(
-            "SELECT index_id FROM folder_devices WHERE folder = ? AND device = ?", ids
-        )
+        row = self._one("SELECT index_id FROM folder_devices WHERE folder = ? AND device = ?", ids)
         return codec.to_unsigned(row[0]) if row else 0
 
     def _counts(self, folder: str, scope: int | None) -> Counts:
@@ -438,4 +473,3 @@ class IndexStore:
         """Writer statistics: committed transactions and jobs (jobs > transactions
         means calls were grouped)."""
         return {"transactions": self._writer.transactions, "jobs": self._writer.jobs}
-

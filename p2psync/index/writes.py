@@ -134,7 +134,11 @@ class Mutations:
     # -- files -----------------------------------------------------------------------
 
     def update_local(
-        self, conn: sqlite3.Connection, folder: str, files: Sequence[FileInfo]
+        self,
+        conn: sqlite3.Connection,
+        folder: str,
+        files: Sequence[FileInfo],
+        applied: bool = False,
     ) -> list[FileInfo]:
         fid = self.folder_id(conn, folder)
         did = self.device_id(conn, self.local_device)
@@ -160,8 +164,28 @@ class Mutations:
             block_rows,
         )
         _set_max_sequence(conn, fid, did, sequence)
-        self._recompute(conn, fid, {codec.name_key(fi.name) for fi in stored})
+        keys = {codec.name_key(fi.name) for fi in stored}
+        self._recompute(conn, fid, keys)
+        if applied:
+            conn.executemany(
+                "DELETE FROM applying WHERE folder = ? AND name = ?", [(fid, k) for k in keys]
+            )
         return stored
+
+    def note_applying(
+        self, conn: sqlite3.Connection, folder: str, files: Sequence[FileInfo]
+    ) -> None:
+        fid = self.folder_id(conn, folder)
+        conn.executemany(
+            f"INSERT OR REPLACE INTO applying (folder, {codec.FILE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(fid, *codec.file_params(fi)) for fi in files],
+        )
+
+    def clear_applying(self, conn: sqlite3.Connection, folder: str) -> None:
+        fid = self.folder_id(conn, folder, create=False)
+        if fid is not None:
+            conn.execute("DELETE FROM applying WHERE folder = ?", (fid,))
 
     def update_remote(
         self, conn: sqlite3.Connection, folder: str, device: bytes, files: Sequence[FileInfo]
@@ -272,8 +296,17 @@ class Mutations:
                 device, ftype, size, _mtime, deleted, invalid, version = rows[0]
                 conn.execute(
                     _UPSERT_GLOBAL,
-                    (fid, key, device, version, ftype, size, deleted, invalid,
-                     _sole_holder_need(device == local_did, ftype, deleted, invalid)),
+                    (
+                        fid,
+                        key,
+                        device,
+                        version,
+                        ftype,
+                        size,
+                        deleted,
+                        invalid,
+                        _sole_holder_need(device == local_did, ftype, deleted, invalid),
+                    ),
                 )
                 continue
             candidates = [codec.row_to_rank_file(key, row) for row in rows]
@@ -282,15 +315,26 @@ class Mutations:
             index = next(i for i, c in enumerate(candidates) if c is best)
             local_index = next((i for i, row in enumerate(rows) if row[0] == local_did), None)
             local = None if local_index is None else candidates[local_index]
-            if local_index is not None and local is not None and (
-                (local.version, local.invalid) == (best.version, best.invalid)
+            if (
+                local_index is not None
+                and local is not None
+                and ((local.version, local.invalid) == (best.version, best.invalid))
             ):
                 index = local_index  # equivalent holders: prefer the local copy
             device, ftype, size, _mtime, deleted, invalid, version = rows[index]
             conn.execute(
                 _UPSERT_GLOBAL,
-                (fid, key, device, version, ftype, size, deleted, invalid,
-                 need_level(candidates[index], local)),
+                (
+                    fid,
+                    key,
+                    device,
+                    version,
+                    ftype,
+                    size,
+                    deleted,
+                    invalid,
+                    need_level(candidates[index], local),
+                ),
             )
 
     def _recompute_touched(self, conn: sqlite3.Connection, fid: int) -> None:
@@ -312,9 +356,7 @@ class Mutations:
 
 def _touch(conn: sqlite3.Connection, select: str, params: tuple[object, ...]) -> None:
     """Collect names to recompute in a temp table (on disk, not in Python memory)."""
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS touched (name BLOB PRIMARY KEY) WITHOUT ROWID"
-    )
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched (name BLOB PRIMARY KEY) WITHOUT ROWID")
     conn.execute("DELETE FROM temp.touched")
     conn.execute(f"INSERT OR IGNORE INTO temp.touched (name) {select}", params)
 

@@ -177,6 +177,9 @@ class FolderRunner:
 
     # ---- the loop ------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        adopted = await trio.to_thread.run_sync(self.puller.adopt_applied, limiter=self.io_limiter)
+        if adopted:
+            log.info("%s: recorded %d files applied just before the last stop", self.id, adopted)
         self.local_sequence.set(await self._db(self.index.max_sequence, self.id, self.local.raw))
         await self._db(self.index.local_index_id, self.id)
         async with trio.open_nursery() as nursery:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import hashlib
 import logging
 import random
 import threading
@@ -33,18 +32,21 @@ from typing import Protocol, TypeVar
 import trio
 
 from ..errors import FilesystemError, UnsafePathError
-from ..fs.base import FileStat, FileSystem, ReadHandle, WriteHandle
+from ..fs.base import FileStat, FileSystem, WriteHandle
 from ..fs.internal import is_internal, temp_name
 from ..index.store import IndexStore
 from ..protocol.model import BlockInfo, FileInfo, FileType
 from ..protocol.ordering import is_conflict
+from .block_io import BlockReaders, BlockWrites, read_verified
 from .plan import conflict_copies_to_remove, conflict_copy_name, is_conflict_copy, metadata_matches
 from .versioner import Versioner
 
 log = logging.getLogger("p2psync.sync.puller")
 T = TypeVar("T")
 
-REQUESTS_IN_FLIGHT_PER_FILE = 16
+# Block requests one file keeps in flight: 16 MiB of data, but at least 16 requests.
+BYTES_IN_FLIGHT_PER_FILE = 16 * 1024 * 1024
+MIN_REQUESTS_IN_FLIGHT_PER_FILE = 16
 MIN_FREE_BYTES = 16 * 1024 * 1024  # never fill a disk to the last byte
 PREALLOCATE_MIN = 4 * 1024 * 1024  # temp files this large get their space reserved first,
 PREALLOCATE_ROOM = 4  # when the disk has room for this many of them
@@ -183,7 +185,7 @@ class Puller:
                 pass  # the directory went away; nothing left to make durable
         if not batch:
             return 0
-        stored = self.index.update_local(self.folder, batch)
+        stored = self.index.update_local(self.folder, batch, applied=True)
         sequence = max(f.sequence for f in stored)
         with self._pending_lock:
             self._flushed_sequence = max(self._flushed_sequence, sequence)
@@ -193,6 +195,27 @@ class Puller:
         """``flush`` outside a batch's write step (see write_gate)."""
         with self.write_gate:
             return self.flush()
+
+    def adopt_applied(self) -> int:
+        """At start: store the records of files an earlier run renamed into place but was
+        killed before recording (``IndexStore.note_applying``), for each file still exactly
+        as renamed in; forget the rest. Returns how many were adopted. Call from a worker
+        thread before the first scan."""
+        adopted = []
+        for noted in self.index.applying(self.folder):
+            st = self._stat_or_none(noted.name)
+            if (
+                st is not None
+                and st.type == FileType.FILE
+                and st.inode == noted.inode
+                and st.size == noted.size
+                and st.mtime_ns == noted.modified_ns
+            ):
+                adopted.append(noted)
+        if adopted:
+            self.index.update_local(self.folder, adopted, applied=True)
+        self.index.clear_applying(self.folder)
+        return len(adopted)
 
     def take_flushed_sequence(self) -> int:
         """The highest sequence flushed since the last call (0 if none)."""
@@ -245,8 +268,10 @@ class Puller:
             self.stats.bytes_network += network_bytes
 
     # ---- record --------------------------------------------------------------------
-    def _record(self, fi: FileInfo, st: FileStat | None) -> None:
-        stored = fi.with_(
+    def as_recorded(self, fi: FileInfo, st: FileStat | None) -> FileInfo:
+        """The local record of ``fi`` once applied, with ``st`` the stat of what was put in
+        place (a rename keeps the temp file's inode, mode and mtime)."""
+        return fi.with_(
             sequence=0,
             local_flags=0,
             inode=st.inode if st else 0,
@@ -257,6 +282,9 @@ class Puller:
             if (st and not fi.is_symlink and not self.ignore_permissions)
             else fi.permissions,
         )
+
+    def _record(self, fi: FileInfo, st: FileStat | None) -> None:
+        stored = self.as_recorded(fi, st)
         if self.defer_records:
             with self._pending_lock:
                 self._pending_records.append(stored)
@@ -265,7 +293,7 @@ class Puller:
                     for b in stored.blocks:
                         self._recent_blocks[b.hash] = (stored.name, b.offset, b.size)
         else:
-            self.index.update_local(self.folder, [stored])
+            self.index.update_local(self.folder, [stored], applied=True)
 
     def make_parent(self, name: str) -> None:
         parent = name.rpartition("/")[0]
@@ -547,6 +575,7 @@ class Puller:
             st = handle.stat()
         finally:
             handle.close()
+        self.index.note_applying(self.folder, [self.as_recorded(fi, st)])
         self.commit_file(fi, cur, tmp, st)
 
     def seal(self, fi: FileInfo, handle: WriteHandle) -> None:
@@ -584,58 +613,54 @@ class Puller:
         missing: list[BlockInfo] = []
         data: bytes | None
         cur_blocks = blocks_by_place(cur)
-        for block in fi.blocks:
-            if block.size == 0:
-                continue
-            # 1. already in a partial temp file from an earlier attempt
-            if block.offset + block.size <= existing_size and read_verified(handle, block):
+        with BlockReaders(self.fs) as readers:
+            for block in fi.blocks:
+                if block.size == 0:
+                    continue
+                # 1. already in a partial temp file from an earlier attempt
+                if block.offset + block.size <= existing_size and read_verified(handle, block):
+                    self.stats.blocks_local += 1
+                    continue
+                data = self.find_local(fi.name, block, cur_blocks, readers)
+                if data is None:
+                    missing.append(block)
+                    continue
+                handle.write_at(block.offset, data)
                 self.stats.blocks_local += 1
-                continue
-            data = self.find_local(fi.name, block, cur_blocks)
-            if data is None:
-                missing.append(block)
-                continue
-            handle.write_at(block.offset, data)
-            self.stats.blocks_local += 1
         return missing
 
     def find_local(
-        self, name: str, block: BlockInfo, cur_blocks: dict[tuple[int, bytes], BlockInfo]
+        self,
+        name: str,
+        block: BlockInfo,
+        cur_blocks: dict[tuple[int, bytes], BlockInfo],
+        readers: BlockReaders,
     ) -> bytes | None:
         """The block's data from this device, verified, or None: from the old version of
         this file at the same place (``cur_blocks``), else from any local file."""
         data = None
         if (block.offset, block.hash) in cur_blocks:
-            data = self._read_verified(name, block.offset, block.size, block.hash)
+            data = readers.read(name, block)
         if data is None:
-            data = self._recent_copy(block)
+            data = self._recent_copy(block, readers)
         if data is None:
             for loc in self.index.find_block(block.hash):
                 if loc.folder != self.folder or loc.size != block.size:
                     continue
-                data = self._read_verified(loc.name, loc.offset, loc.size, block.hash)
+                data = readers.read(loc.name, BlockInfo(loc.offset, loc.size, block.hash))
                 if data is not None:
                     break
         if data is None:
             # a parallel rename may have moved the indexed copy a moment ago
-            data = self._recent_copy(block)
+            data = self._recent_copy(block, readers)
         return data
 
-    def _recent_copy(self, block: BlockInfo) -> bytes | None:
+    def _recent_copy(self, block: BlockInfo, readers: BlockReaders) -> bytes | None:
         """The block from a file written earlier in this page (not yet in the block map)."""
         recent = self._recent_blocks.get(block.hash)
         if recent is None or recent[2] != block.size:
             return None
-        return self._read_verified(recent[0], recent[1], recent[2], block.hash)
-
-    def _read_verified(self, name: str, offset: int, size: int, expected: bytes) -> bytes | None:
-        if is_internal(name):
-            return None
-        try:
-            with self.fs.open_read(name) as h:
-                return read_verified(h, BlockInfo(offset, size, expected))
-        except (OSError, FilesystemError):
-            return None
+        return readers.read(recent[0], BlockInfo(recent[1], recent[2], block.hash))
 
     async def _fetch(self, handle: WriteHandle, fi: FileInfo, blocks: list[BlockInfo]) -> None:
         sources = list(await self.sources_for(fi.name))
@@ -643,7 +668,7 @@ class Puller:
             raise ItemSkipped("no connected device has this version")
         random.shuffle(sources)
         failures: list[str] = []
-        in_flight = trio.CapacityLimiter(REQUESTS_IN_FLIGHT_PER_FILE)
+        in_flight = trio.CapacityLimiter(requests_in_flight(fi.block_size))
         failed: list[str] = []
 
         async def fetch_one(i: int, block: BlockInfo, cancel: trio.CancelScope) -> None:
@@ -657,7 +682,7 @@ class Puller:
                     except Exception as exc:  # RequestFailed or a closed connection
                         failures.append(str(exc))
                         continue
-                    if await self.in_thread(write_if_valid, handle, block, data):
+                    if await writes.write(block, data):
                         self.stats.blocks_network += 1
                         self.stats.bytes_network += len(data)
                         return
@@ -665,9 +690,15 @@ class Puller:
                 failed.append(failures[-1] if failures else "no source")
                 cancel.cancel()
 
-        async with trio.open_nursery() as nursery:
-            for i, block in enumerate(blocks):
-                nursery.start_soon(fetch_one, i, block, nursery.cancel_scope)
+        async with trio.open_nursery() as writers:
+            async with trio.open_nursery() as fetchers:
+                writes = BlockWrites(handle, self.in_thread, fetchers.cancel_scope)
+                writers.start_soon(writes.run)
+                for i, block in enumerate(blocks):
+                    fetchers.start_soon(fetch_one, i, block, fetchers.cancel_scope)
+            writers.cancel_scope.cancel()
+        if writes.error is not None:
+            raise writes.error
         if failed:
             raise ItemSkipped(f"could not fetch all blocks: {failed[0]}")
 
@@ -681,6 +712,12 @@ class Puller:
         self._record(fi, st_tmp)  # a rename keeps the inode, mode and mtime
 
 
+def requests_in_flight(block_size: int) -> int:
+    """How many block requests one file keeps in flight: small blocks need more of them
+    to keep the same amount of data moving."""
+    return max(MIN_REQUESTS_IN_FLIGHT_PER_FILE, BYTES_IN_FLIGHT_PER_FILE // max(block_size, 1))
+
+
 def same_blocks(a: FileInfo, b: FileInfo) -> bool:
     return a.size == b.size and [x.hash for x in a.blocks] == [y.hash for y in b.blocks]
 
@@ -690,21 +727,6 @@ def blocks_by_place(cur: FileInfo | None) -> dict[tuple[int, bytes], BlockInfo]:
     if cur is None or cur.deleted or cur.type != FileType.FILE:
         return {}
     return {(b.offset, b.hash): b for b in cur.blocks}
-
-
-def read_verified(handle: ReadHandle, block: BlockInfo) -> bytes | None:
-    """``block``'s bytes from ``handle`` if they are all there and match its hash."""
-    data = handle.read_at(block.offset, block.size)
-    if len(data) != block.size or hashlib.sha256(data).digest() != block.hash:
-        return None
-    return data
-
-
-def write_if_valid(handle: WriteHandle, block: BlockInfo, data: bytes) -> bool:
-    if len(data) != block.size or hashlib.sha256(data).digest() != block.hash:
-        return False
-    handle.write_at(block.offset, data)
-    return True
 
 
 def skipped_for(exc: OSError | UnsafePathError, name: str) -> ItemSkipped:

@@ -32,6 +32,7 @@ from ..errors import FilesystemError, UnsafePathError
 from ..fs.base import FileStat, WriteHandle
 from ..fs.internal import is_internal, temp_name
 from ..protocol.model import BlockInfo, FileInfo, FileType
+from .block_io import BlockReaders, read_verified, write_if_valid
 from .puller import (
     DISK_FULL,
     MIN_FREE_BYTES,
@@ -39,9 +40,7 @@ from .puller import (
     ItemSkipped,
     Puller,
     blocks_by_place,
-    read_verified,
     skipped_for,
-    write_if_valid,
 )
 
 log = logging.getLogger("p2psync.sync.small_files")
@@ -135,10 +134,10 @@ def _check_all(puller: Puller, files: Sequence[FileInfo], result: BatchResult) -
         for fi in files:
             result.fail(fi, ItemSkipped(DISK_FULL))
         return items
-    with puller.fs.cached_dirs():
+    with puller.fs.cached_dirs(), BlockReaders(puller.fs) as readers:
         for fi in files:
             try:
-                item = _check(puller, fi)
+                item = _check(puller, fi, readers)
             except Exception as exc:
                 result.fail(fi, exc)
                 continue
@@ -151,7 +150,7 @@ def _check_all(puller: Puller, files: Sequence[FileInfo], result: BatchResult) -
     return items
 
 
-def _check(puller: Puller, fi: FileInfo) -> _Item | None:
+def _check(puller: Puller, fi: FileInfo, readers: BlockReaders) -> _Item | None:
     if is_internal(fi.name):
         raise ItemSkipped("internal name; never synced")
     checked = puller.check_file(fi)
@@ -169,7 +168,7 @@ def _check(puller: Puller, fi: FileInfo) -> _Item | None:
             continue
         data = partial.get(block.offset)
         if data is None:
-            data = puller.find_local(fi.name, block, cur_blocks)
+            data = puller.find_local(fi.name, block, cur_blocks, readers)
         if data is None:
             item.missing.append(block)
         else:
@@ -242,16 +241,25 @@ def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
                 item.close()
                 result.fail(item.fi, exc)
         errors = _fsync_all([item.handle for item in built if item.handle is not None])
+        sealed: list[tuple[_Item, FileStat]] = []
         for item, error in zip(built, errors, strict=True):
             try:
                 if error is not None:
                     raise error
                 assert item.handle is not None
-                st: FileStat = item.handle.stat()
+                sealed.append((item, item.handle.stat()))
+            except Exception as exc:
+                result.fail(item.fi, exc)
+            finally:
                 item.close()
+        if sealed:  # see IndexStore.note_applying
+            puller.index.note_applying(
+                puller.folder, [puller.as_recorded(item.fi, st) for item, st in sealed]
+            )
+        for item, st in sealed:
+            try:
                 puller.commit_file(item.fi, item.cur, temp_name(item.fi.name), st)
             except Exception as exc:
-                item.close()
                 result.fail(item.fi, exc)
                 continue
             result.done.append(item.fi)

@@ -89,7 +89,8 @@ def test_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("boom")
 
-    with pytest.raises(IndexError_, match="upgrading the index schema to version 2 failed"):
+    failing = f"upgrading the index schema to version {len(MIGRATIONS) + 1} failed"
+    with pytest.raises(IndexError_, match=failing):
         IndexStore.open(path, LOCAL, migrations=[*MIGRATIONS, broken])
     conn = sqlite3.connect(path)
     try:
@@ -123,3 +124,13 @@ def test_closed_store_refuses_calls(tmp_path: Path) -> None:
         s.update_local("f", [make_file("a")])
     with pytest.raises(IndexError_, match="closed"):
         s.get_local("f", "a")
+
+
+def test_a_version_1_index_gains_the_applying_table(tmp_path: Path) -> None:
+    path = tmp_path / "i.db"
+    with IndexStore.open(path, LOCAL, migrations=MIGRATIONS[:1]) as s:
+        s.update_local("f", [make_file("a")])
+    with IndexStore.open(path, LOCAL) as s:
+        assert s.get_local("f", "a") is not None
+        s.note_applying("f", [make_file("b")])
+        assert [f.name for f in s.applying("f")] == ["b"]

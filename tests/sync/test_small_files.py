@@ -3,19 +3,26 @@ outcome a batch can have for one file, while the rest of the batch still lands."
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-import trio
+from pull_support import (
+    FOLDER,
+    LOCAL_SHORT,
+    Source,
+    make_puller,
+    payloads,
+    remote_file,
+    source_for,
+    temp_files,
+)
 
 from p2psync.fs import BasicFS, FakeFS, write_all
-from p2psync.fs.base import FileSystem
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
 from p2psync.protocol.model import FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import hash_bytes
-from p2psync.sync.puller import DISK_FULL, Puller
+from p2psync.sync.puller import DISK_FULL
 from p2psync.sync.small_files import (
     BATCH_BYTES,
     SMALL_FILE_MAX,
@@ -23,78 +30,6 @@ from p2psync.sync.small_files import (
     is_small_file,
     pull_small_files,
 )
-from p2psync.sync.versioner import NoVersioning
-
-LOCAL = bytes(range(32))
-LOCAL_SHORT = int.from_bytes(LOCAL[:8], "big")
-REMOTE_SHORT = 0x1234_5678_9ABC_DEF0
-FOLDER = "default"
-
-
-class Source:
-    """A peer serving blocks from memory; ``corrupt``/``refuse`` name files it gets wrong."""
-
-    def __init__(self, blocks: dict[bytes, bytes]) -> None:
-        self.blocks = blocks
-        self.corrupt: set[str] = set()
-        self.refuse: set[str] = set()
-        self.requests: list[str] = []
-
-    async def request(self, folder: str, name: str, offset: int, size: int, hash: bytes) -> bytes:
-        await trio.lowlevel.checkpoint()
-        self.requests.append(name)
-        if name in self.refuse:
-            raise RuntimeError("peer answered NO_SUCH_FILE")
-        data = self.blocks[hash]
-        return bytes([data[0] ^ 0xFF]) + data[1:] if name in self.corrupt else data
-
-
-
-
-def remote_file(name: str, data: bytes) -> FileInfo:
-    size = block_size_for(len(data))
-    return FileInfo(
-        name=name,
-        size=len(data),
-        permissions=0o640,
-        modified_ns=1_700_000_000_123_456_789,
-        modified_by=REMOTE_SHORT,
-        version=vector.make([(REMOTE_SHORT, 1)]),
-        block_size=size,
-        blocks=hash_bytes(data, size),
-    )
-
-
-def make_puller(fs: FileSystem, index: IndexStore, *sources: Source) -> Puller:
-    async def sources_for(name: str) -> list[Source]:
-        return list(sources)
-
-    async def sources_for_many(names: list[str]) -> dict[str, list[Source]]:
-        return {name: list(sources) for name in names}
-
-    puller = Puller(
-        folder=FOLDER,
-        fs=fs,
-        index=index,
-        versioner=NoVersioning(),
-        limiter=trio.CapacityLimiter(4),
-        sources_for=sources_for,
-        sources_for_many=sources_for_many,  # type: ignore[arg-type]
-    )
-    puller.defer_records = True
-    return puller
-
-
-def temp_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.startswith(".p2psync.")]
-
-
-def payloads(count: int) -> dict[str, bytes]:
-    return {f"d{i % 3}/sub/f{i:03}.txt": os.urandom(100 + 37 * i) for i in range(count)}
-
-
-def source_for(files: dict[str, bytes]) -> Source:
-    return Source({hashlib.sha256(d).digest(): d for d in files.values()})
 
 
 async def test_a_batch_lands_every_file_with_its_metadata_and_records_it(
@@ -124,9 +59,9 @@ async def test_a_corrupt_block_sends_only_that_file_back_for_a_single_pull(
     source = source_for(files)
     bad = sorted(files)[2]
     source.corrupt.add(bad)
-    result = await pull_small_files(make_puller(fs, index, source), [
-        remote_file(n, d) for n, d in files.items()
-    ])
+    result = await pull_small_files(
+        make_puller(fs, index, source), [remote_file(n, d) for n, d in files.items()]
+    )
     assert [f.name for f in result.retry] == [bad]
     assert len(result.done) == 4
     assert not (Path(fs.root) / bad).exists()  # nothing unverified ever lands
@@ -139,9 +74,9 @@ async def test_a_refused_request_skips_that_file_with_the_reason(
     source = source_for(files)
     refused = sorted(files)[0]
     source.refuse.add(refused)
-    result = await pull_small_files(make_puller(fs, index, source), [
-        remote_file(n, d) for n, d in files.items()
-    ])
+    result = await pull_small_files(
+        make_puller(fs, index, source), [remote_file(n, d) for n, d in files.items()]
+    )
     [(fi, skipped)] = result.skipped
     assert fi.name == refused and "could not fetch all blocks" in skipped.reason
     assert len(result.done) == 3
@@ -151,9 +86,9 @@ async def test_a_refused_request_skips_that_file_with_the_reason(
 async def test_a_file_changed_since_the_scan_is_left_alone(fs: BasicFS, index: IndexStore) -> None:
     write_all(fs, "mine.txt", b"the user's unscanned edit")
     files = {"mine.txt": b"remote content", "other.txt": b"other remote content"}
-    result = await pull_small_files(make_puller(fs, index, source_for(files)), [
-        remote_file(n, d) for n, d in files.items()
-    ])
+    result = await pull_small_files(
+        make_puller(fs, index, source_for(files)), [remote_file(n, d) for n, d in files.items()]
+    )
     [(fi, skipped)] = result.skipped
     assert fi.name == "mine.txt" and skipped.rescan
     assert (Path(fs.root) / "mine.txt").read_bytes() == b"the user's unscanned edit"
@@ -167,9 +102,18 @@ async def test_content_already_on_this_device_is_copied_not_fetched(
     fs.mkdir("old")
     write_all(fs, "old/original.txt", data)
     st = fs.lstat("old/original.txt")
-    index.update_local(FOLDER, [remote_file("old/original.txt", data).with_(
-        modified_ns=st.mtime_ns, permissions=st.permissions, inode=st.inode,
-        version=vector.make([(LOCAL_SHORT, 1)]), modified_by=LOCAL_SHORT)])
+    index.update_local(
+        FOLDER,
+        [
+            remote_file("old/original.txt", data).with_(
+                modified_ns=st.mtime_ns,
+                permissions=st.permissions,
+                inode=st.inode,
+                version=vector.make([(LOCAL_SHORT, 1)]),
+                modified_by=LOCAL_SHORT,
+            )
+        ],
+    )
     source = source_for({"x": data})
     puller = make_puller(fs, index, source)
     result = await pull_small_files(puller, [remote_file("new/copy.txt", data)])
@@ -184,13 +128,24 @@ async def test_a_directory_in_the_way_goes_back_for_a_single_pull(
 ) -> None:
     fs.mkdir("taken")
     st = fs.lstat("taken")
-    index.update_local(FOLDER, [FileInfo(
-        name="taken", type=st.type, permissions=st.permissions, modified_ns=st.mtime_ns,
-        modified_by=LOCAL_SHORT, version=vector.make([(LOCAL_SHORT, 1)]), inode=st.inode)])
+    index.update_local(
+        FOLDER,
+        [
+            FileInfo(
+                name="taken",
+                type=st.type,
+                permissions=st.permissions,
+                modified_ns=st.mtime_ns,
+                modified_by=LOCAL_SHORT,
+                version=vector.make([(LOCAL_SHORT, 1)]),
+                inode=st.inode,
+            )
+        ],
+    )
     files = {"taken": b"now a file"}
-    result = await pull_small_files(make_puller(fs, index, source_for(files)), [
-        remote_file("taken", b"now a file")
-    ])
+    result = await pull_small_files(
+        make_puller(fs, index, source_for(files)), [remote_file("taken", b"now a file")]
+    )
     assert [f.name for f in result.retry] == ["taken"]
     assert (Path(fs.root) / "taken").is_dir()
 
@@ -199,9 +154,9 @@ async def test_a_full_disk_skips_the_batch_and_writes_nothing(index: IndexStore)
     fake = FakeFS()
     fake.free_bytes = 1024
     files = payloads(3)
-    result = await pull_small_files(make_puller(fake, index, source_for(files)), [
-        remote_file(n, d) for n, d in files.items()
-    ])
+    result = await pull_small_files(
+        make_puller(fake, index, source_for(files)), [remote_file(n, d) for n, d in files.items()]
+    )
     assert {s.reason for _, s in result.skipped} == {DISK_FULL}
     assert fake.scandir("") == []
 
@@ -209,9 +164,9 @@ async def test_a_full_disk_skips_the_batch_and_writes_nothing(index: IndexStore)
 async def test_hostile_names_are_refused_per_file(fs: BasicFS, index: IndexStore) -> None:
     good = {"fine.txt": b"fine"}
     hostile = [remote_file(".p2psync.evil.tmp", b"internal"), remote_file("../escape.txt", b"x")]
-    result = await pull_small_files(make_puller(fs, index, source_for(good)), [
-        *hostile, remote_file("fine.txt", b"fine")
-    ])
+    result = await pull_small_files(
+        make_puller(fs, index, source_for(good)), [*hostile, remote_file("fine.txt", b"fine")]
+    )
     assert [f.name for f in result.done] == ["fine.txt"]
     assert sorted(f.name for f, _ in result.skipped) == sorted(f.name for f in hostile)
     assert not (Path(fs.root).parent / "escape.txt").exists()
@@ -245,8 +200,9 @@ async def test_a_batch_of_multi_block_files(fs: BasicFS, index: IndexStore) -> N
     result = await pull_small_files(puller, [remote_file(n, d) for n, d in files.items()])
     assert len(result.done) == 3
     assert all((Path(fs.root) / n).read_bytes() == d for n, d in files.items())
-    assert puller.stats.blocks_network == sum(len(hash_bytes(d, block_size_for(len(d))))
-                                              for d in files.values())
+    assert puller.stats.blocks_network == sum(
+        len(hash_bytes(d, block_size_for(len(d)))) for d in files.values()
+    )
 
 
 async def test_a_peer_that_cannot_serve_a_block_is_passed_over_for_one_that_can(
@@ -255,9 +211,9 @@ async def test_a_peer_that_cannot_serve_a_block_is_passed_over_for_one_that_can(
     files = payloads(6)
     refusing, serving = source_for(files), source_for(files)
     refusing.refuse.update(files)
-    result = await pull_small_files(make_puller(fs, index, refusing, serving), [
-        remote_file(n, d) for n, d in files.items()
-    ])
+    result = await pull_small_files(
+        make_puller(fs, index, refusing, serving), [remote_file(n, d) for n, d in files.items()]
+    )
     assert sorted(f.name for f in result.done) == sorted(files)
     assert result.skipped == [] and result.retry == []
     assert refusing.requests  # it was asked first for some blocks

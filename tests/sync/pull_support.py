@@ -1,0 +1,86 @@
+"""Helpers for the puller tests: a remote file, a block source in memory, a Puller."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import trio
+
+from p2psync.fs.base import FileSystem
+from p2psync.index import IndexStore
+from p2psync.protocol import vector
+from p2psync.protocol.model import FileInfo, block_size_for
+from p2psync.scanner.blocks import hash_bytes
+from p2psync.sync.puller import Puller
+from p2psync.sync.versioner import NoVersioning
+
+LOCAL = bytes(range(32))
+LOCAL_SHORT = int.from_bytes(LOCAL[:8], "big")
+REMOTE_SHORT = 0x1234_5678_9ABC_DEF0
+FOLDER = "default"
+
+
+class Source:
+    """A peer serving blocks from memory; ``corrupt``/``refuse`` name files it gets wrong."""
+
+    def __init__(self, blocks: dict[bytes, bytes]) -> None:
+        self.blocks = blocks
+        self.corrupt: set[str] = set()
+        self.refuse: set[str] = set()
+        self.requests: list[str] = []
+
+    async def request(self, folder: str, name: str, offset: int, size: int, hash: bytes) -> bytes:
+        await trio.lowlevel.checkpoint()
+        self.requests.append(name)
+        if name in self.refuse:
+            raise RuntimeError("peer answered NO_SUCH_FILE")
+        data = self.blocks[hash]
+        return bytes([data[0] ^ 0xFF]) + data[1:] if name in self.corrupt else data
+
+
+def remote_file(name: str, data: bytes) -> FileInfo:
+    size = block_size_for(len(data))
+    return FileInfo(
+        name=name,
+        size=len(data),
+        permissions=0o640,
+        modified_ns=1_700_000_000_123_456_789,
+        modified_by=REMOTE_SHORT,
+        version=vector.make([(REMOTE_SHORT, 1)]),
+        block_size=size,
+        blocks=hash_bytes(data, size),
+    )
+
+
+def make_puller(fs: FileSystem, index: IndexStore, *sources: Source) -> Puller:
+    async def sources_for(name: str) -> list[Source]:
+        return list(sources)
+
+    async def sources_for_many(names: list[str]) -> dict[str, list[Source]]:
+        return {name: list(sources) for name in names}
+
+    puller = Puller(
+        folder=FOLDER,
+        fs=fs,
+        index=index,
+        versioner=NoVersioning(),
+        limiter=trio.CapacityLimiter(4),
+        sources_for=sources_for,
+        sources_for_many=sources_for_many,  # type: ignore[arg-type]
+    )
+    puller.defer_records = True
+    return puller
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(".p2psync.")]
+
+
+def payloads(count: int) -> dict[str, bytes]:
+    return {f"d{i % 3}/sub/f{i:03}.txt": os.urandom(100 + 37 * i) for i in range(count)}
+
+
+def source_for(files: dict[str, bytes]) -> Source:
+    return Source({hashlib.sha256(d).digest(): d for d in files.values()})

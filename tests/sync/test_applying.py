@@ -1,0 +1,105 @@
+"""A daemon killed after the puller renamed files into place but before it recorded them
+(IndexStore.note_applying / Puller.adopt_applied): at the next start each such file is
+recorded as pulled, not taken for a local edit that would later become a conflict."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from pull_support import FOLDER, LOCAL, LOCAL_SHORT, make_puller, payloads, remote_file, source_for
+
+from p2psync.fs import BasicFS
+from p2psync.index import IndexStore
+from p2psync.protocol.model import FileInfo
+from p2psync.scanner.scan import scan
+from p2psync.sync.scan_round import IndexView
+from p2psync.sync.small_files import pull_small_files
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs."""
+
+
+def local_changes(fs: BasicFS, index: IndexStore) -> list[FileInfo]:
+    """Files the scanner would report as changed here (directories the test's puller
+    created are not in its index, so they are left out)."""
+    batches = scan(fs, IndexView(index, FOLDER), short_id=LOCAL_SHORT, now=lambda: int(time.time()))
+    return [fi for batch in batches for fi in batch.files if not fi.is_directory]
+
+
+async def kill_before_the_records(fs: BasicFS, path: Path, files: dict[str, bytes]) -> None:
+    """Pull ``files`` as one batch and 'die' in the step that records them."""
+    with IndexStore.open(path, LOCAL) as index:
+        puller = make_puller(fs, index, source_for(files))
+
+        def killed() -> int:
+            raise Killed
+
+        puller.flush = killed  # type: ignore[method-assign]
+        with pytest.raises(Killed):
+            await pull_small_files(puller, [remote_file(n, d) for n, d in files.items()])
+        assert len(index.applying(FOLDER)) == len(files)
+        assert all(index.get_local(FOLDER, name) is None for name in files)
+
+
+async def test_files_renamed_in_before_a_kill_are_adopted_at_the_next_start(
+    fs: BasicFS, tmp_path: Path
+) -> None:
+    files = payloads(5)
+    db = tmp_path / "restart.db"
+    await kill_before_the_records(fs, db, files)
+    for name, data in files.items():  # the renames happened
+        assert (Path(fs.root) / name).read_bytes() == data
+
+    with IndexStore.open(db, LOCAL) as index:
+        assert make_puller(fs, index).adopt_applied() == len(files)
+        for name in files:
+            stored = index.get_local(FOLDER, name)
+            assert stored is not None and stored.version == remote_file(name, b"").version
+        assert index.applying(FOLDER) == []
+        assert local_changes(fs, index) == []  # nothing looks locally edited
+
+
+async def test_a_file_edited_after_the_kill_is_not_adopted(fs: BasicFS, tmp_path: Path) -> None:
+    files = payloads(3)
+    db = tmp_path / "restart.db"
+    await kill_before_the_records(fs, db, files)
+    edited, removed, kept = sorted(files)
+    (Path(fs.root) / edited).write_bytes(b"the user's newer content")
+    os.remove(Path(fs.root) / removed)
+
+    with IndexStore.open(db, LOCAL) as index:
+        assert make_puller(fs, index).adopt_applied() == 1
+        assert index.get_local(FOLDER, kept) is not None
+        assert index.get_local(FOLDER, edited) is None  # the scan will see it as new, local
+        assert index.get_local(FOLDER, removed) is None
+        assert index.applying(FOLDER) == []
+        assert {fi.name for fi in local_changes(fs, index)} >= {edited}
+
+
+async def test_a_large_file_is_noted_before_its_rename(fs: BasicFS, tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    db = tmp_path / "restart.db"
+    with IndexStore.open(db, LOCAL) as index:
+        source = source_for({})
+        fi = remote_file("big.bin", data)
+        source.blocks = {b.hash: data[b.offset : b.offset + b.size] for b in fi.blocks}
+        puller = make_puller(fs, index, source)
+        await puller.pull_item(fi)  # records are deferred: 'killed' before the flush
+        assert [f.name for f in index.applying(FOLDER)] == ["big.bin"]
+    with IndexStore.open(db, LOCAL) as index:
+        assert make_puller(fs, index).adopt_applied() == 1
+        assert local_changes(fs, index) == []
+
+
+async def test_recording_a_batch_forgets_its_notes(fs: BasicFS, index: IndexStore) -> None:
+    files = payloads(4)
+    result = await pull_small_files(
+        make_puller(fs, index, source_for(files)),
+        [remote_file(n, d) for n, d in files.items()],
+    )
+    assert len(result.done) == len(files)
+    assert index.applying(FOLDER) == []
