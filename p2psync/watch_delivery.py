@@ -1,9 +1,9 @@
-"""Delivering watcher events to the folder: the trio side shared by both watchers.
+"""Delivering watcher events to the folder: the trio side shared by every watcher
+(``watch_inotify`` on Linux, ``watch_process`` elsewhere, ``watcher`` in tests).
 
 Bridge items (the names one event touched, or None for "rescan everything") are drained
 into the pure ``Aggregator`` and each batch is delivered once it is due. Nothing here
-imports watchdog, so the daemon's process does not load it (watchdog runs in the watcher
-child process, see ``watch_process``).
+imports watchdog.
 """
 
 from __future__ import annotations

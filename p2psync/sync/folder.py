@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -322,7 +323,10 @@ class FolderRunner:
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Feed watcher batches into scan requests; ready once the OS watches are armed."""
-        from ..watch_process import watch_folder_in_child as watch_folder
+        if sys.platform.startswith("linux"):  # inotify on the event loop: no thread, no process
+            from ..watch_inotify import watch_folder_inotify as watch_folder
+        else:  # watchdog's observer threads, kept off this process's GIL
+            from ..watch_process import watch_folder_in_child as watch_folder
 
         send, receive = trio.open_memory_channel[list[str] | None](16)
         async with trio.open_nursery() as nursery:
