@@ -211,6 +211,9 @@ def _timed_pair_run(
                     alive=pair.check_alive,
                 )
             pids = [d.pid for d in pair.daemons]
+            # What set-up wrote (up to 2 GiB for d) would otherwise still be on its way to
+            # the disk and throttle the timed writes: flush it first, for both systems.
+            os.sync()
             cpu0 = [cpu_seconds(p) for p in pids]
             wire0 = pair.wire_bytes()
             with _maybe_profile(ctx, system, wl, pids):

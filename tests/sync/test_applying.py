@@ -15,6 +15,7 @@ from p2psync.fs import BasicFS
 from p2psync.index import IndexStore
 from p2psync.protocol.model import FileInfo
 from p2psync.scanner.scan import scan
+from p2psync.sync.local_renames import apply_renames
 from p2psync.sync.scan_round import IndexView
 from p2psync.sync.small_files import pull_small_files
 
@@ -103,3 +104,43 @@ async def test_recording_a_batch_forgets_its_notes(fs: BasicFS, index: IndexStor
     )
     assert len(result.done) == len(files)
     assert index.applying(FOLDER) == []
+
+
+async def test_a_local_rename_killed_before_its_records_is_adopted(
+    fs: BasicFS, tmp_path: Path
+) -> None:
+    db = tmp_path / "restart.db"
+    data = os.urandom(5000)
+    (Path(fs.root) / "old.txt").write_bytes(data)
+    with IndexStore.open(db, LOCAL) as index:
+        index.update_local(FOLDER, local_changes(fs, index))
+        old = index.get_local(FOLDER, "old.txt")
+        assert old is not None
+        moved = remote_file("new.txt", data)
+        gone = old.with_(deleted=True, blocks=(), size=0, version=moved.version)
+        puller = make_puller(fs, index)
+        assert apply_renames(puller, [(moved, gone)]) == [True]  # 'killed': never flushed
+        assert {f.name for f in index.applying(FOLDER)} == {"new.txt", "old.txt"}
+    assert (Path(fs.root) / "new.txt").read_bytes() == data
+
+    with IndexStore.open(db, LOCAL) as index:
+        assert make_puller(fs, index).adopt_applied() == 2
+        renamed, source = index.get_local(FOLDER, "new.txt"), index.get_local(FOLDER, "old.txt")
+        assert renamed is not None and not renamed.deleted
+        assert source is not None and source.deleted
+        assert local_changes(fs, index) == []
+
+
+async def test_a_rename_whose_target_appeared_is_not_applied(fs: BasicFS, tmp_path: Path) -> None:
+    data = os.urandom(5000)
+    (Path(fs.root) / "old.txt").write_bytes(data)
+    (Path(fs.root) / "new.txt").write_bytes(b"the user's own file")
+    with IndexStore.open(tmp_path / "i.db", LOCAL) as index:
+        index.update_local(FOLDER, [fi for fi in local_changes(fs, index) if fi.name == "old.txt"])
+        old = index.get_local(FOLDER, "old.txt")
+        assert old is not None
+        moved = remote_file("new.txt", data)
+        gone = old.with_(deleted=True, blocks=(), size=0)
+        assert apply_renames(make_puller(fs, index), [(moved, gone)]) == [False]
+    assert (Path(fs.root) / "new.txt").read_bytes() == b"the user's own file"
+    assert (Path(fs.root) / "old.txt").read_bytes() == data

@@ -6,20 +6,24 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from pull_support import make_puller, remote_file, source_for
+from pull_support import FOLDER, make_puller, remote_file, source_for
 
 from p2psync.fs import BasicFS, FakeFS, read_all
 from p2psync.fs.internal import temp_name
 from p2psync.index import IndexStore
 from p2psync.protocol.model import BlockInfo
+from p2psync.scanner.scan import scan
 from p2psync.sync import block_io
+from p2psync.sync import puller as puller_module
 from p2psync.sync.block_io import BlockReaders, BlockWrites
 from p2psync.sync.puller import DISK_FULL, ItemSkipped, requests_in_flight
+from p2psync.sync.scan_round import IndexView
 
 BLOCK = 128 * 1024
 
@@ -171,3 +175,39 @@ def test_readers_keep_a_bounded_number_of_files_open(fs: BasicFS) -> None:
             assert readers.read(name, block) == name.encode()
             assert len(os.listdir("/proc/self/fd")) - fds_before <= block_io.MAX_OPEN
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+async def test_a_big_local_copy_is_split_between_threads_and_keeps_every_block(
+    fs: BasicFS, index: IndexStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks found locally are copied on FILL_THREADS threads; changed blocks in either
+    part still come from the peer, and the file is exact."""
+    monkeypatch.setattr(puller_module, "FILL_SPLIT_MIN_BLOCKS", 4)
+    old = os.urandom(12 * BLOCK + 777)
+    (Path(fs.root) / "big.bin").write_bytes(old)
+    scanned = [
+        fi
+        for batch in scan(fs, IndexView(index, FOLDER), short_id=1, now=lambda: 1_700_000_000)
+        for fi in batch.files
+    ]
+    index.update_local(FOLDER, scanned)
+    new = bytearray(old)
+    for changed in (1, 10):  # one block in each thread's part
+        new[changed * BLOCK : changed * BLOCK + 5] = b"XXXXX"
+    fi = remote_file("big.bin", bytes(new))
+    source = source_for({})
+    source.blocks = {b.hash: bytes(new[b.offset : b.offset + b.size]) for b in fi.blocks}
+    threads: set[str] = set()
+    real_read = block_io.read_verified
+
+    def spying_read(handle: Any, block: BlockInfo) -> bytes | None:
+        threads.add(threading.current_thread().name)
+        return real_read(handle, block)
+
+    monkeypatch.setattr(block_io, "read_verified", spying_read)
+    puller = make_puller(fs, index, source)
+    await puller.pull_item(fi)
+    assert (Path(fs.root) / "big.bin").read_bytes() == bytes(new)
+    assert puller.stats.blocks_network == 2
+    assert puller.stats.blocks_local == len(fi.blocks) - 2
+    assert len(threads) == puller_module.FILL_THREADS
