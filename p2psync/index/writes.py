@@ -42,6 +42,12 @@ ON CONFLICT (folder, device, name) DO NOTHING
 RETURNING id
 """
 
+# A name no device has had in this folder, with its id chosen by the caller.
+_INSERT_FILE_WITH_ID = f"""
+INSERT INTO files (id, folder, device, {codec.FILE_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
 _UPSERT_GLOBAL = """
 INSERT INTO globals (folder, name, device, version, type, size, deleted, invalid, need)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -145,10 +151,20 @@ class Mutations:
         assert fid is not None and did is not None
         sequence = _max_sequence(conn, fid, did)
         stored = []
-        block_rows: list[tuple[bytes, int, int, int]] = []
         for fi in files:
             sequence += 1
-            fi = fi.with_(sequence=sequence)
+            stored.append(fi.with_(sequence=sequence))
+        keyed = [(codec.name_key(fi.name), fi) for fi in stored]
+        keys = {key for key, _ in keyed}
+        fresh: list[tuple[bytes, FileInfo]] = []
+        if len(keys) == len(keyed):  # (a batch naming one file twice goes one by one)
+            known = _known_names(conn, fid, keys)
+            fresh = [(key, fi) for key, fi in keyed if key not in known]
+        fresh_keys = {key for key, _ in fresh}
+        block_rows = self._insert_fresh(conn, fid, did, fresh)
+        for key, fi in keyed:
+            if key in fresh_keys:
+                continue
             params = (fid, did, *codec.file_params(fi))
             row = conn.execute(_INSERT_NEW_FILE, params).fetchone()
             if row is None:  # known name: update it, and forget its old blocks
@@ -158,19 +174,53 @@ class Mutations:
                 file_id = row[0]
             if fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
                 block_rows.extend((b.hash, file_id, b.offset, b.size) for b in fi.blocks)
-            stored.append(fi)
         conn.executemany(
             "INSERT OR IGNORE INTO blockmap (hash, file, offset, size) VALUES (?, ?, ?, ?)",
             block_rows,
         )
         _set_max_sequence(conn, fid, did, sequence)
-        keys = {codec.name_key(fi.name) for fi in stored}
-        self._recompute(conn, fid, keys)
+        self._recompute(conn, fid, keys - fresh_keys)
         if applied:
             conn.executemany(
                 "DELETE FROM applying WHERE folder = ? AND name = ?", [(fid, k) for k in keys]
             )
         return stored
+
+    @staticmethod
+    def _insert_fresh(
+        conn: sqlite3.Connection, fid: int, did: int, fresh: list[tuple[bytes, FileInfo]]
+    ) -> list[tuple[bytes, int, int, int]]:
+        """Names no device has had in this folder (an initial scan's): their rows, global
+        versions (the local entry, nothing to rank) and block rows in a few statements.
+        Returns the block rows."""
+        if not fresh:
+            return []
+        first_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM files").fetchone()[0]
+        file_rows = []
+        global_rows = []
+        block_rows: list[tuple[bytes, int, int, int]] = []
+        for file_id, (key, fi) in enumerate(fresh, start=first_id):
+            params = codec.file_params(fi)
+            file_rows.append((file_id, fid, did, *params))
+            ftype, deleted, invalid = int(fi.type), int(fi.deleted), int(fi.invalid)
+            global_rows.append(
+                (
+                    fid,
+                    key,
+                    did,
+                    params[8],  # the encoded version
+                    ftype,
+                    fi.size,
+                    deleted,
+                    invalid,
+                    _sole_holder_need(True, ftype, fi.deleted, fi.invalid),
+                )
+            )
+            if fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
+                block_rows.extend((b.hash, file_id, b.offset, b.size) for b in fi.blocks)
+        conn.executemany(_INSERT_FILE_WITH_ID, file_rows)
+        conn.executemany(_UPSERT_GLOBAL, global_rows)
+        return block_rows
 
     def note_applying(
         self, conn: sqlite3.Connection, folder: str, files: Sequence[FileInfo]
@@ -359,6 +409,23 @@ def _touch(conn: sqlite3.Connection, select: str, params: tuple[object, ...]) ->
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched (name BLOB PRIMARY KEY) WITHOUT ROWID")
     conn.execute("DELETE FROM temp.touched")
     conn.execute(f"INSERT OR IGNORE INTO temp.touched (name) {select}", params)
+
+
+def _known_names(conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> set[bytes]:
+    """Which of ``keys`` any device has an entry for in folder ``fid``."""
+    known: set[bytes] = set()
+    pending = list(keys)
+    for start in range(0, len(pending), _RECOMPUTE_BATCH):
+        chunk = pending[start : start + _RECOMPUTE_BATCH]
+        marks = ",".join("?" * len(chunk))
+        known.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT DISTINCT name FROM files WHERE folder = ? AND name IN ({marks})",
+                (fid, *chunk),
+            )
+        )
+    return known
 
 
 def _max_sequence(conn: sqlite3.Connection, fid: int, did: int) -> int:

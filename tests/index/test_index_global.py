@@ -7,7 +7,7 @@ import random
 import pytest
 from index_helpers import DEV_A, DEV_B, LOCAL, make_deleted, make_dir, make_file
 
-from p2psync.index import Counts, IndexStore
+from p2psync.index import Counts, IndexStore, codec
 from p2psync.protocol import vector
 from p2psync.protocol.model import FileInfo, FileType
 from p2psync.protocol.ordering import pick_global, wins_over
@@ -189,13 +189,24 @@ def test_invalid_local_change_newer_than_global_is_kept(store: IndexStore) -> No
 def test_random_operations_match_a_model(store: IndexStore) -> None:
     """Random writes from three devices; after each, every name's global and need equal
     what pick_global and the need rule give over a plain-Python model."""
-    rng = random.Random(1234)
-    names = [f"n{i}" for i in range(8)]
+    run_against_model(store, random.Random(1234), [f"n{i}" for i in range(8)], 3, 150)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batches_mixing_new_and_known_names_match_a_model(store: IndexStore, seed: int) -> None:
+    """Larger batches over more names, so a local batch often mixes names no device has
+    had (stored in bulk) with names some device has (stored one by one)."""
+    run_against_model(store, random.Random(seed), [f"d{i % 5}/n{i}" for i in range(80)], 25, 60)
+
+
+def run_against_model(
+    store: IndexStore, rng: random.Random, names: list[str], batch_max: int, steps: int
+) -> None:
     model: dict[bytes, dict[str, FileInfo]] = {LOCAL: {}, DEV_A: {}, DEV_B: {}}
-    for step in range(150):
+    for step in range(steps):
         device = rng.choice([LOCAL, DEV_A, DEV_B])
         batch = []
-        for name in rng.sample(names, rng.randint(1, 3)):
+        for name in rng.sample(names, rng.randint(1, batch_max)):
             base = rng.choice([model[d].get(name) for d in model] + [None])
             version = vector.update(base.version if base else (), SHORT[device], step)
             if rng.random() < 0.3:  # sometimes a concurrent (unrelated) version
@@ -218,22 +229,44 @@ def test_random_operations_match_a_model(store: IndexStore) -> None:
             stored = batch
         for fi in stored:
             model[device][fi.name] = fi
-        for name in names:
-            candidates = [model[d][name] for d in (LOCAL, DEV_A, DEV_B) if name in model[d]]
-            want = pick_global(candidates)
-            got = store.get_global("f", name)
-            if want is None:
-                assert got is None
-                continue
-            assert got is not None and got.version == want.version
-            assert (got.invalid, got.deleted) == (want.invalid, want.deleted)
-            assert got.modified_ns == want.modified_ns
-            is_needed = name in {fi.name for fi in store.iter_need("f")}
-            assert is_needed == expected_need(want, model[LOCAL].get(name)), (step, name)
-            sources = [d for d in (DEV_A, DEV_B) if name in model[d]
-                       and model[d][name].version == want.version
-                       and not model[d][name].invalid]
-            assert store.devices_with_global("f", name) == sorted(sources)
+        check_against_model(store, model, names, step)
+
+
+def check_against_model(
+    store: IndexStore, model: dict[bytes, dict[str, FileInfo]], names: list[str], step: int
+) -> None:
+    needed_now = {fi.name for fi in store.iter_need("f")}
+    stored_versions = dict(
+        store._conn().execute(
+            "SELECT g.name, g.version FROM globals g JOIN folders fo ON fo.id = g.folder "
+            "WHERE fo.name = 'f'"
+        )
+    )
+    for name in names:
+        candidates = [model[d][name] for d in (LOCAL, DEV_A, DEV_B) if name in model[d]]
+        want = pick_global(candidates)
+        got = store.get_global("f", name)
+        if want is None:
+            assert got is None
+            continue
+        assert got is not None and got.version == want.version
+        assert stored_versions[codec.name_key(name)] == codec.encode_vector(want.version)
+        assert (got.invalid, got.deleted) == (want.invalid, want.deleted)
+        assert got.modified_ns == want.modified_ns
+        assert (name in needed_now) == expected_need(want, model[LOCAL].get(name)), (step, name)
+        sources = [d for d in (DEV_A, DEV_B) if name in model[d]
+                   and model[d][name].version == want.version
+                   and not model[d][name].invalid]
+        assert store.devices_with_global("f", name) == sorted(sources)
+    local = list(model[LOCAL].values())
+    counts = store.counts("f", LOCAL)
+    assert counts.files == sum(1 for fi in local if not fi.deleted and fi.is_file)
+    assert counts.deleted == sum(1 for fi in local if fi.deleted)
+    assert counts.bytes == sum(fi.size for fi in local if not fi.deleted)
+    held = [fi for fi in local if fi.is_file and not fi.deleted and not fi.invalid and fi.blocks]
+    for fi in held[:3]:  # the block map knows where local blocks are
+        where = {(loc.name, loc.offset) for loc in store.find_block(fi.blocks[0].hash)}
+        assert (fi.name, 0) in where
 
 
 @pytest.mark.parametrize("local", [True, False])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pull_support import FOLDER, make_puller, remote_file, source_for
 from p2psync.fs import BasicFS, FakeFS, read_all
 from p2psync.fs.internal import temp_name
 from p2psync.index import IndexStore
+from p2psync.protocol import vector
 from p2psync.protocol.model import BlockInfo
 from p2psync.scanner.scan import scan
 from p2psync.sync import block_io
@@ -194,20 +194,24 @@ async def test_a_big_local_copy_is_split_between_threads_and_keeps_every_block(
     new = bytearray(old)
     for changed in (1, 10):  # one block in each thread's part
         new[changed * BLOCK : changed * BLOCK + 5] = b"XXXXX"
+    local = index.get_local(FOLDER, "big.bin")
+    assert local is not None
     fi = remote_file("big.bin", bytes(new))
+    fi = fi.with_(version=vector.make([*local.version, *fi.version]))  # a newer version
     source = source_for({})
     source.blocks = {b.hash: bytes(new[b.offset : b.offset + b.size]) for b in fi.blocks}
-    threads: set[str] = set()
-    real_read = block_io.read_verified
+    parts: list[list[int]] = []
+    real_fill = puller_module.Puller._fill_range
 
-    def spying_read(handle: Any, block: BlockInfo) -> bytes | None:
-        threads.add(threading.current_thread().name)
-        return real_read(handle, block)
+    def spying_fill(self: Any, handle: Any, name: str, blocks: Any, *rest: Any) -> Any:
+        parts.append([b.offset // BLOCK for b in blocks])
+        return real_fill(self, handle, name, blocks, *rest)
 
-    monkeypatch.setattr(block_io, "read_verified", spying_read)
+    monkeypatch.setattr(puller_module.Puller, "_fill_range", spying_fill)
     puller = make_puller(fs, index, source)
     await puller.pull_item(fi)
     assert (Path(fs.root) / "big.bin").read_bytes() == bytes(new)
     assert puller.stats.blocks_network == 2
     assert puller.stats.blocks_local == len(fi.blocks) - 2
-    assert len(threads) == puller_module.FILL_THREADS
+    assert sorted(parts) == [list(range(7)), list(range(7, 13))]  # two halves
+    assert not [n for n in os.listdir(fs.root) if "conflict" in n]
