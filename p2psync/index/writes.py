@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..errors import UsageError
 from ..protocol.model import FileInfo, FileType
@@ -343,21 +344,9 @@ class Mutations:
                 conn.execute("DELETE FROM globals WHERE folder = ? AND name = ?", (fid, key))
                 continue
             if len(rows) == 1:  # the usual case: one holder is the global, nothing to rank
-                device, ftype, size, _mtime, deleted, invalid, version = rows[0]
-                conn.execute(
-                    _UPSERT_GLOBAL,
-                    (
-                        fid,
-                        key,
-                        device,
-                        version,
-                        ftype,
-                        size,
-                        deleted,
-                        invalid,
-                        _sole_holder_need(device == local_did, ftype, deleted, invalid),
-                    ),
-                )
+                device, ftype, _, _, deleted, invalid, _ = rows[0]
+                need = _sole_holder_need(device == local_did, ftype, deleted, invalid)
+                _store_global(conn, fid, key, rows[0], need)
                 continue
             candidates = [codec.row_to_rank_file(key, row) for row in rows]
             best = pick_global(candidates)
@@ -371,21 +360,7 @@ class Mutations:
                 and ((local.version, local.invalid) == (best.version, best.invalid))
             ):
                 index = local_index  # equivalent holders: prefer the local copy
-            device, ftype, size, _mtime, deleted, invalid, version = rows[index]
-            conn.execute(
-                _UPSERT_GLOBAL,
-                (
-                    fid,
-                    key,
-                    device,
-                    version,
-                    ftype,
-                    size,
-                    deleted,
-                    invalid,
-                    need_level(candidates[index], local),
-                ),
-            )
+            _store_global(conn, fid, key, rows[index], need_level(candidates[index], local))
 
     def _recompute_touched(self, conn: sqlite3.Connection, fid: int) -> None:
         last = b""
@@ -409,6 +384,14 @@ def _touch(conn: sqlite3.Connection, select: str, params: tuple[object, ...]) ->
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched (name BLOB PRIMARY KEY) WITHOUT ROWID")
     conn.execute("DELETE FROM temp.touched")
     conn.execute(f"INSERT OR IGNORE INTO temp.touched (name) {select}", params)
+
+
+def _store_global(
+    conn: sqlite3.Connection, fid: int, key: bytes, row: Sequence[Any], need: int | None
+) -> None:
+    """Make the files row ``row`` (selected as RANK_COLUMNS) the global version of ``key``."""
+    device, ftype, size, _mtime, deleted, invalid, version = row
+    conn.execute(_UPSERT_GLOBAL, (fid, key, device, version, ftype, size, deleted, invalid, need))
 
 
 def _known_names(conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> set[bytes]:

@@ -1,4 +1,7 @@
-"""watch_folder with a real watchdog observer on a real directory."""
+"""The in-process watchers on a real directory: watchdog's observer threads
+(``watcher.watch_folder``) and, for the behaviour every watcher shares, the event-loop
+inotify watcher (``watch_inotify.watch_folder_inotify``; its own cases are in
+test_watch_inotify.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +10,11 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import trio
@@ -20,6 +24,7 @@ from watchdog.utils import BaseThread
 
 from p2psync.errors import FilesystemError, WatchLimitError
 from p2psync.watch_aggregate import Batch
+from p2psync.watch_inotify import watch_folder_inotify
 from p2psync.watcher import watch_folder
 
 DEADLINE = 5.0
@@ -29,13 +34,23 @@ def watchdog_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if isinstance(t, BaseThread) and t.is_alive()]
 
 
+WatchFolder = Callable[..., Awaitable[NoReturn]]
+
+
+@pytest.fixture(params=[watch_folder, watch_folder_inotify], ids=["threads", "inotify"])
+def impl(request: pytest.FixtureRequest) -> WatchFolder:
+    """Each watcher implementation, for the tests of what they all do."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @asynccontextmanager
 async def watching(
-    root: Path, max_per_dir: int = 100
+    root: Path, max_per_dir: int = 100, impl: WatchFolder = watch_folder
 ) -> AsyncIterator[trio.MemoryReceiveChannel[Batch]]:
     send, receive = trio.open_memory_channel[Batch](100)
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(watch_folder, root, on_changes=send, max_per_dir=max_per_dir))
+        with trio.fail_after(DEADLINE):
+            await nursery.start(partial(impl, root, on_changes=send, max_per_dir=max_per_dir))
         yield receive
         nursery.cancel_scope.cancel()
 
@@ -57,8 +72,10 @@ async def wait_for(changes: trio.MemoryReceiveChannel[Batch], *names: str) -> li
     return seen
 
 
-async def test_create_modify_delete_rename_and_nested_dir(tmp_path: Path) -> None:
-    async with watching(tmp_path) as changes:
+async def test_create_modify_delete_rename_and_nested_dir(
+    tmp_path: Path, impl: WatchFolder
+) -> None:
+    async with watching(tmp_path, impl=impl) as changes:
         (tmp_path / "a.txt").write_text("one")
         await wait_for(changes, "a.txt")
 
@@ -81,19 +98,25 @@ async def test_create_modify_delete_rename_and_nested_dir(tmp_path: Path) -> Non
         (tmp_path / "x" / "y" / "deep.txt").write_text("d")
         assert await wait_for(changes, "x/y/deep.txt") == [["x/y/deep.txt"]]
 
+        os.chmod(tmp_path / "x" / "y" / "deep.txt", 0o600)
+        assert await wait_for(changes, "x/y/deep.txt") == [["x/y/deep.txt"]]
+
+        (tmp_path / "x" / "y" / "deep.txt").unlink()
+        (tmp_path / "x" / "y").rmdir()
+        await wait_for(changes, "x/y")
         (tmp_path / "x").rename(tmp_path / "z")
         await wait_for(changes, "x", "z")
 
 
-async def test_root_given_through_a_symlink(tmp_path: Path) -> None:
+async def test_root_given_through_a_symlink(tmp_path: Path, impl: WatchFolder) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
-    async with watching(tmp_path / "link") as changes:
+    async with watching(tmp_path / "link", impl=impl) as changes:
         (tmp_path / "link" / "via-link.txt").write_text("v")
         assert await wait_for(changes, "via-link.txt") == [["via-link.txt"]]
 
 
-async def test_callback_form_of_on_changes(tmp_path: Path) -> None:
+async def test_callback_form_of_on_changes(tmp_path: Path, impl: WatchFolder) -> None:
     got: list[Batch] = []
     arrived = trio.Event()
 
@@ -102,7 +125,7 @@ async def test_callback_form_of_on_changes(tmp_path: Path) -> None:
         arrived.set()
 
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(watch_folder, tmp_path, on_changes=on_changes))
+        await nursery.start(partial(impl, tmp_path, on_changes=on_changes))
         (tmp_path / "c.txt").write_text("c")
         with trio.fail_after(DEADLINE):
             await arrived.wait()
@@ -110,8 +133,10 @@ async def test_callback_form_of_on_changes(tmp_path: Path) -> None:
     assert got == [["c.txt"]]
 
 
-async def test_internal_files_are_not_delivered_but_ignore_file_is(tmp_path: Path) -> None:
-    async with watching(tmp_path) as changes:
+async def test_internal_files_are_not_delivered_but_ignore_file_is(
+    tmp_path: Path, impl: WatchFolder
+) -> None:
+    async with watching(tmp_path, impl=impl) as changes:
         (tmp_path / "sub").mkdir()
         await wait_for(changes, "sub")
 
@@ -129,9 +154,9 @@ async def test_internal_files_are_not_delivered_but_ignore_file_is(tmp_path: Pat
     assert names == {"doc.txt", ".p2pignore", "sentinel"}
 
 
-async def test_burst_in_one_directory_arrives_collapsed(tmp_path: Path) -> None:
+async def test_burst_in_one_directory_arrives_collapsed(tmp_path: Path, impl: WatchFolder) -> None:
     (tmp_path / "burst").mkdir()
-    async with watching(tmp_path, max_per_dir=100) as changes:
+    async with watching(tmp_path, max_per_dir=100, impl=impl) as changes:
         for i in range(500):
             (tmp_path / "burst" / f"f{i:03d}").write_bytes(b"x")
         batches = await wait_for(changes, *(f"burst/f{i:03d}" for i in range(500)))
@@ -139,10 +164,10 @@ async def test_burst_in_one_directory_arrives_collapsed(tmp_path: Path) -> None:
     assert all(len(b) <= 100 for b in batches)
 
 
-async def test_deleting_the_root_requests_a_full_rescan(tmp_path: Path) -> None:
+async def test_deleting_the_root_requests_a_full_rescan(tmp_path: Path, impl: WatchFolder) -> None:
     root = tmp_path / "folder"
     root.mkdir()
-    async with watching(root) as changes:
+    async with watching(root, impl=impl) as changes:
         shutil.rmtree(root)
         with trio.fail_after(DEADLINE):
             while await changes.receive() is not None:
