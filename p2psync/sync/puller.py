@@ -174,9 +174,13 @@ class Puller:
         in one transaction. Returns the highest new local sequence (0 if nothing was
         pending); ``take_flushed_sequence`` also sees it. Call from a worker thread. The
         folder flushes before any scan can run, so the scanner always sees what the
-        puller wrote as already known; batches flush as soon as they are applied, so a
-        daemon killed meanwhile leaves as few applied-but-unrecorded files as possible
-        (after a restart such a file looks like a local edit)."""
+        puller wrote as already known; batches flush as soon as they are applied (a
+        daemon killed before that adopts them at its next start, see ``adopt_applied``)."""
+        return self.store_applied(self.sync_applied())
+
+    def sync_applied(self) -> list[FileInfo]:
+        """``flush``'s first half: take the pending records and fsync the directories
+        their renames went into. Returns the records for ``store_applied``."""
         with self._pending_lock:  # records and their directories, as of one moment
             batch, self._pending_records = self._pending_records, []
             dirs, self._dirty_dirs = self._dirty_dirs, set()
@@ -187,6 +191,12 @@ class Puller:
                 self.fs.fsync_dir(d)
             except (OSError, FilesystemError):
                 pass  # the directory went away; nothing left to make durable
+        return batch
+
+    def store_applied(self, batch: list[FileInfo]) -> int:
+        """``flush``'s second half: write ``batch`` in one transaction. A batch of small
+        files does this after leaving the write gate, so the next batch's file creations
+        need not wait for the index."""
         if not batch:
             return 0
         stored = self.index.update_local(self.folder, batch, applied=True)

@@ -263,8 +263,8 @@ def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
                 result.fail(item.fi, exc)
                 continue
             result.done.append(item.fi)
-        if built and puller.defer_records:
-            puller.flush()  # recorded at once: see Puller.flush
+        applied = puller.sync_applied() if built and puller.defer_records else []
+    puller.store_applied(applied)  # recorded at once, outside the gate: see Puller.flush
 
 
 def _build(puller: Puller, item: _Item, result: BatchResult) -> bool:

@@ -36,10 +36,10 @@ async def kill_before_the_records(fs: BasicFS, path: Path, files: dict[str, byte
     with IndexStore.open(path, LOCAL) as index:
         puller = make_puller(fs, index, source_for(files))
 
-        def killed() -> int:
+        def killed(records: object) -> int:
             raise Killed
 
-        puller.flush = killed  # type: ignore[method-assign]
+        puller.store_applied = killed  # type: ignore[method-assign]
         with pytest.raises(Killed):
             await pull_small_files(puller, [remote_file(n, d) for n, d in files.items()])
         assert len(index.applying(FOLDER)) == len(files)
