@@ -58,6 +58,7 @@ MAX_READS_PER_ROUND = 16  # then yield to the event loop even if more events are
 # Writing 1,000 small files, 0 ms meant ~2,300 rounds and +0.18 s; 10 ms, ~70 rounds and no
 # measurable slowdown. Well below the aggregator's delay, so batches are not held back.
 SETTLE_DELAY = 0.01
+ROOT_POLL = 2.0  # seconds between looks for a deleted or moved root coming back
 
 _C = InotifyConstants
 # Changes only: no opens, accesses or close-without-write, so our scanner's reads do not
@@ -126,6 +127,15 @@ class WatchTable:
         if old is not None:
             self._unlink(wd, old)
         self._link(wd, name)
+
+    def forget_all(self) -> list[int]:
+        """Forget every watch; returns their descriptors for the caller to remove."""
+        wds = list(self._dir)
+        self._dir.clear()
+        self._wd.clear()
+        self._kids.clear()
+        self._moving.clear()
+        return wds
 
     def forget(self, wd: int) -> None:
         """The watch is gone (its directory was deleted, or we removed it)."""
@@ -394,9 +404,28 @@ class _Watcher:
 
     async def run(self) -> NoReturn:
         while True:
+            if not len(self.table):  # the root went away: watch it again once it is back
+                await self._rearm_when_back()
             await trio.lowlevel.wait_readable(self.fd)
             await self.handle_round()
             await trio.sleep(SETTLE_DELAY)
+
+    async def _rearm_when_back(self) -> None:
+        """Wait for a directory at the root's path again (restored, remounted), watch it,
+        and ask for a full rescan."""
+        while True:
+            await trio.sleep(ROOT_POLL)
+            back = await trio.to_thread.run_sync(os.path.isdir, self.root, limiter=self._limiter)
+            if not back:
+                continue
+            try:
+                await self.watch_root()
+            except FilesystemError as exc:  # a limit, or gone again
+                logger.debug("watcher: cannot watch %s again yet: %s", self.root, exc)
+                continue
+            logger.info("watcher: folder root %s is back; watching it again", self.root)
+            self._deliver(None)
+            return
 
     async def handle_round(self) -> None:
         """Read what is queued, keep the watches up to date, send the changed names."""
@@ -411,10 +440,13 @@ class _Watcher:
             logger.warning("watcher: folder root %s was deleted or moved", self.root)
         elif changes.full_rescan:
             logger.info("watcher: inotify events were lost for %s; will rescan fully", self.root)
-        for wd in self.table.take_moved_out():
+        # A root moved away keeps its watches on the moved tree: drop them all, like the
+        # kernel does for a deleted one, and wait for the root to come back (``run``).
+        gone = self.table.forget_all() if changes.root_gone else self.table.take_moved_out()
+        for wd in gone:
             # (fails harmlessly if the kernel has dropped the watch already)
             inotify_rm_watch(self.fd, WatchDescriptor(wd))
-        if changes.new_dirs:
+        if changes.new_dirs and not changes.root_gone:
             await self._watch_new(changes)
         if changes.root_gone or changes.full_rescan:
             self._deliver(None)

@@ -223,6 +223,38 @@ async def test_moving_the_root_requests_a_full_rescan(tmp_path: Path) -> None:
         assert await wait_for_rescan(changes) == []
 
 
+async def test_a_deleted_root_that_comes_back_is_watched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch_inotify, "ROOT_POLL", 0.05)
+    root = tmp_path / "folder"
+    root.mkdir()
+    async with watching(root) as changes:
+        shutil.rmtree(root)
+        await wait_for_rescan(changes)
+        root.mkdir()  # restored (or remounted)
+        assert await wait_for_rescan(changes) == []  # watched again: rescan everything
+        (root / "after.txt").write_text("a")
+        assert await wait_for(changes, "after.txt") == [["after.txt"]]
+
+
+async def test_a_root_moved_away_is_not_followed_and_a_new_one_is_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch_inotify, "ROOT_POLL", 0.05)
+    root = tmp_path / "folder"
+    root.mkdir()
+    async with watching(root) as changes:
+        root.rename(tmp_path / "elsewhere")
+        await wait_for_rescan(changes)
+        (tmp_path / "elsewhere" / "moved-away.txt").write_text("m")  # not the folder's
+        root.mkdir()
+        assert await wait_for_rescan(changes) == []
+        (root / "new.txt").write_text("n")
+        batches = await wait_for(changes, "new.txt")
+    assert all("moved-away.txt" not in b for b in batches)
+
+
 async def test_missing_root_is_a_filesystem_error(tmp_path: Path) -> None:
     before = open_fds()
     send, _receive = trio.open_memory_channel[Batch](1)
