@@ -1,0 +1,173 @@
+"""`p2psync peer ...`: trusted devices."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from .api import edits
+from .cli_support import Context, emit, json_option, parse_device_id
+from .config import validate_listen_url
+from .errors import NotFoundError, UsageError
+from .pending import PendingStore
+from .textsafe import safe
+
+# ---- peers -----------------------------------------------------------------------------
+
+
+@click.group()
+def peer() -> None:
+    """Manage trusted devices."""
+
+
+@peer.command("add")
+@click.argument("device_id")
+@click.option("--name", default="", help="A name for the device.")
+@click.option("--address", "addresses", multiple=True, help="tcp://HOST:PORT (default: dynamic).")
+@click.option("--introducer", is_flag=True, help="Accept devices this one introduces.")
+@click.pass_obj
+def peer_add(
+    obj: Context, device_id: str, name: str, addresses: tuple[str, ...], introducer: bool
+) -> None:
+    """Trust a device (by its ID) and optionally give its address."""
+    did = parse_device_id(device_id)
+    cfg = obj.config()
+    if did == obj.own_id():
+        raise UsageError("that is this device's own ID")
+    for i, a in enumerate(addresses):
+        if a != "dynamic":
+            validate_listen_url(a, f"--address[{i}]")
+    client = obj.daemon()
+    if client is not None:
+        body = {
+            "id": str(did),
+            "name": name,
+            "addresses": list(addresses),
+            "introducer": introducer,
+        }
+        existed = bool(client.post("/api/devices", body)["updated"])
+    else:
+        new, existed = edits.add_device(
+            cfg, obj.own_id(), str(did), name=name, addresses=addresses, introducer=introducer
+        )
+        obj.save(new)
+        PendingStore(obj.home).remove_device(str(did))
+    click.echo(f"{'Updated' if existed else 'Added'} device {did}")
+
+
+@peer.command("list")
+@json_option
+@click.pass_obj
+def peer_list(obj: Context, as_json: bool) -> None:
+    """List trusted devices."""
+    cfg = obj.config()
+    data = [asdict(d) for d in cfg.devices]
+
+    def human() -> None:
+        if not cfg.devices:
+            click.echo("No devices. Add one with: p2psync peer add DEVICE-ID")
+        for d in cfg.devices:
+            flags = " (paused)" if d.paused else ""
+            click.echo(
+                f"{d.id}  {safe(d.name) or '-'}  {', '.join(safe(a) for a in d.addresses)}{flags}"
+            )
+
+    emit(data, as_json, human)
+
+
+@peer.command("remove")
+@click.argument("device_id")
+@click.pass_obj
+def peer_remove(obj: Context, device_id: str) -> None:
+    """Stop trusting a device (and unshare every folder with it)."""
+    did = parse_device_id(device_id)
+    cfg = obj.config()
+    if cfg.device(did) is None:
+        raise NotFoundError(f"device {did} is not configured")
+    client = obj.daemon()
+    if client is not None:
+        client.delete(f"/api/devices/{did}")
+    else:
+        obj.save(edits.remove_device(cfg, str(did)))
+    click.echo(f"Removed device {did}")
+
+
+def _peer_pause(obj: Context, device_id: str, paused: bool) -> None:
+    did = parse_device_id(device_id)
+    client = obj.daemon()
+    if client is not None:
+        client.post(f"/api/devices/{did}/{'pause' if paused else 'resume'}")
+    else:
+        obj.save(edits.set_device_paused(obj.config(), str(did), paused))
+    click.echo(f"{'Paused' if paused else 'Resumed'} device {did}")
+
+
+@peer.command("pause")
+@click.argument("device_id")
+@click.pass_obj
+def peer_pause(obj: Context, device_id: str) -> None:
+    """Stop syncing with a device (it stays trusted)."""
+    _peer_pause(obj, device_id, True)
+
+
+@peer.command("resume")
+@click.argument("device_id")
+@click.pass_obj
+def peer_resume(obj: Context, device_id: str) -> None:
+    """Resume syncing with a paused device."""
+    _peer_pause(obj, device_id, False)
+
+
+@peer.command("pending")
+@json_option
+@click.pass_obj
+def peer_pending(obj: Context, as_json: bool) -> None:
+    """Devices that tried to connect but are not trusted yet."""
+    entries = PendingStore(obj.home).devices()
+
+    def human() -> None:
+        if not entries:
+            click.echo("No pending devices.")
+        for e in entries:
+            click.echo(f"{e.device_id}  {safe(e.name) or '-'}  from {safe(e.address)}")
+            click.echo(f"    accept with: p2psync peer add {e.device_id}")
+
+    emit([asdict(e) for e in entries], as_json, human)
+
+
+@peer.command("reject")
+@click.argument("device_id")
+@click.pass_obj
+def peer_reject(obj: Context, device_id: str) -> None:
+    """Forget a pending device (it is listed again if it connects again)."""
+    did = str(parse_device_id(device_id))
+    store = PendingStore(obj.home)
+    if not any(e.device_id == did for e in store.devices()):
+        raise NotFoundError(f"device {did} is not pending (see `p2psync peer pending`)")
+    client = obj.daemon()
+    if client is not None:
+        client.post(f"/api/pending/devices/{did}/reject")
+    else:
+        store.remove_device(did)
+    click.echo(f"Rejected device {did}")
+
+
+@peer.command("discovered")
+@json_option
+@click.pass_obj
+def peer_discovered(obj: Context, as_json: bool) -> None:
+    """Unknown devices seen on the LAN (mDNS); needs the daemon."""
+    data = obj.need_daemon().get("/api/discovered")
+
+    def human() -> None:
+        if not data["enabled"]:
+            click.echo("LAN discovery (mDNS) is off.")
+        elif not data["devices"]:
+            click.echo("No unknown devices seen on the LAN.")
+        for d in data["devices"]:
+            where = ", ".join(safe(a) for a in d["addresses"])
+            click.echo(f"{d['id']}  {where}  seen {d['seen_ago']:.0f}s ago")
+            click.echo(f"    trust with: p2psync peer add {d['id']}")
+
+    emit(data, as_json, human)

@@ -1,0 +1,94 @@
+"""What every CLI command module shares: the context object, error handling, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import click
+
+from .config import Config, load_config, save_config
+from .errors import DaemonNotRunningError, P2PSyncError
+from .identity import DeviceID, load_identity
+
+if TYPE_CHECKING:  # the HTTP client (httpx) is imported only by commands that use it,
+    from .api.client import ApiClient  # which keeps `p2psync run` lean
+
+
+class Context:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._client: ApiClient | None = None
+        self._probed = False
+
+    def config(self) -> Config:
+        return load_config(self.home)
+
+    def save(self, cfg: Config) -> None:
+        save_config(cfg, self.home)
+
+    def own_id(self) -> DeviceID:
+        return load_identity(self.home).device_id
+
+    def daemon(self) -> ApiClient | None:
+        """The running daemon's API client, or None when no daemon answers."""
+        if not self._probed:
+            self._probed = True
+            load_config(self.home)  # a clear "run p2psync init" before anything else
+            from .api.client import running_daemon
+
+            self._client = running_daemon(self.home)
+            if self._client is not None:
+                click.get_current_context().call_on_close(self._client.close)
+        return self._client
+
+    def need_daemon(self) -> ApiClient:
+        client = self.daemon()
+        if client is None:
+            raise DaemonNotRunningError(
+                f"the p2psync daemon for {self.home} is not running (start it with `p2psync run`)"
+            )
+        return client
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn P2PSyncError into a one-line message and the error's exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except P2PSyncError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+class ErrorGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        return handle_errors(super().invoke)(ctx)
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        human()
+
+
+def parse_device_id(text: str) -> DeviceID:
+    return DeviceID.parse(text)
+
+
+def url_segment(segment: str) -> str:
+    """A URL path segment (folder IDs are restricted, but never trust that)."""
+    return quote(segment, safe="")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
