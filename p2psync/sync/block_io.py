@@ -30,17 +30,20 @@ WRITE_WORKERS = 2  # hashing a batch uses one core; two writers keep both busy
 WRITE_BATCH_BYTES = 8 * 1024 * 1024
 
 
+def block_matches(block: BlockInfo, data: bytes) -> bool:
+    """Is ``data`` exactly ``block``'s content (size and SHA-256)?"""
+    return len(data) == block.size and hashlib.sha256(data).digest() == block.hash
+
+
 def read_verified(handle: ReadHandle, block: BlockInfo) -> bytes | None:
     """``block``'s bytes from ``handle`` if they are all there and match its hash."""
     data = handle.read_at(block.offset, block.size)
-    if len(data) != block.size or hashlib.sha256(data).digest() != block.hash:
-        return None
-    return data
+    return data if block_matches(block, data) else None
 
 
 def write_if_valid(handle: WriteHandle, block: BlockInfo, data: bytes) -> bool:
     """Write ``data`` at ``block``'s place if it is the block's content; False if not."""
-    if len(data) != block.size or hashlib.sha256(data).digest() != block.hash:
+    if not block_matches(block, data):
         return False
     handle.write_at(block.offset, data)
     return True

@@ -42,11 +42,10 @@ def apply_renames(puller: Puller, pairs: Sequence[tuple[FileInfo, FileInfo]]) ->
                 ready.append((i, fi, gone, st))
         if not ready:
             return done
-        noted = []
+        noted: list[tuple[FileInfo, FileStat | None]] = []
         for _, fi, gone, st in ready:
-            noted.append(puller.as_recorded(fi, _after_rename(puller, fi, st)))
-            noted.append(puller.as_recorded(gone, None))
-        puller.index.note_applying(puller.folder, noted)
+            noted += [(fi, _after_rename(puller, fi, st)), (gone, None)]
+        puller.note_applying(noted)
         for i, fi, gone, _ in ready:
             try:
                 done[i] = _rename(puller, fi, gone)

@@ -217,18 +217,11 @@ class Puller:
         many were adopted. Call from a worker thread before the first scan."""
         adopted = []
         for noted in self.index.applying(self.folder):
-            st = self.stat_or_none(noted.name)
-            if noted.deleted:
-                if st is None:  # a rename's source, gone as noted
-                    adopted.append(noted)
-            elif (
-                st is not None
-                and st.type == FileType.FILE
-                and st.inode == noted.inode
-                and st.size == noted.size
-                and st.mtime_ns == noted.modified_ns
-            ):
-                adopted.append(noted)
+            try:  # the never-clobber check against the noted record
+                self.check_unchanged(noted.name, noted)
+            except ItemSkipped:
+                continue
+            adopted.append(noted)
         if adopted:
             self.index.update_local(self.folder, adopted, applied=True)
         self.index.clear_applying(self.folder)
@@ -300,15 +293,20 @@ class Puller:
             else fi.permissions,
         )
 
+    def note_applying(self, applying: Sequence[tuple[FileInfo, FileStat | None]]) -> None:
+        """Before renames put these into place: note the records they will leave
+        (``IndexStore.note_applying``; adopted at the next start if a kill comes first)."""
+        if applying:
+            self.index.note_applying(self.folder, [self.as_recorded(fi, st) for fi, st in applying])
+
     def record(self, fi: FileInfo, st: FileStat | None) -> None:
         stored = self.as_recorded(fi, st)
         if self.defer_records:
             with self._pending_lock:
                 self._pending_records.append(stored)
                 # Blocks written but not yet in the index's block map: still reusable.
-                if stored.is_file and not stored.deleted and len(self._recent_blocks) < 100_000:
-                    for b in stored.blocks:
-                        self._recent_blocks[b.hash] = (stored.name, b.offset, b.size)
+                if stored.is_file and not stored.deleted:
+                    self._remember_locked(stored)
         else:
             self.index.update_local(self.folder, [stored], applied=True)
 
@@ -397,6 +395,10 @@ class Puller:
     def remember_blocks(self, fi: FileInfo) -> None:
         """``fi``'s blocks are at its name now, though the block map does not know yet."""
         with self._pending_lock:
+            self._remember_locked(fi)
+
+    def _remember_locked(self, fi: FileInfo) -> None:
+        if len(self._recent_blocks) < 100_000:  # bounded: the block map catches up at flush
             for b in fi.blocks:
                 self._recent_blocks[b.hash] = (fi.name, b.offset, b.size)
 
@@ -558,7 +560,7 @@ class Puller:
             st = handle.stat()
         finally:
             handle.close()
-        self.index.note_applying(self.folder, [self.as_recorded(fi, st)])
+        self.note_applying([(fi, st)])
         self.commit_file(fi, cur, tmp, st)
 
     def seal(self, fi: FileInfo, handle: WriteHandle) -> None:

@@ -252,10 +252,7 @@ def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
                 result.fail(item.fi, exc)
             finally:
                 item.close()
-        if sealed:  # see IndexStore.note_applying
-            puller.index.note_applying(
-                puller.folder, [puller.as_recorded(item.fi, st) for item, st in sealed]
-            )
+        puller.note_applying([(item.fi, st) for item, st in sealed])
         for item, st in sealed:
             try:
                 puller.commit_file(item.fi, item.cur, temp_name(item.fi.name), st)
