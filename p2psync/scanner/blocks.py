@@ -15,6 +15,7 @@ use several cores.
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import xxhash
 
@@ -24,6 +25,7 @@ from ..protocol.model import BlockInfo
 EMPTY_BLOCK_HASH = hashlib.sha256(b"").digest()
 EMPTY_FILE_BLOCKS = (BlockInfo(0, 0, EMPTY_BLOCK_HASH),)
 READ_SIZE = 1 << 20  # bytes per read: large sequential reads, bounded memory per thread
+SPLIT_HASH_BYTES = 64 << 20  # files this big are hashed by two threads
 
 
 def hash_bytes(data: bytes, block_size: int) -> tuple[BlockInfo, ...]:
@@ -41,23 +43,57 @@ def hash_bytes(data: bytes, block_size: int) -> tuple[BlockInfo, ...]:
 def hash_stream(handle: ReadHandle, size: int, block_size: int) -> tuple[BlockInfo, ...] | None:
     """Hash ``size`` bytes of an open file in ``block_size`` blocks.
 
-    Reads whole multiples of the block size (about READ_SIZE) so blocks never straddle a
-    read. Returns None if the file ends before ``size`` bytes: it shrank while we read.
+    Returns None if the file ends before ``size`` bytes: it shrank while we read. A file
+    of SPLIT_HASH_BYTES or more is hashed by two threads, one per half: a single big
+    file otherwise leaves the second core idle while the whole sync waits for its hash.
     """
     if size == 0:
         return EMPTY_FILE_BLOCKS
+    if size < SPLIT_HASH_BYTES:
+        return _hash_range(handle, 0, size, block_size)
+    middle = size // 2 // block_size * block_size
+    second: list[tuple[BlockInfo, ...] | None | BaseException] = []
+
+    def hash_second_half() -> None:
+        try:
+            second.append(_hash_range(handle, middle, size, block_size))
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the joining thread
+            second.append(exc)
+
+    helper = threading.Thread(target=hash_second_half, name="p2psync-hash-half", daemon=True)
+    helper.start()
+    try:
+        first = _hash_range(handle, 0, middle, block_size)
+    finally:
+        helper.join()
+    rest = second[0]
+    if isinstance(rest, BaseException):
+        raise rest
+    if first is None or rest is None:
+        return None
+    return first + rest
+
+
+def _hash_range(
+    handle: ReadHandle, start: int, end: int, block_size: int
+) -> tuple[BlockInfo, ...] | None:
+    """Hash bytes ``start:end`` (``start`` on a block boundary); None if the file is short.
+
+    Reads whole multiples of the block size (about READ_SIZE) so blocks never straddle a
+    read.
+    """
     chunk = max(block_size, READ_SIZE // block_size * block_size)
     blocks: list[BlockInfo] = []
-    offset = 0
-    while offset < size:
-        want = min(chunk, size - offset)
+    offset = start
+    while offset < end:
+        want = min(chunk, end - offset)
         data = handle.read_at(offset, want)
         if len(data) != want:
             return None
         view = memoryview(data)
-        for start in range(0, want, block_size):
-            piece = view[start : start + block_size]
-            blocks.append(BlockInfo(offset + start, len(piece), _sha256(piece)))
+        for first in range(0, want, block_size):
+            piece = view[first : first + block_size]
+            blocks.append(BlockInfo(offset + first, len(piece), _sha256(piece)))
         offset += want
     return tuple(blocks)
 

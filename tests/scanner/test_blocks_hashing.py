@@ -10,6 +10,7 @@ import pytest
 
 from p2psync.fs import BasicFS, FakeFS, write_all
 from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo
+from p2psync.scanner import blocks as blocks_module
 from p2psync.scanner.blocks import (
     EMPTY_BLOCK_HASH,
     READ_SIZE,
@@ -74,6 +75,52 @@ def test_shrinking_while_reading_means_changed() -> None:
 
     fs.read_hook = truncate_once
     assert hash_file(fs, "f", seen, MIN_BLOCK_SIZE) is None
+
+
+@pytest.mark.parametrize("extra", [0, 1, MIN_BLOCK_SIZE - 1])
+def test_big_file_hashed_in_two_halves_matches_hashlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: int
+) -> None:
+    monkeypatch.setattr(blocks_module, "SPLIT_HASH_BYTES", 4 * MIN_BLOCK_SIZE)
+    data = os.urandom(7 * MIN_BLOCK_SIZE + extra)
+    (tmp_path / "f").write_bytes(data)
+    fs = BasicFS(tmp_path)
+    assert hash_file(fs, "f", fs.lstat("f"), MIN_BLOCK_SIZE) == expected_blocks(
+        data, MIN_BLOCK_SIZE
+    )
+
+
+def test_big_file_shrinking_in_its_second_half_means_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(blocks_module, "SPLIT_HASH_BYTES", 2 * READ_SIZE)
+    fs = FakeFS()
+    write_all(fs, "f", os.urandom(4 * READ_SIZE))
+    seen = fs.lstat("f")
+
+    def truncate_at_second_half(name: str, offset: int) -> None:
+        if offset == 2 * READ_SIZE:
+            with fs.open_write(name) as h:
+                h.truncate(2 * READ_SIZE + 10)
+
+    fs.read_hook = truncate_at_second_half
+    assert hash_file(fs, "f", seen, MIN_BLOCK_SIZE) is None
+
+
+def test_big_file_read_error_in_the_helper_thread_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(blocks_module, "SPLIT_HASH_BYTES", 2 * READ_SIZE)
+    fs = FakeFS()
+    write_all(fs, "f", os.urandom(4 * READ_SIZE))
+
+    def fail_in_second_half(name: str, offset: int) -> None:
+        if offset >= 2 * READ_SIZE:
+            raise OSError(5, "Input/output error")
+
+    fs.read_hook = fail_in_second_half
+    with pytest.raises(OSError, match="Input/output"):
+        hash_file(fs, "f", fs.lstat("f"), MIN_BLOCK_SIZE)
 
 
 def test_quick_hashes() -> None:
