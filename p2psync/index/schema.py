@@ -14,7 +14,8 @@ instead of one per commit is the right trade.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import IndexCorruptError, IndexError_
@@ -127,14 +128,26 @@ def _count_upsert(r: str, scope: str, sign: str) -> str:
     return (
         "INSERT INTO counts (folder, scope, files, directories, symlinks, deleted, bytes) "
         f"VALUES ({r}.folder, {scope_value}, {', '.join(values)}) "
-        "ON CONFLICT (folder, scope) DO UPDATE SET files = files + excluded.files, "
-        "directories = directories + excluded.directories, "
-        "symlinks = symlinks + excluded.symlinks, deleted = deleted + excluded.deleted, "
-        "bytes = bytes + excluded.bytes"
+        f"ON CONFLICT (folder, scope) DO UPDATE SET {_COUNT_SUMS}"
     )
 
 
-def _count_triggers() -> list[str]:
+_COUNT_SUMS = (
+    "files = files + excluded.files, directories = directories + excluded.directories, "
+    "symlinks = symlinks + excluded.symlinks, deleted = deleted + excluded.deleted, "
+    "bytes = bytes + excluded.bytes"
+)
+
+
+def _count_trigger_names() -> list[str]:
+    return [statement.split()[2] for statement in _count_triggers()]
+
+
+def _count_triggers(*, temp: bool = False) -> list[str]:
+    """The count triggers: persistent ones (schema versions 1-2, frozen), or the TEMP
+    ones of the writer connection (version 3 on)."""
+    create = "CREATE TEMP TRIGGER IF NOT EXISTS" if temp else "CREATE TRIGGER"
+    schema = "main." if temp else ""
     triggers = []
     for table, label, scope, counted, columns in _COUNTED:
         changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in columns)
@@ -148,8 +161,8 @@ def _count_triggers() -> list[str]:
                 if event == "UPDATE":
                     when = f"({when}) AND ({changed})"
                 triggers.append(
-                    f"CREATE TRIGGER count_{table}_{label}_{event.lower()}_{r} "
-                    f"AFTER {event} ON {table} WHEN {when} "
+                    f"{create} count_{table}_{label}_{event.lower()}_{r} "
+                    f"AFTER {event} ON {schema}{table} WHEN {when} "
                     f"BEGIN {_count_upsert(r, scope, sign)}; END"
                 )
     return triggers
@@ -193,7 +206,83 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     _run_script(conn, _SCHEMA_2)
 
 
-MIGRATIONS: list[Migration] = [_migrate_to_1, _migrate_to_2]
+# Version 3: the count triggers become TEMP triggers of the writer connection
+# (``install_count_triggers``), so that a bulk insert can leave them out and add its
+# counts in one statement (``without_insert_counts``).
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    for name in _count_trigger_names():
+        conn.execute(f"DROP TRIGGER IF EXISTS main.{name}")
+
+
+MIGRATIONS: list[Migration] = [_migrate_to_1, _migrate_to_2, _migrate_to_3]
+_TEMP_COUNT_TRIGGERS_SINCE = 3
+
+# The triggers that count inserted rows; ``without_insert_counts`` lifts them.
+_INSERT_COUNT_TRIGGERS = tuple(
+    f"count_{table}_{label}_insert_new" for table, label, *_ in _COUNTED
+)
+
+
+def install_count_triggers(conn: sqlite3.Connection) -> None:
+    """Create the count triggers on the writer connection (TEMP: they live as long as it).
+
+    Only the writer connection writes; readers are ``query_only``.
+    """
+    for statement in _count_triggers(temp=True):
+        conn.execute(statement)
+
+
+@contextmanager
+def without_insert_counts(conn: sqlite3.Connection) -> Iterator[bool]:
+    """Inside a write transaction: rows inserted in the block are not counted by the
+    triggers, and the caller must add their counts itself (``add_counts``) in the same
+    transaction. Per-row triggers cost about as much as the inserts they follow.
+
+    Yields False, lifting nothing, on an index opened below schema version 3 (tests of
+    old versions), whose persistent triggers do count the rows.
+    """
+    temp = conn.execute(
+        "SELECT count(*) FROM sqlite_temp_master WHERE type = 'trigger' AND name = ?",
+        (_INSERT_COUNT_TRIGGERS[0],),
+    ).fetchone()[0]
+    if not temp:
+        yield False
+        return
+    for name in _INSERT_COUNT_TRIGGERS:
+        conn.execute(f"DROP TRIGGER temp.{name}")
+    try:
+        yield True
+    finally:
+        install_count_triggers(conn)
+
+
+def count_delta(rows: Iterable[tuple[int, bool, int]]) -> tuple[int, int, int, int, int]:
+    """What the insert triggers would add for rows of (type, deleted, size): files,
+    directories, symlinks, deleted, bytes (keep in step with ``_count_upsert``)."""
+    files = directories = symlinks = deleted = size_sum = 0
+    for ftype, is_deleted, size in rows:
+        if is_deleted:
+            deleted += 1
+            continue
+        size_sum += size
+        if ftype == 0:
+            files += 1
+        elif ftype == 1:
+            directories += 1
+        elif ftype == 4:
+            symlinks += 1
+    return files, directories, symlinks, deleted, size_sum
+
+
+def add_counts(
+    conn: sqlite3.Connection, folder: int, scope: int, delta: tuple[int, int, int, int, int]
+) -> None:
+    conn.execute(
+        "INSERT INTO counts (folder, scope, files, directories, symlinks, deleted, bytes) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) "
+        f"ON CONFLICT (folder, scope) DO UPDATE SET {_COUNT_SUMS}",
+        (folder, scope, *delta),
+    )
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -250,6 +339,8 @@ def open_database(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> s
         if mode.lower() != "wal":
             raise IndexError_(f"the index database {path} cannot use WAL mode (got {mode!r})")
         migrate(conn, migrations)
+        if schema_version(conn) >= _TEMP_COUNT_TRIGGERS_SINCE:
+            install_count_triggers(conn)
         return conn
     except BaseException as exc:
         if conn is not None:

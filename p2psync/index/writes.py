@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..protocol.model import FileInfo, FileType
 from ..protocol.ordering import pick_global
 from ..protocol.vector import Ordering, compare
-from . import codec
+from . import codec, schema
 
 # globals.need: None (NULL) = not needed; otherwise the pull phase iter_need orders by.
 NEED_NONE = None
@@ -47,6 +47,11 @@ RETURNING id
 _INSERT_FILE_WITH_ID = f"""
 INSERT INTO files (id, folder, device, {codec.FILE_COLUMNS})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_INSERT_GLOBAL = """
+INSERT INTO globals (folder, name, device, version, type, size, deleted, invalid, need)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _UPSERT_GLOBAL = """
@@ -219,8 +224,17 @@ class Mutations:
             )
             if fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
                 block_rows.extend((b.hash, file_id, b.offset, b.size) for b in fi.blocks)
-        conn.executemany(_INSERT_FILE_WITH_ID, file_rows)
-        conn.executemany(_UPSERT_GLOBAL, global_rows)
+        with schema.without_insert_counts(conn) as lifted:
+            conn.executemany(_INSERT_FILE_WITH_ID, file_rows)
+            conn.executemany(_INSERT_GLOBAL, global_rows)
+        if lifted:  # counted once per batch instead of by the triggers, row by row
+            local = schema.count_delta((int(fi.type), fi.deleted, fi.size) for _, fi in fresh)
+            valid = schema.count_delta(
+                (int(fi.type), fi.deleted, fi.size) for _, fi in fresh if not fi.invalid
+            )
+            schema.add_counts(conn, fid, did, local)
+            schema.add_counts(conn, fid, schema.SCOPE_GLOBAL, valid)
+            # no need count: the local entry is the global one (_sole_holder_need)
         return block_rows
 
     def note_applying(
@@ -395,7 +409,7 @@ def _store_global(
 
 
 def _known_names(conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> set[bytes]:
-    """Which of ``keys`` any device has an entry for in folder ``fid``."""
+    """Which of ``keys`` any device has an entry (or a global row) for in folder ``fid``."""
     known: set[bytes] = set()
     pending = list(keys)
     for start in range(0, len(pending), _RECOMPUTE_BATCH):
@@ -404,8 +418,9 @@ def _known_names(conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> s
         known.update(
             row[0]
             for row in conn.execute(
-                f"SELECT DISTINCT name FROM files WHERE folder = ? AND name IN ({marks})",
-                (fid, *chunk),
+                f"SELECT name FROM files WHERE folder = ? AND name IN ({marks}) UNION "
+                f"SELECT name FROM globals WHERE folder = ? AND name IN ({marks})",
+                (fid, *chunk, fid, *chunk),
             )
         )
     return known

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 
 from p2psync.protocol import vector
 from p2psync.protocol.model import BlockInfo, FileInfo, FileType
@@ -49,3 +50,32 @@ def make_dir(name: str, version: tuple[tuple[int, int], ...] = ((1, 1),), **chan
 def make_deleted(name: str, version: tuple[tuple[int, int], ...], **changes: object):
     fi = FileInfo(name=name, deleted=True, version=vector.make(version))
     return fi.with_(**changes) if changes else fi
+
+
+_RECOUNT = """
+SELECT folder, {scope}, SUM(deleted = 0 AND type = 0), SUM(deleted = 0 AND type = 1),
+       SUM(deleted = 0 AND type = 4), SUM(deleted <> 0),
+       SUM(CASE WHEN deleted = 0 THEN size ELSE 0 END)
+FROM {table} WHERE {where} GROUP BY folder{group}
+"""
+
+
+def assert_counts_exact(conn: sqlite3.Connection) -> None:
+    """The ``counts`` table equals a recount of the rows it summarises (every scope)."""
+    want: dict[tuple[int, int], tuple[int, ...]] = {}
+    for table, scope, where, group in (
+        ("files", "device", "1", ", device"),
+        ("globals", "0", "invalid = 0", ""),
+        ("globals", "-1", "need IS NOT NULL", ""),
+    ):
+        sql = _RECOUNT.format(scope=scope, table=table, where=where, group=group)
+        for folder, sc, *values in conn.execute(sql):
+            want[(folder, sc)] = tuple(values)
+    have = {
+        (folder, scope): tuple(values)
+        for folder, scope, *values in conn.execute(
+            "SELECT folder, scope, files, directories, symlinks, deleted, bytes FROM counts"
+        )
+        if any(values)
+    }
+    assert have == want

@@ -5,7 +5,15 @@ from __future__ import annotations
 import random
 
 import pytest
-from index_helpers import DEV_A, DEV_B, LOCAL, make_deleted, make_dir, make_file
+from index_helpers import (
+    DEV_A,
+    DEV_B,
+    LOCAL,
+    assert_counts_exact,
+    make_deleted,
+    make_dir,
+    make_file,
+)
 
 from p2psync.index import Counts, IndexStore, codec
 from p2psync.protocol import vector
@@ -214,6 +222,8 @@ def run_against_model(
             kind = rng.random()
             if kind < 0.2:
                 fi = make_deleted(name, tuple(version), modified_ns=rng.randint(0, 3))
+            elif kind < 0.3:
+                fi = make_dir(name, tuple(version), modified_ns=rng.randint(0, 3))
             else:
                 fi = make_file(name, tuple(version), content=f"{step}", size=rng.randint(0, 9),
                                modified_ns=rng.randint(0, 3), invalid=kind > 0.9)
@@ -258,6 +268,7 @@ def check_against_model(
                    and model[d][name].version == want.version
                    and not model[d][name].invalid]
         assert store.devices_with_global("f", name) == sorted(sources)
+    assert_counts_exact(store._conn())
     local = list(model[LOCAL].values())
     counts = store.counts("f", LOCAL)
     assert counts.files == sum(1 for fi in local if not fi.deleted and fi.is_file)

@@ -7,11 +7,17 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from index_helpers import LOCAL, make_file
+from index_helpers import DEV_A, LOCAL, assert_counts_exact, make_deleted, make_file
 
 from p2psync.errors import IndexError_
 from p2psync.index import IndexStore
-from p2psync.index.schema import MIGRATIONS, migrate, schema_version
+from p2psync.index.schema import (
+    MIGRATIONS,
+    migrate,
+    open_database,
+    schema_version,
+    without_insert_counts,
+)
 
 
 def test_new_database_uses_wal_and_current_schema(tmp_path: Path) -> None:
@@ -134,3 +140,42 @@ def test_a_version_1_index_gains_the_applying_table(tmp_path: Path) -> None:
         assert s.get_local("f", "a") is not None
         s.note_applying("f", [make_file("b")])
         assert [f.name for f in s.applying("f")] == ["b"]
+
+
+def _triggers(conn: sqlite3.Connection, master: str) -> set[str]:
+    return {r[0] for r in conn.execute(f"SELECT name FROM {master} WHERE type = 'trigger'")}
+
+
+def test_a_version_2_index_moves_its_count_triggers_to_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "i.db"
+    with IndexStore.open(path, LOCAL, migrations=MIGRATIONS[:2]) as s:
+        s.update_local("f", [make_file("a", size=5), make_file("b", size=7)])
+        s.update_remote("f", DEV_A, [make_file("c", ((9, 1),), size=3)])
+    with IndexStore.open(path, LOCAL) as s:
+        conn = s._conn()
+        assert _triggers(conn, "sqlite_master") == set()  # the persistent ones are gone
+        s.update_local("f", [make_file(f"new{i}", size=i) for i in range(50)])  # bulk path
+        s.update_local("f", [make_file("a", ((1, 2),), size=50)])  # an update
+        s.update_local("f", [make_deleted("b", ((1, 2),))])
+        s.update_remote("f", DEV_A, [make_file("d", ((9, 2),), size=4)])
+        assert_counts_exact(conn)
+        assert s.counts("f").files == 51 and s.counts("f").deleted == 1
+        assert s.need_counts("f").files == 2  # c and d, which only DEV_A has
+    with IndexStore.open(path, LOCAL) as s:  # reopened: the writer installs them again
+        s.update_local("f", [make_file("later", size=1)])
+        assert_counts_exact(s._conn())
+
+
+def test_a_failed_bulk_insert_leaves_the_count_triggers_in_place(tmp_path: Path) -> None:
+    conn = open_database(tmp_path / "i.db")
+    try:
+        installed = _triggers(conn, "sqlite_temp_master")
+        assert len(installed) == 12  # three scopes: insert, delete, update old and new
+        conn.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError), without_insert_counts(conn) as lifted:
+            assert lifted and len(_triggers(conn, "sqlite_temp_master")) == 9
+            conn.execute("INSERT INTO no_such_table VALUES (1)")
+        conn.execute("ROLLBACK")
+        assert _triggers(conn, "sqlite_temp_master") == installed
+    finally:
+        conn.close()
