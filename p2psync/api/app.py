@@ -1,4 +1,4 @@
-"""The control API's Starlette app: routes, JSON errors and config edits for one node.
+"""The control API's app: routes, JSON errors and config edits for one node.
 
 Every handler is async and runs on the daemon's trio loop; blocking work (index reads,
 config saves, the pending store, versions) goes to worker threads. Config changes are
@@ -17,18 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from ..config import Config, save_config
 from ..errors import ConfigError, DeviceIDError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID
 from ..protocol.names import validate_name
 from . import edits
-from .auth import GuardMiddleware, allowed_hosts
+from .auth import Guard, allowed_hosts
+from .http import App, HTTPException, Request, Response, Route
 from .openapi import openapi_document
 from .rates import RateMeter
 from .views import conflicts_in, device_view, folder_view, system_view
@@ -490,15 +486,17 @@ async def _value_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, str(exc.detail))
+    response = _error(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers)  # e.g. Allow on a 405
+    return response
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("API %s %s failed", request.method, request.url.path, exc_info=exc)
+    log.error("API %s %s failed", request.method, request.path, exc_info=exc)
     return _error(500, f"internal error: {type(exc).__name__}")
 
 
-def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None = None) -> Any:
+def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None = None) -> App:
     """The control API for ``node``, guarded by ``key`` and the Host check.
 
     ``get_bound`` returns the bound "host:port" (known after binding; default
@@ -539,14 +537,13 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
         Route(f"{p}/pending/folders/{{id}}/accept", api.pending_folder_accept, methods=["POST"]),
         Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
     ]
-    app = Starlette(
-        routes=routes,
+    return App(
+        routes,
         exception_handlers={
             P2PSyncError: _p2psync_error,
             ValueError: _value_error,
             HTTPException: _http_error,
             Exception: _internal_error,
         },
+        guard=Guard(key=key, get_hosts=lambda: allowed_hosts(bound())),
     )
-    app.add_middleware(GuardMiddleware, key=key, get_hosts=lambda: allowed_hosts(bound()))
-    return app

@@ -2,27 +2,21 @@
 
 The key lives in ``<home>/api.key`` (mode 0600), created at ``init``/``run``. Requests
 carry it as ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``; it is compared in
-constant time. The guard is plain ASGI middleware so every route, known or not, is covered.
+constant time. The guard runs before routing, so every route, known or not, is covered.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError
+from .http import Request, Response, json_error
 
 API_KEY_FILE = "api.key"
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
-]
 
 
 def ensure_api_key(home: Path) -> str:
@@ -89,42 +83,21 @@ def _host_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-class GuardMiddleware:
+class Guard:
     """403 for a foreign Host header, then 401 for a missing or wrong API key.
 
+    The app runs it before routing, so every route, known or not, is covered.
     ``get_hosts`` is read per request because the bound port is known only after binding.
     """
 
-    def __init__(self, app: ASGIApp, *, key: str, get_hosts: Callable[[], set[str]]) -> None:
-        self.app = app
+    def __init__(self, *, key: str, get_hosts: Callable[[], set[str]]) -> None:
         self.key = key
         self.get_hosts = get_hosts
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = scope.get("headers", [])
-        host = _host_header(headers)
+    def __call__(self, request: Request) -> Response | None:
+        host = _host_header(request.headers)
         if host is None or host not in self.get_hosts():
-            await _deny(send, 403, "forbidden Host header (only the bound address or localhost)")
-            return
-        if not key_matches(presented_key(headers), self.key):
-            await _deny(send, 401, "missing or wrong API key (send X-API-Key; see <home>/api.key)")
-            return
-        await self.app(scope, receive, send)
-
-
-async def _deny(send: Callable[[Any], Awaitable[None]], status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            return json_error(403, "forbidden Host header (only the bound address or localhost)")
+        if not key_matches(presented_key(request.headers), self.key):
+            return json_error(401, "missing or wrong API key (send X-API-Key; see <home>/api.key)")
+        return None
