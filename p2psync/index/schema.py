@@ -221,6 +221,9 @@ _TEMP_COUNT_TRIGGERS_SINCE = 3
 _INSERT_COUNT_TRIGGERS = tuple(
     f"count_{table}_{label}_insert_new" for table, label, *_ in _COUNTED
 )
+_INSERT_COUNT_TRIGGER_SQL = tuple(
+    sql for sql in _count_triggers(temp=True) if sql.split()[6] in _INSERT_COUNT_TRIGGERS
+)  # "CREATE TEMP TRIGGER IF NOT EXISTS <name> ..."
 
 
 def install_count_triggers(conn: sqlite3.Connection) -> None:
@@ -253,7 +256,8 @@ def without_insert_counts(conn: sqlite3.Connection) -> Iterator[bool]:
     try:
         yield True
     finally:
-        install_count_triggers(conn)
+        for statement in _INSERT_COUNT_TRIGGER_SQL:
+            conn.execute(statement)
 
 
 def count_delta(rows: Iterable[tuple[int, bool, int]]) -> tuple[int, int, int, int, int]:

@@ -108,9 +108,9 @@ def hash_file(
     Raises OSError/UnsafePathError if the file cannot be opened (e.g. it vanished).
     """
     with fs.open_read(name) as handle:
-        if not _same_file(handle.stat(), expected):
-            return None
         blocks = hash_stream(handle, expected.size, block_size)
+        # One check after reading is enough: the open file is the walked one, unchanged,
+        # only if it still has the walked inode, size and mtime once everything is read.
         if blocks is None or not _same_file(handle.stat(), expected):
             return None
     return blocks
