@@ -120,3 +120,37 @@ async def test_requests_left_when_the_folder_stops_get_an_error_not_a_hang(
                 folder.cancel_scope.cancel()
                 release.set()
     assert results == {1: ErrorCode.NO_ERROR, 2: ErrorCode.GENERIC}
+
+
+def test_a_file_changed_since_its_scan_is_hashed_before_serving(
+    server: BlockServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "folder" / "d2" / "f2.txt"
+    original = path.read_bytes()
+    path.write_bytes(b"X" * len(original))  # same size, new content and mtime
+    assert server.read_block(request(2)) == (ErrorCode.INVALID_FILE, b"")
+    path.write_bytes(original + b"appended")  # the indexed block is still intact
+    assert server.read_block(request(2)) == (ErrorCode.NO_ERROR, original)
+
+
+def test_a_file_unchanged_since_its_scan_is_served_without_hashing(
+    server: BlockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[int] = []
+    real = hashlib.sha256
+
+    def counting_sha256(data: bytes = b"") -> hashlib._Hash:
+        hashed.append(len(data))
+        return real(data)
+
+    asked = request(5)
+    monkeypatch.setattr(serve.hashlib, "sha256", counting_sha256)
+    assert server.read_block(asked) == (ErrorCode.NO_ERROR, b"content of file 5\n" * 6)
+    assert not any(hashed)  # (hashing objects made empty elsewhere do not count)
+
+
+def test_a_short_read_is_refused(server: BlockServer, tmp_path: Path) -> None:
+    path = tmp_path / "folder" / "d3" / "f3.txt"
+    with open(path, "r+b") as f:
+        f.truncate(5)
+    assert server.read_block(request(3))[0] == ErrorCode.INVALID_FILE
