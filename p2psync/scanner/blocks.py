@@ -49,6 +49,9 @@ def hash_stream(handle: ReadHandle, size: int, block_size: int) -> tuple[BlockIn
     """
     if size == 0:
         return EMPTY_FILE_BLOCKS
+    if size <= block_size:  # one block: most files of a tree of small files
+        data = handle.read_at(0, size)
+        return (BlockInfo(0, size, _sha256(data)),) if len(data) == size else None
     if size < SPLIT_HASH_BYTES:
         return _hash_range(handle, 0, size, block_size)
     middle = size // 2 // block_size * block_size
