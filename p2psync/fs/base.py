@@ -94,6 +94,13 @@ class WriteHandle(ReadHandle, Protocol):
         """Flush the file's data and metadata to stable storage."""
         ...
 
+    def bypass_cache(self) -> bool:
+        """From now on write around the page cache where the system allows it (big temp
+        files: ``direct_io.py``); returns whether it does. A write that ends past the
+        file's size may then leave zeros up to the next 4 KiB boundary: the caller sets
+        the final size with ``truncate``."""
+        ...
+
     def chmod(self, mode: int) -> None:
         """Set the open file's permission bits (no path lookup)."""
         ...

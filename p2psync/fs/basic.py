@@ -30,6 +30,7 @@ from typing import Self
 from ..errors import FilesystemError, UnsafePathError
 from ..protocol.model import FileType
 from ..protocol.names import validate_name
+from . import direct_io
 from .base import DirEntry, FileStat
 from .internal import MARKER
 
@@ -63,11 +64,22 @@ def _is_symlink_at(dir_fd: int, base: str) -> bool:
 
 
 class _FdHandle:
-    """A regular file open by descriptor; positional reads/writes only."""
+    """A regular file open by descriptor; positional reads/writes only.
+
+    After ``bypass_cache()`` aligned writes go through a second, ``O_DIRECT`` descriptor
+    (``direct_io.py``); reads and any other write still use the first one.
+    """
 
     def __init__(self, fd: int, name: str) -> None:
         self._fd = fd
+        self._direct_fd = -1
         self.name = name
+
+    def bypass_cache(self) -> bool:
+        if self._direct_fd < 0:
+            direct = direct_io.open_direct(self._fd)
+            self._direct_fd = -1 if direct is None else direct
+        return self._direct_fd >= 0
 
     def read_at(self, offset: int, size: int) -> bytes:
         first = os.pread(self._fd, size, offset)
@@ -84,6 +96,11 @@ class _FdHandle:
         return b"".join(parts)
 
     def write_at(self, offset: int, data: bytes) -> None:
+        direct = self._direct_fd
+        if direct >= 0 and direct_io.can_write_direct(offset):
+            if direct_io.write_direct(direct, offset, data):
+                return
+            self._stop_bypassing()
         view = memoryview(data)
         while view:
             written = os.pwrite(self._fd, view, offset)
@@ -112,7 +129,13 @@ class _FdHandle:
     def stat(self) -> FileStat:
         return stat_from_os(os.fstat(self._fd))
 
+    def _stop_bypassing(self) -> None:
+        direct, self._direct_fd = self._direct_fd, -1
+        if direct >= 0:
+            os.close(direct)
+
     def close(self) -> None:
+        self._stop_bypassing()
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             os.close(fd)

@@ -103,6 +103,9 @@ class _FakeHandle:
     def fsync(self) -> None:
         self._open_node()
 
+    def bypass_cache(self) -> bool:
+        return False  # nothing to bypass in memory
+
     def chmod(self, mode: int) -> None:
         node = self._open_node()
         with self._fs._lock:

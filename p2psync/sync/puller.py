@@ -54,6 +54,7 @@ FILL_THREADS = 2  # threads copying one big file's local blocks
 FILL_SPLIT_MIN_BLOCKS = 256  # files with fewer blocks are copied on one thread
 PREALLOCATE_MIN = 4 * 1024 * 1024  # temp files this large get their space reserved first,
 PREALLOCATE_ROOM = 4  # when the disk has room for this many of them
+BYPASS_CACHE_MIN = 16 * 1024 * 1024  # temp files this large are written around the page cache
 DISK_FULL = "insufficient disk space"
 
 
@@ -518,6 +519,8 @@ class Puller:
         self.make_parent(fi.name)
         handle = self.open_temp(tmp)
         try:
+            if fi.size >= BYPASS_CACHE_MIN:
+                handle.bypass_cache()  # see fs/direct_io.py; seal() sets the exact size
             missing = self._fill_locally(handle, fi, cur)
             # Preallocating is faster for big files, but near a full disk it would let the
             # first of several parallel files claim space the others could have shared.

@@ -51,8 +51,10 @@ def make_files(root: Path, seed: int, sizes: list[int], prefix: str = "big") -> 
     [
         ("48m", 12 * MiB, [3 * MiB] * 4, "free-space check"),
         ("64m", 30 * MiB, [10 * MiB] * 6, "ENOSPC while writing"),
+        # files of BYPASS_CACHE_MIN and more are written with O_DIRECT (tmpfs allows it)
+        ("128m", 60 * MiB, [20 * MiB] * 5, "ENOSPC while writing around the page cache"),
     ],
-    ids=["precheck", "enospc"],
+    ids=["precheck", "enospc", "enospc-direct"],
 )
 async def test_full_disk_pauses_then_resumes(
     tmp_path, outcomes, tmpfs_size, leave_free, sizes, how

@@ -123,6 +123,36 @@ async def test_a_large_file_is_pulled_in_batched_writes(index: IndexStore) -> No
     assert puller.stats.blocks_network == len(fi.blocks)
 
 
+async def test_a_large_file_is_written_around_the_page_cache(
+    fs: BasicFS, index: IndexStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(puller_module, "BYPASS_CACHE_MIN", 1024 * 1024)
+    bypassed: list[bool] = []
+    real_open_write = fs.open_write
+
+    def spying_open_write(name: str, **kwargs: Any) -> Any:
+        handle = real_open_write(name, **kwargs)
+        real_bypass = handle.bypass_cache
+
+        def bypass() -> bool:
+            bypassed.append(real_bypass())
+            return bypassed[-1]
+
+        handle.bypass_cache = bypass
+        return handle
+
+    fs.open_write = spying_open_write  # type: ignore[method-assign]
+    data = os.urandom(3 * 1024 * 1024 + 5)  # a short last block: padded, then truncated
+    fi = remote_file("big.bin", data)
+    source = source_for({})
+    source.blocks = {b.hash: data[b.offset : b.offset + b.size] for b in fi.blocks}
+    puller = make_puller(fs, index, source)
+    await puller.pull_item(fi)
+    assert bypassed == [True]
+    assert (Path(fs.root) / "big.bin").read_bytes() == data
+    assert puller.stats.blocks_network == len(fi.blocks)
+
+
 async def test_a_disk_filling_up_mid_file_is_reported_as_a_full_disk(index: IndexStore) -> None:
     fs = FakeFS()
     data = os.urandom(3 * 1024 * 1024)
@@ -177,12 +207,15 @@ def test_readers_keep_a_bounded_number_of_files_open(fs: BasicFS) -> None:
     assert len(os.listdir("/proc/self/fd")) == fds_before
 
 
+@pytest.mark.parametrize("bypass", [False, True], ids=["page-cache", "direct"])
 async def test_a_big_local_copy_is_split_between_threads_and_keeps_every_block(
-    fs: BasicFS, index: IndexStore, monkeypatch: pytest.MonkeyPatch
+    fs: BasicFS, index: IndexStore, monkeypatch: pytest.MonkeyPatch, bypass: bool
 ) -> None:
     """Blocks found locally are copied on FILL_THREADS threads; changed blocks in either
-    part still come from the peer, and the file is exact."""
+    part still come from the peer, and the file is exact (written through the page cache
+    or around it)."""
     monkeypatch.setattr(puller_module, "FILL_SPLIT_MIN_BLOCKS", 4)
+    monkeypatch.setattr(puller_module, "BYPASS_CACHE_MIN", 1 if bypass else 1 << 60)
     old = os.urandom(12 * BLOCK + 777)
     (Path(fs.root) / "big.bin").write_bytes(old)
     scanned = [
