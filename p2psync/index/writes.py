@@ -167,7 +167,7 @@ class Mutations:
             known = _known_names(conn, fid, keys)
             fresh = [(key, fi) for key, fi in keyed if key not in known]
         fresh_keys = {key for key, _ in fresh}
-        block_rows = self._insert_fresh(conn, fid, did, fresh)
+        block_rows = self._insert_fresh(conn, fid, did, fresh, local=True)
         for key, fi in keyed:
             if key in fresh_keys:
                 continue
@@ -194,11 +194,16 @@ class Mutations:
 
     @staticmethod
     def _insert_fresh(
-        conn: sqlite3.Connection, fid: int, did: int, fresh: list[tuple[bytes, FileInfo]]
+        conn: sqlite3.Connection,
+        fid: int,
+        did: int,
+        fresh: list[tuple[bytes, FileInfo]],
+        *,
+        local: bool,
     ) -> list[tuple[bytes, int, int, int]]:
-        """Names no device has had in this folder (an initial scan's): their rows, global
-        versions (the local entry, nothing to rank) and block rows in a few statements.
-        Returns the block rows."""
+        """Names no device has had in this folder (an initial scan's, or a new peer's
+        first index): their rows, global versions (the one entry, nothing to rank) and,
+        for local entries, block rows, in a few statements. Returns the block rows."""
         if not fresh:
             return []
         first_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM files").fetchone()[0]
@@ -219,22 +224,21 @@ class Mutations:
                     fi.size,
                     deleted,
                     invalid,
-                    _sole_holder_need(True, ftype, fi.deleted, fi.invalid),
+                    _sole_holder_need(local, ftype, fi.deleted, fi.invalid),
                 )
             )
-            if fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
+            if local and fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
                 block_rows.extend((b.hash, file_id, b.offset, b.size) for b in fi.blocks)
         with schema.without_insert_counts(conn) as lifted:
             conn.executemany(_INSERT_FILE_WITH_ID, file_rows)
             conn.executemany(_INSERT_GLOBAL, global_rows)
         if lifted:  # counted once per batch instead of by the triggers, row by row
-            local = schema.count_delta((int(fi.type), fi.deleted, fi.size) for _, fi in fresh)
-            valid = schema.count_delta(
-                (int(fi.type), fi.deleted, fi.size) for _, fi in fresh if not fi.invalid
-            )
-            schema.add_counts(conn, fid, did, local)
-            schema.add_counts(conn, fid, schema.SCOPE_GLOBAL, valid)
-            # no need count: the local entry is the global one (_sole_holder_need)
+            shape = [(int(fi.type), fi.deleted, fi.size) for _, fi in fresh]
+            schema.add_counts(conn, fid, did, schema.count_delta(shape))
+            valid = [s for s, (_, fi) in zip(shape, fresh, strict=True) if not fi.invalid]
+            schema.add_counts(conn, fid, schema.SCOPE_GLOBAL, schema.count_delta(valid))
+            needed = [s for s, row in zip(shape, global_rows, strict=True) if row[-1] is not None]
+            schema.add_counts(conn, fid, schema.SCOPE_NEED, schema.count_delta(needed))
         return block_rows
 
     def note_applying(
@@ -257,12 +261,20 @@ class Mutations:
     ) -> None:
         fid, did = self._remote_ids(conn, folder, device, create=True)
         assert fid is not None and did is not None
-        sequence = _max_sequence(conn, fid, did)
-        for fi in files:
-            conn.execute(_UPSERT_FILE, (fid, did, *codec.file_params(fi))).fetchone()
-            sequence = max(sequence, fi.sequence)
+        sequence = max([_max_sequence(conn, fid, did), *(fi.sequence for fi in files)])
+        keyed = [(codec.name_key(fi.name), fi) for fi in files]
+        keys = {key for key, _ in keyed}
+        fresh: list[tuple[bytes, FileInfo]] = []
+        if len(keys) == len(keyed):  # (a batch naming one file twice goes one by one)
+            known = _known_names(conn, fid, keys)
+            fresh = [(key, fi) for key, fi in keyed if key not in known]
+        fresh_keys = {key for key, _ in fresh}
+        self._insert_fresh(conn, fid, did, fresh, local=False)
+        for key, fi in keyed:
+            if key not in fresh_keys:
+                conn.execute(_UPSERT_FILE, (fid, did, *codec.file_params(fi))).fetchone()
         _set_max_sequence(conn, fid, did, sequence)
-        self._recompute(conn, fid, {codec.name_key(fi.name) for fi in files})
+        self._recompute(conn, fid, keys - fresh_keys)
 
     def clear_remote(self, conn: sqlite3.Connection, folder: str, device: bytes) -> None:
         """Forget a remote device's entries (its index ID stays)."""
@@ -346,35 +358,32 @@ class Mutations:
 
     def _recompute(self, conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> None:
         local_did = self.device_id(conn, self.local_device)
-        for key in keys:
-            # One row per device: bounded. In device ID order, the same on every device,
-            # so an ordering rule that is not a total order still picks the same winner.
-            rows = conn.execute(
-                f"SELECT {codec.RANK_COLUMNS} FROM files JOIN devices d ON d.id = files.device "
-                "WHERE files.folder = ? AND files.name = ? ORDER BY d.device",
-                (fid, key),
-            ).fetchall()
-            if not rows:
-                conn.execute("DELETE FROM globals WHERE folder = ? AND name = ?", (fid, key))
-                continue
-            if len(rows) == 1:  # the usual case: one holder is the global, nothing to rank
-                device, ftype, _, _, deleted, invalid, _ = rows[0]
-                need = _sole_holder_need(device == local_did, ftype, deleted, invalid)
-                _store_global(conn, fid, key, rows[0], need)
-                continue
-            candidates = [codec.row_to_rank_file(key, row) for row in rows]
-            best = pick_global(candidates)
-            assert best is not None
-            index = next(i for i, c in enumerate(candidates) if c is best)
-            local_index = next((i for i, row in enumerate(rows) if row[0] == local_did), None)
-            local = None if local_index is None else candidates[local_index]
-            if (
-                local_index is not None
-                and local is not None
-                and ((local.version, local.invalid) == (best.version, best.invalid))
+        pending = sorted(keys)
+        for start in range(0, len(pending), _RECOMPUTE_BATCH):
+            chunk = pending[start : start + _RECOMPUTE_BATCH]
+            holders: dict[bytes, list[Any]] = {key: [] for key in chunk}
+            marks = ",".join("?" * len(chunk))
+            # One row per device and name: bounded. In device ID order, the same on every
+            # device, so an ordering rule that is not a total order still picks the same
+            # winner.
+            for name, *row in conn.execute(
+                f"SELECT files.name, {codec.RANK_COLUMNS} FROM files "
+                "JOIN devices d ON d.id = files.device "
+                f"WHERE files.folder = ? AND files.name IN ({marks}) ORDER BY files.name, d.device",
+                (fid, *chunk),
             ):
-                index = local_index  # equivalent holders: prefer the local copy
-            _store_global(conn, fid, key, rows[index], need_level(candidates[index], local))
+                holders[name].append(row)
+            gone = [(fid, key) for key, rows in holders.items() if not rows]
+            if gone:
+                conn.executemany("DELETE FROM globals WHERE folder = ? AND name = ?", gone)
+            conn.executemany(
+                _UPSERT_GLOBAL,
+                [
+                    _global_row(fid, key, *_pick(key, rows, local_did))
+                    for key, rows in holders.items()
+                    if rows
+                ],
+            )
 
     def _recompute_touched(self, conn: sqlite3.Connection, fid: int) -> None:
         last = b""
@@ -400,12 +409,30 @@ def _touch(conn: sqlite3.Connection, select: str, params: tuple[object, ...]) ->
     conn.execute(f"INSERT OR IGNORE INTO temp.touched (name) {select}", params)
 
 
-def _store_global(
-    conn: sqlite3.Connection, fid: int, key: bytes, row: Sequence[Any], need: int | None
-) -> None:
-    """Make the files row ``row`` (selected as RANK_COLUMNS) the global version of ``key``."""
+def _pick(key: bytes, rows: list[Any], local_did: int | None) -> tuple[Sequence[Any], int | None]:
+    """The global version among one name's holders (files rows selected as RANK_COLUMNS,
+    in device ID order) and the local need level that goes with it."""
+    if len(rows) == 1:  # the usual case: one holder is the global, nothing to rank
+        device, ftype, _, _, deleted, invalid, _ = rows[0]
+        return rows[0], _sole_holder_need(device == local_did, ftype, deleted, invalid)
+    candidates = [codec.row_to_rank_file(key, row) for row in rows]
+    best = pick_global(candidates)
+    assert best is not None
+    index = next(i for i, c in enumerate(candidates) if c is best)
+    local_index = next((i for i, row in enumerate(rows) if row[0] == local_did), None)
+    local = None if local_index is None else candidates[local_index]
+    if local_index is not None and local is not None:
+        if (local.version, local.invalid) == (best.version, best.invalid):
+            index = local_index  # equivalent holders: prefer the local copy
+    return rows[index], need_level(candidates[index], local)
+
+
+def _global_row(
+    fid: int, key: bytes, row: Sequence[Any], need: int | None
+) -> tuple[Any, ...]:
+    """The globals row making the files row ``row`` (RANK_COLUMNS) the global of ``key``."""
     device, ftype, size, _mtime, deleted, invalid, version = row
-    conn.execute(_UPSERT_GLOBAL, (fid, key, device, version, ftype, size, deleted, invalid, need))
+    return (fid, key, device, version, ftype, size, deleted, invalid, need)
 
 
 def _known_names(conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> set[bytes]:
