@@ -39,6 +39,10 @@ REQUEST_TIMEOUT = 120.0
 # two or three times (read, encoded, encrypted), so this bounds a daemon's memory; 16 MiB
 # still keeps a 1 Gbit/s link with 100 ms of latency full.
 DEFAULT_BUDGET = 16 * 1024 * 1024
+# Block data we read for a peer ahead of the socket: requests beyond it wait before their
+# read. The incoming budget lets a peer have 16 MiB of requests outstanding; served all at
+# once, their data and its encoded copy would sit in memory until the writer got to them.
+SERVE_AHEAD = 4 * 1024 * 1024
 
 
 class RequestFailed(Exception):
@@ -89,6 +93,7 @@ class PeerConnection:
         self.stats = TransferStats(connected_at=trio.current_time())
         self.outgoing = ByteBudget(outgoing_budget)
         self.incoming = ByteBudget(incoming_budget)
+        self.serving = ByteBudget(min(SERVE_AHEAD, incoming_budget))
         self.request_timeout = request_timeout
         self.ping_interval = ping_interval
         self.receive_timeout = receive_timeout
@@ -314,12 +319,18 @@ class PeerConnection:
 
     async def _serve(self, handler: PeerHandler, request: Request) -> None:
         try:
+            await self.serving.acquire(request.size)
             try:
-                response = await handler.handle_request(self, request)
-            except Exception:  # a bug in serving must not kill the connection silently
-                log.exception("serving %s to %s failed", request.name, self.device_id.short_str())
-                response = Response(id=request.id, code=ErrorCode.GENERIC)
-            await self.send(response)
+                try:
+                    response = await handler.handle_request(self, request)
+                except Exception:  # a bug in serving must not kill the connection silently
+                    log.exception(
+                        "serving %s to %s failed", request.name, self.device_id.short_str()
+                    )
+                    response = Response(id=request.id, code=ErrorCode.GENERIC)
+                await self.send(response)  # returns once written: then its data is gone
+            finally:
+                self.serving.release(request.size)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:

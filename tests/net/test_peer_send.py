@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 
 import trio
+import trio.testing
 
 from p2psync.identity import DeviceID
-from p2psync.net.peer import PeerConnection
+from p2psync.net.peer import SERVE_AHEAD, PeerConnection
 from p2psync.protocol.connection import NEED_DATA, Connection
-from p2psync.protocol.messages import ClusterConfig, Hello, Request
+from p2psync.protocol.messages import ClusterConfig, Hello, Request, Response
 
 
 def hello(name: str) -> Hello:
@@ -112,3 +113,68 @@ async def test_callers_cancelled_mid_write_lose_nothing_and_break_nothing() -> N
     while (event := theirs.next_event()) is not NEED_DATA:
         events.append(event)
     assert [e.id for e in events if isinstance(e, Request)] == called
+
+
+class GatedStream(trio.abc.Stream):
+    """Delivers ``incoming`` to the reader; every write waits until ``gate`` is set."""
+
+    def __init__(self, incoming: bytes) -> None:
+        self.incoming = incoming
+        self.gate = trio.Event()
+        self.writes: list[bytes] = []
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.gate.wait()
+        self.writes.append(bytes(data))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.gate.wait()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self.incoming:
+            data, self.incoming = self.incoming, b""
+            return data
+        await trio.sleep_forever()
+        return b""
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+async def test_blocks_are_read_only_a_few_mib_ahead_of_a_slow_socket() -> None:
+    ours, theirs = connected_pair()
+    block = 1024 * 1024
+    our_config = ours.send(ClusterConfig())
+    theirs.receive_data(our_config)
+    assert isinstance(theirs.next_event(), ClusterConfig)
+    requests = [Request(i, "default", f"f{i}", 0, block, bytes(32)) for i in range(1, 13)]
+    asked = theirs.send(ClusterConfig()) + b"".join(theirs.send(r) for r in requests)
+    stream = GatedStream(asked)  # 12 MiB of requests at once
+    peer = PeerConnection(stream, ours, DeviceID(bytes(32)), "memory")
+    read: list[int] = []
+
+    class Serving(NoHandler):
+        async def handle_message(self, peer: PeerConnection, message: object) -> None:
+            assert isinstance(message, ClusterConfig)
+
+        async def handle_request(self, peer: PeerConnection, request: Request) -> object:
+            read.append(request.id)
+            return Response(id=request.id, data=b"x" * request.size)
+
+    async with trio.open_nursery() as connection:
+        await connection.start(peer.run, Serving())
+        await trio.testing.wait_all_tasks_blocked()
+        assert 1 <= len(read) <= SERVE_AHEAD // block  # the rest wait: the socket is stuck
+        stream.gate.set()
+        with trio.fail_after(10):
+            await trio.testing.wait_all_tasks_blocked()  # all in memory: everything done
+        assert len(read) == len(requests) and peer.serving.in_use == 0
+        connection.cancel_scope.cancel()
+    assert sorted(read) == [r.id for r in requests]
+    assert peer.serving.peak <= SERVE_AHEAD
+    theirs.receive_data(b"".join(stream.writes))
+    answered = []
+    while (event := theirs.next_event()) is not NEED_DATA:
+        if isinstance(event, Response):
+            answered.append(event.id)
+    assert sorted(answered) == [r.id for r in requests]
