@@ -41,6 +41,8 @@ def update(vector: Vector, short_id: int, now: int) -> Vector:
     """The vector after a local change on ``short_id``: counter = max(counter + 1, now)."""
     current = counter(vector, short_id)
     new_value = max(current + 1, now)
+    if not vector:  # a new file's first version (every file of an initial scan)
+        return (Counter(short_id, new_value),)
     return make([*((c.id, c.value) for c in vector if c.id != short_id), (short_id, new_value)])
 
 
