@@ -160,12 +160,7 @@ class Mutations:
         for fi in files:
             sequence += 1
             stored.append(fi.with_(sequence=sequence))
-        keyed = [(codec.name_key(fi.name), fi) for fi in stored]
-        keys = {key for key, _ in keyed}
-        fresh: list[tuple[bytes, FileInfo]] = []
-        if len(keys) == len(keyed):  # (a batch naming one file twice goes one by one)
-            known = _known_names(conn, fid, keys)
-            fresh = [(key, fi) for key, fi in keyed if key not in known]
+        keyed, keys, fresh = _keyed_and_fresh(conn, fid, stored)
         fresh_keys = {key for key, _ in fresh}
         block_rows = self._insert_fresh(conn, fid, did, fresh, local=True)
         for key, fi in keyed:
@@ -262,12 +257,7 @@ class Mutations:
         fid, did = self._remote_ids(conn, folder, device, create=True)
         assert fid is not None and did is not None
         sequence = max([_max_sequence(conn, fid, did), *(fi.sequence for fi in files)])
-        keyed = [(codec.name_key(fi.name), fi) for fi in files]
-        keys = {key for key, _ in keyed}
-        fresh: list[tuple[bytes, FileInfo]] = []
-        if len(keys) == len(keyed):  # (a batch naming one file twice goes one by one)
-            known = _known_names(conn, fid, keys)
-            fresh = [(key, fi) for key, fi in keyed if key not in known]
+        keyed, keys, fresh = _keyed_and_fresh(conn, fid, files)
         fresh_keys = {key for key, _ in fresh}
         self._insert_fresh(conn, fid, did, fresh, local=False)
         for key, fi in keyed:
@@ -433,6 +423,20 @@ def _global_row(
     """The globals row making the files row ``row`` (RANK_COLUMNS) the global of ``key``."""
     device, ftype, size, _mtime, deleted, invalid, version = row
     return (fid, key, device, version, ftype, size, deleted, invalid, need)
+
+
+def _keyed_and_fresh(
+    conn: sqlite3.Connection, fid: int, files: Sequence[FileInfo]
+) -> tuple[list[tuple[bytes, FileInfo]], set[bytes], list[tuple[bytes, FileInfo]]]:
+    """Each file with its name key, the set of keys, and the files whose names no device
+    has had in folder ``fid`` (for ``_insert_fresh``). A batch naming one file twice has
+    none: it goes one by one."""
+    keyed = [(codec.name_key(fi.name), fi) for fi in files]
+    keys = {key for key, _ in keyed}
+    if len(keys) != len(keyed):
+        return keyed, keys, []
+    known = _known_names(conn, fid, keys)
+    return keyed, keys, [(key, fi) for key, fi in keyed if key not in known]
 
 
 def _known_names(conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> set[bytes]:
