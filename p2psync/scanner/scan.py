@@ -84,7 +84,7 @@ def scan(
     ignore: IgnoreMatcher | None = None,
     subpaths: Sequence[str] | None = None,
     hash_workers: int = 2,
-    batch_size: int = 500,
+    batch_size: int = 1000,
     ignore_permissions: bool = False,
 ) -> Generator[ScanBatch, None, None]:
     """Scan ``fs`` against ``view``, yielding batches of changes (nothing if unchanged).
