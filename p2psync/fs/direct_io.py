@@ -33,7 +33,7 @@ _buffers = threading.local()  # one aligned buffer per writing thread, reused
 def open_direct(fd: int) -> int | None:
     """A second, write-only ``O_DIRECT`` descriptor of the regular file open as ``fd``,
     or None where that is not possible (not Linux, no /proc, a filesystem without
-    direct I/O such as tmpfs)."""
+    direct I/O, such as tmpfs before Linux 6.6)."""
     if not _O_DIRECT:
         return None
     try:

@@ -139,13 +139,9 @@ _COUNT_SUMS = (
 )
 
 
-def _count_trigger_names() -> list[str]:
-    return [statement.split()[2] for statement in _count_triggers()]
-
-
-def _count_triggers(*, temp: bool = False) -> list[str]:
-    """The count triggers: persistent ones (schema versions 1-2, frozen), or the TEMP
-    ones of the writer connection (version 3 on)."""
+def _count_triggers(*, temp: bool = False) -> list[tuple[str, str]]:
+    """The count triggers as (name, CREATE statement): persistent ones (schema versions
+    1-2, frozen), or the TEMP ones of the writer connection (version 3 on)."""
     create = "CREATE TEMP TRIGGER IF NOT EXISTS" if temp else "CREATE TRIGGER"
     schema = "main." if temp else ""
     triggers = []
@@ -160,10 +156,13 @@ def _count_triggers(*, temp: bool = False) -> list[str]:
                 when = counted.format(r=r)
                 if event == "UPDATE":
                     when = f"({when}) AND ({changed})"
+                name = f"count_{table}_{label}_{event.lower()}_{r}"
                 triggers.append(
-                    f"{create} count_{table}_{label}_{event.lower()}_{r} "
-                    f"AFTER {event} ON {schema}{table} WHEN {when} "
-                    f"BEGIN {_count_upsert(r, scope, sign)}; END"
+                    (
+                        name,
+                        f"{create} {name} AFTER {event} ON {schema}{table} WHEN {when} "
+                        f"BEGIN {_count_upsert(r, scope, sign)}; END",
+                    )
                 )
     return triggers
 
@@ -177,7 +176,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 
 def _migrate_to_1(conn: sqlite3.Connection) -> None:
     _run_script(conn, _SCHEMA_1)
-    for trigger in _count_triggers():
+    for _, trigger in _count_triggers():
         conn.execute(trigger)
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
@@ -210,7 +209,7 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
 # (``install_count_triggers``), so that a bulk insert can leave them out and add its
 # counts in one statement (``without_insert_counts``).
 def _migrate_to_3(conn: sqlite3.Connection) -> None:
-    for name in _count_trigger_names():
+    for name, _ in _count_triggers():
         conn.execute(f"DROP TRIGGER IF EXISTS main.{name}")
 
 
@@ -222,8 +221,8 @@ _INSERT_COUNT_TRIGGERS = tuple(
     f"count_{table}_{label}_insert_new" for table, label, *_ in _COUNTED
 )
 _INSERT_COUNT_TRIGGER_SQL = tuple(
-    sql for sql in _count_triggers(temp=True) if sql.split()[6] in _INSERT_COUNT_TRIGGERS
-)  # "CREATE TEMP TRIGGER IF NOT EXISTS <name> ..."
+    sql for name, sql in _count_triggers(temp=True) if name in _INSERT_COUNT_TRIGGERS
+)
 
 
 def install_count_triggers(conn: sqlite3.Connection) -> None:
@@ -231,7 +230,7 @@ def install_count_triggers(conn: sqlite3.Connection) -> None:
 
     Only the writer connection writes; readers are ``query_only``.
     """
-    for statement in _count_triggers(temp=True):
+    for _, statement in _count_triggers(temp=True):
         conn.execute(statement)
 
 

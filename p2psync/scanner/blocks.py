@@ -15,7 +15,7 @@ use several cores.
 from __future__ import annotations
 
 import hashlib
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import xxhash
 
@@ -55,23 +55,10 @@ def hash_stream(handle: ReadHandle, size: int, block_size: int) -> tuple[BlockIn
     if size < SPLIT_HASH_BYTES:
         return _hash_range(handle, 0, size, block_size)
     middle = size // 2 // block_size * block_size
-    second: list[tuple[BlockInfo, ...] | None | BaseException] = []
-
-    def hash_second_half() -> None:
-        try:
-            second.append(_hash_range(handle, middle, size, block_size))
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the joining thread
-            second.append(exc)
-
-    helper = threading.Thread(target=hash_second_half, name="p2psync-hash-half", daemon=True)
-    helper.start()
-    try:
+    with ThreadPoolExecutor(1, thread_name_prefix="p2psync-hash-half") as helper:
+        second = helper.submit(_hash_range, handle, middle, size, block_size)
         first = _hash_range(handle, 0, middle, block_size)
-    finally:
-        helper.join()
-    rest = second[0]
-    if isinstance(rest, BaseException):
-        raise rest
+        rest = second.result()
     if first is None or rest is None:
         return None
     return first + rest

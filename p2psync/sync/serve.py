@@ -23,6 +23,7 @@ from ..index.store import IndexStore
 from ..protocol.messages import ErrorCode, Request
 from ..protocol.model import FileInfo, FileType
 from ..scanner.ignore import Ignore
+from .plan import metadata_matches
 
 log = logging.getLogger("p2psync.sync.serve")
 
@@ -95,10 +96,13 @@ def still_indexed(st: FileStat, fi: FileInfo) -> bool:
     need no hashing here: this is the test the scanner itself uses to decide that a file
     has not changed, and the receiver verifies every block's SHA-256 anyway. A file that
     changed since its scan (or whose inode was not recorded) is hashed block by block."""
-    return bool(fi.inode) and (st.inode, st.size, st.mtime_ns) == (
-        fi.inode,
-        fi.size,
-        fi.modified_ns,
+    return bool(fi.inode) and metadata_matches(
+        fi,
+        size=st.size,
+        mtime_ns=st.mtime_ns,
+        inode=st.inode,
+        permissions=st.permissions,
+        ignore_perms=True,  # permissions do not change content
     )
 
 
