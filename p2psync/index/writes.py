@@ -54,9 +54,7 @@ INSERT INTO globals (folder, name, device, version, type, size, deleted, invalid
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
-_UPSERT_GLOBAL = """
-INSERT INTO globals (folder, name, device, version, type, size, deleted, invalid, need)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+_UPSERT_GLOBAL = _INSERT_GLOBAL + """\
 ON CONFLICT (folder, name) DO UPDATE SET
     device = excluded.device, version = excluded.version, type = excluded.type,
     size = excluded.size, deleted = excluded.deleted, invalid = excluded.invalid,
@@ -410,8 +408,9 @@ def _pick(key: bytes, rows: list[Any], local_did: int | None) -> tuple[Sequence[
     assert best is not None
     index = next(i for i, c in enumerate(candidates) if c is best)
     local_index = next((i for i, row in enumerate(rows) if row[0] == local_did), None)
-    local = None if local_index is None else candidates[local_index]
-    if local_index is not None and local is not None:
+    local = None
+    if local_index is not None:
+        local = candidates[local_index]
         if (local.version, local.invalid) == (best.version, best.invalid):
             index = local_index  # equivalent holders: prefer the local copy
     return rows[index], need_level(candidates[index], local)
