@@ -334,6 +334,22 @@ class IndexStore:
         comes before everything under it)."""
         yield from self.iter_device(folder, self.local_device, prefix)
 
+    def has_live_local(self, folder: str, prefixes: Sequence[str]) -> bool:
+        """Whether any local entry that is not a deletion is named one of ``prefixes`` or
+        lies under one ("" is the whole folder): what a scan of them could delete."""
+        ids = self._ids(folder, self.local_device)
+        if ids is None:
+            return False
+        for prefix in prefixes:
+            exact, low, high = codec.subtree_range(prefix)
+            if self._one(
+                "SELECT 1 FROM files WHERE folder = ? AND device = ? AND deleted = 0 "
+                "AND (name = ? OR (name > ? AND name < ?)) LIMIT 1",
+                (*ids, exact, low, high),
+            ):
+                return True
+        return False
+
     def iter_device(self, folder: str, device: bytes, prefix: str = "") -> Iterator[FileInfo]:
         """Like iter_local, for any device."""
         ids = self._ids(folder, device)

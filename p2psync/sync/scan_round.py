@@ -8,8 +8,11 @@ What is stored, and when, matters to peers:
   global version instead of a new one, which would be concurrent with the cluster's;
 - deletions are stored after everything else the scan found, so a peer sees the new names
   of a rename before the old ones go and can apply it as a local rename;
-- a targeted (watcher) scan is stored as one change, so a directory rename reaches peers
-  as its adds and deletes together.
+- a targeted (watcher) scan that could delete something is stored as one change, so a
+  directory rename reaches peers as its adds and deletes together. A scan of paths with
+  nothing live in the index under them (a tree moved or copied in from outside) can only
+  add, so it is stored and sent batch by batch: peers start pulling after the first
+  batch instead of after the whole tree.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .overrides import FLAG_RECEIVE_ONLY
 from .plan import equivalent
 
 HELD_TOMBSTONES_MAX = 50_000
+SCAN_BATCH = 1000  # entries the scanner hands over (and a streamed scan stores) at a time
 
 
 @dataclass
@@ -68,6 +72,7 @@ class ScanRound:
         hash_workers: int,
         db: Callable[..., Awaitable[Any]],
         on_stored: Callable[[list[FileInfo]], None],
+        batch_size: int = SCAN_BATCH,
     ) -> None:
         self.id = folder_id
         self.config = config
@@ -78,6 +83,7 @@ class ScanRound:
         self.hash_workers = hash_workers
         self._db = db
         self._on_stored = on_stored
+        self.batch_size = batch_size
 
     async def run(self, paths: list[str] | None) -> ScanResult:
         """Scan ``paths`` (None: the whole folder) and store what changed."""
@@ -94,8 +100,11 @@ class ScanRound:
             subpaths=paths,
             hash_workers=self.hash_workers,
             ignore_permissions=self.config.ignore_permissions,
+            batch_size=self.batch_size,
         )
         devices = await self._db(self.index.devices, self.id)
+        # a targeted scan is held and stored as one change only if it could delete
+        hold = not full and await self._db(self.index.has_live_local, self.id, paths)
         has_peers = any(d != self.local.raw for d in devices)
         tombstones: list[FileInfo] = []
         held: list[FileInfo] = []
@@ -124,8 +133,8 @@ class ScanRound:
                     if len(tombstones) >= HELD_TOMBSTONES_MAX:
                         files.extend(tombstones)
                         tombstones = []
-                    if not full:
-                        # a targeted scan is stored as one change (see the module docstring)
+                    if hold:
+                        # stored as one change (see the module docstring)
                         held.extend(files)
                         if len(held) < HELD_TOMBSTONES_MAX:
                             continue
