@@ -1,0 +1,108 @@
+"""The bench's end condition: a destination tree identical to the source, names, sizes,
+mtimes and content, followed cheaply name by name between full walks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.errors import WorkloadFailed
+from bench.trees import entry, fingerprint, wait_identical
+
+
+def make_source(root: Path) -> list[str]:
+    names = [f"d{i % 3}/f{i:02d}" for i in range(12)]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(os.urandom(64 + len(name)))
+    os.symlink("d0/f00", root / "link")
+    return names
+
+
+def copy_one(src: Path, dst: Path, name: str) -> None:
+    (dst / name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / name, dst / name)
+
+
+def test_entry_matches_the_fingerprint(tmp_path: Path) -> None:
+    make_source(tmp_path)
+    fp = fingerprint(tmp_path)
+    assert {name: entry(tmp_path, name) for name in fp} == fp
+    assert entry(tmp_path, "missing") is None
+    assert entry(tmp_path, "d0/f00/below") is None
+
+
+def test_returns_once_the_last_file_arrives(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    names = make_source(src)
+    os.symlink("d0/f00", dst / "link")
+    todo = list(names)
+    polls = 0
+
+    def one_more_file_per_poll() -> None:  # stands for the daemon's progress
+        nonlocal polls
+        polls += 1
+        if todo:
+            copy_one(src, dst, todo.pop())
+
+    wait_identical(src, dst, timeout=30, what="t", alive=one_more_file_per_poll)
+    assert not todo
+    assert fingerprint(dst) == fingerprint(src)
+    assert polls >= len(names)
+
+
+def test_an_extra_file_must_go_first(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    make_source(src)
+    shutil.copytree(src, dst, symlinks=True)
+    (dst / "extra").write_bytes(b"x")
+    removed = []
+
+    def remove_extra() -> None:
+        if (dst / "extra").exists():
+            (dst / "extra").unlink()
+            removed.append(True)
+
+    wait_identical(src, dst, timeout=30, what="t", alive=remove_extra)
+    assert removed
+
+
+def test_different_content_with_equal_metadata_never_matches(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    make_source(src)
+    shutil.copytree(src, dst, symlinks=True)
+    target = dst / "d1" / "f01"
+    st = target.stat()
+    target.write_bytes(bytes(st.st_size))  # same size, other bytes
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    with pytest.raises(WorkloadFailed, match="not identical"):
+        wait_identical(src, dst, timeout=0.5, what="t")
+
+
+def test_only_mtimes_differ_content_decides(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    make_source(src)
+    shutil.copytree(src, dst, symlinks=True)
+    os.utime(dst / "d2" / "f02", ns=(1, 1))
+
+    wait_identical(src, dst, timeout=30, what="t")
+
+
+def test_a_missing_file_times_out_and_says_which(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    make_source(src)
+    shutil.copytree(src, dst, symlinks=True)
+    (dst / "d0" / "f03").unlink()
+
+    with pytest.raises(WorkloadFailed, match="1 missing .e.g. d0/f03"):
+        wait_identical(src, dst, timeout=0.3, what="t")
