@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -30,6 +31,15 @@ from .writes import Mutations
 T = TypeVar("T")
 
 _PAGE = 500
+@dataclass
+class NeedCursor:
+    """Where a walk of ``IndexStore.iter_need`` stands: the pull phase and name key of the
+    last entry it yielded."""
+
+    need: int = 0
+    name: bytes = b""
+
+
 _F_COLUMNS = ", ".join(f"f.{c.strip()}" for c in codec.FILE_COLUMNS.split(","))
 
 
@@ -393,14 +403,20 @@ class IndexStore:
         ):
             yield [codec.row_to_file(row) for row in rows]
 
-    def iter_need(self, folder: str, batch_size: int = _PAGE) -> Generator[FileInfo, None, None]:
+    def iter_need(
+        self, folder: str, batch_size: int = _PAGE, cursor: NeedCursor | None = None
+    ) -> Generator[FileInfo, None, None]:
         """The global FileInfos the local device needs, in pull order: directories to
         create (parents first), then files and symlinks, then deletions (of any type);
         within each phase in walk order (see iter_local). A puller deleting directories
-        should take the deletions in reverse."""
+        should take the deletions in reverse. With ``cursor``, starts after the entry it
+        names and moves it along: a new walk with the same cursor continues where this
+        one stopped."""
         fid = self._folder_id(folder)
         if fid is None:
             return
+        if cursor is None:
+            cursor = NeedCursor()
         sql = (
             f"SELECT g.need, {_F_COLUMNS} FROM globals g JOIN files f ON f.folder = g.folder "
             "AND f.device = g.device AND f.name = g.name "
@@ -408,9 +424,14 @@ class IndexStore:
             "ORDER BY g.need, g.name LIMIT ?"
         )
         for rows in self._pages(
-            sql, lambda cur: (fid, *cur), (0, b""), batch_size, lambda row: (row[0], row[1])
+            sql,
+            lambda cur: (fid, *cur),
+            (cursor.need, cursor.name),
+            batch_size,
+            lambda row: (row[0], row[1]),
         ):
             for row in rows:
+                cursor.need, cursor.name = row[0], row[1]
                 yield codec.row_to_file(row[1:])
 
     def find_block(self, hash: bytes) -> Iterator[BlockLocation]:

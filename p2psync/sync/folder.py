@@ -23,7 +23,7 @@ from ..fs.base import FileSystem
 from ..fs.basic import BasicFS
 from ..fs.internal import MARKER, VERSIONS_DIR, is_temp_base
 from ..identity import DeviceID
-from ..index.store import IndexStore
+from ..index.store import IndexStore, NeedCursor
 from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo, FileType
 from ..scanner.ignore import Ignore, IgnoreError
@@ -105,6 +105,8 @@ class FolderRunner:
         self._hold_reason = ""  # why pulling is held (mass-delete guard), until confirmed
         self._pull_due: float | None = None
         self._remote_updates_in_flight = 0
+        self._remote_updates_stored = 0
+        self._remote_update_stored = trio.Event()  # replaced after each one
         self._temps_to_clean = False  # after a full scan, once nothing is needed
         self._pull_burst_start: float | None = None
         self._nursery: trio.Nursery | None = None
@@ -156,6 +158,9 @@ class FolderRunner:
 
     def end_remote_update(self) -> None:
         self._remote_updates_in_flight -= 1
+        self._remote_updates_stored += 1
+        self._remote_update_stored.set()
+        self._remote_update_stored = trio.Event()
         self.request_pull_soon()
 
     def request_pull_soon(self) -> None:
@@ -430,11 +435,38 @@ class FolderRunner:
             on_finished=self._item_finished,
             on_skipped=self._item_skipped,
         )
-        gen = self.index.iter_need(self.id, PULL_PAGE)
+        cursor = NeedCursor()
+        gen = self.index.iter_need(self.id, PULL_PAGE, cursor)
+        updates_seen = self._remote_updates_stored
+        # Deletions that arrive while the round runs wait for the next round, whose
+        # mass-delete guard sees them: this one applies at most the ones its guard saw.
+        deletes_allowed = need.deleted
+
+        def wanted(fi: FileInfo) -> bool:
+            nonlocal deletes_allowed
+            if self._skip_ignored(fi):
+                return False
+            if fi.deleted:
+                if deletes_allowed <= 0:
+                    return False
+                deletes_allowed -= 1
+            return True
 
         async def next_page() -> list[FileInfo]:
-            page = await self._db(_take, gen, PULL_PAGE)
-            return [fi for fi in page if not self._skip_ignored(fi)] if page else []
+            nonlocal gen, updates_seen
+            while True:
+                page = await self._db(_take, gen, PULL_PAGE)
+                if not page:
+                    if not await self._more_to_pull(updates_seen):
+                        return []
+                    # continue after the last entry with what the new updates added
+                    updates_seen = self._remote_updates_stored
+                    await trio.to_thread.run_sync(gen.close)
+                    gen = self.index.iter_need(self.id, PULL_PAGE, cursor)
+                    continue
+                kept = [fi for fi in page if wanted(fi)]
+                if kept:  # a page of ignored names only is no reason to stop
+                    return kept
 
         try:
             await pull_round.run(next_page)
@@ -466,6 +498,21 @@ class FolderRunner:
             self._schedule_retry()
         else:
             self._retry_delay = RETRY_MIN
+
+    async def _more_to_pull(self, updates_seen: int) -> bool:
+        """At the end of a pull round's pages: whether peers' index updates stored since
+        ``updates_seen`` may have added more to pull after them, so the round can go on
+        with its pipeline full instead of ending and starting again (a peer sends a big
+        new tree 1,000 entries at a time). Waits for updates being stored right now. Not
+        when anything is to be deleted: rename detection and the mass-delete guard look
+        at a round's deletions when it starts."""
+        with trio.move_on_after(PULL_DEBOUNCE_MAX):
+            while self._remote_updates_in_flight:
+                await self._remote_update_stored.wait()
+        if self._remote_updates_stored == updates_seen:
+            return False
+        need = await self._db(self.index.need_counts, self.id)
+        return need.deleted == 0
 
     def _collect_rename_sources(self) -> dict[bytes, list[FileInfo]]:
         """Needed deletions of local files, by content: a needed new file with the same
