@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import trio
-from pull_support import FOLDER, LOCAL, REMOTE_SHORT, Source, remote_file
+from pull_support import FOLDER, LOCAL, REMOTE_SHORT, Source, make_puller, remote_file
 
 from p2psync.config import FolderConfig
 from p2psync.events import EventLog
@@ -18,7 +18,7 @@ from p2psync.fs import BasicFS
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo
+from p2psync.protocol.model import FileInfo, FileType
 from p2psync.sync.folder import FolderRunner
 
 REMOTE = bytes(range(1, 33))
@@ -46,7 +46,17 @@ def files_named(prefix: str, count: int) -> dict[str, bytes]:
 
 def settled(index: IndexStore, folder: FolderRunner) -> bool:
     need = index.need_counts(FOLDER)
-    return need.files + need.deleted == 0 and folder.status.state == "idle"
+    return need.files + need.directories + need.deleted == 0 and folder.status.state == "idle"
+
+
+def finished_in_first_round(events: EventLog) -> set[str]:
+    names: set[str] = set()
+    for e in events.since(0, limit=10_000):
+        if e.type == "FolderStateChanged" and e.data["state"] == "idle":
+            break
+        if e.type == "ItemFinished":
+            names.add(e.data["item"])
+    return names
 
 
 def syncing_rounds(events: EventLog) -> int:
@@ -118,6 +128,28 @@ async def test_a_round_goes_on_with_what_arrived_meanwhile(fs: BasicFS, tmp_path
     assert syncing_rounds(events) == 1
 
 
+async def test_a_directory_that_arrives_during_a_round_is_recorded_by_the_next(
+    fs: BasicFS, tmp_path: Path
+) -> None:
+    """The round goes on after its cursor, in the files phase: the new directory is
+    created as its files' parent, and its own entry (mode, mtime) is applied next."""
+    second = files_named("b", 40)
+    directory = FileInfo(
+        name="b",
+        type=FileType.DIRECTORY,
+        permissions=0o750,
+        modified_ns=1_600_000_000_000_000_000,
+        version=vector.make([(REMOTE_SHORT, 1)]),
+    )
+    later = [directory, *(remote_file(n, d) for n, d in second.items())]
+
+    events = await pull_with_update_during_round(fs, tmp_path, later, second)
+
+    assert set(second) <= finished_in_first_round(events)
+    assert syncing_rounds(events) == 2
+    assert (Path(fs.root) / "b").stat().st_mode & 0o777 == 0o750
+
+
 async def test_a_deletion_that_arrives_during_a_round_waits_for_the_next_one(
     fs: BasicFS, tmp_path: Path
 ) -> None:
@@ -143,3 +175,29 @@ async def test_a_mass_deletion_that_arrives_during_a_round_meets_the_guard(
     assert len(on_disk) >= 64  # at least the batch held while the deletions arrived
     with IndexStore.open(tmp_path / "index.db", LOCAL) as index:
         assert index.need_counts(FOLDER).deleted == len(on_disk)
+
+
+async def test_an_unrecorded_directory_is_adopted_with_the_remote_mode(
+    fs: BasicFS, tmp_path: Path
+) -> None:
+    """A directory already on disk but not in the index (the parent of files pulled
+    before its own entry came) takes the remote entry as it is: no rescan, which would
+    give it a local version with this device's mode."""
+    (Path(fs.root) / "d" / "sub").mkdir(parents=True)
+    (Path(fs.root) / "d" / "sub" / "user.txt").write_bytes(b"keep")
+    entry = FileInfo(
+        name="d",
+        type=FileType.DIRECTORY,
+        permissions=0o750,
+        modified_ns=1_600_000_000_000_000_000,
+        version=vector.make([(REMOTE_SHORT, 1)]),
+    )
+    with IndexStore.open(tmp_path / "index.db", LOCAL) as index:
+        puller = make_puller(fs, index)
+        await puller.pull_item(entry)
+        puller.flush()
+
+        recorded = index.get_local(FOLDER, "d")
+        assert recorded is not None and recorded.version == entry.version
+    assert (Path(fs.root) / "d").stat().st_mode & 0o777 == 0o750
+    assert (Path(fs.root) / "d" / "sub" / "user.txt").read_bytes() == b"keep"
