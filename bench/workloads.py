@@ -416,6 +416,9 @@ def run_scan(ctx: Context, system: str, wl: str) -> RunResult:
     files, size = _count_files(root)
     timeout = ctx.timeout(size, files)
     work = ctx.new_run_dir()
+    # As before every timed window: what the bench wrote (the tree itself, minutes ago
+    # at most) must not be written back during it, stalling the index's own writes.
+    os.sync()
     try:
         if system == "p2psync":
             out = inprocess_scan(root, work, "scan" if wl == "f" else "rescan", timeout)
