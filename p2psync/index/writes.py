@@ -403,6 +403,21 @@ def _pick(key: bytes, rows: list[Any], local_did: int | None) -> tuple[Sequence[
     if len(rows) == 1:  # the usual case: one holder is the global, nothing to rank
         device, ftype, _, _, deleted, invalid, _ = rows[0]
         return rows[0], _sole_holder_need(device == local_did, ftype, deleted, invalid)
+    # The next most usual: every holder has the same version (one side pulled what the
+    # other has, or echoes it back). Whichever wins the ranking, the local copy is
+    # equivalent to it, so it is the global and nothing is needed.
+    first_version, first_invalid = rows[0][6], rows[0][5]
+    if all(row[6] == first_version and row[5] == first_invalid for row in rows):
+        for row in rows:
+            if row[0] == local_did:
+                return row, NEED_NONE
+    return _pick_ranked(key, rows, local_did)
+
+
+def _pick_ranked(
+    key: bytes, rows: list[Any], local_did: int | None
+) -> tuple[Sequence[Any], int | None]:
+    """``_pick`` by the full ordering rule (``pick_global``), without its shortcuts."""
     candidates = [codec.row_to_rank_file(key, row) for row in rows]
     best = pick_global(candidates)
     assert best is not None
