@@ -208,7 +208,8 @@ def wait_identical(
     want_digest = digest(src, want)
     deadline = time.monotonic() + timeout
     last_content_check = 0.0
-    have: Fingerprint = {}
+    last_walk = 0.0
+    only_mtimes_differed = False
     pending: list[str] = []  # names that differed at the last walk, in name order
     next_pending = 0
     while True:
@@ -216,12 +217,15 @@ def wait_identical(
             entry(dst, pending[next_pending]) == want.get(pending[next_pending])
         ):
             next_pending += 1
-        pause = POLL_S
-        if next_pending >= len(pending):
+        # walk when nothing differs any more; and once a second while only mtimes differ,
+        # for the content check of a daemon that does not preserve them
+        if next_pending >= len(pending) or (
+            only_mtimes_differed and time.monotonic() - last_walk >= 1.0
+        ):
             have = fingerprint(dst)
-            seen = time.monotonic()
-            same_shape = _shape(have) == _shape(want)
-            if have == want or (same_shape and seen - last_content_check > 1.0):
+            seen = last_walk = time.monotonic()
+            only_mtimes_differed = _shape(have) == _shape(want)
+            if have == want or (only_mtimes_differed and seen - last_content_check > 1.0):
                 last_content_check = seen
                 if digest(dst, have) == want_digest:
                     if fingerprint(src) != want:
@@ -229,11 +233,8 @@ def wait_identical(
                             f"{what}: the source tree changed while waiting ({src})"
                         )
                     return seen
-            # only mtimes differ: walk again for the next content check, not name by name
-            pending = [] if same_shape else _differing(want, have)
+            pending = _differing(want, have)
             next_pending = 0
-            if same_shape:
-                pause = 0.2
         if alive is not None:
             alive()
         if time.monotonic() > deadline:
@@ -241,7 +242,7 @@ def wait_identical(
                 f"{what}: not identical after {timeout:.0f}s: "
                 f"{describe_difference(want, fingerprint(dst))}"
             )
-        time.sleep(pause)
+        time.sleep(POLL_S)
 
 
 def wait_file(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import trees
 from bench.errors import WorkloadFailed
 from bench.trees import entry, fingerprint, wait_identical
 
@@ -106,3 +107,36 @@ def test_a_missing_file_times_out_and_says_which(tmp_path: Path) -> None:
 
     with pytest.raises(WorkloadFailed, match="1 missing .e.g. d0/f03"):
         wait_identical(src, dst, timeout=0.3, what="t")
+
+
+def test_a_file_rewritten_in_place_is_followed_without_walking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workload d's shape: the same size, other bytes and mtime, until the new file is
+    renamed in; between the first and the final walk only that name is looked at."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    make_source(src)
+    shutil.copytree(src, dst, symlinks=True)
+    target = dst / "d1" / "f04"
+    target.write_bytes(bytes(target.stat().st_size))
+    os.utime(target, ns=(1, 1))
+    walks: list[Path] = []
+    real_fingerprint = trees.fingerprint
+
+    def counting(root: Path) -> trees.Fingerprint:
+        walks.append(root)
+        return real_fingerprint(root)
+
+    monkeypatch.setattr(trees, "fingerprint", counting)
+    polls = 0
+
+    def arrives_at_the_fifth_poll() -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 5:
+            shutil.copy2(src / "d1" / "f04", target)
+
+    wait_identical(src, dst, timeout=30, what="t", alive=arrives_at_the_fifth_poll)
+    assert polls >= 5
+    assert walks.count(dst) == 2
