@@ -31,6 +31,8 @@ from .writes import Mutations
 T = TypeVar("T")
 
 _PAGE = 500
+
+
 @dataclass
 class NeedCursor:
     """Where a walk of ``IndexStore.iter_need`` stands: the pull phase and name key of the
