@@ -71,8 +71,7 @@ class FileInfo:
         """A copy with ``changes`` (field names as in the constructor). Copies the slots
         directly: ``dataclasses.replace`` cost twice as much, and every scanned, stored
         or pulled entry goes through here at least once."""
-        unknown = changes.keys() - _FILEINFO_FIELD_SET
-        if unknown:
+        if not _FILEINFO_FIELD_SET.issuperset(changes):
             return replace(self, **changes)  # type: ignore[arg-type]  # raises TypeError
         new = object.__new__(FileInfo)
         for name, value in zip(_FILEINFO_FIELDS, _get_fileinfo_fields(self), strict=True):

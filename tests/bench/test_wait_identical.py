@@ -23,6 +23,15 @@ def make_source(root: Path) -> list[str]:
     return names
 
 
+def identical_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """A source tree and an exact copy of it (mtimes and symlinks kept)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    make_source(src)
+    shutil.copytree(src, dst, symlinks=True)
+    return src, dst
+
+
 def copy_one(src: Path, dst: Path, name: str) -> None:
     (dst / name).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src / name, dst / name)
@@ -58,10 +67,7 @@ def test_returns_once_the_last_file_arrives(tmp_path: Path) -> None:
 
 
 def test_an_extra_file_must_go_first(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    make_source(src)
-    shutil.copytree(src, dst, symlinks=True)
+    src, dst = identical_pair(tmp_path)
     (dst / "extra").write_bytes(b"x")
     removed = []
 
@@ -75,10 +81,7 @@ def test_an_extra_file_must_go_first(tmp_path: Path) -> None:
 
 
 def test_different_content_with_equal_metadata_never_matches(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    make_source(src)
-    shutil.copytree(src, dst, symlinks=True)
+    src, dst = identical_pair(tmp_path)
     target = dst / "d1" / "f01"
     st = target.stat()
     target.write_bytes(bytes(st.st_size))  # same size, other bytes
@@ -89,20 +92,14 @@ def test_different_content_with_equal_metadata_never_matches(tmp_path: Path) -> 
 
 
 def test_only_mtimes_differ_content_decides(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    make_source(src)
-    shutil.copytree(src, dst, symlinks=True)
+    src, dst = identical_pair(tmp_path)
     os.utime(dst / "d2" / "f02", ns=(1, 1))
 
     wait_identical(src, dst, timeout=30, what="t")
 
 
 def test_a_missing_file_times_out_and_says_which(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    make_source(src)
-    shutil.copytree(src, dst, symlinks=True)
+    src, dst = identical_pair(tmp_path)
     (dst / "d0" / "f03").unlink()
 
     with pytest.raises(WorkloadFailed, match="1 missing .e.g. d0/f03"):
@@ -114,10 +111,7 @@ def test_a_file_rewritten_in_place_is_followed_without_walking(
 ) -> None:
     """Workload d's shape: the same size, other bytes and mtime, until the new file is
     renamed in; between the first and the final walk only that name is looked at."""
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    make_source(src)
-    shutil.copytree(src, dst, symlinks=True)
+    src, dst = identical_pair(tmp_path)
     target = dst / "d1" / "f04"
     target.write_bytes(bytes(target.stat().st_size))
     os.utime(target, ns=(1, 1))

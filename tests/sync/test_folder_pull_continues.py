@@ -44,6 +44,16 @@ def files_named(prefix: str, count: int) -> dict[str, bytes]:
     return {f"{prefix}/f{i:03d}": os.urandom(50 + i) for i in range(count)}
 
 
+def remote_directory(name: str, mode: int) -> FileInfo:
+    return FileInfo(
+        name=name,
+        type=FileType.DIRECTORY,
+        permissions=mode,
+        modified_ns=1_600_000_000_000_000_000,
+        version=vector.make([(REMOTE_SHORT, 1)]),
+    )
+
+
 def settled(index: IndexStore, folder: FolderRunner) -> bool:
     need = index.need_counts(FOLDER)
     return need.files + need.directories + need.deleted == 0 and folder.status.state == "idle"
@@ -134,13 +144,7 @@ async def test_a_directory_that_arrives_during_a_round_is_recorded_by_the_next(
     """The round goes on after its cursor, in the files phase: the new directory is
     created as its files' parent, and its own entry (mode, mtime) is applied next."""
     second = files_named("b", 40)
-    directory = FileInfo(
-        name="b",
-        type=FileType.DIRECTORY,
-        permissions=0o750,
-        modified_ns=1_600_000_000_000_000_000,
-        version=vector.make([(REMOTE_SHORT, 1)]),
-    )
+    directory = remote_directory("b", 0o750)
     later = [directory, *(remote_file(n, d) for n, d in second.items())]
 
     events = await pull_with_update_during_round(fs, tmp_path, later, second)
@@ -185,13 +189,7 @@ async def test_an_unrecorded_directory_is_adopted_with_the_remote_mode(
     give it a local version with this device's mode."""
     (Path(fs.root) / "d" / "sub").mkdir(parents=True)
     (Path(fs.root) / "d" / "sub" / "user.txt").write_bytes(b"keep")
-    entry = FileInfo(
-        name="d",
-        type=FileType.DIRECTORY,
-        permissions=0o750,
-        modified_ns=1_600_000_000_000_000_000,
-        version=vector.make([(REMOTE_SHORT, 1)]),
-    )
+    entry = remote_directory("d", 0o750)
     with IndexStore.open(tmp_path / "index.db", LOCAL) as index:
         puller = make_puller(fs, index)
         await puller.pull_item(entry)
