@@ -105,21 +105,25 @@ def _walk(top: Path, prefix: str, out: Fingerprint) -> None:
         entries = list(os.scandir(top))
     except FileNotFoundError:
         return
-    for entry in entries:
-        if is_internal(entry.name):
+    for item in entries:
+        if is_internal(item.name):
             continue
-        name = prefix + entry.name
+        name = prefix + item.name
         try:
-            if entry.is_symlink():
-                out[name] = ("link:" + os.readlink(entry.path), 0, 0)
-            elif entry.is_dir():
-                out[name] = ("dir", 0, 0)
-                _walk(Path(entry.path), name + "/", out)
-            else:
-                st = entry.stat()
-                out[name] = ("file", st.st_size, st.st_mtime_ns)
+            out[name] = _describe(item.path, item.stat(follow_symlinks=False))
         except FileNotFoundError:
             continue  # vanished between listing and stat (a temp file renamed)
+        if out[name][0] == "dir":
+            _walk(Path(item.path), name + "/", out)
+
+
+def _describe(path: str | Path, st: os.stat_result) -> tuple[str, int, int]:
+    """A fingerprint entry from an ``lstat`` result."""
+    if stat.S_ISLNK(st.st_mode):
+        return ("link:" + os.readlink(path), 0, 0)
+    if stat.S_ISDIR(st.st_mode):
+        return ("dir", 0, 0)
+    return ("file", st.st_size, st.st_mtime_ns)
 
 
 def digest(root: Path, names: Fingerprint) -> dict[str, str]:
@@ -167,14 +171,9 @@ def entry(root: Path, name: str) -> tuple[str, int, int] | None:
     """The fingerprint entry of one name under ``root`` (None if it does not exist)."""
     path = root / name
     try:
-        st = path.lstat()
+        return _describe(path, path.lstat())
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if stat.S_ISLNK(st.st_mode):
-        return ("link:" + os.readlink(path), 0, 0)
-    if stat.S_ISDIR(st.st_mode):
-        return ("dir", 0, 0)
-    return ("file", st.st_size, st.st_mtime_ns)
 
 
 def _differing(want: Fingerprint, have: Fingerprint) -> list[str]:

@@ -430,12 +430,12 @@ class Puller:
 
     # ---- directories ---------------------------------------------------------------
     def _apply_directory(self, fi: FileInfo, cur: FileInfo | None) -> None:
-        st = self.stat_or_none(fi.name)
-        if cur is not None or st is None or st.type != FileType.DIRECTORY:
+        # A directory not in the index yet (the parent of files pulled before its own
+        # entry arrived, or the user's) simply becomes this entry: it holds no data of its
+        # own, and a rescan would give it a local version of its own mode instead.
+        st = self.stat_or_none(fi.name) if cur is None else None
+        if cur is not None or (st is not None and st.type != FileType.DIRECTORY):
             st = self.check_unchanged(fi.name, cur)
-        # else: a directory not in the index yet (the parent of files pulled before its
-        # own entry arrived, or the user's) simply becomes this entry: it holds no data
-        # of its own, and a rescan would give it a local version of its own mode instead
         if st is not None and st.type != FileType.DIRECTORY:
             # a file or symlink becomes a directory
             if st.type == FileType.FILE:
