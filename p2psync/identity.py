@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import os
 import secrets
@@ -39,6 +40,16 @@ def luhn32(group: str) -> str:
         factor = 2 if factor == 1 else 1
         total += addend // 32 + addend % 32
     return _ALPHABET[(32 - total % 32) % 32]
+
+
+@functools.lru_cache(maxsize=1024)
+def _display_form(raw: bytes) -> str:
+    """The dashed, check-charactered text of a device ID; cached because the peers'
+    IDs are formatted for every request they make (config lookups are by text)."""
+    b32 = base64.b32encode(raw).decode("ascii").rstrip("=")
+    chunks = [b32[i * 13 : i * 13 + 13] for i in range(4)]
+    with_checks = "".join(c + luhn32(c) for c in chunks)
+    return "-".join(with_checks[i * 7 : i * 7 + 7] for i in range(8))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +97,7 @@ class DeviceID:
         return cls(raw)
 
     def __str__(self) -> str:
-        b32 = base64.b32encode(self.raw).decode("ascii").rstrip("=")
-        chunks = [b32[i * 13 : i * 13 + 13] for i in range(4)]
-        with_checks = "".join(c + luhn32(c) for c in chunks)
-        return "-".join(with_checks[i * 7 : i * 7 + 7] for i in range(8))
+        return _display_form(self.raw)
 
     def __repr__(self) -> str:
         return f"DeviceID({self.short_str()})"

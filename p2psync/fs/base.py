@@ -14,6 +14,7 @@ All methods block: call them from a worker thread, never on the trio event loop.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
@@ -175,6 +176,16 @@ class FileSystem(Protocol):
 
     def fsync_dir(self, dirname: str) -> None:
         """Make earlier renames/creations in ``dirname`` (``""`` = root) durable."""
+        ...
+
+    def fsync_files(self, handles: Sequence[WriteHandle]) -> list[OSError | None]:
+        """Make every handle's data and metadata durable, together where that is cheaper
+        (``durable.py``); the error of each, None where it worked."""
+        ...
+
+    def fsync_dirs(self, dirnames: Iterable[str]) -> list[tuple[str, OSError]]:
+        """``fsync_dir`` of each, together where that is cheaper; a directory that no
+        longer exists is skipped. Returns the directories that failed, with the error."""
         ...
 
     def is_case_insensitive(self) -> bool:

@@ -19,19 +19,20 @@ renames and removals of directories drop the affected descriptors at once.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat as stat_mod
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Self
 
 from ..errors import FilesystemError, UnsafePathError
 from ..protocol.model import FileType
 from ..protocol.names import validate_name
-from . import direct_io
-from .base import DirEntry, FileStat
+from . import direct_io, durable
+from .base import DirEntry, FileStat, WriteHandle
 from .internal import MARKER
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -119,6 +120,9 @@ class _FdHandle:
 
     def fsync(self) -> None:
         os.fsync(self._fd)
+
+    def fileno(self) -> int:
+        return self._fd
 
     def chmod(self, mode: int) -> None:
         os.fchmod(self._fd, mode & 0o7777)
@@ -417,6 +421,32 @@ class BasicFS:
     def fsync_dir(self, dirname: str) -> None:
         with self._dir(dirname) as dir_fd:
             os.fsync(dir_fd)
+
+    def fsync_files(self, handles: Sequence[WriteHandle]) -> list[OSError | None]:
+        fds = [h.fileno() for h in handles if isinstance(h, _FdHandle)]
+        if (
+            len(fds) == len(handles)
+            and durable.syncfs_worthwhile(len(fds), durable.pending_write_bytes())
+            and durable.sync_filesystems(fds)
+        ):
+            return [None] * len(handles)
+        return durable.fsync_each([h.fsync for h in handles])
+
+    def fsync_dirs(self, dirnames: Iterable[str]) -> list[tuple[str, OSError]]:
+        with ExitStack() as stack:
+            opened: list[tuple[str, int]] = []
+            for dirname in dirnames:
+                try:
+                    opened.append((dirname, stack.enter_context(self._dir(dirname))))
+                except (OSError, FilesystemError):
+                    continue  # gone (or replaced): nothing left to make durable
+            fds = [fd for _, fd in opened]
+            if durable.syncfs_worthwhile(
+                len(fds), durable.pending_write_bytes()
+            ) and durable.sync_filesystems(fds):
+                return []
+            errors = durable.fsync_each([functools.partial(os.fsync, fd) for fd in fds])
+            return [(d, e) for (d, _), e in zip(opened, errors, strict=True) if e is not None]
 
     # ------------------------------------------------------------------ properties
 

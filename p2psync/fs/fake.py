@@ -13,16 +13,17 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from ..errors import UnsafePathError
+from ..errors import FilesystemError, UnsafePathError
 from ..protocol.model import FileType
 from ..protocol.names import validate_name
-from .base import DirEntry, FileStat
+from . import durable
+from .base import DirEntry, FileStat, WriteHandle
 
 
 @dataclass(eq=False)
@@ -355,6 +356,17 @@ class FakeFS:
     def fsync_dir(self, dirname: str) -> None:
         with self._lock:
             self._dir(dirname)  # raises unless it is an existing directory
+
+    def fsync_files(self, handles: Sequence[WriteHandle]) -> list[OSError | None]:
+        return durable.fsync_each([h.fsync for h in handles])
+
+    def fsync_dirs(self, dirnames: Iterable[str]) -> list[tuple[str, OSError]]:
+        for dirname in dirnames:
+            try:
+                self.fsync_dir(dirname)
+            except (OSError, FilesystemError):
+                continue  # gone (or replaced), as BasicFS skips it
+        return []  # nothing in memory fails to become durable
 
     # ------------------------------------------------------------------ properties
 

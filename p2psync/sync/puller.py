@@ -32,7 +32,7 @@ from typing import Protocol, TypeVar
 
 import trio
 
-from ..errors import FilesystemError, UnsafePathError
+from ..errors import UnsafePathError
 from ..fs.base import FileStat, FileSystem, WriteHandle
 from ..fs.internal import is_internal, temp_name
 from ..index.store import IndexStore
@@ -140,8 +140,7 @@ class Puller:
         self._recent_blocks: dict[bytes, tuple[str, int, int]] = {}
         # Parent directories checked during this page (saves a path walk per file).
         self._known_dirs: set[str] = set()
-        # Batches of small files write and fsync one at a time: file creations stall
-        # behind the journal commits that fsyncs force, so they are kept apart.
+        # Batches of small files write and flush one at a time (small_files.py).
         self.write_gate = threading.Lock()
 
     async def in_thread(self, fn: Callable[..., T], *args: object) -> T:
@@ -187,11 +186,8 @@ class Puller:
             dirs, self._dirty_dirs = self._dirty_dirs, set()
             self._recent_blocks = {}
             self._known_dirs = set()
-        for d in sorted(dirs):
-            try:
-                self.fs.fsync_dir(d)
-            except (OSError, FilesystemError):
-                pass  # the directory went away; nothing left to make durable
+        for d, exc in self.fs.fsync_dirs(sorted(dirs)):  # one that went away is skipped
+            log.warning("could not make renames into %r durable: %s", d, exc)
         return batch
 
     def store_applied(self, batch: list[FileInfo]) -> int:

@@ -9,11 +9,12 @@ each step:
 2. *sources* (one hop): who has each file's version;
 3. *fetch*: every missing block of the batch requested at once (verified in step 4);
 4. *write* (one hop, one batch at a time per folder): create each temp file, write and
-   verify its block, set size, mode and mtime; fsync all of them side by side; re-check
-   the target and rename.
+   verify its block, set size, mode and mtime; make them all durable at once
+   (``FileSystem.fsync_files``: one ``syncfs`` where that is safe and cheap, see
+   ``fs/durable.py``); re-check the target and rename.
 
-Step 4 holds the puller's ``write_gate``: creating files stalls behind the journal
-commits that fsyncs force, so one batch's creations never race another batch's fsyncs.
+Step 4 holds the puller's ``write_gate``: one batch writes at a time, so a batch's flush
+to disk never also waits for the half-written files of the next.
 A file whose fetched block fails its hash check goes back to the caller in ``retry``
 (``pull_item`` then tries the other sources); anything else that goes wrong costs that
 file only.
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import trio
@@ -48,7 +48,6 @@ log = logging.getLogger("p2psync.sync.small_files")
 SMALL_FILE_MAX = 1024 * 1024  # eight blocks at the smallest block size
 BATCH_BYTES = 8 * 1024 * 1024  # a batch's data is held in memory until it is written
 REQUESTS_IN_FLIGHT = 64
-FSYNC_THREADS = 8
 
 
 def is_small_file(fi: FileInfo) -> bool:
@@ -240,7 +239,7 @@ def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
             except Exception as exc:
                 item.close()
                 result.fail(item.fi, exc)
-        errors = _fsync_all([item.handle for item in built if item.handle is not None])
+        errors = puller.fs.fsync_files([item.handle for item in built if item.handle is not None])
         sealed: list[tuple[_Item, FileStat]] = []
         for item, error in zip(built, errors, strict=True):
             try:
@@ -280,23 +279,6 @@ def _build(puller: Puller, item: _Item, result: BatchResult) -> bool:
     )
     puller.seal(item.fi, item.handle)
     return True
-
-
-def _fsync_all(handles: list[WriteHandle]) -> list[OSError | None]:
-    """fsync every handle, several at once (the disk groups them into fewer journal
-    commits); the error of each, None where it worked."""
-
-    def one(handle: WriteHandle) -> OSError | None:
-        try:
-            handle.fsync()
-        except OSError as exc:
-            return exc
-        return None
-
-    if len(handles) <= 1:
-        return [one(h) for h in handles]
-    with ThreadPoolExecutor(min(FSYNC_THREADS, len(handles)), "p2psync-fsync") as pool:
-        return list(pool.map(one, handles))
 
 
 def _close_all(items: list[_Item]) -> None:

@@ -171,7 +171,10 @@ async def test_sigkill_of_receiving_daemon_never_exposes_partial_files(tmp_path:
     try:
         async with trio.open_nursery() as nursery:
             node_a = await nursery.start(serve_node, home_a)
-            cfg_a = node_a.config.with_device(DeviceConfig(id=id_b, name="b", addresses=cfg_b.listen))
+            # A sends at most ~40 MiB/s, so the transfer lasts seconds and the kill below
+            # lands in the middle of it however fast this machine is.
+            cfg_a = node_a.config.with_device(
+                DeviceConfig(id=id_b, name="b", addresses=cfg_b.listen, max_send_kbps=40_000))
             cfg_a = cfg_a.with_folder(FolderConfig(id=FOLDER, path=str(data_a), devices=(id_b,),
                                                    rescan_interval_s=0, watcher=False))
             cfg_b = cfg_b.with_device(DeviceConfig(id=id_a, name="a",
