@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -167,9 +168,16 @@ class IndexStore:
         here at its next start (``applying``) and adopts each file that is still exactly
         what was renamed in (same inode, size and mtime), instead of taking it for a local
         edit."""
+        self.note_applying_soon(folder, files).result()
+
+    def note_applying_soon(self, folder: str, files: Sequence[FileInfo]) -> Future[None]:
+        """``note_applying`` without waiting; the renames must wait for the future."""
         files = list(files)
-        if files:
-            self._write(lambda c: self._mutations.note_applying(c, folder, files))
+        if not files:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return self._writer.submit(lambda c: self._mutations.note_applying(c, folder, files))
 
     def applying(self, folder: str) -> list[FileInfo]:
         """The records noted by ``note_applying`` and not yet stored."""

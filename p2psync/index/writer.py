@@ -1,11 +1,12 @@
 """The one writer thread: runs write jobs against the single write connection.
 
 Callers on any thread submit a job (a function of the connection) and block until it is
-committed. Jobs that queue up while a transaction runs are committed together in the
-next transaction (group commit); each job runs in its own savepoint, so a job that raises
-is rolled back alone and only its caller sees the error. A caller's call returns only
-after the commit that holds its job, so every returned write is durable and a crash
-leaves the state of the last completed transaction.
+committed (``run``), or hold a future and wait for it later (``submit``). Jobs that queue
+up while a transaction runs are committed together in the next transaction (group
+commit); each job runs in its own savepoint, so a job that raises is rolled back alone and
+only its caller sees the error. A caller's call returns only after the commit that holds
+its job, so every returned write is durable and a crash leaves the state of the last
+completed transaction.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Writer:
 
     def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` in a write transaction and return its result once committed."""
+        return self.submit(job).result()
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        """Queue ``job`` without waiting: the future holds its result once committed."""
         if threading.current_thread() is self._thread:
             raise IndexError_("an index write job tried to submit another write (a bug)")
         future: Future[T] = Future()
@@ -55,7 +60,7 @@ class Writer:
             if self._closed:
                 raise IndexError_("the index store is closed")
             self._queue.put((job, future))
-        return future.result()
+        return future
 
     def close(self) -> None:
         """Finish the queued jobs, stop the thread and close the connection."""

@@ -26,7 +26,7 @@ import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -293,8 +293,15 @@ class Puller:
     def note_applying(self, applying: Sequence[tuple[FileInfo, FileStat | None]]) -> None:
         """Before renames put these into place: note the records they will leave
         (``IndexStore.note_applying``; adopted at the next start if a kill comes first)."""
-        if applying:
-            self.index.note_applying(self.folder, [self.as_recorded(fi, st) for fi, st in applying])
+        self.note_applying_soon(applying).result()
+
+    def note_applying_soon(
+        self, applying: Sequence[tuple[FileInfo, FileStat | None]]
+    ) -> Future[None]:
+        """``note_applying`` without waiting: the renames must wait for the future."""
+        return self.index.note_applying_soon(
+            self.folder, [self.as_recorded(fi, st) for fi, st in applying]
+        )
 
     def record(self, fi: FileInfo, st: FileStat | None) -> None:
         stored = self.as_recorded(fi, st)

@@ -11,7 +11,8 @@ each step:
 4. *write* (one hop, one batch at a time per folder): create each temp file, write and
    verify its block, set size, mode and mtime; make them all durable at once
    (``FileSystem.fsync_files``: one ``syncfs`` where that is safe and cheap, see
-   ``fs/durable.py``); re-check the target and rename.
+   ``fs/durable.py``) while the index commits their ``note_applying`` records; re-check
+   each target and rename.
 
 Step 4 holds the puller's ``write_gate``: one batch writes at a time, so a batch's flush
 to disk never also waits for the half-written files of the next.
@@ -231,28 +232,21 @@ async def _fetch_all(puller: Puller, wanted: list[_Item]) -> None:
 # ---- step 4: write ----------------------------------------------------------------------
 def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
     with puller.write_gate, puller.fs.cached_dirs():
-        built: list[_Item] = []
-        for item in items:
+        built = _build_all(puller, items, result)
+        # The notes are committed while the files are flushed; both before any rename.
+        notes = puller.note_applying_soon([(item.fi, st) for item, st in built])
+        errors = puller.fs.fsync_files([item.handle for item, _ in built if item.handle])
+        durable: list[tuple[_Item, FileStat]] = []
+        for (item, st), error in zip(built, errors, strict=True):
             try:
-                if _build(puller, item, result):
-                    built.append(item)
-            except Exception as exc:
                 item.close()
-                result.fail(item.fi, exc)
-        errors = puller.fs.fsync_files([item.handle for item in built if item.handle is not None])
-        sealed: list[tuple[_Item, FileStat]] = []
-        for item, error in zip(built, errors, strict=True):
-            try:
                 if error is not None:
                     raise error
-                assert item.handle is not None
-                sealed.append((item, item.handle.stat()))
+                durable.append((item, st))
             except Exception as exc:
                 result.fail(item.fi, exc)
-            finally:
-                item.close()
-        puller.note_applying([(item.fi, st) for item, st in sealed])
-        for item, st in sealed:
+        notes.result()
+        for item, st in durable:
             try:
                 puller.commit_file(item.fi, item.cur, temp_name(item.fi.name), st)
             except Exception as exc:
@@ -261,6 +255,23 @@ def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
             result.done.append(item.fi)
         applied = puller.sync_applied() if built and puller.defer_records else []
     puller.store_applied(applied)  # recorded at once, outside the gate: see Puller.flush
+
+
+def _build_all(
+    puller: Puller, items: list[_Item], result: BatchResult
+) -> list[tuple[_Item, FileStat]]:
+    """Every item's temp file built and sealed, with its metadata (what the index will
+    record); an item that fails goes to ``result`` instead."""
+    built: list[tuple[_Item, FileStat]] = []
+    for item in items:
+        try:
+            if _build(puller, item, result):
+                assert item.handle is not None
+                built.append((item, item.handle.stat()))
+        except Exception as exc:
+            item.close()
+            result.fail(item.fi, exc)
+    return built
 
 
 def _build(puller: Puller, item: _Item, result: BatchResult) -> bool:

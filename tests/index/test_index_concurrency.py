@@ -121,6 +121,27 @@ def test_a_failing_job_rolls_back_alone(store: IndexStore) -> None:
     assert store.update_local("f", [make_file("next")])[0].sequence == 2
 
 
+def test_notes_submitted_without_waiting_are_readable_once_their_future_is_done(
+    store: IndexStore,
+) -> None:
+    release = threading.Event()
+    store._writer.submit(lambda conn: release.wait(10))  # the writer is busy
+    pending = store.note_applying_soon("f", [make_file("a"), make_file("b")])
+    assert not pending.done() and store.applying("f") == []  # queued, not committed
+    release.set()
+    assert pending.result(timeout=10) is None
+    assert [fi.name for fi in store.applying("f")] == ["a", "b"]
+    assert store.note_applying_soon("f", []).done()  # nothing to note: done at once
+
+
+def test_a_submitted_job_that_fails_raises_from_its_future(store: IndexStore) -> None:
+    future = store._writer.submit(lambda conn: conn.execute("INSERT INTO nowhere VALUES (1)"))
+    with pytest.raises(IndexError_, match="nowhere"):
+        future.result(timeout=10)
+    store.update_local("f", [make_file("after")])  # the writer goes on
+    assert store.get_local("f", "after") is not None
+
+
 async def test_trio_threads_stream_across_worker_threads(store: IndexStore) -> None:
     limiter = trio.CapacityLimiter(2)
     await trio.to_thread.run_sync(

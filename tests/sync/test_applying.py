@@ -5,6 +5,8 @@ recorded as pulled, not taken for a local edit that would later become a conflic
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -144,3 +146,50 @@ async def test_a_rename_whose_target_appeared_is_not_applied(fs: BasicFS, tmp_pa
         assert apply_renames(make_puller(fs, index), [(moved, gone)]) == [False]
     assert (Path(fs.root) / "new.txt").read_bytes() == b"the user's own file"
     assert (Path(fs.root) / "old.txt").read_bytes() == data
+
+
+class RenameChecksNotes(BasicFS):
+    """Fails any rename into a name whose record is not yet committed as 'applying' (read
+    through another connection, so only committed rows count). The index writer is held
+    busy until the batch's files are flushed, so a rename that did not wait for its notes'
+    commit would come first."""
+
+    def __init__(self, root: str, index: IndexStore) -> None:
+        super().__init__(root)
+        self.index = index
+        self.renamed: list[str] = []
+        self.flushed = threading.Event()
+        index._writer.submit(self._busy_writer)
+
+    def _busy_writer(self, conn: sqlite3.Connection) -> None:
+        """Holds the writer until the batch is flushed, then keeps it a while longer
+        (SQLite counting, not a sleep) before the notes' transaction can start."""
+        self.flushed.wait(30)
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)"
+            " SELECT count(*) FROM n"
+        ).fetchone()
+
+    def fsync_files(self, handles):  # type: ignore[no-untyped-def]
+        errors = super().fsync_files(handles)
+        self.flushed.set()
+        return errors
+
+    def rename(self, src: str, dst: str) -> None:
+        noted = {fi.name for fi in self.index.applying(FOLDER)}
+        assert dst in noted, f"{dst} renamed in before its note was committed"
+        super().rename(src, dst)
+        self.renamed.append(dst)
+
+
+async def test_every_file_of_a_batch_is_noted_before_its_rename(
+    fs: BasicFS, index: IndexStore
+) -> None:
+    files = payloads(12)
+    checking = RenameChecksNotes(fs.root, index)
+    result = await pull_small_files(
+        make_puller(checking, index, source_for(files)),
+        [remote_file(n, d) for n, d in files.items()],
+    )
+    assert len(result.done) == len(files) and result.skipped == []
+    assert sorted(checking.renamed) == sorted(files)

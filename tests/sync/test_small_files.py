@@ -217,3 +217,36 @@ async def test_a_peer_that_cannot_serve_a_block_is_passed_over_for_one_that_can(
     assert sorted(f.name for f in result.done) == sorted(files)
     assert result.skipped == [] and result.retry == []
     assert refusing.requests  # it was asked first for some blocks
+
+
+class FlushFailsFor(BasicFS):
+    """A folder whose disk reports a write error for one file when the batch is flushed
+    (what a failing sector does; not something a test can make a real disk do)."""
+
+    def __init__(self, root: str, failing: str) -> None:
+        super().__init__(root)
+        self.failing = failing
+
+    def fsync_files(self, handles):  # type: ignore[no-untyped-def]
+        errors = super().fsync_files(handles)
+        return [
+            OSError(5, "Input/output error") if self.failing in h.name else e
+            for h, e in zip(handles, errors, strict=True)
+        ]
+
+
+async def test_a_file_that_cannot_be_flushed_is_skipped_and_never_renamed_in(
+    fs: BasicFS, index: IndexStore
+) -> None:
+    files = payloads(6)
+    bad = sorted(files)[2]
+    failing = FlushFailsFor(fs.root, failing=bad.rpartition("/")[2])
+    puller = make_puller(failing, index, source_for(files))
+    result = await pull_small_files(puller, [remote_file(n, d) for n, d in files.items()])
+    assert sorted(f.name for f in result.done) == sorted(n for n in files if n != bad)
+    assert [(fi.name, "Input/output error" in str(s)) for fi, s in result.skipped] == [(bad, True)]
+    root = Path(fs.root)
+    assert not (root / bad).exists()  # never renamed into place
+    assert index.get_local(FOLDER, bad) is None
+    for name in files.keys() - {bad}:
+        assert (root / name).read_bytes() == files[name]
