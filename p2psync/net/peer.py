@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,6 +43,10 @@ DEFAULT_BUDGET = 16 * 1024 * 1024
 # read. The incoming budget lets a peer have 16 MiB of requests outstanding; served all at
 # once, their data and its encoded copy would sit in memory until the writer got to them.
 SERVE_AHEAD = 4 * 1024 * 1024
+
+
+# What ``request_many`` asks for: (name, offset, size, SHA-256) of each block.
+WantedBlock = tuple[str, int, int, bytes]
 
 
 class RequestFailed(Exception):
@@ -181,7 +185,7 @@ class PeerConnection:
             raise RequestFailed(None, f"connection to {self.device_id.short_str()} is closed")
         await self.outgoing.acquire(size)
         request_id = next(self._ids) & 0x7FFFFFFF
-        pending = _Pending()
+        pending = _Pending(None, None, 0)
         self._pending[request_id] = pending
         try:
             await self.send(
@@ -211,6 +215,56 @@ class PeerConnection:
             self._pending.pop(request_id, None)
             self.outgoing.release(size)
 
+    async def request_many(
+        self, folder: str, wanted: Sequence[WantedBlock]
+    ) -> list[bytes | RequestFailed]:
+        """Fetch several blocks with one wait: every request is queued for the writer
+        before any answer is awaited, and only the last answer wakes this task (a batch of
+        small files costs one task here, not one per block). Each request's outgoing
+        budget is returned as its answer arrives, so requesters waiting for budget never
+        hold each other up. The result for each block is its data or the
+        ``RequestFailed`` saying why it is missing; one deadline covers them all."""
+        group = _Group()
+        queued: list[tuple[int, _Pending]] = []
+        try:
+            with trio.move_on_after(self.request_timeout) as scope:
+                for name, offset, size, hash in wanted:
+                    await self.outgoing.acquire(size)
+                    if self.closed or not self._writer_running:
+                        self.outgoing.release(size)
+                        break
+                    request_id = next(self._ids) & 0x7FFFFFFF
+                    pending = _Pending(group, self.outgoing, size)
+                    self._pending[request_id] = pending
+                    queued.append((request_id, pending))
+                    self._enqueue(
+                        Request(
+                            id=request_id,
+                            folder=folder,
+                            name=name,
+                            offset=offset,
+                            size=size,
+                            hash=hash,
+                        )
+                    )
+                group.expect(len(queued))
+                await group.done.wait()
+            results: list[bytes | RequestFailed] = []
+            for i, (name, offset, _, _) in enumerate(wanted):
+                response = queued[i][1].response if i < len(queued) else None
+                results.append(_outcome(response, name, offset, scope.cancelled_caught))
+            return results
+        finally:
+            for request_id, pending in queued:
+                self._pending.pop(request_id, None)
+                pending.give_back()
+
+    def _enqueue(self, message: Message) -> None:
+        """Queue ``message`` for the writer task without waiting for it to be written."""
+        self._outbox.append(self.protocol.send(message))
+        self._queued += 1
+        self._wake_writer.unpark_all()
+
     async def close(self, reason: str) -> None:
         """Send Close (best effort) and close the stream."""
         if self._closing:
@@ -229,7 +283,7 @@ class PeerConnection:
     def _mark_closed(self) -> None:
         self._closed.set()
         for pending in self._pending.values():
-            pending.done.set()
+            pending.wake()
 
     @property
     def closed(self) -> bool:
@@ -307,8 +361,7 @@ class PeerConnection:
                         self.device_id.short_str(),
                     )
                     continue
-                pending.response = event
-                pending.done.set()
+                pending.resolve(event)
                 continue
             if isinstance(event, Request):
                 # Backpressure: stop reading until the request fits in the budget.
@@ -370,8 +423,70 @@ def _coalesced(chunks: list[bytes]) -> Iterator[bytes]:
 
 
 class _Pending:
-    __slots__ = ("done", "response")
+    """One request's answer. Alone (``request``) it has an event of its own; in a group
+    (``request_many``) it returns its outgoing budget on arrival and counts down the
+    group's."""
+
+    __slots__ = ("budget", "done", "group", "response", "size")
+
+    def __init__(self, group: _Group | None, budget: ByteBudget | None, size: int) -> None:
+        self.group = group
+        self.done = trio.Event() if group is None else group.done
+        self.response: Response | None = None
+        self.budget = budget
+        self.size = size
+
+    def resolve(self, response: Response) -> None:
+        if self.response is not None:
+            return  # a duplicate answer
+        self.response = response
+        self.give_back()
+        if self.group is None:
+            self.done.set()
+        else:
+            self.group.arrived()
+
+    def give_back(self) -> None:
+        budget, self.budget = self.budget, None
+        if budget is not None:
+            budget.release(self.size)
+
+    def wake(self) -> None:
+        self.done.set()
+
+
+class _Group:
+    """The answers ``request_many`` waits for: done once all it queued have arrived (or
+    the connection closed)."""
+
+    __slots__ = ("arrived_count", "done", "expected")
 
     def __init__(self) -> None:
         self.done = trio.Event()
-        self.response: Response | None = None
+        self.arrived_count = 0
+        self.expected: int | None = None  # known once every request is queued
+
+    def arrived(self) -> None:
+        self.arrived_count += 1
+        if self.expected is not None and self.arrived_count >= self.expected:
+            self.done.set()
+
+    def expect(self, count: int) -> None:
+        self.expected = count
+        if self.arrived_count >= count:
+            self.done.set()
+
+
+def _outcome(
+    response: Response | None, name: str, offset: int, timed_out: bool
+) -> bytes | RequestFailed:
+    """What ``request_many`` reports for one block."""
+    if response is None:
+        if timed_out:
+            return RequestFailed(None, f"request for {name}@{offset} timed out")
+        return RequestFailed(None, f"connection lost while requesting {name}@{offset}")
+    if response.code != ErrorCode.NO_ERROR:
+        return RequestFailed(
+            response.code, f"peer answered {response.code.name} for {name}@{offset}"
+        )
+    return response.data

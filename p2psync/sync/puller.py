@@ -65,6 +65,13 @@ class BlockSource(Protocol):
         self, folder: str, name: str, offset: int, size: int, hash: bytes
     ) -> bytes: ...
 
+    async def request_many(
+        self, folder: str, wanted: Sequence[tuple[str, int, int, bytes]]
+    ) -> Sequence[bytes | Exception]:
+        """Several blocks, each (name, offset, size, hash), with one wait; each result is
+        the data or the exception saying why it is missing."""
+        ...
+
 
 SourcesForMany = Callable[[list[str]], Awaitable[dict[str, Sequence[BlockSource]]]]
 

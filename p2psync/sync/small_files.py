@@ -7,7 +7,8 @@ each step:
 1. *check* (one thread hop, reads only): index entry, the never-clobber ``lstat``, the
    parent directory, and the block from this device if it is here already;
 2. *sources* (one hop): who has each file's version;
-3. *fetch*: every missing block of the batch requested at once (verified in step 4);
+3. *fetch*: every missing block of the batch requested at once, one wait per peer and
+   ``REQUESTS_IN_FLIGHT`` blocks (``request_many``; verified in step 4);
 4. *write* (one hop, one batch at a time per folder): create each temp file, write and
    verify its block, set size, mode and mtime; make them all durable at once
    (``FileSystem.fsync_files``: one ``syncfs`` where that is safe and cheap, see
@@ -199,34 +200,58 @@ async def _fetch_all(puller: Puller, wanted: list[_Item]) -> None:
         sources = await puller.sources_for_many(names)
     else:
         sources = {name: await puller.sources_for(name) for name in names}
-    in_flight = trio.CapacityLimiter(REQUESTS_IN_FLIGHT)
-
-    async def fetch(item: _Item, block: BlockInfo, peers: list[BlockSource]) -> None:
-        async with in_flight:
-            last_error = "no source"
-            for source in peers:  # the next peer if one cannot serve it
-                try:
-                    data = await source.request(
-                        puller.folder, item.fi.name, block.offset, block.size, block.hash
-                    )
-                except Exception as exc:  # RequestFailed or a closed connection
-                    last_error = str(exc)
-                    continue
-                item.data.append((block, data))
-                item.fetched_bytes += len(data)
-                return
-            item.failure = last_error  # no peer could serve this block
-
+    # Each file's blocks go to one peer first (files spread over the peers that have
+    # them); a peer gets its share in requests of REQUESTS_IN_FLIGHT blocks, one wait each.
+    shares: dict[int, tuple[BlockSource, list[tuple[_Item, BlockInfo, list[BlockSource]]]]] = {}
+    for i, item in enumerate(wanted):
+        peers = list(sources.get(item.fi.name, ()))
+        if not peers:
+            item.failure = "no connected device has this version"
+            continue
+        start = i % len(peers)
+        peers = peers[start:] + peers[:start]
+        share = shares.setdefault(id(peers[0]), (peers[0], []))[1]
+        share.extend((item, block, peers) for block in item.missing)
     async with trio.open_nursery() as nursery:
-        for i, item in enumerate(wanted):
-            peers = list(sources.get(item.fi.name, ()))
-            if not peers:
-                item.failure = "no connected device has this version"
-                continue
-            start = i % len(peers)
-            peers = peers[start:] + peers[:start]
-            for block in item.missing:
-                nursery.start_soon(fetch, item, block, peers)
+        for peer, share in shares.values():
+            for first in range(0, len(share), REQUESTS_IN_FLIGHT):
+                nursery.start_soon(
+                    _fetch_share, puller, peer, share[first : first + REQUESTS_IN_FLIGHT]
+                )
+
+
+async def _fetch_share(
+    puller: Puller, peer: BlockSource, share: list[tuple[_Item, BlockInfo, list[BlockSource]]]
+) -> None:
+    wanted = [(item.fi.name, block.offset, block.size, block.hash) for item, block, _ in share]
+    try:
+        results: Sequence[bytes | Exception] = await peer.request_many(puller.folder, wanted)
+    except Exception as exc:  # a closed connection
+        results = [exc] * len(share)
+    for (item, block, peers), result in zip(share, results, strict=True):
+        if isinstance(result, Exception):
+            await _fetch_elsewhere(puller, item, block, peers[1:], str(result))
+        else:
+            item.data.append((block, result))
+            item.fetched_bytes += len(result)
+
+
+async def _fetch_elsewhere(
+    puller: Puller, item: _Item, block: BlockInfo, peers: list[BlockSource], error: str
+) -> None:
+    """The first peer could not serve ``block``: try the others, one at a time."""
+    for source in peers:
+        try:
+            data = await source.request(
+                puller.folder, item.fi.name, block.offset, block.size, block.hash
+            )
+        except Exception as exc:  # RequestFailed or a closed connection
+            error = str(exc)
+            continue
+        item.data.append((block, data))
+        item.fetched_bytes += len(data)
+        return
+    item.failure = error  # no peer could serve this block
 
 
 # ---- step 4: write ----------------------------------------------------------------------
