@@ -30,6 +30,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -124,8 +125,12 @@ class BlobHandler:
         if isinstance(message, ClusterConfig):
             self.cluster_config.set()
 
-    async def handle_request(self, peer: PeerConnection, request: Request) -> Response:
-        return Response(id=request.id, data=block_at(self.buffer, request.offset, request.size))
+    async def handle_requests(
+        self, peer: PeerConnection, requests: Sequence[Request]
+    ) -> list[Response]:
+        return [
+            Response(id=r.id, data=block_at(self.buffer, r.offset, r.size)) for r in requests
+        ]
 
 
 # ---- server process ---------------------------------------------------------------------

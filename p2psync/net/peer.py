@@ -11,7 +11,7 @@ import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -43,6 +43,10 @@ DEFAULT_BUDGET = 16 * 1024 * 1024
 # read. The incoming budget lets a peer have 16 MiB of requests outstanding; served all at
 # once, their data and its encoded copy would sit in memory until the writer got to them.
 SERVE_AHEAD = 4 * 1024 * 1024
+# Requests already buffered together are served as one group (one hand-off, answers
+# written together): up to this many, and this many bytes.
+SERVE_GROUP = 64
+SERVE_GROUP_BYTES = 1024 * 1024
 
 
 # What ``request_many`` asks for: (name, offset, size, SHA-256) of each block.
@@ -63,8 +67,10 @@ class PeerHandler(Protocol):
     async def handle_message(self, peer: PeerConnection, message: Message) -> None:
         """ClusterConfig, Index, IndexUpdate, DownloadProgress — in arrival order."""
 
-    async def handle_request(self, peer: PeerConnection, request: Request) -> Response:
-        """Serve one block request."""
+    async def handle_requests(
+        self, peer: PeerConnection, requests: Sequence[Request]
+    ) -> Sequence[Response]:
+        """Serve block requests that arrived together: one Response each, in order."""
 
 
 @dataclass
@@ -111,6 +117,7 @@ class PeerConnection:
         self._sent = 0  # messages ever written
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
+        self._carried: Any = None  # an event read past a group of requests (as next_event)
         self._last_send = trio.current_time()
         self._closed = trio.Event()
         self._closing = False
@@ -122,10 +129,14 @@ class PeerConnection:
         out in one TLS write. While the connection runs, a writer task of its own does the
         writing, so a caller cancelled while it waits never cuts a write short (which would
         break the TLS stream for every other message in it)."""
-        if self._closing and not isinstance(message, Close):
+        await self.send_many([message])
+
+    async def send_many(self, messages: Sequence[Message]) -> None:
+        """``send`` for several messages, in order, with one wait."""
+        if self._closing and not all(isinstance(m, Close) for m in messages):
             raise trio.ClosedResourceError(f"connection to {self.device_id.short_str()} is closed")
-        self._outbox.append(self.protocol.send(message))
-        self._queued += 1
+        self._outbox.extend(self.protocol.send(m) for m in messages)
+        self._queued += len(messages)
         mine = self._queued
         if self._writer_running:
             self._wake_writer.unpark_all()
@@ -339,7 +350,10 @@ class PeerConnection:
     async def _handle_buffered(self, handler: PeerHandler, nursery: trio.Nursery) -> bool:
         """Handle every complete message in the buffer; False once the peer is done."""
         while True:
-            event = self.protocol.next_event()
+            if self._carried is not None:
+                event, self._carried = self._carried, None
+            else:
+                event = self.protocol.next_event()
             if event is NEED_DATA:
                 return True
             if isinstance(event, ConnectionClosed):
@@ -364,30 +378,52 @@ class PeerConnection:
                 pending.resolve(event)
                 continue
             if isinstance(event, Request):
-                # Backpressure: stop reading until the request fits in the budget.
-                await self.incoming.acquire(event.size)
-                nursery.start_soon(self._serve, handler, event)
+                group = self._buffered_requests(event)
+                # Backpressure: stop reading until the requests fit in the budget.
+                await self.incoming.acquire(sum(r.size for r in group))
+                nursery.start_soon(self._serve, handler, group)
                 continue
             await handler.handle_message(self, event)
 
-    async def _serve(self, handler: PeerHandler, request: Request) -> None:
+    def _buffered_requests(self, first: Request) -> list[Request]:
+        """``first`` and the requests right behind it in the buffer, up to SERVE_GROUP
+        requests and SERVE_GROUP_BYTES (served with one hand-off and answered together).
+        The event that ends the group is kept for ``_handle_buffered``."""
+        group = [first]
+        size = first.size
+        while len(group) < SERVE_GROUP and size < SERVE_GROUP_BYTES:
+            event = self.protocol.next_event()
+            if not isinstance(event, Request) or size + event.size > SERVE_GROUP_BYTES:
+                self._carried = event
+                break
+            self.stats.messages_in += 1
+            group.append(event)
+            size += event.size
+        return group
+
+    async def _serve(self, handler: PeerHandler, requests: list[Request]) -> None:
+        size = sum(r.size for r in requests)
         try:
-            await self.serving.acquire(request.size)
+            await self.serving.acquire(size)
             try:
                 try:
-                    response = await handler.handle_request(self, request)
+                    responses = list(await handler.handle_requests(self, requests))
+                    if len(responses) != len(requests):
+                        raise LocalProtocolError("a handler answered the wrong number of requests")
                 except Exception:  # a bug in serving must not kill the connection silently
                     log.exception(
-                        "serving %s to %s failed", request.name, self.device_id.short_str()
+                        "serving %s to %s failed",
+                        ", ".join(r.name for r in requests),
+                        self.device_id.short_str(),
                     )
-                    response = Response(id=request.id, code=ErrorCode.GENERIC)
-                await self.send(response)  # returns once written: then its data is gone
+                    responses = [Response(id=r.id, code=ErrorCode.GENERIC) for r in requests]
+                await self.send_many(responses)  # returns once written: then its data is gone
             finally:
-                self.serving.release(request.size)
+                self.serving.release(size)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
-            self.incoming.release(request.size)
+            self.incoming.release(size)
 
     async def _keepalive(self) -> None:
         while True:

@@ -609,11 +609,21 @@ class FolderRunner:
         return real
 
     # ---- serving -------------------------------------------------------------------
-    async def serve_request(self, device: DeviceID, request: Request) -> Response:
-        code, data = await self.serve_queue.read(request)
-        if code == ErrorCode.INVALID_FILE:
-            self.request_scan([request.name])
-        return Response(id=request.id, data=data, code=code)
+    async def serve_requests(self, requests: Sequence[Request]) -> list[Response]:
+        """Answer a peer's block requests (read together: ``ServeQueue``). A block that no
+        longer matches the index gets its file rescanned."""
+        results = await self.serve_queue.read_many(requests)
+        stale = [
+            r.name
+            for r, (code, _) in zip(requests, results, strict=True)
+            if code == ErrorCode.INVALID_FILE
+        ]
+        if stale:
+            self.request_scan(stale)
+        return [
+            Response(id=r.id, data=data, code=code)
+            for r, (code, data) in zip(requests, results, strict=True)
+        ]
 
     # ---- override / revert -----------------------------------------------------------
     async def override(self) -> int:
@@ -663,8 +673,6 @@ def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
 
 def _take(gen, n: int) -> list:
     return list(itertools.islice(gen, n))
-
-
 
 
 def _make_versioner(fs: FileSystem, config: FolderConfig) -> Versioner:

@@ -200,17 +200,29 @@ class _PeerSession:
         elif isinstance(message, DownloadProgress):
             pass  # we do not fetch from temporary files
 
-    async def handle_request(self, peer: PeerConnection, request: Request) -> Response:
-        runner = self.model.folders.get(request.folder)
-        if runner is None or not self.model.shared_with(request.folder, self.device):
-            log.warning(
-                "%s requested %r from unshared folder %r",
-                self.device.short_str(),
-                request.name,
-                request.folder,
-            )
-            return Response(id=request.id, code=ErrorCode.NO_SUCH_FILE)
-        return await runner.serve_request(self.device, request)
+    async def handle_requests(
+        self, peer: PeerConnection, requests: Sequence[Request]
+    ) -> list[Response]:
+        by_folder: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            by_folder.setdefault(request.folder, []).append(i)
+        responses: list[Response | None] = [None] * len(requests)
+        for folder, positions in by_folder.items():
+            runner = self.model.folders.get(folder)
+            asked = [requests[i] for i in positions]
+            if runner is None or not self.model.shared_with(folder, self.device):
+                log.warning(
+                    "%s requested %r from unshared folder %r",
+                    self.device.short_str(),
+                    asked[0].name,
+                    folder,
+                )
+                answers = [Response(id=r.id, code=ErrorCode.NO_SUCH_FILE) for r in asked]
+            else:
+                answers = await runner.serve_requests(asked)
+            for i, answer in zip(positions, answers, strict=True):
+                responses[i] = answer
+        return [r for r in responses if r is not None]
 
     # ---- ClusterConfig -------------------------------------------------------------
     async def _on_cluster_config(self, cc: ClusterConfig) -> None:

@@ -7,7 +7,9 @@ of work in flight so that the network, the disk and the CPU overlap across pages
 - renames first, one thread hop per page (``Puller.rename_many``): a needed new file
   whose content is a needed deletion becomes a local rename;
 - small files (up to 1 MiB) in batches of up to ``SMALL_FILES_PER_BATCH`` files and 8 MiB
-  (``small_files.pull_small_files``), ``BATCHES_IN_FLIGHT`` at a time;
+  (``small_files.pull_small_files``), ``BATCHES_IN_FLIGHT`` at a time (a batch gives up
+  its place once its files are in place, while its records are stored; at most
+  ``BATCHES_UNRECORDED`` batches are unrecorded at once);
 - every other file on its own, ``FILES_IN_PARALLEL`` at a time.
 
 The puller defers its index records; a finished unit flushes them (and fsyncs the
@@ -31,7 +33,8 @@ log = logging.getLogger("p2psync.sync.pull")
 
 FILES_IN_PARALLEL = 64
 SMALL_FILES_PER_BATCH = 64
-BATCHES_IN_FLIGHT = 2
+BATCHES_IN_FLIGHT = 2  # batches checking, fetching or writing
+BATCHES_UNRECORDED = 4  # and batches whose records are still being stored
 
 
 class PullRound:
@@ -53,6 +56,7 @@ class PullRound:
         self._on_skipped = on_skipped
         self.errors: dict[str, str] = {}
         self._batch_slots = trio.Semaphore(BATCHES_IN_FLIGHT)
+        self._unrecorded = trio.Semaphore(BATCHES_UNRECORDED)
         self._file_slots = trio.Semaphore(FILES_IN_PARALLEL)
         self._flushing = False
 
@@ -88,8 +92,17 @@ class PullRound:
                 work.start_soon(self._file, fi)
 
     async def _batch(self, chunk: list[FileInfo]) -> None:
+        slot_held = True
+
+        def release_slot() -> None:  # once the files are in place (records may follow)
+            nonlocal slot_held
+            if slot_held:
+                slot_held = False
+                self._batch_slots.release()
+
         try:
-            result = await pull_small_files(self.puller, chunk)
+            async with self._unrecorded:
+                result = await pull_small_files(self.puller, chunk, written=release_slot)
             for fi in result.done:
                 self._on_finished(fi)
             for fi, skipped in result.skipped:
@@ -97,7 +110,7 @@ class PullRound:
             for fi in result.retry:
                 await self.pull_one(fi)
         finally:
-            self._batch_slots.release()
+            release_slot()
         await self._flush_soon()
 
     async def _file(self, fi: FileInfo) -> None:

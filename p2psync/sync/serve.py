@@ -118,12 +118,15 @@ def has_block(fi: FileInfo, offset: int, size: int, hash: bytes) -> bool:
 
 
 class _Slot:
-    __slots__ = ("done", "request", "result")
+    """Requests that arrived together, waiting for a worker."""
 
-    def __init__(self, request: Request) -> None:
-        self.request = request
+    __slots__ = ("done", "requests", "results", "size")
+
+    def __init__(self, requests: Sequence[Request]) -> None:
+        self.requests = requests
+        self.size = sum(r.size for r in requests)
         self.done = trio.Event()
-        self.result: Result = (ErrorCode.GENERIC, b"")
+        self.results: list[Result] = [(ErrorCode.GENERIC, b"")] * len(requests)
 
 
 class ServeQueue:
@@ -136,14 +139,21 @@ class ServeQueue:
         self._running = False
 
     async def read(self, request: Request) -> Result:
-        if not self._running:  # the folder is not running (yet): one request, one hop
+        return (await self.read_many([request]))[0]
+
+    async def read_many(self, requests: Sequence[Request]) -> list[Result]:
+        """The result of each request, in order (GENERIC for any the queue could not
+        serve because it stopped)."""
+        if not requests:
+            return []
+        if not self._running:  # the folder is not running (yet): one hop
             return await trio.to_thread.run_sync(
-                self.server.read_block, request, limiter=self.limiter
+                self.server.read_blocks, list(requests), limiter=self.limiter
             )
-        slot = _Slot(request)
+        slot = _Slot(requests)
         self._send.send_nowait(slot)
         await slot.done.wait()
-        return slot.result
+        return slot.results
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._running = True
@@ -163,20 +173,25 @@ class ServeQueue:
     async def _worker(self) -> None:
         while True:
             batch = [await self._receive.receive()]
-            size = batch[0].request.size
-            while len(batch) < BATCH_REQUESTS and size < BATCH_BYTES:
+            count, size = len(batch[0].requests), batch[0].size
+            while count < BATCH_REQUESTS and size < BATCH_BYTES:
                 try:
                     slot = self._receive.receive_nowait()
                 except trio.WouldBlock:
                     break
                 batch.append(slot)
-                size += slot.request.size
+                count += len(slot.requests)
+                size += slot.size
             try:
                 results = await trio.to_thread.run_sync(
-                    self.server.read_blocks, [s.request for s in batch], limiter=self.limiter
+                    self.server.read_blocks,
+                    [r for slot in batch for r in slot.requests],
+                    limiter=self.limiter,
                 )
-                for slot, result in zip(batch, results, strict=True):
-                    slot.result = result
+                at = 0
+                for slot in batch:
+                    slot.results = results[at : at + len(slot.requests)]
+                    at += len(slot.requests)
             finally:
                 for slot in batch:
                     slot.done.set()

@@ -25,7 +25,7 @@ file only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -110,20 +110,29 @@ class _Item:
             handle.close()
 
 
-async def pull_small_files(puller: Puller, files: Sequence[FileInfo]) -> BatchResult:
-    """Pull ``files`` (each ``is_small_file``) as one batch; see the module docstring."""
+async def pull_small_files(
+    puller: Puller, files: Sequence[FileInfo], *, written: Callable[[], None] | None = None
+) -> BatchResult:
+    """Pull ``files`` (each ``is_small_file``) as one batch; see the module docstring.
+    ``written`` is called once the files are in place, before their records are stored
+    (the caller may start another batch meanwhile)."""
     result = BatchResult()
     items: list[_Item] = await puller.in_thread(_check_all, puller, files, result)
     wanted = [item for item in items if item.missing]
     if wanted:
         await _fetch_all(puller, wanted)
     try:
-        await puller.in_thread(_write_all, puller, items, result)
+        applied = await puller.in_thread(_write_all, puller, items, result)
     finally:
         open_items = [item for item in items if item.handle is not None]
         if open_items:  # only if the write step itself failed unexpectedly
             with trio.CancelScope(shield=True):
                 await puller.in_thread(_close_all, open_items)
+    if written is not None:
+        written()
+    if applied:
+        with trio.CancelScope(shield=True):  # the files are in place: record them
+            await puller.in_thread(puller.store_applied, applied)
     puller.stats.items_done += len(result.done)
     return result
 
@@ -255,7 +264,9 @@ async def _fetch_elsewhere(
 
 
 # ---- step 4: write ----------------------------------------------------------------------
-def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
+def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> list[FileInfo]:
+    """Step 4; returns the records to store (``Puller.store_applied``), which is left to
+    the caller so the next batch can enter the gate meanwhile."""
     with puller.write_gate, puller.fs.cached_dirs():
         built = _build_all(puller, items, result)
         # The notes are committed while the files are flushed; both before any rename.
@@ -278,8 +289,7 @@ def _write_all(puller: Puller, items: list[_Item], result: BatchResult) -> None:
                 result.fail(item.fi, exc)
                 continue
             result.done.append(item.fi)
-        applied = puller.sync_applied() if built and puller.defer_records else []
-    puller.store_applied(applied)  # recorded at once, outside the gate: see Puller.flush
+        return puller.sync_applied() if built and puller.defer_records else []
 
 
 def _build_all(

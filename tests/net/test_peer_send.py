@@ -82,7 +82,7 @@ class NoHandler:
     async def handle_message(self, peer: PeerConnection, message: object) -> None:
         raise AssertionError("no message expected")
 
-    async def handle_request(self, peer: PeerConnection, request: Request) -> object:
+    async def handle_requests(self, peer: PeerConnection, requests: list[Request]) -> object:
         raise AssertionError("no request expected")
 
 
@@ -157,9 +157,9 @@ async def test_blocks_are_read_only_a_few_mib_ahead_of_a_slow_socket() -> None:
         async def handle_message(self, peer: PeerConnection, message: object) -> None:
             assert isinstance(message, ClusterConfig)
 
-        async def handle_request(self, peer: PeerConnection, request: Request) -> object:
-            read.append(request.id)
-            return Response(id=request.id, data=b"x" * request.size)
+        async def handle_requests(self, peer: PeerConnection, requests: list[Request]) -> object:
+            read.extend(r.id for r in requests)
+            return [Response(id=r.id, data=b"x" * r.size) for r in requests]
 
     async with trio.open_nursery() as connection:
         await connection.start(peer.run, Serving())
