@@ -187,18 +187,13 @@ class Mutations:
             for key, fi in keyed
             if key not in fresh_keys
         ]
-        inserted: dict[bytes, int] = {}
-        if len(keys) == len(keyed):  # one row per name: new names in one statement
-            inserted = {
-                name: file_id
-                for file_id, name in _insert_rows(
-                    conn, _FILES_HEAD, _FILES_WIDTH, [p for _, _, p in rest], _NEW_FILES_TAIL
-                )
-            }
+        ids: dict[bytes, int] = {}
+        if len(keys) == len(keyed):  # one row per name: a few statements for the batch
+            ids = _store_rows(conn, [params for _, _, params in rest])
         blocks_of: dict[int, list[tuple[bytes, int, int, int]]] = {}  # the last entry's
         for key, fi, params in rest:
-            file_id = inserted.get(key, 0)
-            if not file_id:  # known name: update it, and forget its old blocks
+            file_id = ids.get(key, 0)
+            if not file_id:  # a name given twice: one by one, the later one last
                 file_id = conn.execute(_UPSERT_FILE, params).fetchone()[0]
                 conn.execute("DELETE FROM blockmap WHERE file = ?", (file_id,))
             blocks_of[file_id] = (
@@ -208,8 +203,11 @@ class Mutations:
             )
         for rows in blocks_of.values():
             block_rows.extend(rows)
-        _insert_rows(
-            conn, "INSERT OR IGNORE INTO blockmap (hash, file, offset, size)", 4, block_rows, ""
+        # One row per statement here: a block map row fires no trigger, so a statement
+        # of one row needs no journal, and a batch's rows land on scattered pages.
+        conn.executemany(
+            "INSERT OR IGNORE INTO blockmap (hash, file, offset, size) VALUES (?, ?, ?, ?)",
+            block_rows,
         )
         _set_max_sequence(conn, fid, did, sequence)
         self._recompute(conn, fid, keys - fresh_keys)
@@ -481,6 +479,25 @@ def _global_row(fid: int, key: bytes, row: Sequence[Any], need: int | None) -> t
     """The globals row making the files row ``row`` (RANK_COLUMNS) the global of ``key``."""
     device, ftype, size, _mtime, deleted, invalid, version = row
     return (fid, key, device, version, ftype, size, deleted, invalid, need)
+
+
+def _store_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[bytes, int]:
+    """Insert or update files rows (one per name) in a few statements; forget the old
+    blocks of the updated ones. Returns each name's row id."""
+    ids = {
+        name: file_id
+        for file_id, name in _insert_rows(conn, _FILES_HEAD, _FILES_WIDTH, rows, _NEW_FILES_TAIL)
+    }
+    known = [row for row in rows if row[2] not in ids]  # row[2]: the name key
+    updated = _insert_rows(
+        conn, _FILES_HEAD, _FILES_WIDTH, known, _FILES_UPDATE + " RETURNING id, name"
+    )
+    for start in range(0, len(updated), _RECOMPUTE_BATCH):
+        chunk = [file_id for file_id, _ in updated[start : start + _RECOMPUTE_BATCH]]
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM blockmap WHERE file IN ({marks})", chunk)
+    ids.update((name, file_id) for file_id, name in updated)
+    return ids
 
 
 def _keyed_and_fresh(
