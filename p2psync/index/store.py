@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,6 +285,26 @@ class IndexStore:
     def get_local(self, folder: str, name: str) -> FileInfo | None:
         return self.get(folder, self.local_device, name)
 
+    def get_local_many(self, folder: str, names: Sequence[str]) -> dict[str, FileInfo]:
+        """``get_local`` of each name, a query per thousand names; names without a local
+        entry are left out."""
+        ids = self._ids(folder, self.local_device)
+        if ids is None:
+            return {}
+        found: dict[str, FileInfo] = {}
+        keys = [codec.name_key(name) for name in names]
+        for start in range(0, len(keys), _PAGE):
+            chunk = keys[start : start + _PAGE]
+            marks = ",".join("?" * len(chunk))
+            for row in self._all(
+                f"SELECT {codec.FILE_COLUMNS} FROM files "
+                f"WHERE folder = ? AND device = ? AND name IN ({marks})",
+                (*ids, *chunk),
+            ):
+                fi = codec.row_to_file(row)
+                found[fi.name] = fi
+        return found
+
     def get_global(self, folder: str, name: str) -> FileInfo | None:
         """The global version of ``name`` (may be invalid if no device has a valid one)."""
         fid = self._folder_id(folder)
@@ -443,6 +463,22 @@ class IndexStore:
             for row in rows:
                 cursor.need, cursor.name = row[0], row[1]
                 yield codec.row_to_file(row[1:])
+
+    def blocks_present(self, hashes: Iterable[bytes]) -> set[bytes]:
+        """Which of ``hashes`` the block map holds at all (one query per thousand): a
+        batch of new content asks once instead of ``find_block`` per block."""
+        present: set[bytes] = set()
+        pending = list(set(hashes))
+        for start in range(0, len(pending), _PAGE):
+            chunk = pending[start : start + _PAGE]
+            marks = ",".join("?" * len(chunk))
+            present.update(
+                row[0]
+                for row in self._all(
+                    f"SELECT DISTINCT hash FROM blockmap WHERE hash IN ({marks})", chunk
+                )
+            )
+        return present
 
     def find_block(self, hash: bytes) -> Iterator[BlockLocation]:
         """Where local, non-deleted, valid files hold a block with this SHA-256."""

@@ -25,7 +25,7 @@ import errno
 import logging
 import random
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -557,11 +557,17 @@ class Puller:
             handle.truncate(before)
             raise
 
-    def check_file(self, fi: FileInfo) -> tuple[FileInfo | None, FileStat | None] | None:
+    def check_file(
+        self, fi: FileInfo, known: Mapping[str, FileInfo] | None = None
+    ) -> tuple[FileInfo | None, FileStat | None] | None:
         """The never-clobber check before pulling file ``fi``: (local entry, what is on
         disk now), or None when only metadata differs — then it has been applied and no
-        data needs to move."""
-        cur = self.index.get_local(self.folder, fi.name)
+        data needs to move. ``known``: the local entries of a batch, read just before
+        (``IndexStore.get_local_many``)."""
+        if known is not None:
+            cur = known.get(fi.name)
+        else:
+            cur = self.index.get_local(self.folder, fi.name)
         st = self.check_unchanged(fi.name, cur)
         if cur is not None and cur.is_file and not cur.deleted and same_blocks(cur, fi):
             self.apply_metadata(fi, cur)
@@ -666,15 +672,18 @@ class Puller:
         block: BlockInfo,
         cur_blocks: dict[tuple[int, bytes], BlockInfo],
         readers: BlockReaders,
+        indexed: Container[bytes] | None = None,
     ) -> bytes | None:
         """The block's data from this device, verified, or None: from the old version of
-        this file at the same place (``cur_blocks``), else from any local file."""
+        this file at the same place (``cur_blocks``), else from any local file.
+        ``indexed``: the hashes the block map held when the batch began
+        (``IndexStore.blocks_present``); others are not looked up."""
         data = None
         if (block.offset, block.hash) in cur_blocks:
             data = readers.read(name, block)
         if data is None:
             data = self._recent_copy(block, readers)
-        if data is None:
+        if data is None and (indexed is None or block.hash in indexed):
             for loc in self.index.find_block(block.hash):
                 if loc.folder != self.folder or loc.size != block.size:
                     continue

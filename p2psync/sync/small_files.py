@@ -25,12 +25,12 @@ file only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
 
-from ..errors import FilesystemError, UnsafePathError
+from ..errors import FilesystemError, IndexError_, UnsafePathError
 from ..fs.base import FileStat, WriteHandle
 from ..fs.internal import is_internal, temp_name
 from ..protocol.model import BlockInfo, FileInfo, FileType
@@ -144,10 +144,18 @@ def _check_all(puller: Puller, files: Sequence[FileInfo], result: BatchResult) -
         for fi in files:
             result.fail(fi, ItemSkipped(DISK_FULL))
         return items
+    # Two queries for the batch instead of two per file: the local entries, and which
+    # blocks any local file holds (new content: none, so nothing to look up per block).
+    known: Mapping[str, FileInfo] | None
+    try:
+        known = puller.index.get_local_many(puller.folder, [fi.name for fi in files])
+    except IndexError_:  # a name the index cannot hold: each file finds out on its own
+        known = None
+    indexed = puller.index.blocks_present(b.hash for fi in files for b in fi.blocks)
     with puller.fs.cached_dirs(), BlockReaders(puller.fs) as readers:
         for fi in files:
             try:
-                item = _check(puller, fi, readers)
+                item = _check(puller, fi, readers, known, indexed)
             except Exception as exc:
                 result.fail(fi, exc)
                 continue
@@ -160,10 +168,16 @@ def _check_all(puller: Puller, files: Sequence[FileInfo], result: BatchResult) -
     return items
 
 
-def _check(puller: Puller, fi: FileInfo, readers: BlockReaders) -> _Item | None:
+def _check(
+    puller: Puller,
+    fi: FileInfo,
+    readers: BlockReaders,
+    known: Mapping[str, FileInfo] | None,
+    indexed: Container[bytes],
+) -> _Item | None:
     if is_internal(fi.name):
         raise ItemSkipped("internal name; never synced")
-    checked = puller.check_file(fi)
+    checked = puller.check_file(fi, known)
     if checked is None:
         return None  # only metadata changed, now applied
     cur, st = checked
@@ -178,7 +192,7 @@ def _check(puller: Puller, fi: FileInfo, readers: BlockReaders) -> _Item | None:
             continue
         data = partial.get(block.offset)
         if data is None:
-            data = puller.find_local(fi.name, block, cur_blocks, readers)
+            data = puller.find_local(fi.name, block, cur_blocks, readers, indexed)
         if data is None:
             item.missing.append(block)
         else:

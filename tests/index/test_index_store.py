@@ -256,3 +256,18 @@ def test_folders_devices_and_drops(store: IndexStore) -> None:
     store.update_remote("g", DEV_B, [make_file("c", ((3, 1),))])
     assert [fi.name for fi in store.iter_global("g")] == ["c"]
     assert store.global_counts("g") == Counts(files=1, bytes=10)
+
+
+def test_local_entries_and_indexed_blocks_of_a_batch_in_few_queries(store: IndexStore) -> None:
+    mine = [make_file(f"d/f{i:04d}", content=f"c{i}") for i in range(0, 1200, 2)]
+    store.update_local("f", mine)
+    store.update_remote("f", DEV_A, [make_file("theirs", content="t")])
+    asked = [f"d/f{i:04d}" for i in range(1200)] + ["theirs", "nowhere"]
+    found = store.get_local_many("f", asked)
+    assert sorted(found) == sorted(fi.name for fi in mine)  # more than one query's worth
+    assert found["d/f0042"] == store.get_local("f", "d/f0042")
+    assert store.get_local_many("other folder", asked) == {}
+    hashes = [fi.blocks[0].hash for fi in mine[:700]] + [b"\x01" * 32, b"\x02" * 32]
+    theirs = make_file("theirs", content="t").blocks[0].hash  # only a peer has it
+    assert store.blocks_present([*hashes, theirs]) == {fi.blocks[0].hash for fi in mine[:700]}
+    assert store.blocks_present([]) == set()

@@ -163,7 +163,11 @@ async def test_a_full_disk_skips_the_batch_and_writes_nothing(index: IndexStore)
 
 async def test_hostile_names_are_refused_per_file(fs: BasicFS, index: IndexStore) -> None:
     good = {"fine.txt": b"fine"}
-    hostile = [remote_file(".p2psync.evil.tmp", b"internal"), remote_file("../escape.txt", b"x")]
+    hostile = [
+        remote_file(".p2psync.evil.tmp", b"internal"),
+        remote_file("../escape.txt", b"x"),
+        remote_file("nul\x00name", b"y"),  # the index cannot even hold this name
+    ]
     result = await pull_small_files(
         make_puller(fs, index, source_for(good)), [*hostile, remote_file("fine.txt", b"fine")]
     )
