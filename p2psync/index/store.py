@@ -334,6 +334,28 @@ class IndexStore:
         )
         return [row[0] for row in rows]
 
+    def devices_with_global_many(self, folder: str, names: Sequence[str]) -> dict[str, list[bytes]]:
+        """``devices_with_global`` of each name, a query per few hundred names (every
+        name is in the result, with no devices if none holds its global version)."""
+        holders: dict[str, list[bytes]] = {name: [] for name in names}
+        fid = self._folder_id(folder)
+        if fid is None:
+            return holders
+        keys = [codec.name_key(name) for name in holders]
+        for start in range(0, len(keys), _PAGE):
+            chunk = keys[start : start + _PAGE]
+            marks = ",".join("?" * len(chunk))
+            for key, device in self._all(
+                "SELECT g.name, d.device FROM globals g "
+                "JOIN files f ON f.folder = g.folder AND f.name = g.name AND f.version = g.version "
+                "JOIN devices d ON d.id = f.device "
+                f"WHERE g.folder = ? AND g.name IN ({marks}) AND f.invalid = 0 AND d.device <> ? "
+                "ORDER BY g.name, d.device",
+                (fid, *chunk, self.local_device),
+            ):
+                holders[codec.key_name(key)].append(device)
+        return holders
+
     # -- reads: streams --------------------------------------------------------------
 
     def _pages(

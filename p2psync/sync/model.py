@@ -52,8 +52,6 @@ FOLDER_TYPES = {
 }
 
 
-def _holders_of(index: IndexStore, folder_id: str, names: list[str]) -> dict[str, list[bytes]]:
-    return {name: index.devices_with_global(folder_id, name) for name in names}
 
 
 class SyncModel:
@@ -98,7 +96,7 @@ class SyncModel:
         self, folder_id: str, names: list[str]
     ) -> dict[str, Sequence[BlockSource]]:
         """``sources_for`` of many names, with one index lookup (thread hop) for all."""
-        holders = await self._db(_holders_of, self.index, folder_id, names)
+        holders = await self._db(self.index.devices_with_global_many, folder_id, names)
         peers = {
             device.raw: peer
             for device, peer in self.connections.items()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-from ..errors import FilesystemError, UnsafePathError
+from ..errors import FilesystemError, IndexError_, UnsafePathError
 from ..fs.base import FileStat, FileSystem
 from ..fs.internal import is_internal
 from ..index.store import IndexStore
@@ -53,8 +53,23 @@ class BlockServer:
         self._cache = {}
 
     def read_blocks(self, requests: Sequence[Request]) -> list[Result]:
+        self._look_up([r.name for r in requests])
         with self.fs.cached_dirs():
             return [self.read_block(req) for req in requests]
+
+    def _look_up(self, names: list[str]) -> None:
+        """Put the local entries of a batch's names in the cache with one query."""
+        missing = [name for name in dict.fromkeys(names) if name not in self._cache]
+        if len(missing) < 2:
+            return
+        try:
+            found = self.index.get_local_many(self.id, missing)
+        except IndexError_:
+            return  # a name the index cannot hold: read_block finds out per request
+        if len(self._cache) + len(missing) > CACHE_ENTRIES:
+            self._cache = {}
+        for name in missing:
+            self._cache[name] = found.get(name)
 
     def read_block(self, req: Request) -> Result:
         if is_internal(req.name) or self.get_ignore().is_ignored(req.name):

@@ -294,3 +294,23 @@ def test_sole_holder_shortcut_agrees_with_need_level(
     )
     expected = need_level(entry, entry if local else None)
     assert _sole_holder_need(local, int(ftype), deleted, invalid) == expected
+
+
+def test_holders_of_many_names_match_one_name_at_a_time(store: IndexStore) -> None:
+    names = [f"n{i:04d}" for i in range(700)]  # more than one query's worth
+    store.update_remote("f", DEV_A, [make_file(n, ((0xA, 1),)) for n in names[::2]])
+    store.update_remote("f", DEV_B, [make_file(n, ((0xA, 1),)) for n in names[::3]])
+    store.update_remote(  # DEV_B has a newer version of some: only it holds the global
+        "f", DEV_B, [make_file(n, ((0xA, 1), (0xB, 1))) for n in names[::12]]
+    )
+    store.update_remote(  # an invalid entry is nobody's source
+        "f", DEV_A, [make_file("bad", ((0xA, 1),), invalid=True)]
+    )
+    store.update_local("f", [make_file(n, ((0xA, 1),)) for n in names[::5]])  # never listed
+    asked = [*names, "bad", "unknown"]
+    many = store.devices_with_global_many("f", asked)
+    assert many == {name: store.devices_with_global("f", name) for name in asked}
+    assert many["n0000"] == [DEV_B]  # its version is newer than DEV_A's
+    assert many["n0006"] == sorted([DEV_A, DEV_B])  # the same version on both
+    assert many["n0002"] == [DEV_A] and many["unknown"] == [] and many["bad"] == []
+    assert store.devices_with_global_many("no such folder", ["x"]) == {"x": []}

@@ -154,3 +154,24 @@ def test_a_short_read_is_refused(server: BlockServer, tmp_path: Path) -> None:
     with open(path, "r+b") as f:
         f.truncate(5)
     assert server.read_block(request(3))[0] == ErrorCode.INVALID_FILE
+
+
+def test_a_batch_read_answers_as_each_request_alone(
+    server: BlockServer, index: IndexStore, tmp_path: Path
+) -> None:
+    """The batch's local entries are looked up together; every answer is still the one the
+    request gets on its own: found, unknown name, wrong hash, changed on disk, repeated."""
+    (tmp_path / "folder" / "d1" / "f5.txt").write_bytes(b"edited since the scan")
+    asked = [
+        *(request(i) for i in range(40)),
+        request(7, name="d3/missing.txt"),
+        request(9, bad_hash=True),
+        request(12),  # the same file twice in one batch
+    ]
+    fresh = BlockServer(FOLDER, server.fs, index, Ignore)
+    alone = [fresh.read_block(r) for r in asked]
+    fresh.clear_cache()
+    assert fresh.read_blocks(asked) == alone
+    assert alone[5][0] == ErrorCode.INVALID_FILE and alone[40][0] == ErrorCode.NO_SUCH_FILE
+    assert alone[41][0] == ErrorCode.INVALID_FILE and alone[0][0] == ErrorCode.NO_ERROR
+    assert sum(code == ErrorCode.NO_ERROR for code, _ in alone) == 40
