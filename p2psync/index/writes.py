@@ -41,16 +41,12 @@ _UPSERT_FILE = f"{_FILES_HEAD} {_ROW_12} {_FILES_UPDATE} RETURNING id"
 _NEW_FILES_TAIL = "ON CONFLICT (folder, device, name) DO NOTHING RETURNING id, name"
 
 # A name no device has had in this folder, with its id chosen by the caller.
-_INSERT_FILE_WITH_ID = f"""
-INSERT INTO files (id, folder, device, {codec.FILE_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+_FILES_WITH_ID_HEAD = f"INSERT INTO files (id, folder, device, {codec.FILE_COLUMNS})"
 
 _GLOBALS_HEAD = (
     "INSERT INTO globals (folder, name, device, version, type, size, deleted, invalid, need)"
 )
 _GLOBALS_WIDTH = 9
-_INSERT_GLOBAL = f"{_GLOBALS_HEAD} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _GLOBALS_UPDATE = """
 ON CONFLICT (folder, name) DO UPDATE SET
     device = excluded.device, version = excluded.version, type = excluded.type,
@@ -259,8 +255,8 @@ class Mutations:
             if local and fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
                 block_rows.extend((b.hash, file_id, b.offset, b.size) for b in fi.blocks)
         with schema.without_insert_counts(conn) as lifted:
-            conn.executemany(_INSERT_FILE_WITH_ID, file_rows)
-            conn.executemany(_INSERT_GLOBAL, global_rows)
+            _insert_rows(conn, _FILES_WITH_ID_HEAD, _FILES_WIDTH + 1, file_rows, "")
+            _insert_rows(conn, _GLOBALS_HEAD, _GLOBALS_WIDTH, global_rows, "")
         if lifted:  # counted once per batch instead of by the triggers, row by row
             shape = [(int(fi.type), fi.deleted, fi.size) for _, fi in fresh]
             schema.add_counts(conn, fid, did, schema.count_delta(shape))
