@@ -195,9 +195,8 @@ class PeerConnection:
         if self.closed:
             raise RequestFailed(None, f"connection to {self.device_id.short_str()} is closed")
         await self.outgoing.acquire(size)
-        request_id = next(self._ids) & 0x7FFFFFFF
         pending = _Pending(None, None, 0)
-        self._pending[request_id] = pending
+        request_id = self._register(pending)
         try:
             await self.send(
                 Request(
@@ -212,16 +211,10 @@ class PeerConnection:
             )
             with trio.move_on_after(self.request_timeout) as scope:
                 await pending.done.wait()
-            if scope.cancelled_caught:
-                raise RequestFailed(None, f"request for {name}@{offset} timed out")
-            if pending.response is None:
-                raise RequestFailed(None, f"connection lost while requesting {name}@{offset}")
-            if pending.response.code != ErrorCode.NO_ERROR:
-                raise RequestFailed(
-                    pending.response.code,
-                    f"peer answered {pending.response.code.name} for {name}@{offset}",
-                )
-            return pending.response.data
+            outcome = _outcome(pending.response, name, offset, scope.cancelled_caught)
+            if isinstance(outcome, RequestFailed):
+                raise outcome
+            return outcome
         finally:
             self._pending.pop(request_id, None)
             self.outgoing.release(size)
@@ -244,9 +237,8 @@ class PeerConnection:
                     if self.closed or not self._writer_running:
                         self.outgoing.release(size)
                         break
-                    request_id = next(self._ids) & 0x7FFFFFFF
                     pending = _Pending(group, self.outgoing, size)
-                    self._pending[request_id] = pending
+                    request_id = self._register(pending)
                     queued.append((request_id, pending))
                     self._enqueue(
                         Request(
@@ -269,6 +261,12 @@ class PeerConnection:
             for request_id, pending in queued:
                 self._pending.pop(request_id, None)
                 pending.give_back()
+
+    def _register(self, pending: _Pending) -> int:
+        """A new request id, under which ``pending`` receives its answer."""
+        request_id = next(self._ids) & 0x7FFFFFFF
+        self._pending[request_id] = pending
+        return request_id
 
     def _enqueue(self, message: Message) -> None:
         """Queue ``message`` for the writer task without waiting for it to be written."""

@@ -5,6 +5,23 @@ from __future__ import annotations
 import trio
 
 from p2psync.net.tls import TLSStream
+from p2psync.protocol.connection import NEED_DATA, Connection
+from p2psync.protocol.messages import Hello
+
+
+def hello(name: str) -> Hello:
+    return Hello(device_name=name, client_name="p2psync", client_version="0.1.0", timestamp=1)
+
+
+def connected_pair() -> tuple[Connection, Connection]:
+    """Two sans-IO protocol connections past their Hellos (ours, theirs)."""
+    ours, theirs = Connection(hello("ours")), Connection(hello("theirs"))
+    theirs.receive_data(ours.start())
+    ours.receive_data(theirs.start())
+    for conn in (ours, theirs):
+        while conn.next_event() is not NEED_DATA:
+            pass
+    return ours, theirs
 
 
 async def handshake_pair(client: TLSStream, server: TLSStream) -> tuple[TLSStream, TLSStream]:

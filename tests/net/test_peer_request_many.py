@@ -11,11 +11,12 @@ from functools import partial
 
 import trio
 import trio.testing
+from net_helpers import connected_pair
 
 from p2psync.identity import DeviceID
 from p2psync.net.peer import PeerConnection, RequestFailed
 from p2psync.protocol.connection import NEED_DATA, Connection
-from p2psync.protocol.messages import ClusterConfig, ErrorCode, Hello, Message, Request, Response
+from p2psync.protocol.messages import ClusterConfig, ErrorCode, Message, Request, Response
 
 BLOCKS = {f"f{i}": b"%d" % i * (100 + i) for i in range(12)}
 
@@ -52,21 +53,12 @@ class Server:
         return answers
 
 
-def hello(name: str) -> Hello:
-    return Hello(device_name=name, client_name="p2psync", client_version="0.1.0", timestamp=1)
-
-
 @asynccontextmanager
 async def linked(
     server: Server, **options: object
 ) -> AsyncIterator[tuple[PeerConnection, PeerConnection]]:
     """(requester, server) connections, both running, over one in-memory stream pair."""
-    ours, theirs = Connection(hello("ours")), Connection(hello("theirs"))
-    theirs.receive_data(ours.start())
-    ours.receive_data(theirs.start())
-    for conn in (ours, theirs):
-        while conn.next_event() is not NEED_DATA:
-            pass
+    ours, theirs = connected_pair()
     a_stream, b_stream = trio.testing.memory_stream_pair()
     requester = PeerConnection(a_stream, ours, DeviceID(bytes(32)), "memory", **options)  # type: ignore[arg-type]
     serving = PeerConnection(b_stream, theirs, DeviceID(bytes([1]) * 32), "memory")
@@ -132,12 +124,7 @@ async def answer_all_but(
 async def linked_to_bare_peer(
     held: str, *, then_close: bool, **options: object
 ) -> AsyncIterator[PeerConnection]:
-    ours, theirs = Connection(hello("ours")), Connection(hello("theirs"))
-    theirs.receive_data(ours.start())
-    ours.receive_data(theirs.start())
-    for conn in (ours, theirs):
-        while conn.next_event() is not NEED_DATA:
-            pass
+    ours, theirs = connected_pair()
     a_stream, b_stream = trio.testing.memory_stream_pair()
     requester = PeerConnection(a_stream, ours, DeviceID(bytes(32)), "memory", **options)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:

@@ -7,15 +7,12 @@ import hashlib
 
 import trio
 import trio.testing
+from net_helpers import connected_pair
 
 from p2psync.identity import DeviceID
 from p2psync.net.peer import SERVE_AHEAD, PeerConnection
-from p2psync.protocol.connection import NEED_DATA, Connection
-from p2psync.protocol.messages import ClusterConfig, Hello, Request, Response
-
-
-def hello(name: str) -> Hello:
-    return Hello(device_name=name, client_name="p2psync", client_version="0.1.0", timestamp=1)
+from p2psync.protocol.connection import NEED_DATA
+from p2psync.protocol.messages import ClusterConfig, Request, Response
 
 
 class SlowStream(trio.abc.Stream):
@@ -37,16 +34,6 @@ class SlowStream(trio.abc.Stream):
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
-
-
-def connected_pair() -> tuple[Connection, Connection]:
-    ours, theirs = Connection(hello("ours")), Connection(hello("theirs"))
-    theirs.receive_data(ours.start())
-    ours.receive_data(theirs.start())
-    for conn in (ours, theirs):
-        while conn.next_event() is not NEED_DATA:
-            pass
-    return ours, theirs
 
 
 async def test_concurrent_sends_are_coalesced_and_keep_their_order() -> None:
