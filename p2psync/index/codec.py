@@ -13,7 +13,8 @@ the bare concatenation of their hashes; anything else as an explicit list.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -21,8 +22,19 @@ from ..errors import IndexError_
 from ..protocol.model import BlockInfo, FileInfo, FileType
 from ..protocol.vector import Counter, Vector, make
 
+T = TypeVar("T")
+
 INT64_MAX = (1 << 63) - 1
 UINT64_MASK = (1 << 64) - 1
+
+
+def in_chunks(values: Iterable[T], size: int) -> Iterator[tuple[list[T], str]]:
+    """``values`` in lists of at most ``size``, each with the ``?,?,...`` placeholders of
+    an ``IN (...)`` clause for it (SQLite bounds the parameters of one statement)."""
+    pending = list(values)
+    for start in range(0, len(pending), size):
+        chunk = pending[start : start + size]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def name_key(name: str) -> bytes:

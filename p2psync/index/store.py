@@ -292,10 +292,7 @@ class IndexStore:
         if ids is None:
             return {}
         found: dict[str, FileInfo] = {}
-        keys = [codec.name_key(name) for name in names]
-        for start in range(0, len(keys), _PAGE):
-            chunk = keys[start : start + _PAGE]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in codec.in_chunks(map(codec.name_key, names), _PAGE):
             for row in self._all(
                 f"SELECT {codec.FILE_COLUMNS} FROM files "
                 f"WHERE folder = ? AND device = ? AND name IN ({marks})",
@@ -321,18 +318,7 @@ class IndexStore:
     def devices_with_global(self, folder: str, name: str) -> list[bytes]:
         """Remote devices holding a valid entry with the global version of ``name`` —
         the ones to fetch its blocks from. The local device is never listed."""
-        fid = self._folder_id(folder)
-        if fid is None:
-            return []
-        rows = self._all(
-            "SELECT d.device FROM globals g "
-            "JOIN files f ON f.folder = g.folder AND f.name = g.name AND f.version = g.version "
-            "JOIN devices d ON d.id = f.device "
-            "WHERE g.folder = ? AND g.name = ? AND f.invalid = 0 AND d.device <> ? "
-            "ORDER BY d.device",
-            (fid, codec.name_key(name), self.local_device),
-        )
-        return [row[0] for row in rows]
+        return self.devices_with_global_many(folder, [name])[name]
 
     def devices_with_global_many(self, folder: str, names: Sequence[str]) -> dict[str, list[bytes]]:
         """``devices_with_global`` of each name, a query per few hundred names (every
@@ -341,10 +327,7 @@ class IndexStore:
         fid = self._folder_id(folder)
         if fid is None:
             return holders
-        keys = [codec.name_key(name) for name in holders]
-        for start in range(0, len(keys), _PAGE):
-            chunk = keys[start : start + _PAGE]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in codec.in_chunks(map(codec.name_key, holders), _PAGE):
             for key, device in self._all(
                 "SELECT g.name, d.device FROM globals g "
                 "JOIN files f ON f.folder = g.folder AND f.name = g.name AND f.version = g.version "
@@ -490,10 +473,7 @@ class IndexStore:
         """Which of ``hashes`` the block map holds at all (one query per thousand): a
         batch of new content asks once instead of ``find_block`` per block."""
         present: set[bytes] = set()
-        pending = list(set(hashes))
-        for start in range(0, len(pending), _PAGE):
-            chunk = pending[start : start + _PAGE]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in codec.in_chunks(set(hashes), _PAGE):
             present.update(
                 row[0]
                 for row in self._all(

@@ -208,10 +208,7 @@ class Mutations:
         _set_max_sequence(conn, fid, did, sequence)
         self._recompute(conn, fid, keys - fresh_keys)
         if applied:
-            pending = sorted(keys)
-            for start in range(0, len(pending), _RECOMPUTE_BATCH):
-                chunk = pending[start : start + _RECOMPUTE_BATCH]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in codec.in_chunks(sorted(keys), _RECOMPUTE_BATCH):
                 conn.execute(
                     f"DELETE FROM applying WHERE folder = ? AND name IN ({marks})", (fid, *chunk)
                 )
@@ -383,11 +380,8 @@ class Mutations:
 
     def _recompute(self, conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> None:
         local_did = self.device_id(conn, self.local_device)
-        pending = sorted(keys)
-        for start in range(0, len(pending), _RECOMPUTE_BATCH):
-            chunk = pending[start : start + _RECOMPUTE_BATCH]
+        for chunk, marks in codec.in_chunks(sorted(keys), _RECOMPUTE_BATCH):
             holders: dict[bytes, list[Any]] = {key: [] for key in chunk}
-            marks = ",".join("?" * len(chunk))
             # One row per device and name: bounded. In device ID order, the same on every
             # device, so an ordering rule that is not a total order still picks the same
             # winner.
@@ -488,9 +482,7 @@ def _store_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[b
     updated = _insert_rows(
         conn, _FILES_HEAD, _FILES_WIDTH, known, _FILES_UPDATE + " RETURNING id, name"
     )
-    for start in range(0, len(updated), _RECOMPUTE_BATCH):
-        chunk = [file_id for file_id, _ in updated[start : start + _RECOMPUTE_BATCH]]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in codec.in_chunks((file_id for file_id, _ in updated), _RECOMPUTE_BATCH):
         conn.execute(f"DELETE FROM blockmap WHERE file IN ({marks})", chunk)
     ids.update((name, file_id) for file_id, name in updated)
     return ids
@@ -513,10 +505,7 @@ def _keyed_and_fresh(
 def _known_names(conn: sqlite3.Connection, fid: int, keys: Iterable[bytes]) -> set[bytes]:
     """Which of ``keys`` any device has an entry (or a global row) for in folder ``fid``."""
     known: set[bytes] = set()
-    pending = list(keys)
-    for start in range(0, len(pending), _RECOMPUTE_BATCH):
-        chunk = pending[start : start + _RECOMPUTE_BATCH]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in codec.in_chunks(keys, _RECOMPUTE_BATCH):
         known.update(
             row[0]
             for row in conn.execute(

@@ -240,16 +240,7 @@ class PeerConnection:
                     pending = _Pending(group, self.outgoing, size)
                     request_id = self._register(pending)
                     queued.append((request_id, pending))
-                    self._enqueue(
-                        Request(
-                            id=request_id,
-                            folder=folder,
-                            name=name,
-                            offset=offset,
-                            size=size,
-                            hash=hash,
-                        )
-                    )
+                    self._enqueue(Request(request_id, folder, name, offset, size, hash))
                 group.expect(len(queued))
                 await group.done.wait()
             results: list[bytes | RequestFailed] = []

@@ -51,20 +51,21 @@ def pair(tmp_path: Path) -> Iterator[tuple[IndexStore, IndexStore]]:
         single.close()
 
 
-def history() -> list[list[FileInfo]]:
-    """Before: a peer's index and some local files. Then the batch under test."""
+def history(pair: tuple[IndexStore, IndexStore]) -> list[FileInfo]:
+    """Both stores get the same past: a peer's index and some local files. Returns the
+    peer's entries, from which the batch under test is made."""
     names = [f"d{i % 7}/f{i:04d}" for i in range(COUNT)]
     remote = [make_file(n, ((0xA, 1),), content=f"{n}-a") for n in names]
     local_before = [make_file(n, ((0xB, 1),), content=f"{n}-b") for n in names[::3]]
-    return [remote, local_before]
+    for store in pair:
+        store.update_remote("f", DEV_A, remote)
+        store.update_local("f", local_before)
+    return remote
 
 
 def test_a_remote_batch_equals_one_entry_at_a_time(pair: tuple[IndexStore, IndexStore]) -> None:
     batched, single = pair
-    remote, local_before = history()
-    for store in pair:
-        store.update_remote("f", DEV_A, remote)
-        store.update_local("f", local_before)
+    remote = history(pair)
     # DEV_B: names it never had and a name given twice in one update (the later one counts).
     update = [fi.with_(version=((0xA, 1), (0xC, 2)), sequence=i + 1)
               for i, fi in enumerate(remote[::2])]
@@ -80,10 +81,7 @@ def test_a_remote_batch_equals_one_entry_at_a_time(pair: tuple[IndexStore, Index
 
 def test_a_local_batch_equals_one_entry_at_a_time(pair: tuple[IndexStore, IndexStore]) -> None:
     batched, single = pair
-    remote, local_before = history()
-    for store in pair:
-        store.update_remote("f", DEV_A, remote)
-        store.update_local("f", local_before)
+    remote = history(pair)
     # What the puller records: the peer's versions, for names this device has (new
     # content: its old blocks go) and names it never had.
     pulled = [fi.with_(inode=i + 1) for i, fi in enumerate(remote)]
