@@ -27,7 +27,10 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _TYPO_MAP = str.maketrans({"0": "O", "1": "I", "8": "B"})
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
-COMMON_NAME = "p2psync"
+# Syncthing accepts a peer's certificate only if its name is "syncthing" (unless the user
+# sets the device's certName), so new identities carry that name; p2psync itself never
+# checks it, and identities made before this still work between p2psync nodes.
+COMMON_NAME = "syncthing"
 
 
 def luhn32(group: str) -> str:

@@ -23,6 +23,7 @@ from . import codec
 from . import limits as L
 from .messages import Close, ConnectionClosed, Hello, Message, Request, Response
 from .state import EVENT_OF_TYPE, Event, State, next_state
+from .wire import MSGPACK, WireCodec
 
 
 class _Sentinel(enum.Enum):
@@ -41,9 +42,16 @@ _ORDER = (State.AWAIT_HELLO, State.AWAIT_CLUSTER_CONFIG, State.STEADY)
 
 
 class Connection:
-    def __init__(self, our_hello: Hello, *, max_frame_size: int = L.MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self,
+        our_hello: Hello,
+        *,
+        max_frame_size: int = L.MAX_FRAME_SIZE,
+        wire: WireCodec = MSGPACK,
+    ) -> None:
         self.our_hello = our_hello
-        self._hello_bytes = codec.encode_hello(our_hello)  # fail early on a bad Hello
+        self.wire = wire  # p2psync/1 or BEP, chosen from the negotiated ALPN
+        self._hello_bytes = wire.encode_hello(our_hello)  # fail early on a bad Hello
         self.their_hello: Hello | None = None
         self.our_state = State.AWAIT_HELLO
         self.their_state = State.AWAIT_HELLO
@@ -101,7 +109,7 @@ class Connection:
                 _check_new_request(message.id, self._our_requests, LocalProtocolError, "we")
             elif isinstance(message, Response) and message.id not in self._their_requests:
                 raise LocalProtocolError(f"Response {message.id} answers no Request of the peer")
-            data = codec.encode_message(message)
+            data = self.wire.encode_message(message)
         except LocalProtocolError as exc:
             self._our_error = exc
             self.our_state = State.ERROR
@@ -166,7 +174,7 @@ class Connection:
                 raise RemoteProtocolError(f"{len(self._buf)} bytes after the connection closed")
             return ConnectionClosed() if self._eof else NEED_DATA
         if state == State.AWAIT_HELLO:
-            parsed_hello = codec.parse_hello(self._buf)
+            parsed_hello = self.wire.parse_hello(self._buf)
             if parsed_hello is None:
                 return self._incomplete("Hello")
             hello, used = parsed_hello
@@ -174,7 +182,7 @@ class Connection:
             self.their_state = State.AWAIT_CLUSTER_CONFIG
             self.their_hello = hello
             return hello
-        parsed = codec.parse_frame(self._buf, self._max_frame_size)
+        parsed = self.wire.parse_frame(self._buf, self._max_frame_size)
         if parsed is None:
             return self._incomplete("frame")
         message, used = parsed
