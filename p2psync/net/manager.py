@@ -28,6 +28,7 @@ from ..identity import DeviceID, Identity
 from ..pending import PendingDevice, PendingStore
 from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
+from ..protocol.wire import codec_for_alpn
 from .endpoints import Endpoint, parse_endpoint
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
@@ -40,6 +41,8 @@ HANDSHAKE_TIMEOUT = 10.0
 DIAL_TIMEOUT = 10.0
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 60.0
+
+
 def format_tcp_url(host: str, port: int) -> str:
     return str(Endpoint("tcp", host, port))
 
@@ -233,13 +236,16 @@ class ConnectionManager:
             await trio.aclose_forcefully(tls)
             return False
         config = self.get_config()
+        wire = codec_for_alpn(tls.alpn_protocol())
+        assert wire is not None  # the handshake accepts only protocols we speak
         protocol = Connection(
             Hello(
                 device_name=config.name,
                 client_name=CLIENT_NAME,
                 client_version=__version__,
                 timestamp=time.time_ns(),
-            )
+            ),
+            wire=wire,
         )
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -290,7 +296,15 @@ class ConnectionManager:
         )
         peer = PeerConnection(stream, protocol, device, address)
         self.active[device] = _Active(peer, initiated_by_us)
-        log.info("connected to %s (%s) at %s", device.short_str(), hello.device_name, address)
+        log.info(
+            "connected to %s (%s) at %s over %s, running %s %s",
+            device.short_str(),
+            hello.device_name,
+            address,
+            wire.name,
+            hello.client_name,
+            hello.client_version,
+        )
         try:
             await self.serve_peer(peer)
         finally:
