@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from stock_syncthing import StockSyncthing, needs_syncthing, stock_syncthing, wait_for
 from test_cli_cluster import start, status
 from test_cli_daemon import init_home, ok
@@ -32,7 +35,22 @@ def in_sync(st: StockSyncthing, folder: str, device: str) -> bool:
     return completion["completion"] == 100 and completion["needItems"] == 0
 
 
-def test_a_p2psync_daemon_and_stock_syncthing_sync_both_ways(tmp_path: Path) -> None:
+@dataclass
+class MixedPair:
+    home: Path  # the p2psync node's home
+    ours: Path  # its copy of the folder
+    theirs: Path  # Syncthing's copy
+    st: StockSyncthing
+    me: str  # the p2psync device ID
+
+    def converged(self) -> bool:
+        return tree(self.ours) == tree(self.theirs)
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Iterator[MixedPair]:
+    """A p2psync daemon set up with the CLI and a Syncthing set up through its REST API,
+    sharing folder "mixed"; each side starts with its own files."""
     home, ours, theirs = tmp_path / "p2p-home", tmp_path / "p2p-data", tmp_path / "st-data"
     ours.mkdir()
     theirs.mkdir()
@@ -43,7 +61,6 @@ def test_a_p2psync_daemon_and_stock_syncthing_sync_both_ways(tmp_path: Path) -> 
     (theirs / "from-syncthing.txt").write_text("written on Syncthing\n")
     (theirs / "photos").mkdir()
     (theirs / "photos" / "img.raw").write_bytes(os.urandom(200_000))
-
     with stock_syncthing(tmp_path / "st-home", name="stock") as st:
         init_home(home, "p2p-node")
         daemon = start(home)
@@ -55,28 +72,70 @@ def test_a_p2psync_daemon_and_stock_syncthing_sync_both_ways(tmp_path: Path) -> 
             ok(home, "folder", "add", str(ours), "--id", "mixed", "--share", st.device_id)
             st.add_device(me, "p2p-node", my_address)
             st.add_folder("mixed", theirs, [me])
-
+            pair = MixedPair(home, ours, theirs, st, me)
             wait_for(
-                lambda: tree(ours) == tree(theirs) and len(tree(ours)) == 7,
-                90,
-                "both trees to converge",
+                lambda: pair.converged() and len(tree(ours)) == 7, 90, "both trees to converge"
             )
             wait_for(lambda: in_sync(st, "mixed", me), 30, "Syncthing: p2psync at 100%")
-
-            # Changes after the first sync travel too, both ways.
-            (theirs / "from-syncthing.txt").write_text("edited on Syncthing\n")
-            st.post("/rest/db/scan?folder=mixed", None)
-            (ours / "empty.txt").unlink()
-            ok(home, "scan", "mixed")
-            wait_for(
-                lambda: (
-                    (ours / "from-syncthing.txt").read_text() == "edited on Syncthing\n"
-                    and not (theirs / "empty.txt").exists()
-                ),
-                60,
-                "the edit and the deletion to cross",
-            )
-            wait_for(lambda: tree(ours) == tree(theirs), 30, "both trees to converge again")
+            yield pair
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=20)
+
+
+def test_a_p2psync_daemon_and_stock_syncthing_sync_both_ways(mixed: MixedPair) -> None:
+    """The first sync is the fixture's; changes after it travel too, both ways."""
+    (mixed.theirs / "from-syncthing.txt").write_text("edited on Syncthing\n")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    (mixed.ours / "empty.txt").unlink()
+    ok(mixed.home, "scan", "mixed")
+    wait_for(
+        lambda: (
+            (mixed.ours / "from-syncthing.txt").read_text() == "edited on Syncthing\n"
+            and not (mixed.theirs / "empty.txt").exists()
+        ),
+        60,
+        "the edit and the deletion to cross",
+    )
+    wait_for(mixed.converged, 30, "both trees to converge again")
+
+
+def test_a_concurrent_edit_ends_with_the_same_winner_and_copy_on_both_sides(
+    mixed: MixedPair,
+) -> None:
+    mixed.st.post(f"/rest/system/pause?device={mixed.me}", None)
+    wait_for(
+        lambda: (
+            not mixed.st.get("/rest/system/connections")["connections"]
+            .get(mixed.me, {})
+            .get("connected")
+        ),
+        20,
+        "Syncthing to drop the paused device",
+    )
+    (mixed.ours / "from-p2psync.txt").write_text("edited on p2psync while apart\n")
+    ok(mixed.home, "scan", "mixed")
+    (mixed.theirs / "from-p2psync.txt").write_text("edited on Syncthing while apart\n")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    wait_for(
+        lambda: (
+            mixed.st.get("/rest/db/file?folder=mixed&file=from-p2psync.txt")["local"]["size"]
+            == len("edited on Syncthing while apart\n")
+        ),
+        20,
+        "Syncthing's scan of its edit",
+    )
+    mixed.st.post(f"/rest/system/resume?device={mixed.me}", None)
+
+    def both_kept() -> bool:
+        copies = [n for n in tree(mixed.ours) if ".sync-conflict-" in n]
+        return mixed.converged() and len(copies) == 1
+
+    wait_for(both_kept, 60, "one conflict copy, the same on both sides")
+    files = tree(mixed.ours)
+    (copy,) = (n for n in files if ".sync-conflict-" in n)
+    assert copy.startswith("from-p2psync.sync-conflict-") and copy.endswith(".txt")
+    assert {files["from-p2psync.txt"], files[copy]} == {
+        b"edited on p2psync while apart\n",
+        b"edited on Syncthing while apart\n",
+    }
