@@ -85,6 +85,9 @@ def mixed(tmp_path: Path) -> Iterator[MixedPair]:
 
 def test_a_p2psync_daemon_and_stock_syncthing_sync_both_ways(mixed: MixedPair) -> None:
     """The first sync is the fixture's; changes after it travel too, both ways."""
+    (device,) = status(mixed.home)["devices"]
+    assert device["protocol"] == "bep/1.0" and device["client"].startswith("syncthing v1.")
+    assert "bep/1.0, syncthing v1." in ok(mixed.home, "status")
     (mixed.theirs / "from-syncthing.txt").write_text("edited on Syncthing\n")
     mixed.st.post("/rest/db/scan?folder=mixed", None)
     (mixed.ours / "empty.txt").unlink()
