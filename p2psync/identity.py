@@ -129,6 +129,14 @@ class Identity:
             serialization.Encoding.DER
         )
 
+    @property
+    def certificate_name(self) -> str:
+        """The certificate's common name ("syncthing" for identities made since 0.1)."""
+        names = x509.load_pem_x509_certificate(self.cert_pem).subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME
+        )
+        return str(names[0].value) if names else ""
+
     def private_key(self) -> ec.EllipticCurvePrivateKey:
         key = serialization.load_pem_private_key(self.key_pem, password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)

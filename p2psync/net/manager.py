@@ -26,9 +26,10 @@ from ..errors import P2PSyncError, ProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
 from ..pending import PendingDevice, PendingStore
+from ..protocol.bep import ALPN as BEP_ALPN
 from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
-from ..protocol.wire import codec_for_alpn
+from ..protocol.wire import WireCodec, codec_for_alpn
 from .endpoints import Endpoint, parse_endpoint
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
@@ -313,9 +314,27 @@ class ConnectionManager:
             self._next_attempt[device] = trio.current_time() + BACKOFF_MIN
             self._wake.set()
             log.info("disconnected from %s: %s", device.short_str(), peer.close_reason)
+            self._hint_certificate_name(wire, protocol, device)
             if self.on_disconnected is not None:
                 self.on_disconnected(device)
         return True
+
+    def _hint_certificate_name(
+        self, wire: WireCodec, protocol: Connection, device: DeviceID
+    ) -> None:
+        """Stock Syncthing drops a known device right after the Hellos when the device's
+        certificate name is not "syncthing" (identities made before p2psync 0.1)."""
+        name = self.identity.certificate_name
+        if wire.alpn != BEP_ALPN or protocol.their_cluster_config_seen or name == "syncthing":
+            return
+        log.warning(
+            "%s (Syncthing) closed the connection before accepting us: our certificate's "
+            "name is %r, and Syncthing expects 'syncthing'. On that Syncthing device, set "
+            "this device's Certificate Name (Advanced settings) to %r; see docs/interop.md",
+            device.short_str(),
+            name,
+            name,
+        )
 
     def _buckets_for(self, device: DeviceID) -> tuple[TokenBucket, TokenBucket]:
         if device not in self._device_buckets:

@@ -53,6 +53,7 @@ class Connection:
         self.wire = wire  # p2psync/1 or BEP, chosen from the negotiated ALPN
         self._hello_bytes = wire.encode_hello(our_hello)  # fail early on a bad Hello
         self.their_hello: Hello | None = None
+        self.their_cluster_config_seen = False  # the peer accepted us (BEP: after its checks)
         self.our_state = State.AWAIT_HELLO
         self.their_state = State.AWAIT_HELLO
         self._max_frame_size = max_frame_size
@@ -199,6 +200,8 @@ class Connection:
             self._our_requests.discard(message.id)
         del self._buf[:used]
         self.their_state = new
+        if event is Event.CLUSTER_CONFIG:
+            self.their_cluster_config_seen = True
         return message
 
     def _incomplete(self, what: str) -> ReceivedEvent:

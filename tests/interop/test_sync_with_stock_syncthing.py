@@ -14,6 +14,8 @@ from stock_syncthing import StockSyncthing, needs_syncthing, stock_syncthing, wa
 from test_cli_cluster import start, status
 from test_cli_daemon import init_home, ok
 
+from p2psync.identity import generate_identity, save_identity
+
 pytestmark = needs_syncthing
 
 INTERNAL = (".p2p", ".stfolder", ".syncthing.", ".stversions")
@@ -142,3 +144,46 @@ def test_a_concurrent_edit_ends_with_the_same_winner_and_copy_on_both_sides(
         b"edited on p2psync while apart\n",
         b"edited on Syncthing while apart\n",
     }
+
+
+def test_an_old_identity_gets_a_hint_and_the_documented_fix_works(tmp_path: Path) -> None:
+    """Identities made before 0.1 are named 'p2psync': Syncthing drops them after the
+    Hellos; the daemon says what to set there, and setting it makes them sync."""
+    home, ours, theirs = tmp_path / "p2p-home", tmp_path / "p2p-data", tmp_path / "st-data"
+    ours.mkdir()
+    theirs.mkdir()
+    (theirs / "hello.txt").write_text("from Syncthing\n")
+    init_home(home, "old-node")
+    save_identity(generate_identity(common_name="p2psync"), home)
+    with stock_syncthing(tmp_path / "st-home", name="stock") as st:
+        daemon = start(home)
+        try:
+            system = status(home)["system"]
+            me, my_address = system["device_id"], system["listen_addresses"][0]
+            ok(home, "peer", "add", st.device_id, "--name", "stock",
+               "--address", f"tcp://127.0.0.1:{st.listen_port}")  # fmt: skip
+            ok(home, "folder", "add", str(ours), "--id", "mixed", "--share", st.device_id)
+            st.add_device(me, "old-node", my_address)
+            st.add_folder("mixed", theirs, [me])
+            log_file = Path(ok(home, "log").strip())
+            wait_for(
+                lambda: "set this device's Certificate Name" in log_file.read_text(),
+                60,
+                "the certificate-name hint in the daemon's log",
+            )
+            assert "'p2psync'" in log_file.read_text()
+            device = st.get(f"/rest/config/devices/{me}")
+            st.client.put(
+                f"/rest/config/devices/{me}", json={**device, "certName": "p2psync"}
+            ).raise_for_status()
+            wait_for(
+                lambda: (
+                    (ours / "hello.txt").exists()
+                    and (ours / "hello.txt").read_text() == "from Syncthing\n"
+                ),
+                60,
+                "the file to arrive once Syncthing expects the old name",
+            )
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=20)
