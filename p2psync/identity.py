@@ -27,7 +27,10 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _TYPO_MAP = str.maketrans({"0": "O", "1": "I", "8": "B"})
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
-COMMON_NAME = "p2psync"
+# Syncthing accepts a peer's certificate only if its name is "syncthing" (unless the user
+# sets the device's certName), so new identities carry that name; p2psync itself never
+# checks it, and identities made before this still work between p2psync nodes.
+COMMON_NAME = "syncthing"
 
 
 def luhn32(group: str) -> str:
@@ -125,6 +128,14 @@ class Identity:
         return x509.load_pem_x509_certificate(self.cert_pem).public_bytes(
             serialization.Encoding.DER
         )
+
+    @property
+    def certificate_name(self) -> str:
+        """The certificate's common name ("syncthing" for identities made since 0.1)."""
+        names = x509.load_pem_x509_certificate(self.cert_pem).subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME
+        )
+        return str(names[0].value) if names else ""
 
     def private_key(self) -> ec.EllipticCurvePrivateKey:
         key = serialization.load_pem_private_key(self.key_pem, password=None)

@@ -118,7 +118,11 @@ def devices_table(devices: list[dict[str, Any]]) -> RenderableType:
         if d["paused"]:
             conn = Text("paused", style="yellow")
         elif d["connected"]:
-            conn = Text(f"connected {safe(d['address'] or '')}", style="green")
+            via = ", ".join(safe(x) for x in (d.get("protocol"), d.get("client")) if x)
+            conn = Text(
+                f"connected {safe(d['address'] or '')}" + (f" ({via})" if via else ""),
+                style="green",
+            )
         else:
             conn = Text("disconnected", style="dim")
         table.add_row(

@@ -117,6 +117,8 @@ def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
         "introducer": device.introducer,
         "connected": connected,
         "address": None,
+        "protocol": None,  # "p2psync/1" or "bep/1.0" while connected
+        "client": None,  # what the peer runs, from its Hello ("syncthing v1.19.2")
         "connected_for": None,
         "bytes_in": 0,
         "bytes_out": 0,
@@ -129,8 +131,11 @@ def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
         in_bps, out_bps = meter.sample(
             did, now, stats.bytes_in, stats.bytes_out, stats.connected_at
         )
+        hello = peer.protocol.their_hello
         view.update(
             address=peer.address,
+            protocol=peer.protocol.wire.name,
+            client=f"{hello.client_name} {hello.client_version}" if hello else None,
             connected_for=round(now - stats.connected_at, 3),
             bytes_in=stats.bytes_in,
             bytes_out=stats.bytes_out,

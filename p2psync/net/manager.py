@@ -26,8 +26,10 @@ from ..errors import P2PSyncError, ProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
 from ..pending import PendingDevice, PendingStore
+from ..protocol.bep import ALPN as BEP_ALPN
 from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
+from ..protocol.wire import WireCodec, codec_for_alpn
 from .endpoints import Endpoint, parse_endpoint
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
@@ -40,6 +42,8 @@ HANDSHAKE_TIMEOUT = 10.0
 DIAL_TIMEOUT = 10.0
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 60.0
+
+
 def format_tcp_url(host: str, port: int) -> str:
     return str(Endpoint("tcp", host, port))
 
@@ -233,13 +237,16 @@ class ConnectionManager:
             await trio.aclose_forcefully(tls)
             return False
         config = self.get_config()
+        wire = codec_for_alpn(tls.alpn_protocol())
+        assert wire is not None  # the handshake accepts only protocols we speak
         protocol = Connection(
             Hello(
                 device_name=config.name,
                 client_name=CLIENT_NAME,
                 client_version=__version__,
                 timestamp=time.time_ns(),
-            )
+            ),
+            wire=wire,
         )
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -290,7 +297,15 @@ class ConnectionManager:
         )
         peer = PeerConnection(stream, protocol, device, address)
         self.active[device] = _Active(peer, initiated_by_us)
-        log.info("connected to %s (%s) at %s", device.short_str(), hello.device_name, address)
+        log.info(
+            "connected to %s (%s) at %s over %s, running %s %s",
+            device.short_str(),
+            hello.device_name,
+            address,
+            wire.name,
+            hello.client_name,
+            hello.client_version,
+        )
         try:
             await self.serve_peer(peer)
         finally:
@@ -299,9 +314,27 @@ class ConnectionManager:
             self._next_attempt[device] = trio.current_time() + BACKOFF_MIN
             self._wake.set()
             log.info("disconnected from %s: %s", device.short_str(), peer.close_reason)
+            self._hint_certificate_name(wire, protocol, device)
             if self.on_disconnected is not None:
                 self.on_disconnected(device)
         return True
+
+    def _hint_certificate_name(
+        self, wire: WireCodec, protocol: Connection, device: DeviceID
+    ) -> None:
+        """Stock Syncthing drops a known device right after the Hellos when the device's
+        certificate name is not "syncthing" (identities made before p2psync 0.1)."""
+        name = self.identity.certificate_name
+        if wire.alpn != BEP_ALPN or protocol.their_cluster_config_seen or name == "syncthing":
+            return
+        log.warning(
+            "%s (Syncthing) closed the connection before accepting us: our certificate's "
+            "name is %r, and Syncthing expects 'syncthing'. On that Syncthing device, set "
+            "this device's Certificate Name (Advanced settings) to %r; see docs/interop.md",
+            device.short_str(),
+            name,
+            name,
+        )
 
     def _buckets_for(self, device: DeviceID) -> tuple[TokenBucket, TokenBucket]:
         if device not in self._device_buckets:

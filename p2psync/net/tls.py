@@ -22,10 +22,11 @@ from OpenSSL import SSL
 
 from ..errors import RemoteProtocolError
 from ..identity import Identity
+from ..protocol.wire import P2PSYNC_ALPN, SUPPORTED_ALPNS
 from ._conflict import ConflictDetector
 from .trust import single_certificate
 
-ALPN_PROTOCOL = b"p2psync/1"
+ALPN_PROTOCOL = P2PSYNC_ALPN
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_CLOSE_TIMEOUT = 5.0
 
@@ -54,7 +55,7 @@ def make_tls_context(identity: Identity) -> SSL.Context:
     ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _accept_any_certificate)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     ctx.set_options(SSL.OP_NO_TICKET)
-    ctx.set_alpn_protos([ALPN_PROTOCOL])
+    ctx.set_alpn_protos(list(SUPPORTED_ALPNS))  # our preference first; a BEP peer picks bep/1.0
     ctx.set_alpn_select_callback(_select_alpn)
     return ctx
 
@@ -66,8 +67,12 @@ def _accept_any_certificate(
 
 
 def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> Any:
+    """The first of our protocols (p2psync/1, then Syncthing's bep/1.0) the client offers."""
     # Never raise here: pyOpenSSL keeps callback errors on the shared Context.
-    return ALPN_PROTOCOL if ALPN_PROTOCOL in offered else SSL.NO_OVERLAPPING_PROTOCOLS
+    for protocol in SUPPORTED_ALPNS:
+        if protocol in offered:
+            return protocol
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 class _State(enum.Enum):
@@ -290,11 +295,11 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 return
             with self._send_conflict, self._receive_conflict:
                 await self._retry(self._conn.do_handshake, "handshake")
-            if self._conn.get_alpn_proto_negotiated() != ALPN_PROTOCOL:
+            if self._conn.get_alpn_proto_negotiated() not in SUPPORTED_ALPNS:
                 self._state = _State.BROKEN
                 raise RemoteProtocolError(
                     "the peer did not negotiate ALPN protocol "
-                    f"{ALPN_PROTOCOL.decode()} (not a p2psync peer?)"
+                    f"{' or '.join(p.decode() for p in SUPPORTED_ALPNS)}"
                 )
             self._handshook = True
 

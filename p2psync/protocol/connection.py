@@ -23,6 +23,7 @@ from . import codec
 from . import limits as L
 from .messages import Close, ConnectionClosed, Hello, Message, Request, Response
 from .state import EVENT_OF_TYPE, Event, State, next_state
+from .wire import MSGPACK, WireCodec
 
 
 class _Sentinel(enum.Enum):
@@ -41,10 +42,18 @@ _ORDER = (State.AWAIT_HELLO, State.AWAIT_CLUSTER_CONFIG, State.STEADY)
 
 
 class Connection:
-    def __init__(self, our_hello: Hello, *, max_frame_size: int = L.MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self,
+        our_hello: Hello,
+        *,
+        max_frame_size: int = L.MAX_FRAME_SIZE,
+        wire: WireCodec = MSGPACK,
+    ) -> None:
         self.our_hello = our_hello
-        self._hello_bytes = codec.encode_hello(our_hello)  # fail early on a bad Hello
+        self.wire = wire  # p2psync/1 or BEP, chosen from the negotiated ALPN
+        self._hello_bytes = wire.encode_hello(our_hello)  # fail early on a bad Hello
         self.their_hello: Hello | None = None
+        self.their_cluster_config_seen = False  # the peer accepted us (BEP: after its checks)
         self.our_state = State.AWAIT_HELLO
         self.their_state = State.AWAIT_HELLO
         self._max_frame_size = max_frame_size
@@ -101,7 +110,7 @@ class Connection:
                 _check_new_request(message.id, self._our_requests, LocalProtocolError, "we")
             elif isinstance(message, Response) and message.id not in self._their_requests:
                 raise LocalProtocolError(f"Response {message.id} answers no Request of the peer")
-            data = codec.encode_message(message)
+            data = self.wire.encode_message(message)
         except LocalProtocolError as exc:
             self._our_error = exc
             self.our_state = State.ERROR
@@ -166,7 +175,7 @@ class Connection:
                 raise RemoteProtocolError(f"{len(self._buf)} bytes after the connection closed")
             return ConnectionClosed() if self._eof else NEED_DATA
         if state == State.AWAIT_HELLO:
-            parsed_hello = codec.parse_hello(self._buf)
+            parsed_hello = self.wire.parse_hello(self._buf)
             if parsed_hello is None:
                 return self._incomplete("Hello")
             hello, used = parsed_hello
@@ -174,7 +183,7 @@ class Connection:
             self.their_state = State.AWAIT_CLUSTER_CONFIG
             self.their_hello = hello
             return hello
-        parsed = codec.parse_frame(self._buf, self._max_frame_size)
+        parsed = self.wire.parse_frame(self._buf, self._max_frame_size)
         if parsed is None:
             return self._incomplete("frame")
         message, used = parsed
@@ -191,6 +200,8 @@ class Connection:
             self._our_requests.discard(message.id)
         del self._buf[:used]
         self.their_state = new
+        if event is Event.CLUSTER_CONFIG:
+            self.their_cluster_config_seen = True
         return message
 
     def _incomplete(self, what: str) -> ReceivedEvent:

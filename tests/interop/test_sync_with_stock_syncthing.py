@@ -1,0 +1,189 @@
+"""A `p2psync run` daemon and a stock Syncthing share a folder, set up the way a user
+would: the CLI on our side, Syncthing's REST API (what its web GUI calls) on the other."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from stock_syncthing import StockSyncthing, needs_syncthing, stock_syncthing, wait_for
+from test_cli_cluster import start, status
+from test_cli_daemon import init_home, ok
+
+from p2psync.identity import generate_identity, save_identity
+
+pytestmark = needs_syncthing
+
+INTERNAL = (".p2p", ".stfolder", ".syncthing.", ".stversions")
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every user file and directory under ``root`` (directories map to None)."""
+    out: dict[str, bytes | None] = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part.startswith(INTERNAL) for part in rel.parts):
+            continue
+        out[rel.as_posix()] = path.read_bytes() if path.is_file() else None
+    return out
+
+
+def in_sync(st: StockSyncthing, folder: str, device: str) -> bool:
+    completion = st.get(f"/rest/db/completion?folder={folder}&device={device}")
+    return completion["completion"] == 100 and completion["needItems"] == 0
+
+
+@dataclass
+class MixedPair:
+    home: Path  # the p2psync node's home
+    ours: Path  # its copy of the folder
+    theirs: Path  # Syncthing's copy
+    st: StockSyncthing
+    me: str  # the p2psync device ID
+
+    def converged(self) -> bool:
+        return tree(self.ours) == tree(self.theirs)
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Iterator[MixedPair]:
+    """A p2psync daemon set up with the CLI and a Syncthing set up through its REST API,
+    sharing folder "mixed"; each side starts with its own files."""
+    home, ours, theirs = tmp_path / "p2p-home", tmp_path / "p2p-data", tmp_path / "st-data"
+    ours.mkdir()
+    theirs.mkdir()
+    (ours / "from-p2psync.txt").write_text("written on the p2psync node\n")
+    (ours / "docs").mkdir()
+    (ours / "docs" / "multi-block.bin").write_bytes(os.urandom(300_000))
+    (ours / "empty.txt").write_bytes(b"")
+    (theirs / "from-syncthing.txt").write_text("written on Syncthing\n")
+    (theirs / "photos").mkdir()
+    (theirs / "photos" / "img.raw").write_bytes(os.urandom(200_000))
+    with stock_syncthing(tmp_path / "st-home", name="stock") as st:
+        init_home(home, "p2p-node")
+        daemon = start(home)
+        try:
+            system = status(home)["system"]
+            me, my_address = system["device_id"], system["listen_addresses"][0]
+            ok(home, "peer", "add", st.device_id, "--name", "stock",
+               "--address", f"tcp://127.0.0.1:{st.listen_port}")  # fmt: skip
+            ok(home, "folder", "add", str(ours), "--id", "mixed", "--share", st.device_id)
+            st.add_device(me, "p2p-node", my_address)
+            st.add_folder("mixed", theirs, [me])
+            pair = MixedPair(home, ours, theirs, st, me)
+            wait_for(
+                lambda: pair.converged() and len(tree(ours)) == 7, 90, "both trees to converge"
+            )
+            wait_for(lambda: in_sync(st, "mixed", me), 30, "Syncthing: p2psync at 100%")
+            yield pair
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=20)
+
+
+def test_a_p2psync_daemon_and_stock_syncthing_sync_both_ways(mixed: MixedPair) -> None:
+    """The first sync is the fixture's; changes after it travel too, both ways."""
+    (device,) = status(mixed.home)["devices"]
+    assert device["protocol"] == "bep/1.0" and device["client"].startswith("syncthing v1.")
+    assert "bep/1.0, syncthing v1." in ok(mixed.home, "status")
+    (mixed.theirs / "from-syncthing.txt").write_text("edited on Syncthing\n")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    (mixed.ours / "empty.txt").unlink()
+    ok(mixed.home, "scan", "mixed")
+    wait_for(
+        lambda: (
+            (mixed.ours / "from-syncthing.txt").read_text() == "edited on Syncthing\n"
+            and not (mixed.theirs / "empty.txt").exists()
+        ),
+        60,
+        "the edit and the deletion to cross",
+    )
+    wait_for(mixed.converged, 30, "both trees to converge again")
+
+
+def test_a_concurrent_edit_ends_with_the_same_winner_and_copy_on_both_sides(
+    mixed: MixedPair,
+) -> None:
+    mixed.st.post(f"/rest/system/pause?device={mixed.me}", None)
+    wait_for(
+        lambda: (
+            not mixed.st.get("/rest/system/connections")["connections"]
+            .get(mixed.me, {})
+            .get("connected")
+        ),
+        20,
+        "Syncthing to drop the paused device",
+    )
+    (mixed.ours / "from-p2psync.txt").write_text("edited on p2psync while apart\n")
+    ok(mixed.home, "scan", "mixed")
+    (mixed.theirs / "from-p2psync.txt").write_text("edited on Syncthing while apart\n")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    wait_for(
+        lambda: (
+            mixed.st.get("/rest/db/file?folder=mixed&file=from-p2psync.txt")["local"]["size"]
+            == len("edited on Syncthing while apart\n")
+        ),
+        20,
+        "Syncthing's scan of its edit",
+    )
+    mixed.st.post(f"/rest/system/resume?device={mixed.me}", None)
+
+    def both_kept() -> bool:
+        copies = [n for n in tree(mixed.ours) if ".sync-conflict-" in n]
+        return mixed.converged() and len(copies) == 1
+
+    wait_for(both_kept, 60, "one conflict copy, the same on both sides")
+    files = tree(mixed.ours)
+    (copy,) = (n for n in files if ".sync-conflict-" in n)
+    assert copy.startswith("from-p2psync.sync-conflict-") and copy.endswith(".txt")
+    assert {files["from-p2psync.txt"], files[copy]} == {
+        b"edited on p2psync while apart\n",
+        b"edited on Syncthing while apart\n",
+    }
+
+
+def test_an_old_identity_gets_a_hint_and_the_documented_fix_works(tmp_path: Path) -> None:
+    """Identities made before 0.1 are named 'p2psync': Syncthing drops them after the
+    Hellos; the daemon says what to set there, and setting it makes them sync."""
+    home, ours, theirs = tmp_path / "p2p-home", tmp_path / "p2p-data", tmp_path / "st-data"
+    ours.mkdir()
+    theirs.mkdir()
+    (theirs / "hello.txt").write_text("from Syncthing\n")
+    init_home(home, "old-node")
+    save_identity(generate_identity(common_name="p2psync"), home)
+    with stock_syncthing(tmp_path / "st-home", name="stock") as st:
+        daemon = start(home)
+        try:
+            system = status(home)["system"]
+            me, my_address = system["device_id"], system["listen_addresses"][0]
+            ok(home, "peer", "add", st.device_id, "--name", "stock",
+               "--address", f"tcp://127.0.0.1:{st.listen_port}")  # fmt: skip
+            ok(home, "folder", "add", str(ours), "--id", "mixed", "--share", st.device_id)
+            st.add_device(me, "old-node", my_address)
+            st.add_folder("mixed", theirs, [me])
+            log_file = Path(ok(home, "log").strip())
+            wait_for(
+                lambda: "set this device's Certificate Name" in log_file.read_text(),
+                60,
+                "the certificate-name hint in the daemon's log",
+            )
+            assert "'p2psync'" in log_file.read_text()
+            device = st.get(f"/rest/config/devices/{me}")
+            st.client.put(
+                f"/rest/config/devices/{me}", json={**device, "certName": "p2psync"}
+            ).raise_for_status()
+            wait_for(
+                lambda: (
+                    (ours / "hello.txt").exists()
+                    and (ours / "hello.txt").read_text() == "from Syncthing\n"
+                ),
+                60,
+                "the file to arrive once Syncthing expects the old name",
+            )
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=20)
