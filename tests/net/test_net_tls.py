@@ -171,6 +171,41 @@ async def test_client_without_our_alpn_is_refused(alice: Identity, bob: Identity
             await tls_accept(server_raw, bob)
 
 
+@pytest.mark.parametrize(
+    ("alpn", "said"),
+    [
+        (None, "offered no ALPN protocol"),
+        ([b"bep/1.0"], "offered ALPN 'bep/1.0'"),
+        ([b"h2", b"\xff" * 255], "offered ALPN 'h2', '\\xff"),
+    ],
+    ids=["none", "syncthing", "junk"],
+)
+async def test_refusal_says_what_the_client_offered(alice: Identity, bob: Identity, alpn, said):
+    client_raw, server_raw = await tcp_transport_pair()
+    client = TLSStream(client_raw, raw_context(alice, alpn=alpn), server_side=False)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(expect_refused_client, client)
+        with pytest.raises(RemoteProtocolError) as info:
+            await tls_accept(server_raw, bob)
+    assert said in str(info.value)
+    assert len(str(info.value)) < 300
+
+
+async def test_a_second_protocol_is_negotiated_and_reported(alice: Identity, bob: Identity):
+    """The server picks the first of its protocols the client offers and says which, so
+    the caller can choose a codec (a Syncthing client offers only bep/1.0)."""
+    client_raw, server_raw = await tcp_transport_pair()
+    server = TLSStream(
+        server_raw, make_tls_context(bob, (ALPN_PROTOCOL, b"bep/1.0")), server_side=True
+    )
+    client = TLSStream(client_raw, raw_context(alice, alpn=[b"bep/1.0"]), server_side=False)
+    await handshake_pair(client, server)
+    assert server.alpn_protocol() == b"bep/1.0"
+    assert server.alpn_offered == (b"bep/1.0",)
+    await client.aclose()
+    await server.aclose()
+
+
 async def test_server_without_our_alpn_is_refused(alice: Identity, bob: Identity):
     client_raw, server_raw = await tcp_transport_pair()
     ctx = raw_context(bob)  # a TLS 1.3 server that negotiates no ALPN at all
