@@ -22,7 +22,7 @@ from OpenSSL import SSL
 from .. import CLIENT_NAME, __version__
 from ..config import Config, DeviceConfig
 from ..discovery.cache import AddressCache
-from ..errors import P2PSyncError, ProtocolError
+from ..errors import P2PSyncError, ProtocolError, RemoteProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
 from ..pending import PendingDevice, PendingStore
@@ -228,7 +228,7 @@ class ConnectionManager:
                 expected=expected,
                 is_known=lambda _d: True,
             )
-        except PeerRejectedError as exc:
+        except (PeerRejectedError, RemoteProtocolError) as exc:
             log.warning("refused connection with %s: %s", address, exc)
             await trio.aclose_forcefully(tls)
             return False

@@ -179,14 +179,21 @@ class TLSStream(trio.abc.HalfCloseableStream):
         return self._conn.get_cipher_name()
 
     def peer_certificate_chain_der(self) -> list[bytes]:
-        """Every certificate the peer sent, leaf first, in DER (same for both roles)."""
-        # On the server side OpenSSL leaves the peer's own certificate out of the chain.
-        chain = self._conn.get_peer_cert_chain(as_cryptography=True) or []
-        ders = [c.public_bytes(serialization.Encoding.DER) for c in chain]
-        if self.server_side:
-            leaf = self._conn.get_peer_certificate(as_cryptography=True)
-            if leaf is not None:
-                ders.insert(0, leaf.public_bytes(serialization.Encoding.DER))
+        """Every certificate the peer sent, leaf first, in DER (same for both roles).
+
+        ``RemoteProtocolError`` if one is malformed beyond what OpenSSL let through
+        (e.g. an X.509 version that does not exist).
+        """
+        try:
+            # On the server side OpenSSL leaves the peer's own certificate out of the chain.
+            chain = self._conn.get_peer_cert_chain(as_cryptography=True) or []
+            ders = [c.public_bytes(serialization.Encoding.DER) for c in chain]
+            if self.server_side:
+                leaf = self._conn.get_peer_certificate(as_cryptography=True)
+                if leaf is not None:
+                    ders.insert(0, leaf.public_bytes(serialization.Encoding.DER))
+        except (ValueError, x509.InvalidVersion) as exc:
+            raise RemoteProtocolError(f"the peer's certificate is malformed: {exc}") from exc
         return ders
 
     def peer_certificate_der(self) -> bytes:

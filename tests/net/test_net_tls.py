@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import trio
 import trio.testing
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from net_helpers import handshake_pair, tcp_transport_pair
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from p2psync.errors import RemoteProtocolError, TrustError
 from p2psync.identity import DeviceID, Identity
@@ -202,6 +204,29 @@ async def test_a_second_protocol_is_negotiated_and_reported(alice: Identity, bob
     await handshake_pair(client, server)
     assert server.alpn_protocol() == b"bep/1.0"
     assert server.alpn_offered == (b"bep/1.0",)
+    await client.aclose()
+    await server.aclose()
+
+
+async def test_a_certificate_only_openssl_can_parse_is_a_protocol_error(
+    alice: Identity, bob: Identity
+):
+    """X.509 "version 4": OpenSSL takes it, cryptography cannot read it; the server
+    must get a RemoteProtocolError (drop this peer), not cryptography's InvalidVersion."""
+    der = bytearray(x509.load_pem_x509_certificate(alice.cert_pem).public_bytes(Encoding.DER))
+    at = der.index(bytes([0xA0, 0x03, 0x02, 0x01, 0x02]))
+    der[at + 4] = 3
+    ctx = raw_context(None, alpn=[ALPN_PROTOCOL])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.use_certificate(crypto.load_certificate(crypto.FILETYPE_ASN1, bytes(der)))
+    ctx.use_privatekey(alice.private_key())
+    client_raw, server_raw = await tcp_transport_pair()
+    client = TLSStream(client_raw, ctx, server_side=False)
+    server = TLSStream(server_raw, make_tls_context(bob), server_side=True)
+    await handshake_pair(client, server)
+    with pytest.raises(RemoteProtocolError, match="malformed"):
+        server.peer_certificate_chain_der()
     await client.aclose()
     await server.aclose()
 
