@@ -23,6 +23,7 @@ from .events import EventLog
 from .identity import DeviceID, Identity, load_or_create_identity
 from .index.store import IndexStore
 from .net.manager import ConnectionManager
+from .oslimits import raise_open_file_limit
 from .pending import PendingStore
 from .sync.folder import FolderRunner
 from .sync.model import SyncModel
@@ -257,8 +258,18 @@ async def _start_optional_services(node: Node, nursery: trio.Nursery) -> None:
     await start_services(node, nursery)
 
 
+def _raise_open_file_limit() -> None:
+    files = raise_open_file_limit()
+    if files.after > files.before:
+        log.info("open-file limit raised from %d to %d", files.before, files.after)
+    elif files.after >= 0:
+        hard = "unlimited" if files.hard < 0 else str(files.hard)
+        log.info("open-file limit %d (hard limit %s)", files.after, hard)
+
+
 async def run_daemon(home: Path) -> None:
     """The daemon's main: run the node until SIGINT or SIGTERM, then shut down cleanly."""
+    _raise_open_file_limit()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(serve_node, home)

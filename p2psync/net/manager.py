@@ -22,14 +22,16 @@ from OpenSSL import SSL
 from .. import CLIENT_NAME, __version__
 from ..config import Config, DeviceConfig
 from ..discovery.cache import AddressCache
-from ..errors import P2PSyncError, ProtocolError
+from ..errors import P2PSyncError, ProtocolError, RemoteProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
+from ..oslimits import open_file_soft_limit
 from ..pending import PendingDevice, PendingStore
 from ..protocol.bep import ALPN as BEP_ALPN
 from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
 from ..protocol.wire import WireCodec, codec_for_alpn
+from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
 from .endpoints import Endpoint, parse_endpoint
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
@@ -37,6 +39,17 @@ from .tls import TLSStream, make_tls_context, tls_accept, tls_connect
 from .trust import PeerRejectedError, authenticate_peer
 
 log = logging.getLogger("p2psync.net")
+
+# Failures an incoming connection is expected to meet (network, TLS, protocol, trust):
+# one log line each. Anything else is a bug, logged with a traceback now and then.
+_EXPECTED_FAILURES = (
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,
+    OSError,
+    P2PSyncError,
+)
+_TRACEBACK_INTERVAL = 60.0
 
 HANDSHAKE_TIMEOUT = 10.0
 DIAL_TIMEOUT = 10.0
@@ -84,6 +97,8 @@ class ConnectionManager:
         self._device_buckets: dict[DeviceID, tuple[TokenBucket, TokenBucket]] = {}
         # Called after a trusted connection ends (e.g. global discovery looks the device up again).
         self.on_disconnected: Callable[[DeviceID], None] | None = None
+        self.admission = Admission(AdmissionLimits.for_open_files(open_file_soft_limit()))
+        self._next_traceback = float("-inf")
 
     # ---- lifecycle -----------------------------------------------------------------
     async def run(
@@ -103,7 +118,9 @@ class ConnectionManager:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for listener in listeners:
-                nursery.start_soon(trio.serve_listeners, self._handle_incoming, [listener])
+                nursery.start_soon(
+                    serve_admitted, listener, self.admission, self._handle_incoming, nursery
+                )
             nursery.start_soon(self._dial_loop)
             log.info("listening on %s", ", ".join(self.listen_addresses))
             task_status.started(self.listen_addresses)
@@ -132,22 +149,53 @@ class ConnectionManager:
             await a.peer.close(reason)
 
     # ---- incoming ------------------------------------------------------------------
-    async def _handle_incoming(self, stream: trio.SocketStream) -> None:
+    async def _handle_incoming(self, stream: trio.SocketStream, ticket: Ticket) -> None:
+        """One incoming connection, start to end; whatever fails ends only this connection.
+
+        Until the peer is trusted the connection holds ``ticket`` (its place under the
+        caps on unauthenticated connections) and must get there before the deadline.
+        """
         try:
             address = format_tcp_url(*stream.socket.getpeername()[:2])
         except OSError:
             address = "unknown"
+        deadline = self.admission.limits.deadline
         try:
-            tls = await tls_accept(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
-        except (
-            trio.BrokenResourceError,
-            trio.TooSlowError,
-            trio.ClosedResourceError,
-            OSError,
-        ) as exc:
-            log.info("TLS handshake with %s failed: %s", address, exc)
+            with ticket, trio.CancelScope(deadline=trio.current_time() + deadline) as scope:
+
+                def trusted() -> None:
+                    scope.deadline = float("inf")
+                    ticket.release()
+
+                try:
+                    tls = await tls_accept(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
+                except (trio.BrokenResourceError, trio.TooSlowError, ProtocolError) as exc:
+                    log.info("TLS handshake with %s failed: %s", address, exc)
+                    return
+                await self._establish(
+                    tls, address=address, expected=None, initiated_by_us=False, on_trusted=trusted
+                )
+            if scope.cancelled_caught:
+                log.info("closed %s: not authenticated within %g s", address, deadline)
+        except Exception as exc:
+            self._log_connection_failure(address, exc)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    def _log_connection_failure(self, address: str, exc: Exception) -> None:
+        if isinstance(exc, _EXPECTED_FAILURES):
+            log.info("connection with %s closed: %s", address, exc)
             return
-        await self._establish(tls, address=address, expected=None, initiated_by_us=False)
+        now = trio.current_time()
+        with_traceback = now >= self._next_traceback
+        if with_traceback:
+            self._next_traceback = now + _TRACEBACK_INTERVAL
+        log.error(
+            "connection with %s closed by an unexpected error: %r",
+            address,
+            exc,
+            exc_info=exc if with_traceback else None,
+        )
 
     # ---- outgoing ------------------------------------------------------------------
     async def _dial_loop(self) -> None:
@@ -222,9 +270,18 @@ class ConnectionManager:
 
     # ---- both directions -----------------------------------------------------------
     async def _establish(
-        self, tls: TLSStream, *, address: str, expected: DeviceID | None, initiated_by_us: bool
+        self,
+        tls: TLSStream,
+        *,
+        address: str,
+        expected: DeviceID | None,
+        initiated_by_us: bool,
+        on_trusted: Callable[[], None] = lambda: None,
     ) -> bool:
-        """Authenticate, exchange Hellos, tie-break, then serve. True if it was accepted."""
+        """Authenticate, exchange Hellos, tie-break, then serve. True if it was accepted.
+
+        ``on_trusted`` is called once the peer is known to be a trusted device.
+        """
         try:
             device = authenticate_peer(
                 tls.peer_certificate_chain_der(),
@@ -232,13 +289,18 @@ class ConnectionManager:
                 expected=expected,
                 is_known=lambda _d: True,
             )
-        except PeerRejectedError as exc:
+        except (PeerRejectedError, RemoteProtocolError) as exc:
             log.warning("refused connection with %s: %s", address, exc)
             await trio.aclose_forcefully(tls)
             return False
         config = self.get_config()
         wire = codec_for_alpn(tls.alpn_protocol())
-        assert wire is not None  # the handshake accepts only protocols we speak
+        if wire is None:  # the handshake agrees only on protocols we speak; never trust it
+            log.warning(
+                "refused connection with %s: unknown protocol %r", address, tls.alpn_protocol()
+            )
+            await trio.aclose_forcefully(tls)
+            return False
         protocol = Connection(
             Hello(
                 device_name=config.name,
@@ -289,6 +351,7 @@ class ConnectionManager:
                     await _close_quietly(tls, protocol, "duplicate connection")
                     return False
             await existing.peer.close("replaced by a newer connection")
+        on_trusted()
         send_bucket, recv_bucket = self._buckets_for(device)
         stream = RateLimitedStream(
             tls,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import trio
@@ -27,6 +27,10 @@ from ._conflict import ConflictDetector
 from .trust import single_certificate
 
 ALPN_PROTOCOL = P2PSYNC_ALPN
+# How many offered ALPN names a server keeps for its log line, and how much it shows.
+_ALPN_KEPT = 8
+_ALPN_NAME_SHOWN = 40
+_ALPN_TEXT_SHOWN = 200
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_CLOSE_TIMEOUT = 5.0
 
@@ -40,12 +44,19 @@ _DEFAULT_RECEIVE = 256 * 1024
 T = TypeVar("T")
 
 
-def make_tls_context(identity: Identity) -> SSL.Context:
+def make_tls_context(
+    identity: Identity, protocols: Sequence[bytes] = SUPPORTED_ALPNS
+) -> SSL.Context:
     """A context for both roles: TLS 1.3 only, our certificate, peer certificate required.
 
     The verify callback accepts every certificate: trust is by device ID, checked after
     the handshake. One context can be shared by all connections of a device.
+    ``protocols`` are the ALPN protocols we speak, preferred first: a client offers them,
+    a server picks the first of them the client offered; the handshake fails unless
+    one was agreed, and :meth:`TLSStream.alpn_protocol` tells the caller which.
     """
+    if not protocols:
+        raise ValueError("at least one ALPN protocol is needed")
     ctx = SSL.Context(SSL.TLS_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
     ctx.set_max_proto_version(SSL.TLS1_3_VERSION)
@@ -55,8 +66,8 @@ def make_tls_context(identity: Identity) -> SSL.Context:
     ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _accept_any_certificate)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     ctx.set_options(SSL.OP_NO_TICKET)
-    ctx.set_alpn_protos(list(SUPPORTED_ALPNS))  # our preference first; a BEP peer picks bep/1.0
-    ctx.set_alpn_select_callback(_select_alpn)
+    ctx.set_alpn_protos(list(protocols))
+    ctx.set_alpn_select_callback(functools.partial(_select_alpn, tuple(protocols)))
     return ctx
 
 
@@ -66,13 +77,24 @@ def _accept_any_certificate(
     return True
 
 
-def _select_alpn(conn: SSL.Connection, offered: list[bytes]) -> Any:
-    """The first of our protocols (p2psync/1, then Syncthing's bep/1.0) the client offers."""
+def _select_alpn(ours: tuple[bytes, ...], conn: SSL.Connection, offered: list[bytes]) -> Any:
     # Never raise here: pyOpenSSL keeps callback errors on the shared Context.
-    for protocol in SUPPORTED_ALPNS:
+    conn.set_app_data(tuple(offered[:_ALPN_KEPT]))  # read by TLSStream.alpn_offered
+    for protocol in ours:
         if protocol in offered:
             return protocol
+    # No overlap: the handshake completes without ALPN and do_handshake refuses it,
+    # saying what the peer offered.
     return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def describe_alpn(offered: tuple[bytes, ...] | None) -> str:
+    """What a client offered, for a log line (names shortened, non-ASCII escaped)."""
+    if not offered:
+        return "no ALPN protocol"
+    names = [p[:_ALPN_NAME_SHOWN].decode("ascii", "backslashreplace") for p in offered]
+    text = ", ".join(f"'{n}'" for n in names)
+    return "ALPN " + (text if len(text) <= _ALPN_TEXT_SHOWN else text[:_ALPN_TEXT_SHOWN] + "...")
 
 
 class _State(enum.Enum):
@@ -145,6 +167,12 @@ class TLSStream(trio.abc.HalfCloseableStream):
         proto = self._conn.get_alpn_proto_negotiated()
         return proto or None
 
+    @property
+    def alpn_offered(self) -> tuple[bytes, ...] | None:
+        """The ALPN protocols the client offered (server side; None if it offered none)."""
+        offered = self._conn.get_app_data()
+        return offered if isinstance(offered, tuple) else None
+
     def tls_version(self) -> str | None:
         return self._conn.get_protocol_version_name() if self._handshook else None
 
@@ -152,14 +180,21 @@ class TLSStream(trio.abc.HalfCloseableStream):
         return self._conn.get_cipher_name()
 
     def peer_certificate_chain_der(self) -> list[bytes]:
-        """Every certificate the peer sent, leaf first, in DER (same for both roles)."""
-        # On the server side OpenSSL leaves the peer's own certificate out of the chain.
-        chain = self._conn.get_peer_cert_chain(as_cryptography=True) or []
-        ders = [c.public_bytes(serialization.Encoding.DER) for c in chain]
-        if self.server_side:
-            leaf = self._conn.get_peer_certificate(as_cryptography=True)
-            if leaf is not None:
-                ders.insert(0, leaf.public_bytes(serialization.Encoding.DER))
+        """Every certificate the peer sent, leaf first, in DER (same for both roles).
+
+        ``RemoteProtocolError`` if one is malformed beyond what OpenSSL let through
+        (e.g. an X.509 version that does not exist).
+        """
+        try:
+            # On the server side OpenSSL leaves the peer's own certificate out of the chain.
+            chain = self._conn.get_peer_cert_chain(as_cryptography=True) or []
+            ders = [c.public_bytes(serialization.Encoding.DER) for c in chain]
+            if self.server_side:
+                leaf = self._conn.get_peer_certificate(as_cryptography=True)
+                if leaf is not None:
+                    ders.insert(0, leaf.public_bytes(serialization.Encoding.DER))
+        except (ValueError, x509.InvalidVersion) as exc:
+            raise RemoteProtocolError(f"the peer's certificate is malformed: {exc}") from exc
         return ders
 
     def peer_certificate_der(self) -> bytes:
@@ -284,9 +319,10 @@ class TLSStream(trio.abc.HalfCloseableStream):
         """Run the TLS handshake; a no-op once done.
 
         Raises ``trio.BrokenResourceError`` if TLS fails (no certificate, TLS < 1.3, a
-        bad alert, the transport closing) and ``RemoteProtocolError`` if the peer did not
-        agree on ALPN ``p2psync/1``. Note that a client's handshake can succeed and the
-        server still refuse it: the client then sees the refusal on its first receive.
+        bad alert, the transport closing) and ``RemoteProtocolError`` if the peer agreed
+        on none of the context's ALPN protocols (the message says what it offered). Note
+        that a client's handshake can succeed and the server still refuse it: the client
+        then sees the refusal on its first receive.
         """
         with self._handshake_conflict:
             self._check_status()
@@ -295,12 +331,14 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 return
             with self._send_conflict, self._receive_conflict:
                 await self._retry(self._conn.do_handshake, "handshake")
-            if self._conn.get_alpn_proto_negotiated() not in SUPPORTED_ALPNS:
+            if not self._conn.get_alpn_proto_negotiated():
                 self._state = _State.BROKEN
-                raise RemoteProtocolError(
-                    "the peer did not negotiate ALPN protocol "
-                    f"{' or '.join(p.decode() for p in SUPPORTED_ALPNS)}"
+                offered = (
+                    f"the peer offered {describe_alpn(self.alpn_offered)}"
+                    if self.server_side
+                    else "the server chose none"
                 )
+                raise RemoteProtocolError(f"no common ALPN protocol: {offered}")
             self._handshook = True
 
     # ---- sending -------------------------------------------------------------------

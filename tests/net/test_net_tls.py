@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import trio
 import trio.testing
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from net_helpers import handshake_pair, tcp_transport_pair
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from p2psync.errors import RemoteProtocolError, TrustError
 from p2psync.identity import DeviceID, Identity
@@ -169,6 +171,64 @@ async def test_client_without_our_alpn_is_refused(alice: Identity, bob: Identity
         nursery.start_soon(expect_refused_client, client)
         with pytest.raises(RemoteProtocolError, match="ALPN"):
             await tls_accept(server_raw, bob)
+
+
+@pytest.mark.parametrize(
+    ("alpn", "said"),
+    [
+        (None, "offered no ALPN protocol"),
+        ([b"bep/2.0"], "offered ALPN 'bep/2.0'"),
+        ([b"h2", b"\xff" * 255], "offered ALPN 'h2', '\\xff"),
+    ],
+    ids=["none", "unknown-version", "junk"],
+)
+async def test_refusal_says_what_the_client_offered(alice: Identity, bob: Identity, alpn, said):
+    client_raw, server_raw = await tcp_transport_pair()
+    client = TLSStream(client_raw, raw_context(alice, alpn=alpn), server_side=False)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(expect_refused_client, client)
+        with pytest.raises(RemoteProtocolError) as info:
+            await tls_accept(server_raw, bob)
+    assert said in str(info.value)
+    assert len(str(info.value)) < 300
+
+
+async def test_a_second_protocol_is_negotiated_and_reported(alice: Identity, bob: Identity):
+    """The server picks the first of its protocols the client offers and says which, so
+    the caller can choose a codec (a Syncthing client offers only bep/1.0)."""
+    client_raw, server_raw = await tcp_transport_pair()
+    server = TLSStream(
+        server_raw, make_tls_context(bob, (ALPN_PROTOCOL, b"bep/1.0")), server_side=True
+    )
+    client = TLSStream(client_raw, raw_context(alice, alpn=[b"bep/1.0"]), server_side=False)
+    await handshake_pair(client, server)
+    assert server.alpn_protocol() == b"bep/1.0"
+    assert server.alpn_offered == (b"bep/1.0",)
+    await client.aclose()
+    await server.aclose()
+
+
+async def test_a_certificate_only_openssl_can_parse_is_a_protocol_error(
+    alice: Identity, bob: Identity
+):
+    """X.509 "version 4": OpenSSL takes it, cryptography cannot read it; the server
+    must get a RemoteProtocolError (drop this peer), not cryptography's InvalidVersion."""
+    der = bytearray(x509.load_pem_x509_certificate(alice.cert_pem).public_bytes(Encoding.DER))
+    at = der.index(bytes([0xA0, 0x03, 0x02, 0x01, 0x02]))
+    der[at + 4] = 3
+    ctx = raw_context(None, alpn=[ALPN_PROTOCOL])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.use_certificate(crypto.load_certificate(crypto.FILETYPE_ASN1, bytes(der)))
+    ctx.use_privatekey(alice.private_key())
+    client_raw, server_raw = await tcp_transport_pair()
+    client = TLSStream(client_raw, ctx, server_side=False)
+    server = TLSStream(server_raw, make_tls_context(bob), server_side=True)
+    await handshake_pair(client, server)
+    with pytest.raises(RemoteProtocolError, match="malformed"):
+        server.peer_certificate_chain_der()
+    await client.aclose()
+    await server.aclose()
 
 
 async def test_server_without_our_alpn_is_refused(alice: Identity, bob: Identity):

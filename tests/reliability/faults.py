@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from p2psync.config import Config, DeviceConfig, FolderConfig, load_config, save_config
@@ -206,9 +206,12 @@ class Daemon:
     chmod 000 really makes a file unreadable for it even when the suite runs as root.
     """
 
-    def __init__(self, home: Path, *, drop_dac: bool = False) -> None:
+    def __init__(
+        self, home: Path, *, drop_dac: bool = False, wrapper: Sequence[str] = ()
+    ) -> None:
         self.home = home
         self.drop_dac = drop_dac
+        self.wrapper = list(wrapper)  # a command the daemon runs under, e.g. prlimit
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self._log_offset = 0
@@ -218,9 +221,9 @@ class Daemon:
         return self.home / "p2psync.log"
 
     def start(self) -> None:
-        prefix: list[str] = []
+        prefix: list[str] = list(self.wrapper)
         if self.drop_dac and os.geteuid() == 0:
-            prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+            prefix += ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1"}
         self.proc = subprocess.Popen(
