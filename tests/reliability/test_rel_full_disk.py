@@ -150,6 +150,29 @@ async def stranger_says_hello(home: Path) -> list[object]:
     return events
 
 
+async def test_stranger_hello_on_a_full_home_disk(tmp_path, outcomes) -> None:
+    with node_on_small_disk(tmp_path) as (daemon, data):
+        fill_to_zero(data)
+        for _ in range(3):
+            events = await stranger_says_hello(daemon.home)
+            assert any(isinstance(e, Hello) for e in events), events
+            assert any(isinstance(e, Close | ConnectionClosed) for e in events), events
+        assert daemon.alive(), f"the daemon exited:\n{daemon.stderr()[-4000:]}"
+        assert daemon.status()["system"]
+        log = daemon.stderr()
+        assert log.count("cannot record pending devices/folders") == 1, log[-3000:]
+        assert not list(daemon.home.glob(".pending.json.*.tmp")), "a partial temp file is left"
+        unfill(data)
+        await stranger_says_hello(daemon.home)
+        pending = daemon.cli("peer", "pending", "--json")
+        assert pending.returncode == 0 and "stranger" in pending.stdout, pending
+    outcomes.record(
+        "disk",
+        "a stranger's Hello while the home disk is full (pending.json cannot be written)",
+        "connection closed normally, failure logged once, daemon kept serving",
+    )
+
+
 async def test_full_disk_during_a_scan_pauses_then_resumes(tmp_path, outcomes) -> None:
     with node_on_small_disk(tmp_path) as (daemon, data):
         wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
