@@ -194,3 +194,26 @@ async def test_full_disk_during_a_scan_pauses_then_resumes(tmp_path, outcomes) -
         "home and folder disk full during a local scan (index: database or disk is full)",
         "folder paused with the reason, status answered, resumed by itself when space returned",
     )
+
+
+async def test_restart_on_a_full_disk_starts_and_reports(tmp_path, outcomes) -> None:
+    with node_on_small_disk(tmp_path) as (daemon, data):
+        wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
+        daemon.stop()
+        fill_to_zero(data)
+        daemon.start()
+        wait_until(lambda: daemon_answers(daemon), 30, "the restarted daemon answers status")
+        (data / "while-full").mkdir()
+        daemon.cli("scan", FOLDER)
+        folder = wait_until(
+            lambda: (f := daemon.folder())["state"] == "paused" and f, 30, "folder paused"
+        )
+        assert DISK_FULL in folder["reason"], folder
+        unfill(data)
+        wait_until(lambda: daemon.folder()["state"] == "idle", 60, "folder idle again")
+        assert index_has(daemon.home, "while-full")
+    outcomes.record(
+        "disk",
+        "daemon restarted on a full home disk (api.address, index, log cannot be written)",
+        "started, answered status, folder paused then resumed by itself",
+    )
