@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,14 +24,14 @@ import trio
 from faults import P2PSYNC, Daemon, fill, share_folder, tmpfs, wait_until
 from nodes import FOLDER, make_home
 
-from p2psync.config import load_config
+from p2psync.config import load_config, save_config
 from p2psync.identity import generate_identity
 from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.protocol.connection import NEED_DATA, Connection
 from p2psync.protocol.messages import Close, ConnectionClosed, Hello
 
-pytestmark = pytest.mark.skipif(
+needs_mount = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root to mount a small tmpfs (mount -t tmpfs)"
 )
 
@@ -150,6 +152,7 @@ async def stranger_says_hello(home: Path) -> list[object]:
     return events
 
 
+@needs_mount
 async def test_stranger_hello_on_a_full_home_disk(tmp_path, outcomes) -> None:
     with node_on_small_disk(tmp_path) as (daemon, data):
         fill_to_zero(data)
@@ -173,6 +176,7 @@ async def test_stranger_hello_on_a_full_home_disk(tmp_path, outcomes) -> None:
     )
 
 
+@needs_mount
 async def test_full_disk_during_a_scan_pauses_then_resumes(tmp_path, outcomes) -> None:
     with node_on_small_disk(tmp_path) as (daemon, data):
         wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
@@ -196,6 +200,7 @@ async def test_full_disk_during_a_scan_pauses_then_resumes(tmp_path, outcomes) -
     )
 
 
+@needs_mount
 async def test_restart_on_a_full_disk_starts_and_reports(tmp_path, outcomes) -> None:
     with node_on_small_disk(tmp_path) as (daemon, data):
         wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
@@ -216,4 +221,53 @@ async def test_restart_on_a_full_disk_starts_and_reports(tmp_path, outcomes) -> 
         "disk",
         "daemon restarted on a full home disk (api.address, index, log cannot be written)",
         "started, answered status, folder paused then resumed by itself",
+    )
+
+
+def lowest_free_fd(pid: int) -> int:
+    used = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+
+async def test_file_handles_exhausted_during_a_local_edit(tmp_path, outcomes) -> None:
+    """No new file handle at all for the daemon (its soft RLIMIT_NOFILE lowered under the
+    lowest free descriptor), then a local edit its watcher sees: the scan cannot open
+    the file or the index; the folder must show it and go on once handles are back."""
+    home = make_home(tmp_path, "a")
+    data = tmp_path / "a" / "data"
+    (data / "work.txt").write_text("the user's work")
+    share_folder(home, data, {make_home(tmp_path, "b"): ("tcp://127.0.0.1:1",)})
+    cfg = load_config(home)
+    fc = cfg.folder(FOLDER)
+    assert fc is not None
+    save_config(cfg.with_folder(replace(fc, watcher=True, watcher_delay_ms=50)), home)
+    daemon = LoggedDaemon(home, tmp_path / "daemon.stderr")
+    daemon.start()
+    try:
+        wait_until(lambda: daemon_answers(daemon), 30, "the daemon answers status")
+        wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free_fd(pid), hard))
+        try:
+            (data / "edited.txt").write_text("a local edit while no handle is free")
+            wait_until(
+                lambda: "too many open files" in daemon.stderr().lower(),
+                30,
+                "the daemon reports the exhausted file handles",
+            )
+            assert daemon.alive(), f"the daemon exited:\n{daemon.stderr()[-4000:]}"
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        wait_until(lambda: daemon_answers(daemon), 30, "status answers again")
+        wait_until(lambda: index_has(home, "edited.txt"), 60, "the edit indexed after all")
+        wait_until(lambda: daemon.folder()["state"] == "idle", 30, "folder idle again")
+        assert daemon.alive()
+    finally:
+        daemon.stop()
+    outcomes.record(
+        "disk",
+        "file handles exhausted (RLIMIT_NOFILE lowered under the daemon) during a local edit",
+        "folder in error with the reason, daemon kept running, edit synced once handles were back",
     )
