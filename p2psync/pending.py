@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("p2psync.pending")
 
 PENDING_FILE = "pending.json"
 MAX_ENTRIES = 200
@@ -43,6 +46,7 @@ class PendingStore:
     def __init__(self, home: Path) -> None:
         self.path = home / PENDING_FILE
         self._thread_lock = threading.Lock()
+        self._failing = False  # the last best-effort write failed (logged once)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -69,8 +73,12 @@ class PendingStore:
 
     def _save(self, data: dict[str, Any]) -> None:
         tmp = self.path.with_name(f".{PENDING_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a partial file would only take more space
+            raise
 
     def add_device(self, entry: PendingDevice) -> None:
         with self._lock():
@@ -113,6 +121,29 @@ class PendingStore:
                 del data["folders"][k]
             if keys:
                 self._save(data)
+
+
+    def try_add_device(self, entry: PendingDevice) -> bool:
+        """``add_device`` for the daemon: a stranger's visit is not worth failing over (the
+        home disk may be full); a failure is logged once until a write succeeds again."""
+        return self._best_effort(self.add_device, entry)
+
+    def try_add_folder(self, entry: PendingFolder) -> bool:
+        """``add_folder`` for the daemon, best-effort like ``try_add_device``."""
+        return self._best_effort(self.add_folder, entry)
+
+    def _best_effort(self, add: Callable[[Any], None], entry: object) -> bool:
+        try:
+            add(entry)
+        except OSError as exc:
+            if not self._failing:
+                log.warning("cannot record pending devices/folders in %s: %s", self.path, exc)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("recording pending devices/folders works again")
+        self._failing = False
+        return True
 
 
 def _trim(table: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
@@ -98,11 +99,41 @@ async def _start_api(node: Node, nursery: trio.Nursery) -> None:
     )
     node.api_address = address
     path = node.home / API_ADDRESS_FILE
-    tmp = path.with_name(f".{API_ADDRESS_FILE}.tmp")
-    await trio.to_thread.run_sync(_write_text, tmp, path, f"{address}\n")
     log.info("control API on http://%s", address)
+    try:
+        await trio.to_thread.run_sync(write_api_address, path, f"{address}\n")
+    except OSError as exc:  # e.g. a full disk: keep serving; the CLI uses the config's address
+        log.error(
+            "cannot write %s (%s): `p2psync` commands find the daemon at the configured "
+            "API address %s%s",
+            path,
+            exc,
+            node.config.api,
+            " only once the port is fixed (it is 0)" if node.config.api.endswith(":0") else "",
+        )
 
 
-def _write_text(tmp, path, text: str) -> None:
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def write_api_address(path: Path, text: str) -> None:
+    """Write the API address atomically; on a full disk, overwrite the previous run's file
+    in place (its block is already allocated), else remove it so that no stale address
+    is left for the CLI. Raises OSError if the address could not be written."""
+    tmp = path.with_name(f".{API_ADDRESS_FILE}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        failure = exc
+    try:
+        with open(path, "r+b") as f:  # no truncation first: the block stays allocated
+            f.write(text.encode())
+            f.truncate(len(text.encode()))
+            f.flush()
+            os.fsync(f.fileno())
+        log.warning("wrote %s in place (%s)", path, failure)
+        return
+    except OSError:
+        pass
+    path.unlink(missing_ok=True)
+    raise failure

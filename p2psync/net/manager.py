@@ -332,7 +332,7 @@ class ConnectionManager:
                 address,
             )
             await trio.to_thread.run_sync(
-                self.pending.add_device,
+                self.pending.try_add_device,
                 PendingDevice(str(device), hello.device_name, address, time.time()),
             )
             self.events.emit(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +27,7 @@ from ..identity import DeviceID
 from ..index.store import IndexStore, NeedCursor
 from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo, FileType
+from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
 from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
@@ -47,6 +49,8 @@ RENAME_SOURCES_MAX = 200_000
 TEMP_MAX_AGE_NS = 24 * 3600 * 10**9  # like Syncthing: a day-old partial file is garbage
 PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
 PULL_DEBOUNCE_MAX = 2.0
+SPACE_CHECK_INTERVAL = 2.0  # while paused for a full disk: how often free space is looked at
+SPACE_RETURNED = 1024 * 1024  # this much more free space than at the failure: try again now
 
 
 @dataclass
@@ -110,6 +114,11 @@ class FolderRunner:
         self._temps_to_clean = False  # after a full scan, once nothing is needed
         self._pull_burst_start: float | None = None
         self._nursery: trio.Nursery | None = None
+        self._started_up = False
+        self._fault_reason = ""  # why the last round failed (logged once per reason)
+        self._space_wait = False  # paused for a full disk: watch free space
+        self._space_floor: int | None = None  # free bytes when that was noticed
+        self._space_checked = 0.0
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -183,11 +192,10 @@ class FolderRunner:
 
     # ---- the loop ------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        adopted = await trio.to_thread.run_sync(self.puller.adopt_applied, limiter=self.io_limiter)
-        if adopted:
-            log.info("%s: recorded %d files applied just before the last stop", self.id, adopted)
-        self.local_sequence.set(await self._db(self.index.max_sequence, self.id, self.local.raw))
-        await self._db(self.index.local_index_id, self.id)
+        try:
+            await self._start_up()
+        except RESOURCE_ERRORS as exc:  # e.g. a full disk: the node starts, this folder waits
+            self._failed(exc)
         async with trio.open_nursery() as nursery:
             task_status.started()
             if self.config.rescan_interval_s:
@@ -196,14 +204,21 @@ class FolderRunner:
             await nursery.start(self.serve_queue.run)
             nursery.start_soon(self._clean_versions)
             while True:
+                space_check = (
+                    self._space_checked + SPACE_CHECK_INTERVAL if self._space_wait else None
+                )
                 due = min(
-                    (t for t in (self._retry_at, self._pull_due) if t is not None),
+                    (t for t in (self._retry_at, self._pull_due, space_check) if t is not None),
                     default=float("inf"),
                 )
                 timeout = max(0.0, due - trio.current_time())
                 with trio.move_on_after(timeout):
                     await self._wake.wait()
                     await trio.sleep(WAKE_COALESCE)  # let a burst of triggers become one round
+                if self._space_wait and trio.current_time() >= self._space_checked + (
+                    SPACE_CHECK_INTERVAL
+                ):
+                    await self._check_space_returned()
                 if self._retry_at and trio.current_time() >= self._retry_at:
                     self._retry_at = None
                     self._pull_wanted = True
@@ -226,9 +241,79 @@ class FolderRunner:
                 if self.config.paused:
                     self._set_state("paused", "paused by the user")
                     continue
-                await self._work()
+                await self._round()
+
+    async def _start_up(self) -> None:
+        """Record what was applied before the last stop and read where our index stands."""
+        adopted = await trio.to_thread.run_sync(self.puller.adopt_applied, limiter=self.io_limiter)
+        if adopted:
+            log.info("%s: recorded %d files applied just before the last stop", self.id, adopted)
+        self.local_sequence.set(await self._db(self.index.max_sequence, self.id, self.local.raw))
+        await self._db(self.index.local_index_id, self.id)
+        self._started_up = True
+
+    async def _round(self) -> None:
+        """One round of work. A full disk, exhausted file handles or an index that cannot be
+        written put this folder in a state with the reason (paused for a full disk, error
+        otherwise) and are retried with backoff; they never end the daemon."""
+        try:
+            await self._work()
+        except* RESOURCE_ERRORS as group:
+            self._failed(first_leaf(group))
+        except* Exception as group:  # a bug must cost this round, not the daemon
+            leaf = first_leaf(group)
+            log.error("%s: a round of work failed", self.id, exc_info=leaf)
+            self._failed(leaf)
+        else:
+            if self._fault_reason:
+                log.info("%s: working again after: %s", self.id, self._fault_reason)
+                self._fault_reason = ""
+
+    def _failed(self, exc: BaseException) -> None:
+        if is_disk_full(exc):
+            where = (
+                "for the index in the daemon's home"
+                if not isinstance(exc, OSError)
+                else f"on {self.config.path}"
+            )
+            state, reason = "paused", f"{DISK_FULL} {where}; resumes when space is freed"
+            self._space_wait = True
+        else:
+            state, reason = "error", f"{describe(exc)}; retrying"
+        if reason != self._fault_reason:
+            log.error("%s: %s (%s)", self.id, reason, exc)
+            self._fault_reason = reason
+        self._set_state(state, reason)
+        self._schedule_retry()
+
+    async def _check_space_returned(self) -> None:
+        """While paused for a full disk: go again as soon as space is freed."""
+        self._space_checked = trio.current_time()
+        free = await trio.to_thread.run_sync(self._free_space)
+        if self._space_floor is None or free < self._space_floor:
+            self._space_floor = free
+        elif free >= self._space_floor + SPACE_RETURNED:
+            log.info("%s: %d MiB free again; resuming", self.id, free // 2**20)
+            self._space_floor = free
+            self._retry_at = trio.current_time()
+            self._retry_delay = RETRY_MIN
+            self._pull_wanted = True
+
+    def _free_space(self) -> int:
+        """Free bytes where this folder writes: the folder's file system and the index's."""
+        try:
+            st = os.statvfs(self.index.path.parent)
+            home = st.f_bavail * st.f_frsize
+        except OSError:
+            home = 0
+        try:
+            return min(home, self.fs.free_space())
+        except (OSError, FilesystemError):
+            return 0
 
     async def _work(self) -> None:
+        if not self._started_up:
+            await self._start_up()
         if not await self._prepare():
             return
         if self.config.watcher and not self._watching:
@@ -250,6 +335,8 @@ class FolderRunner:
     def _settle_state(self) -> None:
         """The state once a round of work is done: the most important reason wins."""
         errors = self.status.item_errors
+        if DISK_FULL not in errors.values():
+            self._space_wait, self._space_floor = False, None
         if self.config.paused:
             self._set_state("paused", "paused by the user")
         elif self._hold_reason:
@@ -258,6 +345,7 @@ class FolderRunner:
             self._set_state(
                 "paused", f"{DISK_FULL} on {self.config.path}; pulling resumes when space is freed"
             )
+            self._space_wait = True
         elif errors:
             self._set_state("error", f"{len(errors)} items not in sync")
         else:
@@ -333,6 +421,28 @@ class FolderRunner:
         else:  # watchdog's observer threads, kept off this process's GIL
             from ..watch_process import watch_folder_in_child as watch_folder
 
+        armed: list[bool] = []
+
+        def started() -> None:
+            armed.append(True)
+            task_status.started()
+
+        try:
+            await self._watch_until_failed(watch_folder, started)
+        except* RESOURCE_ERRORS as group:  # e.g. out of file handles: watch again later
+            log.warning(
+                "%s: stopped watching for changes (%s); rescanning, watching again next round",
+                self.id,
+                describe(first_leaf(group)),
+            )
+            self._watching = False
+            self.request_scan(None)
+            if not armed:
+                task_status.started()
+
+    async def _watch_until_failed(
+        self, watch_folder: Callable[..., Awaitable[None]], started: Callable[[], None]
+    ) -> None:
         send, receive = trio.open_memory_channel[list[str] | None](16)
         async with trio.open_nursery() as nursery:
             try:
@@ -348,9 +458,9 @@ class FolderRunner:
                 log.warning(
                     "%s: not watching for changes (%s); relying on periodic scans", self.id, exc
                 )
-                task_status.started()
+                started()
                 return
-            task_status.started()
+            started()
             async with receive:
                 async for paths in receive:
                     self.request_scan(paths)
@@ -363,7 +473,7 @@ class FolderRunner:
         self._scan_full = False
         self._scan_paths = set()
         self._set_state("scanning")
-        result = await ScanRound(
+        scan_round = ScanRound(
             folder_id=self.id,
             config=self.config,
             fs=self.fs,
@@ -373,7 +483,15 @@ class FolderRunner:
             hash_workers=self.hash_workers,
             db=self._db,
             on_stored=self._scanned_stored,
-        ).run(paths)
+        )
+        try:
+            result = await scan_round.run(paths)
+        except BaseException:  # not done: ask for it again (the error is re-raised)
+            if paths is None:
+                self._scan_full = True
+            else:
+                self._scan_paths.update(paths)
+            raise
         self.status.last_scan = time.time()
         self.status.scan_problems = result.problems[:1000]
         for name, reason in result.problems[:20]:

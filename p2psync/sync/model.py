@@ -37,6 +37,7 @@ from ..protocol.messages import (
     Response,
 )
 from ..protocol.model import FileInfo
+from ..resource_faults import RESOURCE_ERRORS, describe
 from .folder import FolderRunner
 from .overrides import FLAG_RECEIVE_ONLY
 from .puller import BlockSource
@@ -191,12 +192,26 @@ class _PeerSession:
         self.last_cluster_config: ClusterConfig | None = None
 
     async def handle_message(self, peer: PeerConnection, message: Message) -> None:
-        if isinstance(message, ClusterConfig):
-            await self._on_cluster_config(message)
-        elif isinstance(message, Index | IndexUpdate):
-            await self._on_index(message)
-        elif isinstance(message, DownloadProgress):
-            pass  # we do not fetch from temporary files
+        try:
+            if isinstance(message, ClusterConfig):
+                await self._on_cluster_config(message)
+            elif isinstance(message, Index | IndexUpdate):
+                await self._on_index(message)
+            elif isinstance(message, DownloadProgress):
+                pass  # we do not fetch from temporary files
+        except RESOURCE_ERRORS as exc:  # e.g. the index cannot be written: a full disk
+            await self._close_for(exc, f"storing its {type(message).__name__}")
+
+    async def _close_for(self, exc: Exception, doing: str) -> None:
+        """End this connection (not the daemon) over a local fault; the peer resends what
+        we could not take once it reconnects."""
+        log.error(
+            "%s: %s failed (%s); closing the connection",
+            self.device.short_str(),
+            doing,
+            describe(exc),
+        )
+        await self.peer.close(f"local error: {describe(exc)}")
 
     async def handle_requests(
         self, peer: PeerConnection, requests: Sequence[Request]
@@ -231,7 +246,7 @@ class _PeerSession:
                 our_folder = model.get_config().folder(folder.id)
                 if our_folder is None or str(self.device) not in our_folder.devices:
                     await trio.to_thread.run_sync(
-                        model.pending.add_folder,
+                        model.pending.try_add_folder,
                         PendingFolder(folder.id, folder.label, str(self.device), time.time()),
                     )
                     model.events.emit(
@@ -320,6 +335,8 @@ class _PeerSession:
             await self._send_index_loop(folder_id, start, full, task_status=task_status)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the connection ended; the reader reports why
+        except RESOURCE_ERRORS as exc:  # e.g. out of file handles reading the index
+            await self._close_for(exc, f"sending the index of {folder_id!r}")
 
     async def _send_index_loop(
         self, folder_id: str, start: int, full: bool, *, task_status: trio.TaskStatus[None]

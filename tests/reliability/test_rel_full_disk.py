@@ -1,0 +1,273 @@
+"""Exhausted resources around a real daemon: its home and folder on one small tmpfs that
+is filled to the last byte, and a file-handle limit lowered under the running process.
+
+Expected: the daemon never exits; the folder shows why it cannot work (paused for a full
+disk, error for exhausted file handles), ``p2psync status`` answers throughout, a restart
+on a full disk starts and reports, and everything resumes on its own once the resource
+is back. Mounting needs root: without it these tests are skipped (said in the reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import trio
+from faults import P2PSYNC, Daemon, fill, share_folder, tmpfs, wait_until
+from nodes import FOLDER, make_home
+
+from p2psync.config import load_config, save_config
+from p2psync.identity import generate_identity
+from p2psync.net.endpoints import parse_endpoint
+from p2psync.net.tls import tls_connect
+from p2psync.protocol.connection import NEED_DATA, Connection
+from p2psync.protocol.messages import Close, ConnectionClosed, Hello
+
+needs_mount = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root to mount a small tmpfs (mount -t tmpfs)"
+)
+
+DISK_FULL = "insufficient disk space"
+
+
+class LoggedDaemon(Daemon):
+    """A daemon whose stderr (its log, even when the home disk is full) goes to a file
+    outside the filled disk."""
+
+    def __init__(self, home: Path, stderr_path: Path) -> None:
+        super().__init__(home)
+        self.stderr_path = stderr_path
+
+    def start(self) -> None:
+        env = {**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1"}
+        with open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(
+                [*P2PSYNC, "--home", str(self.home), "run"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        self.starts += 1
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text("utf-8", "replace")
+
+    def status(self) -> dict:
+        """``p2psync status --json`` through the API; fails the test if it does not answer."""
+        out = self.cli("status", "--json")
+        assert out.returncode == 0, f"status failed: {out.stderr}\n{self.stderr()[-3000:]}"
+        return json.loads(out.stdout)
+
+    def folder(self) -> dict:
+        return next(f for f in self.status()["folders"] if f["id"] == FOLDER)
+
+
+@contextlib.contextmanager
+def node_on_small_disk(tmp_path: Path, size: str = "8m") -> Iterator[tuple[LoggedDaemon, Path]]:
+    """A daemon whose home and shared folder are on one fresh tmpfs of ``size``."""
+    disk = tmp_path / "disk"
+    with tmpfs(disk, size):
+        home = make_home(disk, "a")
+        data = disk / "a" / "data"
+        (data / "work.txt").write_text("the user's work")
+        peer_home = make_home(tmp_path, "b")  # never runs: the folder needs a device
+        share_folder(home, data, {peer_home: ("tcp://127.0.0.1:1",)})
+        daemon = LoggedDaemon(home, tmp_path / "daemon.stderr")
+        daemon.start()
+        try:
+            wait_until(lambda: daemon_answers(daemon), 30, "the daemon answers status")
+            yield daemon, data
+            assert daemon.alive(), f"the daemon exited:\n{daemon.stderr()[-4000:]}"
+        finally:
+            daemon.stop()
+
+
+def daemon_answers(daemon: LoggedDaemon) -> bool:
+    assert daemon.alive(), f"the daemon exited:\n{daemon.stderr()[-4000:]}"
+    return daemon.cli("status", "--json").returncode == 0
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def fill_to_zero(path: Path) -> None:
+    fill(path, 0)
+    with contextlib.suppress(OSError), open(path / "filler-rest.bin", "wb") as f:
+        while True:
+            f.write(b"\0" * 4096)
+            f.flush()
+    assert free_bytes(path) == 0
+
+
+def unfill(path: Path) -> None:
+    for name in ("filler.bin", "filler-rest.bin"):
+        (path / name).unlink(missing_ok=True)
+
+
+def index_has(home: Path, name: str) -> bool:
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{home / 'index.sqlite3'}?mode=ro", uri=True)
+        ) as db:
+            row = db.execute("SELECT count(*) FROM files WHERE name = ?", (name.encode(),))
+            return row.fetchone()[0] > 0
+    except sqlite3.OperationalError:
+        return False
+
+
+async def stranger_says_hello(home: Path) -> list[object]:
+    """An unknown device connects (TLS, Hello); returns what the node sent until it closed."""
+    endpoint = parse_endpoint(load_config(home).listen[0])
+    tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+    stream = await tls_connect(tcp, generate_identity())
+    conn = Connection(
+        Hello(device_name="stranger", client_name="p2psync", client_version="0", timestamp=0)
+    )
+    events: list[object] = []
+    with trio.fail_after(20):
+        await stream.send_all(conn.start())
+        while True:
+            ev = conn.next_event()
+            if ev is NEED_DATA:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    data = b""
+                conn.receive_data(data)
+                continue
+            events.append(ev)
+            if isinstance(ev, ConnectionClosed | Close):
+                break
+    await trio.aclose_forcefully(stream)
+    return events
+
+
+@needs_mount
+async def test_stranger_hello_on_a_full_home_disk(tmp_path, outcomes) -> None:
+    with node_on_small_disk(tmp_path) as (daemon, data):
+        fill_to_zero(data)
+        for _ in range(3):
+            events = await stranger_says_hello(daemon.home)
+            assert any(isinstance(e, Hello) for e in events), events
+            assert any(isinstance(e, Close | ConnectionClosed) for e in events), events
+        assert daemon.alive(), f"the daemon exited:\n{daemon.stderr()[-4000:]}"
+        assert daemon.status()["system"]
+        log = daemon.stderr()
+        assert log.count("cannot record pending devices/folders") == 1, log[-3000:]
+        assert not list(daemon.home.glob(".pending.json.*.tmp")), "a partial temp file is left"
+        unfill(data)
+        await stranger_says_hello(daemon.home)
+        pending = daemon.cli("peer", "pending", "--json")
+        assert pending.returncode == 0 and "stranger" in pending.stdout, pending
+    outcomes.record(
+        "disk",
+        "a stranger's Hello while the home disk is full (pending.json cannot be written)",
+        "connection closed normally, failure logged once, daemon kept serving",
+    )
+
+
+@needs_mount
+async def test_full_disk_during_a_scan_pauses_then_resumes(tmp_path, outcomes) -> None:
+    with node_on_small_disk(tmp_path) as (daemon, data):
+        wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
+        fill_to_zero(data)
+        for i in range(40):  # enough new entries that the index must grow
+            (data / f"new-dir-{i}").mkdir()
+        os.chmod(data / "work.txt", 0o600)
+        daemon.cli("scan", FOLDER)
+        folder = wait_until(
+            lambda: (f := daemon.folder())["state"] == "paused" and f, 30, "folder paused"
+        )
+        assert DISK_FULL in folder["reason"], folder
+        assert daemon.alive()
+        unfill(data)  # no command: the folder must notice the space by itself
+        wait_until(lambda: daemon.folder()["state"] == "idle", 60, "folder idle again")
+        assert index_has(daemon.home, "new-dir-39"), "the scan did not finish after space returned"
+    outcomes.record(
+        "disk",
+        "home and folder disk full during a local scan (index: database or disk is full)",
+        "folder paused with the reason, status answered, resumed by itself when space returned",
+    )
+
+
+@needs_mount
+async def test_restart_on_a_full_disk_starts_and_reports(tmp_path, outcomes) -> None:
+    with node_on_small_disk(tmp_path) as (daemon, data):
+        wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
+        daemon.stop()
+        fill_to_zero(data)
+        daemon.start()
+        wait_until(lambda: daemon_answers(daemon), 30, "the restarted daemon answers status")
+        (data / "while-full").mkdir()
+        daemon.cli("scan", FOLDER)
+        folder = wait_until(
+            lambda: (f := daemon.folder())["state"] == "paused" and f, 30, "folder paused"
+        )
+        assert DISK_FULL in folder["reason"], folder
+        unfill(data)
+        wait_until(lambda: daemon.folder()["state"] == "idle", 60, "folder idle again")
+        assert index_has(daemon.home, "while-full")
+    outcomes.record(
+        "disk",
+        "daemon restarted on a full home disk (api.address, index, log cannot be written)",
+        "started, answered status, folder paused then resumed by itself",
+    )
+
+
+def lowest_free_fd(pid: int) -> int:
+    used = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+
+async def test_file_handles_exhausted_during_a_local_edit(tmp_path, outcomes) -> None:
+    """No new file handle at all for the daemon (its soft RLIMIT_NOFILE lowered under the
+    lowest free descriptor), then a local edit its watcher sees: the scan cannot open
+    the file or the index; the folder must show it and go on once handles are back."""
+    home = make_home(tmp_path, "a")
+    data = tmp_path / "a" / "data"
+    (data / "work.txt").write_text("the user's work")
+    share_folder(home, data, {make_home(tmp_path, "b"): ("tcp://127.0.0.1:1",)})
+    cfg = load_config(home)
+    fc = cfg.folder(FOLDER)
+    assert fc is not None
+    save_config(cfg.with_folder(replace(fc, watcher=True, watcher_delay_ms=50)), home)
+    daemon = LoggedDaemon(home, tmp_path / "daemon.stderr")
+    daemon.start()
+    try:
+        wait_until(lambda: daemon_answers(daemon), 30, "the daemon answers status")
+        wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free_fd(pid), hard))
+        try:
+            (data / "edited.txt").write_text("a local edit while no handle is free")
+            wait_until(
+                lambda: "too many open files" in daemon.stderr().lower(),
+                30,
+                "the daemon reports the exhausted file handles",
+            )
+            assert daemon.alive(), f"the daemon exited:\n{daemon.stderr()[-4000:]}"
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        wait_until(lambda: daemon_answers(daemon), 30, "status answers again")
+        wait_until(lambda: index_has(home, "edited.txt"), 60, "the edit indexed after all")
+        wait_until(lambda: daemon.folder()["state"] == "idle", 30, "folder idle again")
+        assert daemon.alive()
+    finally:
+        daemon.stop()
+    outcomes.record(
+        "disk",
+        "file handles exhausted (RLIMIT_NOFILE lowered under the daemon) during a local edit",
+        "folder in error with the reason, daemon kept running, edit synced once handles were back",
+    )
