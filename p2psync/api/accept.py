@@ -161,7 +161,7 @@ async def _accept_loop(
                 gate.slots.release_on_behalf_of(slot)
                 await trio.aclose_forcefully(stream)
                 warn.warning(
-                    "refused:" + key,
+                    "refused",
                     "refused a connection from %s: it already holds %d (the cap per address)",
                     key,
                     gate.caps.per_address,
