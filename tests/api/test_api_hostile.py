@@ -7,6 +7,10 @@ Other source addresses are 127.0.0.2, 127.0.0.3...: all of 127.0.0.0/8 is loopba
 
 from __future__ import annotations
 
+import resource
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -146,3 +150,62 @@ async def test_at_the_total_cap_accepts_wait_until_a_connection_closes() -> None
         assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"hello")
         for stream in held[1:]:
             await stream.aclose()
+
+
+# A server whose connection cap lies above its file-handle limit, so accept(2) itself
+# fails with EMFILE while silent clients hold every handle (until the head timeout).
+EMFILE_SERVER = """
+import logging, sys
+from functools import partial
+import trio
+from p2psync.api.accept import ConnectionCaps, ConnectionGate
+from p2psync.api.http import App, Limits, Response, Route, serve
+
+async def hello(request):
+    return Response("hello", media_type="text/plain")
+
+async def main():
+    gate = ConnectionGate(ConnectionCaps(total=1000))
+    limits = Limits(head_timeout=1.0)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(
+            partial(serve, App([Route("/hello", hello)]), "127.0.0.1", 0, limits=limits, gate=gate)
+        )
+        print(address, flush=True)
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+trio.run(main)
+"""
+
+
+def test_accept_failing_with_emfile_logs_one_warning_and_recovers(tmp_path) -> None:
+    log = tmp_path / "server.log"
+
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", EMFILE_SERVER],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            preexec_fn=limit_files,
+        )
+    held: list[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        host, _, port = proc.stdout.readline().strip().rpartition(":")
+        for _ in range(100):  # silent: each holds a handle until its head timeout (1 s)
+            sock = socket.create_connection((host, int(port)), timeout=WITHIN)
+            held.append(sock)
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=WITHIN) as http:
+            assert http.get("/hello").text == "hello"  # served once handles free up
+    finally:
+        for sock in held:
+            sock.close()
+        proc.kill()
+        proc.wait()
+    lines = log.read_text().splitlines()
+    warnings = [line for line in lines if "accept failed: Too many open files" in line]
+    assert 1 <= len(warnings) <= 2 and not any("Traceback" in line for line in lines), lines
