@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from p2psync.discovery.announcement import sign_announcement
-from p2psync.identity import Identity
+from p2psync.identity import Identity, generate_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 ATTACKER = "127.0.0.2"
@@ -139,27 +139,45 @@ def assert_still_serves(server: Server, identity: Identity) -> float:
     return took
 
 
-def assert_quiet(server: Server, most: int) -> None:
+def assert_quiet(server: Server, most: int) -> int:
+    """The log has at most ``most`` lines and no traceback; its length."""
     lines = server.log_lines()
     assert not [line for line in lines if "Traceback" in line], "\n".join(lines[:40])
     assert len(lines) <= most, "\n".join(lines[:40])
+    return len(lines)
+
+
+@pytest.fixture(scope="module")
+def identity() -> Identity:
+    return generate_identity()
 
 
 HEAD = b"POST /v1/announce HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
 
-def test_a_trickled_head_is_cut_at_the_header_timeout(tmp_path: Path, identity: Identity) -> None:
+def test_a_trickled_head_is_cut_at_the_header_timeout(
+    tmp_path: Path, identity: Identity, outcomes
+) -> None:
     with discovery_server(tmp_path, "--header-timeout", "1", *GENEROUS) as server:
         sock = attacker_socket(server)
         assert sock is not None
         with sock:
             took, _ = trickle(sock, HEAD + b"X-Slow: a\r\n" * 100, every=0.05)
         assert took < 1 + 2  # the whole head would take 75 s at this pace
-        assert assert_still_serves(server, identity) < 2
-    assert_quiet(server, most=5)
+        healthz = assert_still_serves(server, identity)
+        assert healthz < 2
+    lines = assert_quiet(server, most=5)
+    outcomes.record(
+        "discovery",
+        "request head trickled 20 bytes/s (--header-timeout 1)",
+        "closed at the deadline, still serving",
+        detail=f"closed after {took:.1f} s; /healthz {healthz * 1000:.0f} ms; {lines} log lines",
+    )
 
 
-def test_a_trickled_body_gets_408_at_the_body_timeout(tmp_path: Path, identity: Identity) -> None:
+def test_a_trickled_body_gets_408_at_the_body_timeout(
+    tmp_path: Path, identity: Identity, outcomes
+) -> None:
     with discovery_server(tmp_path, "--body-timeout", "1", *GENEROUS) as server:
         sock = attacker_socket(server)
         assert sock is not None
@@ -168,11 +186,20 @@ def test_a_trickled_body_gets_408_at_the_body_timeout(tmp_path: Path, identity: 
             took, answer = trickle(sock, b"{" * 1000, every=0.05)
         assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer
         assert took < 1 + 2
-        assert assert_still_serves(server, identity) < 2
-    assert_quiet(server, most=5)
+        healthz = assert_still_serves(server, identity)
+        assert healthz < 2
+    lines = assert_quiet(server, most=5)
+    outcomes.record(
+        "discovery",
+        "announce body trickled 20 bytes/s (--body-timeout 1)",
+        "refused (408), still serving",
+        detail=f"408 after {took:.1f} s; /healthz {healthz * 1000:.0f} ms; {lines} log lines",
+    )
 
 
-def test_many_connections_from_one_address_are_capped(tmp_path: Path, identity: Identity) -> None:
+def test_many_connections_from_one_address_are_capped(
+    tmp_path: Path, identity: Identity, outcomes
+) -> None:
     args = ("--max-connections-per-address", "4", *GENEROUS)
     with discovery_server(tmp_path, *args) as server, ExitStack() as held:
         socks = [attacker_socket(server) for _ in range(30)]
@@ -184,14 +211,23 @@ def test_many_connections_from_one_address_are_capped(tmp_path: Path, identity: 
         # beyond the 4th: closed at once (the body timeout is 10 s)
         assert all(closed)
         assert not any(closed_by_server(sock, within=0.01) for sock in socks[:4])
-        assert assert_still_serves(server, identity) < 2
+        healthz = assert_still_serves(server, identity)
+        assert healthz < 2
         with httpx.Client(base_url=server.url, timeout=WITHIN) as http:
             metrics = http.get("/metrics").text
         assert "p2psync_discovery_connections_refused_total 26" in metrics
-    assert_quiet(server, most=6)  # start, one warning for the refusals, stop
+    lines = assert_quiet(server, most=6)  # start, one warning for the refusals, stop
+    outcomes.record(
+        "discovery",
+        "30 connections from one address holding bodies (cap 4 per address)",
+        "26 closed at once, still serving",
+        detail=f"/healthz {healthz * 1000:.0f} ms from another address; {lines} log lines",
+    )
 
 
-def test_a_small_file_handle_table_is_not_exhausted(tmp_path: Path, identity: Identity) -> None:
+def test_a_small_file_handle_table_is_not_exhausted(
+    tmp_path: Path, identity: Identity, outcomes
+) -> None:
     # 100 handles: the server caps itself at 36 connections, 32 from one address
     with discovery_server(tmp_path, *GENEROUS, nofile=100) as server, ExitStack() as held:
         for _ in range(150):
@@ -202,12 +238,21 @@ def test_a_small_file_handle_table_is_not_exhausted(tmp_path: Path, identity: Id
                     sock.sendall(HEAD + b"Content-Length: 1000\r\n\r\n{")
                 except OSError:
                     pass  # already closed: its address held its cap
-        assert assert_still_serves(server, identity) < 2
+        healthz = assert_still_serves(server, identity)
+        assert healthz < 2
     assert "at most 36 connections, 32 per address" in server.log.read_text()
-    assert_quiet(server, most=6)
+    lines = assert_quiet(server, most=6)
+    outcomes.record(
+        "discovery",
+        "150 connections holding bodies, server limited to 100 file handles",
+        "capped below the limit (36), no EMFILE, still serving",
+        detail=f"/healthz {healthz * 1000:.0f} ms; {lines} log lines, no traceback",
+    )
 
 
-def test_clients_leaving_mid_body_leave_no_traceback(tmp_path: Path, identity: Identity) -> None:
+def test_clients_leaving_mid_body_leave_no_traceback(
+    tmp_path: Path, identity: Identity, outcomes
+) -> None:
     with discovery_server(tmp_path, *GENEROUS) as server:
         for _ in range(20):
             sock = attacker_socket(server)
@@ -220,4 +265,11 @@ def test_clients_leaving_mid_body_leave_no_traceback(tmp_path: Path, identity: I
             while 'reason="client-disconnect"} 20' not in http.get("/metrics").text:
                 assert time.monotonic() < deadline, "the 20 disconnects were not counted"
                 time.sleep(0.05)  # poll interval while waiting for the condition above
-    assert_quiet(server, most=4)
+    lines = assert_quiet(server, most=4)
+    outcomes.record(
+        "discovery",
+        "20 clients close mid-body",
+        "counted (client-disconnect), not logged",
+        trials=20,
+        detail=f"{lines} log lines, no traceback",
+    )

@@ -1,4 +1,4 @@
-"""The API's HTTP server against hostile clients over real loopback sockets: heads and
+"""The control API's HTTP server against hostile clients over real loopback sockets: heads and
 bodies trickled a byte at a time (the deadlines are totals, not per read), and many
 connections from one address (a cap per address and in total).
 
@@ -89,16 +89,22 @@ async def wait_closed(stream: trio.SocketStream, within: float = WITHIN) -> byte
     return b"".join(chunks)
 
 
-async def test_a_head_trickled_a_byte_at_a_time_is_cut_at_the_head_deadline() -> None:
+async def test_a_head_trickled_a_byte_at_a_time_is_cut_at_the_head_deadline(outcomes) -> None:
     limits = replace(SLOW, head_timeout=1.0)
     async with running(limits) as address:
         stream = await connect(address)
         head = b"GET /hello HTTP/1.1\r\n" + b"X-Slow: a\r\n" * 200
         took = await trickle_until_closed(stream, head, every=0.05)
         assert took < 1.0 + 3.0  # 4,400 bytes at 20 a second would take 220 s
+    outcomes.record(
+        "api",
+        "request head trickled 20 bytes/s (head timeout 1 s)",
+        "closed at the deadline",
+        detail=f"closed after {took:.1f} s",
+    )
 
 
-async def test_a_body_trickled_a_byte_at_a_time_gets_408_at_the_body_deadline() -> None:
+async def test_a_body_trickled_a_byte_at_a_time_gets_408_at_the_body_deadline(outcomes) -> None:
     limits = replace(SLOW, body_timeout=1.0)
     async with running(limits) as address:
         stream = await connect(address)
@@ -111,10 +117,17 @@ async def test_a_body_trickled_a_byte_at_a_time_gets_408_at_the_body_deadline() 
                 with trio.move_on_after(0.05):
                     got = await stream.receive_some(65536)
         assert got.startswith(b"HTTP/1.1 408 ")
-        assert trio.current_time() - start < 1.0 + 3.0
+        took = trio.current_time() - start
+        assert took < 1.0 + 3.0
+    outcomes.record(
+        "api",
+        "request body trickled 20 bytes/s (body timeout 1 s)",
+        "refused (408)",
+        detail=f"408 after {took:.1f} s",
+    )
 
 
-async def test_connections_beyond_the_cap_per_address_are_closed_at_once() -> None:
+async def test_connections_beyond_the_cap_per_address_are_closed_at_once(outcomes) -> None:
     gate = ConnectionGate(ConnectionCaps(total=64, per_address=4))
     async with running(SLOW, gate) as address:
         held = [await connect(address, "127.0.0.2") for _ in range(4)]
@@ -127,9 +140,14 @@ async def test_connections_beyond_the_cap_per_address_are_closed_at_once() -> No
             assert (await client.get("/hello")).text == "hello"
         for stream in held:
             await stream.aclose()
+    outcomes.record(
+        "api",
+        "10 silent connections from one address (cap 4 per address)",
+        "6 closed at once, another address served",
+    )
 
 
-async def test_at_the_total_cap_accepts_wait_until_a_connection_closes() -> None:
+async def test_at_the_total_cap_accepts_wait_until_a_connection_closes(outcomes) -> None:
     gate = ConnectionGate(ConnectionCaps(total=3, per_address=2))
     async with running(SLOW, gate) as address:
         held = [
@@ -150,6 +168,11 @@ async def test_at_the_total_cap_accepts_wait_until_a_connection_closes() -> None
         assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"hello")
         for stream in held[1:]:
             await stream.aclose()
+    outcomes.record(
+        "api",
+        "connections up to the total cap (3), then one more",
+        "waits in the backlog, served when a slot frees",
+    )
 
 
 # A server whose connection cap lies above its file-handle limit, so accept(2) itself
@@ -178,7 +201,7 @@ trio.run(main)
 """
 
 
-def test_accept_failing_with_emfile_logs_one_warning_and_recovers(tmp_path) -> None:
+def test_accept_failing_with_emfile_logs_one_warning_and_recovers(tmp_path, outcomes) -> None:
     log = tmp_path / "server.log"
 
     def limit_files() -> None:
@@ -209,3 +232,9 @@ def test_accept_failing_with_emfile_logs_one_warning_and_recovers(tmp_path) -> N
     lines = log.read_text().splitlines()
     warnings = [line for line in lines if "accept failed: Too many open files" in line]
     assert 1 <= len(warnings) <= 2 and not any("Traceback" in line for line in lines), lines
+    outcomes.record(
+        "api",
+        "accept(2) fails with EMFILE (64 handles, 100 silent clients)",
+        "one warning, served once handles free up",
+        detail=f"{len(lines)} log lines, {len(warnings)} warning, no traceback",
+    )
