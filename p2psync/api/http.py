@@ -247,7 +247,7 @@ class Limits:
     send_timeout: float = 30.0
     linger_timeout: float = 2.0
     max_connections: int = 64
-    max_connections_per_address: int = 16
+    max_connections_per_address: int = 32
 
     def caps(self) -> ConnectionCaps:
         total = total_cap_below_fd_limit(self.max_connections)
