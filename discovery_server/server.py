@@ -36,6 +36,8 @@ from .stores import Store
 
 log = logging.getLogger(__name__)
 
+READ_BACKSTOP = 60  # seconds: no read on a connection may wait longer
+
 
 async def serve_discovery(
     settings: ServerSettings,
@@ -104,7 +106,9 @@ def _hypercorn_config(
     config.include_server_header = False
     config.keep_alive_timeout = settings.header_timeout  # also idle time between requests
     config.ssl_handshake_timeout = settings.header_timeout
-    config.read_timeout = math.ceil(settings.body_timeout)  # per read; the app's is a total
+    # a backstop for silence the other timers do not cover (HTTP/2 streams); long enough
+    # not to cut a request whose answer waits on a slow store
+    config.read_timeout = math.ceil(max(READ_BACKSTOP, settings.header_timeout))
     return config
 
 
