@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from p2psync.api.accept import ConnectionGate
 from p2psync.discovery import announcement
 from p2psync.errors import AnnouncementError, DeviceIDError
 from p2psync.identity import DeviceID
@@ -51,7 +52,12 @@ _STATUS_BY_REASON = {
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Policy knobs; times in seconds. ``url`` None = derive from the first bound address."""
+    """Policy knobs; times in seconds. ``url`` None = derive from the first bound address.
+
+    A request head must arrive within ``header_timeout``, a body within ``body_timeout``
+    (in total, 408 beyond). At most ``max_connections`` are open (lowered to stay under
+    the file-handle limit) and ``max_per_address`` from one IP or IPv6 /64 (0 = no cap).
+    """
 
     url: str | None = None
     ttl: float = 3600
@@ -63,6 +69,10 @@ class ServerSettings:
     rate_table_size: int = 100_000
     max_body: int = 64 * 1024
     trust_forwarded: bool = False
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    max_connections: int = 1000
+    max_per_address: int = 32
 
 
 class _Reject(Exception):
@@ -86,6 +96,7 @@ class DiscoveryService:
         self.metrics = Metrics()
         self.limiter = RateLimiter(settings.rate, settings.burst, settings.rate_table_size)
         self._crypto_limiter = trio.CapacityLimiter(4)
+        self.gate: ConnectionGate | None = None  # set by the server, for /metrics
 
     def app(self) -> Starlette:
         routes = [
@@ -101,7 +112,7 @@ class DiscoveryService:
     async def announce(self, request: Request) -> Response:
         source = self._source(request)
         self._rate_limit(source)
-        raw = await _read_limited(request, self.settings.max_body)
+        raw = await _read_limited(request, self.settings.max_body, self.settings.body_timeout)
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -156,8 +167,10 @@ class DiscoveryService:
 
     async def metrics_page(self, request: Request) -> Response:
         devices = await self.store.size(self.clock())
+        connections = self.gate.statistics() if self.gate is not None else None
         return PlainTextResponse(
-            self.metrics.render(devices=devices), media_type="text/plain; version=0.0.4"
+            self.metrics.render(devices=devices, connections=connections),
+            media_type="text/plain; version=0.0.4",
         )
 
     # --- plumbing -------------------------------------------------------------------
@@ -174,6 +187,10 @@ class DiscoveryService:
                 return JSONResponse(
                     {"error": exc.message}, status_code=exc.status, headers=exc.headers
                 )
+            except ClientDisconnect:
+                # the client left mid-body: nobody reads an answer, nothing to log
+                self.metrics.reject("client-disconnect")
+                return Response(status_code=400)
             except StoreUnavailableError as exc:
                 log.warning("store unavailable: %s", exc)
                 return JSONResponse(
@@ -220,20 +237,28 @@ class DiscoveryService:
             )
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+async def _read_limited(request: Request, limit: int, within: float) -> bytes:
+    """The body, refusing as soon as it is known to exceed ``limit`` bytes (413) or
+    once it has taken ``within`` seconds in all (408; a trickle resets no timer)."""
     too_big = _Reject(413, "body-too-large", f"the body exceeds {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
+    with trio.move_on_after(within):
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise too_big
+            chunks.append(chunk)
+        return b"".join(chunks)
+    raise _Reject(
+        408,
+        "body-timeout",
+        f"the body did not arrive within {within:g} s",
+        {"Connection": "close"},
+    )
 
 
 def _rfc3339(unix: float) -> str:

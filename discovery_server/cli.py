@@ -92,6 +92,36 @@ from .stores import open_store
     help="Largest announcement body in bytes (413 beyond).",
 )
 @click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a connection has to send a request head (also the idle time between "
+    "requests and the TLS handshake's limit).",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a request body may take in all (408 beyond).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Open connections at most (accepts pause beyond; lowered to stay 64 under the "
+    "file-handle limit).",
+)
+@click.option(
+    "--max-connections-per-address",
+    "max_per_address",
+    type=click.IntRange(min=0),
+    help="Open connections at most from one IP (IPv6: /64); more are closed at once. "
+    "0 = no cap. Default: 32, or 0 with --trust-forwarded (the proxy is one address).",
+)
+@click.option(
     "--trust-forwarded",
     is_flag=True,
     help="Take the client IP from X-Forwarded-For (last hop). Only behind your own proxy.",
@@ -125,6 +155,10 @@ def main(
     burst: int,
     window: int,
     max_body: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
+    max_per_address: int | None,
     trust_forwarded: bool,
     snapshot_interval: float,
     redis_prefix: str,
@@ -155,6 +189,12 @@ def main(
         burst=burst,
         max_body=max_body,
         trust_forwarded=trust_forwarded,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
+        max_per_address=(0 if trust_forwarded else 32)
+        if max_per_address is None
+        else max_per_address,
     )
     try:
         trio.run(_run, settings, listen, store_spec, cert, key, snapshot_interval, redis_prefix)

@@ -30,7 +30,7 @@ class Metrics:
     def reject(self, reason: str) -> None:
         self.rejects[reason] += 1
 
-    def render(self, *, devices: int) -> str:
+    def render(self, *, devices: int, connections: dict[str, int] | None = None) -> str:
         lines: list[str] = []
         for name, help_text in _HELP.items():
             full = f"{PREFIX}_{name}"
@@ -46,6 +46,16 @@ class Metrics:
             f"# TYPE {gauge} gauge",
             f"{gauge} {devices}",
         ]
+        if connections is not None:
+            open_, refused = f"{PREFIX}_connections", f"{PREFIX}_connections_refused_total"
+            lines += [
+                f"# HELP {open_} Open client connections.",
+                f"# TYPE {open_} gauge",
+                f"{open_} {connections['open']}",
+                f"# HELP {refused} Connections closed at once: their address held its cap.",
+                f"# TYPE {refused} counter",
+                f"{refused} {connections['refused_per_address']}",
+            ]
         return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,7 @@ log = logging.getLogger("p2psync.api")
 
 MAX_EVENT_WAIT = 60.0
 MAX_BODY = 1 << 20
+MAX_UNIX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime holds
 
 
 class JSONResponse(Response):
@@ -380,6 +381,8 @@ async def _body(request: Request) -> dict[str, Any]:
         data = json.loads(raw)
     except ValueError as exc:
         raise UsageError(f"request body is not JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError("request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise UsageError("request body must be a JSON object")
     return data
@@ -427,24 +430,34 @@ def _float_param(raw: str | None, name: str, default: float) -> float:
 
 
 def parse_time(value: Any) -> dt.datetime | None:
-    """A restore point: None, Unix seconds (number or numeric string) or ISO 8601 text
-    (naive = local time)."""
+    """A restore point: None, Unix seconds (number or numeric string, 0 to the end of
+    the year 9999) or ISO 8601 text (naive = local time)."""
     if value is None or value == "":
         return None
+    wrong = f"'at' must be a Unix time or an ISO 8601 date, not {_shown(value)}"
     if isinstance(value, bool):
-        raise UsageError("'at' must be a Unix time or an ISO 8601 date")
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(float(value), dt.UTC)
+        raise UsageError(wrong)
     if isinstance(value, str):
         try:
-            return dt.datetime.fromtimestamp(float(value), dt.UTC)
+            value = float(value)
         except ValueError:
-            pass
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    raise UsageError(f"'at' must be a Unix time or an ISO 8601 date, not {value!r}")
+            try:
+                return dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise UsageError(wrong) from None
+    if not isinstance(value, int | float):
+        raise UsageError(wrong)
+    if not 0 <= value <= MAX_UNIX_TIME:  # False for NaN too
+        raise UsageError(
+            f"'at' must be a Unix time from 0 to {MAX_UNIX_TIME} (the end of the year 9999), "
+            f"not {_shown(value)}"
+        )
+    return dt.datetime.fromtimestamp(float(value), dt.UTC)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _user_path(raw: str) -> Path:

@@ -8,6 +8,7 @@ constant time. The guard runs before routing, so every route, known or not, is c
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Iterable
@@ -56,6 +57,26 @@ def allowed_hosts(bound: str | None) -> set[str]:
         }
         hosts.add(host)
     return {h.lower() for h in hosts}
+
+
+def exposure_warning(bound: str | None) -> str | None:
+    """What to tell the user when the API bound at ``bound`` ("host:port") is reachable
+    from beyond this machine: it speaks plain HTTP, so its key travels in clear text."""
+    if not bound:
+        return None
+    host = bound.rpartition(":")[0].strip("[]").split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a bound address is numeric; nothing to judge
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    if ip.is_loopback or (mapped is not None and mapped.is_loopback):
+        return None
+    return (
+        f"the control API listens on {bound}, beyond this machine, over plain HTTP: "
+        "anyone on the way can read its API key and everything it answers. Bind it to "
+        "127.0.0.1 (api in config.toml) and reach it through an SSH tunnel or a TLS proxy"
+    )
 
 
 def key_matches(presented: str | None, key: str) -> bool:

@@ -7,7 +7,8 @@ Starlette the handlers used: ``Request``, ``Response``, ``HTTPException``, ``Rou
 
 The server side (``serve``) gives each connection one task in a nursery it owns. Request
 bodies are read whole (bounded) before the handler runs; heads, bodies and sends all
-have deadlines, so a silent or slow client cannot hold a task forever.
+have deadlines, so a silent or slow client cannot hold a task forever; connections are
+capped in total and per remote address (``accept.serve_capped``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from urllib.parse import parse_qsl, unquote
 
 import h11
 import trio
+
+from .accept import ConnectionCaps, ConnectionGate, serve_capped, total_cap_below_fd_limit
 
 log = logging.getLogger("p2psync.api.http")
 
@@ -230,7 +233,10 @@ class Limits:
     A fresh connection has ``head_timeout`` to deliver its first request head; between
     requests a connection may idle ``keepalive_timeout``, and once the next request has
     begun its head again has ``head_timeout``. A body has ``body_timeout`` and every
-    write ``send_timeout``. ``max_head`` is h11's limit on an incomplete event.
+    write ``send_timeout``. ``max_head`` is h11's limit on an incomplete event. At most
+    ``max_connections`` are open (accepts pause at the cap, lowered to stay under the
+    file-handle limit) and ``max_connections_per_address`` from one address (closed at
+    once beyond it).
     """
 
     max_body: int = 1 << 20
@@ -240,6 +246,12 @@ class Limits:
     body_timeout: float = 30.0
     send_timeout: float = 30.0
     linger_timeout: float = 2.0
+    max_connections: int = 64
+    max_connections_per_address: int = 32
+
+    def caps(self) -> ConnectionCaps:
+        total = total_cap_below_fd_limit(self.max_connections)
+        return ConnectionCaps(total, min(total, self.max_connections_per_address))
 
 
 def bind_text(host: str, port: int) -> str:
@@ -253,14 +265,19 @@ async def serve(
     port: int,
     *,
     limits: Limits | None = None,
+    gate: ConnectionGate | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until cancelled; reports the bound "host:port".
+
+    ``gate`` (default: one made from ``limits``) counts the open connections.
 
     An empty host means every interface. If the host resolves to several addresses and
     the port is 0, each would get its own port: only the first is served, so the
     reported address is the whole truth.
     """
+    limits = limits or Limits()
+    gate = gate or ConnectionGate(limits.caps())
     listeners = await trio.open_tcp_listeners(port, host=host or None)
     try:
         served = listeners[:1] if port == 0 else listeners
@@ -269,10 +286,12 @@ async def serve(
         sockname = served[0].socket.getsockname()
         task_status.started(bind_text(sockname[0], sockname[1]))
         async with trio.open_nursery() as connections:
-            await trio.serve_listeners(
-                partial(_serve_connection, app, limits or Limits()),
+            await serve_capped(
+                partial(_serve_connection, app, limits),
                 served,
+                gate,
                 handler_nursery=connections,
+                logger=log,
             )
     finally:
         for listener in listeners:

@@ -64,6 +64,8 @@ def status_renderable(data: dict[str, Any]) -> RenderableType:
         f"API http://{safe(str(system.get('api_address')))}",
         style="dim",
     )
+    if system.get("api_warning"):
+        header.append(f"\nWarning: {safe(system['api_warning'])}", style="bold yellow")
     return Group(
         header, Text(""), folders_table(data["folders"]), Text(""), devices_table(data["devices"])
     )

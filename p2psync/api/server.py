@@ -9,7 +9,7 @@ from typing import Any
 import trio
 
 from .app import MAX_BODY, build_app
-from .auth import ensure_api_key
+from .auth import ensure_api_key, exposure_warning
 from .http import Limits, serve
 
 log = logging.getLogger("p2psync.api")
@@ -35,4 +35,7 @@ async def serve_api(
         address: str = await nursery.start(partial(serve, app, host, port, limits=LIMITS))
         bound.append(address)
         log.info("control API listening on http://%s", address)
+        warning = exposure_warning(address)
+        if warning is not None:
+            log.warning("%s", warning)
         task_status.started(address)

@@ -12,6 +12,7 @@ import trio
 from .. import __version__
 from ..config import FolderConfig
 from ..identity import DeviceID
+from .auth import exposure_warning
 from .rates import RateMeter
 
 if TYPE_CHECKING:
@@ -159,6 +160,7 @@ def system_view(node: Any) -> dict[str, Any]:
         "time": time.time(),
         "listen_addresses": list(node.connections.listen_addresses),
         "api_address": getattr(node, "api_address", None),
+        "api_warning": exposure_warning(getattr(node, "api_address", None)),
         "home": str(node.home),
         "mdns": mdns is not None,
         "folders": len(cfg.folders),

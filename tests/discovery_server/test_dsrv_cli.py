@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from dsrv_helpers import write_tls_files
 
 from p2psync.discovery.announcement import sign_announcement
 from p2psync.identity import Identity
@@ -103,3 +106,21 @@ def test_serves_and_keeps_registrations_across_a_restart(
             assert found.json()["addresses"] == ["tcp://192.0.2.1:22000"]
     finally:
         assert _stop(proc, signal.SIGINT) == 0
+
+
+def test_a_silent_tls_client_is_dropped_at_the_header_timeout(tmp_path: Path) -> None:
+    """The TLS handshake counts against --header-timeout (hypercorn's own default: 60 s)."""
+    cert, key = write_tls_files(tmp_path)
+    proc, url = _start("--cert", str(cert), "--key", str(key), "--header-timeout", "1")
+    try:
+        host, port = url.removeprefix("https://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            start = time.monotonic()
+            assert sock.recv(100) == b""  # closed by the server, before this 10 s timeout
+            assert time.monotonic() - start < 1 + 3
+        with httpx.Client(
+            base_url=url, timeout=10, verify=ssl.create_default_context(cafile=str(cert))
+        ) as http:
+            assert http.get("/healthz").status_code == 200
+    finally:
+        assert _stop(proc, signal.SIGTERM) == 0

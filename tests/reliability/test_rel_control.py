@@ -68,10 +68,24 @@ async def test_control_api_refuses_hostile_calls(tmp_path, outcomes) -> None:
                 {"X-API-Key": key},
                 {"id": "x", "path": "/tmp/a\u0000b"},
             ),
+            "folder add with a 100,000-deep JSON body": (
+                "POST",
+                "/api/folders",
+                {"X-API-Key": key},
+                b"[" * 100_000,
+            ),
+            "restore at=1e20": (
+                "POST",
+                f"/api/folders/{FOLDER}/versions/restore",
+                {"X-API-Key": key},
+                {"path": "doc.txt", "at": 1e20},
+            ),
         }
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             for what, (method, url, headers, body) in calls.items():
-                r = await client.request(method, url, headers=headers, json=body)
+                raw = body if isinstance(body, bytes) else None
+                data = None if raw is not None else body
+                r = await client.request(method, url, headers=headers, json=data, content=raw)
                 assert 400 <= r.status_code < 500, f"{what}: {r.status_code} {r.text[:200]}"
                 assert r.headers.get("content-type", "").startswith("application/json"), what
                 outcomes.record("api", what, f"refused ({r.status_code})")
