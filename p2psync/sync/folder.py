@@ -21,7 +21,7 @@ from ..errors import FilesystemError
 from ..events import EventLog
 from ..fs.base import FileSystem
 from ..fs.basic import BasicFS
-from ..fs.internal import MARKER, VERSIONS_DIR, is_temp_base
+from ..fs.internal import MARKER, VERSIONS_DIR, fold, is_own_temp_base
 from ..identity import DeviceID
 from ..index.store import IndexStore, NeedCursor
 from ..protocol.messages import ErrorCode, Request, Response
@@ -660,9 +660,9 @@ def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
         for entry in entries:
             name = f"{dirname}/{entry.name}" if dirname else entry.name
             if entry.stat.type == FileType.DIRECTORY:
-                if not (dirname == "" and entry.name in (MARKER, VERSIONS_DIR)):
+                if not (dirname == "" and fold(entry.name) in (MARKER, VERSIONS_DIR)):
                     pending.append(name)
-            elif is_temp_base(entry.name) and entry.stat.mtime_ns < older_than_ns:
+            elif is_own_temp_base(entry.name) and entry.stat.mtime_ns < older_than_ns:
                 try:
                     fs.remove(name)
                     removed += 1
