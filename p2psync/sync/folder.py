@@ -47,6 +47,7 @@ RENAME_SOURCES_MAX = 200_000
 TEMP_MAX_AGE_NS = 24 * 3600 * 10**9  # like Syncthing: a day-old partial file is garbage
 PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
 PULL_DEBOUNCE_MAX = 2.0
+NOT_SYNCED_LISTED = 1000  # refused items shown in the status (all are kept in the index)
 
 
 @dataclass
@@ -54,6 +55,8 @@ class FolderStatus:
     state: str = "starting"  # starting, idle, scanning, syncing, error, paused
     reason: str = ""
     item_errors: dict[str, str] = field(default_factory=dict)
+    # peers' items refused for good (since this start), with why: not errors, not retried
+    not_synced: dict[str, str] = field(default_factory=dict)
     last_scan: float = 0.0
     scan_problems: list[tuple[str, str]] = field(default_factory=list)
     conflicts: int = 0
@@ -536,12 +539,26 @@ class FolderRunner:
         return self.ignore.is_ignored(fi.name)
 
     def _item_skipped(self, fi: FileInfo, exc: ItemSkipped) -> None:
+        if exc.kept:
+            self._keep_not_synced(fi, exc.reason)
+        else:
+            log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
         if exc.rescan:
             self._scan_paths.add(fi.name)
         if exc.retry_soon:
             self._retry_soon = True
-        log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
         self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=exc.reason)
+
+    def _keep_not_synced(self, fi: FileInfo, reason: str) -> None:
+        """Show a refused item in the status (bounded); a refused deletion has nothing to
+        show. Logged as a warning: a peer sent something this device never stores."""
+        listed = self.status.not_synced
+        if fi.deleted:
+            listed.pop(fi.name, None)
+            return
+        log.warning("%s: %r not synced here: %s", self.id, fi.name, reason)
+        if fi.name in listed or len(listed) < NOT_SYNCED_LISTED:
+            listed[fi.name] = reason
 
     def _item_finished(self, fi: FileInfo) -> None:
         self.events.emit(
