@@ -50,9 +50,14 @@ async def test_strangers_flood_does_not_evict_a_real_pending_device(tmp_path) ->
         node = await nursery.start(serve_node, make_home(tmp_path, "b"))
         await knock(node, real, "laptop")
         assert [d.name for d in node.pending.devices()] == ["laptop"]
-        for i, identity in enumerate(strangers):
+        for i, identity in enumerate(strangers[:MAX_ENTRIES]):
             await knock(node, identity, f"stranger{i}")
+        assert str(real.device_id) in {d.device_id for d in node.pending.devices()}, (
+            "the real device was evicted"
+        )
         await knock(node, real, "laptop")  # it keeps asking while it waits
+        for i, identity in enumerate(strangers[MAX_ENTRIES:]):
+            await knock(node, identity, f"late stranger{i}")
         pending = {d.device_id: d for d in node.pending.devices()}
         assert str(real.device_id) in pending, "the real device was evicted"
         assert pending[str(real.device_id)].first_seen < pending[str(real.device_id)].time
