@@ -62,7 +62,7 @@ def finished(node: Node, name: str) -> int:
     return sum(1 for e in events if e.data["item"] == name)
 
 
-async def test_internal_names_in_another_case_are_refused_once(tmp_path: Path) -> None:
+async def test_internal_names_in_another_case_are_refused_once(tmp_path: Path, outcomes) -> None:
     files = {**REFUSED, "ok.txt": b"an ordinary file", "sub/fine.txt": b"another one"}
     async with node_with_hostile(tmp_path) as (c, node, hostile), trio.open_nursery() as n:
         n.start_soon(hostile.serve, block_server(files))
@@ -118,3 +118,11 @@ async def test_internal_names_in_another_case_are_refused_once(tmp_path: Path) -
         assert hashlib.sha256(later).digest() == hashlib.sha256(
             (data / "later.txt").read_bytes()).digest()
         n.cancel_scope.cancel()
+    outcomes.record(
+        "peer",
+        "index with own names in another case (.P2PIGNORE '*', .P2PVERSIONS/x, temp name)",
+        "refused once, kept as not synced here, folder idle",
+        trials=len(REFUSED) + 1,
+        detail="1 attempt each across 2 rounds; a new version refused once more; later files synced"
+        "; same on FakeFS(case_insensitive=True): tests/sync/test_not_synced_here.py",
+    )

@@ -43,7 +43,7 @@ async def knock(node: Node, identity: Identity, name: str) -> None:
         await trio.aclose_forcefully(stream)
 
 
-async def test_strangers_flood_does_not_evict_a_real_pending_device(tmp_path) -> None:
+async def test_strangers_flood_does_not_evict_a_real_pending_device(tmp_path, outcomes) -> None:
     real = generate_identity()
     strangers = [generate_identity() for _ in range(STRANGERS)]
     async with trio.open_nursery() as nursery:
@@ -64,3 +64,10 @@ async def test_strangers_flood_does_not_evict_a_real_pending_device(tmp_path) ->
         # every knock came from 127.0.0.1: that host holds its share, not the whole list
         assert len(pending) == MAX_DEVICES_PER_HOST
         nursery.cancel_scope.cancel()
+    outcomes.record(
+        "peer",
+        f"{STRANGERS} strangers (fresh identities, real TLS) after a real pending device",
+        "real device kept listed",
+        trials=STRANGERS,
+        detail=f"{len(pending)} pending entries from the flooding host (cap {MAX_DEVICES_PER_HOST})",
+    )
