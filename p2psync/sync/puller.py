@@ -265,6 +265,7 @@ class Puller:
         st = self.stat_or_none(name)
         if cur is None or cur.deleted:
             if st is not None:
+                self._check_case_twin(name)
                 raise ItemSkipped("an unscanned local item is in the way; rescanning", rescan=True)
             return None
         if st is None:
@@ -285,6 +286,22 @@ class Puller:
                 "symlink changed locally since the last scan; rescanning", rescan=True
             )
         return st
+
+    def _check_case_twin(self, name: str) -> None:
+        """On a case-insensitive filesystem, ``name`` may find another spelling's file
+        (``foo.txt`` for a peer's ``Foo.txt``): that is a conflict to show and retry later
+        with backoff, not an unscanned item (a rescan finds nothing new: a busy loop)."""
+        if not self.fs.is_case_insensitive():
+            return
+        try:
+            real = self.fs.real_name(name)
+        except (OSError, UnsafePathError):
+            return
+        if real != name:
+            raise ItemSkipped(
+                f"case conflict: {real!r} exists here, and this filesystem does not tell "
+                "names apart by case"
+            )
 
     def count_blocks(self, *, local: int = 0, network: int = 0, network_bytes: int = 0) -> None:
         """Add to the block statistics (from any thread)."""
