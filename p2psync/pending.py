@@ -17,11 +17,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger("p2psync.pending")
 
 PENDING_FILE = "pending.json"
 MAX_ENTRIES = 200
+# Pending devices from one remote host (port ignored): a stranger minting identities
+# fills only its own share of the list, never pushes out a device that asked earlier.
+MAX_DEVICES_PER_HOST = 16
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,8 @@ class PendingDevice:
     device_id: str
     name: str
     address: str
-    time: float
+    time: float  # last connection attempt
+    first_seen: float = 0.0  # first attempt while pending (kept across attempts)
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,7 @@ class PendingStore:
     def add_device(self, entry: PendingDevice) -> None:
         with self._lock():
             data = self._load()
-            data["devices"][entry.device_id] = asdict(entry)
-            _trim(data["devices"])
+            _admit_device(data["devices"], entry)
             self._save(data)
 
     def add_folder(self, entry: PendingFolder) -> None:
@@ -122,7 +126,6 @@ class PendingStore:
             if keys:
                 self._save(data)
 
-
     def try_add_device(self, entry: PendingDevice) -> bool:
         """``add_device`` for the daemon: a stranger's visit is not worth failing over (the
         home disk may be full); a failure is logged once until a write succeeds again."""
@@ -144,6 +147,43 @@ class PendingStore:
             log.info("recording pending devices/folders works again")
         self._failing = False
         return True
+
+
+def _admit_device(table: dict[str, Any], entry: PendingDevice) -> None:
+    """Record ``entry``; a device already listed keeps its first-seen time. When its host
+    holds more than MAX_DEVICES_PER_HOST entries, or the list more than MAX_ENTRIES, the
+    newest arrival of the host with the most entries goes: a flood of fresh identities
+    evicts itself (newest strangers first), and whoever asked first stays listed."""
+    old = table.get(entry.device_id)
+    first = _first_seen(old) if old is not None else entry.time
+    table[entry.device_id] = {**asdict(entry), "first_seen": first}
+    if old is not None:
+        return
+    host = _host(entry.address)
+    while True:
+        hosts: dict[str, list[str]] = {}
+        for key, value in table.items():
+            hosts.setdefault(_host(value.get("address", "")), []).append(key)
+        if len(hosts.get(host, ())) > MAX_DEVICES_PER_HOST:
+            victims = hosts[host]
+        elif len(table) > MAX_ENTRIES:
+            most = max(len(keys) for keys in hosts.values())
+            victims = [k for keys in hosts.values() if len(keys) == most for k in keys]
+        else:
+            return
+        del table[max(victims, key=lambda k: (_first_seen(table[k]), k))]
+
+
+def _first_seen(record: dict[str, Any]) -> float:
+    return float(record.get("first_seen") or record.get("time") or 0.0)
+
+
+def _host(address: str) -> str:
+    """The remote host of ``tcp://host:port`` (the whole text if it does not parse)."""
+    try:
+        return urlsplit(address).hostname or address
+    except ValueError:
+        return address
 
 
 def _trim(table: dict[str, Any]) -> None:

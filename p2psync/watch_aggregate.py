@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from p2psync.fs.internal import MARKER, VERSIONS_DIR, is_temp_base
+from p2psync.fs.internal import MARKER, VERSIONS_DIR, fold, is_temp_base
 
 # One bridge item: the names one event touched, or None = rescan everything.
 BridgeItem = tuple[str, ...] | None
@@ -49,7 +49,7 @@ def is_watch_internal(name: str) -> bool:
     changes what is ignored, so it must trigger a rescan.
     """
     parts = name.split("/")
-    if parts[0] in (MARKER, VERSIONS_DIR):
+    if fold(parts[0]) in (MARKER, VERSIONS_DIR):
         return True
     return any(is_temp_base(part) for part in parts)
 

@@ -103,6 +103,14 @@ def folders_table(folders: list[dict[str, Any]]) -> RenderableType:
             notes.append(
                 Text(f"  {safe(f['id'])}: {safe(err['name'])}: {safe(err['error'])}", style="red")
             )
+        for item in f.get("not_synced", [])[:10]:
+            notes.append(
+                Text(
+                    f"  {safe(f['id'])}: {safe(item['name'])}: not synced here: "
+                    f"{safe(item['error'])}",
+                    style="yellow",
+                )
+            )
         behind = [d for d in f.get("devices", []) if not d.get("in_sync")]
         for d in behind:
             who = safe(d.get("name") or "") or short_id(d["id"])

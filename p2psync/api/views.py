@@ -83,6 +83,7 @@ async def folder_view(node: Any, fc: FolderConfig, limiter: trio.CapacityLimiter
         )
     errors = dict(status.item_errors) if status else {}
     problems = list(status.scan_problems) if status else []
+    not_synced = dict(status.not_synced) if status else {}
     return {
         "id": fc.id,
         "label": fc.label,
@@ -100,6 +101,7 @@ async def folder_view(node: Any, fc: FolderConfig, limiter: trio.CapacityLimiter
         "completion": 100.0 if glob.bytes == 0 else round(100.0 * done / glob.bytes, 2),
         "item_errors": [{"name": n, "error": e} for n, e in sorted(errors.items())[:MAX_LISTED]],
         "scan_problems": [{"name": n, "error": e} for n, e in problems[:MAX_LISTED]],
+        "not_synced": [{"name": n, "error": e} for n, e in sorted(not_synced.items())[:MAX_LISTED]],
         "conflicts_created": status.conflicts if status else 0,
         "devices": devices,
     }

@@ -200,7 +200,7 @@ class _Scan:
             name = info.name
             if root and name != root and not name.startswith(below):
                 continue
-            if ".p2p" in name and is_internal(name):
+            if is_internal(name):
                 continue
             yield info
 

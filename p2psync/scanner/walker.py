@@ -120,7 +120,7 @@ class Walker:
         items: list[tuple[str, DiskItem | str]] = []
         for entry in entries:
             base = entry.name
-            if base.startswith(".p2p") and is_internal_entry(dirname, base):
+            if base[:1] == "." and is_internal_entry(dirname, base):
                 continue
             name = prefix + base
             st = entry.stat

@@ -22,7 +22,7 @@ from ..errors import FilesystemError
 from ..events import EventLog
 from ..fs.base import FileSystem
 from ..fs.basic import BasicFS
-from ..fs.internal import MARKER, VERSIONS_DIR, is_temp_base
+from ..fs.internal import MARKER, VERSIONS_DIR, fold, is_own_temp_base
 from ..identity import DeviceID
 from ..index.store import IndexStore, NeedCursor
 from ..protocol.messages import ErrorCode, Request, Response
@@ -51,6 +51,7 @@ PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
 PULL_DEBOUNCE_MAX = 2.0
 SPACE_CHECK_INTERVAL = 2.0  # while paused for a full disk: how often free space is looked at
 SPACE_RETURNED = 1024 * 1024  # this much more free space than at the failure: try again now
+NOT_SYNCED_LISTED = 1000  # refused items shown in the status (all are kept in the index)
 
 
 @dataclass
@@ -58,6 +59,8 @@ class FolderStatus:
     state: str = "starting"  # starting, idle, scanning, syncing, error, paused
     reason: str = ""
     item_errors: dict[str, str] = field(default_factory=dict)
+    # peers' items refused for good (since this start), with why: not errors, not retried
+    not_synced: dict[str, str] = field(default_factory=dict)
     last_scan: float = 0.0
     scan_problems: list[tuple[str, str]] = field(default_factory=list)
     conflicts: int = 0
@@ -654,12 +657,26 @@ class FolderRunner:
         return self.ignore.is_ignored(fi.name)
 
     def _item_skipped(self, fi: FileInfo, exc: ItemSkipped) -> None:
+        if exc.kept:
+            self._keep_not_synced(fi, exc.reason)
+        else:
+            log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
         if exc.rescan:
             self._scan_paths.add(fi.name)
         if exc.retry_soon:
             self._retry_soon = True
-        log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
         self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=exc.reason)
+
+    def _keep_not_synced(self, fi: FileInfo, reason: str) -> None:
+        """Show a refused item in the status (bounded); a refused deletion has nothing to
+        show. Logged as a warning: a peer sent something this device never stores."""
+        listed = self.status.not_synced
+        if fi.deleted:
+            listed.pop(fi.name, None)
+            return
+        log.warning("%s: %r not synced here: %s", self.id, fi.name, reason)
+        if fi.name in listed or len(listed) < NOT_SYNCED_LISTED:
+            listed[fi.name] = reason
 
     def _item_finished(self, fi: FileInfo) -> None:
         self.events.emit(
@@ -778,9 +795,9 @@ def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
         for entry in entries:
             name = f"{dirname}/{entry.name}" if dirname else entry.name
             if entry.stat.type == FileType.DIRECTORY:
-                if not (dirname == "" and entry.name in (MARKER, VERSIONS_DIR)):
+                if not (dirname == "" and fold(entry.name) in (MARKER, VERSIONS_DIR)):
                     pending.append(name)
-            elif is_temp_base(entry.name) and entry.stat.mtime_ns < older_than_ns:
+            elif is_own_temp_base(entry.name) and entry.stat.mtime_ns < older_than_ns:
                 try:
                     fs.remove(name)
                     removed += 1

@@ -54,7 +54,8 @@ class PullRound:
         self._flush = flush
         self._on_finished = on_finished
         self._on_skipped = on_skipped
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # items to retry, with the reason
+        self.not_synced: dict[str, str] = {}  # items kept as "not synced here" (not retried)
         self._batch_slots = trio.Semaphore(BATCHES_IN_FLIGHT)
         self._unrecorded = trio.Semaphore(BATCHES_UNRECORDED)
         self._file_slots = trio.Semaphore(FILES_IN_PARALLEL)
@@ -179,5 +180,8 @@ class PullRound:
         self._on_finished(fi)
 
     def _skipped(self, fi: FileInfo, exc: ItemSkipped) -> None:
-        self.errors[fi.name] = exc.reason
+        if exc.kept:
+            self.not_synced[fi.name] = exc.reason
+        else:
+            self.errors[fi.name] = exc.reason
         self._on_skipped(fi, exc)

@@ -80,14 +80,26 @@ class ItemSkipped(Exception):
     """The item cannot be applied now; ``reason`` says why (shown to the user).
 
     ``rescan``: the disk changed under us, rescan the name. ``retry_soon``: another item of
-    the same pull (e.g. deleting a directory's contents) may unblock it.
+    the same pull (e.g. deleting a directory's contents) may unblock it. ``kept``: the item
+    can never be applied here and is kept as "not synced here" (``Puller.not_synced_here``):
+    it is not an error and is not retried until a peer sends a new version of it.
     """
 
-    def __init__(self, reason: str, *, rescan: bool = False, retry_soon: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, rescan: bool = False, retry_soon: bool = False, kept: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.rescan = rescan
         self.retry_soon = retry_soon
+        self.kept = kept
+
+
+# FileInfo.local_flags bit: a peer's entry this device refused to store (an internal name);
+# the local entry is invalid with the refused version, so the item is not needed again
+# until a peer sends a newer version. (FLAG_RECEIVE_ONLY is 1, scanner's FLAG_IGNORED 2.)
+FLAG_NOT_SYNCED_HERE = 1 << 2
+INTERNAL_NAME = "one of p2psync's own names (in any case); never synced"
 
 
 @dataclass
@@ -158,7 +170,7 @@ class Puller:
         """Make the local copy of ``fi.name`` match ``fi`` (the global version), or raise
         ItemSkipped saying why not."""
         if is_internal(fi.name):
-            raise ItemSkipped("internal name; never synced")
+            raise await self.in_thread(self.not_synced_here, fi, INTERNAL_NAME)
         try:
             if fi.deleted:
                 await self.in_thread(self._with_local, self._apply_delete, fi)
@@ -253,6 +265,7 @@ class Puller:
         st = self.stat_or_none(name)
         if cur is None or cur.deleted:
             if st is not None:
+                self._check_case_twin(name)
                 raise ItemSkipped("an unscanned local item is in the way; rescanning", rescan=True)
             return None
         if st is None:
@@ -273,6 +286,22 @@ class Puller:
                 "symlink changed locally since the last scan; rescanning", rescan=True
             )
         return st
+
+    def _check_case_twin(self, name: str) -> None:
+        """On a case-insensitive filesystem, ``name`` may find another spelling's file
+        (``foo.txt`` for a peer's ``Foo.txt``): that is a conflict to show and retry later
+        with backoff, not an unscanned item (a rescan finds nothing new: a busy loop)."""
+        if not self.fs.is_case_insensitive():
+            return
+        try:
+            real = self.fs.real_name(name)
+        except (OSError, UnsafePathError):
+            return
+        if real != name:
+            raise ItemSkipped(
+                f"case conflict: {real!r} exists here, and this filesystem does not tell "
+                "names apart by case"
+            )
 
     def count_blocks(self, *, local: int = 0, network: int = 0, network_bytes: int = 0) -> None:
         """Add to the block statistics (from any thread)."""
@@ -320,6 +349,19 @@ class Puller:
                     self._remember_locked(stored)
         else:
             self.index.update_local(self.folder, [stored], applied=True)
+
+    def not_synced_here(self, fi: FileInfo, reason: str) -> ItemSkipped:
+        """Refuse ``fi`` once, for good: record it as a local invalid entry with its
+        version (the way an ignored file is kept), so it is no longer needed and peers
+        see this device does not hold it; a new version from a peer is needed (and
+        refused) again. Nothing on disk is touched. Returns the ItemSkipped to raise."""
+        kept = fi.with_(sequence=0, invalid=True, local_flags=FLAG_NOT_SYNCED_HERE, inode=0)
+        if self.defer_records:
+            with self._pending_lock:
+                self._pending_records.append(kept)
+        else:
+            self.index.update_local(self.folder, [kept], applied=True)
+        return ItemSkipped(reason, kept=True)
 
     def make_parent(self, name: str) -> None:
         parent = name.rpartition("/")[0]

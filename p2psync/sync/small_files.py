@@ -37,6 +37,7 @@ from ..protocol.model import BlockInfo, FileInfo, FileType
 from .block_io import BlockReaders, read_verified, write_if_valid
 from .puller import (
     DISK_FULL,
+    INTERNAL_NAME,
     MIN_FREE_BYTES,
     BlockSource,
     ItemSkipped,
@@ -176,7 +177,7 @@ def _check(
     indexed: Container[bytes],
 ) -> _Item | None:
     if is_internal(fi.name):
-        raise ItemSkipped("internal name; never synced")
+        raise puller.not_synced_here(fi, INTERNAL_NAME)
     checked = puller.check_file(fi, known)
     if checked is None:
         return None  # only metadata changed, now applied
