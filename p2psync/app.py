@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -20,6 +21,7 @@ from .config import CONFIG_FILE, Config, FolderConfig, load_config
 from .discovery.cache import AddressCache
 from .errors import ConfigError, IndexCorruptError
 from .events import EventLog
+from .homelock import HomeLock, lock_home
 from .identity import DeviceID, Identity, load_or_create_identity
 from .index.store import IndexStore
 from .net.manager import ConnectionManager
@@ -158,9 +160,23 @@ class _Relay:
 
 
 async def serve_node(
-    home: Path, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED
+    home: Path,
+    *,
+    home_lock: HomeLock | None = None,
+    task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run one node until cancelled; ``task_status.started(node)`` once it listens."""
+    """Run one node until cancelled; ``task_status.started(node)`` once it listens.
+
+    The home is locked first (``home_lock`` when the caller already holds it), so a
+    second node on the same home stops before opening anything."""
+    if home_lock is not None:
+        await _serve_locked_node(home, task_status)
+        return
+    with await trio.to_thread.run_sync(lock_home, home):
+        await _serve_locked_node(home, task_status)
+
+
+async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> None:
     identity, created = await trio.to_thread.run_sync(load_or_create_identity, home)
     config = await trio.to_thread.run_sync(load_config, home)
     if created:
@@ -257,11 +273,11 @@ async def _start_optional_services(node: Node, nursery: trio.Nursery) -> None:
     await start_services(node, nursery)
 
 
-async def run_daemon(home: Path) -> None:
+async def run_daemon(home: Path, home_lock: HomeLock | None = None) -> None:
     """The daemon's main: run the node until SIGINT or SIGTERM, then shut down cleanly."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_node, home)
+            await nursery.start(partial(serve_node, home, home_lock=home_lock))
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
