@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 
 from . import __version__
-from .config import CONFIG_FILE, Config, FolderConfig, load_config
+from .config import CONFIG_FILE, Config, FolderConfig, blocked_folders, load_config
 from .discovery.cache import AddressCache
 from .errors import ConfigError, IndexCorruptError
 from .events import EventLog
@@ -75,6 +75,7 @@ class Node:
             sources_for_many=self.model.sources_for_many,
             events=self.events,
         )
+        runner.set_blocked(blocked_folders(self.config, self.home).get(fc.id, ""))
         self.model.folders[fc.id] = runner
         scope = await self._nursery.start(_run_cancellable, runner.run)
         self.folder_scopes[fc.id] = scope
@@ -95,12 +96,14 @@ class Node:
             nfc = new.folder(fc.id)
             if nfc is None or nfc.path != fc.path:
                 self.stop_folder(fc.id)
+        blocked = blocked_folders(new, self.home)
         for fc in new.folders:
             runner = self.model.folders.get(fc.id)
             if runner is None:
                 await self.start_folder(fc)
                 continue
             runner.update_config(fc)
+            runner.set_blocked(blocked.get(fc.id, ""))
         # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
         for device, active in list(self.connections.active.items()):
             before = {f.id for f in old.folders if str(device) in f.devices}

@@ -110,6 +110,7 @@ class FolderRunner:
         self._temps_to_clean = False  # after a full scan, once nothing is needed
         self._pull_burst_start: float | None = None
         self._nursery: trio.Nursery | None = None
+        self._blocked = ""  # why the config keeps this folder from running (nested paths)
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -136,6 +137,15 @@ class FolderRunner:
         if config.ignore_permissions != previous.ignore_permissions:
             self.request_scan(None)
         self.request_pull()
+
+    def set_blocked(self, reason: str) -> None:
+        """Keep the folder from scanning and pulling while ``reason`` (e.g. it contains
+        another folder) holds; ``""`` lets it run again."""
+        if reason != self._blocked:
+            if reason:
+                log.warning("%s: not syncing: %s", self.id, reason)
+            self._blocked = reason
+            self.request_scan(None)
 
     # ---- triggers ------------------------------------------------------------------
     def request_scan(self, paths: Sequence[str] | None = None) -> None:
@@ -266,6 +276,9 @@ class FolderRunner:
     async def _prepare(self) -> bool:
         """The folder root must exist and carry our marker (so an unmounted disk never
         looks like "everything was deleted")."""
+        if self._blocked:
+            self._set_state("error", self._blocked)
+            return False
         ok, reason = await trio.to_thread.run_sync(self._check_root)
         if not ok:
             self._set_state("error", reason)
