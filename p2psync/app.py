@@ -11,15 +11,17 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
 
 from . import __version__
-from .config import CONFIG_FILE, Config, FolderConfig, load_config
+from .config import CONFIG_FILE, Config, FolderConfig, blocked_folders, load_config
 from .discovery.cache import AddressCache
 from .errors import ConfigError, IndexCorruptError
 from .events import EventLog
+from .homelock import HomeLock, lock_home
 from .identity import DeviceID, Identity, load_or_create_identity
 from .index.store import IndexStore
 from .net.manager import ConnectionManager
@@ -74,6 +76,7 @@ class Node:
             sources_for_many=self.model.sources_for_many,
             events=self.events,
         )
+        runner.set_blocked(blocked_folders(self.config, self.home).get(fc.id, ""))
         self.model.folders[fc.id] = runner
         scope = await self._nursery.start(_run_cancellable, runner.run)
         self.folder_scopes[fc.id] = scope
@@ -94,12 +97,14 @@ class Node:
             nfc = new.folder(fc.id)
             if nfc is None or nfc.path != fc.path:
                 self.stop_folder(fc.id)
+        blocked = blocked_folders(new, self.home)
         for fc in new.folders:
             runner = self.model.folders.get(fc.id)
             if runner is None:
                 await self.start_folder(fc)
                 continue
             runner.update_config(fc)
+            runner.set_blocked(blocked.get(fc.id, ""))
         # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
         for device, active in list(self.connections.active.items()):
             before = {f.id for f in old.folders if str(device) in f.devices}
@@ -159,9 +164,23 @@ class _Relay:
 
 
 async def serve_node(
-    home: Path, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED
+    home: Path,
+    *,
+    home_lock: HomeLock | None = None,
+    task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run one node until cancelled; ``task_status.started(node)`` once it listens."""
+    """Run one node until cancelled; ``task_status.started(node)`` once it listens.
+
+    The home is locked first (``home_lock`` when the caller already holds it), so a
+    second node on the same home stops before opening anything."""
+    if home_lock is not None:
+        await _serve_locked_node(home, task_status)
+        return
+    with await trio.to_thread.run_sync(lock_home, home):
+        await _serve_locked_node(home, task_status)
+
+
+async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> None:
     identity, created = await trio.to_thread.run_sync(load_or_create_identity, home)
     config = await trio.to_thread.run_sync(load_config, home)
     if created:
@@ -267,12 +286,12 @@ def _raise_open_file_limit() -> None:
         log.info("open-file limit %d (hard limit %s)", files.after, hard)
 
 
-async def run_daemon(home: Path) -> None:
+async def run_daemon(home: Path, home_lock: HomeLock | None = None) -> None:
     """The daemon's main: run the node until SIGINT or SIGTERM, then shut down cleanly."""
     _raise_open_file_limit()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_node, home)
+            await nursery.start(partial(serve_node, home, home_lock=home_lock))
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()

@@ -137,13 +137,16 @@ def run(obj: Context, verbose: bool) -> None:
     import trio
 
     from .app import run_daemon
+    from .homelock import lock_home
     from .logsetup import setup_logging
 
-    setup_logging(obj.home, logging.DEBUG if verbose else logging.INFO)
     if not (obj.home / "config.toml").exists():
         raise ConfigError(f"no config at {obj.home / 'config.toml'}; run `p2psync init` first")
-    _write_api_key(obj.home)
-    trio.run(run_daemon, obj.home)
+    # One daemon per home: locked before the log, keys or index are opened.
+    with lock_home(obj.home) as home_lock:
+        setup_logging(obj.home, logging.DEBUG if verbose else logging.INFO)
+        _write_api_key(obj.home)
+        trio.run(run_daemon, obj.home, home_lock)
 
 
 @cli.command("log")

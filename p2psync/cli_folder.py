@@ -44,7 +44,13 @@ def folder_add(
     abs_path = path.expanduser().absolute()
     devices = [str(parse_device_id(d)) for d in share]
     new = edits.add_folder(
-        cfg, abs_path, folder_id=folder_id, label=label, folder_type=folder_type, share=devices
+        cfg,
+        abs_path,
+        folder_id=folder_id,
+        label=label,
+        folder_type=folder_type,
+        share=devices,
+        home=obj.home,
     )
     client = obj.daemon()
     if client is not None:
@@ -169,9 +175,13 @@ def folder_pending(obj: Context, as_json: bool) -> None:
 def folder_accept(obj: Context, folder_id: str, path: Path | None) -> None:
     """Accept a pending folder, sharing it back with the devices that offered it."""
     cfg = obj.config()
-    target = path.expanduser().absolute() if path else edits.default_accept_path(folder_id)
+    target = (
+        path.expanduser().absolute()
+        if path
+        else edits.default_accept_path(cfg, folder_id, obj.home)
+    )
     offers = PendingStore(obj.home).folders()
-    new = edits.accept_folder(cfg, offers, folder_id, target)
+    new = edits.accept_folder(cfg, offers, folder_id, target, obj.home)
     client = obj.daemon()
     if client is not None:
         client.post(f"/api/pending/folders/{url_segment(folder_id)}/accept", {"path": str(target)})

@@ -19,7 +19,8 @@ into messages and exit codes.
     │   └── WatchLimitError      the OS limit on watched directories was reached
     ├── IndexError_              the index database is unusable
     │   └── IndexCorruptError    ... because it is damaged or not ours (safe to rebuild)
-    └── DaemonNotRunningError    the control API of the daemon cannot be reached
+    ├── DaemonNotRunningError    the control API of the daemon cannot be reached
+    └── DaemonRunningError       another daemon already runs on this node home
 """
 
 from __future__ import annotations
@@ -115,3 +116,9 @@ class DaemonNotRunningError(P2PSyncError):
     """The p2psync daemon is not running (its control API cannot be reached)."""
 
     exit_code = 4
+
+
+class DaemonRunningError(P2PSyncError):
+    """Another p2psync daemon already runs on this node home (one daemon per home)."""
+
+    exit_code = 5

@@ -149,6 +149,7 @@ class _Api:
                 label=_str(body, "label"),
                 folder_type=_str(body, "type") or "sendreceive",
                 share=share,
+                home=self.node.home,
             )
             created.append(fc)
             return cfg.with_folder(fc)
@@ -349,12 +350,16 @@ class _Api:
         folder_id = request.path_params["id"]
         body = await _body(request)
         raw = _str(body, "path")
-        path = _user_path(raw) if raw else edits.default_accept_path(folder_id)
+        home = self.node.home
+        if raw:
+            path = _user_path(raw)
+        else:
+            path = edits.default_accept_path(self.node.config, folder_id, home)
         offers = await self._thread(self.node.pending.folders)
         accepted: list[Any] = []
 
         def edit(cfg: Config) -> Config:
-            accepted.append(edits.accept_folder(cfg, offers, folder_id, path))
+            accepted.append(edits.accept_folder(cfg, offers, folder_id, path, home))
             return cfg.with_folder(accepted[-1])
 
         await self._change(edit, prepare=lambda: _make_dir(path))

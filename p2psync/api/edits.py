@@ -17,6 +17,8 @@ from ..config import (
     Config,
     DeviceConfig,
     FolderConfig,
+    folder_path_problem,
+    normalized_path,
     validate_folder_id,
     validate_listen_url,
 )
@@ -96,6 +98,7 @@ def add_folder(
     label: str = "",
     folder_type: str = "sendreceive",
     share: Iterable[str] = (),
+    home: Path | None = None,
 ) -> FolderConfig:
     """The new folder for absolute ``path`` (not yet in ``cfg``: add with ``cfg.with_folder``)."""
     if not path.is_absolute():
@@ -105,9 +108,7 @@ def add_folder(
         raise UsageError(
             f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
         )
-    for f in cfg.folders:
-        if f.resolved_path.absolute() == path:
-            raise UsageError(f"{path} is already shared as folder {f.id!r}")
+    _check_path(cfg, path, home)
     if cfg.folder(folder_id) is not None:
         raise UsageError(f"folder {folder_id!r} already exists")
     devices = tuple(dict.fromkeys(str(_known_device(cfg, d)) for d in share))
@@ -135,7 +136,11 @@ def set_folder_paused(cfg: Config, folder_id: str, paused: bool) -> Config:
 
 
 def accept_folder(
-    cfg: Config, offers: Sequence[PendingFolder], folder_id: str, path: Path
+    cfg: Config,
+    offers: Sequence[PendingFolder],
+    folder_id: str,
+    path: Path,
+    home: Path | None = None,
 ) -> FolderConfig:
     """The folder accepted from pending ``offers``, shared back with the trusted offerers."""
     validate_folder_id(folder_id)
@@ -146,9 +151,7 @@ def accept_folder(
         raise UsageError(f"folder {folder_id!r} already exists")
     if not path.is_absolute():
         raise UsageError(f"folder path {str(path)!r} must be absolute")
-    for f in cfg.folders:
-        if f.resolved_path.absolute() == path:
-            raise UsageError(f"{path} is already shared as folder {f.id!r}")
+    _check_path(cfg, path, home)
     devices = tuple(
         dict.fromkeys(e.device_id for e in mine if cfg.device(DeviceID.parse(e.device_id)))
     )
@@ -157,6 +160,21 @@ def accept_folder(
     )
 
 
-def default_accept_path(folder_id: str) -> Path:
-    """Where an accepted folder goes when no path is given: ``~/Sync/<id>``."""
-    return (Path("~/Sync") / folder_id).expanduser().absolute()
+def _check_path(cfg: Config, path: Path, home: Path | None) -> None:
+    problem = folder_path_problem(cfg, path, home)
+    if problem is not None:
+        raise UsageError(f"{problem}; choose another path")
+
+
+def default_accept_path(cfg: Config, folder_id: str, home: Path | None = None) -> Path:
+    """Where an accepted folder goes when no path is given: ``~/<id>``, as Syncthing puts
+    new folders in the home directory — a sibling of the default ``~/Sync``, never inside
+    another folder. If that path would nest with a folder (or is one), ``~/<id>-2``, …"""
+    base = normalized_path(Path("~") / folder_id)
+    for n in range(1, 100):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if folder_path_problem(cfg, candidate, home) is None:
+            return candidate
+    raise UsageError(
+        f"no free default path for folder {folder_id!r} next to {base}; give a PATH"
+    )

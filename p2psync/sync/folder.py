@@ -122,6 +122,7 @@ class FolderRunner:
         self._space_wait = False  # paused for a full disk: watch free space
         self._space_floor: int | None = None  # free bytes when that was noticed
         self._space_checked = 0.0
+        self._blocked = ""  # why the config keeps this folder from running (nested paths)
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -148,6 +149,15 @@ class FolderRunner:
         if config.ignore_permissions != previous.ignore_permissions:
             self.request_scan(None)
         self.request_pull()
+
+    def set_blocked(self, reason: str) -> None:
+        """Keep the folder from scanning and pulling while ``reason`` (e.g. it contains
+        another folder) holds; ``""`` lets it run again."""
+        if reason != self._blocked:
+            if reason:
+                log.warning("%s: not syncing: %s", self.id, reason)
+            self._blocked = reason
+            self.request_scan(None)
 
     # ---- triggers ------------------------------------------------------------------
     def request_scan(self, paths: Sequence[str] | None = None) -> None:
@@ -357,6 +367,9 @@ class FolderRunner:
     async def _prepare(self) -> bool:
         """The folder root must exist and carry our marker (so an unmounted disk never
         looks like "everything was deleted")."""
+        if self._blocked:
+            self._set_state("error", self._blocked)
+            return False
         ok, reason = await trio.to_thread.run_sync(self._check_root)
         if not ok:
             self._set_state("error", reason)

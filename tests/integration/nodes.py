@@ -99,25 +99,33 @@ class Cluster:
         self.homes = {n: make_home(base, n, discovery) for n in names}
         self.nodes: dict[str, Node] = {}
         self.scopes: dict[str, trio.CancelScope] = {}
+        self.stopped: dict[str, trio.Event] = {}
         self.folder_type = folder_type or {}
 
     def data(self, name: str) -> Path:
         return self.base / name / "data"
 
     async def start(self, nursery: trio.Nursery, name: str) -> Node:
+        stopped = trio.Event()
+
         async def runner(task_status=trio.TASK_STATUS_IGNORED):
-            with trio.CancelScope() as scope:
-                self.scopes[name] = scope
-                await serve_node(self.homes[name], task_status=task_status)
+            try:
+                with trio.CancelScope() as scope:
+                    self.scopes[name] = scope
+                    await serve_node(self.homes[name], task_status=task_status)
+            finally:
+                stopped.set()
 
         node = await nursery.start(runner)
         self.nodes[name] = node
+        self.stopped[name] = stopped
         return node
 
     async def stop(self, name: str) -> None:
+        """Cancel the node and wait until it has closed its index and released its home."""
         self.scopes.pop(name).cancel()
         self.nodes.pop(name)
-        await trio.lowlevel.checkpoint()
+        await self.stopped.pop(name).wait()
 
     async def start_all(self, nursery: trio.Nursery) -> None:
         for n in self.names:

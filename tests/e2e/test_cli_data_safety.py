@@ -1,0 +1,179 @@
+"""Issue 18.1-3 as a new user meets them, with the CLI and real `p2psync run` daemons:
+a second daemon on a running home, nested and overlapping folders, the default accept
+path, and removing/re-accepting a folder and recovering a lost marker without deleting
+anything on the other devices."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_cli_cluster import start, status
+from test_cli_daemon import ENV, P2PSYNC, cli_run, init_home, ok, wait_for
+
+from p2psync.config import load_config
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_second_run_on_a_running_home_refuses_and_touches_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    init_home(home)
+    first = start(home)
+    try:
+        ok(home, "folder", "add", str(tmp_path / "data"), "--id", "data")
+        wait_for(lambda: (home / "index.sqlite3-wal").exists(), what="the index's WAL file")
+        before = {p.name: p.stat().st_mtime_ns for p in home.iterdir()}
+        second = subprocess.run(
+            [*P2PSYNC, "--home", str(home), "run"],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 5, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
+        assert f"already running on {home} (PID {first.pid})" in lines[0]
+        after = {p.name: p.stat().st_mtime_ns for p in home.iterdir()}
+        assert after == before  # not even the log was opened
+        assert first.poll() is None
+        (tmp_path / "data" / "after.txt").write_text("still syncing\n")
+        ok(home, "scan", "data")
+        wait_for(
+            lambda: status(home)["folders"][0]["local"]["files"] == 1, what="the first daemon"
+        )
+    finally:
+        stop(first)
+    # the lock dies with its process: the home runs again after a stop
+    again = start(home)
+    stop(again)
+    assert again.returncode == 0
+
+
+@pytest.fixture
+def user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh $HOME, for `~` in the CLI (in-process) and in the daemons (environment)."""
+    home = tmp_path / "user"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def start_in(home: Path, user_home: Path) -> subprocess.Popen:
+    (home / "api.address").unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [*P2PSYNC, "--home", str(home), "run"],
+        env={**ENV, "HOME": str(user_home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(
+        lambda: (home / "api.address").exists() and cli_run(home, "status", "--json").exit_code == 0,
+        what=f"daemon {home}",
+    )
+    return proc
+
+
+def folder_status(home: Path, folder_id: str) -> dict:
+    return next(f for f in status(home)["folders"] if f["id"] == folder_id)
+
+
+def pair(homes: dict[str, Path]) -> dict[str, dict]:
+    """Trust each other (the README's two-machine steps)."""
+    info = {n: status(h)["system"] for n, h in homes.items()}
+    for n, h in homes.items():
+        for m in homes:
+            if m != n:
+                ok(h, "peer", "add", info[m]["device_id"], "--name", m,
+                   "--address", info[m]["listen_addresses"][0])
+    return info
+
+
+def names(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_accept_without_a_path_is_a_sibling_of_the_default_folder(
+    tmp_path: Path, user_home: Path
+) -> None:
+    homes = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    init_home(homes["a"], "a")
+    # b as the README sets it up: with the default folder ~/Sync
+    ok(homes["b"], "init", "--name", "b", "--no-mdns", "--listen", "tcp://127.0.0.1:0",
+       "--api", "127.0.0.1:0")
+    procs = {n: start_in(h, user_home) for n, h in homes.items()}
+    try:
+        info = pair(homes)
+        acme = tmp_path / "acme-on-a"
+        acme.mkdir()
+        (acme / "plan.txt").write_text("the plan\n")
+        ok(homes["a"], "folder", "add", str(acme), "--id", "acme",
+           "--share", info["b"]["device_id"])
+        wait_for(lambda: "acme" in ok(homes["b"], "folder", "pending"), what="the offer")
+        out = ok(homes["b"], "folder", "accept", "acme")
+        assert f"at {user_home / 'acme'}" in out
+        assert load_config(homes["b"]).folder("acme").path == str(user_home / "acme")
+        wait_for(lambda: (user_home / "acme" / "plan.txt").exists(), what="acme's file on b")
+        ok(homes["b"], "scan", "default")
+        wait_for(lambda: folder_status(homes["b"], "default")["state"] == "idle",
+                 what="default folder idle")
+        assert not (user_home / "Sync" / "acme").exists()
+        assert folder_status(homes["b"], "default")["local"]["files"] == 0
+        # a second offer of the same ID at a taken default path gets a suffix
+        (user_home / "other").mkdir()
+        ok(homes["b"], "folder", "remove", "acme")
+        ok(homes["b"], "folder", "add", str(user_home / "acme"), "--id", "mine")
+        wait_for(lambda: "acme" in ok(homes["b"], "folder", "pending"), what="the offer again")
+        out = ok(homes["b"], "folder", "accept", "acme")
+        assert f"at {user_home / 'acme-2'}" in out
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
+def test_nested_folders_and_the_home_inside_a_folder_are_refused(
+    tmp_path: Path, user_home: Path
+) -> None:
+    home = user_home / ".local" / "share" / "p2psync"
+    ok(home, "init", "--name", "solo", "--no-mdns", "--listen", "tcp://127.0.0.1:0",
+       "--api", "127.0.0.1:0")
+    sync = user_home / "Sync"
+    proc = start_in(home, user_home)
+    try:
+        wait_for(lambda: (sync / ".p2psync").is_dir(), what="the default folder")
+        for path, why in (
+            (sync / "inner", "is inside folder 'default'"),
+            (user_home / "Documents" / ".." / "Sync" / "x", "is inside folder 'default'"),
+            (user_home, "contains this node's home"),
+            (tmp_path, "contains this node's home"),
+        ):
+            r = cli_run(home, "folder", "add", str(path), "--id", "nested")
+            assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
+        assert [f.id for f in load_config(home).folders] == ["default"]
+        # A hand edit nests a folder anyway: the outer one stops; nothing of the inner
+        # one (files, marker) enters the outer one's index.
+        text = (home / "config.toml").read_text()
+        text += f'\n[[folders]]\nid = "inner"\npath = "{sync / "inner"}"\n'
+        (home / "config.toml").write_text(text)
+        wait_for(lambda: folder_status(home, "default")["state"] == "error", what="outer blocked")
+        reason = folder_status(home, "default")["reason"]
+        assert "contains folder 'inner'" in reason and "folder remove" in reason
+        (sync / "inner" / "secret.txt").write_text("inner only\n")
+        ok(home, "scan")
+        wait_for(lambda: folder_status(home, "inner")["local"]["files"] == 1, what="inner scan")
+        assert folder_status(home, "default")["local"]["files"] == 0
+        ok(home, "folder", "remove", "inner")
+        wait_for(lambda: folder_status(home, "default")["state"] == "idle", what="outer runs again")
+    finally:
+        stop(proc)
