@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import click
 
@@ -60,18 +61,28 @@ def peer_add(
 @json_option
 @click.pass_obj
 def peer_list(obj: Context, as_json: bool) -> None:
-    """List trusted devices."""
-    cfg = obj.config()
-    data = [asdict(d) for d in cfg.devices]
+    """List trusted devices (with the daemon: connection, refusal reason, last seen)."""
+    client = obj.daemon()
+    if client is not None:
+        data: list[dict[str, Any]] = client.get("/api/devices")
+    else:
+        data = [asdict(d) for d in obj.config().devices]
 
     def human() -> None:
-        if not cfg.devices:
+        from .api.render import disconnected_note  # rich, only for this output
+
+        if not data:
             click.echo("No devices. Add one with: p2psync peer add DEVICE-ID")
-        for d in cfg.devices:
-            flags = " (paused)" if d.paused else ""
-            click.echo(
-                f"{d.id}  {safe(d.name) or '-'}  {', '.join(safe(a) for a in d.addresses)}{flags}"
-            )
+        for d in data:
+            flags = " (paused)" if d["paused"] else ""
+            addresses = ", ".join(safe(a) for a in d["addresses"])
+            click.echo(f"{d['id']}  {safe(d['name']) or '-'}  {addresses}{flags}")
+            if "connected" not in d or d["paused"]:
+                continue
+            if d["connected"]:
+                click.echo(f"    connected at {safe(d['address'] or '')}")
+            else:
+                click.echo(f"    {disconnected_note(d)}")
 
     emit(data, as_json, human)
 

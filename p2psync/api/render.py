@@ -120,7 +120,7 @@ def devices_table(devices: list[dict[str, Any]]) -> RenderableType:
         elif d["connected"]:
             conn = Text(f"connected {safe(d['address'] or '')}", style="green")
         else:
-            conn = Text("disconnected", style="dim")
+            conn = Text(disconnected_note(d), style="yellow" if d.get("refusal") else "dim")
         table.add_row(
             Text(safe(d["name"]) or "-"),
             Text(short_id(d["id"])),
@@ -131,6 +131,20 @@ def devices_table(devices: list[dict[str, Any]]) -> RenderableType:
             Text(human_bytes(d["bytes_out"]) if d["connected"] else "-"),
         )
     return table
+
+
+def disconnected_note(d: dict[str, Any], now: float | None = None) -> str:
+    """Why a device is not connected, from its /api/devices entry: ``refused by the peer:
+    unknown device; last seen 5m 3s ago; retry in 20s``."""
+    now = dt.datetime.now().timestamp() if now is None else now
+    parts = [safe(d.get("last_error") or "") or "disconnected"]
+    if d.get("last_seen"):
+        parts.append(f"last seen {human_duration(max(0.0, now - d['last_seen']))} ago")
+    else:
+        parts.append("never connected")
+    if d.get("retry_in") is not None:
+        parts.append(f"retry in {human_duration(d['retry_in'])}")
+    return "; ".join(parts)
 
 
 def event_line(event: dict[str, Any]) -> str:
