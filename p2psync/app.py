@@ -53,6 +53,7 @@ class Node:
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
     _config_mtime: int = 0
+    config_error: str = ""  # why config.toml on disk is not applied ("" when it is)
 
     @property
     def device_id(self) -> DeviceID:
@@ -116,6 +117,9 @@ class Node:
 
     async def reload_config(self) -> None:
         new = await trio.to_thread.run_sync(load_config, self.home)
+        if self.config_error:
+            log.info("config.toml is valid again")
+        self.config_error = ""
         if new != self.config:
             log.info("configuration changed; applying")
             await self.apply_config(new)
@@ -134,7 +138,12 @@ class Node:
             try:
                 await self.reload_config()
             except ConfigError as exc:
-                log.error("not applying the edited config: %s", exc)
+                self.config_error = str(exc)
+                log.error(
+                    "not applying the edited config (running with the last good one; API "
+                    "changes are refused until it is fixed): %s",
+                    exc,
+                )
 
 
 async def _run_cancellable(

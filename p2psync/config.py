@@ -17,6 +17,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from .config_lines import line_of
 from .errors import ConfigError, DeviceIDError
 from .identity import DeviceID
 
@@ -379,7 +380,8 @@ def load_config(home: Path) -> Config:
     try:
         return parse_config(data)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        line = line_of(text, str(exc).split(":", 1)[0])
+        raise ConfigError(f"{path}{f' line {line}' if line else ''}: {exc}") from exc
 
 
 def save_config(cfg: Config, home: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from ..config import Config, save_config
+from ..config import Config, config_to_dict, load_config, save_config
 from ..errors import ConfigError, DeviceIDError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID
 from ..protocol.names import validate_name
@@ -76,6 +76,7 @@ class _Api:
         """Apply ``edit`` to the current config: ``prepare`` (blocking, e.g. create the
         folder's directory), save atomically, then apply to the running node."""
         async with self.config_lock:
+            await self._adopt_file_on_disk()
             new = edit(self.node.config)
             if prepare is not None:
                 await self._thread(prepare)
@@ -83,6 +84,21 @@ class _Api:
                 await self._thread(save_config, new, self.node.home)
                 await self.node.apply_config(new)
             return new
+
+    async def _adopt_file_on_disk(self) -> None:
+        """Never overwrite the user's edits: refuse while config.toml is invalid, and
+        apply a valid hand edit the poller has not picked up yet before editing on top."""
+        try:
+            on_disk = await self._thread(load_config, self.node.home)
+        except ConfigError as exc:
+            self.node.config_error = str(exc)
+            raise ConfigError(
+                f"not saved: config.toml is invalid, fix it first (the daemon runs with the "
+                f"last good config until then): {exc}"
+            ) from None
+        self.node.config_error = ""
+        if on_disk != self.node.config:
+            await self.node.apply_config(on_disk)
 
     def _folder_config(self, folder_id: str) -> Any:
         fc = self.node.config.folder(folder_id)
@@ -103,6 +119,12 @@ class _Api:
 
     async def openapi(self, request: Request) -> JSONResponse:
         return JSONResponse(openapi_document())
+
+    async def config(self, request: Request) -> JSONResponse:
+        """The config the daemon runs with (the last good one if the file is invalid)."""
+        return JSONResponse(
+            {"config": config_to_dict(self.node.config), "error": self.node.config_error}
+        )
 
     async def reload(self, request: Request) -> JSONResponse:
         async with self.config_lock:
@@ -507,6 +529,7 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
         Route(f"{p}/openapi.json", api.openapi),
         Route(f"{p}/system", api.system),
         Route(f"{p}/config/reload", api.reload, methods=["POST"]),
+        Route(f"{p}/config", api.config, methods=["GET"]),
         Route(f"{p}/events", api.events),
         Route(f"{p}/folders", api.folders),
         Route(f"{p}/folders", api.folder_add, methods=["POST"]),

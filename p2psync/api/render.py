@@ -64,6 +64,12 @@ def status_renderable(data: dict[str, Any]) -> RenderableType:
         f"API http://{safe(str(system.get('api_address')))}",
         style="dim",
     )
+    if system.get("config_error"):
+        header.append(
+            f"\nconfig.toml is invalid, running with the last good config: "
+            f"{safe(system['config_error'])}",
+            style="red",
+        )
     return Group(
         header, Text(""), folders_table(data["folders"]), Text(""), devices_table(data["devices"])
     )

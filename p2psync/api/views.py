@@ -175,6 +175,7 @@ def system_view(node: Any) -> dict[str, Any]:
         "folders": len(cfg.folders),
         "devices": len(cfg.devices),
         "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.device_id)),
+        "config_error": getattr(node, "config_error", ""),
     }
 
 
