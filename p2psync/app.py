@@ -100,6 +100,7 @@ class Node:
                 await self.start_folder(fc)
                 continue
             runner.update_config(fc)
+        await trio.to_thread.run_sync(_clear_answered_offers, self.pending, old, new)
         # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
         for device, active in list(self.connections.active.items()):
             before = {f.id for f in old.folders if str(device) in f.devices}
@@ -144,6 +145,14 @@ class Node:
                     "changes are refused until it is fixed): %s",
                     exc,
                 )
+
+
+def _clear_answered_offers(pending: PendingStore, old: Config, new: Config) -> None:
+    """A folder now shared with a device answers that device's offer of it."""
+    for fc in new.folders:
+        before = old.folder(fc.id)
+        for device in set(fc.devices) - set(before.devices if before else ()):
+            pending.remove_folder(fc.id, device)
 
 
 async def _run_cancellable(

@@ -113,7 +113,10 @@ def init(
     click.echo("Next steps:")
     click.echo("  p2psync run                            # start the daemon")
     click.echo("  p2psync peer add OTHER-DEVICE-ID       # trust another device (on both sides)")
-    click.echo("  p2psync folder share default OTHER-ID  # share the default folder with it")
+    if not no_default_folder:
+        click.echo("  p2psync folder share default OTHER-ID  # share the default folder with it;")
+        click.echo("  p2psync folder accept default          # ... and accept it on the other side")
+    click.echo("  p2psync status                         # see folders, devices and progress")
 
 
 def _write_api_key(home: Path) -> None:

@@ -172,6 +172,8 @@ def folder_accept(obj: Context, folder_id: str, path: Path | None) -> None:
     target = path.expanduser().absolute() if path else edits.default_accept_path(folder_id)
     offers = PendingStore(obj.home).folders()
     new = edits.accept_folder(cfg, offers, folder_id, target)
+    existed = cfg.folder(folder_id) is not None
+    target = new.resolved_path
     client = obj.daemon()
     if client is not None:
         client.post(f"/api/pending/folders/{url_segment(folder_id)}/accept", {"path": str(target)})
@@ -179,7 +181,8 @@ def folder_accept(obj: Context, folder_id: str, path: Path | None) -> None:
         target.mkdir(parents=True, exist_ok=True)
         obj.save(cfg.with_folder(new))
         PendingStore(obj.home).remove_folder(folder_id)
-    click.echo(f"Accepted folder {folder_id!r} at {safe(str(target))}")
+    into = "into the existing folder " if existed else ""
+    click.echo(f"Accepted folder {folder_id!r} {into}at {safe(str(target))}")
 
 
 @folder.command("reject")

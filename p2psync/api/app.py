@@ -378,7 +378,7 @@ class _Api:
             accepted.append(edits.accept_folder(cfg, offers, folder_id, path))
             return cfg.with_folder(accepted[-1])
 
-        await self._change(edit, prepare=lambda: _make_dir(path))
+        await self._change(edit, prepare=lambda: _make_dir(accepted[-1].resolved_path))
         fc = accepted[-1]
         await self._thread(self.node.pending.remove_folder, folder_id)
         return JSONResponse(

@@ -137,21 +137,32 @@ def set_folder_paused(cfg: Config, folder_id: str, paused: bool) -> Config:
 def accept_folder(
     cfg: Config, offers: Sequence[PendingFolder], folder_id: str, path: Path
 ) -> FolderConfig:
-    """The folder accepted from pending ``offers``, shared back with the trusted offerers."""
+    """The folder accepted from pending ``offers``, shared back with the trusted offerers.
+
+    An offer of a folder ID that exists here (both devices have a ``default`` folder) is
+    accepted into the existing folder, as Syncthing does: it is shared with the offerers
+    and the two merge. Asking for another path for it is refused with the way out.
+    """
     validate_folder_id(folder_id)
     mine = [e for e in offers if e.folder_id == folder_id]
     if not mine:
         raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
-    if cfg.folder(folder_id) is not None:
-        raise UsageError(f"folder {folder_id!r} already exists")
+    devices = tuple(
+        dict.fromkeys(e.device_id for e in mine if cfg.device(DeviceID.parse(e.device_id)))
+    )
+    existing = cfg.folder(folder_id)
+    if existing is not None:
+        if path not in (existing.resolved_path.absolute(), default_accept_path(folder_id)):
+            raise UsageError(
+                f"folder {folder_id!r} already exists here, at {existing.path}; accept the "
+                f"offer into it with `p2psync folder accept {folder_id}` (without a path)"
+            )
+        return replace(existing, devices=tuple(dict.fromkeys(existing.devices + devices)))
     if not path.is_absolute():
         raise UsageError(f"folder path {str(path)!r} must be absolute")
     for f in cfg.folders:
         if f.resolved_path.absolute() == path:
             raise UsageError(f"{path} is already shared as folder {f.id!r}")
-    devices = tuple(
-        dict.fromkeys(e.device_id for e in mine if cfg.device(DeviceID.parse(e.device_id)))
-    )
     return FolderConfig(
         id=folder_id, path=str(path), label=mine[0].label or folder_id, devices=devices
     )
