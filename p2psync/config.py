@@ -10,6 +10,8 @@ import os
 import re
 import socket
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import platformdirs
 import tomli_w
 
 from .config_lines import line_of
-from .errors import ConfigError, DeviceIDError
+from .errors import ConfigError, DeviceIDError, UsageError
 from .identity import DeviceID
 
 CONFIG_FILE = "config.toml"
@@ -191,6 +193,16 @@ class _Reader:
         unknown = sorted(set(self.table) - self.used)
         if unknown:
             raise ConfigError(f"{self.key(unknown[0])}: unknown setting")
+
+
+@contextmanager
+def argument_errors() -> Iterator[None]:
+    """Validating a user's argument (a CLI option, an API body) rather than the file: a
+    ConfigError becomes a UsageError (exit code 2, HTTP 400), as docs/cli.md says."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def validate_listen_url(url: str, where: str) -> str:

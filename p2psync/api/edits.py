@@ -17,6 +17,7 @@ from ..config import (
     Config,
     DeviceConfig,
     FolderConfig,
+    argument_errors,
     validate_folder_id,
     validate_listen_url,
 )
@@ -54,7 +55,8 @@ def add_device(
         raise UsageError("that is this device's own ID")
     for i, a in enumerate(addresses):
         if a != "dynamic":
-            validate_listen_url(a, f"addresses[{i}]")
+            with argument_errors():
+                validate_listen_url(a, f"addresses[{i}]")
     existing = cfg.device(did)
     new = DeviceConfig(
         id=str(did),
@@ -100,7 +102,8 @@ def add_folder(
     """The new folder for absolute ``path`` (not yet in ``cfg``: add with ``cfg.with_folder``)."""
     if not path.is_absolute():
         raise UsageError(f"folder path {str(path)!r} must be absolute")
-    folder_id = validate_folder_id(folder_id or folder_id_from(path), "--id")
+    with argument_errors():
+        folder_id = validate_folder_id(folder_id or folder_id_from(path), "--id")
     if folder_type not in FOLDER_TYPES:
         raise UsageError(
             f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
@@ -143,7 +146,8 @@ def accept_folder(
     accepted into the existing folder, as Syncthing does: it is shared with the offerers
     and the two merge. Asking for another path for it is refused with the way out.
     """
-    validate_folder_id(folder_id)
+    with argument_errors():
+        validate_folder_id(folder_id)
     mine = [e for e in offers if e.folder_id == folder_id]
     if not mine:
         raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
