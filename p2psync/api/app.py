@@ -139,9 +139,10 @@ class _Api:
         timeout = min(max(timeout, 0.0), MAX_EVENT_WAIT)
         types = {t for t in (q.get("types") or "").split(",") if t} or None
         found = await self.node.events.wait_since(since, types, timeout=timeout)
+        names = {d.id: d.name for d in self.node.config.devices if d.name}
         return JSONResponse(
             {
-                "events": [e.to_json() for e in found[:limit]],
+                "events": [_named(e.to_json(), names) for e in found[:limit]],
                 "last_id": self.node.events.last_id,
             }
         )
@@ -389,6 +390,14 @@ class _Api:
         folder_id = request.path_params["id"]
         await self._thread(self.node.pending.remove_folder, folder_id)
         return JSONResponse({"ok": True})
+
+
+def _named(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """``event`` with ``device_name`` added where its ``device`` has a configured name."""
+    name = names.get(str(event["data"].get("device")))
+    if name and "device_name" not in event["data"]:
+        event["data"] = {**event["data"], "device_name": name}
+    return event
 
 
 # ---- request parsing ---------------------------------------------------------------

@@ -157,7 +157,11 @@ def event_line(event: dict[str, Any]) -> str:
     """One event as a safe single line: ``#12 14:03:05 ItemFinished folder=docs item=a.txt``."""
     when = dt.datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S")
     parts = [f"#{event['id']}", when, safe(str(event["type"]))]
-    for key, value in sorted((event.get("data") or {}).items()):
+    data = dict(event.get("data") or {})
+    name = data.pop("device_name", None)
+    if name and data.get("device"):  # the name the user gave, then the short ID
+        data["device"] = f"{name} ({short_id(str(data['device']))})"
+    for key, value in sorted(data.items()):
         if value is None or value == "":
             continue
         parts.append(f"{safe(str(key))}={safe(str(value))}")
