@@ -11,6 +11,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from .app import DiscoveryService, ServerSettings, create_app
+from .logsetup import ServerLogger
 from .stores import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ async def serve_discovery(
     config.keyfile = keyfile
     config.graceful_timeout = graceful_timeout
     config.accesslog = None
+    config.logger_class = ServerLogger  # each line once; one DEBUG line per request
     config.include_server_header = False
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
