@@ -153,11 +153,16 @@ def folder_pending(obj: Context, as_json: bool) -> None:
     entries = PendingStore(obj.home).folders()
 
     def human() -> None:
+        here = {f.id for f in obj.config().folders}
         if not entries:
             click.echo("No pending folders.")
         for e in entries:
             click.echo(f"{safe(e.folder_id)}  {safe(e.label)}  offered by {e.device_id}")
-            click.echo(f"    accept with: p2psync folder accept {safe(e.folder_id)} [PATH]")
+            if e.folder_id in here:  # accepted into the existing folder of that ID
+                fid = safe(e.folder_id)
+                click.echo(f"    exists here; share it with: p2psync folder accept {fid}")
+            else:
+                click.echo(f"    accept with: p2psync folder accept {safe(e.folder_id)} [PATH]")
 
     emit([asdict(e) for e in entries], as_json, human)
 

@@ -110,5 +110,7 @@ class DialBackoff:
         for s in self.states.values():
             s.next_attempt = 0.0
 
-    def forget(self, device: DeviceID) -> None:
-        self.states.pop(device, None)
+    def keep_only(self, devices: set[DeviceID]) -> None:
+        """Forget devices no longer configured."""
+        for device in set(self.states) - devices:
+            del self.states[device]

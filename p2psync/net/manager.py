@@ -103,6 +103,7 @@ class ConnectionManager:
 
     def wake_dialer(self) -> None:
         """Config or addresses changed: try dialling now."""
+        self.dial_backoff.keep_only({dc.device_id for dc in self.get_config().devices})
         self.dial_backoff.retry_now()
         self._wake.set()
 

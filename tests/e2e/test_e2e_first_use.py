@@ -53,6 +53,9 @@ def test_next_steps_of_init_share_the_default_folder(tmp_path) -> None:
             timeout=30,
             what="the offer on b",
         )
+        assert "exists here; share it with: p2psync folder accept default" in ok(
+            homes["b"], "folder", "pending"
+        )
         out = ok(homes["b"], "folder", "accept", "default")
         assert "existing folder" in out and str(syncs["b"]) in out
         assert "No pending folders" in ok(homes["b"], "folder", "pending")

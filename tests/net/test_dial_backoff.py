@@ -54,6 +54,15 @@ def test_retry_now_keeps_the_failure_count() -> None:
     assert b.failed(DEV, 0.0, "x") == 2.0
 
 
+def test_keep_only_forgets_removed_devices() -> None:
+    b = schedule()
+    other = DeviceID(bytes(32))
+    b.failed(DEV, 0.0, "x")
+    b.failed(other, 0.0, "x")
+    b.keep_only({DEV})
+    assert set(b.states) == {DEV}
+
+
 def test_jitter_stays_within_bounds() -> None:
     b = schedule(jitter=0.2)
     for _ in range(50):
