@@ -12,6 +12,7 @@ import trio
 from p2psync.errors import P2PSyncError
 
 from .app import ServerSettings
+from .logsetup import setup_logging
 from .server import serve_discovery
 from .stores import open_store
 
@@ -172,9 +173,7 @@ def main(
     """
     if (cert is None) != (key is None):
         raise click.UsageError("--cert and --key go together")
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(log_level)
     if reannounce >= ttl:
         logging.getLogger(__name__).warning(
             "--reannounce %d >= --ttl %d: records will lapse between announcements", reannounce, ttl

@@ -32,6 +32,7 @@ from p2psync.api.accept import (
 )
 
 from .app import DiscoveryService, ServerSettings, create_app
+from .logsetup import ServerLogger
 from .stores import Store
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def _hypercorn_config(
     config.keyfile = keyfile
     config.graceful_timeout = graceful_timeout
     config.accesslog = None
+    config.logger_class = ServerLogger  # each line once; one DEBUG line per request
     config.include_server_header = False
     config.keep_alive_timeout = settings.header_timeout  # also idle time between requests
     config.ssl_handshake_timeout = settings.header_timeout

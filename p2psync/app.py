@@ -56,6 +56,7 @@ class Node:
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
     _config_mtime: int = 0
+    config_error: str = ""  # why config.toml on disk is not applied ("" when it is)
 
     @property
     def device_id(self) -> DeviceID:
@@ -105,6 +106,7 @@ class Node:
                 continue
             runner.update_config(fc)
             runner.set_blocked(blocked.get(fc.id, ""))
+        await trio.to_thread.run_sync(_clear_answered_offers, self.pending, old, new)
         # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
         for device, active in list(self.connections.active.items()):
             before = {f.id for f in old.folders if str(device) in f.devices}
@@ -122,6 +124,9 @@ class Node:
 
     async def reload_config(self) -> None:
         new = await trio.to_thread.run_sync(load_config, self.home)
+        if self.config_error:
+            log.info("config.toml is valid again")
+        self.config_error = ""
         if new != self.config:
             log.info("configuration changed; applying")
             await self.apply_config(new)
@@ -140,7 +145,20 @@ class Node:
             try:
                 await self.reload_config()
             except ConfigError as exc:
-                log.error("not applying the edited config: %s", exc)
+                self.config_error = str(exc)
+                log.error(
+                    "not applying the edited config (running with the last good one; API "
+                    "changes are refused until it is fixed): %s",
+                    exc,
+                )
+
+
+def _clear_answered_offers(pending: PendingStore, old: Config, new: Config) -> None:
+    """A folder now shared with a device answers that device's offer of it."""
+    for fc in new.folders:
+        before = old.folder(fc.id)
+        for device in set(fc.devices) - set(before.devices if before else ()):
+            pending.remove_folder(fc.id, device)
 
 
 async def _run_cancellable(

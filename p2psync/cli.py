@@ -26,6 +26,7 @@ from .config import (
     DEFAULT_API_PORT,
     Config,
     FolderConfig,
+    argument_errors,
     default_home,
     save_config,
     validate_host_port,
@@ -95,10 +96,12 @@ def init(
         cfg = replace(cfg, name=name)
     if listen:
         for i, url in enumerate(listen):
-            validate_listen_url(url, f"--listen[{i}]")
+            with argument_errors():
+                validate_listen_url(url, f"--listen[{i}]")
         cfg = replace(cfg, listen=tuple(listen))
     if api:
-        cfg = replace(cfg, api=validate_host_port(api, "--api"))
+        with argument_errors():
+            cfg = replace(cfg, api=validate_host_port(api, "--api"))
     if no_mdns:
         cfg = replace(cfg, discovery=replace(cfg.discovery, mdns=False))
     if not no_default_folder:
@@ -113,7 +116,10 @@ def init(
     click.echo("Next steps:")
     click.echo("  p2psync run                            # start the daemon")
     click.echo("  p2psync peer add OTHER-DEVICE-ID       # trust another device (on both sides)")
-    click.echo("  p2psync folder share default OTHER-ID  # share the default folder with it")
+    if not no_default_folder:
+        click.echo("  p2psync folder share default OTHER-ID  # share the default folder with it;")
+        click.echo("  p2psync folder accept default          # ... and accept it on the other side")
+    click.echo("  p2psync status                         # see folders, devices and progress")
 
 
 def _write_api_key(home: Path) -> None:

@@ -159,11 +159,16 @@ def folder_pending(obj: Context, as_json: bool) -> None:
     entries = PendingStore(obj.home).folders()
 
     def human() -> None:
+        here = {f.id for f in obj.config().folders}
         if not entries:
             click.echo("No pending folders.")
         for e in entries:
             click.echo(f"{safe(e.folder_id)}  {safe(e.label)}  offered by {e.device_id}")
-            click.echo(f"    accept with: p2psync folder accept {safe(e.folder_id)} [PATH]")
+            if e.folder_id in here:  # accepted into the existing folder of that ID
+                fid = safe(e.folder_id)
+                click.echo(f"    exists here; share it with: p2psync folder accept {fid}")
+            else:
+                click.echo(f"    accept with: p2psync folder accept {safe(e.folder_id)} [PATH]")
 
     emit([asdict(e) for e in entries], as_json, human)
 
@@ -182,6 +187,8 @@ def folder_accept(obj: Context, folder_id: str, path: Path | None) -> None:
     )
     offers = PendingStore(obj.home).folders()
     new = edits.accept_folder(cfg, offers, folder_id, target, obj.home)
+    existed = cfg.folder(folder_id) is not None
+    target = new.resolved_path
     client = obj.daemon()
     if client is not None:
         client.post(f"/api/pending/folders/{url_segment(folder_id)}/accept", {"path": str(target)})
@@ -189,7 +196,8 @@ def folder_accept(obj: Context, folder_id: str, path: Path | None) -> None:
         target.mkdir(parents=True, exist_ok=True)
         obj.save(cfg.with_folder(new))
         PendingStore(obj.home).remove_folder(folder_id)
-    click.echo(f"Accepted folder {folder_id!r} at {safe(str(target))}")
+    into = "into the existing folder " if existed else ""
+    click.echo(f"Accepted folder {folder_id!r} {into}at {safe(str(target))}")
 
 
 @folder.command("reject")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import click
 
 from .api import edits
 from .cli_support import Context, emit, json_option, parse_device_id
-from .config import validate_listen_url
+from .config import argument_errors, validate_listen_url
 from .errors import NotFoundError, UsageError
 from .pending import PendingStore
 from .textsafe import safe
@@ -24,20 +25,38 @@ def peer() -> None:
 @peer.command("add")
 @click.argument("device_id")
 @click.option("--name", default="", help="A name for the device.")
-@click.option("--address", "addresses", multiple=True, help="tcp://HOST:PORT (default: dynamic).")
+@click.option(
+    "--address",
+    "addresses",
+    multiple=True,
+    help="tcp://HOST:PORT, tried before the discovered ones (default: dynamic only).",
+)
+@click.option(
+    "--no-dynamic", is_flag=True, help="Only the --address given: no discovery for this device."
+)
 @click.option("--introducer", is_flag=True, help="Accept devices this one introduces.")
 @click.pass_obj
 def peer_add(
-    obj: Context, device_id: str, name: str, addresses: tuple[str, ...], introducer: bool
+    obj: Context,
+    device_id: str,
+    name: str,
+    addresses: tuple[str, ...],
+    no_dynamic: bool,
+    introducer: bool,
 ) -> None:
     """Trust a device (by its ID) and optionally give its address."""
     did = parse_device_id(device_id)
+    if no_dynamic and not addresses:
+        raise UsageError("--no-dynamic needs at least one --address")
+    if addresses and not no_dynamic:  # an address is a hint: discovery keeps working
+        addresses = tuple(dict.fromkeys((*addresses, "dynamic")))
     cfg = obj.config()
     if did == obj.own_id():
         raise UsageError("that is this device's own ID")
     for i, a in enumerate(addresses):
         if a != "dynamic":
-            validate_listen_url(a, f"--address[{i}]")
+            with argument_errors():
+                validate_listen_url(a, f"--address[{i}]")
     client = obj.daemon()
     if client is not None:
         body = {
@@ -60,18 +79,28 @@ def peer_add(
 @json_option
 @click.pass_obj
 def peer_list(obj: Context, as_json: bool) -> None:
-    """List trusted devices."""
-    cfg = obj.config()
-    data = [asdict(d) for d in cfg.devices]
+    """List trusted devices (with the daemon: connection, refusal reason, last seen)."""
+    client = obj.daemon()
+    if client is not None:
+        data: list[dict[str, Any]] = client.get("/api/devices")
+    else:
+        data = [asdict(d) for d in obj.config().devices]
 
     def human() -> None:
-        if not cfg.devices:
+        from .api.render import disconnected_note  # rich, only for this output
+
+        if not data:
             click.echo("No devices. Add one with: p2psync peer add DEVICE-ID")
-        for d in cfg.devices:
-            flags = " (paused)" if d.paused else ""
-            click.echo(
-                f"{d.id}  {safe(d.name) or '-'}  {', '.join(safe(a) for a in d.addresses)}{flags}"
-            )
+        for d in data:
+            flags = " (paused)" if d["paused"] else ""
+            addresses = ", ".join(safe(a) for a in d["addresses"])
+            click.echo(f"{d['id']}  {safe(d['name']) or '-'}  {addresses}{flags}")
+            if "connected" not in d or d["paused"]:
+                continue
+            if d["connected"]:
+                click.echo(f"    connected at {safe(d['address'] or '')}")
+            else:
+                click.echo(f"    {disconnected_note(d)}")
 
     emit(data, as_json, human)
 

@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import click
 
-from .config import Config, load_config, save_config
-from .errors import DaemonNotRunningError, P2PSyncError
+from .config import CONFIG_FILE, Config, load_config, parse_config, save_config
+from .errors import ConfigError, DaemonNotRunningError, P2PSyncError
 from .identity import DeviceID, load_identity
 
 if TYPE_CHECKING:  # the HTTP client (httpx) is imported only by commands that use it,
@@ -27,7 +27,18 @@ class Context:
         self._probed = False
 
     def config(self) -> Config:
-        return load_config(self.home)
+        """config.toml; while it is invalid and a daemon runs, the daemon's last good config
+        (with a warning), so that reads keep working; writes are refused by the daemon."""
+        try:
+            return load_config(self.home)
+        except ConfigError as exc:
+            if not (self.home / CONFIG_FILE).exists():
+                raise
+            client = self.daemon()
+            if client is None:
+                raise
+            click.echo(f"warning: {exc}; showing the running daemon's last good config", err=True)
+            return parse_config(client.get("/api/config")["config"])
 
     def save(self, cfg: Config) -> None:
         save_config(cfg, self.home)
@@ -39,7 +50,8 @@ class Context:
         """The running daemon's API client, or None when no daemon answers."""
         if not self._probed:
             self._probed = True
-            load_config(self.home)  # a clear "run p2psync init" before anything else
+            if not (self.home / CONFIG_FILE).exists():  # a clear "run p2psync init" first
+                load_config(self.home)
             from .api.client import running_daemon
 
             self._client = running_daemon(self.home)

@@ -10,6 +10,8 @@ import os
 import re
 import socket
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from .errors import ConfigError, DeviceIDError
+from .config_lines import line_of
+from .errors import ConfigError, DeviceIDError, UsageError
 from .identity import DeviceID
 
 CONFIG_FILE = "config.toml"
@@ -247,6 +250,16 @@ class _Reader:
             raise ConfigError(f"{self.key(unknown[0])}: unknown setting")
 
 
+@contextmanager
+def argument_errors() -> Iterator[None]:
+    """Validating a user's argument (a CLI option, an API body) rather than the file: a
+    ConfigError becomes a UsageError (exit code 2, HTTP 400), as docs/cli.md says."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def validate_listen_url(url: str, where: str) -> str:
     m = re.fullmatch(r"tcp://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", url)
     if not m or not 0 <= int(m.group(2)) <= 65535:
@@ -434,7 +447,8 @@ def load_config(home: Path) -> Config:
     try:
         return parse_config(data)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        line = line_of(text, str(exc).split(":", 1)[0])
+        raise ConfigError(f"{path}{f' line {line}' if line else ''}: {exc}") from exc
 
 
 def save_config(cfg: Config, home: Path) -> None:

@@ -82,8 +82,11 @@ class DeviceID:
                 if any(c not in _ALPHABET for c in g):
                     raise DeviceIDError(f"device ID {text!r} contains characters outside base32")
                 if luhn32(body) != check:
+                    # each check covers two of the 8 groups the user sees and ends the second
+                    first, last = 2 * n + 1, 2 * n + 2
                     raise DeviceIDError(
-                        f"device ID {text!r} has a wrong check character in group {n + 1} (a typo?)"
+                        f"device ID {text!r} has a wrong check character at the end of group "
+                        f"{last}: a typo in group {first} or {last}?"
                     )
                 data += body
             s = data

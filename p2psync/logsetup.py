@@ -7,6 +7,7 @@ import logging.handlers
 from pathlib import Path
 
 LOG_FILE = "p2psync.log"
+QUIET_BELOW_DEBUG = ("httpx", "httpcore", "hpack")
 
 
 def setup_logging(home: Path, level: int = logging.INFO) -> Path:
@@ -25,4 +26,9 @@ def setup_logging(home: Path, level: int = logging.INFO) -> Path:
     )
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)
+    # httpx logs every request (each discovery announce and lookup) at INFO: only with -v
+    for chatty in QUIET_BELOW_DEBUG:
+        logging.getLogger(chatty).setLevel(
+            logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+        )
     return path

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from ..config import Config, save_config
+from ..config import Config, config_to_dict, load_config, save_config
 from ..errors import ConfigError, DeviceIDError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID
 from ..protocol.names import validate_name
@@ -77,6 +77,7 @@ class _Api:
         """Apply ``edit`` to the current config: ``prepare`` (blocking, e.g. create the
         folder's directory), save atomically, then apply to the running node."""
         async with self.config_lock:
+            await self._adopt_file_on_disk()
             new = edit(self.node.config)
             if prepare is not None:
                 await self._thread(prepare)
@@ -84,6 +85,21 @@ class _Api:
                 await self._thread(save_config, new, self.node.home)
                 await self.node.apply_config(new)
             return new
+
+    async def _adopt_file_on_disk(self) -> None:
+        """Never overwrite the user's edits: refuse while config.toml is invalid, and
+        apply a valid hand edit the poller has not picked up yet before editing on top."""
+        try:
+            on_disk = await self._thread(load_config, self.node.home)
+        except ConfigError as exc:
+            self.node.config_error = str(exc)
+            raise ConfigError(
+                f"not saved: config.toml is invalid, fix it first (the daemon runs with the "
+                f"last good config until then): {exc}"
+            ) from None
+        self.node.config_error = ""
+        if on_disk != self.node.config:
+            await self.node.apply_config(on_disk)
 
     def _folder_config(self, folder_id: str) -> Any:
         fc = self.node.config.folder(folder_id)
@@ -105,6 +121,12 @@ class _Api:
     async def openapi(self, request: Request) -> JSONResponse:
         return JSONResponse(openapi_document())
 
+    async def config(self, request: Request) -> JSONResponse:
+        """The config the daemon runs with (the last good one if the file is invalid)."""
+        return JSONResponse(
+            {"config": config_to_dict(self.node.config), "error": self.node.config_error}
+        )
+
     async def reload(self, request: Request) -> JSONResponse:
         async with self.config_lock:
             await self.node.reload_config()
@@ -118,9 +140,10 @@ class _Api:
         timeout = min(max(timeout, 0.0), MAX_EVENT_WAIT)
         types = {t for t in (q.get("types") or "").split(",") if t} or None
         found = await self.node.events.wait_since(since, types, timeout=timeout)
+        names = {d.id: d.name for d in self.node.config.devices if d.name}
         return JSONResponse(
             {
-                "events": [e.to_json() for e in found[:limit]],
+                "events": [_named(e.to_json(), names) for e in found[:limit]],
                 "last_id": self.node.events.last_id,
             }
         )
@@ -362,7 +385,7 @@ class _Api:
             accepted.append(edits.accept_folder(cfg, offers, folder_id, path, home))
             return cfg.with_folder(accepted[-1])
 
-        await self._change(edit, prepare=lambda: _make_dir(path))
+        await self._change(edit, prepare=lambda: _make_dir(accepted[-1].resolved_path))
         fc = accepted[-1]
         await self._thread(self.node.pending.remove_folder, folder_id)
         return JSONResponse(
@@ -373,6 +396,14 @@ class _Api:
         folder_id = request.path_params["id"]
         await self._thread(self.node.pending.remove_folder, folder_id)
         return JSONResponse({"ok": True})
+
+
+def _named(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """``event`` with ``device_name`` added where its ``device`` has a configured name."""
+    name = names.get(str(event["data"].get("device")))
+    if name and "device_name" not in event["data"]:
+        event["data"] = {**event["data"], "device_name": name}
+    return event
 
 
 # ---- request parsing ---------------------------------------------------------------
@@ -525,6 +556,7 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
         Route(f"{p}/openapi.json", api.openapi),
         Route(f"{p}/system", api.system),
         Route(f"{p}/config/reload", api.reload, methods=["POST"]),
+        Route(f"{p}/config", api.config, methods=["GET"]),
         Route(f"{p}/events", api.events),
         Route(f"{p}/folders", api.folders),
         Route(f"{p}/folders", api.folder_add, methods=["POST"]),

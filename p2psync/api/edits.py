@@ -17,6 +17,7 @@ from ..config import (
     Config,
     DeviceConfig,
     FolderConfig,
+    argument_errors,
     folder_path_problem,
     normalized_path,
     validate_folder_id,
@@ -56,7 +57,8 @@ def add_device(
         raise UsageError("that is this device's own ID")
     for i, a in enumerate(addresses):
         if a != "dynamic":
-            validate_listen_url(a, f"addresses[{i}]")
+            with argument_errors():
+                validate_listen_url(a, f"addresses[{i}]")
     existing = cfg.device(did)
     new = DeviceConfig(
         id=str(did),
@@ -103,7 +105,8 @@ def add_folder(
     """The new folder for absolute ``path`` (not yet in ``cfg``: add with ``cfg.with_folder``)."""
     if not path.is_absolute():
         raise UsageError(f"folder path {str(path)!r} must be absolute")
-    folder_id = validate_folder_id(folder_id or folder_id_from(path), "--id")
+    with argument_errors():
+        folder_id = validate_folder_id(folder_id or folder_id_from(path), "--id")
     if folder_type not in FOLDER_TYPES:
         raise UsageError(
             f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
@@ -142,19 +145,37 @@ def accept_folder(
     path: Path,
     home: Path | None = None,
 ) -> FolderConfig:
-    """The folder accepted from pending ``offers``, shared back with the trusted offerers."""
-    validate_folder_id(folder_id)
+    """The folder accepted from pending ``offers``, shared back with the trusted offerers.
+
+    An offer of a folder ID that exists here (both devices have a ``default`` folder) is
+    accepted into the existing folder, as Syncthing does: it is shared with the offerers
+    and the two merge. Asking for another path for it is refused with the way out.
+    """
+    with argument_errors():
+        validate_folder_id(folder_id)
     mine = [e for e in offers if e.folder_id == folder_id]
     if not mine:
         raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
-    if cfg.folder(folder_id) is not None:
-        raise UsageError(f"folder {folder_id!r} already exists")
-    if not path.is_absolute():
-        raise UsageError(f"folder path {str(path)!r} must be absolute")
-    _check_path(cfg, path, home)
     devices = tuple(
         dict.fromkeys(e.device_id for e in mine if cfg.device(DeviceID.parse(e.device_id)))
     )
+    existing = cfg.folder(folder_id)
+    if existing is not None:
+        if path not in (
+            existing.resolved_path.absolute(),
+            default_accept_path(cfg, folder_id, home),
+        ):
+            raise UsageError(
+                f"folder {folder_id!r} already exists here, at {existing.path}; accept the "
+                f"offer into it with `p2psync folder accept {folder_id}` (without a path)"
+            )
+        return replace(existing, devices=tuple(dict.fromkeys(existing.devices + devices)))
+    if not path.is_absolute():
+        raise UsageError(f"folder path {str(path)!r} must be absolute")
+    _check_path(cfg, path, home)
+    for f in cfg.folders:
+        if f.resolved_path.absolute() == path:
+            raise UsageError(f"{path} is already shared as folder {f.id!r}")
     return FolderConfig(
         id=folder_id, path=str(path), label=mine[0].label or folder_id, devices=devices
     )
@@ -175,6 +196,4 @@ def default_accept_path(cfg: Config, folder_id: str, home: Path | None = None) -
         candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
         if folder_path_problem(cfg, candidate, home) is None:
             return candidate
-    raise UsageError(
-        f"no free default path for folder {folder_id!r} next to {base}; give a PATH"
-    )
+    raise UsageError(f"no free default path for folder {folder_id!r} next to {base}; give a PATH")

@@ -14,6 +14,13 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("post", "/api/config/reload", "Re-read config.toml and apply it without a restart", (), ()),
     (
         "get",
+        "/api/config",
+        "The config in use (the last good one while config.toml is invalid) and the error",
+        (),
+        (),
+    ),
+    (
+        "get",
         "/api/events",
         "Long-poll events after `since` (timeout <= 60 s)",
         ("since", "timeout", "types", "limit"),

@@ -66,6 +66,12 @@ def status_renderable(data: dict[str, Any]) -> RenderableType:
     )
     if system.get("api_warning"):
         header.append(f"\nWarning: {safe(system['api_warning'])}", style="bold yellow")
+    if system.get("config_error"):
+        header.append(
+            f"\nconfig.toml is invalid, running with the last good config: "
+            f"{safe(system['config_error'])}",
+            style="red",
+        )
     return Group(
         header, Text(""), folders_table(data["folders"]), Text(""), devices_table(data["devices"])
     )
@@ -134,7 +140,7 @@ def devices_table(devices: list[dict[str, Any]]) -> RenderableType:
                 style="green",
             )
         else:
-            conn = Text("disconnected", style="dim")
+            conn = Text(disconnected_note(d), style="yellow" if d.get("refusal") else "dim")
         table.add_row(
             Text(safe(d["name"]) or "-"),
             Text(short_id(d["id"])),
@@ -147,11 +153,29 @@ def devices_table(devices: list[dict[str, Any]]) -> RenderableType:
     return table
 
 
+def disconnected_note(d: dict[str, Any], now: float | None = None) -> str:
+    """Why a device is not connected, from its /api/devices entry: ``refused by the peer:
+    unknown device; last seen 5m 3s ago; retry in 20s``."""
+    now = dt.datetime.now().timestamp() if now is None else now
+    parts = [safe(d.get("last_error") or "") or "disconnected"]
+    if d.get("last_seen"):
+        parts.append(f"last seen {human_duration(max(0.0, now - d['last_seen']))} ago")
+    else:
+        parts.append("never connected")
+    if d.get("retry_in") is not None:
+        parts.append(f"retry in {human_duration(d['retry_in'])}")
+    return "; ".join(parts)
+
+
 def event_line(event: dict[str, Any]) -> str:
     """One event as a safe single line: ``#12 14:03:05 ItemFinished folder=docs item=a.txt``."""
     when = dt.datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S")
     parts = [f"#{event['id']}", when, safe(str(event["type"]))]
-    for key, value in sorted((event.get("data") or {}).items()):
+    data = dict(event.get("data") or {})
+    name = data.pop("device_name", None)
+    if name and data.get("device"):  # the name the user gave, then the short ID
+        data["device"] = f"{name} ({short_id(str(data['device']))})"
+    for key, value in sorted(data.items()):
         if value is None or value == "":
             continue
         parts.append(f"{safe(str(key))}={safe(str(value))}")

@@ -128,6 +128,7 @@ def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
         "in_bps": 0.0,
         "out_bps": 0.0,
         "folders": [f.id for f in node.config.folders if device.id in f.devices],
+        **dial_view(node, did, now),
     }
     if connected:
         stats = peer.stats
@@ -150,6 +151,21 @@ def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
     return view
 
 
+def dial_view(node: Any, did: Any, now: float) -> dict[str, Any]:
+    """Why a device is not connected: the peer's refusal, the last error, when it was last
+    connected (Unix time) and when the next dial is due."""
+    state = node.connections.dial_backoff.states.get(did)
+    if state is None:
+        return {"last_seen": None, "last_error": "", "refusal": "", "failures": 0, "retry_in": None}
+    return {
+        "last_seen": state.last_seen,
+        "last_error": state.last_error,
+        "refusal": state.refusal,
+        "failures": state.failures,
+        "retry_in": round(max(0.0, state.next_attempt - now), 1) if state.failures else None,
+    }
+
+
 def system_view(node: Any) -> dict[str, Any]:
     cfg = node.config
     mdns = getattr(node, "mdns", None)
@@ -168,6 +184,7 @@ def system_view(node: Any) -> dict[str, Any]:
         "folders": len(cfg.folders),
         "devices": len(cfg.devices),
         "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.device_id)),
+        "config_error": getattr(node, "config_error", ""),
     }
 
 

@@ -11,7 +11,6 @@ at once, the connection started by the device with the greater ID wins on both e
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
 from ..protocol.wire import WireCodec, codec_for_alpn
 from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
+from .dialstate import DialBackoff, backoff_base_from_env
 from .endpoints import Endpoint, parse_endpoint
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
@@ -53,8 +53,6 @@ _TRACEBACK_INTERVAL = 60.0
 
 HANDSHAKE_TIMEOUT = 10.0
 DIAL_TIMEOUT = 10.0
-BACKOFF_MIN = 0.5
-BACKOFF_MAX = 60.0
 
 
 def format_tcp_url(host: str, port: int) -> str:
@@ -88,8 +86,7 @@ class ConnectionManager:
         self.listen_addresses: list[str] = []
         self.active: dict[DeviceID, _Active] = {}
         self._dialing: set[DeviceID] = set()
-        self._next_attempt: dict[DeviceID, float] = {}
-        self._backoff: dict[DeviceID, float] = {}
+        self.dial_backoff = DialBackoff(backoff_base_from_env())
         self._ctx: SSL.Context | None = None
         self._wake = trio.Event()
         self.send_bucket = TokenBucket.unlimited()
@@ -127,7 +124,8 @@ class ConnectionManager:
 
     def wake_dialer(self) -> None:
         """Config or addresses changed: try dialling now."""
-        self._next_attempt.clear()
+        self.dial_backoff.keep_only({dc.device_id for dc in self.get_config().devices})
+        self.dial_backoff.retry_now()
         self._wake.set()
 
     def apply_rate_limits(self) -> None:
@@ -207,7 +205,7 @@ class ConnectionManager:
                 device = dc.device_id
                 if dc.paused or self.is_connected(device) or device in self._dialing:
                     continue
-                due = self._next_attempt.get(device, 0.0)
+                due = self.dial_backoff.due_at(device)
                 if due > now:
                     soonest = min(soonest, due)
                     continue
@@ -231,13 +229,15 @@ class ConnectionManager:
 
     async def _dial(self, dc: DeviceConfig, addresses: list[str]) -> None:
         device = dc.device_id
+        error = "no usable address"
         try:
             for address in addresses:
                 if self.is_connected(device):
                     return
                 try:
                     endpoint = parse_endpoint(address)
-                except P2PSyncError:
+                except P2PSyncError as exc:
+                    error = f"{address}: {exc}"
                     continue
                 try:
                     with trio.fail_after(DIAL_TIMEOUT):
@@ -250,20 +250,19 @@ class ConnectionManager:
                     trio.ClosedResourceError,
                 ) as exc:
                     log.debug("dial %s at %s failed: %s", device.short_str(), address, exc)
+                    error = f"{address}: {exc or type(exc).__name__}"
                     continue
                 self._dialing.discard(device)
-                self._backoff.pop(device, None)
                 ok = await self._establish(
                     tls, address=address, expected=device, initiated_by_us=True
                 )
                 if ok:
-                    self._next_attempt[device] = trio.current_time() + BACKOFF_MIN
-                    return
-                if not ok and address in self.cache.addresses(device.raw, trio.current_time()):
+                    return  # the connection's end was recorded in dial_backoff.disconnected
+                error = f"{address}: the connection was refused or failed during the handshake"
+                if address in self.cache.addresses(device.raw, trio.current_time()):
                     self.cache.forget(device.raw, address)
-            backoff = min(BACKOFF_MAX, self._backoff.get(device, BACKOFF_MIN) * 2)
-            self._backoff[device] = backoff
-            self._next_attempt[device] = trio.current_time() + backoff * random.uniform(0.8, 1.2)
+            wait = self.dial_backoff.failed(device, trio.current_time(), error)
+            log.debug("next dial of %s in %.1f s (%s)", device.short_str(), wait, error)
         finally:
             self._dialing.discard(device)
             self._wake.set()
@@ -360,6 +359,7 @@ class ConnectionManager:
         )
         peer = PeerConnection(stream, protocol, device, address)
         self.active[device] = _Active(peer, initiated_by_us)
+        self.dial_backoff.connected(device, trio.current_time(), time.time())
         log.info(
             "connected to %s (%s) at %s over %s, running %s %s",
             device.short_str(),
@@ -374,7 +374,7 @@ class ConnectionManager:
         finally:
             if self.active.get(device) is not None and self.active[device].peer is peer:
                 del self.active[device]
-            self._next_attempt[device] = trio.current_time() + BACKOFF_MIN
+            self._record_disconnect(device, peer)
             self._wake.set()
             log.info("disconnected from %s: %s", device.short_str(), peer.close_reason)
             self._hint_certificate_name(wire, protocol, device)
@@ -398,6 +398,22 @@ class ConnectionManager:
             name,
             name,
         )
+
+    def _record_disconnect(self, device: DeviceID, peer: PeerConnection) -> None:
+        """Schedule the next dial: soon after a useful connection, backed off after one the
+        peer closed at once (it refused us)."""
+        if self.is_connected(device):
+            return  # this one was replaced; the newer connection is up
+        reason = peer.close_reason or "disconnected"
+        wait = self.dial_backoff.disconnected(device, trio.current_time(), time.time(), reason)
+        state = self.dial_backoff.state(device)
+        if state.refusal:
+            log.info(
+                "%s refused the connection (%s); next try in %.0f s",
+                device.short_str(),
+                state.refusal,
+                wait,
+            )
 
     def _buckets_for(self, device: DeviceID) -> tuple[TokenBucket, TokenBucket]:
         if device not in self._device_buckets:

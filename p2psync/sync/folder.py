@@ -628,10 +628,25 @@ class FolderRunner:
             created, self.puller.created = self.puller.created, []
             self._scan_paths.update(created)
             self.status.conflicts += len(created)
+            made, self.puller.conflicts_made = self.puller.conflicts_made, []
+            self._emit_conflicts(made)
         if new_errors:
             self._schedule_retry()
         else:
             self._retry_delay = RETRY_MIN
+
+    def _emit_conflicts(self, made: list[tuple[str, str, int]]) -> None:
+        """One ConflictCreated event per conflict copy: which file, the copy's name, and
+        the device whose change won (its full ID when it shares this folder)."""
+        by_short = {DeviceID.parse(d).short_id: d for d in self.config.devices}
+        for name, copy, winner in made:
+            self.events.emit(
+                "ConflictCreated",
+                folder=self.id,
+                item=name,
+                copy=copy,
+                device=by_short.get(winner, f"{winner:016x}"),
+            )
 
     async def _more_to_pull(self, updates_seen: int) -> bool:
         """At the end of a pull round's pages: whether peers' index updates stored since

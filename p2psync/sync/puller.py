@@ -149,6 +149,8 @@ class Puller:
         # Names the puller created that the scanner must pick up (conflict copies).
         # Appended from worker threads; the folder loop drains it.
         self.created: list[str] = []
+        # (name, conflict copy, short ID of the device whose change won), for the event.
+        self.conflicts_made: list[tuple[str, str, int]] = []
         self._dirty_dirs: set[str] = set()
         # With defer_records the index is updated in batches (flush) instead of
         # one transaction per item.
@@ -394,6 +396,7 @@ class Puller:
             )
             self.fs.rename(fi.name, copy)
             self.created.append(copy)
+            self.conflicts_made.append((fi.name, copy, fi.modified_by))
             self.stats.conflicts += 1
             log.warning(
                 "conflict on %s/%s: kept the local version as %s", self.folder, fi.name, copy
