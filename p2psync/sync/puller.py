@@ -38,6 +38,7 @@ from ..fs.internal import is_internal, temp_name
 from ..index.store import IndexStore
 from ..protocol.model import BlockInfo, FileInfo, FileType
 from ..protocol.ordering import is_conflict
+from ..scanner.scan import FLAG_NOT_SYNCED_HERE
 from .block_io import BlockReaders, BlockWrites, read_verified
 from .local_renames import apply_renames
 from .plan import conflict_copies_to_remove, conflict_copy_name, is_conflict_copy, metadata_matches
@@ -95,10 +96,6 @@ class ItemSkipped(Exception):
         self.kept = kept
 
 
-# FileInfo.local_flags bit: a peer's entry this device refused to store (an internal name);
-# the local entry is invalid with the refused version, so the item is not needed again
-# until a peer sends a newer version. (FLAG_RECEIVE_ONLY is 1, scanner's FLAG_IGNORED 2.)
-FLAG_NOT_SYNCED_HERE = 1 << 2
 INTERNAL_NAME = "one of p2psync's own names (in any case); never synced"
 
 

@@ -150,6 +150,13 @@ async def test_a_name_this_filesystem_cannot_store_is_kept_not_synced(
         need = node.index.need_counts(FOLDER)
         assert need.files == 0
         assert finished(node, long_name) == 1
+        # a full scan does not take the never-written file for a local deletion
+        scans = len(node.events.since(0, {"ScanCompleted", "LocalIndexUpdated"}, limit=10_000))
+        c.scan("a")
+        await wait_for(lambda: len(node.events.since(
+            0, {"ScanCompleted", "LocalIndexUpdated"}, limit=10_000)) > scans, what="a scan")
+        kept = node.index.get_local(FOLDER, long_name)
+        assert kept is not None and kept.invalid and not kept.deleted, kept
         n.cancel_scope.cancel()
     outcomes.record(
         "peer",

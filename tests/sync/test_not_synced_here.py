@@ -17,6 +17,7 @@ from p2psync.events import EventLog
 from p2psync.fs import FakeFS
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
+from p2psync.scanner.scan import FLAG_NOT_SYNCED_HERE, scan
 from p2psync.sync.folder import FolderRunner
 
 
@@ -62,3 +63,21 @@ async def test_folder_keeps_refused_names_out_of_its_errors(tmp_path: Path) -> N
         before[".p2pignore"]
     ).digest()
     assert_untouched(fs, before)
+
+
+def test_a_kept_entry_missing_from_disk_is_no_deletion() -> None:
+    """A refused item was never written: the scanner must not announce it deleted (that
+    would delete the peer's file everywhere)."""
+    kept = remote_file("x" * 300, b"too long a name here").with_(
+        invalid=True, local_flags=FLAG_NOT_SYNCED_HERE
+    )
+
+    class View:
+        def get_local(self, name: str) -> object:
+            return kept if name == kept.name else None
+
+        def iter_local(self, prefix: str = "") -> list[object]:
+            return [kept]
+
+    batches = list(scan(FakeFS(), View(), short_id=1, now=lambda: 1))  # type: ignore[arg-type]
+    assert [fi for b in batches for fi in b.files] == []
