@@ -260,7 +260,8 @@ class Puller:
     def check_unchanged(self, name: str, cur: FileInfo | None) -> FileStat | None:
         """Raise ItemSkipped(rescan) unless the disk still holds what the index recorded."""
         st = self.stat_or_none(name)
-        if cur is None or cur.deleted:
+        if cur is None or cur.deleted or cur.local_flags & FLAG_NOT_SYNCED_HERE:
+            # (a kept "not synced here" entry was never on disk: like no entry at all)
             if st is not None:
                 self._check_case_twin(name)
                 raise ItemSkipped("an unscanned local item is in the way; rescanning", rescan=True)
