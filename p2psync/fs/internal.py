@@ -14,6 +14,7 @@ file that folds to one of these names is not synced either. Only ``is_own_temp_b
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 
 MARKER = ".p2psync"  # folder marker at the root (directory or file)
@@ -23,6 +24,9 @@ TEMP_PREFIX = ".p2psync."  # puller temp files, in any directory: .p2psync.<base
 TEMP_SUFFIX = ".tmp"
 
 _ROOT_ONLY = frozenset({MARKER, VERSIONS_DIR, IGNORE_FILE})
+# Every reserved name starts with ".p2p", and no character other than ".", "2", "p" and
+# "P" folds to one of those (checked over all of Unicode): a name without this is not ours.
+_MAYBE_OURS = re.compile(r"\.[pP]2[pP]")
 # Above this many UTF-8 bytes a temp name hashes the base name (as Syncthing does), so
 # prefix + base + suffix stays below common 255-byte name limits.
 _MAX_PLAIN_TEMP_BASE = 145
@@ -39,7 +43,7 @@ def fold(name: str) -> str:
 
 def is_temp_base(base: str) -> bool:
     """True if a base name (no '/') is, in any case, a puller temp file name."""
-    if not base.startswith("."):  # nothing else folds to "."
+    if not base.startswith(".") or _MAYBE_OURS.match(base) is None:  # cheap reject
         return False
     folded = fold(base)
     return folded.startswith(TEMP_PREFIX) and folded.endswith(TEMP_SUFFIX)
@@ -54,7 +58,7 @@ def is_own_temp_base(base: str) -> bool:
 
 def is_internal_entry(parent: str, base: str) -> bool:
     """``is_internal`` for the entry ``base`` of directory ``parent`` (``""`` = root)."""
-    if not base.startswith("."):  # cheap reject: the common case while scanning
+    if _MAYBE_OURS.match(base) is None:  # cheap reject: the common case while scanning
         return False
     folded = fold(base)
     if parent == "" and folded in _ROOT_ONLY:
@@ -66,6 +70,8 @@ def is_internal(name: str) -> bool:
     """True if folder-relative ``name`` is, or lies under, one of p2psync's own names
     (compared case-folded, see ``fold``)."""
     if name[:1] != "." and "/." not in name:  # cheap reject: no segment starts with "."
+        return False
+    if _MAYBE_OURS.search(name) is None:
         return False
     top, _, rest = name.partition("/")
     folded_top = fold(top)

@@ -40,6 +40,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # come back to life (new version) when un-ignored; entries invalid for other reasons
 # (e.g. a receive-only folder's local change) are compared like any other.
 FLAG_IGNORED = 1 << 1
+# FileInfo.local_flags bit: a peer's entry this device refused to store (one of p2psync's
+# own names, or a name this filesystem cannot hold): kept invalid with the refused
+# version (``Puller.keep_not_synced``). It was never on disk, so its absence is no
+# deletion. (sync.overrides' FLAG_RECEIVE_ONLY is 1.)
+FLAG_NOT_SYNCED_HERE = 1 << 2
 
 
 class LocalIndexView(Protocol):
@@ -302,7 +307,7 @@ class _Scan:
         self._emit(_FILE, info)
 
     def _missing(self, old: FileInfo) -> None:
-        if old.deleted:
+        if old.deleted or old.local_flags & FLAG_NOT_SYNCED_HERE:
             return
         name = old.name
         walker = self._walker

@@ -181,6 +181,7 @@ class PullRound:
 
     def _skipped(self, fi: FileInfo, exc: ItemSkipped) -> None:
         if exc.kept:
+            self.puller.keep_not_synced(fi)
             self.not_synced[fi.name] = exc.reason
         else:
             self.errors[fi.name] = exc.reason

@@ -38,6 +38,7 @@ from ..fs.internal import is_internal, temp_name
 from ..index.store import IndexStore
 from ..protocol.model import BlockInfo, FileInfo, FileType
 from ..protocol.ordering import is_conflict
+from ..scanner.scan import FLAG_NOT_SYNCED_HERE
 from .block_io import BlockReaders, BlockWrites, read_verified
 from .local_renames import apply_renames
 from .plan import conflict_copies_to_remove, conflict_copy_name, is_conflict_copy, metadata_matches
@@ -81,8 +82,8 @@ class ItemSkipped(Exception):
 
     ``rescan``: the disk changed under us, rescan the name. ``retry_soon``: another item of
     the same pull (e.g. deleting a directory's contents) may unblock it. ``kept``: the item
-    can never be applied here and is kept as "not synced here" (``Puller.not_synced_here``):
-    it is not an error and is not retried until a peer sends a new version of it.
+    can never be applied here and is kept as "not synced here" (``Puller.keep_not_synced``,
+    called by the pull round): not an error, not retried until a peer sends a new version.
     """
 
     def __init__(
@@ -95,10 +96,6 @@ class ItemSkipped(Exception):
         self.kept = kept
 
 
-# FileInfo.local_flags bit: a peer's entry this device refused to store (an internal name);
-# the local entry is invalid with the refused version, so the item is not needed again
-# until a peer sends a newer version. (FLAG_RECEIVE_ONLY is 1, scanner's FLAG_IGNORED 2.)
-FLAG_NOT_SYNCED_HERE = 1 << 2
 INTERNAL_NAME = "one of p2psync's own names (in any case); never synced"
 
 
@@ -172,7 +169,7 @@ class Puller:
         """Make the local copy of ``fi.name`` match ``fi`` (the global version), or raise
         ItemSkipped saying why not."""
         if is_internal(fi.name):
-            raise await self.in_thread(self.not_synced_here, fi, INTERNAL_NAME)
+            raise ItemSkipped(INTERNAL_NAME, kept=True)
         try:
             if fi.deleted:
                 await self.in_thread(self._with_local, self._apply_delete, fi)
@@ -265,7 +262,8 @@ class Puller:
     def check_unchanged(self, name: str, cur: FileInfo | None) -> FileStat | None:
         """Raise ItemSkipped(rescan) unless the disk still holds what the index recorded."""
         st = self.stat_or_none(name)
-        if cur is None or cur.deleted:
+        if cur is None or cur.deleted or cur.local_flags & FLAG_NOT_SYNCED_HERE:
+            # (a kept "not synced here" entry was never on disk: like no entry at all)
             if st is not None:
                 self._check_case_twin(name)
                 raise ItemSkipped("an unscanned local item is in the way; rescanning", rescan=True)
@@ -352,18 +350,15 @@ class Puller:
         else:
             self.index.update_local(self.folder, [stored], applied=True)
 
-    def not_synced_here(self, fi: FileInfo, reason: str) -> ItemSkipped:
-        """Refuse ``fi`` once, for good: record it as a local invalid entry with its
-        version (the way an ignored file is kept), so it is no longer needed and peers
-        see this device does not hold it; a new version from a peer is needed (and
-        refused) again. Nothing on disk is touched. Returns the ItemSkipped to raise."""
+    def keep_not_synced(self, fi: FileInfo) -> None:
+        """Keep ``fi`` (refused for good: ``ItemSkipped.kept``) as a local invalid entry
+        with its version, the way an ignored file is kept: it is no longer needed and
+        peers see this device does not hold it; a new version from a peer is needed (and
+        refused) again. Nothing on disk is touched. Recorded with the next ``flush`` (the
+        pull round ends with one)."""
         kept = fi.with_(sequence=0, invalid=True, local_flags=FLAG_NOT_SYNCED_HERE, inode=0)
-        if self.defer_records:
-            with self._pending_lock:
-                self._pending_records.append(kept)
-        else:
-            self.index.update_local(self.folder, [kept], applied=True)
-        return ItemSkipped(reason, kept=True)
+        with self._pending_lock:
+            self._pending_records.append(kept)
 
     def make_parent(self, name: str) -> None:
         parent = name.rpartition("/")[0]
@@ -826,4 +821,6 @@ def skipped_for(exc: OSError | UnsafePathError, name: str) -> ItemSkipped:
         return ItemSkipped(DISK_FULL)
     if exc.errno == errno.EROFS:
         return ItemSkipped("file system is read-only")
+    if exc.errno in (errno.ENAMETOOLONG, errno.EILSEQ):  # valid for the peer's OS, not here
+        return ItemSkipped(f"this filesystem cannot store the name ({exc.strerror})", kept=True)
     return ItemSkipped(f"{exc.strerror or exc}")

@@ -177,7 +177,7 @@ def _check(
     indexed: Container[bytes],
 ) -> _Item | None:
     if is_internal(fi.name):
-        raise puller.not_synced_here(fi, INTERNAL_NAME)
+        raise ItemSkipped(INTERNAL_NAME, kept=True)
     checked = puller.check_file(fi, known)
     if checked is None:
         return None  # only metadata changed, now applied

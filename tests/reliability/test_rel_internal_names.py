@@ -1,7 +1,9 @@
-"""A trusted peer announcing p2psync's own names in another case (``.P2PIGNORE`` holding
-``*``, ``.P2PVERSIONS/planted.txt``, a temp-file name) against a real node on the real
-filesystem: nothing is written, the folder does not go into an error state that retries
-forever, and each refused item is listed as "not synced here" until a new version comes."""
+"""A trusted peer announcing items this device never stores, against a real node on the
+real filesystem: p2psync's own names in another case (``.P2PIGNORE`` holding ``*``,
+``.P2PVERSIONS/planted.txt``, a temp-file name) and a name this filesystem cannot hold
+(a 300-byte name: valid for the peer's OS, too long here). Nothing is written, the folder
+does not go into an error state that retries forever, and each refused item is listed as
+"not synced here" until a new version comes."""
 
 from __future__ import annotations
 
@@ -125,4 +127,40 @@ async def test_internal_names_in_another_case_are_refused_once(tmp_path: Path, o
         trials=len(REFUSED) + 1,
         detail="1 attempt each across 2 rounds; a new version refused once more; later files synced"
         "; same on FakeFS(case_insensitive=True): tests/sync/test_not_synced_here.py",
+    )
+
+
+async def test_a_name_this_filesystem_cannot_store_is_kept_not_synced(
+    tmp_path: Path, outcomes
+) -> None:
+    long_name = "x" * 300 + ".txt"  # ext4, tmpfs, APFS, NTFS: at most 255 per name
+    files = {long_name: b"from a filesystem with longer names", "ok.txt": b"fine"}
+    async with node_with_hostile(tmp_path) as (c, node, hostile), trio.open_nursery() as n:
+        n.start_soon(hostile.serve, block_server(files))
+        infos = tuple(
+            file_info(name, data, short_id=hostile.short_id, seq=i + 1)
+            for i, (name, data) in enumerate(sorted(files.items()))
+        )
+        await hostile.send(Index(folder=FOLDER, files=infos, last_sequence=len(infos)))
+        runner, data = c.runner("a"), c.data("a")
+        await wait_for(lambda: (data / "ok.txt").exists(), what="the ordinary file arrives")
+        await wait_for(lambda: runner.status.state == "idle", what="folder idle again")
+        assert runner.status.item_errors == {}
+        assert "cannot store the name" in runner.status.not_synced[long_name]
+        need = node.index.need_counts(FOLDER)
+        assert need.files == 0
+        assert finished(node, long_name) == 1
+        # a full scan does not take the never-written file for a local deletion
+        scans = len(node.events.since(0, {"ScanCompleted", "LocalIndexUpdated"}, limit=10_000))
+        c.scan("a")
+        await wait_for(lambda: len(node.events.since(
+            0, {"ScanCompleted", "LocalIndexUpdated"}, limit=10_000)) > scans, what="a scan")
+        kept = node.index.get_local(FOLDER, long_name)
+        assert kept is not None and kept.invalid and not kept.deleted, kept
+        n.cancel_scope.cancel()
+    outcomes.record(
+        "peer",
+        "file name longer than this filesystem allows (300 bytes)",
+        "kept as not synced here, folder idle",
+        detail="1 attempt, then not needed until a new version",
     )

@@ -11,7 +11,7 @@ import pytest
 from pull_support import make_puller, remote_file, source_for
 
 from p2psync.fs import FakeFS, FileSystem, write_all
-from p2psync.fs.internal import is_internal, is_internal_entry, is_temp_base
+from p2psync.fs.internal import fold, is_internal, is_internal_entry, is_temp_base
 from p2psync.index import IndexStore
 from p2psync.scanner.scan import scan
 from p2psync.sync.puller import ItemSkipped
@@ -115,3 +115,13 @@ def test_scanner_skips_internal_names_in_any_case() -> None:
 
     names = {fi.name for batch in scan(fs, View(), short_id=1, now=lambda: 1) for fi in batch.files}
     assert names == {"ok.txt", "d"}
+
+
+def test_only_ascii_letters_fold_into_the_reserved_prefix() -> None:
+    """The cheap reject in fs.internal (a name without ``.p2p`` in ASCII, any case, is
+    not ours) holds only if no other character folds to ".", "2" or "p"."""
+    for cp in range(0x80, 0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        folded = fold(chr(cp))
+        assert "." not in folded and "2" not in folded and "p" not in folded, hex(cp)

@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 
 import trio
-from pull_support import FOLDER, LOCAL, remote_file, source_for
+from pull_support import FOLDER, LOCAL, REMOTE_SHORT, make_puller, remote_file, source_for
 from test_internal_names_case import HOSTILE, assert_untouched, device_state, read
 
 from p2psync.config import FolderConfig
@@ -17,6 +17,8 @@ from p2psync.events import EventLog
 from p2psync.fs import FakeFS
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
+from p2psync.protocol import vector
+from p2psync.scanner.scan import FLAG_NOT_SYNCED_HERE, scan
 from p2psync.sync.folder import FolderRunner
 
 
@@ -62,3 +64,36 @@ async def test_folder_keeps_refused_names_out_of_its_errors(tmp_path: Path) -> N
         before[".p2pignore"]
     ).digest()
     assert_untouched(fs, before)
+
+
+def test_a_kept_entry_missing_from_disk_is_no_deletion() -> None:
+    """A refused item was never written: the scanner must not announce it deleted (that
+    would delete the peer's file everywhere)."""
+    kept = remote_file("x" * 300, b"too long a name here").with_(
+        invalid=True, local_flags=FLAG_NOT_SYNCED_HERE
+    )
+
+    class View:
+        def get_local(self, name: str) -> object:
+            return kept if name == kept.name else None
+
+        def iter_local(self, prefix: str = "") -> list[object]:
+            return [kept]
+
+    batches = list(scan(FakeFS(), View(), short_id=1, now=lambda: 1))  # type: ignore[arg-type]
+    assert [fi for b in batches for fi in b.files] == []
+
+
+async def test_a_kept_entry_is_pulled_once_the_filesystem_can_store_it(tmp_path: Path) -> None:
+    """E.g. the folder moved to a filesystem that takes the name: the next version is
+    written like a new file (not taken for a local deletion and rescanned forever)."""
+    fs = FakeFS()
+    data = b"version two"
+    with IndexStore.open(tmp_path / "index.db", LOCAL) as index:
+        v1 = remote_file("long-name.txt", b"version one")
+        index.update_local(FOLDER, [v1.with_(invalid=True, local_flags=FLAG_NOT_SYNCED_HERE)])
+        puller = make_puller(fs, index, source_for({"long-name.txt": data}))
+        v2 = remote_file("long-name.txt", data).with_(version=vector.make([(REMOTE_SHORT, 2)]))
+        await puller.pull_item(v2)
+        puller.flush()
+    assert read(fs, "long-name.txt") == data
