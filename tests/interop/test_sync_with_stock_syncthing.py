@@ -187,3 +187,27 @@ def test_an_old_identity_gets_a_hint_and_the_documented_fix_works(tmp_path: Path
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=20)
+
+
+def test_a_name_only_syncthing_can_store_is_listed_not_synced_and_the_link_stays(
+    mixed: MixedPair,
+) -> None:
+    """A backslash is an ordinary character in a Linux name for Syncthing; p2psync
+    refuses such names. The entry is shown as not synced here; the connection stays up
+    and the rest keeps syncing."""
+    (before,) = status(mixed.home)["devices"]
+    (mixed.theirs / "back\\slash.txt").write_text("Syncthing can hold this name\n")
+    (mixed.theirs / "plain.txt").write_text("and this one travels\n")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    wait_for(lambda: (mixed.ours / "plain.txt").exists(), 30, "the ordinary file to arrive")
+
+    def listed() -> dict[str, str]:
+        (folder,) = status(mixed.home)["folders"]
+        return {item["name"]: item["error"] for item in folder["not_synced"]}
+
+    reasons = wait_for(listed, 30, "the refused name in status")
+    assert list(reasons) == ["back\\slash.txt"] and "backslash" in reasons["back\\slash.txt"]
+    assert not (mixed.ours / "back\\slash.txt").exists()
+    (after,) = status(mixed.home)["devices"]
+    assert after["connected"] and after["connected_for"] > before["connected_for"]
+    assert "not synced here" in ok(mixed.home, "status")
