@@ -32,6 +32,24 @@ def tree(root: Path) -> dict[str, bytes | None]:
     return out
 
 
+def described(root: Path) -> dict[str, tuple[object, ...]]:
+    """Each user entry under ``root`` as (kind, content or target, permission bits, mtime
+    for files): what both sides must agree on after a sync."""
+    out: dict[str, tuple[object, ...]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(INTERNAL) for part in rel.parts):
+            continue
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel.as_posix()] = ("symlink", os.readlink(path))
+        elif path.is_dir():
+            out[rel.as_posix()] = ("dir", st.st_mode & 0o777)
+        else:
+            out[rel.as_posix()] = ("file", path.read_bytes(), st.st_mode & 0o777, st.st_mtime_ns)
+    return out
+
+
 def in_sync(st: StockSyncthing, folder: str, device: str) -> bool:
     completion = st.get(f"/rest/db/completion?folder={folder}&device={device}")
     return completion["completion"] == 100 and completion["needItems"] == 0
@@ -211,3 +229,37 @@ def test_a_name_only_syncthing_can_store_is_listed_not_synced_and_the_link_stays
     (after,) = status(mixed.home)["devices"]
     assert after["connected"] and after["connected_for"] > before["connected_for"]
     assert "not synced here" in ok(mixed.home, "status")
+
+
+def test_symlinks_permissions_mtimes_and_renames_cross_both_ways(mixed: MixedPair) -> None:
+    # On Syncthing's side: a symlink, a permission change, an mtime-only change, a
+    # directory rename.
+    (mixed.theirs / "link-to-note").symlink_to("from-syncthing.txt")
+    (mixed.theirs / "photos" / "img.raw").chmod(0o600)
+    os.utime(mixed.theirs / "from-syncthing.txt", ns=(1_600_000_000_000_000_000,) * 2)
+    (mixed.theirs / "photos").rename(mixed.theirs / "pictures")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    # On ours: a symlink to a directory, a permission change, a file rename.
+    (mixed.ours / "docs-link").symlink_to("docs")
+    (mixed.ours / "docs" / "multi-block.bin").chmod(0o640)
+    (mixed.ours / "from-p2psync.txt").rename(mixed.ours / "renamed.txt")
+    ok(mixed.home, "scan", "mixed")
+
+    def agreed() -> bool:
+        ours = described(mixed.ours)
+        return ours == described(mixed.theirs) and {
+            "link-to-note",
+            "docs-link",
+            "pictures/img.raw",
+            "renamed.txt",
+        } <= set(ours)
+
+    wait_for(agreed, 60, "every change to cross")
+    ours = described(mixed.ours)
+    assert ours["link-to-note"] == ("symlink", "from-syncthing.txt")
+    assert ours["docs-link"] == ("symlink", "docs")
+    assert ours["pictures/img.raw"][2] == 0o600
+    assert ours["docs/multi-block.bin"][2] == 0o640
+    assert ours["from-syncthing.txt"][3] == 1_600_000_000_000_000_000
+    assert "photos" not in ours and "from-p2psync.txt" not in ours
+    wait_for(lambda: in_sync(mixed.st, "mixed", mixed.me), 30, "Syncthing: p2psync at 100%")
