@@ -111,15 +111,26 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Unsupported:
+    """An entry a peer may send (its protocol allows it) that this device cannot store,
+    e.g. a name with a backslash from a Syncthing device: kept out of the index and
+    shown as "not synced here". Only the BEP codec produces these."""
+
+    name: str  # printable form of the peer's name (undecodable bytes escaped)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Index:
     """The sender's whole index of a folder (first batch); replaces what the receiver held."""
 
     folder: str
     files: tuple[FileInfo, ...] = ()
     last_sequence: int = 0
+    unsupported: tuple[Unsupported, ...] = ()  # never encoded: see Unsupported
 
     def __post_init__(self) -> None:
-        _freeze(self, "files")
+        _freeze(self, "files", "unsupported")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +141,10 @@ class IndexUpdate:
     files: tuple[FileInfo, ...] = ()
     prev_sequence: int = 0
     last_sequence: int = 0
+    unsupported: tuple[Unsupported, ...] = ()  # never encoded: see Unsupported
 
     def __post_init__(self) -> None:
-        _freeze(self, "files")
+        _freeze(self, "files", "unsupported")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,5 +241,6 @@ __all__ = [
     "Ping",
     "Request",
     "Response",
+    "Unsupported",
     "UpdateType",
 ]

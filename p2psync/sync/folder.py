@@ -698,13 +698,19 @@ class FolderRunner:
     def _keep_not_synced(self, fi: FileInfo, reason: str) -> None:
         """Show a refused item in the status (bounded); a refused deletion has nothing to
         show. Logged as a warning: a peer sent something this device never stores."""
-        listed = self.status.not_synced
         if fi.deleted:
-            listed.pop(fi.name, None)
+            self.status.not_synced.pop(fi.name, None)
             return
-        log.warning("%s: %r not synced here: %s", self.id, fi.name, reason)
-        if fi.name in listed or len(listed) < NOT_SYNCED_LISTED:
-            listed[fi.name] = reason
+        self.note_not_synced(fi.name, reason)
+
+    def note_not_synced(self, name: str, reason: str) -> None:
+        """Show ``name`` as "not synced here" with ``reason`` (bounded), logging it once."""
+        listed = self.status.not_synced
+        if listed.get(name) == reason:
+            return
+        log.warning("%s: %r not synced here: %s", self.id, name, reason)
+        if name in listed or len(listed) < NOT_SYNCED_LISTED:
+            listed[name] = reason
 
     def _item_finished(self, fi: FileInfo) -> None:
         self.events.emit(

@@ -53,8 +53,6 @@ FOLDER_TYPES = {
 }
 
 
-
-
 class SyncModel:
     def __init__(
         self,
@@ -304,6 +302,11 @@ class _PeerSession:
             return
         files = list(message.files)
         runner = model.folders.get(message.folder)
+        if runner is not None:
+            for entry in message.unsupported:  # only a BEP peer can send these
+                runner.note_not_synced(
+                    entry.name, f"from {self.device.short_str()}: {entry.reason}"
+                )
         if runner is not None:
             runner.begin_remote_update()
         try:

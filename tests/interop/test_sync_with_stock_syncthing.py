@@ -3,9 +3,11 @@ would: the CLI on our side, Syncthing's REST API (what its web GUI calls) on the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,24 @@ def tree(root: Path) -> dict[str, bytes | None]:
     return out
 
 
+def described(root: Path) -> dict[str, tuple[object, ...]]:
+    """Each user entry under ``root`` as (kind, content or target, permission bits, mtime
+    for files): what both sides must agree on after a sync."""
+    out: dict[str, tuple[object, ...]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(INTERNAL) for part in rel.parts):
+            continue
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel.as_posix()] = ("symlink", os.readlink(path))
+        elif path.is_dir():
+            out[rel.as_posix()] = ("dir", st.st_mode & 0o777)
+        else:
+            out[rel.as_posix()] = ("file", path.read_bytes(), st.st_mode & 0o777, st.st_mtime_ns)
+    return out
+
+
 def in_sync(st: StockSyncthing, folder: str, device: str) -> bool:
     completion = st.get(f"/rest/db/completion?folder={folder}&device={device}")
     return completion["completion"] == 100 and completion["needItems"] == 0
@@ -44,6 +64,7 @@ class MixedPair:
     theirs: Path  # Syncthing's copy
     st: StockSyncthing
     me: str  # the p2psync device ID
+    daemon: subprocess.Popen[bytes]  # the running `p2psync run` (a test may restart it)
 
     def converged(self) -> bool:
         return tree(self.ours) == tree(self.theirs)
@@ -66,6 +87,7 @@ def mixed(tmp_path: Path) -> Iterator[MixedPair]:
     with stock_syncthing(tmp_path / "st-home", name="stock") as st:
         init_home(home, "p2p-node")
         daemon = start(home)
+        pair: MixedPair | None = None
         try:
             system = status(home)["system"]
             me, my_address = system["device_id"], system["listen_addresses"][0]
@@ -74,15 +96,16 @@ def mixed(tmp_path: Path) -> Iterator[MixedPair]:
             ok(home, "folder", "add", str(ours), "--id", "mixed", "--share", st.device_id)
             st.add_device(me, "p2p-node", my_address)
             st.add_folder("mixed", theirs, [me])
-            pair = MixedPair(home, ours, theirs, st, me)
+            pair = MixedPair(home, ours, theirs, st, me, daemon)
             wait_for(
                 lambda: pair.converged() and len(tree(ours)) == 7, 90, "both trees to converge"
             )
             wait_for(lambda: in_sync(st, "mixed", me), 30, "Syncthing: p2psync at 100%")
             yield pair
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=20)
+            for running in {daemon, *([pair.daemon] if pair else [])}:
+                running.send_signal(signal.SIGTERM)
+                running.wait(timeout=20)
 
 
 def test_a_p2psync_daemon_and_stock_syncthing_sync_both_ways(mixed: MixedPair) -> None:
@@ -187,3 +210,115 @@ def test_an_old_identity_gets_a_hint_and_the_documented_fix_works(tmp_path: Path
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=20)
+
+
+def test_a_name_only_syncthing_can_store_is_listed_not_synced_and_the_link_stays(
+    mixed: MixedPair,
+) -> None:
+    """A backslash is an ordinary character in a Linux name for Syncthing; p2psync
+    refuses such names. The entry is shown as not synced here; the connection stays up
+    and the rest keeps syncing."""
+    (before,) = status(mixed.home)["devices"]
+    (mixed.theirs / "back\\slash.txt").write_text("Syncthing can hold this name\n")
+    (mixed.theirs / "plain.txt").write_text("and this one travels\n")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    wait_for(lambda: (mixed.ours / "plain.txt").exists(), 30, "the ordinary file to arrive")
+
+    def listed() -> dict[str, str]:
+        (folder,) = status(mixed.home)["folders"]
+        return {item["name"]: item["error"] for item in folder["not_synced"]}
+
+    reasons = wait_for(listed, 30, "the refused name in status")
+    assert list(reasons) == ["back\\slash.txt"] and "backslash" in reasons["back\\slash.txt"]
+    assert not (mixed.ours / "back\\slash.txt").exists()
+    (after,) = status(mixed.home)["devices"]
+    assert after["connected"] and after["connected_for"] > before["connected_for"]
+    assert "not synced here" in ok(mixed.home, "status")
+
+
+def test_symlinks_permissions_mtimes_and_renames_cross_both_ways(mixed: MixedPair) -> None:
+    # On Syncthing's side: a symlink, a permission change, an mtime-only change, a
+    # directory rename.
+    (mixed.theirs / "link-to-note").symlink_to("from-syncthing.txt")
+    (mixed.theirs / "photos" / "img.raw").chmod(0o600)
+    os.utime(mixed.theirs / "from-syncthing.txt", ns=(1_600_000_000_000_000_000,) * 2)
+    (mixed.theirs / "photos").rename(mixed.theirs / "pictures")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    # On ours: a symlink to a directory, a permission change, a file rename.
+    (mixed.ours / "docs-link").symlink_to("docs")
+    (mixed.ours / "docs" / "multi-block.bin").chmod(0o640)
+    (mixed.ours / "from-p2psync.txt").rename(mixed.ours / "renamed.txt")
+    ok(mixed.home, "scan", "mixed")
+
+    def agreed() -> bool:
+        ours = described(mixed.ours)
+        return ours == described(mixed.theirs) and {
+            "link-to-note",
+            "docs-link",
+            "pictures/img.raw",
+            "renamed.txt",
+        } <= set(ours)
+
+    wait_for(agreed, 60, "every change to cross")
+    ours = described(mixed.ours)
+    assert ours["link-to-note"] == ("symlink", "from-syncthing.txt")
+    assert ours["docs-link"] == ("symlink", "docs")
+    assert ours["pictures/img.raw"][2] == 0o600
+    assert ours["docs/multi-block.bin"][2] == 0o640
+    assert ours["from-syncthing.txt"][3] == 1_600_000_000_000_000_000
+    assert "photos" not in ours and "from-p2psync.txt" not in ours
+    wait_for(lambda: in_sync(mixed.st, "mixed", mixed.me), 30, "Syncthing: p2psync at 100%")
+
+
+def index_updates(home: Path, since: int = 0) -> list[dict]:
+    out = ok(home, "events", "--json", "--types", "RemoteIndexUpdated", "--since", str(since))
+    return json.loads(out)
+
+
+def disconnect_while(mixed: MixedPair, change: Callable[[], None]) -> None:
+    """Pause the p2psync device on the Syncthing side, make ``change``, resume."""
+    mixed.st.post(f"/rest/system/pause?device={mixed.me}", None)
+    wait_for(lambda: not status(mixed.home)["devices"][0]["connected"], 20, "the link to drop")
+    change()
+    mixed.st.post(f"/rest/system/resume?device={mixed.me}", None)
+
+
+def test_a_reconnect_sends_only_what_changed(mixed: MixedPair) -> None:
+    seen = max((e["id"] for e in index_updates(mixed.home)), default=0)
+
+    def edit_on_syncthing() -> None:
+        (mixed.theirs / "from-syncthing.txt").write_text("changed while apart\n")
+        mixed.st.post("/rest/db/scan?folder=mixed", None)
+        wait_for(
+            lambda: (
+                mixed.st.get("/rest/db/status?folder=mixed")["state"] == "idle"
+                and mixed.st.get("/rest/db/file?folder=mixed&file=from-syncthing.txt")["local"][
+                    "size"
+                ]
+                == len("changed while apart\n")
+            ),
+            20,
+            "Syncthing's scan",
+        )
+
+    disconnect_while(mixed, edit_on_syncthing)
+    wait_for(
+        lambda: (mixed.ours / "from-syncthing.txt").read_text() == "changed while apart\n",
+        60,
+        "the change to arrive after the reconnect",
+    )
+    after = [e for e in index_updates(mixed.home, seen) if e["data"]["items"]]
+    assert [e["data"]["items"] for e in after] == [1]  # one entry, not the whole index
+
+
+def test_a_wiped_p2psync_index_resyncs_without_conflicts_or_losses(mixed: MixedPair) -> None:
+    before = tree(mixed.ours)
+    mixed.daemon.terminate()
+    mixed.daemon.wait(timeout=20)
+    for path in mixed.home.glob("index.sqlite3*"):
+        path.unlink()
+    mixed.daemon = start(mixed.home)
+    wait_for(lambda: in_sync(mixed.st, "mixed", mixed.me), 60, "Syncthing: p2psync at 100%")
+    wait_for(lambda: status(mixed.home)["folders"][0]["need_items"] == 0, 30, "p2psync idle")
+    assert tree(mixed.ours) == before == tree(mixed.theirs)
+    assert not any(".sync-conflict-" in n for n in tree(mixed.theirs))

@@ -142,13 +142,31 @@ def test_garbage_protobuf_is_a_remote_error() -> None:
         drain(b)
 
 
-def test_a_name_that_is_not_utf8_is_a_remote_error_naming_the_entry() -> None:
-    index = pb.Index(folder="default")
-    index.files.add(name=b"bad\xff", type=1, version=pb.Index().files.add().version)
-    index.files[0].version.counters.add(id=1, value=1)
+def index_of(*names: bytes) -> bytes:
+    """An Index frame of directories with these raw names."""
+    index = pb.Index(folder="default", last_sequence=len(names))
+    for i, name in enumerate(names):
+        entry = index.files.add(name=name, type=1, sequence=i + 1)
+        entry.version.counters.add(id=SHORT_A, value=5)
+    return frame(bytes.fromhex("0801"), index.SerializeToString())
+
+
+def test_names_syncthing_allows_but_we_cannot_store_are_set_aside_not_fatal() -> None:
     b = steady_receiver()
-    b.receive_data(frame(bytes.fromhex("0801"), index.SerializeToString()))
-    with pytest.raises(RemoteProtocolError, match=r"Index.files\[0\].name"):
+    b.receive_data(index_of(b"ok", b"back\\slash", b"bad\xff", b"ctrl\x01", b"also-ok"))
+    (got,) = drain(b)
+    assert isinstance(got, Index)
+    assert [f.name for f in got.files] == ["ok", "also-ok"]
+    reasons = {u.name: u.reason for u in got.unsupported}
+    assert set(reasons) == {"back\\slash", "bad\\xff", "ctrl\x01"}
+    assert "backslash" in reasons["back\\slash"] and "UTF-8" in reasons["bad\\xff"]
+
+
+@pytest.mark.parametrize("name", [b"../escape", b"/absolute", b"a//b", b"a/./b", b"."])
+def test_names_syncthing_itself_refuses_still_end_the_connection(name: bytes) -> None:
+    b = steady_receiver()
+    b.receive_data(index_of(b"ok", name))
+    with pytest.raises(RemoteProtocolError, match=r"Index.files\[1\].name"):
         drain(b)
 
 

@@ -16,18 +16,21 @@ and encoding goes the other way from ``schema.to_plain``. Errors are RemoteProto
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import struct
+from dataclasses import replace
 from typing import Any
 
 import lz4.block
 from google.protobuf.message import DecodeError, EncodeError
 
-from ...errors import LocalProtocolError, RemoteProtocolError
+from ...errors import LocalProtocolError, RemoteProtocolError, UnsafePathError
 from .. import limits as L
 from .. import schema
 from ..codec import message_type
-from ..messages import Compression, Hello, Message, MessageType
-from ..model import MIN_BLOCK_SIZE, FileType
+from ..messages import Compression, Hello, Index, IndexUpdate, Message, MessageType, Unsupported
+from ..model import MIN_BLOCK_SIZE, FileInfo, FileType
+from ..names import validate_name
 from ..validate import Invalid
 from . import proto as pb
 
@@ -182,9 +185,11 @@ class BepCodec:
             self.compressed_received += 1
         elif header.compression != COMPRESSION_NONE:
             raise RemoteProtocolError(f"unknown compression {header.compression}")
-        plain = _FROM_PB[mtype](_parse(_CLASS_OF[mtype], body, mtype.name))
+        message = _parse(_CLASS_OF[mtype], body, mtype.name)
         try:
-            return schema.from_plain(mtype, plain), end
+            if mtype in (MessageType.INDEX, MessageType.INDEX_UPDATE):
+                return _index_message(mtype, message), end
+            return schema.from_plain(mtype, _FROM_PB[mtype](message)), end
         except Invalid as exc:
             raise RemoteProtocolError(f"invalid {exc}") from None
 
@@ -216,6 +221,61 @@ def _text(raw: bytes, path: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise RemoteProtocolError(f"{path}: {raw[:64]!r} is not UTF-8") from None
+
+
+def _index_message(mtype: MessageType, message: Any) -> Message:
+    """An Index or IndexUpdate whose entries are checked one by one: an entry Syncthing
+    allows but this device cannot store (a backslash or a control character in its
+    name, a name that is not UTF-8) becomes an ``Unsupported`` note instead of failing
+    the whole message; anything Syncthing itself would refuse is still an error."""
+    what = mtype.name.title().replace("_", "")
+    if len(message.files) > L.MAX_FILES_PER_INDEX:
+        raise Invalid(f"{what}.files", f"{len(message.files)} entries, more than the limit")
+    files: list[FileInfo] = []
+    unsupported: list[Unsupported] = []
+    for i, entry in enumerate(message.files):
+        path = f"{what}.files[{i}]"
+        reason = _unstorable(entry)
+        if reason is not None:
+            unsupported.append(Unsupported(entry.name.decode("utf-8", "backslashreplace"), reason))
+            continue
+        files.append(schema.file_info_from_plain(_file_from_pb(entry, path), path))
+    envelope = schema.from_plain(mtype, {**_FROM_PB[mtype](_EMPTY_OF[mtype]), **_envelope(message)})
+    assert isinstance(envelope, Index | IndexUpdate)
+    return replace(envelope, files=tuple(files), unsupported=tuple(unsupported))
+
+
+def _envelope(message: Any) -> dict[str, Any]:
+    plain = {"folder": message.folder, "last_sequence": message.last_sequence}
+    if hasattr(message, "prev_sequence"):
+        plain["prev_sequence"] = message.prev_sequence
+    return plain
+
+
+def _unstorable(entry: Any) -> str | None:
+    """Why ``entry`` cannot be stored here although Syncthing accepts it, or None."""
+    try:
+        name = entry.name.decode("utf-8")
+    except UnicodeDecodeError:
+        return "its name is not UTF-8"
+    if not _syncthing_accepts(name):
+        return None  # a protocol error: the checks that follow name it
+    try:
+        validate_name(name)
+    except UnsafePathError as exc:
+        return str(exc)
+    try:
+        entry.symlink_target.decode("utf-8")
+    except UnicodeDecodeError:
+        return "its symlink target is not UTF-8"
+    return None
+
+
+def _syncthing_accepts(name: str) -> bool:
+    """Syncthing's own name rule (checkFilename): clean, relative, not '.' or '..'."""
+    if name in ("", ".", "..") or name.startswith(("/", "../")):
+        return False
+    return posixpath.normpath(name) == name
 
 
 # -- protobuf -> plain (the form schema.from_plain checks) ------------------------------------
@@ -328,6 +388,8 @@ def _progress_from_pb(m: Any) -> dict[str, Any]:
         ],
     }
 
+
+_EMPTY_OF = {MessageType.INDEX: pb.Index(), MessageType.INDEX_UPDATE: pb.IndexUpdate()}
 
 _FROM_PB: dict[MessageType, Any] = {
     MessageType.CLUSTER_CONFIG: _cluster_config_from_pb,
