@@ -49,6 +49,13 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         (),
     ),
     ("get", "/api/folders/{id}/conflicts", "Conflict copies in the folder", (), ()),
+    (
+        "get",
+        "/api/folders/{id}/completion",
+        "How much of the folder a device (default: this one) has, by bytes",
+        ("device",),
+        (),
+    ),
     ("get", "/api/folders/{id}/versions", "Archived versions (of one path, or all)", ("path",), ()),
     (
         "post",

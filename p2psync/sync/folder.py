@@ -555,7 +555,9 @@ class FolderRunner:
     async def _flush_pulled(self) -> None:
         """Record what the puller applied (one index transaction) and make the renames
         durable (one fsync per directory); then announce it."""
+        finished = self.puller.progress.finished()
         await trio.to_thread.run_sync(self.puller.flush_gated, limiter=self.io_limiter)
+        self.puller.progress.flushed(finished)
         sequence = self.puller.take_flushed_sequence()  # batches also flush themselves
         if sequence:
             self.server.clear_cache()
