@@ -390,7 +390,8 @@ class _Api:
         accepted: list[Any] = []
 
         def edit(cfg: Config) -> Config:
-            accepted.append(edits.accept_folder(cfg, offers, folder_id, path))
+            kind = _str(body, "type") or "sendreceive"
+            accepted.append(edits.accept_folder(cfg, offers, folder_id, path, kind))
             return cfg.with_folder(accepted[-1])
 
         await self._change(edit, prepare=lambda: _make_dir(path))

@@ -135,10 +135,15 @@ def set_folder_paused(cfg: Config, folder_id: str, paused: bool) -> Config:
 
 
 def accept_folder(
-    cfg: Config, offers: Sequence[PendingFolder], folder_id: str, path: Path
+    cfg: Config,
+    offers: Sequence[PendingFolder],
+    folder_id: str,
+    path: Path,
+    folder_type: str = "sendreceive",
 ) -> FolderConfig:
     """The folder accepted from pending ``offers``, shared back with the trusted offerers."""
     validate_folder_id(folder_id)
+    _check_folder_type(folder_type)
     mine = [e for e in offers if e.folder_id == folder_id]
     if not mine:
         raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
@@ -153,8 +158,19 @@ def accept_folder(
         dict.fromkeys(e.device_id for e in mine if cfg.device(DeviceID.parse(e.device_id)))
     )
     return FolderConfig(
-        id=folder_id, path=str(path), label=mine[0].label or folder_id, devices=devices
+        id=folder_id,
+        path=str(path),
+        label=mine[0].label or folder_id,
+        type=folder_type,
+        devices=devices,
     )
+
+
+def _check_folder_type(folder_type: str) -> None:
+    if folder_type not in FOLDER_TYPES:
+        raise UsageError(
+            f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
+        )
 
 
 def default_accept_path(folder_id: str) -> Path:

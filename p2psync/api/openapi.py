@@ -80,7 +80,13 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("post", "/api/pending/devices/{id}/accept", "Trust a pending device", (), ("name",)),
     ("post", "/api/pending/devices/{id}/reject", "Forget a pending device", (), ()),
     ("get", "/api/pending/folders", "Folders offered by trusted devices", (), ()),
-    ("post", "/api/pending/folders/{id}/accept", "Accept a pending folder", (), ("path",)),
+    (
+        "post",
+        "/api/pending/folders/{id}/accept",
+        "Accept a pending folder",
+        (),
+        ("path", "type"),
+    ),
     ("post", "/api/pending/folders/{id}/reject", "Forget a pending folder offer", (), ()),
 ]
 

@@ -101,6 +101,22 @@ def folders_table(folders: list[dict[str, Any]]) -> RenderableType:
             notes.append(
                 Text(f"  {safe(f['id'])}: {safe(err['name'])}: {safe(err['error'])}", style="red")
             )
+        if f.get("local_changes"):
+            notes.append(
+                Text(
+                    f"  {safe(f['id'])}: local changes: {f['local_changes']} "
+                    f"(revert to drop them: p2psync folder revert {safe(f['id'])})",
+                    style="yellow",
+                )
+            )
+        if f.get("behind"):
+            notes.append(
+                Text(
+                    f"  {safe(f['id'])}: behind: {f['behind']} "
+                    f"(override to push yours: p2psync folder override {safe(f['id'])})",
+                    style="yellow",
+                )
+            )
         notes.extend(_pull_notes(f))
         behind = [d for d in f.get("devices", []) if not d.get("in_sync")]
         for d in behind:

@@ -12,6 +12,7 @@ import trio
 from .. import __version__
 from ..config import FolderConfig
 from ..identity import DeviceID
+from ..sync.overrides import FLAG_RECEIVE_ONLY
 from .progress import (
     CompletionCache,
     completion_json,
@@ -70,7 +71,14 @@ def _folder_counts(
         else:  # no index from it yet: nothing is known to be there
             view.update(completion=0.0, need_bytes=glob.bytes, need_items=None)
         devices[d] = view
-    return {"global": glob, "local": local, "need": need, "devices": devices}
+    changes = index.count_local_flagged(fc.id, FLAG_RECEIVE_ONLY) if fc.type == "receiveonly" else 0
+    return {
+        "global": glob,
+        "local": local,
+        "need": need,
+        "devices": devices,
+        "local_changes": changes,
+    }
 
 
 async def folder_view(
@@ -127,7 +135,11 @@ async def folder_view(
         "local": counts_json(counts["local"]),
         "need": counts_json(need),
         "need_items": need_items,
-        "in_sync": need_items == 0,
+        "in_sync": need_items == 0 and not counts["local_changes"],
+        # receive-only: local changes the cluster does not have (`folder revert` drops them)
+        "local_changes": counts["local_changes"],
+        # send-only: items where the cluster has newer versions (`folder override` pushes ours)
+        "behind": need_items if fc.type == "sendonly" else 0,
         "completion": completion_percent(glob.bytes, glob.bytes - done, need_items),
         "in_place_bytes": in_place,
         "pull_bps": round(rate, 1),

@@ -563,6 +563,18 @@ class IndexStore:
         )
         return Counts(*row) if row else Counts()
 
+    def count_local_flagged(self, folder: str, flag: int) -> int:
+        """How many local entries carry ``flag`` in their local flags (e.g. the local
+        changes of a receive-only folder)."""
+        ids = self._ids(folder, self.local_device)
+        if ids is None:
+            return 0
+        row = self._one(
+            "SELECT COUNT(*) FROM files WHERE folder = ? AND device = ? AND (local_flags & ?) <> 0",
+            (*ids, flag),
+        )
+        return row[0] if row else 0
+
     def folders(self) -> list[str]:
         """Folders with any stored state, sorted."""
         return [row[0] for row in self._all("SELECT name FROM folders ORDER BY name", ())]

@@ -34,7 +34,7 @@ from .pull_round import PullRound
 from .puller import DISK_FULL, BlockSource, ItemSkipped, Puller
 from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
-from .versioner import NoVersioning, Versioner
+from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
 
@@ -643,7 +643,10 @@ class FolderRunner:
 
     async def revert(self) -> int:
         """Receive-only: drop local changes so the cluster's versions are pulled back."""
-        count = await self._db(revert_local, self.index, self.id)
+        archiver = self.versioner
+        if isinstance(archiver, NoVersioning):
+            archiver = KeepAllVersioning(self.fs)
+        count = await self._db(revert_local, self.index, self.id, self.fs, archiver.archive)
         self.request_pull()
         return count
 

@@ -6,78 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
-from test_cli_cluster import start
-from test_cli_daemon import init_home, ok, wait_for
+import two_nodes
+from test_cli_daemon import ok, wait_for
+from two_nodes import folder_of, share, status
 
-from p2psync.config import Config, load_config, save_config
+pair = two_nodes.pair  # the fixture
 
 BIG = 24 * 1024 * 1024
 RECV_KIBPS = 3000  # about 8 s for the big file
-
-
-def status(home: Path) -> dict:
-    return json.loads(ok(home, "status", "--json"))
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Callable[..., dict[str, tuple[Path, Path]]]]:
-    """Starts two daemons "a" and "b" that trust each other: {name: (home, data)};
-    ``edit_b`` changes b's config.toml before it starts."""
-    procs: list[subprocess.Popen] = []
-
-    def make(edit_b: Callable[[Config], Config] | None = None) -> dict[str, tuple[Path, Path]]:
-        nodes = {n: (tmp_path / n / "home", tmp_path / n / "data") for n in ("a", "b")}
-        for name, (home, _) in nodes.items():
-            init_home(home, name)
-            if name == "b" and edit_b is not None:
-                save_config(edit_b(load_config(home)), home)
-            procs.append(start(home))
-        info = {n: status(home)["system"] for n, (home, _) in nodes.items()}
-        for n, (home, _) in nodes.items():
-            other = "b" if n == "a" else "a"
-            ok(
-                home,
-                "peer",
-                "add",
-                info[other]["device_id"],
-                "--name",
-                other,
-                "--address",
-                info[other]["listen_addresses"][0],
-            )
-        return nodes
-
-    try:
-        yield make
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def share(nodes: dict[str, tuple[Path, Path]], folder_id: str, *accept_args: str) -> None:
-    """a shares ``folder_id`` (its data dir) with b; b accepts it at its data dir."""
-    (home_a, data_a), (home_b, data_b) = nodes["a"], nodes["b"]
-    b_id = status(home_b)["system"]["device_id"]
-    ok(home_a, "folder", "add", str(data_a), "--id", folder_id, "--share", b_id)
-    wait_for(lambda: folder_id in ok(home_b, "folder", "pending"), what="the offer on b")
-    ok(home_b, "folder", "accept", folder_id, str(data_b), *accept_args)
-
-
-def folder_of(home: Path, folder_id: str) -> dict:
-    return next(f for f in status(home)["folders"] if f["id"] == folder_id)
 
 
 def test_status_shows_byte_progress_source_eta_and_completion(pair) -> None:
@@ -120,8 +58,10 @@ def test_status_shows_byte_progress_source_eta_and_completion(pair) -> None:
         what="big.bin on b",
     )
     wait_for(
-        lambda: folder_of(home_b, "media")["completion"] == 100
-        and not folder_of(home_b, "media")["pulling"],
+        lambda: (
+            folder_of(home_b, "media")["completion"] == 100
+            and not folder_of(home_b, "media")["pulling"]
+        ),
         what="b complete",
     )
     # rates drop to 0 within a couple of polls of the end, not over the next 10 s
