@@ -24,6 +24,7 @@ from .identity import DeviceID, Identity, load_or_create_identity
 from .index.store import IndexStore
 from .net.manager import ConnectionManager
 from .pending import PendingStore
+from .reload import restart_needed
 from .sync.folder import FolderRunner
 from .sync.model import SyncModel
 
@@ -53,6 +54,7 @@ class Node:
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
     _config_mtime: int = 0
+    running_config: Config = field(default_factory=Config)  # what start-up bound (reload.py)
 
     @property
     def device_id(self) -> DeviceID:
@@ -101,8 +103,8 @@ class Node:
             runner.update_config(fc)
         # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
         for device, active in list(self.connections.active.items()):
-            before = {f.id for f in old.folders if str(device) in f.devices}
-            after = {f.id for f in new.folders if str(device) in f.devices}
+            before = {(f.id, f.type) for f in old.folders if str(device) in f.devices}
+            after = {(f.id, f.type) for f in new.folders if str(device) in f.devices}
             dc = new.device(device)
             if dc is None or dc.paused:
                 await active.peer.close("device removed or paused")
@@ -117,7 +119,14 @@ class Node:
     async def reload_config(self) -> None:
         new = await trio.to_thread.run_sync(load_config, self.home)
         if new != self.config:
-            log.info("configuration changed; applying")
+            later = restart_needed(self.running_config, new)
+            if later:
+                log.warning(
+                    "configuration changed; applying all but %s, which take effect after a restart",
+                    ", ".join(later),
+                )
+            else:
+                log.info("configuration changed; applying (all of it, no restart needed)")
             await self.apply_config(new)
 
     async def _watch_config(self) -> None:
@@ -205,6 +214,7 @@ async def serve_node(
             model,
             connections,
             started_at=trio.current_time(),
+            running_config=config,
         )
         node_ref.append(node)
         try:

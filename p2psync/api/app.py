@@ -22,12 +22,14 @@ from ..config import Config, save_config
 from ..errors import ConfigError, DeviceIDError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID
 from ..protocol.names import validate_name
+from ..reload import restart_needed
 from . import edits
 from .auth import Guard, allowed_hosts
 from .http import App, HTTPException, Request, Response, Route
 from .openapi import openapi_document
 from .progress import CompletionCache, completion_json
 from .rates import RateMeter
+from .settings import settings_routes
 from .views import conflicts_in, device_view, folder_view, system_view
 
 log = logging.getLogger("p2psync.api")
@@ -109,7 +111,12 @@ class _Api:
     async def reload(self, request: Request) -> JSONResponse:
         async with self.config_lock:
             await self.node.reload_config()
-        return JSONResponse({"ok": True})
+        return JSONResponse(
+            {
+                "ok": True,
+                "restart_needed": restart_needed(self.node.running_config, self.node.config),
+            }
+        )
 
     async def events(self, request: Request) -> JSONResponse:
         q = request.query_params
@@ -573,6 +580,7 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
         Route(f"{p}/pending/folders", api.pending_folders),
         Route(f"{p}/pending/folders/{{id}}/accept", api.pending_folder_accept, methods=["POST"]),
         Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
+        *settings_routes(node, api._change, _body, JSONResponse),
     ]
     return App(
         routes,

@@ -88,6 +88,30 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         ("path", "type"),
     ),
     ("post", "/api/pending/folders/{id}/reject", "Forget a pending folder offer", (), ()),
+    ("get", "/api/settings", "This device's settings, as in config.toml", (), ()),
+    (
+        "patch",
+        "/api/settings",
+        "Change settings: {set: {key: value}, add/remove: {key: [values]}}",
+        (),
+        ("set", "add", "remove"),
+    ),
+    ("get", "/api/folders/{id}/settings", "A folder's settings", (), ()),
+    (
+        "patch",
+        "/api/folders/{id}/settings",
+        "Change a folder's settings",
+        (),
+        ("set", "add", "remove"),
+    ),
+    ("get", "/api/devices/{id}/settings", "A device's settings", (), ()),
+    (
+        "patch",
+        "/api/devices/{id}/settings",
+        "Change a device's settings",
+        (),
+        ("set", "add", "remove"),
+    ),
 ]
 
 _ARRAYS = {"devices", "addresses", "paths"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -110,6 +111,8 @@ class FolderRunner:
         self._temps_to_clean = False  # after a full scan, once nothing is needed
         self._pull_burst_start: float | None = None
         self._nursery: trio.Nursery | None = None
+        self._watch_scope = trio.CancelScope()
+        self._settings_changed = trio.Event()  # replaced after each update_config
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -135,6 +138,15 @@ class FolderRunner:
         self.puller.max_conflicts = config.max_conflicts
         if config.ignore_permissions != previous.ignore_permissions:
             self.request_scan(None)
+        if (config.watcher, config.watcher_delay_ms) != (
+            previous.watcher,
+            previous.watcher_delay_ms,
+        ):
+            self._watch_scope.cancel()  # the loop starts it again with the new settings
+            self._watching = False
+            self.request_scan(None)  # what changed while nothing watched
+        self._settings_changed.set()
+        self._settings_changed = trio.Event()
         self.request_pull()
 
     # ---- triggers ------------------------------------------------------------------
@@ -190,8 +202,7 @@ class FolderRunner:
         await self._db(self.index.local_index_id, self.id)
         async with trio.open_nursery() as nursery:
             task_status.started()
-            if self.config.rescan_interval_s:
-                nursery.start_soon(self._periodic_scans)
+            nursery.start_soon(self._periodic_scans)
             self._nursery = nursery
             await nursery.start(self.serve_queue.run)
             nursery.start_soon(self._clean_versions)
@@ -320,8 +331,16 @@ class FolderRunner:
                 log.info("%s: removed %d expired versions", self.id, removed)
 
     async def _periodic_scans(self) -> None:
+        """A full scan every ``rescan_interval_s`` (0: never); a changed interval counts
+        from the last periodic scan at once, not after the old interval ran out."""
+        last = trio.current_time()
         while True:
-            await trio.sleep(self.config.rescan_interval_s)
+            interval = self.config.rescan_interval_s
+            changed = self._settings_changed
+            with trio.move_on_at(last + interval if interval else math.inf):
+                await changed.wait()
+                continue
+            last = trio.current_time()
             self.request_scan(None)
 
     async def _watch(
@@ -334,26 +353,33 @@ class FolderRunner:
             from ..watch_process import watch_folder_in_child as watch_folder
 
         send, receive = trio.open_memory_channel[list[str] | None](16)
-        async with trio.open_nursery() as nursery:
-            try:
-                await nursery.start(
-                    lambda task_status: watch_folder(
-                        self.config.resolved_path,
-                        on_changes=send,
-                        delay=self.config.watcher_delay_ms / 1000,
-                        task_status=task_status,
+        # cancelled by update_config when the watcher settings change: the loop restarts it
+        scope = self._watch_scope = trio.CancelScope()
+        started = False
+        with scope:
+            async with trio.open_nursery() as nursery:
+                try:
+                    await nursery.start(
+                        lambda task_status: watch_folder(
+                            self.config.resolved_path,
+                            on_changes=send,
+                            delay=self.config.watcher_delay_ms / 1000,
+                            task_status=task_status,
+                        )
                     )
-                )
-            except FilesystemError as exc:  # e.g. the inotify watch limit
-                log.warning(
-                    "%s: not watching for changes (%s); relying on periodic scans", self.id, exc
-                )
+                except FilesystemError as exc:  # e.g. the inotify watch limit
+                    log.warning(
+                        "%s: not watching for changes (%s); relying on periodic scans", self.id, exc
+                    )
+                    task_status.started()
+                    return
                 task_status.started()
-                return
+                started = True
+                async with receive:
+                    async for paths in receive:
+                        self.request_scan(paths)
+        if scope.cancelled_caught and not started:
             task_status.started()
-            async with receive:
-                async for paths in receive:
-                    self.request_scan(paths)
 
     # ---- scanning ------------------------------------------------------------------
     async def _scan(self) -> None:
