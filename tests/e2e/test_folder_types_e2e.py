@@ -7,7 +7,7 @@ import json
 
 import two_nodes
 from test_cli_daemon import ok, wait_for
-from two_nodes import folder_of, share
+from two_nodes import folder_of, share, text_of
 
 pair = two_nodes.pair  # the fixture
 
@@ -39,7 +39,7 @@ def test_receive_only_local_changes_are_shown_and_reverted_into_the_archive(pair
 
     assert "Reverting 3 local change(s)" in ok(home_b, "folder", "revert", "ro")
     wait_for(
-        lambda: (data_b / "x.txt").exists() and (data_b / "x.txt").read_text() == "from a\n",
+        lambda: text_of(data_b / "x.txt") == "from a\n",
         what="x.txt back to a's version",
     )
     # the added file and directory are gone from the folder, kept in the archive
@@ -78,5 +78,5 @@ def test_send_only_folder_behind_its_peers_says_so_and_override_pushes(pair) -> 
     assert "behind: 1 (override to push yours" in ok(home_b, "status")
 
     ok(home_b, "folder", "override", "so")
-    wait_for(lambda: (data_a / "doc.txt").read_text() == "v1\n", what="b's version on a")
+    wait_for(lambda: text_of(data_a / "doc.txt") == "v1\n", what="b's version on a")
     wait_for(lambda: folder_of(home_b, "so")["behind"] == 0, what="b no longer behind")

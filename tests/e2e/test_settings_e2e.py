@@ -7,7 +7,7 @@ import json
 
 import two_nodes
 from test_cli_daemon import cli_run, init_home, ok, wait_for
-from two_nodes import folder_of, share, status
+from two_nodes import folder_of, share, status, text_of
 
 from p2psync.config import load_config
 
@@ -28,7 +28,7 @@ def test_settings_change_the_running_daemons(pair) -> None:
     assert ok(home_b, "config", "show", "--folder", "docs", "versioning.keep").strip() == "3"
     (data_a / "doc.txt").write_text("v2\n")
     ok(home_a, "scan", "docs")
-    wait_for(lambda: (data_b / "doc.txt").read_text() == "v2\n", what="v2 on b")
+    wait_for(lambda: text_of(data_b / "doc.txt") == "v2\n", what="v2 on b")
     versions = json.loads(ok(home_b, "versions", "list", "docs", "--json"))
     assert [v["name"] for v in versions] == ["doc.txt"]
 

@@ -72,3 +72,11 @@ def share(nodes: dict[str, tuple[Path, Path]], folder_id: str, *accept_args: str
 
 def folder_of(home: Path, folder_id: str) -> dict:
     return next(f for f in status(home)["folders"] if f["id"] == folder_id)
+
+
+def text_of(path: Path) -> str | None:
+    """The file's text, or None while it is not there (e.g. being replaced)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
