@@ -54,7 +54,8 @@ class Node:
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
     _config_mtime: int = 0
-    running_config: Config = field(default_factory=Config)  # what start-up bound (reload.py)
+    running_config: Config = field(default_factory=Config)  # what is bound now (reload.py)
+    discovery_handles: list[tuple[trio.CancelScope, trio.Event]] = field(default_factory=list)
 
     @property
     def device_id(self) -> DeviceID:
@@ -111,6 +112,10 @@ class Node:
             elif before != after:
                 await self.model.resend_cluster_config(device)
         self.connections.apply_rate_limits()
+        if self._nursery is not None:
+            from .services import apply_network_changes
+
+            await apply_network_changes(self, self._nursery)
         if self.global_discovery is not None:
             self.global_discovery.notify_lookup_needed()  # type: ignore[attr-defined]
         self.connections.wake_dialer()
@@ -119,15 +124,16 @@ class Node:
     async def reload_config(self) -> None:
         new = await trio.to_thread.run_sync(load_config, self.home)
         if new != self.config:
+            log.info("configuration changed; applying")
+            await self.apply_config(new)
             later = restart_needed(self.running_config, new)
             if later:
                 log.warning(
-                    "configuration changed; applying all but %s, which take effect after a restart",
+                    "configuration applied except %s, which take(s) effect after a restart",
                     ", ".join(later),
                 )
             else:
-                log.info("configuration changed; applying (all of it, no restart needed)")
-            await self.apply_config(new)
+                log.info("configuration applied (all of it, no restart needed)")
 
     async def _watch_config(self) -> None:
         path = self.home / CONFIG_FILE

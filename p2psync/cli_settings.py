@@ -79,8 +79,9 @@ def report(what: str, scope: Scope, restart: list[str]) -> None:
     click.echo(f"{what}{safe(where)}")
     if restart:
         click.echo(
-            f"note: {', '.join(restart)} take(s) effect when the daemon restarts "
-            "(the rest is applied now)"
+            f"note: not applied to the running daemon: {', '.join(restart)} (takes effect "
+            "when it restarts; see `p2psync log` if it could not be applied); the rest is"
+            " applied now"
         )
 
 

@@ -21,6 +21,9 @@ STARTUP_ONLY: tuple[tuple[str, Callable[[Config], Any]], ...] = (
     ("discovery.mdns_interfaces", lambda c: c.discovery.mdns_interfaces),
     ("discovery.global_servers", lambda c: c.discovery.global_servers),
 )
+# ``listen`` and ``discovery`` are applied live (services.apply_network_changes), which
+# moves them into ``Node.running_config``; they are only named here when that failed
+# (e.g. the new address is in use).
 
 
 def restart_needed(running: Config, new: Config) -> list[str]:

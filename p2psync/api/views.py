@@ -209,6 +209,7 @@ def system_view(node: Any) -> dict[str, Any]:
         "api_address": getattr(node, "api_address", None),
         "home": str(node.home),
         "mdns": mdns is not None,
+        "global_discovery": getattr(node, "global_discovery", None) is not None,
         "folders": len(cfg.folders),
         "devices": len(cfg.devices),
         "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.device_id)),

@@ -29,6 +29,7 @@ from ..pending import PendingDevice, PendingStore
 from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
 from .endpoints import Endpoint, parse_endpoint
+from .listeners import ListenerGroup, bound_addresses, open_listeners
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
 from .tls import TLSStream, make_tls_context, tls_accept, tls_connect
@@ -80,6 +81,7 @@ class ConnectionManager:
         self._device_buckets: dict[DeviceID, tuple[TokenBucket, TokenBucket]] = {}
         # Called after a trusted connection ends (e.g. global discovery looks the device up again).
         self.on_disconnected: Callable[[DeviceID], None] | None = None
+        self._listeners = ListenerGroup(self._handle_incoming)
 
     # ---- lifecycle -----------------------------------------------------------------
     async def run(
@@ -88,21 +90,23 @@ class ConnectionManager:
         self._ctx = make_tls_context(self.identity)
         self.apply_rate_limits()
         config = self.get_config()
-        listeners: list[trio.SocketListener] = []
-        for url in config.listen:
-            endpoint = parse_endpoint(url)
-            listeners.extend(await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))
-        self.listen_addresses = []
-        for listener in listeners:
-            host, port = listener.socket.getsockname()[:2]
-            self.listen_addresses.append(format_tcp_url(host, port))
+        listeners = await open_listeners(config.listen)
+        self.listen_addresses = bound_addresses(listeners)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for listener in listeners:
-                nursery.start_soon(trio.serve_listeners, self._handle_incoming, [listener])
+            self._listeners.serve(nursery, listeners)
             nursery.start_soon(self._dial_loop)
             log.info("listening on %s", ", ".join(self.listen_addresses))
             task_status.started(self.listen_addresses)
+
+    async def rebind(self, urls: tuple[str, ...]) -> list[str]:
+        """Listen on ``urls`` instead, without a restart or dropping connections; raises
+        OSError (still listening as before) when they cannot be bound."""
+        listeners = await open_listeners(urls)
+        self._listeners.serve(self._nursery, listeners)
+        self.listen_addresses = bound_addresses(listeners)
+        log.info("listening on %s", ", ".join(self.listen_addresses))
+        return self.listen_addresses
 
     def wake_dialer(self) -> None:
         """Config or addresses changed: try dialling now."""
