@@ -66,8 +66,10 @@ def test_listen_and_discovery_apply_live_and_the_rest_is_named(pair) -> None:
     )
     save_config(replace(load_config(home_b), api="127.0.0.1:1"), home_b)
     wait_for(
-        lambda: "configuration applied except api, which take(s) effect after a restart"
-        in log_of(home_b),
+        lambda: (
+            "configuration applied except api, which take(s) effect after a restart"
+            in log_of(home_b)
+        ),
         what="the log naming api",
     )
     assert "not applied to the running daemon: api" in ok(home_b, "config", "reload")
