@@ -92,7 +92,10 @@ def folders_table(folders: list[dict[str, Any]]) -> RenderableType:
             Text(f"{f['completion']:.0f}%"),
             Text(f"{human_bytes(done)} / {human_bytes(glob['bytes'])}"),
             Text(
-                f"{f['need_items']} items, {human_bytes(need['bytes'])}" if f["need_items"] else "-"
+                f"{f['need_items']} items, "
+                f"{human_bytes(need['bytes'] - f.get('in_place_bytes', 0))}"
+                if f["need_items"]
+                else "-"
             ),
         )
         if f.get("reason"):
