@@ -27,6 +27,7 @@ from .index.store import IndexStore
 from .net.manager import ConnectionManager
 from .oslimits import raise_open_file_limit
 from .pending import PendingStore
+from .reload import restart_needed
 from .sync.folder import FolderRunner
 from .sync.model import SyncModel
 
@@ -57,6 +58,8 @@ class Node:
     _nursery: trio.Nursery | None = None
     _config_mtime: int = 0
     config_error: str = ""  # why config.toml on disk is not applied ("" when it is)
+    running_config: Config = field(default_factory=Config)  # what is bound now (reload.py)
+    discovery_handles: list[tuple[trio.CancelScope, trio.Event]] = field(default_factory=list)
 
     @property
     def device_id(self) -> DeviceID:
@@ -109,14 +112,18 @@ class Node:
         await trio.to_thread.run_sync(_clear_answered_offers, self.pending, old, new)
         # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
         for device, active in list(self.connections.active.items()):
-            before = {f.id for f in old.folders if str(device) in f.devices}
-            after = {f.id for f in new.folders if str(device) in f.devices}
+            before = {(f.id, f.type) for f in old.folders if str(device) in f.devices}
+            after = {(f.id, f.type) for f in new.folders if str(device) in f.devices}
             dc = new.device(device)
             if dc is None or dc.paused:
                 await active.peer.close("device removed or paused")
             elif before != after:
                 await self.model.resend_cluster_config(device)
         self.connections.apply_rate_limits()
+        if self._nursery is not None:
+            from .services import apply_network_changes
+
+            await apply_network_changes(self, self._nursery)
         if self.global_discovery is not None:
             self.global_discovery.notify_lookup_needed()  # type: ignore[attr-defined]
         self.connections.wake_dialer()
@@ -130,6 +137,14 @@ class Node:
         if new != self.config:
             log.info("configuration changed; applying")
             await self.apply_config(new)
+            later = restart_needed(self.running_config, new)
+            if later:
+                log.warning(
+                    "configuration applied except %s, which take(s) effect after a restart",
+                    ", ".join(later),
+                )
+            else:
+                log.info("configuration applied (all of it, no restart needed)")
 
     async def _watch_config(self) -> None:
         path = self.home / CONFIG_FILE
@@ -243,6 +258,7 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
             model,
             connections,
             started_at=trio.current_time(),
+            running_config=config,
         )
         node_ref.append(node)
         try:

@@ -21,6 +21,8 @@ from . import __version__
 from .api.auth import API_KEY_FILE, ensure_api_key
 from .cli_folder import folder, scan_folders
 from .cli_peer import peer
+from .cli_settings import config_group, folder_unshare, peer_remove_address
+from .cli_status import folder_completion
 from .cli_support import Context, ErrorGroup, emit, json_option, url_segment
 from .config import (
     DEFAULT_API_PORT,
@@ -59,6 +61,10 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 cli.add_command(peer)
 cli.add_command(folder)
+folder.add_command(folder_completion)
+folder.add_command(folder_unshare)
+peer.add_command(peer_remove_address)
+cli.add_command(config_group)
 
 
 # ---- init / id / run / log ---------------------------------------------------------------

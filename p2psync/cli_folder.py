@@ -176,8 +176,9 @@ def folder_pending(obj: Context, as_json: bool) -> None:
 @folder.command("accept")
 @click.argument("folder_id")
 @click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--type", "folder_type", type=click.Choice(FOLDER_TYPES), default="sendreceive")
 @click.pass_obj
-def folder_accept(obj: Context, folder_id: str, path: Path | None) -> None:
+def folder_accept(obj: Context, folder_id: str, path: Path | None, folder_type: str) -> None:
     """Accept a pending folder, sharing it back with the devices that offered it."""
     cfg = obj.config()
     target = (
@@ -186,12 +187,15 @@ def folder_accept(obj: Context, folder_id: str, path: Path | None) -> None:
         else edits.default_accept_path(cfg, folder_id, obj.home)
     )
     offers = PendingStore(obj.home).folders()
-    new = edits.accept_folder(cfg, offers, folder_id, target, obj.home)
+    new = edits.accept_folder(cfg, offers, folder_id, target, obj.home, folder_type)
     existed = cfg.folder(folder_id) is not None
     target = new.resolved_path
     client = obj.daemon()
     if client is not None:
-        client.post(f"/api/pending/folders/{url_segment(folder_id)}/accept", {"path": str(target)})
+        client.post(
+            f"/api/pending/folders/{url_segment(folder_id)}/accept",
+            {"path": str(target), "type": folder_type},
+        )
     else:
         target.mkdir(parents=True, exist_ok=True)
         obj.save(cfg.with_folder(new))

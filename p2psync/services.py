@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -20,17 +22,97 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("p2psync.services")
 
+Service = Callable[..., Awaitable[None]]  # takes task_status=
+
 API_ADDRESS_FILE = "api.address"
 
 
 async def start_services(node: Node, nursery: trio.Nursery) -> None:
     """Start LAN discovery, global discovery and the control API as configured."""
+    await start_discovery(node, nursery)
+    await _start_api(node, nursery)
+
+
+async def start_discovery(node: Node, nursery: trio.Nursery) -> None:
+    """LAN and global discovery as the config says, each stoppable (``stop_discovery``)."""
     config = node.config
     if config.discovery.mdns:
         await _start_mdns(node, nursery)
     if config.discovery.global_servers:
         await _start_global(node, nursery)
-    await _start_api(node, nursery)
+
+
+async def stop_discovery(node: Node) -> None:
+    """Stop every discovery service and wait until each has shut down."""
+    handles, node.discovery_handles = node.discovery_handles, []
+    for scope, _ in handles:
+        scope.cancel()
+    for _, done in handles:
+        await done.wait()
+    node.mdns = None
+    node.global_discovery = None
+    node.connections.on_disconnected = None
+
+
+async def apply_network_changes(node: Node, nursery: trio.Nursery) -> list[str]:
+    """Make the listeners and discovery follow a changed config without a restart:
+    rebind ``listen`` (the old sockets keep serving if the new ones cannot be bound),
+    restart discovery when its settings or the listen addresses changed. Updates
+    ``node.running_config`` with what is now in effect; returns a line per change."""
+    running, config = node.running_config, node.config
+    done: list[str] = []
+    if config.listen != running.listen:
+        try:
+            addresses = await node.connections.rebind(config.listen)
+        except OSError as exc:
+            log.error(
+                "cannot listen on %s (%s); still listening on %s",
+                ", ".join(config.listen),
+                exc.strerror or exc,
+                ", ".join(node.connections.listen_addresses),
+            )
+        else:
+            running = replace(running, listen=config.listen)
+            done.append(f"now listening on {', '.join(addresses)}")
+    if config.discovery != running.discovery or done:
+        await stop_discovery(node)
+        await start_discovery(node, nursery)
+        running = replace(running, discovery=config.discovery)
+        done.append("discovery restarted")
+    node.running_config = running
+    for line in done:
+        log.info("configuration applied: %s", line)
+    return done
+
+
+async def _start_stoppable(nursery: trio.Nursery, node: Node, service: Service) -> Any:
+    """Start ``service`` in its own cancel scope, recorded in ``node.discovery_handles``;
+    returns what it reports when ready."""
+    done = trio.Event()
+
+    async def run(task_status: trio.TaskStatus[tuple[trio.CancelScope, Any]]) -> None:
+        try:
+            with trio.CancelScope() as scope:
+                await service(task_status=_Ready(task_status, scope))
+        finally:
+            done.set()
+
+    scope, value = await nursery.start(run)
+    node.discovery_handles.append((scope, done))
+    return value
+
+
+class _Ready:
+    """Passes (scope, value) to the starter when the wrapped service reports ready."""
+
+    def __init__(
+        self, task_status: trio.TaskStatus[tuple[trio.CancelScope, Any]], scope: trio.CancelScope
+    ) -> None:
+        self._task_status = task_status
+        self._scope = scope
+
+    def started(self, value: Any = None) -> None:
+        self._task_status.started((self._scope, value))
 
 
 def _listen_port(node: Node) -> int | None:
@@ -47,7 +129,9 @@ async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:
         return node.config.device(DeviceID(raw)) is not None
 
     try:
-        node.mdns = await nursery.start(
+        node.mdns = await _start_stoppable(
+            nursery,
+            node,
             lambda task_status: serve_mdns(
                 device_id=node.device_id,
                 listen_port=lambda: _listen_port(node),
@@ -55,7 +139,7 @@ async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:
                 cache=node.cache,
                 is_known=is_known,
                 task_status=task_status,
-            )
+            ),
         )
     except Exception as exc:  # LAN discovery is optional: the node works without it
         log.warning("LAN discovery (mDNS) not available: %s", exc)
@@ -73,7 +157,9 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             and not node.connections.is_connected(d.device_id)
         ]
 
-    gd = await nursery.start(
+    gd = await _start_stoppable(
+        nursery,
+        node,
         lambda task_status: serve_global_discovery(
             identity=node.identity,
             servers=list(node.config.discovery.global_servers),
@@ -81,7 +167,7 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             lookup_devices=lookup_devices,
             cache=node.cache,
             task_status=task_status,
-        )
+        ),
     )
     node.global_discovery = gd
     node.connections.on_disconnected = lambda _device: gd.notify_lookup_needed()

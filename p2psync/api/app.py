@@ -22,11 +22,14 @@ from ..config import Config, config_to_dict, load_config, save_config
 from ..errors import ConfigError, DeviceIDError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID
 from ..protocol.names import validate_name
+from ..reload import restart_needed
 from . import edits
 from .auth import Guard, allowed_hosts
 from .http import App, HTTPException, Request, Response, Route
 from .openapi import openapi_document
+from .progress import CompletionCache, completion_json
 from .rates import RateMeter
+from .settings import settings_routes
 from .views import conflicts_in, device_view, folder_view, system_view
 
 log = logging.getLogger("p2psync.api")
@@ -66,6 +69,7 @@ class _Api:
         self.config_lock = trio.Lock()
         self.limiter = trio.CapacityLimiter(2)
         self.meter = RateMeter()
+        self.completions = CompletionCache()
 
     # ---- helpers -----------------------------------------------------------------
     async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -130,7 +134,12 @@ class _Api:
     async def reload(self, request: Request) -> JSONResponse:
         async with self.config_lock:
             await self.node.reload_config()
-        return JSONResponse({"ok": True})
+        return JSONResponse(
+            {
+                "ok": True,
+                "restart_needed": restart_needed(self.node.running_config, self.node.config),
+            }
+        )
 
     async def events(self, request: Request) -> JSONResponse:
         q = request.query_params
@@ -151,12 +160,47 @@ class _Api:
     # ---- folders -----------------------------------------------------------------
     async def folders(self, request: Request) -> JSONResponse:
         return JSONResponse(
-            [await folder_view(self.node, fc, self.limiter) for fc in self.node.config.folders]
+            [
+                await folder_view(self.node, fc, self.limiter, self.meter, self.completions)
+                for fc in self.node.config.folders
+            ]
         )
 
     async def folder(self, request: Request) -> JSONResponse:
         fc = self._folder_config(request.path_params["id"])
-        return JSONResponse(await folder_view(self.node, fc, self.limiter))
+        return JSONResponse(
+            await folder_view(self.node, fc, self.limiter, self.meter, self.completions)
+        )
+
+    async def completion(self, request: Request) -> JSONResponse:
+        """Like Syncthing's /rest/db/completion: how much of the folder's global state a
+        device (default: this one) has, by bytes."""
+        fc = self._folder_config(request.path_params["id"])
+        raw = request.query_params.get("device") or ""
+        did = DeviceID.parse(raw) if raw else self.node.device_id
+        if did != self.node.device_id and str(did) not in fc.devices:
+            raise NotFoundError(f"folder {fc.id!r} is not shared with {did}")
+
+        def read() -> dict[str, Any]:
+            index = self.node.index
+            glob = index.global_counts(fc.id)
+            if did == self.node.device_id:
+                need = index.need_counts(fc.id)
+            elif did.raw in index.devices(fc.id):
+                need = self.completions.need_of(index, fc.id, did.raw)
+            else:
+                return {
+                    "completion": 0.0,
+                    "global_bytes": glob.bytes,
+                    "need_bytes": glob.bytes,
+                    "need_items": None,
+                    "need_deletes": None,
+                    "index_received": False,
+                }
+            return {**completion_json(glob, need), "index_received": True}
+
+        data = await self._thread(read)
+        return JSONResponse({"folder": fc.id, "device": str(did), **data})
 
     async def folder_add(self, request: Request) -> JSONResponse:
         body = await _body(request)
@@ -382,7 +426,8 @@ class _Api:
         accepted: list[Any] = []
 
         def edit(cfg: Config) -> Config:
-            accepted.append(edits.accept_folder(cfg, offers, folder_id, path, home))
+            kind = _str(body, "type") or "sendreceive"
+            accepted.append(edits.accept_folder(cfg, offers, folder_id, path, home, kind))
             return cfg.with_folder(accepted[-1])
 
         await self._change(edit, prepare=lambda: _make_dir(accepted[-1].resolved_path))
@@ -570,6 +615,7 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
         Route(f"{p}/folders/{{id}}/revert", api.folder_revert, methods=["POST"]),
         Route(f"{p}/folders/{{id}}/confirm-deletes", api.folder_confirm_deletes, methods=["POST"]),
         Route(f"{p}/folders/{{id}}/conflicts", api.conflicts),
+        Route(f"{p}/folders/{{id}}/completion", api.completion),
         Route(f"{p}/folders/{{id}}/versions", api.versions),
         Route(f"{p}/folders/{{id}}/versions/restore", api.versions_restore, methods=["POST"]),
         Route(f"{p}/devices", api.devices),
@@ -584,6 +630,7 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
         Route(f"{p}/pending/folders", api.pending_folders),
         Route(f"{p}/pending/folders/{{id}}/accept", api.pending_folder_accept, methods=["POST"]),
         Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
+        *settings_routes(node, api._change, _body, JSONResponse),
     ]
     return App(
         routes,

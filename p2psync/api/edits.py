@@ -144,6 +144,7 @@ def accept_folder(
     folder_id: str,
     path: Path,
     home: Path | None = None,
+    folder_type: str = "sendreceive",
 ) -> FolderConfig:
     """The folder accepted from pending ``offers``, shared back with the trusted offerers.
 
@@ -153,6 +154,7 @@ def accept_folder(
     """
     with argument_errors():
         validate_folder_id(folder_id)
+    _check_folder_type(folder_type)
     mine = [e for e in offers if e.folder_id == folder_id]
     if not mine:
         raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
@@ -177,7 +179,11 @@ def accept_folder(
         if f.resolved_path.absolute() == path:
             raise UsageError(f"{path} is already shared as folder {f.id!r}")
     return FolderConfig(
-        id=folder_id, path=str(path), label=mine[0].label or folder_id, devices=devices
+        id=folder_id,
+        path=str(path),
+        label=mine[0].label or folder_id,
+        type=folder_type,
+        devices=devices,
     )
 
 
@@ -197,3 +203,10 @@ def default_accept_path(cfg: Config, folder_id: str, home: Path | None = None) -
         if folder_path_problem(cfg, candidate, home) is None:
             return candidate
     raise UsageError(f"no free default path for folder {folder_id!r} next to {base}; give a PATH")
+
+
+def _check_folder_type(folder_type: str) -> None:
+    if folder_type not in FOLDER_TYPES:
+        raise UsageError(
+            f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
+        )

@@ -56,6 +56,13 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         (),
     ),
     ("get", "/api/folders/{id}/conflicts", "Conflict copies in the folder", (), ()),
+    (
+        "get",
+        "/api/folders/{id}/completion",
+        "How much of the folder a device (default: this one) has, by bytes",
+        ("device",),
+        (),
+    ),
     ("get", "/api/folders/{id}/versions", "Archived versions (of one path, or all)", ("path",), ()),
     (
         "post",
@@ -80,8 +87,38 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("post", "/api/pending/devices/{id}/accept", "Trust a pending device", (), ("name",)),
     ("post", "/api/pending/devices/{id}/reject", "Forget a pending device", (), ()),
     ("get", "/api/pending/folders", "Folders offered by trusted devices", (), ()),
-    ("post", "/api/pending/folders/{id}/accept", "Accept a pending folder", (), ("path",)),
+    (
+        "post",
+        "/api/pending/folders/{id}/accept",
+        "Accept a pending folder",
+        (),
+        ("path", "type"),
+    ),
     ("post", "/api/pending/folders/{id}/reject", "Forget a pending folder offer", (), ()),
+    ("get", "/api/settings", "This device's settings, as in config.toml", (), ()),
+    (
+        "patch",
+        "/api/settings",
+        "Change settings: {set: {key: value}, add/remove: {key: [values]}}",
+        (),
+        ("set", "add", "remove"),
+    ),
+    ("get", "/api/folders/{id}/settings", "A folder's settings", (), ()),
+    (
+        "patch",
+        "/api/folders/{id}/settings",
+        "Change a folder's settings",
+        (),
+        ("set", "add", "remove"),
+    ),
+    ("get", "/api/devices/{id}/settings", "A device's settings", (), ()),
+    (
+        "patch",
+        "/api/devices/{id}/settings",
+        "Change a device's settings",
+        (),
+        ("set", "add", "remove"),
+    ),
 ]
 
 _ARRAYS = {"devices", "addresses", "paths"}

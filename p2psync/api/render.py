@@ -86,7 +86,7 @@ def folders_table(folders: list[dict[str, Any]]) -> RenderableType:
     notes: list[Text] = []
     for f in folders:
         glob, need = f["global"], f["need"]
-        done = max(0, glob["bytes"] - need["bytes"])
+        done = max(0, glob["bytes"] - need["bytes"] + f.get("in_place_bytes", 0))
         name = Text(safe(f["id"]))
         if f.get("label") and f["label"] != f["id"]:
             name.append(f" ({safe(f['label'])})", style="dim")
@@ -100,7 +100,10 @@ def folders_table(folders: list[dict[str, Any]]) -> RenderableType:
             Text(f"{f['completion']:.0f}%"),
             Text(f"{human_bytes(done)} / {human_bytes(glob['bytes'])}"),
             Text(
-                f"{f['need_items']} items, {human_bytes(need['bytes'])}" if f["need_items"] else "-"
+                f"{f['need_items']} items, "
+                f"{human_bytes(need['bytes'] - f.get('in_place_bytes', 0))}"
+                if f["need_items"]
+                else "-"
             ),
         )
         if f.get("reason"):
@@ -117,11 +120,55 @@ def folders_table(folders: list[dict[str, Any]]) -> RenderableType:
                     style="yellow",
                 )
             )
+        if f.get("local_changes"):
+            notes.append(
+                Text(
+                    f"  {safe(f['id'])}: local changes: {f['local_changes']} "
+                    f"(revert to drop them: p2psync folder revert {safe(f['id'])})",
+                    style="yellow",
+                )
+            )
+        if f.get("behind"):
+            notes.append(
+                Text(
+                    f"  {safe(f['id'])}: behind: {f['behind']} "
+                    f"(override to push yours: p2psync folder override {safe(f['id'])})",
+                    style="yellow",
+                )
+            )
+        notes.extend(_pull_notes(f))
         behind = [d for d in f.get("devices", []) if not d.get("in_sync")]
         for d in behind:
             who = safe(d.get("name") or "") or short_id(d["id"])
-            notes.append(Text(f"  {safe(f['id'])}: {who} is not in sync yet", style="dim"))
+            if d.get("completion") is None:
+                note = f"{who} is not in sync yet"
+            elif d.get("need_items") is None:
+                note = f"{who} has not sent its index yet"
+            else:
+                note = (
+                    f"{who} has {d['completion']:.0f}% "
+                    f"({d['need_items']} items, {human_bytes(d['need_bytes'])} to go)"
+                )
+            notes.append(Text(f"  {safe(f['id'])}: {note}", style="dim"))
     return Group(table, *notes) if notes else table
+
+
+def _pull_notes(f: dict[str, Any]) -> list[Text]:
+    """What is being pulled, from whom, and the ETA."""
+    notes = []
+    for p in f.get("pulling", [])[:5]:
+        line = Text(f"  {safe(f['id'])}: pulling {safe(p['name'])} {p['percent']:.0f}% ")
+        line.append(f"({human_bytes(p['done'])} of {human_bytes(p['size'])})")
+        sources = [safe(s.get("name") or "") or short_id(s["id"]) for s in p.get("from", [])]
+        if sources:
+            line.append(f" from {', '.join(sources)}")
+        notes.append(line)
+    if f.get("need_items") and (f.get("pull_bps") or f.get("pulling")):
+        eta = f.get("eta_s")
+        rate = f"{human_bytes(f.get('pull_bps') or 0)}/s"
+        when = human_duration(eta) if eta is not None else "unknown"
+        notes.append(Text(f"  {safe(f['id'])}: {rate}, ETA {when}", style="cyan"))
+    return notes
 
 
 def devices_table(devices: list[dict[str, Any]]) -> RenderableType:

@@ -12,7 +12,15 @@ import trio
 from .. import __version__
 from ..config import FolderConfig
 from ..identity import DeviceID
+from ..sync.overrides import FLAG_RECEIVE_ONLY
 from .auth import exposure_warning
+from .progress import (
+    CompletionCache,
+    completion_json,
+    completion_percent,
+    eta_seconds,
+    pulling_json,
+)
 from .rates import RateMeter
 
 if TYPE_CHECKING:
@@ -41,12 +49,16 @@ def _same_content(a: Counts, b: Counts) -> bool:
     )
 
 
-def _folder_counts(index: Any, fc: FolderConfig) -> dict[str, Any]:
-    """Blocking: the folder's global/local/need counts and each remote device's counts."""
+def _folder_counts(
+    index: Any, fc: FolderConfig, completions: CompletionCache | None = None
+) -> dict[str, Any]:
+    """Blocking: the folder's global/local/need counts and each remote device's counts
+    and completion."""
     glob = index.global_counts(fc.id)
     local = index.counts(fc.id)
     need = index.need_counts(fc.id)
     known = set(index.devices(fc.id))
+    completions = completions or CompletionCache()
     devices = {}
     for d in fc.devices:
         raw = DeviceID.parse(d).raw
@@ -54,20 +66,48 @@ def _folder_counts(index: Any, fc: FolderConfig) -> dict[str, Any]:
         # "in sync" is judged from counts (cheap): same items and bytes as the global
         # state. A device that never sent an index for the folder is not in sync.
         in_sync = raw in known and _same_content(remote, glob)
-        devices[d] = {"in_sync": in_sync, "local": counts_json(remote)}
-    return {"global": glob, "local": local, "need": need, "devices": devices}
+        view: dict[str, Any] = {"in_sync": in_sync, "local": counts_json(remote)}
+        if raw in known:
+            view.update(completion_json(glob, completions.need_of(index, fc.id, raw)))
+        else:  # no index from it yet: nothing is known to be there
+            view.update(completion=0.0, need_bytes=glob.bytes, need_items=None)
+        devices[d] = view
+    changes = index.count_local_flagged(fc.id, FLAG_RECEIVE_ONLY) if fc.type == "receiveonly" else 0
+    return {
+        "global": glob,
+        "local": local,
+        "need": need,
+        "devices": devices,
+        "local_changes": changes,
+    }
 
 
-async def folder_view(node: Any, fc: FolderConfig, limiter: trio.CapacityLimiter) -> dict[str, Any]:
-    counts = await trio.to_thread.run_sync(_folder_counts, node.index, fc, limiter=limiter)
+async def folder_view(
+    node: Any,
+    fc: FolderConfig,
+    limiter: trio.CapacityLimiter,
+    meter: RateMeter | None = None,
+    completions: CompletionCache | None = None,
+) -> dict[str, Any]:
+    counts = await trio.to_thread.run_sync(
+        _folder_counts, node.index, fc, completions, limiter=limiter
+    )
     glob, need = counts["global"], counts["need"]
     runner = node.model.folders.get(fc.id)
     status = getattr(runner, "status", None)
     state = status.state if status else "stopped"
     if fc.paused and state not in ("scanning", "syncing"):
         state = "paused"
-    done = max(0, glob.bytes - need.bytes)
+    progress = getattr(getattr(runner, "puller", None), "progress", None)
+    in_place = progress.bytes_in_place() if progress is not None else 0
+    in_place = min(in_place, need.bytes)  # a record flushed since the counts were read
+    done = max(0, glob.bytes - need.bytes + in_place)
     need_items = need.files + need.directories + need.symlinks + need.deleted
+    rate = 0.0
+    if progress is not None and meter is not None:
+        rate, _ = meter.sample(
+            ("folder", fc.id), trio.current_time(), progress.pulled, 0, node.started_at
+        )
     cfg = node.config
     devices = []
     for d in fc.devices:
@@ -97,14 +137,27 @@ async def folder_view(node: Any, fc: FolderConfig, limiter: trio.CapacityLimiter
         "local": counts_json(counts["local"]),
         "need": counts_json(need),
         "need_items": need_items,
-        "in_sync": need_items == 0,
-        "completion": 100.0 if glob.bytes == 0 else round(100.0 * done / glob.bytes, 2),
+        "in_sync": need_items == 0 and not counts["local_changes"],
+        # receive-only: local changes the cluster does not have (`folder revert` drops them)
+        "local_changes": counts["local_changes"],
+        # send-only: items where the cluster has newer versions (`folder override` pushes ours)
+        "behind": need_items if fc.type == "sendonly" else 0,
+        "completion": completion_percent(glob.bytes, glob.bytes - done, need_items),
+        "in_place_bytes": in_place,
+        "pull_bps": round(rate, 1),
+        "eta_s": eta_seconds(glob.bytes - done, rate) if need_items else None,
+        "pulling": pulling_json(runner, lambda did: _device_name(cfg, did)),
         "item_errors": [{"name": n, "error": e} for n, e in sorted(errors.items())[:MAX_LISTED]],
         "scan_problems": [{"name": n, "error": e} for n, e in problems[:MAX_LISTED]],
         "not_synced": [{"name": n, "error": e} for n, e in sorted(not_synced.items())[:MAX_LISTED]],
         "conflicts_created": status.conflicts if status else 0,
         "devices": devices,
     }
+
+
+def _device_name(cfg: Any, did: DeviceID) -> str:
+    dc = cfg.device(did)
+    return dc.name if dc is not None and dc.name else did.short_str()
 
 
 def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
@@ -181,6 +234,7 @@ def system_view(node: Any) -> dict[str, Any]:
         "api_warning": exposure_warning(getattr(node, "api_address", None)),
         "home": str(node.home),
         "mdns": mdns is not None,
+        "global_discovery": getattr(node, "global_discovery", None) is not None,
         "folders": len(cfg.folders),
         "devices": len(cfg.devices),
         "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.device_id)),

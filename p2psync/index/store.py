@@ -538,6 +538,43 @@ class IndexStore:
         """Counts of what the local device needs (deleted = deletions to apply)."""
         return self._counts(folder, SCOPE_NEED)
 
+    def need_counts_of(self, folder: str, device: bytes) -> Counts:
+        """What ``device`` still needs of the global state, as far as its index tells:
+        valid global entries it holds no valid copy of at that version; a global
+        deletion counts only where it still has the item. One pass over the folder's
+        globals (for completion, not for every poll of a large folder)."""
+        fid = self._folder_id(folder)
+        did = self._device_id(device)
+        if fid is None:
+            return Counts()
+        row = self._one(
+            "SELECT "
+            "COALESCE(SUM(g.deleted = 0 AND g.type = 0), 0), "
+            "COALESCE(SUM(g.deleted = 0 AND g.type = 1), 0), "
+            "COALESCE(SUM(g.deleted = 0 AND g.type = 4), 0), "
+            "COALESCE(SUM(g.deleted <> 0), 0), "
+            "COALESCE(SUM(CASE WHEN g.deleted = 0 THEN g.size ELSE 0 END), 0) "
+            "FROM globals g LEFT JOIN files f "
+            "ON f.folder = g.folder AND f.device = ? AND f.name = g.name "
+            "WHERE g.folder = ? AND g.invalid = 0 "
+            "AND (f.id IS NULL OR f.version <> g.version OR f.invalid <> 0) "
+            "AND NOT (g.deleted <> 0 AND (f.id IS NULL OR f.deleted <> 0))",
+            (-1 if did is None else did, fid),
+        )
+        return Counts(*row) if row else Counts()
+
+    def count_local_flagged(self, folder: str, flag: int) -> int:
+        """How many local entries carry ``flag`` in their local flags (e.g. the local
+        changes of a receive-only folder)."""
+        ids = self._ids(folder, self.local_device)
+        if ids is None:
+            return 0
+        row = self._one(
+            "SELECT COUNT(*) FROM files WHERE folder = ? AND device = ? AND (local_flags & ?) <> 0",
+            (*ids, flag),
+        )
+        return row[0] if row else 0
+
     def folders(self) -> list[str]:
         """Folders with any stored state, sorted."""
         return [row[0] for row in self._all("SELECT name FROM folders ORDER BY name", ())]

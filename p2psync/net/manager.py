@@ -33,6 +33,7 @@ from ..protocol.wire import WireCodec, codec_for_alpn
 from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
 from .dialstate import DialBackoff, backoff_base_from_env
 from .endpoints import Endpoint, parse_endpoint
+from .listeners import ListenerGroup, bound_addresses, open_listeners
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
 from .tls import TLSStream, make_tls_context, tls_accept, tls_connect
@@ -96,6 +97,11 @@ class ConnectionManager:
         self.on_disconnected: Callable[[DeviceID], None] | None = None
         self.admission = Admission(AdmissionLimits.for_open_files(open_file_soft_limit()))
         self._next_traceback = float("-inf")
+        self._listeners = ListenerGroup(
+            lambda listener, handlers: serve_admitted(
+                listener, self.admission, self._handle_incoming, handlers
+            )
+        )
 
     # ---- lifecycle -----------------------------------------------------------------
     async def run(
@@ -104,23 +110,23 @@ class ConnectionManager:
         self._ctx = make_tls_context(self.identity)
         self.apply_rate_limits()
         config = self.get_config()
-        listeners: list[trio.SocketListener] = []
-        for url in config.listen:
-            endpoint = parse_endpoint(url)
-            listeners.extend(await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))
-        self.listen_addresses = []
-        for listener in listeners:
-            host, port = listener.socket.getsockname()[:2]
-            self.listen_addresses.append(format_tcp_url(host, port))
+        listeners = await open_listeners(config.listen)
+        self.listen_addresses = bound_addresses(listeners)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for listener in listeners:
-                nursery.start_soon(
-                    serve_admitted, listener, self.admission, self._handle_incoming, nursery
-                )
+            self._listeners.serve(nursery, listeners)
             nursery.start_soon(self._dial_loop)
             log.info("listening on %s", ", ".join(self.listen_addresses))
             task_status.started(self.listen_addresses)
+
+    async def rebind(self, urls: tuple[str, ...]) -> list[str]:
+        """Listen on ``urls`` instead, without a restart or dropping connections; raises
+        OSError (still listening as before) when they cannot be bound."""
+        listeners = await open_listeners(urls)
+        self._listeners.serve(self._nursery, listeners)
+        self.listen_addresses = bound_addresses(listeners)
+        log.info("listening on %s", ", ".join(self.listen_addresses))
+        return self.listen_addresses
 
     def wake_dialer(self) -> None:
         """Config or addresses changed: try dialling now."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import sys
 import time
@@ -36,7 +37,7 @@ from .pull_round import PullRound
 from .puller import DISK_FULL, BlockSource, ItemSkipped, Puller
 from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
-from .versioner import NoVersioning, Versioner
+from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
 
@@ -123,6 +124,8 @@ class FolderRunner:
         self._space_floor: int | None = None  # free bytes when that was noticed
         self._space_checked = 0.0
         self._blocked = ""  # why the config keeps this folder from running (nested paths)
+        self._watch_scope = trio.CancelScope()
+        self._settings_changed = trio.Event()  # replaced after each update_config
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -148,6 +151,15 @@ class FolderRunner:
         self.puller.max_conflicts = config.max_conflicts
         if config.ignore_permissions != previous.ignore_permissions:
             self.request_scan(None)
+        if (config.watcher, config.watcher_delay_ms) != (
+            previous.watcher,
+            previous.watcher_delay_ms,
+        ):
+            self._watch_scope.cancel()  # the loop starts it again with the new settings
+            self._watching = False
+            self.request_scan(None)  # what changed while nothing watched
+        self._settings_changed.set()
+        self._settings_changed = trio.Event()
         self.request_pull()
 
     def set_blocked(self, reason: str) -> None:
@@ -211,8 +223,7 @@ class FolderRunner:
             self._failed(exc)
         async with trio.open_nursery() as nursery:
             task_status.started()
-            if self.config.rescan_interval_s:
-                nursery.start_soon(self._periodic_scans)
+            nursery.start_soon(self._periodic_scans)
             self._nursery = nursery
             await nursery.start(self.serve_queue.run)
             nursery.start_soon(self._clean_versions)
@@ -424,8 +435,16 @@ class FolderRunner:
                 log.info("%s: removed %d expired versions", self.id, removed)
 
     async def _periodic_scans(self) -> None:
+        """A full scan every ``rescan_interval_s`` (0: never); a changed interval counts
+        from the last periodic scan at once, not after the old interval ran out."""
+        last = trio.current_time()
         while True:
-            await trio.sleep(self.config.rescan_interval_s)
+            interval = self.config.rescan_interval_s
+            changed = self._settings_changed
+            with trio.move_on_at(last + interval if interval else math.inf):
+                await changed.wait()
+                continue
+            last = trio.current_time()
             self.request_scan(None)
 
     async def _watch(
@@ -460,26 +479,33 @@ class FolderRunner:
         self, watch_folder: Callable[..., Awaitable[None]], started: Callable[[], None]
     ) -> None:
         send, receive = trio.open_memory_channel[list[str] | None](16)
-        async with trio.open_nursery() as nursery:
-            try:
-                await nursery.start(
-                    lambda task_status: watch_folder(
-                        self.config.resolved_path,
-                        on_changes=send,
-                        delay=self.config.watcher_delay_ms / 1000,
-                        task_status=task_status,
+        # cancelled by update_config when the watcher settings change: the loop restarts it
+        scope = self._watch_scope = trio.CancelScope()
+        armed = False
+        with scope:
+            async with trio.open_nursery() as nursery:
+                try:
+                    await nursery.start(
+                        lambda task_status: watch_folder(
+                            self.config.resolved_path,
+                            on_changes=send,
+                            delay=self.config.watcher_delay_ms / 1000,
+                            task_status=task_status,
+                        )
                     )
-                )
-            except FilesystemError as exc:  # e.g. the inotify watch limit
-                log.warning(
-                    "%s: not watching for changes (%s); relying on periodic scans", self.id, exc
-                )
+                except FilesystemError as exc:  # e.g. the inotify watch limit
+                    log.warning(
+                        "%s: not watching for changes (%s); relying on periodic scans", self.id, exc
+                    )
+                    started()
+                    return
                 started()
-                return
+                armed = True
+                async with receive:
+                    async for paths in receive:
+                        self.request_scan(paths)
+        if scope.cancelled_caught and not armed:
             started()
-            async with receive:
-                async for paths in receive:
-                    self.request_scan(paths)
 
     # ---- scanning ------------------------------------------------------------------
     async def _scan(self) -> None:
@@ -724,7 +750,9 @@ class FolderRunner:
     async def _flush_pulled(self) -> None:
         """Record what the puller applied (one index transaction) and make the renames
         durable (one fsync per directory); then announce it."""
+        finished = self.puller.progress.finished()
         await trio.to_thread.run_sync(self.puller.flush_gated, limiter=self.io_limiter)
+        self.puller.progress.flushed(finished)
         sequence = self.puller.take_flushed_sequence()  # batches also flush themselves
         if sequence:
             self.server.clear_cache()
@@ -810,7 +838,10 @@ class FolderRunner:
 
     async def revert(self) -> int:
         """Receive-only: drop local changes so the cluster's versions are pulled back."""
-        count = await self._db(revert_local, self.index, self.id)
+        archiver = self.versioner
+        if isinstance(archiver, NoVersioning):
+            archiver = KeepAllVersioning(self.fs)
+        count = await self._db(revert_local, self.index, self.id, self.fs, archiver.archive)
         self.request_pull()
         return count
 

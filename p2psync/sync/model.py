@@ -188,6 +188,7 @@ class _PeerSession:
         self.senders: dict[str, trio.CancelScope] = {}
         self.announced: set[str] = set()  # folders the peer shares with us
         self.last_cluster_config: ClusterConfig | None = None
+        self._cc_lock = trio.Lock()
 
     async def handle_message(self, peer: PeerConnection, message: Message) -> None:
         try:
@@ -237,6 +238,13 @@ class _PeerSession:
 
     # ---- ClusterConfig -------------------------------------------------------------
     async def _on_cluster_config(self, cc: ClusterConfig) -> None:
+        """One ClusterConfig at a time: the peer's (from the reader) and its replay when
+        we start sharing (``SyncModel.resend_cluster_config``) never interleave, so an
+        index stored in between is not dropped as "reset"."""
+        async with self._cc_lock:
+            await self._apply_cluster_config(cc)
+
+    async def _apply_cluster_config(self, cc: ClusterConfig) -> None:
         self.last_cluster_config = cc
         model = self.model
         for folder in cc.folders:
@@ -290,6 +298,18 @@ class _PeerSession:
     # ---- receiving an index --------------------------------------------------------
     async def _on_index(self, message: Index | IndexUpdate) -> None:
         model = self.model
+        async with self._cc_lock:
+            pass  # a ClusterConfig being applied (a replay from another task) goes first
+        offered = self.last_cluster_config
+        if (
+            message.folder not in self.announced
+            and model.shared_with(message.folder, self.device)
+            and offered is not None
+            and any(f.id == message.folder for f in offered.folders)
+        ):
+            # We began sharing a folder this peer offered (accepted just now) and its index
+            # came before the replay of its offer: take the offer first, then the index.
+            await self._on_cluster_config(offered)
         if (
             not model.shared_with(message.folder, self.device)
             or message.folder not in self.announced

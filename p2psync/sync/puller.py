@@ -42,6 +42,7 @@ from ..scanner.scan import FLAG_NOT_SYNCED_HERE
 from .block_io import BlockReaders, BlockWrites, read_verified
 from .local_renames import apply_renames
 from .plan import conflict_copies_to_remove, conflict_copy_name, is_conflict_copy, metadata_matches
+from .progress import PullProgress
 from .versioner import Versioner
 
 log = logging.getLogger("p2psync.sync.puller")
@@ -143,6 +144,7 @@ class Puller:
         self.max_conflicts = max_conflicts
         self.clock = clock
         self.stats = PullStats()
+        self.progress = PullProgress()
         # Names the puller created that the scanner must pick up (conflict copies).
         # Appended from worker threads; the folder loop drains it.
         self.created: list[str] = []
@@ -542,17 +544,24 @@ class Puller:
 
     # ---- files -----------------------------------------------------------------------
     async def _pull_file(self, fi: FileInfo) -> None:
-        prepared = await self.in_thread(self._prepare_file, fi)
-        if prepared is None:
-            return  # metadata-only change, already applied
-        cur, tmp, handle, missing = prepared
+        self.progress.begin(fi.name, fi.size)
+        applied = False
         try:
-            if missing:
-                await self._fetch(handle, fi, missing)
-            await self.in_thread(self._finish_file, fi, cur, tmp, handle)
-        except BaseException:
-            await self.in_thread(handle.close)
-            raise
+            prepared = await self.in_thread(self._prepare_file, fi)
+            if prepared is None:
+                applied = True
+                return  # metadata-only change, already applied
+            cur, tmp, handle, missing = prepared
+            try:
+                if missing:
+                    await self._fetch(handle, fi, missing)
+                await self.in_thread(self._finish_file, fi, cur, tmp, handle)
+                applied = True
+            except BaseException:
+                await self.in_thread(handle.close)
+                raise
+        finally:
+            self.progress.end(fi.name, applied=applied)
 
     def _prepare_file(
         self, fi: FileInfo
@@ -697,6 +706,7 @@ class Puller:
                 # 1. already in a partial temp file from an earlier attempt
                 if block.offset + block.size <= existing_size and read_verified(handle, block):
                     found += 1
+                    self.progress.advance(name, block.size)
                     continue
                 data = self.find_local(name, block, cur_blocks, readers)
                 if data is None:
@@ -704,6 +714,7 @@ class Puller:
                     continue
                 handle.write_at(block.offset, data)
                 found += 1
+                self.progress.advance(name, block.size)
         return missing, found
 
     def find_local(
@@ -765,6 +776,7 @@ class Puller:
                     if await writes.write(block, data):
                         self.stats.blocks_network += 1
                         self.stats.bytes_network += len(data)
+                        self.progress.advance(fi.name, len(data), _device_of(source))
                         return
                     failures.append(f"block at {block.offset} failed its hash check")
                 failed.append(failures[-1] if failures else "no source")
@@ -790,6 +802,11 @@ class Puller:
         self.fs.rename(tmp, fi.name)
         self.mark_dirty(fi.name.rpartition("/")[0])
         self.record(fi, st_tmp)  # a rename keeps the inode, mode and mtime
+
+
+def _device_of(source: BlockSource) -> bytes | None:
+    device = getattr(source, "device_id", None)
+    return getattr(device, "raw", None)
 
 
 def requests_in_flight(block_size: int) -> int:

@@ -405,6 +405,11 @@ class NoVersioning:
         return 0
 
 
+class KeepAllVersioning(_ArchivingVersioner):
+    """Tagged copies, never removed: where a receive-only revert moves local files when
+    the folder has no versioning of its own (nothing a revert drops is lost)."""
+
+
 class TrashcanVersioning(_ArchivingVersioner):
     """Keeps the last replaced or deleted copy of each file under its own name; ``clean``
     drops copies archived more than ``cleanout_days`` ago (0 = keep forever)."""

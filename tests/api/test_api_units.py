@@ -149,3 +149,24 @@ def test_status_rendering_neutralises_hostile_names() -> None:
     )
     assert human_bytes(0) == "0 B" and human_bytes(1536) == "1.5 KiB"
     assert safe("ok name") == "ok name" and safe("a\nb") == "a\\nb"
+
+
+def test_rate_meter_reads_zero_as_soon_as_nothing_moves() -> None:
+    """A transfer at 1 MB/s sampled every second for 8 s, then it ends: the next samples
+    read 0 (not a slope decaying over the rest of the window), in each direction alone."""
+    m = RateMeter(window=10)
+    now, received = 100.0, 0
+    for _ in range(8):
+        now += 1.0
+        received += 1_000_000
+        rate_in, _ = m.sample("d", now, received, 0, connected_at=100.0)
+    assert rate_in == pytest.approx(1_000_000)
+    now += 1.0
+    received += 400_000  # the last bytes arrived during this second
+    assert m.sample("d", now, received, 0, connected_at=100.0)[0] > 0
+    now += 1.0
+    assert m.sample("d", now, received, 0, connected_at=100.0) == (0.0, 0.0)
+    # a poll soon after (another client) still reads 0; sending alone reads its own rate
+    assert m.sample("d", now + 0.1, received, 0, connected_at=100.0) == (0.0, 0.0)
+    assert m.sample("d", now + 2.0, received, 50_000, connected_at=100.0)[1] > 0
+    assert m.sample("d", now + 2.0, received, 50_000, connected_at=100.0)[0] == 0.0

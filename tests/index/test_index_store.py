@@ -271,3 +271,17 @@ def test_local_entries_and_indexed_blocks_of_a_batch_in_few_queries(store: Index
     theirs = make_file("theirs", content="t").blocks[0].hash  # only a peer has it
     assert store.blocks_present([*hashes, theirs]) == {fi.blocks[0].hash for fi in mine[:700]}
     assert store.blocks_present([]) == set()
+
+
+def test_need_counts_of_a_remote_device(store: IndexStore) -> None:
+    """What a peer still needs of the global state (its completion): entries it lacks or
+    holds at an older version; deletions only where it still has the item."""
+    store.update_local("f", [make_file("a", size=100), make_file("b", size=50), make_dir("d"),
+                             make_deleted("gone", ((1, 2),)), make_deleted("old", ((1, 2),))])
+    assert store.need_counts_of("f", DEV_A) == Counts(files=2, directories=1, bytes=150)
+    store.update_remote("f", DEV_A, [make_file("a", size=100), make_file("b", ((1, 0),), size=5),
+                                     make_file("old", ((1, 1),), size=7)])
+    # a is current; b is older; d is missing; old must still be deleted there
+    assert store.need_counts_of("f", DEV_A) == Counts(files=1, directories=1, deleted=1, bytes=50)
+    assert store.need_counts_of("f", DEV_B) == Counts(files=2, directories=1, bytes=150)
+    assert store.need_counts_of("nope", DEV_A) == Counts()

@@ -47,6 +47,10 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
         time.sleep(0.05)
 
 
+class SyncthingExited(AssertionError):
+    """Syncthing stopped before its API answered (e.g. its GUI port was taken)."""
+
+
 class StockSyncthing:
     def __init__(self, home: Path, name: str) -> None:
         self.home = home
@@ -110,7 +114,7 @@ class StockSyncthing:
     def _pings(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"syncthing exited with {self.proc.returncode}: {self.log()}")
+            raise SyncthingExited(f"syncthing exited with {self.proc.returncode}: {self.log()}")
         try:
             return self.client.get("/rest/system/ping").status_code == 200
         except httpx.TransportError:
@@ -170,10 +174,20 @@ def _set(parent: ET.Element, tag: str, value: str) -> None:
 @contextmanager
 def stock_syncthing(home: Path, name: str = "stock") -> Iterator[StockSyncthing]:
     home.mkdir(parents=True, exist_ok=True)
-    st = StockSyncthing(home, name)
-    st.configure()
+    for attempt in range(3):
+        st = StockSyncthing(home / f"try-{attempt}", name)
+        st.home.mkdir()
+        st.configure()
+        try:
+            st.start()
+            break
+        except SyncthingExited:
+            # Another process took one of the free ports between our probe and Syncthing's
+            # bind (tests run side by side): try again with fresh ports.
+            st.stop()
+            if attempt == 2:
+                raise
     try:
-        st.start()
         yield st
     finally:
         st.stop()
