@@ -585,7 +585,7 @@ class FolderRunner:
             return False
         local = await self._db(self.index.counts, self.id, self.local.raw)
         total = local.files + local.symlinks
-        share, minimum = self.config.mass_delete_share, self.config.mass_delete_min_files
+        share, minimum = self.config.mass_delete_share, self.config.mass_delete_min_deletes
         if not mass_delete_exceeded(deletes, total, share, minimum):
             self._hold_reason = ""
             return False

@@ -5,8 +5,11 @@ anything on the other devices."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,75 @@ def test_nested_folders_and_the_home_inside_a_folder_are_refused(
         wait_for(lambda: folder_status(home, "default")["state"] == "idle", what="outer runs again")
     finally:
         stop(proc)
+
+
+FILES = {f"doc{i:02}.txt": f"document {i}\n" for i in range(12)}
+
+
+@dataclass
+class Pair:
+    """Daemons a and b sharing "acme" (12 files, added on a, accepted on b at ``path_b``)."""
+
+    homes: dict[str, Path]
+    user_home: Path
+    path_a: Path
+    path_b: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        self.procs[name] = start_in(self.homes[name], self.user_home)
+
+    def stop(self, name: str) -> None:
+        stop(self.procs.pop(name))
+
+    def synced(self, name: str, path: Path, expected: dict[str, str]) -> bool:
+        files = {
+            str(p.relative_to(path)): p.read_text()
+            for p in path.rglob("*")
+            if p.is_file() and not p.relative_to(path).parts[0].startswith(".p2p")
+        }
+        if files != expected:
+            return False
+        f = folder_status(self.homes[name], "acme")
+        return f["state"] == "idle" and f["need_items"] == 0
+
+
+@contextlib.contextmanager
+def acme_pair(tmp_path: Path, user_home: Path) -> Iterator[Pair]:
+    homes = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    pair_ = Pair(homes, user_home, tmp_path / "acme-a", tmp_path / "acme-b")
+    try:
+        for n, h in homes.items():
+            init_home(h, n)
+            pair_.start(n)
+        info = pair(homes)
+        pair_.path_a.mkdir()
+        for name, text in FILES.items():
+            (pair_.path_a / name).write_text(text)
+        ok(homes["a"], "folder", "add", str(pair_.path_a), "--id", "acme",
+           "--share", info["b"]["device_id"])
+        wait_for(lambda: "acme" in ok(homes["b"], "folder", "pending"), what="the offer")
+        ok(homes["b"], "folder", "accept", "acme", str(pair_.path_b))
+        wait_for(lambda: pair_.synced("b", pair_.path_b, FILES), timeout=30, what="first sync")
+        yield pair_
+    finally:
+        for proc in pair_.procs.values():
+            stop(proc)
+
+
+def test_small_folder_losing_most_files_waits_for_confirmation(
+    tmp_path: Path, user_home: Path
+) -> None:
+    with acme_pair(tmp_path, user_home) as p:
+        for i in range(10):
+            (p.path_a / f"doc{i:02}.txt").unlink()
+        ok(p.homes["a"], "scan", "acme")
+        wait_for(
+            lambda: folder_status(p.homes["b"], "acme")["state"] == "paused",
+            what="b holds the deletions",
+        )
+        assert "would delete 10 of 12 files" in folder_status(p.homes["b"], "acme")["reason"]
+        assert len(list(p.path_b.glob("doc*.txt"))) == 12
+        ok(p.homes["b"], "folder", "confirm-deletes", "acme")
+        rest = {n: t for n, t in FILES.items() if n in ("doc10.txt", "doc11.txt")}
+        wait_for(lambda: p.synced("b", p.path_b, rest), timeout=30, what="deletes applied")
