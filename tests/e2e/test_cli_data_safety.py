@@ -236,6 +236,27 @@ def acme_pair(tmp_path: Path, user_home: Path) -> Iterator[Pair]:
             stop(proc)
 
 
+def test_remove_then_accept_at_a_new_path_pulls_everything(
+    tmp_path: Path, user_home: Path
+) -> None:
+    with acme_pair(tmp_path, user_home) as p:
+        ok(p.homes["b"], "folder", "remove", "acme")
+        wait_for(lambda: "acme" in ok(p.homes["b"], "folder", "pending"), what="offered again")
+        new_path = tmp_path / "acme-b-new"
+        ok(p.homes["b"], "folder", "accept", "acme", str(new_path))
+        wait_for(lambda: p.synced("b", new_path, FILES), timeout=30, what="b at the new path")
+        assert p.synced("a", p.path_a, FILES)
+        # the same offline: remove with the daemon stopped, accept after the start
+        p.stop("b")
+        ok(p.homes["b"], "folder", "remove", "acme")
+        p.start("b")
+        wait_for(lambda: "acme" in ok(p.homes["b"], "folder", "pending"), what="offered again")
+        third = tmp_path / "acme-b-third"
+        ok(p.homes["b"], "folder", "accept", "acme", str(third))
+        wait_for(lambda: p.synced("b", third, FILES), timeout=30, what="b at the third path")
+        assert p.synced("a", p.path_a, FILES)
+
+
 def test_small_folder_losing_most_files_waits_for_confirmation(
     tmp_path: Path, user_home: Path
 ) -> None:
