@@ -75,6 +75,7 @@ class Node:
             sources_for=self.model.sources_for,
             sources_for_many=self.model.sources_for_many,
             events=self.events,
+            on_index_reset=self.model.announce_index_reset,
         )
         runner.set_blocked(blocked_folders(self.config, self.home).get(fc.id, ""))
         self.model.folders[fc.id] = runner

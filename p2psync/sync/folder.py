@@ -75,6 +75,7 @@ class FolderRunner:
         fs: FileSystem | None = None,
         versioner: Versioner | None = None,
         hash_workers: int = 2,
+        on_index_reset: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.id = config.id
@@ -111,6 +112,11 @@ class FolderRunner:
         self._pull_burst_start: float | None = None
         self._nursery: trio.Nursery | None = None
         self._blocked = ""  # why the config keeps this folder from running (nested paths)
+        self._on_index_reset = on_index_reset
+        # Whether the local index may no longer describe the disk: at start (the folder
+        # may have been emptied while stopped) and once the marker was seen missing.
+        self._recheck_local = True
+        self._marker_lost = False
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -284,6 +290,11 @@ class FolderRunner:
             self._set_state("error", reason)
             self._schedule_retry()
             return False
+        if self._recheck_local:
+            why = await trio.to_thread.run_sync(self._local_index_outdated, limiter=self.io_limiter)
+            self._recheck_local = self._marker_lost = False
+            if why:
+                await self._reset_local_index(why)
         try:
             self.ignore = await trio.to_thread.run_sync(Ignore.load, self.config.resolved_path)
         except IgnoreError as exc:
@@ -296,6 +307,7 @@ class FolderRunner:
         root = self.config.resolved_path
         if not root.is_dir():
             if self.index.max_sequence(self.id, self.local.raw) > 0 or root.exists():
+                self._recheck_local = self._marker_lost = True
                 return False, f"folder path {root} is missing (unmounted disk?)"
             root.mkdir(parents=True)  # a new folder: create it, like ~/Sync on first run
         try:
@@ -303,9 +315,54 @@ class FolderRunner:
         except FileNotFoundError:
             has_files = self.index.max_sequence(self.id, self.local.raw) > 0
             if has_files:
+                self._recheck_local = self._marker_lost = True
                 return False, f"folder marker {MARKER} is missing in {root} (unmounted disk?)"
             self.fs.mkdir(MARKER)
         return True, ""
+
+    def _local_index_outdated(self) -> str:
+        """Why this device's index of the folder no longer describes its disk, or "".
+
+        Scanning would turn every missing file into a deletion sent to every device
+        when the missing files are no decision of the user: a marker that went missing
+        and came back (recreated by hand, a disk restored) with any indexed file not on
+        disk, or a start with none of the indexed files on disk (emptied or replaced
+        while the daemon was stopped). Such a folder starts from the cluster's state.
+        A marker back with every file in place (a disk remounted) changes nothing."""
+        indexed = False
+        for fi in self.index.iter_local(self.id):
+            if fi.deleted or fi.invalid or fi.is_directory:
+                continue
+            indexed = True
+            try:
+                self.fs.lstat(fi.name)
+            except (OSError, FilesystemError):
+                if self._marker_lost:
+                    return f"the folder marker {MARKER} is back but {fi.name!r} is not"
+                continue
+            if not self._marker_lost:
+                return ""
+        if indexed and not self._marker_lost:
+            return "none of the files in its index are on disk"
+        return ""
+
+    async def _reset_local_index(self, why: str) -> None:
+        """Forget this device's index of the folder (new index ID) and pull the cluster's
+        state: peers drop our old entries rather than receive deletions; files still on
+        disk are scanned again and match (or conflict with) what peers have."""
+        log.warning(
+            "%s: %s; starting again from the other devices' state (nothing is deleted "
+            "elsewhere)",
+            self.id,
+            why,
+        )
+        await self._db(self.index.reset_local, self.id)
+        self.server.clear_cache()
+        self._scan_full = True
+        self._pull_wanted = True
+        self.events.emit("FolderIndexReset", folder=self.id, reason=why)
+        if self._on_index_reset is not None:
+            await self._on_index_reset(self.id)
 
     def _set_state(self, state: str, reason: str = "") -> None:
         if (state, reason) != (self.status.state, self.status.reason):

@@ -6,6 +6,7 @@ anything on the other devices."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -229,7 +230,7 @@ def acme_pair(tmp_path: Path, user_home: Path) -> Iterator[Pair]:
            "--share", info["b"]["device_id"])
         wait_for(lambda: "acme" in ok(homes["b"], "folder", "pending"), what="the offer")
         ok(homes["b"], "folder", "accept", "acme", str(pair_.path_b))
-        wait_for(lambda: pair_.synced("b", pair_.path_b, FILES), timeout=30, what="first sync")
+        wait_for(lambda: pair_.synced("b", pair_.path_b, FILES), timeout=60, what="first sync")
         yield pair_
     finally:
         for proc in pair_.procs.values():
@@ -244,7 +245,7 @@ def test_remove_then_accept_at_a_new_path_pulls_everything(
         wait_for(lambda: "acme" in ok(p.homes["b"], "folder", "pending"), what="offered again")
         new_path = tmp_path / "acme-b-new"
         ok(p.homes["b"], "folder", "accept", "acme", str(new_path))
-        wait_for(lambda: p.synced("b", new_path, FILES), timeout=30, what="b at the new path")
+        wait_for(lambda: p.synced("b", new_path, FILES), timeout=60, what="b at the new path")
         assert p.synced("a", p.path_a, FILES)
         # the same offline: remove with the daemon stopped, accept after the start
         p.stop("b")
@@ -253,7 +254,40 @@ def test_remove_then_accept_at_a_new_path_pulls_everything(
         wait_for(lambda: "acme" in ok(p.homes["b"], "folder", "pending"), what="offered again")
         third = tmp_path / "acme-b-third"
         ok(p.homes["b"], "folder", "accept", "acme", str(third))
-        wait_for(lambda: p.synced("b", third, FILES), timeout=30, what="b at the third path")
+        wait_for(lambda: p.synced("b", third, FILES), timeout=60, what="b at the third path")
+        assert p.synced("a", p.path_a, FILES)
+
+
+def test_documented_marker_recovery_deletes_nothing_elsewhere(
+    tmp_path: Path, user_home: Path
+) -> None:
+    with acme_pair(tmp_path, user_home) as p:
+        # the folder is emptied, marker included, while b is stopped (a disk swapped)
+        p.stop("b")
+        shutil.rmtree(p.path_b)
+        p.path_b.mkdir()
+        (p.path_b / "doc00.txt").write_text("document 0\n")  # one file restored by hand
+        p.start("b")
+        wait_for(
+            lambda: "marker .p2psync is missing" in folder_status(p.homes["b"], "acme")["reason"],
+            what="the marker error",
+        )
+        # docs/operations.md, "Folder marker missing", literally:
+        path = next(f for f in status(p.homes["b"])["folders"] if f["id"] == "acme")["path"]
+        subprocess.run(["mkdir", "-p", f"{path}/.p2psync"], check=True)
+        wait_for(lambda: p.synced("b", p.path_b, FILES), timeout=60, what="b pulled back")
+        assert p.synced("a", p.path_a, FILES)  # a lost nothing
+
+
+def test_folder_emptied_while_stopped_pulls_instead_of_deleting(
+    tmp_path: Path, user_home: Path
+) -> None:
+    with acme_pair(tmp_path, user_home) as p:
+        p.stop("b")
+        for name in FILES:
+            (p.path_b / name).unlink()  # the marker stays
+        p.start("b")
+        wait_for(lambda: p.synced("b", p.path_b, FILES), timeout=60, what="b pulled back")
         assert p.synced("a", p.path_a, FILES)
 
 
@@ -272,4 +306,5 @@ def test_small_folder_losing_most_files_waits_for_confirmation(
         assert len(list(p.path_b.glob("doc*.txt"))) == 12
         ok(p.homes["b"], "folder", "confirm-deletes", "acme")
         rest = {n: t for n, t in FILES.items() if n in ("doc10.txt", "doc11.txt")}
-        wait_for(lambda: p.synced("b", p.path_b, rest), timeout=30, what="deletes applied")
+        wait_for(lambda: p.synced("b", p.path_b, rest), timeout=60, what="deletes applied")
+
