@@ -27,6 +27,7 @@ from ..index.store import IndexStore, NeedCursor
 from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo, FileType
 from ..scanner.ignore import Ignore, IgnoreError
+from .folder_lock import FolderLock
 from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
 from .plan import mass_delete_exceeded
@@ -117,6 +118,7 @@ class FolderRunner:
         # may have been emptied while stopped) and once the marker was seen missing.
         self._recheck_local = True
         self._marker_lost = False
+        self._lock = FolderLock(config.resolved_path)
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -204,6 +206,12 @@ class FolderRunner:
             log.info("%s: recorded %d files applied just before the last stop", self.id, adopted)
         self.local_sequence.set(await self._db(self.index.max_sequence, self.id, self.local.raw))
         await self._db(self.index.local_index_id, self.id)
+        try:
+            await self._run_loop(task_status)
+        finally:
+            self._lock.release()
+
+    async def _run_loop(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             task_status.started()
             if self.config.rescan_interval_s:
@@ -318,6 +326,9 @@ class FolderRunner:
                 self._recheck_local = self._marker_lost = True
                 return False, f"folder marker {MARKER} is missing in {root} (unmounted disk?)"
             self.fs.mkdir(MARKER)
+        busy = self._lock.ensure()
+        if busy:
+            return False, busy
         return True, ""
 
     def _local_index_outdated(self) -> str:

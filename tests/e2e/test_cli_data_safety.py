@@ -308,3 +308,31 @@ def test_small_folder_losing_most_files_waits_for_confirmation(
         rest = {n: t for n, t in FILES.items() if n in ("doc10.txt", "doc11.txt")}
         wait_for(lambda: p.synced("b", p.path_b, rest), timeout=60, what="deletes applied")
 
+
+def test_two_homes_sharing_one_folder_path_never_run_it_together(
+    tmp_path: Path, user_home: Path
+) -> None:
+    homes = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    shared = tmp_path / "same-folder"
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for n, h in homes.items():
+            init_home(h, n)
+            ok(h, "folder", "add", str(shared), "--id", f"on-{n}")
+        procs["a"] = start_in(homes["a"], user_home)
+        wait_for(lambda: folder_status(homes["a"], "on-a")["state"] == "idle", what="a runs it")
+        (shared / "notes.txt").write_text("a's notes\n")
+        ok(homes["a"], "scan")
+        procs["b"] = start_in(homes["b"], user_home)
+        wait_for(
+            lambda: "in use by another p2psync daemon" in folder_status(homes["b"], "on-b")["reason"],
+            what="b refused",
+        )
+        assert folder_status(homes["b"], "on-b")["local"]["files"] == 0
+        assert folder_status(homes["a"], "on-a")["state"] == "idle"
+        stop(procs.pop("a"))
+        ok(homes["b"], "scan", "on-b")  # retried at once instead of after the backoff
+        wait_for(lambda: folder_status(homes["b"], "on-b")["local"]["files"] == 1, what="b runs it")
+    finally:
+        for proc in procs.values():
+            stop(proc)
