@@ -91,3 +91,29 @@ async def test_small_folder_losing_most_files_is_held(tmp_path: Path, outcomes) 
         await wait_for(lambda: len(tree_digest(c.data("b"))) == 2, what="confirmed deletes")
         outcomes.record("peer", "deletes 10 of a 12-file folder", "paused until confirmed")
         nursery.cancel_scope.cancel()
+
+
+async def test_folder_moved_with_its_path_changed_goes_on(tmp_path: Path, outcomes) -> None:
+    from dataclasses import replace
+
+    from nodes import FOLDER
+
+    from p2psync.config import save_config
+
+    async with trio.open_nursery() as nursery:
+        c = await synced_pair(tmp_path, nursery)
+        node = c.nodes["b"]
+        moved = tmp_path / "b" / "moved"
+        c.data("b").rename(moved)  # marker and all
+        fc = node.config.folder(FOLDER)
+        cfg = node.config.with_folder(replace(fc, path=str(moved)))
+        save_config(cfg, c.homes["b"])
+        await node.apply_config(cfg)
+        (c.data("a") / "new.txt").write_text("new")
+        c.scan("a")
+        await wait_for(lambda: (moved / "new.txt").exists(), what="b syncs at the new path")
+        c.scan("b")
+        await wait_for(lambda: c.runner("b").status.state == "idle", what="b idle")
+        assert tree_digest(moved) == tree_digest(c.data("a"))  # no conflict copies, no loss
+        outcomes.record("disk", "folder moved, path changed in the config", "went on, no conflicts")
+        nursery.cancel_scope.cancel()
