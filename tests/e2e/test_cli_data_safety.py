@@ -165,6 +165,9 @@ def test_nested_folders_and_the_home_inside_a_folder_are_refused(
             r = cli_run(home, "folder", "add", str(path), "--id", "nested")
             assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
         assert [f.id for f in load_config(home).folders] == ["default"]
+        r = cli_run(user_home / "other-home", "init", "--default-folder-path", str(user_home))
+        assert r.exit_code == 2 and "contains this node's home" in r.output, r.output
+        assert not (user_home / "other-home" / "config.toml").exists()
         # A hand edit nests a folder anyway: the outer one stops; nothing of the inner
         # one (files, marker) enters the outer one's index.
         text = (home / "config.toml").read_text()
