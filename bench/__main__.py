@@ -71,7 +71,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="diagnosis: override a p2psync folder setting (e.g. mass_delete_min_files=100000)",
+        help="diagnosis: override a p2psync folder setting (e.g. mass_delete_min_deletes=100000)",
     )
     p.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     args = p.parse_args(argv)

@@ -55,6 +55,7 @@ class Node:
     global_discovery: object | None = None
     api_address: str | None = None
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
+    folder_done: dict[str, trio.Event] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
     _config_mtime: int = 0
     config_error: str = ""  # why config.toml on disk is not applied ("" when it is)
@@ -79,11 +80,14 @@ class Node:
             sources_for=self.model.sources_for,
             sources_for_many=self.model.sources_for_many,
             events=self.events,
+            on_index_reset=self.model.announce_index_reset,
         )
         runner.set_blocked(blocked_folders(self.config, self.home).get(fc.id, ""))
         self.model.folders[fc.id] = runner
-        scope = await self._nursery.start(_run_cancellable, runner.run)
+        done = trio.Event()
+        scope = await self._nursery.start(_run_cancellable, runner.run, done)
         self.folder_scopes[fc.id] = scope
+        self.folder_done[fc.id] = done
         return runner
 
     def stop_folder(self, folder_id: str) -> None:
@@ -91,6 +95,17 @@ class Node:
         if scope is not None:
             scope.cancel()
         self.model.folders.pop(folder_id, None)
+
+    async def forget_folder(self, folder_id: str) -> None:
+        """Stop the folder and drop its index, local and peers' entries and index IDs:
+        a folder added again with this ID (at any path) starts from the cluster's state
+        instead of an index that no longer describes its disk."""
+        self.stop_folder(folder_id)
+        done = self.folder_done.pop(folder_id, None)
+        if done is not None:
+            await done.wait()  # no write of the old runner may land after the drop
+        await trio.to_thread.run_sync(self.index.drop_folder, folder_id)
+        log.info("%s: folder removed; its index is forgotten", folder_id)
 
     # ---- config reload -------------------------------------------------------------
     async def apply_config(self, new: Config) -> None:
@@ -100,7 +115,7 @@ class Node:
         for fc in old.folders:
             nfc = new.folder(fc.id)
             if nfc is None or nfc.path != fc.path:
-                self.stop_folder(fc.id)
+                await self.forget_folder(fc.id)
         blocked = blocked_folders(new, self.home)
         for fc in new.folders:
             runner = self.model.folders.get(fc.id)
@@ -177,10 +192,16 @@ def _clear_answered_offers(pending: PendingStore, old: Config, new: Config) -> N
 
 
 async def _run_cancellable(
-    fn: Callable[..., object], *, task_status: trio.TaskStatus[trio.CancelScope]
+    fn: Callable[..., object],
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[trio.CancelScope],
 ) -> None:
-    with trio.CancelScope() as scope:
-        await fn(task_status=_Relay(task_status, scope))  # type: ignore[misc]
+    try:
+        with trio.CancelScope() as scope:
+            await fn(task_status=_Relay(task_status, scope))  # type: ignore[misc]
+    finally:
+        done.set()
 
 
 class _Relay:
@@ -227,6 +248,7 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
     )
     index = await trio.to_thread.run_sync(open_index, home, identity.device_id.raw)
     try:
+        await trio.to_thread.run_sync(forget_removed_folders, index, config)
         events = EventLog()
         pending = PendingStore(home)
         cache = AddressCache()
@@ -302,6 +324,15 @@ def open_index(home: Path, local_device: bytes) -> IndexStore:
             if old.exists():
                 old.rename(old.with_name(f"{old.name}.corrupt-{stamp}"))
         return IndexStore.open(path, local_device)
+
+
+def forget_removed_folders(index: IndexStore, config: Config) -> None:
+    """Drop the index of folders removed from the config while the daemon was stopped
+    (``folder remove`` without a daemon edits only the config)."""
+    for folder_id in index.folders():
+        if config.folder(folder_id) is None:
+            index.drop_folder(folder_id)
+            log.info("%s: folder no longer configured; its index is forgotten", folder_id)
 
 
 async def _start_optional_services(node: Node, nursery: trio.Nursery) -> None:

@@ -30,6 +30,7 @@ from .config import (
     FolderConfig,
     argument_errors,
     default_home,
+    folder_path_problem,
     save_config,
     validate_host_port,
     validate_listen_url,
@@ -111,6 +112,9 @@ def init(
     if no_mdns:
         cfg = replace(cfg, discovery=replace(cfg.discovery, mdns=False))
     if not no_default_folder:
+        problem = folder_path_problem(cfg, default_folder_path, home)
+        if problem is not None:
+            raise UsageError(f"--default-folder-path: {problem}")
         cfg = cfg.with_folder(
             FolderConfig(id="default", label="Default Folder", path=default_folder_path)
         )

@@ -64,7 +64,7 @@ class FolderConfig:
     paused: bool = False
     max_conflicts: int = 10
     mass_delete_share: float = 0.5
-    mass_delete_min_files: int = 100
+    mass_delete_min_deletes: int = 5
     versioning: VersioningConfig = field(default_factory=VersioningConfig)
 
     @property
@@ -353,6 +353,9 @@ def _parse_folder(table: dict[str, Any], where: str) -> FolderConfig:
     interval = r.get("rescan_interval_s", int, 3600)
     if interval < 0:
         raise ConfigError(f"{where}.rescan_interval_s: must be >= 0 (0 disables), got {interval}")
+    # Older configs have mass_delete_min_files (the guard then watched only folders of at
+    # least that many files, so small ones could lose most of them): read, then dropped.
+    r.get("mass_delete_min_files", int, 0)
     folder = FolderConfig(
         id=folder_id,
         path=path,
@@ -366,7 +369,7 @@ def _parse_folder(table: dict[str, Any], where: str) -> FolderConfig:
         paused=r.get("paused", bool, False),
         max_conflicts=max_conflicts,
         mass_delete_share=float(share),
-        mass_delete_min_files=r.non_negative("mass_delete_min_files", 100),
+        mass_delete_min_deletes=r.non_negative("mass_delete_min_deletes", 5),
         versioning=_parse_versioning(r.get("versioning", dict, {}), f"{where}.versioning"),
     )
     r.finish()

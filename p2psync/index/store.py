@@ -215,6 +215,12 @@ class IndexStore:
         """Forget everything about ``device`` in ``folder``, its index ID included."""
         self._write(lambda c: self._mutations.drop_device(c, folder, device))
 
+    def reset_local(self, folder: str) -> int:
+        """Forget this device's entries in ``folder`` under a new local index ID, so the
+        folder starts from the cluster's state (peers drop our old entries instead of
+        seeing deletions). Returns the new index ID."""
+        return self._write(lambda c: self._mutations.reset_local(c, folder))
+
     def drop_folder(self, folder: str) -> None:
         """Forget the folder entirely; a re-added folder starts with a new local index ID."""
         self._folder_ids.pop(folder, None)

@@ -336,6 +336,24 @@ class Mutations:
         conn.execute("DELETE FROM folder_devices WHERE folder = ? AND device = ?", (fid, did))
         conn.execute("DELETE FROM counts WHERE folder = ? AND scope = ?", (fid, did))
 
+    def reset_local(self, conn: sqlite3.Connection, folder: str) -> int:
+        """Forget the local device's entries in ``folder`` and give it a new index ID;
+        its sequence numbers go on from where they were. Returns the new index ID."""
+        fid = self.folder_id(conn, folder, create=False)
+        did = self.device_id(conn, self.local_device, create=False)
+        if fid is not None and did is not None:
+            _touch(
+                conn, "SELECT name FROM files WHERE folder = ? AND device = ?", (fid, did)
+            )
+            conn.execute("DELETE FROM files WHERE folder = ? AND device = ?", (fid, did))
+            self._recompute_touched(conn, fid)
+            self.clear_applying(conn, folder)
+        index_id = 0
+        while index_id == 0:
+            index_id = secrets.randbits(64)
+        self.set_index_id(conn, folder, self.local_device, index_id)
+        return index_id
+
     def drop_folder(self, conn: sqlite3.Connection, folder: str) -> None:
         fid = self.folder_id(conn, folder, create=False)
         if fid is None:

@@ -30,6 +30,7 @@ from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo, FileType
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
+from .folder_lock import FolderLock
 from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
 from .plan import mass_delete_exceeded
@@ -83,6 +84,7 @@ class FolderRunner:
         fs: FileSystem | None = None,
         versioner: Versioner | None = None,
         hash_workers: int = 2,
+        on_index_reset: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.id = config.id
@@ -126,6 +128,12 @@ class FolderRunner:
         self._blocked = ""  # why the config keeps this folder from running (nested paths)
         self._watch_scope = trio.CancelScope()
         self._settings_changed = trio.Event()  # replaced after each update_config
+        self._on_index_reset = on_index_reset
+        # Whether the local index may no longer describe the disk: at start (the folder
+        # may have been emptied while stopped) and once the marker was seen missing.
+        self._recheck_local = True
+        self._marker_lost = False
+        self._lock = FolderLock(config.resolved_path)
         self.puller = Puller(
             folder=self.id,
             fs=self.fs,
@@ -218,9 +226,15 @@ class FolderRunner:
     # ---- the loop ------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            await self._start_up()
-        except RESOURCE_ERRORS as exc:  # e.g. a full disk: the node starts, this folder waits
-            self._failed(exc)
+            try:
+                await self._start_up()
+            except RESOURCE_ERRORS as exc:  # e.g. a full disk: the node starts, this folder waits
+                self._failed(exc)
+            await self._run_loop(task_status)
+        finally:
+            self._lock.release()
+
+    async def _run_loop(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             task_status.started()
             nursery.start_soon(self._periodic_scans)
@@ -386,6 +400,11 @@ class FolderRunner:
             self._set_state("error", reason)
             self._schedule_retry()
             return False
+        if self._recheck_local:
+            why = await trio.to_thread.run_sync(self._local_index_outdated, limiter=self.io_limiter)
+            self._recheck_local = self._marker_lost = False
+            if why:
+                await self._reset_local_index(why)
         try:
             self.ignore = await trio.to_thread.run_sync(Ignore.load, self.config.resolved_path)
         except IgnoreError as exc:
@@ -398,6 +417,7 @@ class FolderRunner:
         root = self.config.resolved_path
         if not root.is_dir():
             if self.index.max_sequence(self.id, self.local.raw) > 0 or root.exists():
+                self._recheck_local = self._marker_lost = True
                 return False, f"folder path {root} is missing (unmounted disk?)"
             root.mkdir(parents=True)  # a new folder: create it, like ~/Sync on first run
         try:
@@ -405,9 +425,56 @@ class FolderRunner:
         except FileNotFoundError:
             has_files = self.index.max_sequence(self.id, self.local.raw) > 0
             if has_files:
+                self._recheck_local = self._marker_lost = True
                 return False, f"folder marker {MARKER} is missing in {root} (unmounted disk?)"
             self.fs.mkdir(MARKER)
+        busy = self._lock.ensure()
+        if busy:
+            return False, busy
         return True, ""
+
+    def _local_index_outdated(self) -> str:
+        """Why this device's index of the folder no longer describes its disk, or "".
+
+        Scanning would turn every missing file into a deletion sent to every device
+        when the missing files are no decision of the user: a marker that went missing
+        and came back (recreated by hand, a disk restored) with any indexed file not on
+        disk, or a start with none of the indexed files on disk (emptied or replaced
+        while the daemon was stopped). Such a folder starts from the cluster's state.
+        A marker back with every file in place (a disk remounted) changes nothing."""
+        indexed = False
+        for fi in self.index.iter_local(self.id):
+            if fi.deleted or fi.invalid or fi.is_directory:
+                continue
+            indexed = True
+            try:
+                self.fs.lstat(fi.name)
+            except (OSError, FilesystemError):
+                if self._marker_lost:
+                    return f"the folder marker {MARKER} is back but {fi.name!r} is not"
+                continue
+            if not self._marker_lost:
+                return ""
+        if indexed and not self._marker_lost:
+            return "none of the files in its index are on disk"
+        return ""
+
+    async def _reset_local_index(self, why: str) -> None:
+        """Forget this device's index of the folder (new index ID) and pull the cluster's
+        state: peers drop our old entries rather than receive deletions; files still on
+        disk are scanned again and match (or conflict with) what peers have."""
+        log.warning(
+            "%s: %s; starting again from the other devices' state (nothing is deleted elsewhere)",
+            self.id,
+            why,
+        )
+        await self._db(self.index.reset_local, self.id)
+        self.server.clear_cache()
+        self._scan_full = True
+        self._pull_wanted = True
+        self.events.emit("FolderIndexReset", folder=self.id, reason=why)
+        if self._on_index_reset is not None:
+            await self._on_index_reset(self.id)
 
     def _set_state(self, state: str, reason: str = "") -> None:
         if (state, reason) != (self.status.state, self.status.reason):
@@ -769,7 +836,7 @@ class FolderRunner:
             return False
         local = await self._db(self.index.counts, self.id, self.local.raw)
         total = local.files + local.symlinks
-        share, minimum = self.config.mass_delete_share, self.config.mass_delete_min_files
+        share, minimum = self.config.mass_delete_share, self.config.mass_delete_min_deletes
         if not mass_delete_exceeded(deletes, total, share, minimum):
             self._hold_reason = ""
             return False

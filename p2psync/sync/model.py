@@ -144,6 +144,14 @@ class SyncModel:
             # The peer may have offered folders we only now share: read its offer again.
             await session.handle_message(peer, session.last_cluster_config)
 
+    async def announce_index_reset(self, folder_id: str) -> None:
+        """This device's index of ``folder_id`` was reset (new index ID): tell every
+        connected device sharing it, which then drops our old entries and takes the
+        full new index (``_on_cluster_config`` restarts our sender from zero)."""
+        for device in list(self.connections):
+            if self.shared_with(folder_id, device):
+                await self.resend_cluster_config(device)
+
     # ---- a connection's life -------------------------------------------------------
     async def serve_peer(self, peer: PeerConnection) -> None:
         """Run one authenticated connection until it closes."""

@@ -61,12 +61,12 @@ def conflict_copies_to_remove(
     return copies[: max(0, len(copies) - keep)]
 
 
-def mass_delete_exceeded(deletes: int, total_files: int, share: float, min_files: int) -> bool:
-    """True if applying ``deletes`` remote deletions would remove more than ``share`` of a
-    folder of at least ``min_files`` files: the folder pauses until the user confirms."""
-    if total_files < min_files or total_files == 0:
-        return False
-    return deletes > share * total_files
+def mass_delete_exceeded(deletes: int, total_files: int, share: float, min_deletes: int) -> bool:
+    """True if applying ``deletes`` remote deletions would remove more than ``share`` of the
+    folder's ``total_files``, and at least ``min_deletes`` files: the folder pauses until the
+    user confirms. Proportional, so a small folder losing most of its files is held too
+    (12 files becoming 2); the floor lets a few deletions in a tiny folder through."""
+    return deletes >= max(1, min_deletes) and deletes > share * total_files
 
 
 def same_content(a: FileInfo, b: FileInfo) -> bool:

@@ -5,8 +5,12 @@ anything on the other devices."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -161,6 +165,9 @@ def test_nested_folders_and_the_home_inside_a_folder_are_refused(
             r = cli_run(home, "folder", "add", str(path), "--id", "nested")
             assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
         assert [f.id for f in load_config(home).folders] == ["default"]
+        r = cli_run(user_home / "other-home", "init", "--default-folder-path", str(user_home))
+        assert r.exit_code == 2 and "contains this node's home" in r.output, r.output
+        assert not (user_home / "other-home" / "config.toml").exists()
         # A hand edit nests a folder anyway: the outer one stops; nothing of the inner
         # one (files, marker) enters the outer one's index.
         text = (home / "config.toml").read_text()
@@ -177,3 +184,158 @@ def test_nested_folders_and_the_home_inside_a_folder_are_refused(
         wait_for(lambda: folder_status(home, "default")["state"] == "idle", what="outer runs again")
     finally:
         stop(proc)
+
+
+FILES = {f"doc{i:02}.txt": f"document {i}\n" for i in range(12)}
+
+
+@dataclass
+class Pair:
+    """Daemons a and b sharing "acme" (12 files, added on a, accepted on b at ``path_b``)."""
+
+    homes: dict[str, Path]
+    user_home: Path
+    path_a: Path
+    path_b: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        self.procs[name] = start_in(self.homes[name], self.user_home)
+
+    def stop(self, name: str) -> None:
+        stop(self.procs.pop(name))
+
+    def synced(self, name: str, path: Path, expected: dict[str, str]) -> bool:
+        files = {
+            str(p.relative_to(path)): p.read_text()
+            for p in path.rglob("*")
+            if p.is_file() and not p.relative_to(path).parts[0].startswith(".p2p")
+        }
+        if files != expected:
+            return False
+        f = folder_status(self.homes[name], "acme")
+        return f["state"] == "idle" and f["need_items"] == 0
+
+
+@contextlib.contextmanager
+def acme_pair(tmp_path: Path, user_home: Path) -> Iterator[Pair]:
+    homes = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    pair_ = Pair(homes, user_home, tmp_path / "acme-a", tmp_path / "acme-b")
+    try:
+        for n, h in homes.items():
+            init_home(h, n)
+            pair_.start(n)
+        info = pair(homes)
+        pair_.path_a.mkdir()
+        for name, text in FILES.items():
+            (pair_.path_a / name).write_text(text)
+        ok(homes["a"], "folder", "add", str(pair_.path_a), "--id", "acme",
+           "--share", info["b"]["device_id"])
+        wait_for(lambda: "acme" in ok(homes["b"], "folder", "pending"), what="the offer")
+        ok(homes["b"], "folder", "accept", "acme", str(pair_.path_b))
+        wait_for(lambda: pair_.synced("b", pair_.path_b, FILES), timeout=60, what="first sync")
+        yield pair_
+    finally:
+        for proc in pair_.procs.values():
+            stop(proc)
+
+
+def test_remove_then_accept_at_a_new_path_pulls_everything(
+    tmp_path: Path, user_home: Path
+) -> None:
+    with acme_pair(tmp_path, user_home) as p:
+        ok(p.homes["b"], "folder", "remove", "acme")
+        wait_for(lambda: "acme" in ok(p.homes["b"], "folder", "pending"), what="offered again")
+        new_path = tmp_path / "acme-b-new"
+        ok(p.homes["b"], "folder", "accept", "acme", str(new_path))
+        wait_for(lambda: p.synced("b", new_path, FILES), timeout=60, what="b at the new path")
+        assert p.synced("a", p.path_a, FILES)
+        # the same offline: remove with the daemon stopped, accept after the start
+        p.stop("b")
+        ok(p.homes["b"], "folder", "remove", "acme")
+        p.start("b")
+        wait_for(lambda: "acme" in ok(p.homes["b"], "folder", "pending"), what="offered again")
+        third = tmp_path / "acme-b-third"
+        ok(p.homes["b"], "folder", "accept", "acme", str(third))
+        wait_for(lambda: p.synced("b", third, FILES), timeout=60, what="b at the third path")
+        assert p.synced("a", p.path_a, FILES)
+
+
+def test_documented_marker_recovery_deletes_nothing_elsewhere(
+    tmp_path: Path, user_home: Path
+) -> None:
+    with acme_pair(tmp_path, user_home) as p:
+        # the folder is emptied, marker included, while b is stopped (a disk swapped)
+        p.stop("b")
+        shutil.rmtree(p.path_b)
+        p.path_b.mkdir()
+        (p.path_b / "doc00.txt").write_text("document 0\n")  # one file restored by hand
+        p.start("b")
+        wait_for(
+            lambda: "marker .p2psync is missing" in folder_status(p.homes["b"], "acme")["reason"],
+            what="the marker error",
+        )
+        # docs/operations.md, "Folder marker missing", literally:
+        path = next(f for f in status(p.homes["b"])["folders"] if f["id"] == "acme")["path"]
+        subprocess.run(["mkdir", "-p", f"{path}/.p2psync"], check=True)
+        wait_for(lambda: p.synced("b", p.path_b, FILES), timeout=60, what="b pulled back")
+        assert p.synced("a", p.path_a, FILES)  # a lost nothing
+
+
+def test_folder_emptied_while_stopped_pulls_instead_of_deleting(
+    tmp_path: Path, user_home: Path
+) -> None:
+    with acme_pair(tmp_path, user_home) as p:
+        p.stop("b")
+        for name in FILES:
+            (p.path_b / name).unlink()  # the marker stays
+        p.start("b")
+        wait_for(lambda: p.synced("b", p.path_b, FILES), timeout=60, what="b pulled back")
+        assert p.synced("a", p.path_a, FILES)
+
+
+def test_small_folder_losing_most_files_waits_for_confirmation(
+    tmp_path: Path, user_home: Path
+) -> None:
+    with acme_pair(tmp_path, user_home) as p:
+        for i in range(10):
+            (p.path_a / f"doc{i:02}.txt").unlink()
+        ok(p.homes["a"], "scan", "acme")
+        wait_for(
+            lambda: folder_status(p.homes["b"], "acme")["state"] == "paused",
+            what="b holds the deletions",
+        )
+        assert "would delete 10 of 12 files" in folder_status(p.homes["b"], "acme")["reason"]
+        assert len(list(p.path_b.glob("doc*.txt"))) == 12
+        ok(p.homes["b"], "folder", "confirm-deletes", "acme")
+        rest = {n: t for n, t in FILES.items() if n in ("doc10.txt", "doc11.txt")}
+        wait_for(lambda: p.synced("b", p.path_b, rest), timeout=60, what="deletes applied")
+
+
+def test_two_homes_sharing_one_folder_path_never_run_it_together(
+    tmp_path: Path, user_home: Path
+) -> None:
+    homes = {"a": tmp_path / "a", "b": tmp_path / "b"}
+    shared = tmp_path / "same-folder"
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for n, h in homes.items():
+            init_home(h, n)
+            ok(h, "folder", "add", str(shared), "--id", f"on-{n}")
+        procs["a"] = start_in(homes["a"], user_home)
+        wait_for(lambda: folder_status(homes["a"], "on-a")["state"] == "idle", what="a runs it")
+        (shared / "notes.txt").write_text("a's notes\n")
+        ok(homes["a"], "scan")
+        procs["b"] = start_in(homes["b"], user_home)
+        wait_for(
+            lambda: "in use by another p2psync daemon" in folder_status(homes["b"], "on-b")["reason"],
+            what="b refused",
+        )
+        assert folder_status(homes["b"], "on-b")["local"]["files"] == 0
+        assert folder_status(homes["a"], "on-a")["state"] == "idle"
+        stop(procs.pop("a"))
+        ok(homes["b"], "scan", "on-b")  # retried at once instead of after the backoff
+        wait_for(lambda: folder_status(homes["b"], "on-b")["local"]["files"] == 1, what="b runs it")
+    finally:
+        for proc in procs.values():
+            stop(proc)

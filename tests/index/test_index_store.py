@@ -285,3 +285,22 @@ def test_need_counts_of_a_remote_device(store: IndexStore) -> None:
     assert store.need_counts_of("f", DEV_A) == Counts(files=1, directories=1, deleted=1, bytes=50)
     assert store.need_counts_of("f", DEV_B) == Counts(files=2, directories=1, bytes=150)
     assert store.need_counts_of("nope", DEV_A) == Counts()
+
+
+def test_reset_local_forgets_local_entries_under_a_new_index_id(store: IndexStore) -> None:
+    store.update_local("f", [make_file("both"), make_file("mine-only")])
+    store.update_remote("f", DEV_A, [make_file("both", sequence=1), make_file("theirs", sequence=2)])
+    store.set_index_id("f", DEV_A, 77)
+    old_id, old_seq = store.local_index_id("f"), store.max_sequence("f", LOCAL)
+    new_id = store.reset_local("f")
+    assert new_id not in (0, old_id) and store.local_index_id("f") == new_id
+    assert list(store.iter_local("f")) == []
+    assert store.get_global("f", "mine-only") is None  # gone, not a deletion
+    # what peers have is needed again, and nothing is to be deleted
+    assert sorted(fi.name for fi in store.iter_need("f")) == ["both", "theirs"]
+    assert store.need_counts("f").deleted == 0
+    # sequence numbers go on, so a peer never sees one reused
+    store.update_local("f", [make_file("new")])
+    assert store.max_sequence("f", LOCAL) == old_seq + 1
+    assert store.index_id("f", DEV_A) == 77  # peers' entries and IDs are kept
+    assert store.max_sequence("f", DEV_A) == 2

@@ -87,7 +87,8 @@ async def node_with_mallory(tmp_path, nursery, *, first: bytes = b""):
     data = c.data("b")
     payload = bytes(range(256)) * 4096  # 1 MiB, 8 blocks
     (data / "public.bin").write_bytes(payload)
-    (data / "secret-unshared").mkdir()
+    private = data.parent / "secret-unshared"  # beside the shared folder: folders never nest
+    private.mkdir()
     cfg = node.config.with_device(
         DeviceConfig(id=str(mallory.device_id), name="mallory", addresses=("dynamic",))
     )
@@ -103,13 +104,13 @@ async def node_with_mallory(tmp_path, nursery, *, first: bytes = b""):
     cfg = cfg.with_folder(
         FolderConfig(
             id="private",
-            path=str(data / "secret-unshared"),
+            path=str(private),
             devices=(),
             rescan_interval_s=0,
             watcher=False,
         )
     )
-    (data / "secret-unshared" / "key.txt").write_text("private")
+    (private / "key.txt").write_text("private")
     (data / ".p2pignore").write_text("ignored.txt\n")
     (data / "ignored.txt").write_text("ignored but on disk")
     save_config(cfg, c.homes["b"])

@@ -40,9 +40,12 @@ def test_prune_conflict_copies_keeps_newest() -> None:
 
 
 def test_mass_delete_guard() -> None:
-    assert not mass_delete_exceeded(60, 99, 0.5, 100)  # small folder: never guarded
-    assert not mass_delete_exceeded(50, 100, 0.5, 100)
-    assert mass_delete_exceeded(51, 100, 0.5, 100)
+    assert not mass_delete_exceeded(50, 100, 0.5, 5)
+    assert mass_delete_exceeded(51, 100, 0.5, 5)
+    assert mass_delete_exceeded(10, 12, 0.5, 5)  # a small folder losing most of its files
+    assert not mass_delete_exceeded(4, 6, 0.5, 5)  # a few deletions in a tiny folder pass
+    assert not mass_delete_exceeded(5, 12, 0.5, 5)  # not most of it
+    assert mass_delete_exceeded(1, 1, 0.5, 0)  # the floor is at least one file
 
 
 def test_same_content_and_order() -> None:
