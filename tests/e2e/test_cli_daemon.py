@@ -108,7 +108,7 @@ def test_config_changes_apply_to_the_running_daemon(daemon) -> None:
     )
     assert "Updated device" in ok(home, "peer", "add", other, "--name", "beta")
     dev = next(d for d in status(home)["devices"] if d["id"] == other)
-    assert dev["name"] == "beta" and dev["addresses"] == ["tcp://127.0.0.1:9"]
+    assert dev["name"] == "beta" and dev["addresses"] == ["tcp://127.0.0.1:9", "dynamic"]
     ok(home, "peer", "pause", other)
     assert next(d for d in status(home)["devices"] if d["id"] == other)["paused"] is True
     assert load_config(home).device(generate_identity().device_id) is None
