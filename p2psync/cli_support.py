@@ -25,6 +25,7 @@ class Context:
         self.home = home
         self._client: ApiClient | None = None
         self._probed = False
+        self._daemon_config: Config | None = None
 
     def config(self) -> Config:
         """config.toml; while it is invalid and a daemon runs, the daemon's last good config
@@ -37,8 +38,10 @@ class Context:
             client = self.daemon()
             if client is None:
                 raise
-            click.echo(f"warning: {exc}; showing the running daemon's last good config", err=True)
-            return parse_config(client.get("/api/config")["config"])
+            if self._daemon_config is None:
+                click.echo(f"warning: {exc}; using the running daemon's last good config", err=True)
+                self._daemon_config = parse_config(client.get("/api/config")["config"])
+            return self._daemon_config
 
     def save(self, cfg: Config) -> None:
         save_config(cfg, self.home)

@@ -190,7 +190,7 @@ async def test_devices_and_pending(tmp_path) -> None:
         r = await c.post("/api/devices", json={"id": "NOT-AN-ID"})
         assert r.status_code == 400 and r.json()["kind"] == "DeviceIDError"
         r = await c.post("/api/devices", json={"id": other, "addresses": ["udp://x:1"]})
-        assert r.status_code == 400 and r.json()["kind"] == "UsageError"
+        assert r.status_code == 400 and r.json()["kind"] == "UsageError"  # a bad argument
         devs = (await c.get("/api/devices")).json()
         assert len(devs) == 1
         d = devs[0]

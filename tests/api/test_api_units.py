@@ -52,7 +52,7 @@ def test_edits_validate_like_the_cli() -> None:
         edits.add_device(cfg, own, str(own))
     with pytest.raises(DeviceIDError):
         edits.add_device(cfg, own, "nope")
-    with pytest.raises(UsageError, match=r"addresses\[0\]"):  # exit code 2 / HTTP 400
+    with pytest.raises(UsageError, match=r"addresses\[0\]"):  # a bad argument: exit 2
         edits.add_device(cfg, own, other, addresses=["udp://x:1"])
     cfg, existed = edits.add_device(cfg, own, other, name="b")
     assert not existed and cfg.devices == (DeviceConfig(id=other, name="b"),)

@@ -33,6 +33,8 @@ def test_an_invalid_config_keeps_reads_working_and_refuses_writes(tmp_path) -> N
         assert "config.toml is invalid" in ok(home, "status")
         listed = cli_run(home, "peer", "list", "--json")
         assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+        folders = cli_run(home, "folder", "list")
+        assert folders.exit_code == 0 and "last good config" in folders.stderr
 
         # a write through the daemon is refused and names the error; the file is untouched
         refused = cli_run(home, "peer", "add", other, "--name", "bob")

@@ -60,7 +60,11 @@ def test_next_steps_of_init_share_the_default_folder(tmp_path) -> None:
         assert "existing folder" in out and str(syncs["b"]) in out
         assert "No pending folders" in ok(homes["b"], "folder", "pending")
         ok(homes["a"], "scan", "default")
-        wait_for(lambda: (syncs["b"] / "hello.txt").exists(), timeout=30, what="the file on b")
+        try:
+            wait_for(lambda: (syncs["b"] / "hello.txt").exists(), timeout=30, what="the file on b")
+        except AssertionError:  # say what the daemons saw
+            logs = {n: (homes[n] / "p2psync.log").read_text()[-4000:] for n in homes}
+            raise AssertionError(f"hello.txt did not reach b; logs: {logs}") from None
         assert not (syncs["b"] / "default").exists()  # not nested in a new folder
         folders = json.loads(ok(homes["b"], "folder", "list", "--json"))
         assert [f["id"] for f in folders] == ["default"]

@@ -49,7 +49,7 @@ def test_peer_add_list_remove(home) -> None:
         {
             "id": str(other),
             "name": "beta",
-            "addresses": ["tcp://127.0.0.1:22002", "dynamic"],
+            "addresses": ["tcp://127.0.0.1:22002", "dynamic"],  # an address keeps dynamic
             "introducer": False,
             "paused": False,
             "max_send_kbps": 0,
@@ -69,7 +69,7 @@ def test_user_errors_are_messages_not_tracebacks(home) -> None:
     own = run(home, "id").output.strip()
     assert run(home, "peer", "add", own).exit_code == 2
     r = run(home, "peer", "add", str(generate_identity().device_id), "--address", "udp://x:1")
-    assert r.exit_code == 2 and "--address[0]" in r.output
+    assert r.exit_code == 2 and "--address[0]" in r.output  # a bad argument
 
 
 def test_folder_add_share_list_remove(home, tmp_path) -> None:
