@@ -51,7 +51,7 @@ def test_each_log_line_once_and_requests_only_at_debug(level: str) -> None:
     lines = run_and_log(level, requests=3)
     access = [line for line in lines if "GET /healthz" in line]
     messages = [message(line) for line in lines if line not in access]
-    assert any("Running on" in m for m in messages), lines
+    assert any("discovery server on" in m for m in messages), lines
     assert len(messages) == len(set(messages)), lines  # nothing printed twice
     if level == "info":
         assert access == [], lines
