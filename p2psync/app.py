@@ -17,7 +17,14 @@ from pathlib import Path
 import trio
 
 from . import __version__
-from .config import CONFIG_FILE, Config, FolderConfig, blocked_folders, load_config
+from .config import (
+    CONFIG_FILE,
+    Config,
+    FolderConfig,
+    blocked_folders,
+    load_config,
+    save_config,
+)
 from .discovery.cache import AddressCache
 from .errors import ConfigError, IndexCorruptError
 from .events import EventLog
@@ -59,6 +66,7 @@ class Node:
     _nursery: trio.Nursery | None = None
     _config_mtime: int = 0
     config_error: str = ""  # why config.toml on disk is not applied ("" when it is)
+    config_lock: trio.Lock = field(default_factory=trio.Lock)  # one config change at a time
     running_config: Config = field(default_factory=Config)  # what is bound now (reload.py)
     discovery_handles: list[tuple[trio.CancelScope, trio.Event]] = field(default_factory=list)
 
@@ -143,6 +151,37 @@ class Node:
             self.global_discovery.notify_lookup_needed()  # type: ignore[attr-defined]
         self.connections.wake_dialer()
         self.events.emit("ConfigSaved")
+
+    async def change_config(
+        self, edit: Callable[[Config], Config], prepare: Callable[[], None] | None = None
+    ) -> Config:
+        """Apply ``edit`` to the current config: ``prepare`` (blocking, e.g. create the
+        folder's directory), save atomically, then apply to the running node. The API's
+        changes and the model's (an introducer's devices) all come through here."""
+        async with self.config_lock:
+            await self._adopt_file_on_disk()
+            new = edit(self.config)
+            if prepare is not None:
+                await trio.to_thread.run_sync(prepare)
+            if new != self.config:
+                await trio.to_thread.run_sync(save_config, new, self.home)
+                await self.apply_config(new)
+            return new
+
+    async def _adopt_file_on_disk(self) -> None:
+        """Never overwrite the user's edits: refuse while config.toml is invalid, and
+        apply a valid hand edit the poller has not picked up yet before editing on top."""
+        try:
+            on_disk = await trio.to_thread.run_sync(load_config, self.home)
+        except ConfigError as exc:
+            self.config_error = str(exc)
+            raise ConfigError(
+                f"not saved: config.toml is invalid, fix it first (the daemon runs with the "
+                f"last good config until then): {exc}"
+            ) from None
+        self.config_error = ""
+        if on_disk != self.config:
+            await self.apply_config(on_disk)
 
     async def reload_config(self) -> None:
         new = await trio.to_thread.run_sync(load_config, self.home)
@@ -260,6 +299,7 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
             db_limiter=trio.CapacityLimiter(4),
             pending=pending,
             events=events,
+            change_config=lambda edit: node_ref[0].change_config(edit),
         )
         connections = ConnectionManager(
             identity=identity,

@@ -81,6 +81,10 @@ class DeviceConfig:
     paused: bool = False
     max_send_kbps: int = 0
     max_recv_kbps: int = 0
+    # Set on a device an introducer added: removed again when the introducer stops
+    # sharing with it (unless skip_introduction_removals is set on the introducer).
+    introduced_by: str = ""
+    skip_introduction_removals: bool = False
 
     @property
     def device_id(self) -> DeviceID:
@@ -304,9 +308,21 @@ def _parse_device(table: dict[str, Any], where: str) -> DeviceConfig:
         paused=r.get("paused", bool, False),
         max_send_kbps=r.non_negative("max_send_kbps", 0),
         max_recv_kbps=r.non_negative("max_recv_kbps", 0),
+        introduced_by=_device_id_text(r.get("introduced_by", str, ""), f"{where}.introduced_by"),
+        skip_introduction_removals=r.get("skip_introduction_removals", bool, False),
     )
     r.finish()
     return dev
+
+
+def _device_id_text(text: str, where: str) -> str:
+    """``text`` as a canonical device ID, or "" for none."""
+    if not text:
+        return ""
+    try:
+        return str(DeviceID.parse(text))
+    except DeviceIDError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _parse_versioning(table: dict[str, Any], where: str) -> VersioningConfig:

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from ..config import Config, config_to_dict, load_config, save_config
+from ..config import Config, config_to_dict
 from ..errors import ConfigError, DeviceIDError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID
 from ..protocol.names import validate_name
@@ -66,7 +66,6 @@ class _Api:
 
     def __init__(self, node: Any) -> None:
         self.node = node
-        self.config_lock = trio.Lock()
         self.limiter = trio.CapacityLimiter(2)
         self.meter = RateMeter()
         self.completions = CompletionCache()
@@ -78,32 +77,8 @@ class _Api:
     async def _change(
         self, edit: Callable[[Config], Config], prepare: Callable[[], None] | None = None
     ) -> Config:
-        """Apply ``edit`` to the current config: ``prepare`` (blocking, e.g. create the
-        folder's directory), save atomically, then apply to the running node."""
-        async with self.config_lock:
-            await self._adopt_file_on_disk()
-            new = edit(self.node.config)
-            if prepare is not None:
-                await self._thread(prepare)
-            if new != self.node.config:
-                await self._thread(save_config, new, self.node.home)
-                await self.node.apply_config(new)
-            return new
-
-    async def _adopt_file_on_disk(self) -> None:
-        """Never overwrite the user's edits: refuse while config.toml is invalid, and
-        apply a valid hand edit the poller has not picked up yet before editing on top."""
-        try:
-            on_disk = await self._thread(load_config, self.node.home)
-        except ConfigError as exc:
-            self.node.config_error = str(exc)
-            raise ConfigError(
-                f"not saved: config.toml is invalid, fix it first (the daemon runs with the "
-                f"last good config until then): {exc}"
-            ) from None
-        self.node.config_error = ""
-        if on_disk != self.node.config:
-            await self.node.apply_config(on_disk)
+        """Apply ``edit`` to the current config (saved, then applied): ``Node.change_config``."""
+        return await self.node.change_config(edit, prepare)  # type: ignore[no-any-return]
 
     def _folder_config(self, folder_id: str) -> Any:
         fc = self.node.config.folder(folder_id)
@@ -132,7 +107,7 @@ class _Api:
         )
 
     async def reload(self, request: Request) -> JSONResponse:
-        async with self.config_lock:
+        async with self.node.config_lock:
             await self.node.reload_config()
         return JSONResponse(
             {

@@ -12,11 +12,12 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
 from ..config import Config
+from ..errors import ConfigError
 from ..events import EventLog
 from ..identity import DeviceID
 from ..index.store import IndexStore
@@ -39,8 +40,12 @@ from ..protocol.messages import (
 from ..protocol.model import FileInfo
 from ..resource_faults import RESOURCE_ERRORS, describe
 from .folder import FolderRunner
+from .introductions import introduce
 from .overrides import FLAG_RECEIVE_ONLY
 from .puller import BlockSource
+
+# Saves and applies an edit of the config (``Node.change_config``).
+ConfigChange = Callable[[Callable[[Config], Config]], Awaitable[Config]]
 
 log = logging.getLogger("p2psync.sync.model")
 
@@ -63,9 +68,11 @@ class SyncModel:
         db_limiter: trio.CapacityLimiter,
         pending: PendingStore,
         events: EventLog,
+        change_config: ConfigChange | None = None,
     ) -> None:
         self.local = local
         self.get_config = get_config
+        self.change_config = change_config  # saves and applies a config edit (introductions)
         self.index = index
         self.limiter = db_limiter
         self.pending = pending
@@ -122,16 +129,37 @@ class SyncModel:
                 index_id=await self._db(self.index.index_id, fc.id, device.raw),
                 max_sequence=await self._db(self.index.max_sequence, fc.id, device.raw),
             )
+            # Every other device sharing the folder too, as BEP does: what lets the
+            # recipient take us as its introducer.
+            others = [
+                await self._folder_device(cfg, fc.id, other)
+                for other in fc.devices
+                if other not in (str(device), str(self.local))
+                and cfg.device(DeviceID.parse(other)) is not None
+            ]
             folders.append(
                 Folder(
                     id=fc.id,
                     label=fc.label,
                     type=FOLDER_TYPES[fc.type],
                     paused=fc.paused,
-                    devices=(ours, theirs),
+                    devices=(ours, theirs, *others),
                 )
             )
         return ClusterConfig(folders=tuple(folders))
+
+    async def _folder_device(self, cfg: Config, folder_id: str, text: str) -> FolderDevice:
+        dc = cfg.device(DeviceID.parse(text))
+        assert dc is not None
+        raw = dc.device_id.raw
+        return FolderDevice(
+            id=raw,
+            name=dc.name,
+            addresses=tuple(a for a in dc.addresses if a != "dynamic")[:16] or ("dynamic",),
+            introducer=dc.introducer,
+            index_id=await self._db(self.index.index_id, folder_id, raw),
+            max_sequence=await self._db(self.index.max_sequence, folder_id, raw),
+        )
 
     async def resend_cluster_config(self, device: DeviceID) -> None:
         """Sharing with ``device`` changed: tell it (a later ClusterConfig updates the first)."""
@@ -249,10 +277,36 @@ class _PeerSession:
         """One ClusterConfig at a time: the peer's (from the reader) and its replay when
         we start sharing (``SyncModel.resend_cluster_config``) never interleave, so an
         index stored in between is not dropped as "reset"."""
+        self._take_introductions(cc)
         async with self._cc_lock:
             await self._apply_cluster_config(cc)
 
+    def _take_introductions(self, cc: ClusterConfig) -> None:
+        """An introducer's ClusterConfig may add devices and shares (``introductions``).
+        Applied in a task of its own: a ClusterConfig replayed while a config change is
+        being applied must not wait for that change's lock."""
+        model = self.model
+        dc = model.get_config().device(self.device)
+        if dc is None or not dc.introducer or model.change_config is None:
+            return
+        if introduce(model.get_config(), self.device, cc, model.local) == model.get_config():
+            return
+        assert self.nursery is not None
+        self.nursery.start_soon(self._introduce, cc)
+
+    async def _introduce(self, cc: ClusterConfig) -> None:
+        model = self.model
+        assert model.change_config is not None
+        try:
+            await model.change_config(lambda cfg: introduce(cfg, self.device, cc, model.local))
+        except ConfigError as exc:  # config.toml is invalid on disk: the user fixes it first
+            log.warning("not taking %s's introductions: %s", self.device.short_str(), exc)
+            return
+        log.info("%s (introducer) changed the devices this node trusts", self.device.short_str())
+
     async def _apply_cluster_config(self, cc: ClusterConfig) -> None:
+        first = self.last_cluster_config is None
+        shared_before = set(self.announced)
         self.last_cluster_config = cc
         model = self.model
         for folder in cc.folders:
@@ -302,6 +356,14 @@ class _PeerSession:
             runner = model.folders.get(folder_id)
             if runner is not None:
                 runner.request_pull()
+        if not first and self.announced - shared_before:
+            # The peer now shares a folder it only had on offer (it accepted ours): send
+            # our ClusterConfig again, so it sees the folder's other devices now that it
+            # shares the folder (Syncthing takes an introducer's devices only then).
+            try:
+                await self.peer.send(await model.cluster_config_for(self.device))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the connection ended; the reader reports why
 
     # ---- receiving an index --------------------------------------------------------
     async def _on_index(self, message: Index | IndexUpdate) -> None:

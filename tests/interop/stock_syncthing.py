@@ -143,11 +143,16 @@ class StockSyncthing:
     def post(self, path: str, body: Any) -> None:
         self.client.post(path, json=body).raise_for_status()
 
-    def add_device(self, device_id: str, name: str, address: str = "dynamic") -> None:
+    def add_device(
+        self, device_id: str, name: str, address: str = "dynamic", *, introducer: bool = False
+    ) -> None:
         self.post(
             "/rest/config/devices",
-            {"deviceID": device_id, "name": name, "addresses": [address]},
+            {"deviceID": device_id, "name": name, "addresses": [address], "introducer": introducer},
         )
+
+    def devices(self) -> dict[str, dict]:
+        return {d["deviceID"]: d for d in self.get("/rest/config/devices")}
 
     def add_folder(self, folder_id: str, path: Path, device_ids: list[str]) -> None:
         self.post(

@@ -88,3 +88,88 @@ def test_two_syncthings_and_a_p2psync_daemon_converge(tmp_path: Path) -> None:
     finally:
         daemon.terminate()
         daemon.wait(timeout=20)
+
+
+def test_a_syncthing_introducer_introduces_its_peers_to_p2psync(tmp_path: Path) -> None:
+    """st1 introduces st2 to the p2psync node (and the node to st2): the node then trusts
+    st2, shares the folder with it and connects to it directly."""
+    home, ours = tmp_path / "p2p-home", tmp_path / "p2p-data"
+    data = {name: tmp_path / f"{name}-data" for name in ("st1", "st2")}
+    for path in (ours, *data.values()):
+        path.mkdir()
+    (data["st2"] / "from-st2.txt").write_text("two\n")
+    init_home(home, "p2p-node")
+    daemon = start(home)
+    try:
+        with (
+            stock_syncthing(tmp_path / "st1-home", name="st1") as st1,
+            stock_syncthing(tmp_path / "st2-home", name="st2") as st2,
+        ):
+            system = status(home)["system"]
+            me = system["device_id"]
+            # st2 already shares the folder with its introducer st1 when st1 tells it about
+            # the p2psync node (Syncthing introduces only for folders shared at that time)
+            st2.add_device(st1.device_id, "st1", f"tcp://127.0.0.1:{st1.listen_port}",
+                           introducer=True)  # fmt: skip
+            st2.add_folder("team", data["st2"], [st1.device_id])
+            ok(home, "peer", "add", st1.device_id, "--name", "st1", "--introducer",
+               "--address", f"tcp://127.0.0.1:{st1.listen_port}")  # fmt: skip
+            ok(home, "folder", "add", str(ours), "--id", "team", "--share", st1.device_id)
+            st1.add_device(me, "p2p-node", system["listen_addresses"][0])
+            st1.add_device(st2.device_id, "st2", f"tcp://127.0.0.1:{st2.listen_port}")
+            st1.add_folder("team", data["st1"], [me, st2.device_id])
+
+            def st2_introduced() -> dict | None:
+                return next((d for d in status(home)["devices"] if d["id"] == st2.device_id), None)
+
+            introduced = wait_for(st2_introduced, 60, "st2 introduced to the p2psync node")
+            assert introduced["name"] == "st2"
+            wait_for(lambda: st2_introduced()["connected"], 60, "a direct connection to st2")
+            (folder,) = status(home)["folders"]
+            assert {d["id"] for d in folder["devices"]} == {st1.device_id, st2.device_id}
+            wait_for(lambda: (ours / "from-st2.txt").exists(), 60, "st2's file")
+            assert st2.devices()[me]["introducedBy"] == st1.device_id
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=20)
+
+
+def test_a_p2psync_introducer_introduces_its_peers_to_syncthing(tmp_path: Path) -> None:
+    """Syncthing trusts p2psync node P as its introducer; P shares the folder with
+    another p2psync node Q; Syncthing learns Q from P's ClusterConfig."""
+    homes = {n: tmp_path / f"{n}-home" for n in ("p", "q")}
+    data = {n: tmp_path / f"{n}-data" for n in ("p", "q", "st")}
+    for path in data.values():
+        path.mkdir()
+    daemons = {}
+    try:
+        for n, home in homes.items():
+            init_home(home, f"node-{n}")
+            daemons[n] = start(home)
+        systems = {n: status(h)["system"] for n, h in homes.items()}
+        ok(homes["p"], "peer", "add", systems["q"]["device_id"], "--name", "node-q",
+           "--address", systems["q"]["listen_addresses"][0])  # fmt: skip
+        ok(homes["q"], "peer", "add", systems["p"]["device_id"], "--name", "node-p",
+           "--address", systems["p"]["listen_addresses"][0])  # fmt: skip
+        with stock_syncthing(tmp_path / "st-home", name="st") as st:
+            p_id = add_p2psync_peer(st, homes["p"])
+            device = st.devices()[p_id]
+            st.client.put(
+                f"/rest/config/devices/{p_id}", json={**device, "introducer": True}
+            ).raise_for_status()
+            ok(homes["p"], "folder", "add", str(data["p"]), "--id", "team",
+               "--share", st.device_id, "--share", systems["q"]["device_id"])  # fmt: skip
+            wait_for(lambda: "team" in ok(homes["q"], "folder", "pending"), 30, "q's offer")
+            ok(homes["q"], "folder", "accept", "team", str(data["q"]))
+            st.add_folder("team", data["st"], [p_id])
+            q_id = systems["q"]["device_id"]
+            learned = wait_for(
+                lambda: st.devices().get(q_id), 60, "Syncthing to learn node q from node p"
+            )
+            assert learned["introducedBy"] == p_id and learned["name"] == "node-q"
+            folder = st.get("/rest/config/folders/team")
+            assert q_id in {d["deviceID"] for d in folder["devices"]}
+    finally:
+        for proc in daemons.values():
+            proc.terminate()
+            proc.wait(timeout=20)

@@ -54,6 +54,8 @@ def test_peer_add_list_remove(home) -> None:
             "paused": False,
             "max_send_kbps": 0,
             "max_recv_kbps": 0,
+            "introduced_by": "",
+            "skip_introduction_removals": False,
         }
     ]
     assert run(home, "peer", "remove", str(other)).exit_code == 0

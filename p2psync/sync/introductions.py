@@ -1,0 +1,73 @@
+"""What an introducer's ClusterConfig changes in our config: a pure function.
+
+A device we trust as an *introducer* tells us, in its ClusterConfig, which other devices
+share each folder it shares with us. Like Syncthing, we then trust those devices too
+(remembering who introduced them) and share the folder with them; when the introducer no
+longer lists a device it introduced, we unshare that folder from it, and forget the
+device once no folder is left, unless the introducer is set to skip removals. Devices the
+user added are never removed this way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..config import Config, DeviceConfig
+from ..identity import DeviceID
+from ..protocol.messages import ClusterConfig
+
+
+def introduce(cfg: Config, introducer: DeviceID, cc: ClusterConfig, local: DeviceID) -> Config:
+    """``cfg`` after taking in ``introducer``'s ClusterConfig (``cfg`` if nothing changes)."""
+    who = cfg.device(introducer)
+    if who is None or not who.introducer:
+        return cfg
+    intro_id = str(introducer)
+    new = cfg
+    listed: dict[str, set[str]] = {}  # folder -> devices the introducer lists in it
+    for folder in cc.folders:
+        ours = new.folder(folder.id)
+        if ours is None or intro_id not in ours.devices:
+            continue  # only folders we share with the introducer
+        listed[folder.id] = set()
+        for device in folder.devices:
+            if device.id in (local.raw, introducer.raw):
+                continue
+            did = str(DeviceID(device.id))
+            listed[folder.id].add(did)
+            if new.device(DeviceID(device.id)) is None:
+                addresses = tuple(a for a in device.addresses if a != "dynamic")
+                new = new.with_device(
+                    DeviceConfig(
+                        id=did,
+                        name=device.name,
+                        addresses=(*addresses, "dynamic"),
+                        introduced_by=intro_id,
+                    )
+                )
+            fc = new.folder(folder.id)
+            assert fc is not None
+            if did not in fc.devices:
+                new = new.with_folder(replace(fc, devices=(*fc.devices, did)))
+    if who.skip_introduction_removals:
+        return new
+    return _remove_unlisted(new, intro_id, listed)
+
+
+def _remove_unlisted(cfg: Config, intro_id: str, listed: dict[str, set[str]]) -> Config:
+    """Unshare folders from devices ``intro_id`` introduced but no longer lists there;
+    forget such a device once it shares no folder with us."""
+    introduced = {d.id for d in cfg.devices if d.introduced_by == intro_id}
+    new = cfg
+    for folder_id, devices in listed.items():
+        fc = new.folder(folder_id)
+        assert fc is not None
+        gone = [d for d in fc.devices if d in introduced and d not in devices]
+        if gone:
+            new = new.with_folder(
+                replace(fc, devices=tuple(d for d in fc.devices if d not in gone))
+            )
+    for did in introduced:
+        if not any(did in f.devices for f in new.folders):
+            new = new.without_device(DeviceID.parse(did))
+    return new
