@@ -146,15 +146,21 @@ class ConnectionManager:
 
     # ---- incoming ------------------------------------------------------------------
     async def _handle_incoming(self, stream: trio.SocketStream, ticket: Ticket) -> None:
-        """One incoming connection, start to end; whatever fails ends only this connection.
-
-        Until the peer is trusted the connection holds ``ticket`` (its place under the
-        caps on unauthenticated connections) and must get there before the deadline.
-        """
         try:
             address = format_tcp_url(*stream.socket.getpeername()[:2])
         except OSError:
             address = "unknown"
+        await self.serve_incoming(stream, address, ticket)
+
+    async def serve_incoming(self, stream: trio.abc.Stream, address: str, ticket: Ticket) -> None:
+        """One incoming connection, start to end; whatever fails ends only this connection.
+
+        Until the peer is trusted the connection holds ``ticket`` (its place under the
+        caps on unauthenticated connections) and must get there before the deadline.
+        Any stream will do (fuzz/fuzz_connection.py feeds it from memory).
+        """
+        if self._ctx is None:
+            self._ctx = make_tls_context(self.identity)
         deadline = self.admission.limits.deadline
         try:
             with ticket, trio.CancelScope(deadline=trio.current_time() + deadline) as scope:
