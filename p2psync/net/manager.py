@@ -250,6 +250,7 @@ class ConnectionManager:
                     trio.TooSlowError,
                     trio.BrokenResourceError,
                     trio.ClosedResourceError,
+                    ProtocolError,  # e.g. a TLS server that agreed on no ALPN protocol
                 ) as exc:
                     log.debug("dial %s at %s failed: %s", device.short_str(), address, exc)
                     continue

@@ -12,6 +12,7 @@ daemon process with a lowered RLIMIT_NOFILE is in test_rel_listener_fds.py.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from nodes import Cluster, running_cluster, wait_for
 from OpenSSL import SSL
 from topo import listen_of
 
+from p2psync.config import DeviceConfig
 from p2psync.identity import generate_identity
 from p2psync.net.admission import DEFAULT_DEADLINE
 from p2psync.net.tls import ALPN_PROTOCOL, tls_connect
@@ -426,4 +428,72 @@ async def test_idle_connection_flood_is_capped(tmp_path, caplog, outcomes) -> No
         f"{len(closed_at_once)} closed at once (caps {limits.total} in all, "
         f"{limits.per_address} per address), the rest at the {limits.deadline:g} s "
         "deadline; synced throughout",
+    )
+
+
+async def test_dialling_a_tls_server_without_our_alpn_leaves_the_daemon_running(
+    tmp_path, caplog, outcomes
+) -> None:
+    """The other direction: a configured (or discovered) address answers with a TLS
+    server that negotiates no ALPN (any web server, say). The dial fails; nothing else."""
+    caplog.set_level(logging.DEBUG, logger="p2psync.net")
+    server_ctx = client_context(self_signed())  # a server role works with the same settings
+    accepted = 0
+
+    async def tls_server(tcp: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        conn = SSL.Connection(server_ctx, None)
+        conn.set_accept_state()
+        try:
+            while True:
+                data = await tcp.receive_some(65536)
+                if not data:
+                    return
+                conn.bio_write(data)
+                try:
+                    conn.do_handshake()
+                except SSL.WantReadError:
+                    pass
+                out = b""
+                while True:
+                    try:
+                        out += conn.bio_read(65536)
+                    except SSL.WantReadError:
+                        break
+                if out:
+                    await tcp.send_all(out)
+        except (SSL.Error, trio.BrokenResourceError):
+            return
+        finally:
+            await tcp.aclose()
+
+    async with trio.open_nursery() as servers:
+        listeners = await servers.start(
+            functools.partial(trio.serve_tcp, tls_server, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        async with running_cluster(tmp_path, ["a", "b"]) as cluster:
+            await wait_for(lambda: cluster.connected("a", "b"), what="a and b connected")
+            node = cluster.nodes["a"]
+            stranger = generate_identity().device_id
+            await node.apply_config(
+                node.config.with_device(
+                    DeviceConfig(
+                        id=str(stranger), name="web", addresses=(f"tcp://127.0.0.1:{port}",)
+                    )
+                )
+            )
+            node.connections.wake_dialer()
+            await wait_for(
+                lambda: any("ALPN" in r.getMessage() for r in caplog.records),
+                what="the failed dial logged",
+            )
+            await still_syncs(cluster, "after-dial.txt")
+        servers.cancel_scope.cancel()
+    assert accepted >= 1
+    outcomes.record(
+        "listener",
+        "dial a TLS server that negotiates no ALPN",
+        "dial failed with a log line; daemon kept running and syncing",
     )
