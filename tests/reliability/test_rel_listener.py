@@ -33,6 +33,8 @@ from nodes import Cluster, running_cluster, wait_for
 from OpenSSL import SSL
 from topo import listen_of
 
+from bench import st
+from bench.procstats import syncthing_version
 from p2psync.config import DeviceConfig
 from p2psync.identity import generate_identity
 from p2psync.net.admission import DEFAULT_DEADLINE
@@ -496,4 +498,47 @@ async def test_dialling_a_tls_server_without_our_alpn_leaves_the_daemon_running(
         "listener",
         "dial a TLS server that negotiates no ALPN",
         "dial failed with a log line; daemon kept running and syncing",
+    )
+
+
+@pytest.mark.skipif(not st.available(), reason="syncthing is not installed")
+async def test_stock_syncthing_dialling_in(tmp_path, caplog, outcomes) -> None:
+    """A real Syncthing told that our daemon is one of its devices dials in offering
+    ALPN bep/1.0 (and keeps redialling): refused with a line naming bep/1.0, nothing
+    else (issue 17.1 as reported)."""
+    caplog.set_level(logging.INFO, logger="p2psync")
+    async with running_cluster(tmp_path, ["a", "b"]) as cluster:
+        await wait_for(lambda: cluster.connected("a", "b"), what="a and b connected")
+        node = cluster.nodes["a"]
+        syncthing = st._STNode(tmp_path, "syncthing")
+        await trio.to_thread.run_sync(syncthing.generate)
+        await trio.to_thread.run_sync(syncthing.start)
+        try:
+            await trio.to_thread.run_sync(
+                functools.partial(
+                    syncthing.rest,
+                    "POST",
+                    "/rest/config/devices",
+                    {
+                        "deviceID": str(node.device_id),
+                        "name": "p2psync",
+                        "addresses": list(node.connections.listen_addresses),
+                    },
+                )
+            )
+            refusals = await wait_for(
+                lambda: [r for r in caplog.records if "'bep/1.0'" in r.getMessage()],
+                timeout=90,
+                what="Syncthing's connection refused with a reason",
+            )
+            await still_syncs(cluster, "after-syncthing.txt")
+        finally:
+            assert syncthing.daemon is not None
+            await trio.to_thread.run_sync(syncthing.daemon.stop)
+    assert isinstance(refusals, list)
+    outcomes.record(
+        "listener",
+        f"stock Syncthing {syncthing_version()} dials in (ALPN bep/1.0)",
+        "refused with one log line naming bep/1.0; daemon kept running and syncing",
+        detail=refusals[0].getMessage()[:160],
     )
