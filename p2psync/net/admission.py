@@ -47,11 +47,10 @@ class AdmissionLimits:
 
     @classmethod
     def for_open_files(cls, soft_limit: int) -> AdmissionLimits:
-        """Limits that leave room for the rest of the daemon under ``soft_limit`` handles.
-
-        With the usual 1,024 a quarter of the handles at most goes to strangers.
+        """Limits that leave room for the rest of the daemon under ``soft_limit`` handles
+        (0: unknown or unlimited). At most a quarter of them goes to strangers.
         """
-        if soft_limit <= 0 or soft_limit == math.inf:
+        if soft_limit <= 0:
             return cls()
         room = max(_MIN_TOTAL, min(soft_limit // 4, soft_limit - _RESERVED_FILES))
         total = min(DEFAULT_TOTAL, room)
