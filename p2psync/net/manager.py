@@ -170,7 +170,7 @@ class ConnectionManager:
                     ticket.release()
 
                 try:
-                    tls = await tls_accept(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
+                    tls = await tls_accept(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)
                 except (trio.BrokenResourceError, trio.TooSlowError, ProtocolError) as exc:
                     log.info("TLS handshake with %s failed: %s", address, exc)
                     return
@@ -199,6 +199,13 @@ class ConnectionManager:
             exc_info=exc if with_traceback else None,
         )
 
+    async def _dial_contained(self, dc: DeviceConfig, addresses: list[str]) -> None:
+        """``_dial``; whatever fails ends only this attempt and its connection."""
+        try:
+            await self._dial(dc, addresses)
+        except Exception as exc:
+            self._log_connection_failure(f"{dc.device_id.short_str()} (dialled)", exc)
+
     # ---- outgoing ------------------------------------------------------------------
     async def _dial_loop(self) -> None:
         while True:
@@ -217,7 +224,7 @@ class ConnectionManager:
                 if not addresses:
                     continue
                 self._dialing.add(device)
-                self._nursery.start_soon(self._dial, dc, addresses)
+                self._nursery.start_soon(self._dial_contained, dc, addresses)
             self._wake = trio.Event()
             with trio.move_on_at(soonest):
                 await self._wake.wait()

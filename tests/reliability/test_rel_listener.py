@@ -31,7 +31,7 @@ from hostile_tls import (
 )
 from nodes import Cluster, running_cluster, wait_for
 from OpenSSL import SSL
-from topo import listen_of
+from topo import NO_DIAL, link, listen_of, start_unlinked
 
 from bench import st
 from bench.procstats import syncthing_version
@@ -541,4 +541,48 @@ async def test_stock_syncthing_dialling_in(tmp_path, caplog, outcomes) -> None:
         f"stock Syncthing {syncthing_version()} dials in (ALPN bep/1.0)",
         "refused with one log line naming bep/1.0; daemon kept running and syncing",
         detail=refusals[0].getMessage()[:160],
+    )
+
+
+@pytest.mark.parametrize("direction", ["incoming", "outgoing"])
+async def test_a_bug_in_a_connection_task_ends_only_that_connection(
+    tmp_path, caplog, outcomes, direction: str
+) -> None:
+    """Fault injection: the sync model of a fails with an unexpected error on its first
+    four trusted connections (b dials a, or a dials b). Each ends that connection with an
+    error line (a traceback at most once a minute); the next connection works."""
+    caplog.set_level(logging.INFO, logger="p2psync")
+    cluster = Cluster(tmp_path, ["a", "b"])
+    failures = 4
+    async with trio.open_nursery() as nursery:
+        await start_unlinked(cluster, nursery)
+        connections = cluster.nodes["a"].connections
+        real_serve_peer = connections.serve_peer
+
+        async def buggy_serve_peer(peer) -> None:
+            nonlocal failures
+            if failures > 0:
+                failures -= 1
+                raise RuntimeError("injected bug")
+            await real_serve_peer(peer)
+
+        connections.serve_peer = buggy_serve_peer
+        silent = ("a", "b") if direction == "incoming" else ("b", "a")  # who never dials
+        await link(cluster, {silent: NO_DIAL})
+        await wait_for(
+            lambda: cluster.connected("a", "b") and cluster.connected("b", "a"),
+            timeout=60,
+            what="a and b connected once the bug stops",
+        )
+        await still_syncs(cluster, "after-bug.txt")
+        nursery.cancel_scope.cancel()
+    errors = [r for r in caplog.records if "injected bug" in r.getMessage()]
+    assert failures == 0 and len(errors) == 4, [r.getMessage() for r in errors]
+    assert sum(r.exc_info is not None for r in errors) == 1, "one traceback, then one line each"
+    outcomes.record(
+        "listener",
+        f"unexpected error in a trusted {direction} connection's task, 4 times",
+        "that connection closed with one error line (one traceback); next one synced",
+        trials=4,
+        detail=errors[-1].getMessage()[:160],
     )
