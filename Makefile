@@ -7,7 +7,7 @@ HOME_DIR ?= $(CURDIR)/.node
 # mDNS stays on loopback unless you say otherwise (P2PSYNC_MDNS_INTERFACES= make run uses all interfaces).
 export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 
-.PHONY: run test lint bench soak fuzz reliability clean
+.PHONY: run test lint bench soak fuzz fuzz-connection reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,13 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/make_corpus.py
 	mkdir -p .fuzz-work && $(BIN)/python fuzz/fuzz_decoder.py .fuzz-work fuzz/corpus -max_total_time=$${FUZZ_SECONDS:-300}
 
+# The whole incoming connection, TLS handshake included (about 30 inputs/s).
+fuzz-connection: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	mkdir -p .fuzz-work-connection && $(BIN)/python fuzz/fuzz_connection.py .fuzz-work-connection fuzz/corpus_connection -max_total_time=$${FUZZ_SECONDS:-300}
+
 reliability: $(STAMP)
 	$(BIN)/python tools/reliability_report.py
 
 clean:
-	rm -rf $(VENV) .node .pytest_cache .fuzz-work
+	rm -rf $(VENV) .node .pytest_cache .fuzz-work .fuzz-work-connection

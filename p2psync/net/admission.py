@@ -47,11 +47,10 @@ class AdmissionLimits:
 
     @classmethod
     def for_open_files(cls, soft_limit: int) -> AdmissionLimits:
-        """Limits that leave room for the rest of the daemon under ``soft_limit`` handles.
-
-        With the usual 1,024 a quarter of the handles at most goes to strangers.
+        """Limits that leave room for the rest of the daemon under ``soft_limit`` handles
+        (0: unknown or unlimited). At most a quarter of them goes to strangers.
         """
-        if soft_limit <= 0 or soft_limit == math.inf:
+        if soft_limit <= 0:
             return cls()
         room = max(_MIN_TOTAL, min(soft_limit // 4, soft_limit - _RESERVED_FILES))
         total = min(DEFAULT_TOTAL, room)
@@ -148,36 +147,38 @@ async def serve_admitted(
 
     A connection over a cap is closed before any byte is read. Running out of file
     handles (or memory) in ``accept`` is waited out, with one log line per interval.
+    The listener is closed when this returns or is cancelled.
     """
-    next_refusal_log = -math.inf
-    refused_logged = 0
-    next_error_log = -math.inf
-    while True:
-        try:
-            stream = await listener.accept()
-        except OSError as exc:
-            if exc.errno not in _CAPACITY_ERRNOS:
-                raise
-            now = trio.current_time()
-            if now >= next_error_log:
-                log.warning("accepting a connection failed (%s); retrying", exc.strerror)
-                next_error_log = now + _LOG_INTERVAL
-            await trio.sleep(_CAPACITY_RETRY)
-            continue
-        ticket = admission.try_admit(peer_host(stream))
-        if ticket is None:
-            stream.socket.close()
-            now = trio.current_time()
-            if now >= next_refusal_log:
-                limits = admission.limits
-                log.warning(
-                    "refused %d incoming connection(s) over the cap on unauthenticated "
-                    "connections (%d in all, %d per address)",
-                    admission.refused - refused_logged,
-                    limits.total,
-                    limits.per_address,
-                )
-                refused_logged = admission.refused
-                next_refusal_log = now + _LOG_INTERVAL
-            continue
-        nursery.start_soon(handler, stream, ticket)
+    async with listener:  # closed when this loop ends, so the port is free again
+        next_refusal_log = -math.inf
+        refused_logged = 0
+        next_error_log = -math.inf
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _CAPACITY_ERRNOS:
+                    raise
+                now = trio.current_time()
+                if now >= next_error_log:
+                    log.warning("accepting a connection failed (%s); retrying", exc.strerror)
+                    next_error_log = now + _LOG_INTERVAL
+                await trio.sleep(_CAPACITY_RETRY)
+                continue
+            ticket = admission.try_admit(peer_host(stream))
+            if ticket is None:
+                stream.socket.close()
+                now = trio.current_time()
+                if now >= next_refusal_log:
+                    limits = admission.limits
+                    log.warning(
+                        "refused %d incoming connection(s) over the cap on unauthenticated "
+                        "connections (%d in all, %d per address)",
+                        admission.refused - refused_logged,
+                        limits.total,
+                        limits.per_address,
+                    )
+                    refused_logged = admission.refused
+                    next_refusal_log = now + _LOG_INTERVAL
+                continue
+            nursery.start_soon(handler, stream, ticket)

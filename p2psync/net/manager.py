@@ -154,15 +154,21 @@ class ConnectionManager:
 
     # ---- incoming ------------------------------------------------------------------
     async def _handle_incoming(self, stream: trio.SocketStream, ticket: Ticket) -> None:
-        """One incoming connection, start to end; whatever fails ends only this connection.
-
-        Until the peer is trusted the connection holds ``ticket`` (its place under the
-        caps on unauthenticated connections) and must get there before the deadline.
-        """
         try:
             address = format_tcp_url(*stream.socket.getpeername()[:2])
         except OSError:
             address = "unknown"
+        await self.serve_incoming(stream, address, ticket)
+
+    async def serve_incoming(self, stream: trio.abc.Stream, address: str, ticket: Ticket) -> None:
+        """One incoming connection, start to end; whatever fails ends only this connection.
+
+        Until the peer is trusted the connection holds ``ticket`` (its place under the
+        caps on unauthenticated connections) and must get there before the deadline.
+        Any stream will do (fuzz/fuzz_connection.py feeds it from memory).
+        """
+        if self._ctx is None:
+            self._ctx = make_tls_context(self.identity)
         deadline = self.admission.limits.deadline
         try:
             with ticket, trio.CancelScope(deadline=trio.current_time() + deadline) as scope:
@@ -172,7 +178,7 @@ class ConnectionManager:
                     ticket.release()
 
                 try:
-                    tls = await tls_accept(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
+                    tls = await tls_accept(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)
                 except (trio.BrokenResourceError, trio.TooSlowError, ProtocolError) as exc:
                     log.info("TLS handshake with %s failed: %s", address, exc)
                     return
@@ -201,6 +207,13 @@ class ConnectionManager:
             exc_info=exc if with_traceback else None,
         )
 
+    async def _dial_contained(self, dc: DeviceConfig, addresses: list[str]) -> None:
+        """``_dial``; whatever fails ends only this attempt and its connection."""
+        try:
+            await self._dial(dc, addresses)
+        except Exception as exc:
+            self._log_connection_failure(f"{dc.device_id.short_str()} (dialled)", exc)
+
     # ---- outgoing ------------------------------------------------------------------
     async def _dial_loop(self) -> None:
         while True:
@@ -219,7 +232,7 @@ class ConnectionManager:
                 if not addresses:
                     continue
                 self._dialing.add(device)
-                self._nursery.start_soon(self._dial, dc, addresses)
+                self._nursery.start_soon(self._dial_contained, dc, addresses)
             self._wake = trio.Event()
             with trio.move_on_at(soonest):
                 await self._wake.wait()
@@ -254,6 +267,7 @@ class ConnectionManager:
                     trio.TooSlowError,
                     trio.BrokenResourceError,
                     trio.ClosedResourceError,
+                    ProtocolError,  # e.g. a TLS server that agreed on no ALPN protocol
                 ) as exc:
                     log.debug("dial %s at %s failed: %s", device.short_str(), address, exc)
                     error = f"{address}: {exc or type(exc).__name__}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from p2psync.net.admission import (
     Admission,
@@ -105,3 +106,20 @@ async def test_connections_over_the_cap_are_closed_at_once() -> None:
             for client in [*clients, late]:
                 await client.aclose()
             nursery.cancel_scope.cancel()
+
+
+async def test_the_listener_is_closed_when_serving_stops() -> None:
+    """A node stopped and started again must find its port free."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+
+    async def handler(stream: trio.SocketStream, ticket) -> None:
+        ticket.release()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_admitted, listeners[0], Admission(AdmissionLimits()), handler, nursery)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    again = await trio.open_tcp_listeners(port, host="127.0.0.1")
+    for listener in again:
+        await listener.aclose()

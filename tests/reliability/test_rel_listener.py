@@ -12,6 +12,7 @@ daemon process with a lowered RLIMIT_NOFILE is in test_rel_listener_fds.py.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -30,8 +31,11 @@ from hostile_tls import (
 )
 from nodes import Cluster, running_cluster, wait_for
 from OpenSSL import SSL
-from topo import listen_of
+from topo import NO_DIAL, link, listen_of, start_unlinked
 
+from bench import st
+from bench.procstats import syncthing_version
+from p2psync.config import DeviceConfig
 from p2psync.identity import generate_identity
 from p2psync.net.admission import DEFAULT_DEADLINE
 from p2psync.net.tls import ALPN_PROTOCOL, tls_connect
@@ -426,4 +430,159 @@ async def test_idle_connection_flood_is_capped(tmp_path, caplog, outcomes) -> No
         f"{len(closed_at_once)} closed at once (caps {limits.total} in all, "
         f"{limits.per_address} per address), the rest at the {limits.deadline:g} s "
         "deadline; synced throughout",
+    )
+
+
+async def test_dialling_a_tls_server_without_our_alpn_leaves_the_daemon_running(
+    tmp_path, caplog, outcomes
+) -> None:
+    """The other direction: a configured (or discovered) address answers with a TLS
+    server that negotiates no ALPN (any web server, say). The dial fails; nothing else."""
+    caplog.set_level(logging.DEBUG, logger="p2psync.net")
+    server_ctx = client_context(self_signed())  # a server role works with the same settings
+    accepted = 0
+
+    async def tls_server(tcp: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        conn = SSL.Connection(server_ctx, None)
+        conn.set_accept_state()
+        try:
+            while True:
+                data = await tcp.receive_some(65536)
+                if not data:
+                    return
+                conn.bio_write(data)
+                try:
+                    conn.do_handshake()
+                except SSL.WantReadError:
+                    pass
+                out = b""
+                while True:
+                    try:
+                        out += conn.bio_read(65536)
+                    except SSL.WantReadError:
+                        break
+                if out:
+                    await tcp.send_all(out)
+        except (SSL.Error, trio.BrokenResourceError):
+            return
+        finally:
+            await tcp.aclose()
+
+    async with trio.open_nursery() as servers:
+        listeners = await servers.start(
+            functools.partial(trio.serve_tcp, tls_server, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        async with running_cluster(tmp_path, ["a", "b"]) as cluster:
+            await wait_for(lambda: cluster.connected("a", "b"), what="a and b connected")
+            node = cluster.nodes["a"]
+            stranger = generate_identity().device_id
+            await node.apply_config(
+                node.config.with_device(
+                    DeviceConfig(
+                        id=str(stranger), name="web", addresses=(f"tcp://127.0.0.1:{port}",)
+                    )
+                )
+            )
+            node.connections.wake_dialer()
+            await wait_for(
+                lambda: any("ALPN" in r.getMessage() for r in caplog.records),
+                what="the failed dial logged",
+            )
+            await still_syncs(cluster, "after-dial.txt")
+        servers.cancel_scope.cancel()
+    assert accepted >= 1
+    outcomes.record(
+        "listener",
+        "dial a TLS server that negotiates no ALPN",
+        "dial failed with a log line; daemon kept running and syncing",
+    )
+
+
+@pytest.mark.skipif(not st.available(), reason="syncthing is not installed")
+async def test_stock_syncthing_dialling_in(tmp_path, caplog, outcomes) -> None:
+    """A real Syncthing told that our daemon is one of its devices dials in offering
+    ALPN bep/1.0 (and keeps redialling): refused with a line naming bep/1.0, nothing
+    else (issue 17.1 as reported)."""
+    caplog.set_level(logging.INFO, logger="p2psync")
+    async with running_cluster(tmp_path, ["a", "b"]) as cluster:
+        await wait_for(lambda: cluster.connected("a", "b"), what="a and b connected")
+        node = cluster.nodes["a"]
+        syncthing = st._STNode(tmp_path, "syncthing")
+        await trio.to_thread.run_sync(syncthing.generate)
+        await trio.to_thread.run_sync(syncthing.start)
+        try:
+            await trio.to_thread.run_sync(
+                functools.partial(
+                    syncthing.rest,
+                    "POST",
+                    "/rest/config/devices",
+                    {
+                        "deviceID": str(node.device_id),
+                        "name": "p2psync",
+                        "addresses": list(node.connections.listen_addresses),
+                    },
+                )
+            )
+            refusals = await wait_for(
+                lambda: [r for r in caplog.records if "'bep/1.0'" in r.getMessage()],
+                timeout=90,
+                what="Syncthing's connection refused with a reason",
+            )
+            await still_syncs(cluster, "after-syncthing.txt")
+        finally:
+            assert syncthing.daemon is not None
+            await trio.to_thread.run_sync(syncthing.daemon.stop)
+    assert isinstance(refusals, list)
+    outcomes.record(
+        "listener",
+        f"stock Syncthing {syncthing_version()} dials in (ALPN bep/1.0)",
+        "refused with one log line naming bep/1.0; daemon kept running and syncing",
+        detail=refusals[0].getMessage()[:160],
+    )
+
+
+@pytest.mark.parametrize("direction", ["incoming", "outgoing"])
+async def test_a_bug_in_a_connection_task_ends_only_that_connection(
+    tmp_path, caplog, outcomes, direction: str
+) -> None:
+    """Fault injection: the sync model of a fails with an unexpected error on its first
+    four trusted connections (b dials a, or a dials b). Each ends that connection with an
+    error line (a traceback at most once a minute); the next connection works."""
+    caplog.set_level(logging.INFO, logger="p2psync")
+    cluster = Cluster(tmp_path, ["a", "b"])
+    failures = 4
+    async with trio.open_nursery() as nursery:
+        await start_unlinked(cluster, nursery)
+        connections = cluster.nodes["a"].connections
+        real_serve_peer = connections.serve_peer
+
+        async def buggy_serve_peer(peer) -> None:
+            nonlocal failures
+            if failures > 0:
+                failures -= 1
+                raise RuntimeError("injected bug")
+            await real_serve_peer(peer)
+
+        connections.serve_peer = buggy_serve_peer
+        silent = ("a", "b") if direction == "incoming" else ("b", "a")  # who never dials
+        await link(cluster, {silent: NO_DIAL})
+        await wait_for(
+            lambda: cluster.connected("a", "b") and cluster.connected("b", "a"),
+            timeout=60,
+            what="a and b connected once the bug stops",
+        )
+        await still_syncs(cluster, "after-bug.txt")
+        nursery.cancel_scope.cancel()
+    errors = [r for r in caplog.records if "injected bug" in r.getMessage()]
+    assert failures == 0 and len(errors) == 4, [r.getMessage() for r in errors]
+    assert sum(r.exc_info is not None for r in errors) == 1, "one traceback, then one line each"
+    outcomes.record(
+        "listener",
+        f"unexpected error in a trusted {direction} connection's task, 4 times",
+        "that connection closed with one error line (one traceback); next one synced",
+        trials=4,
+        detail=errors[-1].getMessage()[:160],
     )
