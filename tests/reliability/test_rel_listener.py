@@ -1,6 +1,5 @@
 """Strangers attack a daemon's real sync listener (issue 17.1/17.2): clients without a
-certificate, with RSA or expired certificates, with another ALPN (a stock Syncthing
-offers ``bep/1.0``) or none, TLS 1.2 only, closing at every step of the handshake,
+certificate, with RSA or expired certificates, with another ALPN or none, TLS 1.2 only, closing at every step of the handshake,
 sending garbage before or after it, dribbling it, or holding hundreds of idle
 connections. The daemon must close each of them with one log line saying why, keep
 running, keep accepting, and still sync a file with its trusted peer.
@@ -305,11 +304,7 @@ CASES: dict[str, Case] = {
 def daemon_lines(caplog: pytest.LogCaptureFixture, port: int) -> list[logging.LogRecord]:
     """The daemon's log records about the connection from local ``port``."""
     marker = f":{port}"
-    return [
-        r
-        for r in caplog.records
-        if r.name.startswith("p2psync") and marker in r.getMessage()
-    ]
+    return [r for r in caplog.records if r.name.startswith("p2psync") and marker in r.getMessage()]
 
 
 async def still_serves_strangers(address: Address) -> None:
@@ -337,8 +332,9 @@ async def still_syncs(cluster: Cluster, name: str) -> None:
     (cluster.data("a") / name).write_bytes(body)
     cluster.scan("a")
     await wait_for(
-        lambda: (cluster.data("b") / name).exists()
-        and (cluster.data("b") / name).read_bytes() == body,
+        lambda: (
+            (cluster.data("b") / name).exists() and (cluster.data("b") / name).read_bytes() == body
+        ),
         timeout=30,
         what=f"{name} synced to the trusted peer",
     )
@@ -504,8 +500,9 @@ async def test_dialling_a_tls_server_without_our_alpn_leaves_the_daemon_running(
 @pytest.mark.skipif(not st.available(), reason="syncthing is not installed")
 async def test_stock_syncthing_dialling_in(tmp_path, caplog, outcomes) -> None:
     """A real Syncthing told that our daemon is one of its devices dials in offering
-    ALPN bep/1.0 (and keeps redialling): refused with a line naming bep/1.0, nothing
-    else (issue 17.1 as reported)."""
+    ALPN bep/1.0 (and keeps redialling). Issue 17.1 as reported: it stopped the daemon.
+    Now the daemon speaks BEP (issue 20): the unknown Syncthing is recorded as a pending
+    device under its name, nothing else, and the daemon keeps syncing."""
     caplog.set_level(logging.INFO, logger="p2psync")
     async with running_cluster(tmp_path, ["a", "b"]) as cluster:
         await wait_for(lambda: cluster.connected("a", "b"), what="a and b connected")
@@ -526,21 +523,21 @@ async def test_stock_syncthing_dialling_in(tmp_path, caplog, outcomes) -> None:
                     },
                 )
             )
-            refusals = await wait_for(
-                lambda: [r for r in caplog.records if "'bep/1.0'" in r.getMessage()],
+            pending = await wait_for(
+                lambda: [d for d in node.pending.devices() if d.device_id == syncthing.device_id],
                 timeout=90,
-                what="Syncthing's connection refused with a reason",
+                what="the unknown Syncthing listed as a pending device",
             )
             await still_syncs(cluster, "after-syncthing.txt")
         finally:
             assert syncthing.daemon is not None
             await trio.to_thread.run_sync(syncthing.daemon.stop)
-    assert isinstance(refusals, list)
+    assert isinstance(pending, list) and pending[0].name  # the name from its Hello
     outcomes.record(
         "listener",
-        f"stock Syncthing {syncthing_version()} dials in (ALPN bep/1.0)",
-        "refused with one log line naming bep/1.0; daemon kept running and syncing",
-        detail=refusals[0].getMessage()[:160],
+        f"stock Syncthing {syncthing_version()} dials in (ALPN bep/1.0), not yet trusted",
+        "listed as a pending device under its name; daemon kept running and syncing",
+        detail=f"pending: {pending[0].name} {pending[0].device_id[:7]}",
     )
 
 
