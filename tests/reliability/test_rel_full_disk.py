@@ -10,18 +10,21 @@ is back. Mounting needs root: without it these tests are skipped (said in the re
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import random
 import resource
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import trio
-from faults import P2PSYNC, Daemon, fill, share_folder, tmpfs, wait_until
+from faults import P2PSYNC, Daemon, fill, share_folder, temp_files, tmpfs, wait_until
 from nodes import FOLDER, make_home
 
 from p2psync.config import load_config, save_config
@@ -30,12 +33,14 @@ from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.protocol.connection import NEED_DATA, Connection
 from p2psync.protocol.messages import Close, ConnectionClosed, Hello
+from p2psync.sync.puller import MIN_FREE_BYTES
 
 needs_mount = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root to mount a small tmpfs (mount -t tmpfs)"
 )
 
 DISK_FULL = "insufficient disk space"
+MiB = 1024 * 1024
 
 
 class LoggedDaemon(Daemon):
@@ -102,11 +107,16 @@ def free_bytes(path: Path) -> int:
 
 def fill_to_zero(path: Path) -> None:
     fill(path, 0)
-    with contextlib.suppress(OSError), open(path / "filler-rest.bin", "wb") as f:
+    write_until_full(path / "filler-rest.bin")
+
+
+def write_until_full(path: Path) -> None:
+    """Append to ``path`` until its file system has no byte left."""
+    with contextlib.suppress(OSError), open(path, "ab") as f:
         while True:
-            f.write(b"\0" * 4096)
+            f.write(b"\1" * 4096)
             f.flush()
-    assert free_bytes(path) == 0
+    assert free_bytes(path.parent) == 0
 
 
 def unfill(path: Path) -> None:
@@ -270,4 +280,86 @@ async def test_file_handles_exhausted_during_a_local_edit(tmp_path, outcomes) ->
         "disk",
         "file handles exhausted (RLIMIT_NOFILE lowered under the daemon) during a local edit",
         "folder in error with the reason, daemon kept running, edit synced once handles were back",
+    )
+
+
+class FreeSpaceMonitor:
+    """Samples the free bytes of a file system every few milliseconds (a measurement,
+    not a synchronisation): the lowest value seen is what the test checks."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lowest = free_bytes(path)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            self.lowest = min(self.lowest, free_bytes(self.path))
+
+    def __enter__(self) -> FreeSpaceMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@needs_mount
+async def test_files_that_fit_alone_but_not_together_keep_the_reserve(
+    tmp_path, outcomes
+) -> None:
+    """Home and folder on one disk; a peer offers six 10 MiB files with 40 MiB free: each
+    fits next to the 16 MiB reserve, together they do not. The disk must never be driven
+    to 0 bytes free (partial temp files included), and all six arrive once space is freed."""
+    a_home = make_home(tmp_path, "a")
+    a_data = tmp_path / "a" / "data"
+    rng = random.Random(7)
+    expected = {}
+    for i in range(6):
+        blob = rng.randbytes(10 * MiB)
+        (a_data / f"big{i}.bin").write_bytes(blob)
+        expected[f"big{i}.bin"] = hashlib.sha256(blob).hexdigest()
+    with tmpfs(tmp_path / "b", "96m"):  # room for all six once the filler is gone
+        b_home = make_home(tmp_path, "b")
+        b_data = tmp_path / "b" / "data"
+        share_folder(a_home, a_data, {b_home: load_config(b_home).listen})
+        share_folder(b_home, b_data, {a_home: load_config(a_home).listen})
+        fill(b_data, 40 * MiB)
+        a = LoggedDaemon(a_home, tmp_path / "a.stderr")
+        b = LoggedDaemon(b_home, tmp_path / "b.stderr")
+        with FreeSpaceMonitor(b_data) as monitor:
+            a.start()
+            b.start()
+            try:
+                wait_until(lambda: daemon_answers(b), 30, "b answers status")
+                folder = wait_until(
+                    lambda: (f := b.folder())["state"] == "paused" and f, 60, "b paused"
+                )
+                assert DISK_FULL in folder["reason"], folder
+                lowest = monitor.lowest
+                assert lowest >= MIN_FREE_BYTES // 2, (
+                    f"the disk was driven down to {lowest} bytes free"
+                )
+                assert b.alive() and a.alive()
+                (b_data / "filler.bin").unlink()
+                wait_until(
+                    lambda: all(
+                        (b_data / n).exists()
+                        and hashlib.sha256((b_data / n).read_bytes()).hexdigest() == h
+                        for n, h in expected.items()
+                    ),
+                    90,
+                    "all six files on b once space was freed",
+                )
+                wait_until(lambda: b.folder()["state"] == "idle", 30, "b idle")
+                assert not temp_files(b_data)
+            finally:
+                a.stop()
+                b.stop()
+    outcomes.record(
+        "disk",
+        "files that fit one by one but not together (home and folder on one disk)",
+        f"lowest free {lowest // MiB} MiB (reserve 16 MiB), paused, all synced after freeing",
     )
