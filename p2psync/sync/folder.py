@@ -33,7 +33,7 @@ from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
 from .plan import mass_delete_exceeded
 from .pull_round import PullRound
-from .puller import DISK_FULL, BlockSource, ItemSkipped, Puller
+from .puller import DISK_FULL, MIN_FREE_BYTES, BlockSource, ItemSkipped, Puller
 from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
 from .versioner import NoVersioning, Versioner
@@ -268,6 +268,29 @@ class FolderRunner:
             if self._fault_reason:
                 log.info("%s: working again after: %s", self.id, self._fault_reason)
                 self._fault_reason = ""
+        if self._space_wait:
+            await self._drop_partials_if_low()
+
+    async def _drop_partials_if_low(self) -> None:
+        """Paused for a full disk with less than the reserve free: drop the partial temp
+        files kept for resuming (after a restart they may hold the last free bytes, and
+        then nothing, not even the index, could be written)."""
+        try:
+            free = await trio.to_thread.run_sync(self.fs.free_space)
+        except (OSError, FilesystemError):
+            return
+        if free >= MIN_FREE_BYTES:
+            return
+        removed = await trio.to_thread.run_sync(
+            _remove_temp_files, self.fs, time.time_ns() + 1, limiter=self.io_limiter
+        )
+        if removed:
+            log.warning(
+                "%s: removed %d partial temporary files: less than %d MiB was free",
+                self.id,
+                removed,
+                MIN_FREE_BYTES // 2**20,
+            )
 
     def _failed(self, exc: BaseException) -> None:
         if is_disk_full(exc):

@@ -28,6 +28,7 @@ from faults import P2PSYNC, Daemon, fill, share_folder, temp_files, tmpfs, wait_
 from nodes import FOLDER, make_home
 
 from p2psync.config import load_config, save_config
+from p2psync.fs.internal import temp_name
 from p2psync.identity import generate_identity
 from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
@@ -362,4 +363,28 @@ async def test_files_that_fit_alone_but_not_together_keep_the_reserve(
         "disk",
         "files that fit one by one but not together (home and folder on one disk)",
         f"lowest free {lowest // MiB} MiB (reserve 16 MiB), paused, all synced after freeing",
+    )
+
+
+@needs_mount
+async def test_partial_temp_files_holding_the_last_bytes_are_dropped(tmp_path, outcomes) -> None:
+    """The end of the chain in issue 17: partial temp files kept for resuming hold the
+    last free bytes, and the daemon restarts. It must start, answer status, drop the
+    partial files (they count against the reserve) and come back to work by itself."""
+    with node_on_small_disk(tmp_path) as (daemon, data):
+        wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
+        daemon.stop()
+        partial = data / temp_name("big.bin")
+        write_until_full(partial)
+        (data / "while-full").mkdir()
+        daemon.start()
+        wait_until(lambda: daemon_answers(daemon), 30, "the restarted daemon answers status")
+        wait_until(lambda: not partial.exists(), 30, "the partial temp file dropped")
+        wait_until(lambda: daemon.folder()["state"] == "idle", 60, "folder idle by itself")
+        assert index_has(daemon.home, "while-full")
+        assert (data / "work.txt").read_text() == "the user's work"
+    outcomes.record(
+        "disk",
+        "restart with partial temp files holding the last free bytes",
+        "started and answered status, partial files dropped, folder idle by itself",
     )
