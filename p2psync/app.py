@@ -122,6 +122,7 @@ class Node:
 
     async def _watch_config(self) -> None:
         path = self.home / CONFIG_FILE
+        failing = False  # reading the file failed (e.g. out of file handles): logged once
         while True:
             await trio.sleep(CONFIG_POLL_INTERVAL)
             try:
@@ -135,6 +136,13 @@ class Node:
                 await self.reload_config()
             except ConfigError as exc:
                 log.error("not applying the edited config: %s", exc)
+            except OSError as exc:  # not read: try again at the next poll
+                self._config_mtime = 0
+                if not failing:
+                    log.error("cannot read the edited config (%s); trying again", exc)
+                failing = True
+            else:
+                failing = False
 
 
 async def _run_cancellable(

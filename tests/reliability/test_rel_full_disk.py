@@ -96,9 +96,13 @@ def node_on_small_disk(tmp_path: Path, size: str = "8m") -> Iterator[tuple[Logge
             daemon.stop()
 
 
-def daemon_answers(daemon: LoggedDaemon) -> bool:
+def running(daemon: LoggedDaemon) -> bool:
     assert daemon.alive(), f"the daemon exited:\n{daemon.stderr()[-4000:]}"
-    return daemon.cli("status", "--json").returncode == 0
+    return True
+
+
+def daemon_answers(daemon: LoggedDaemon) -> bool:
+    return running(daemon) and daemon.cli("status", "--json").returncode == 0
 
 
 def free_bytes(path: Path) -> int:
@@ -264,9 +268,15 @@ async def test_file_handles_exhausted_during_a_local_edit(tmp_path, outcomes) ->
         try:
             (data / "edited.txt").write_text("a local edit while no handle is free")
             wait_until(
-                lambda: "too many open files" in daemon.stderr().lower(),
+                lambda: running(daemon) and "too many open files" in daemon.stderr().lower(),
                 30,
                 "the daemon reports the exhausted file handles",
+            )
+            save_config(replace(load_config(home), name="renamed"), home)  # read by the daemon
+            wait_until(
+                lambda: running(daemon) and "cannot read the edited config" in daemon.stderr(),
+                30,
+                "the daemon reports the config it could not read",
             )
             assert daemon.alive(), f"the daemon exited:\n{daemon.stderr()[-4000:]}"
         finally:
@@ -274,6 +284,7 @@ async def test_file_handles_exhausted_during_a_local_edit(tmp_path, outcomes) ->
         wait_until(lambda: daemon_answers(daemon), 30, "status answers again")
         wait_until(lambda: index_has(home, "edited.txt"), 60, "the edit indexed after all")
         wait_until(lambda: daemon.folder()["state"] == "idle", 30, "folder idle again")
+        wait_until(lambda: daemon.status()["system"]["name"] == "renamed", 30, "config applied")
         assert daemon.alive()
     finally:
         daemon.stop()
