@@ -399,3 +399,53 @@ async def test_partial_temp_files_holding_the_last_bytes_are_dropped(tmp_path, o
         "restart with partial temp files holding the last free bytes",
         "started and answered status, partial files dropped, folder idle by itself",
     )
+
+
+@needs_mount
+async def test_index_from_a_peer_on_a_full_home_disk_closes_only_that_connection(
+    tmp_path, outcomes
+) -> None:
+    """A trusted peer sends index updates while our home disk is full: storing them fails
+    ("database or disk is full"). That connection closes; the daemon keeps serving, and
+    once space is back the peer reconnects, resends and the files arrive."""
+    a_home = make_home(tmp_path, "a")
+    a_data = tmp_path / "a" / "data"
+    with tmpfs(tmp_path / "b", "32m"):
+        b_home = make_home(tmp_path, "b")
+        b_data = tmp_path / "b" / "data"
+        share_folder(a_home, a_data, {b_home: load_config(b_home).listen})
+        share_folder(b_home, b_data, {a_home: load_config(a_home).listen})
+        a = LoggedDaemon(a_home, tmp_path / "a.stderr")
+        b = LoggedDaemon(b_home, tmp_path / "b.stderr")
+        a.start()
+        b.start()
+        try:
+            wait_until(lambda: daemon_answers(a) and daemon_answers(b), 30, "both answer")
+            wait_until(
+                lambda: any(d["connected"] for d in b.status()["devices"]), 30, "connected"
+            )
+            fill_to_zero(b_data)
+            for i in range(300):
+                (a_data / f"note-{i:03}.txt").write_text(f"note {i} " * 40)
+            a.cli("scan", FOLDER)
+            wait_until(
+                lambda: running(b) and "failed (insufficient disk space); closing" in b.stderr(),
+                30,
+                "b closes the connection over the index it cannot store",
+            )
+            assert daemon_answers(b)
+            unfill(b_data)
+            wait_until(
+                lambda: running(b) and (b_data / "note-299.txt").exists(),
+                90,
+                "the files reach b once space is back",
+            )
+            assert a.alive() and b.alive()
+        finally:
+            a.stop()
+            b.stop()
+    outcomes.record(
+        "disk",
+        "a trusted peer's index updates while the home disk is full",
+        "that connection closed with the reason, daemon kept serving, synced after freeing",
+    )
