@@ -24,7 +24,7 @@ from .identity import DeviceID, Identity, load_or_create_identity
 from .index.store import IndexStore
 from .net.manager import ConnectionManager
 from .pending import PendingStore
-from .sync.folder import FolderRunner
+from .sync.folder import FolderRunner, drop_partials_on_full_disk
 from .sync.model import SyncModel
 
 log = logging.getLogger("p2psync.app")
@@ -180,6 +180,7 @@ async def serve_node(
         config.name,
         home,
     )
+    await trio.to_thread.run_sync(drop_partials_on_full_disk, home, config.folders)
     index = await trio.to_thread.run_sync(open_index, home, identity.device_id.raw)
     try:
         events = EventLog()

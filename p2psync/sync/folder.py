@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
@@ -785,6 +786,30 @@ class FolderRunner:
         count = await self._db(revert_local, self.index, self.id)
         self.request_pull()
         return count
+
+
+def drop_partials_on_full_disk(home: Path, folders: Sequence[FolderConfig]) -> int:
+    """At start-up, when the home's disk has less than MIN_FREE_BYTES free: remove the
+    puller's partial temp files in folders on that disk, so that files kept for resuming
+    cannot keep the index, and so the daemon, from starting. Returns how many."""
+    try:
+        st = os.statvfs(home)
+        device = os.stat(home).st_dev
+    except OSError:
+        return 0
+    if st.f_bavail * st.f_frsize >= MIN_FREE_BYTES:
+        return 0
+    removed = 0
+    for fc in folders:
+        try:
+            if os.stat(fc.resolved_path).st_dev != device:
+                continue
+        except OSError:
+            continue
+        removed += _remove_temp_files(BasicFS(fc.resolved_path), time.time_ns() + 1)
+    if removed:
+        log.warning("the disk of %s is full: removed %d partial temporary files", home, removed)
+    return removed
 
 
 def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:

@@ -27,13 +27,17 @@ import trio
 from faults import P2PSYNC, Daemon, fill, share_folder, temp_files, tmpfs, wait_until
 from nodes import FOLDER, make_home
 
+from p2psync.app import open_index
 from p2psync.config import load_config, save_config
+from p2psync.errors import IndexCorruptError, IndexError_
 from p2psync.fs.internal import temp_name
 from p2psync.identity import generate_identity
 from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
+from p2psync.protocol import vector
 from p2psync.protocol.connection import NEED_DATA, Connection
 from p2psync.protocol.messages import Close, ConnectionClosed, Hello
+from p2psync.protocol.model import FileInfo, FileType
 from p2psync.sync.puller import MIN_FREE_BYTES
 
 needs_mount = pytest.mark.skipif(
@@ -41,6 +45,7 @@ needs_mount = pytest.mark.skipif(
 )
 
 DISK_FULL = "insufficient disk space"
+LOCAL = bytes(range(32))
 MiB = 1024 * 1024
 
 
@@ -127,6 +132,14 @@ def write_until_full(path: Path) -> None:
 def unfill(path: Path) -> None:
     for name in ("filler.bin", "filler-rest.bin"):
         (path / name).unlink(missing_ok=True)
+
+
+def release_wal(home: Path) -> None:
+    """Checkpoint the stopped daemon's WAL; closing the last connection removes the -wal
+    and -shm files, which the next open must then create (and find room for)."""
+    with contextlib.closing(sqlite3.connect(home / "index.sqlite3")) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert not (home / "index.sqlite3-shm").exists()
 
 
 def index_has(home: Path, name: str) -> bool:
@@ -385,6 +398,7 @@ async def test_partial_temp_files_holding_the_last_bytes_are_dropped(tmp_path, o
     with node_on_small_disk(tmp_path) as (daemon, data):
         wait_until(lambda: daemon.folder()["state"] == "idle", 30, "first scan")
         daemon.stop()
+        release_wal(daemon.home)  # so that opening the index needs new space too
         partial = data / temp_name("big.bin")
         write_until_full(partial)
         (data / "while-full").mkdir()
@@ -394,6 +408,7 @@ async def test_partial_temp_files_holding_the_last_bytes_are_dropped(tmp_path, o
         wait_until(lambda: daemon.folder()["state"] == "idle", 60, "folder idle by itself")
         assert index_has(daemon.home, "while-full")
         assert (data / "work.txt").read_text() == "the user's work"
+        assert not list(daemon.home.glob("index.sqlite3.corrupt-*")), "the index was set aside"
     outcomes.record(
         "disk",
         "restart with partial temp files holding the last free bytes",
@@ -448,4 +463,36 @@ async def test_index_from_a_peer_on_a_full_home_disk_closes_only_that_connection
         "disk",
         "a trusted peer's index updates while the home disk is full",
         "that connection closed with the reason, daemon kept serving, synced after freeing",
+    )
+
+
+@needs_mount
+def test_a_full_disk_never_sets_the_index_aside(tmp_path, outcomes) -> None:
+    """Opening the index on a disk with no room for its -wal/-shm files fails with
+    "disk I/O error"; that is a full disk, not damage: the index must not be moved aside
+    (and rebuilt) but reported, and open normally once there is room."""
+    with tmpfs(tmp_path / "disk", "4m"):
+        home = tmp_path / "disk"
+        store = open_index(home, LOCAL)
+        store.update_local(
+            FOLDER,
+            [FileInfo(name="kept", type=FileType.DIRECTORY, version=vector.make([(1, 1)]))],
+        )
+        store.close()
+        release_wal(home)
+        write_until_full(home / "filler.bin")
+        with pytest.raises(IndexError_, match="disk is full") as failed:
+            open_index(home, LOCAL)
+        assert not isinstance(failed.value, IndexCorruptError)
+        assert not list(home.glob("index.sqlite3.corrupt-*")), "the index was set aside"
+        (home / "filler.bin").unlink()
+        store = open_index(home, LOCAL)
+        try:
+            assert store.get_local(FOLDER, "kept") is not None
+        finally:
+            store.close()
+    outcomes.record(
+        "disk",
+        "index opened on a disk with no room for its -wal/-shm files",
+        "reported as a full disk, index kept (not set aside), opened once room returned",
     )
