@@ -460,7 +460,8 @@ class FolderRunner:
                 describe(first_leaf(group)),
             )
             self._watching = False
-            self.request_scan(None)
+            self._scan_full = True  # changes may have been missed; no wake-up: the retry
+            self._schedule_retry()  # comes with backoff, in case the cause persists
             if not armed:
                 task_status.started()
 
