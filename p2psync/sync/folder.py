@@ -242,6 +242,8 @@ class FolderRunner:
                 if self.config.paused:
                     self._set_state("paused", "paused by the user")
                     continue
+                if self._fault_reason and self._retry_at and trio.current_time() < self._retry_at:
+                    continue  # after a failed round, triggers wait for the retry (backoff)
                 await self._round()
 
     async def _start_up(self) -> None:

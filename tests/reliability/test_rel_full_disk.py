@@ -496,3 +496,60 @@ def test_a_full_disk_never_sets_the_index_aside(tmp_path, outcomes) -> None:
         "index opened on a disk with no room for its -wal/-shm files",
         "reported as a full disk, index kept (not set aside), opened once room returned",
     )
+
+
+@needs_mount
+async def test_index_full_while_recording_a_pull(tmp_path, outcomes) -> None:
+    """b's index (its home) is on a small disk with room for its config but not for the
+    records of a pull; its folder is on another disk. The pull's records cannot be
+    stored: the folder pauses with the reason, nothing is lost or doubled, and the pull
+    completes by itself once the home has room again."""
+    a_home = make_home(tmp_path, "a")
+    a_data = tmp_path / "a" / "data"
+    expected = {}
+    for i in range(300):
+        body = f"file {i} ".encode() * 100
+        (a_data / f"f{i:03}.txt").write_bytes(body)
+        expected[f"f{i:03}.txt"] = hashlib.sha256(body).hexdigest()
+    with tmpfs(tmp_path / "b" / "home", "8m"):
+        b_home = make_home(tmp_path, "b")
+        b_data = tmp_path / "b" / "data"
+        share_folder(a_home, a_data, {b_home: load_config(b_home).listen})
+        share_folder(b_home, b_data, {a_home: load_config(a_home).listen}, paused=True)
+        a = LoggedDaemon(a_home, tmp_path / "a.stderr")
+        b = LoggedDaemon(b_home, tmp_path / "b.stderr")
+        a.start()
+        b.start()
+        try:
+            wait_until(lambda: daemon_answers(a) and daemon_answers(b), 30, "both answer")
+            wait_until(lambda: b.folder()["need_items"] == 300, 30, "b knows what it needs")
+            fill(b_home, 48 * 1024)  # room for a config save, not for 300 records
+            resumed = b.cli("folder", "resume", FOLDER)
+            assert resumed.returncode == 0, resumed.stderr
+            folder = wait_until(
+                lambda: (f := b.folder())["state"] == "paused" and not f["paused"] and f,
+                60,
+                "b paused for its full home disk",
+            )
+            assert DISK_FULL in folder["reason"], folder
+            assert running(b)
+            (b_home / "filler.bin").unlink()
+            wait_until(
+                lambda: running(b) and b.folder()["state"] == "idle" and b.folder()["in_sync"],
+                60,
+                "b completes the pull by itself",
+            )
+            on_disk = {
+                p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in b_data.iterdir()
+                if p.is_file()
+            }
+            assert on_disk == expected  # no conflict copy, no temp file, nothing missing
+        finally:
+            a.stop()
+            b.stop()
+    outcomes.record(
+        "disk",
+        "index (home) full while recording a pull, folder on another disk",
+        "paused with the reason, nothing lost or doubled, completed by itself after freeing",
+    )
