@@ -35,7 +35,7 @@ from .net.manager import ConnectionManager
 from .oslimits import raise_open_file_limit
 from .pending import PendingStore
 from .reload import restart_needed
-from .sync.folder import FolderRunner
+from .sync.folder import FolderRunner, drop_partials_on_full_disk
 from .sync.model import SyncModel
 
 log = logging.getLogger("p2psync.app")
@@ -202,6 +202,7 @@ class Node:
 
     async def _watch_config(self) -> None:
         path = self.home / CONFIG_FILE
+        failing = False  # reading the file failed (e.g. out of file handles): logged once
         while True:
             await trio.sleep(CONFIG_POLL_INTERVAL)
             try:
@@ -220,6 +221,13 @@ class Node:
                     "changes are refused until it is fixed): %s",
                     exc,
                 )
+            except OSError as exc:  # not read: try again at the next poll
+                self._config_mtime = 0
+                if not failing:
+                    log.error("cannot read the edited config (%s); trying again", exc)
+                failing = True
+            else:
+                failing = False
 
 
 def _clear_answered_offers(pending: PendingStore, old: Config, new: Config) -> None:
@@ -285,6 +293,7 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
         config.name,
         home,
     )
+    await trio.to_thread.run_sync(drop_partials_on_full_disk, home, config.folders)
     index = await trio.to_thread.run_sync(open_index, home, identity.device_id.raw)
     try:
         await trio.to_thread.run_sync(forget_removed_folders, index, config)

@@ -13,6 +13,7 @@ instead of one per commit is the right trade.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 from ..errors import IndexCorruptError, IndexError_
 
 APPLICATION_ID = 0x50325053  # "P2PS" in the database header: this file is ours
+MIN_ROOM_TO_OPEN = 1024 * 1024  # less free than this: a failed open is a full disk, not damage
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -329,6 +331,17 @@ def connect(path: Path, *, reader: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def _no_room_next_to(path: Path) -> bool:
+    """Whether the index's file system is full: opening needs room for the -wal and -shm
+    files, and fails ("disk I/O error", "database or disk is full") without it. That is no
+    damage and never a reason to set the database aside."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < MIN_ROOM_TO_OPEN
+
+
 def open_database(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> sqlite3.Connection:
     """The writer connection to a checked, migrated database in WAL mode."""
     conn: sqlite3.Connection | None = None
@@ -350,6 +363,11 @@ def open_database(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> s
             conn.close()
         if isinstance(exc, sqlite3.OperationalError):
             message = str(exc).lower()
+            if _no_room_next_to(path):
+                raise IndexError_(
+                    f"cannot open the index database {path}: its disk is full ({exc}); "
+                    "free some space there"
+                ) from exc
             if any(
                 w in message for w in ("locked", "busy", "unable to open", "readonly", "read-only")
             ):

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
@@ -35,7 +36,7 @@ from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
 from .plan import mass_delete_exceeded
 from .pull_round import PullRound
-from .puller import DISK_FULL, BlockSource, ItemSkipped, Puller
+from .puller import DISK_FULL, MIN_FREE_BYTES, BlockSource, ItemSkipped, Puller
 from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
 from .versioner import KeepAllVersioning, NoVersioning, Versioner
@@ -279,6 +280,8 @@ class FolderRunner:
                 if self.config.paused:
                     self._set_state("paused", "paused by the user")
                     continue
+                if self._fault_reason and self._retry_at and trio.current_time() < self._retry_at:
+                    continue  # after a failed round, triggers wait for the retry (backoff)
                 await self._round()
 
     async def _start_up(self) -> None:
@@ -306,6 +309,29 @@ class FolderRunner:
             if self._fault_reason:
                 log.info("%s: working again after: %s", self.id, self._fault_reason)
                 self._fault_reason = ""
+        if self._space_wait:
+            await self._drop_partials_if_low()
+
+    async def _drop_partials_if_low(self) -> None:
+        """Paused for a full disk with less than the reserve free: drop the partial temp
+        files kept for resuming (after a restart they may hold the last free bytes, and
+        then nothing, not even the index, could be written)."""
+        try:
+            free = await trio.to_thread.run_sync(self.fs.free_space)
+        except (OSError, FilesystemError):
+            return
+        if free >= MIN_FREE_BYTES:
+            return
+        removed = await trio.to_thread.run_sync(
+            _remove_temp_files, self.fs, time.time_ns() + 1, limiter=self.io_limiter
+        )
+        if removed:
+            log.warning(
+                "%s: removed %d partial temporary files: less than %d MiB was free",
+                self.id,
+                removed,
+                MIN_FREE_BYTES // 2**20,
+            )
 
     def _failed(self, exc: BaseException) -> None:
         if is_disk_full(exc):
@@ -538,7 +564,8 @@ class FolderRunner:
                 describe(first_leaf(group)),
             )
             self._watching = False
-            self.request_scan(None)
+            self._scan_full = True  # changes may have been missed; no wake-up: the retry
+            self._schedule_retry()  # comes with backoff, in case the cause persists
             if not armed:
                 task_status.started()
 
@@ -911,6 +938,30 @@ class FolderRunner:
         count = await self._db(revert_local, self.index, self.id, self.fs, archiver.archive)
         self.request_pull()
         return count
+
+
+def drop_partials_on_full_disk(home: Path, folders: Sequence[FolderConfig]) -> int:
+    """At start-up, when the home's disk has less than MIN_FREE_BYTES free: remove the
+    puller's partial temp files in folders on that disk, so that files kept for resuming
+    cannot keep the index, and so the daemon, from starting. Returns how many."""
+    try:
+        st = os.statvfs(home)
+        device = os.stat(home).st_dev
+    except OSError:
+        return 0
+    if st.f_bavail * st.f_frsize >= MIN_FREE_BYTES:
+        return 0
+    removed = 0
+    for fc in folders:
+        try:
+            if os.stat(fc.resolved_path).st_dev != device:
+                continue
+        except OSError:
+            continue
+        removed += _remove_temp_files(BasicFS(fc.resolved_path), time.time_ns() + 1)
+    if removed:
+        log.warning("the disk of %s is full: removed %d partial temporary files", home, removed)
+    return removed
 
 
 def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:

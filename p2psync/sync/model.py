@@ -194,6 +194,9 @@ class SyncModel:
                     await peer.send(await self.cluster_config_for(peer.device_id))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+                except RESOURCE_ERRORS as exc:  # e.g. no file handle for an index reader
+                    await session._close_for(exc, "reading our ClusterConfig")
+                    return
                 # Only now may pullers use it: the protocol allows no Request before our
                 # ClusterConfig (and a refused send would end the connection).
                 self.connections[peer.device_id] = peer

@@ -58,6 +58,7 @@ PREALLOCATE_MIN = 4 * 1024 * 1024  # temp files this large get their space reser
 PREALLOCATE_ROOM = 4  # when the disk has room for this many of them
 BYPASS_CACHE_MIN = 16 * 1024 * 1024  # temp files this large are written around the page cache
 DISK_FULL = "insufficient disk space"
+SPACE_WAIT_POLL = 0.5  # a file waiting for space held by others looks again at least this often
 
 
 class BlockSource(Protocol):
@@ -98,6 +99,11 @@ class ItemSkipped(Exception):
 
 
 INTERNAL_NAME = "one of p2psync's own names (in any case); never synced"
+
+
+class WaitForSpace(Exception):
+    """The file fits on the disk alone, but not next to the files being written now: it
+    waits for them (``Puller.wait_for_space``) instead of failing."""
 
 
 @dataclass
@@ -162,9 +168,44 @@ class Puller:
         self._known_dirs: set[str] = set()
         # Batches of small files write and flush one at a time (small_files.py).
         self.write_gate = threading.Lock()
+        # Bytes set aside for files being written now: a file's free-space check counts
+        # them as used, so parallel files cannot together eat into the reserve.
+        self._claims_lock = threading.Lock()
+        self._claimed = 0
+        self._claims_released = trio.Event()
 
     async def in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    # ---- free space ------------------------------------------------------------------
+    def claim_space(self, need: int) -> int:
+        """Set ``need`` bytes aside for a file about to be written, keeping MIN_FREE_BYTES
+        free next to every file in flight; returns ``need`` (for ``release_space``).
+        Raises WaitForSpace if it only fits once the others are done, and
+        ItemSkipped(DISK_FULL) if it does not fit at all. Call from a worker thread."""
+        free = self.fs.free_space()
+        with self._claims_lock:
+            if free - self._claimed >= need + MIN_FREE_BYTES:
+                self._claimed += need
+                return need
+            others = self._claimed
+        if others and free >= need + MIN_FREE_BYTES:
+            raise WaitForSpace
+        raise ItemSkipped(DISK_FULL)
+
+    def release_space(self, claimed: int) -> None:
+        """Give back a claim (the file is written, or failed). Call from the trio thread."""
+        if not claimed:
+            return
+        with self._claims_lock:
+            self._claimed -= claimed
+        self._claims_released.set()
+        self._claims_released = trio.Event()
+
+    async def wait_for_space(self) -> None:
+        """Until a claim is given back (or SPACE_WAIT_POLL passed: look again anyway)."""
+        with trio.move_on_after(SPACE_WAIT_POLL):
+            await self._claims_released.wait()
 
     # ---- entry point -----------------------------------------------------------------
     async def pull_item(self, fi: FileInfo) -> None:
@@ -547,11 +588,16 @@ class Puller:
         self.progress.begin(fi.name, fi.size)
         applied = False
         try:
-            prepared = await self.in_thread(self._prepare_file, fi)
+            while True:
+                try:
+                    prepared = await self.in_thread(self._prepare_file, fi)
+                    break
+                except WaitForSpace:
+                    await self.wait_for_space()
             if prepared is None:
                 applied = True
                 return  # metadata-only change, already applied
-            cur, tmp, handle, missing = prepared
+            cur, tmp, handle, missing, claimed = prepared
             try:
                 if missing:
                     await self._fetch(handle, fi, missing)
@@ -560,12 +606,14 @@ class Puller:
             except BaseException:
                 await self.in_thread(handle.close)
                 raise
+            finally:
+                self.release_space(claimed)
         finally:
             self.progress.end(fi.name, applied=applied)
 
     def _prepare_file(
         self, fi: FileInfo
-    ) -> tuple[FileInfo | None, str, WriteHandle, list[BlockInfo]] | None:
+    ) -> tuple[FileInfo | None, str, WriteHandle, list[BlockInfo], int] | None:
         """Check, then build as much of the temp file as local blocks allow (one thread hop)."""
         checked = self.check_file(fi)
         if checked is None:
@@ -577,23 +625,29 @@ class Puller:
         tmp = temp_name(fi.name)
         partial = self.stat_or_none(tmp)  # an earlier attempt's temp file holds its space
         held = partial.size if partial is not None and partial.type == FileType.FILE else 0
-        free = self.fs.free_space()
-        if free < max(0, fi.size - held) + MIN_FREE_BYTES:
-            raise ItemSkipped(DISK_FULL)
-        self.make_parent(fi.name)
-        handle = self.open_temp(tmp)
+        claimed = self.claim_space(max(0, fi.size - held))
+        try:
+            self.make_parent(fi.name)
+            handle = self.open_temp(tmp)
+        except BaseException:
+            with self._claims_lock:  # a waiter looks again within SPACE_WAIT_POLL
+                self._claimed -= claimed
+            raise
         try:
             if fi.size >= BYPASS_CACHE_MIN:
                 handle.bypass_cache()  # see fs/direct_io.py; seal() sets the exact size
             missing = self._fill_locally(handle, fi, cur)
             # Preallocating is faster for big files, but near a full disk it would let the
             # first of several parallel files claim space the others could have shared.
+            free = self.fs.free_space()
             if fi.size >= PREALLOCATE_MIN and free > PREALLOCATE_ROOM * fi.size + MIN_FREE_BYTES:
                 self._reserve(handle, fi.size)
         except BaseException:
             handle.close()
+            with self._claims_lock:
+                self._claimed -= claimed
             raise
-        return cur, tmp, handle, missing
+        return cur, tmp, handle, missing, claimed
 
     @staticmethod
     def _reserve(handle: WriteHandle, size: int) -> None:

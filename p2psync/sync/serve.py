@@ -22,6 +22,7 @@ from ..fs.internal import is_internal
 from ..index.store import IndexStore
 from ..protocol.messages import ErrorCode, Request
 from ..protocol.model import FileInfo, FileType
+from ..resource_faults import RESOURCE_ERRORS, describe
 from ..scanner.ignore import Ignore
 from .plan import metadata_matches
 
@@ -207,6 +208,10 @@ class ServeQueue:
                 for slot in batch:
                     slot.results = results[at : at + len(slot.requests)]
                     at += len(slot.requests)
+            except RESOURCE_ERRORS as exc:  # e.g. no file handle for an index reader
+                log.warning(
+                    "%s: could not serve %d blocks: %s", self.server.id, count, describe(exc)
+                )  # the slots keep their GENERIC answers; serving goes on
             finally:
                 for slot in batch:
                     slot.done.set()

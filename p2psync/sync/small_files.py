@@ -36,12 +36,11 @@ from ..fs.internal import is_internal, temp_name
 from ..protocol.model import BlockInfo, FileInfo, FileType
 from .block_io import BlockReaders, read_verified, write_if_valid
 from .puller import (
-    DISK_FULL,
     INTERNAL_NAME,
-    MIN_FREE_BYTES,
     BlockSource,
     ItemSkipped,
     Puller,
+    WaitForSpace,
     blocks_by_place,
     skipped_for,
 )
@@ -80,6 +79,7 @@ class BatchResult:
     done: list[FileInfo] = field(default_factory=list)
     skipped: list[tuple[FileInfo, ItemSkipped]] = field(default_factory=list)
     retry: list[FileInfo] = field(default_factory=list)
+    claimed: int = 0  # free space set aside while the batch writes (Puller.claim_space)
 
     def fail(self, fi: FileInfo, exc: Exception) -> None:
         if isinstance(exc, ItemSkipped):
@@ -118,17 +118,21 @@ async def pull_small_files(
     ``written`` is called once the files are in place, before their records are stored
     (the caller may start another batch meanwhile)."""
     result = BatchResult()
-    items: list[_Item] = await puller.in_thread(_check_all, puller, files, result)
-    wanted = [item for item in items if item.missing]
-    if wanted:
-        await _fetch_all(puller, wanted)
     try:
-        applied = await puller.in_thread(_write_all, puller, items, result)
+        items: list[_Item] = await puller.in_thread(_check_all, puller, files, result)
+        wanted = [item for item in items if item.missing]
+        if wanted:
+            await _fetch_all(puller, wanted)
+        try:
+            applied = await puller.in_thread(_write_all, puller, items, result)
+        finally:
+            open_items = [item for item in items if item.handle is not None]
+            if open_items:  # only if the write step itself failed unexpectedly
+                with trio.CancelScope(shield=True):
+                    await puller.in_thread(_close_all, open_items)
     finally:
-        open_items = [item for item in items if item.handle is not None]
-        if open_items:  # only if the write step itself failed unexpectedly
-            with trio.CancelScope(shield=True):
-                await puller.in_thread(_close_all, open_items)
+        puller.release_space(result.claimed)
+        result.claimed = 0
     if written is not None:
         written()
     if applied:
@@ -141,9 +145,14 @@ async def pull_small_files(
 # ---- step 1: check ----------------------------------------------------------------------
 def _check_all(puller: Puller, files: Sequence[FileInfo], result: BatchResult) -> list[_Item]:
     items: list[_Item] = []
-    if puller.fs.free_space() < sum(fi.size for fi in files) + MIN_FREE_BYTES:
+    try:
+        result.claimed = puller.claim_space(sum(fi.size for fi in files))
+    except WaitForSpace:  # each file then waits for its turn in ``pull_item``
+        result.retry.extend(files)
+        return items
+    except ItemSkipped as exc:
         for fi in files:
-            result.fail(fi, ItemSkipped(DISK_FULL))
+            result.fail(fi, exc)
         return items
     # Two queries for the batch instead of two per file: the local entries, and which
     # blocks any local file holds (new content: none, so nothing to look up per block).

@@ -175,3 +175,21 @@ def test_a_batch_read_answers_as_each_request_alone(
     assert alone[5][0] == ErrorCode.INVALID_FILE and alone[40][0] == ErrorCode.NO_SUCH_FILE
     assert alone[41][0] == ErrorCode.INVALID_FILE and alone[0][0] == ErrorCode.NO_ERROR
     assert sum(code == ErrorCode.NO_ERROR for code, _ in alone) == 40
+
+
+async def test_an_unreadable_index_fails_those_requests_not_the_folder(
+    server: BlockServer, index: IndexStore
+) -> None:
+    """A read that cannot reach the index (a reader connection that cannot be opened when
+    the process is out of file handles; here: the store closed under the queue) answers
+    GENERIC and leaves the queue, and the folder nursery it runs in, alive."""
+    queue = ServeQueue(server, trio.CapacityLimiter(4))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(queue.run)
+        index.close()
+        with trio.fail_after(10):
+            results = await queue.read_many([request(1), request(2)])
+            assert [code for code, _ in results] == [ErrorCode.GENERIC] * 2
+            again = await queue.read_many([request(3)])
+        assert [code for code, _ in again] == [ErrorCode.GENERIC]
+        nursery.cancel_scope.cancel()
