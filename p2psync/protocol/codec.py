@@ -36,21 +36,63 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not allowed")
 
 
+class _OverBudget(Exception):
+    """Raised by the metering hooks once a frame's decoded form passes its budget."""
+
+
 def unpack(payload: bytes | memoryview, what: str) -> Any:
-    """One msgpack value with strict types and per-object size limits."""
+    """One msgpack value with strict types, per-object size limits and, for a payload
+    larger than UNMETERED_PAYLOAD, a bound on its decoded size (limits.py).
+
+    The error is raised outside the ``except`` blocks, so it has no ``__context__``: a
+    caught exception's traceback would keep the half-built value alive as long as the
+    error is kept."""
     try:
-        return msgpack.unpackb(
-            payload,
-            raw=False,
-            strict_map_key=True,
-            use_list=False,
-            ext_hook=_refuse_ext,
-            timestamp=0,
-            **L.MSGPACK_LIMITS,
-        )
+        if len(payload) <= L.UNMETERED_PAYLOAD:
+            return msgpack.unpackb(payload, **_UNPACK_OPTIONS)
+        return _metered_unpack(payload)
+    except _OverBudget:
+        mib = L.MAX_DECODED_COST // (1024 * 1024)
+        problem = f"decodes into more than {mib} MiB of objects ({len(payload)} bytes)"
     except _UNPACK_ERRORS as exc:
-        detail = str(exc) or type(exc).__name__
-        raise RemoteProtocolError(f"{what}: malformed msgpack ({detail})") from None
+        problem = f"malformed msgpack ({str(exc) or type(exc).__name__})"
+    raise RemoteProtocolError(f"{what}: {problem}")
+
+
+_UNPACK_OPTIONS: dict[str, Any] = {
+    "raw": False,
+    "strict_map_key": True,
+    "use_list": False,
+    "ext_hook": _refuse_ext,
+    "timestamp": 0,
+    **L.MSGPACK_LIMITS,
+}
+
+
+def _metered_unpack(payload: bytes | memoryview) -> Any:
+    """``msgpack.unpackb`` that adds up the cost of every array and map as msgpack
+    finishes it (bottom-up, so the check runs while the value is being built) and stops
+    at MAX_DECODED_COST: the half-built value is freed with the exception."""
+    cost = 0
+    budget = L.MAX_DECODED_COST
+    array_cost, map_cost = L.DECODED_ARRAY_COST, L.DECODED_MAP_COST
+    entry_cost, key_cost = L.DECODED_ENTRY_COST, L.DECODED_MAP_KEY_COST + L.DECODED_ENTRY_COST
+
+    def on_array(items: tuple[Any, ...]) -> tuple[Any, ...]:
+        nonlocal cost
+        cost += array_cost + entry_cost * len(items)
+        if cost > budget:
+            raise _OverBudget
+        return items
+
+    def on_map(fields: dict[str, Any]) -> dict[str, Any]:
+        nonlocal cost
+        cost += map_cost + key_cost * len(fields)
+        if cost > budget:
+            raise _OverBudget
+        return fields
+
+    return msgpack.unpackb(payload, list_hook=on_array, object_hook=on_map, **_UNPACK_OPTIONS)
 
 
 def _pack(plain: Any, what: str) -> bytes:
@@ -96,7 +138,8 @@ def parse_hello(buf: bytes | bytearray) -> tuple[Hello, int] | None:
     try:
         return schema.hello_from_plain(plain), end
     except Invalid as exc:
-        raise RemoteProtocolError(f"invalid {exc}") from None
+        problem = str(exc)
+    raise RemoteProtocolError(f"invalid {problem}")
 
 
 # -- frames -------------------------------------------------------------------------------
@@ -162,4 +205,9 @@ def decode_payload(mtype: MessageType, payload: bytes | memoryview) -> Message:
     try:
         return schema.from_plain(mtype, plain)
     except Invalid as exc:
-        raise RemoteProtocolError(f"invalid {exc}") from None
+        problem = str(exc)
+    # Raised here, without the Invalid as its context and with ``plain`` gone from this
+    # frame: the error (kept by the connection, logged) must not keep a rejected
+    # payload's objects alive.
+    del plain
+    raise RemoteProtocolError(f"invalid {problem}")
