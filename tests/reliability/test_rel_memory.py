@@ -28,6 +28,10 @@ from p2psync.cli import cli
 from p2psync.identity import DeviceID, generate_identity
 from p2psync.protocol.messages import ConnectionClosed, Index
 
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="reads the daemon's memory from /proc (Linux)"
+)
+
 MiB = 1024 * 1024
 FOLDER = "shared"
 REPEAT = 3  # frames of each class
