@@ -1,10 +1,11 @@
 """A trusted but hostile peer sends each decoded-size attack (hostile_corpus.memory_bombs:
-maps bombs, deep nesting, huge arrays of tiny ints, ...) full size and repeatedly, then
-floods zero-size requests, to a real ``p2psync run`` daemon in its own process, while the
-test reads the daemon's memory from /proc (VmHWM: its peak; VmRSS: what it kept). The
-daemon's peak must stay within a bound, what it keeps must not grow with each frame, and
-it must still sync a file afterwards (issue 17.3: one 16.6 MB frame of empty maps added
-1.1 GB, and every rejected frame stayed referenced until a full GC)."""
+maps bombs, deep nesting, huge arrays of tiny ints, ...) full size and repeatedly, frames
+that decode and are then refused by the schema, and a flood of zero-size requests, to a
+real ``p2psync run`` daemon in its own process, while the test reads the daemon's memory
+from /proc (VmHWM: its peak; VmRSS: what it kept). The daemon's peak must stay within a
+bound, what it keeps must not grow with each frame, and it must still sync a file
+afterwards (issue 17.3: one 16.6 MB frame of empty maps added 1.1 GB, and every refused
+frame stayed referenced until a full GC)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 import trio
 from click.testing import CliRunner
-from hostile_corpus import memory_bombs
+from hostile_corpus import junk_index, memory_bombs
 from hostile_peer import HostilePeer, empty_request, file_info
 from nodes import wait_for
 
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.skipif(
 MiB = 1024 * 1024
 FOLDER = "shared"
 REPEAT = 3  # frames of each class
+RETAIN_REPEAT = 20
 # What the daemon's peak may rise above its idle peak: one frame buffered (17 MiB) and
 # decoded (at most 128 MiB of objects, a little more for short strings: measured +170 MiB
 # over idle), with room for the allocator. Before the fix one maps bomb added 1.2 GB.
@@ -155,6 +157,26 @@ async def test_hostile_frames_keep_the_daemon_within_a_memory_bound(daemon, outc
             trials=REPEAT,
             detail=f"daemon peak +{peaks[what] // MiB} MiB over idle",
         )
+    # Frames small enough to decode (500 KiB of empty maps: 36 MB of dicts) that the
+    # schema then refuses: each stayed referenced by its stored error (a cycle through
+    # the connection), +32 MiB per frame until a full GC.
+    frame = junk_index(b"\x80", 500 * 1024)
+    before = memory(proc.pid)["VmRSS"]
+    for _ in range(RETAIN_REPEAT):
+        peer = await connected()
+        await peer.send_raw(frame)
+        with trio.fail_after(60):
+            await peer.read_until_closed()
+        await peer.aclose()
+    grown = memory(proc.pid)["VmRSS"] - before
+    assert grown <= KEPT_BOUND, f"{RETAIN_REPEAT} refused frames grew the daemon {grown // MiB} MiB"
+    outcomes.record(
+        "peer",
+        "Index of 500 KiB of empty maps (decodes, then refused by the schema)",
+        "refused, nothing kept",
+        trials=RETAIN_REPEAT,
+        detail=f"RSS {grown // MiB:+d} MiB after all of them",
+    )
     reset_peak(proc.pid)
     sent = await flood_zero_size_requests(await connected(), 200_000)
     peaks["zero-size requests"] = memory(proc.pid)["VmHWM"] - idle["VmHWM"]
