@@ -19,7 +19,7 @@ import msgpack
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import limits as L
-from . import schema
+from . import metering, schema
 from .messages import MESSAGE_TYPES, Hello, Message, MessageType
 from .validate import Invalid
 
@@ -36,10 +36,6 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not allowed")
 
 
-class _OverBudget(Exception):
-    """Raised by the metering hooks once a frame's decoded form passes its budget."""
-
-
 def unpack(payload: bytes | memoryview, what: str) -> Any:
     """One msgpack value with strict types, per-object size limits and, for a payload
     larger than UNMETERED_PAYLOAD, a bound on its decoded size (limits.py).
@@ -50,8 +46,8 @@ def unpack(payload: bytes | memoryview, what: str) -> Any:
     try:
         if len(payload) <= L.UNMETERED_PAYLOAD:
             return msgpack.unpackb(payload, **_UNPACK_OPTIONS)
-        return _metered_unpack(payload)
-    except _OverBudget:
+        return metering.metered_unpackb(payload, **_UNPACK_OPTIONS)[0]
+    except metering.OverBudget:
         mib = L.MAX_DECODED_COST // (1024 * 1024)
         problem = f"decodes into more than {mib} MiB of objects ({len(payload)} bytes)"
     except _UNPACK_ERRORS as exc:
@@ -67,32 +63,6 @@ _UNPACK_OPTIONS: dict[str, Any] = {
     "timestamp": 0,
     **L.MSGPACK_LIMITS,
 }
-
-
-def _metered_unpack(payload: bytes | memoryview) -> Any:
-    """``msgpack.unpackb`` that adds up the cost of every array and map as msgpack
-    finishes it (bottom-up, so the check runs while the value is being built) and stops
-    at MAX_DECODED_COST: the half-built value is freed with the exception."""
-    cost = 0
-    budget = L.MAX_DECODED_COST
-    array_cost, map_cost = L.DECODED_ARRAY_COST, L.DECODED_MAP_COST
-    entry_cost, key_cost = L.DECODED_ENTRY_COST, L.DECODED_MAP_KEY_COST + L.DECODED_ENTRY_COST
-
-    def on_array(items: tuple[Any, ...]) -> tuple[Any, ...]:
-        nonlocal cost
-        cost += array_cost + entry_cost * len(items)
-        if cost > budget:
-            raise _OverBudget
-        return items
-
-    def on_map(fields: dict[str, Any]) -> dict[str, Any]:
-        nonlocal cost
-        cost += map_cost + key_cost * len(fields)
-        if cost > budget:
-            raise _OverBudget
-        return fields
-
-    return msgpack.unpackb(payload, list_hook=on_array, object_hook=on_map, **_UNPACK_OPTIONS)
 
 
 def _pack(plain: Any, what: str) -> bytes:
@@ -169,6 +139,13 @@ def encode_message(message: Message) -> bytes:
         raise LocalProtocolError(
             f"{name} frame is {length} bytes, more than {L.MAX_FRAME_SIZE}; send smaller batches"
         )
+    if len(payload) > L.UNMETERED_PAYLOAD:
+        cost = metering.plain_cost(mtype, plain)
+        if cost > L.MAX_DECODED_COST:
+            raise LocalProtocolError(
+                f"{name} decodes into {cost} bytes of objects, more than "
+                f"{L.MAX_DECODED_COST}; send smaller batches"
+            )
     return FRAME_HEADER.pack(length, mtype) + payload
 
 

@@ -13,11 +13,23 @@ from contextlib import contextmanager
 import msgpack
 import pytest
 
-from p2psync.errors import RemoteProtocolError
-from p2psync.protocol import codec
+from p2psync.errors import LocalProtocolError, RemoteProtocolError
+from p2psync.protocol import codec, metering, schema
 from p2psync.protocol import limits as L
 from p2psync.protocol.connection import Connection
-from p2psync.protocol.messages import ClusterConfig, Hello, Index, MessageType
+from p2psync.protocol.messages import (
+    ClusterConfig,
+    DownloadProgress,
+    FileDownloadProgressUpdate,
+    Folder,
+    FolderDevice,
+    Hello,
+    Index,
+    IndexUpdate,
+    MessageType,
+    Response,
+    UpdateType,
+)
 from p2psync.protocol.model import BlockInfo, FileInfo
 from p2psync.protocol.vector import Counter
 
@@ -130,3 +142,47 @@ def test_a_rejected_payload_is_not_kept_alive_by_the_error() -> None:
 
 def hello(name: str) -> Hello:
     return Hello(device_name=name, client_name="p2psync", client_version="test", timestamp=1)
+
+
+def test_the_sender_counts_what_the_receiver_will_charge() -> None:
+    """encode_message refuses what the receiver's metering would refuse, so its count
+    (by formula for an Index's files) must equal the hooks' count for every message."""
+    big = FileInfo(
+        name="big.bin",
+        size=3 * 128 * 1024,
+        version=(Counter(1, 2), Counter(5, 1)),
+        sequence=3,
+        block_size=128 * 1024,
+        blocks=tuple(BlockInfo(i * 128 * 1024, 128 * 1024, bytes([i]) * 32) for i in range(3)),
+    )
+    messages = [
+        Index("f", (big, FileInfo(name="d", type=1, version=(Counter(1, 1),))), 3),
+        IndexUpdate("f", (big,), 2, 3),
+        Index("f", (), 0),
+        ClusterConfig((Folder("f", devices=(FolderDevice(id=b"\1" * 32, addresses=("a", "b")),)),)),
+        Response(1, b"data"),
+        DownloadProgress("f", (FileDownloadProgressUpdate(UpdateType.APPEND, "x",
+                                                          (Counter(1, 1),), (0, 1), 131072),)),
+    ]  # fmt: skip
+    for message in messages:
+        mtype = codec.message_type(message)
+        plain = schema.to_plain(mtype, message)
+        _, charged = metering.metered_unpackb(msgpack.packb(plain, use_bin_type=True))
+        assert metering.plain_cost(mtype, plain) == charged, type(message).__name__
+
+
+def test_the_sender_refuses_an_index_the_receiver_would_refuse() -> None:
+    """Version vectors cost the most per byte: 1,000 files of 600 counters (6.8 MB, under
+    the frame limit) decode into more than 128 MiB of objects."""
+    files = tuple(
+        FileInfo(name=f"f{i}", version=tuple(Counter(2**40 + c, 1) for c in range(600)),
+                 sequence=i + 1, invalid=True)
+        for i in range(1000)
+    )  # fmt: skip
+    with pytest.raises(LocalProtocolError, match="decodes into .* send smaller batches"):
+        codec.encode_message(Index("f", files, 1000))
+    plain = schema.to_plain(MessageType.INDEX, Index("f", files, 1000))
+    body = msgpack.packb(plain, use_bin_type=True)
+    assert len(body) < L.MAX_FRAME_SIZE
+    with pytest.raises(RemoteProtocolError, match="decodes into more than 128 MiB"):
+        codec.decode_payload(MessageType.INDEX, body)
