@@ -18,6 +18,7 @@ import trio
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..identity import DeviceID
 from ..protocol.connection import NEED_DATA
+from ..protocol.limits import MAX_OUTSTANDING_REQUESTS
 from ..protocol.messages import (
     Close,
     ConnectionClosed,
@@ -47,6 +48,12 @@ SERVE_AHEAD = 4 * 1024 * 1024
 # written together): up to this many, and this many bytes.
 SERVE_GROUP = 64
 SERVE_GROUP_BYTES = 1024 * 1024
+# What a peer's Request costs the budgets at least, whatever its size: an empty request
+# still takes memory (its Request, its share of a serving task, its Response: about
+# 0.5 KiB). Without a floor, zero-size requests never filled a byte budget and were read
+# until the 4,096-request cap cut the connection; with it the incoming budget stops the
+# reader first (see ``request_cost_floor``).
+REQUEST_MIN_COST = 1024
 
 
 # What ``request_many`` asks for: (name, offset, size, SHA-256) of each block.
@@ -104,6 +111,7 @@ class PeerConnection:
         self.outgoing = ByteBudget(outgoing_budget)
         self.incoming = ByteBudget(incoming_budget)
         self.serving = ByteBudget(min(SERVE_AHEAD, incoming_budget))
+        self.request_cost_floor = request_cost_floor(incoming_budget)
         self.request_timeout = request_timeout
         self.ping_interval = ping_interval
         self.receive_timeout = receive_timeout
@@ -369,7 +377,7 @@ class PeerConnection:
             if isinstance(event, Request):
                 group = self._buffered_requests(event)
                 # Backpressure: stop reading until the requests fit in the budget.
-                await self.incoming.acquire(sum(r.size for r in group))
+                await self.incoming.acquire(self._cost(group))
                 nursery.start_soon(self._serve, handler, group)
                 continue
             await handler.handle_message(self, event)
@@ -390,8 +398,13 @@ class PeerConnection:
             size += event.size
         return group
 
+    def _cost(self, requests: list[Request]) -> int:
+        """What ``requests`` count against the incoming and serving budgets."""
+        floor = self.request_cost_floor
+        return sum(max(r.size, floor) for r in requests)
+
     async def _serve(self, handler: PeerHandler, requests: list[Request]) -> None:
-        size = sum(r.size for r in requests)
+        size = self._cost(requests)
         try:
             await self.serving.acquire(size)
             try:
@@ -422,6 +435,14 @@ class PeerConnection:
                     await self.send(Ping())
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+
+
+def request_cost_floor(incoming_budget: int) -> int:
+    """REQUEST_MIN_COST, or more if that is what it takes for ``incoming_budget`` to fill
+    up (and stop the reader) before the peer reaches MAX_OUTSTANDING_REQUESTS, counting
+    the group of up to SERVE_GROUP requests read before the budget is asked."""
+    fills_at = MAX_OUTSTANDING_REQUESTS - 2 * SERVE_GROUP
+    return max(REQUEST_MIN_COST, -(-incoming_budget // fills_at))
 
 
 COALESCE_MAX = 64 * 1024  # small messages are joined up to this size; big ones go alone

@@ -19,7 +19,7 @@ import msgpack
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import limits as L
-from . import schema
+from . import metering, schema
 from .messages import MESSAGE_TYPES, Hello, Message, MessageType
 from .validate import Invalid
 
@@ -37,20 +37,32 @@ def _refuse_ext(code: int, data: bytes) -> Any:
 
 
 def unpack(payload: bytes | memoryview, what: str) -> Any:
-    """One msgpack value with strict types and per-object size limits."""
+    """One msgpack value with strict types, per-object size limits and, for a payload
+    larger than UNMETERED_PAYLOAD, a bound on its decoded size (limits.py).
+
+    The error is raised outside the ``except`` blocks, so it has no ``__context__``: a
+    caught exception's traceback would keep the half-built value alive as long as the
+    error is kept."""
     try:
-        return msgpack.unpackb(
-            payload,
-            raw=False,
-            strict_map_key=True,
-            use_list=False,
-            ext_hook=_refuse_ext,
-            timestamp=0,
-            **L.MSGPACK_LIMITS,
-        )
+        if len(payload) <= L.UNMETERED_PAYLOAD:
+            return msgpack.unpackb(payload, **_UNPACK_OPTIONS)
+        return metering.metered_unpackb(payload, **_UNPACK_OPTIONS)[0]
+    except metering.OverBudget:
+        mib = L.MAX_DECODED_COST // (1024 * 1024)
+        problem = f"decodes into more than {mib} MiB of objects ({len(payload)} bytes)"
     except _UNPACK_ERRORS as exc:
-        detail = str(exc) or type(exc).__name__
-        raise RemoteProtocolError(f"{what}: malformed msgpack ({detail})") from None
+        problem = f"malformed msgpack ({str(exc) or type(exc).__name__})"
+    raise RemoteProtocolError(f"{what}: {problem}")
+
+
+_UNPACK_OPTIONS: dict[str, Any] = {
+    "raw": False,
+    "strict_map_key": True,
+    "use_list": False,
+    "ext_hook": _refuse_ext,
+    "timestamp": 0,
+    **L.MSGPACK_LIMITS,
+}
 
 
 def _pack(plain: Any, what: str) -> bytes:
@@ -96,7 +108,8 @@ def parse_hello(buf: bytes | bytearray) -> tuple[Hello, int] | None:
     try:
         return schema.hello_from_plain(plain), end
     except Invalid as exc:
-        raise RemoteProtocolError(f"invalid {exc}") from None
+        problem = str(exc)
+    raise RemoteProtocolError(f"invalid {problem}")
 
 
 # -- frames -------------------------------------------------------------------------------
@@ -126,6 +139,13 @@ def encode_message(message: Message) -> bytes:
         raise LocalProtocolError(
             f"{name} frame is {length} bytes, more than {L.MAX_FRAME_SIZE}; send smaller batches"
         )
+    if len(payload) > L.UNMETERED_PAYLOAD:
+        cost = metering.plain_cost(mtype, plain)
+        if cost > L.MAX_DECODED_COST:
+            raise LocalProtocolError(
+                f"{name} decodes into {cost} bytes of objects, more than "
+                f"{L.MAX_DECODED_COST}; send smaller batches"
+            )
     return FRAME_HEADER.pack(length, mtype) + payload
 
 
@@ -162,4 +182,9 @@ def decode_payload(mtype: MessageType, payload: bytes | memoryview) -> Message:
     try:
         return schema.from_plain(mtype, plain)
     except Invalid as exc:
-        raise RemoteProtocolError(f"invalid {exc}") from None
+        problem = str(exc)
+    # Raised here, without the Invalid as its context and with ``plain`` gone from this
+    # frame: the error (kept by the connection, logged) must not keep a rejected
+    # payload's objects alive.
+    del plain
+    raise RemoteProtocolError(f"invalid {problem}")

@@ -59,8 +59,10 @@ class Connection:
         self._max_frame_size = max_frame_size
         self._buf = bytearray()
         self._eof = False
-        self._our_error: LocalProtocolError | None = None
-        self._their_error: RemoteProtocolError | None = None
+        # What went wrong, as text only: a stored exception would keep its traceback's
+        # frames (and a rejected payload in them) alive, in a cycle through ``self``.
+        self._our_error: str | None = None
+        self._their_error: str | None = None
         self._our_requests: set[int] = set()  # sent by us, not answered yet
         self._their_requests: set[int] = set()  # sent by the peer, we owe a Response
 
@@ -112,7 +114,7 @@ class Connection:
                 raise LocalProtocolError(f"Response {message.id} answers no Request of the peer")
             data = self.wire.encode_message(message)
         except LocalProtocolError as exc:
-            self._our_error = exc
+            self._our_error = str(exc)
             self.our_state = State.ERROR
             raise
         self._advance_ours(event)
@@ -133,9 +135,9 @@ class Connection:
     def _advance_ours(self, event: Event) -> None:
         new = next_state(self.our_state, event)
         if new is None:
-            self._our_error = LocalProtocolError(_not_allowed("send", event, self.our_state))
+            self._our_error = _not_allowed("send", event, self.our_state)
             self.our_state = State.ERROR
-            raise self._our_error
+            raise LocalProtocolError(self._our_error)
         self.our_state = new
 
     # -- receiving ----------------------------------------------------------------------
@@ -164,7 +166,7 @@ class Connection:
         except ProtocolError as exc:
             if not isinstance(exc, RemoteProtocolError):
                 raise
-            self._their_error = exc
+            self._their_error = str(exc)
             self.their_state = State.ERROR
             raise
 

@@ -43,6 +43,25 @@ INT64_MAX = 2**63 - 1
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
 
+# Decoded size. Per-object limits do not bound what a frame becomes in memory: 16 MiB of
+# empty maps (one byte each) unpack into 1.2 GB of dicts. A frame larger than
+# UNMETERED_PAYLOAD is unpacked with hooks that add up the cost below for every array
+# and map as it is built, and the frame is refused once the sum passes MAX_DECODED_COST.
+# The costs are CPython 3.11 sizes rounded up to pymalloc's 16-byte classes: an array is
+# a tuple (48 bytes) and a map a dict (184 bytes with its first key table, then about 40
+# per key); each entry is charged a pointer plus room for a scalar (an int, float, short
+# str or bin: 56 bytes) whether or not it is one. The largest legitimate frames cost 6.8x
+# (an Index of big files) to 9.9x (an Index of small files) their size, so a full 17 MiB
+# frame of block lists fits; a frame of anything else is refused at 128 MiB. Frames up to
+# UNMETERED_PAYLOAD unpack without the hooks (no overhead on the usual Index batches and
+# Requests): whatever they hold, they cannot grow past about 40 MB (72 bytes per byte).
+UNMETERED_PAYLOAD = 512 * 1024
+MAX_DECODED_COST = 128 * 1024 * 1024
+DECODED_ARRAY_COST = 48
+DECODED_MAP_COST = 184
+DECODED_MAP_KEY_COST = 40
+DECODED_ENTRY_COST = 64
+
 # Per-object limits handed to msgpack: no single string/array/map/bin may exceed these.
 MSGPACK_LIMITS = {
     "max_str_len": max(MAX_NAME_BYTES, MAX_SYMLINK_TARGET_BYTES),

@@ -214,6 +214,18 @@ def file_info_from_plain(v: Any, path: str) -> FileInfo:
 
 _FILE_TYPE_OF = {int(t): t for t in FileType}
 _SEQUENCE_TYPES = (list, tuple)
+# BlockInfo and FileInfo are frozen dataclasses: their __init__ sets each field through
+# object.__setattr__, which cost more than all the checks of a block. The fast path
+# fills the slots directly (the values __init__ would set; every slot, defaults included).
+_new = object.__new__
+_FAST_FILE_FIELDS = (
+    "name", "type", "size", "permissions", "modified_ns", "modified_by", "deleted",
+    "invalid", "no_permissions", "version", "sequence", "block_size", "blocks",
+    "symlink_target", "inode", "local_flags",
+)  # fmt: skip
+assert set(_FAST_FILE_FIELDS) == set(FileInfo.__slots__), "update _file_info_fast"
+_BLOCK_SLOTS = tuple(getattr(BlockInfo, name).__set__ for name in ("offset", "size", "hash"))
+_FILE_SLOTS = tuple(getattr(FileInfo, name).__set__ for name in _FAST_FILE_FIELDS)
 
 
 def _file_info_fast(v: Any) -> FileInfo | None:
@@ -284,6 +296,7 @@ def _file_info_fast(v: Any) -> FileInfo | None:
         previous = cid
         counters.append(Counter(cid, value))
     block_infos = []
+    set_offset, set_size, set_hash = _BLOCK_SLOTS
     for b in blocks:
         if type(b) not in _SEQUENCE_TYPES or len(b) != 3:
             return None
@@ -297,23 +310,20 @@ def _file_info_fast(v: Any) -> FileInfo | None:
             or len(h) != HASH_SIZE
         ):
             return None
-        block_infos.append(BlockInfo(offset, bsize, h))
-    return FileInfo(
-        name=name,
-        type=file_type,
-        size=size,
-        permissions=permissions,
-        modified_ns=modified_ns,
-        modified_by=modified_by,
-        deleted=deleted,
-        invalid=invalid,
-        no_permissions=no_permissions,
-        version=tuple(counters),
-        sequence=sequence,
-        block_size=block_size,
-        blocks=tuple(block_infos),
-        symlink_target=target,
-    )
+        block = _new(BlockInfo)
+        set_offset(block, offset)
+        set_size(block, bsize)
+        set_hash(block, h)
+        block_infos.append(block)
+    fi = _new(FileInfo)
+    values = (
+        name, file_type, size, permissions, modified_ns, modified_by, deleted, invalid,
+        no_permissions, tuple(counters), sequence, block_size, tuple(block_infos), target,
+        0, 0,  # inode, local_flags: never on the wire
+    )  # fmt: skip
+    for set_slot, value in zip(_FILE_SLOTS, values, strict=True):
+        set_slot(fi, value)
+    return fi
 
 
 def _file_info_checked(v: Any, path: str) -> FileInfo:

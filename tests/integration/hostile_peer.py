@@ -80,6 +80,18 @@ def raw_index(folder: str, files: list[dict[str, Any]], last_sequence: int = 1) 
     return raw_frame(MessageType.INDEX, {"folder": folder, "files": files, "last_sequence": last_sequence})
 
 
+def empty_request(request_id: int, folder: str, name: str = "public.bin") -> bytes:
+    """A Request frame for 0 bytes of ``name``, packed by hand: fast enough for floods, and
+    past our own Connection's id checks (it refuses a 4,097th outstanding request)."""
+    return raw_frame(MessageType.REQUEST, {
+        "id": request_id & 0x7FFFFFFF, "folder": folder, "name": name, "offset": 0, "size": 0,
+        "hash": EMPTY_SHA256, "from_temporary": False, "block_no": 0,
+    })  # fmt: skip
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").digest()
+
+
 def plain_file(fi: FileInfo, **overrides: Any) -> dict[str, Any]:
     return {**file_info_to_plain(fi), **overrides}
 
@@ -110,15 +122,19 @@ class HostilePeer:
     # ---- connecting ----------------------------------------------------------------
     async def connect(self, node: Node, folder: str) -> None:
         """TLS, Hello, ClusterConfig both ways; on return the node serves us ``folder``."""
-        endpoint = parse_endpoint(node.connections.listen_addresses[0])
-        host, port = endpoint.host, endpoint.port
-        tcp = await trio.open_tcp_stream(host, port)
+        await self.connect_to(node.connections.listen_addresses[0], folder, node.device_id.raw)
+
+    async def connect_to(self, address: str, folder: str, node_id: bytes) -> None:
+        """``connect`` to a node known only by its listen address and device ID (a
+        daemon in another process)."""
+        endpoint = parse_endpoint(address)
+        tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
         self.stream = await tls_connect(tcp, self.identity)
         await self.stream.send_all(self.conn.start())
         while not isinstance(ev := await self.next_event(), Hello):
             raise AssertionError(f"expected the node's Hello, got {ev!r}")
         ours = FolderDevice(id=self.device_id.raw, name="hostile", index_id=INDEX_ID, max_sequence=0)
-        theirs = FolderDevice(id=node.device_id.raw, name="node", index_id=0, max_sequence=0)
+        theirs = FolderDevice(id=node_id, name="node", index_id=0, max_sequence=0)
         await self.send(ClusterConfig(folders=(Folder(id=folder, devices=(ours, theirs)),)))
         ev = await self.next_event()
         assert isinstance(ev, ClusterConfig), f"expected ClusterConfig, got {ev!r}"

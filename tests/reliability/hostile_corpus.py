@@ -99,6 +99,63 @@ def blocks_changed(fn: Callable[[list], None]) -> bytes:
     return packed(MessageType.INDEX, plain)
 
 
+# 9. decoded size: frames within the byte limits whose decoded form is not (issue 17.3).
+# Each repeats one small msgpack value: what it costs decoded, per byte, is in the name.
+JUNK_ELEMENTS = {
+    "maps bomb (empty maps, 72 B/B)": b"\x80",
+    "one-key maps (64 B/B)": b"\x81\xa1a\xc0",
+    "huge arrays of tiny negative ints (40 B/B)": b"\xe0",
+    "one-element arrays (28 B/B)": b"\x91\x00",
+    "2-char strings (24 B/B)": b"\xa2ab",
+    "2-byte bins (14 B/B)": b"\xc4\x02ab",
+}
+
+
+def _array_header(n: int) -> bytes:
+    return bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+
+
+def junk_index(element: bytes, size: int) -> bytes:
+    """An Index frame of about ``size`` bytes whose files are arrays of ``element``."""
+    per = min(65_535, max(1, (size - 64) // len(element)))
+    inner = _array_header(per) + element * per
+    count = max(1, (size - 64) // len(inner))
+    body = (
+        b"\x83\xa6folder\xa6shared\xa5files"
+        + _array_header(count)
+        + inner * count
+        + b"\xadlast_sequence\x01"
+    )
+    return frame(MessageType.INDEX, body)
+
+
+def deep_nesting(size: int, levels: int = 1000) -> bytes:
+    """An Index frame: ``levels`` nested array headers each claiming 65,535 entries,
+    then small ints up to ``size`` (msgpack's own stack stops at 1,024 levels)."""
+    body = b"\x83\xa6folder\xa6shared\xa5files" + b"\xdc\xff\xff" * levels
+    return frame(MessageType.INDEX, body + b"\x00" * max(0, size - len(body) - 8))
+
+
+def junk_response(size: int) -> bytes:
+    """A Response (to nothing) carrying a maps bomb under a key the schema ignores."""
+    inner = _array_header(65_535) + b"\x80" * 65_535
+    count = max(1, (size - 64) // len(inner))
+    body = (
+        b"\x84\xa2id\x01\xa4data\xc4\x00\xa4code\x00\xa5extra"
+        + _array_header(count)
+        + inner * count
+    )
+    return frame(MessageType.RESPONSE, body)
+
+
+def memory_bombs(size: int = L.MAX_FRAME_SIZE - 4096) -> dict[str, bytes]:
+    """Each decoded-size attack as one frame of about ``size`` bytes."""
+    bombs = {what: junk_index(element, size) for what, element in JUNK_ELEMENTS.items()}
+    bombs["deep nesting (1,000 levels)"] = deep_nesting(size)
+    bombs["Response with a maps bomb in an unknown key"] = junk_response(size)
+    return bombs
+
+
 @dataclass(frozen=True)
 class Case:
     item: str  # checklist item: "1 path", "3 length", ...
@@ -235,6 +292,9 @@ def cases() -> list[Case]:
     add("5 request", "name with '..'", with_request(name="../../etc/passwd"))
     add("5 request", "absolute name", with_request(name="/etc/shadow"))
     add("5 request", "id above int32", with_request(id=2**40))
+    # 9. decoded size, small (seeds; test_rel_memory.py sends them full size to a daemon)
+    for what, data in memory_bombs(16 * 1024).items():
+        add("9 decoded size", what, data)
     return c
 
 

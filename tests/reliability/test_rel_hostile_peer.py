@@ -6,17 +6,25 @@ incoming budget. (Index-level attacks on the puller: tests/integration/test_engi
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import trio
+from hostile_peer import empty_request
 from nodes import FOLDER, Cluster, wait_for
 from topo import start_unlinked
 
 from p2psync.config import DeviceConfig, FolderConfig, save_config
 from p2psync.identity import generate_identity
-from p2psync.net.peer import DEFAULT_BUDGET
+from p2psync.net.peer import DEFAULT_BUDGET, SERVE_GROUP
 from p2psync.net.tls import tls_connect
 from p2psync.protocol.connection import NEED_DATA, Connection
-from p2psync.protocol.messages import ClusterConfig, ErrorCode, Hello, Request, Response
+from p2psync.protocol.messages import (
+    ClusterConfig,
+    ErrorCode,
+    Hello,
+    Request,
+    Response,
+)
 
 BS = 128 * 1024
 
@@ -218,3 +226,56 @@ async def test_messages_sent_with_the_hello_are_processed(tmp_path, outcomes) ->
             resp = await peer._next_response()
         assert resp.id == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_zero_size_request_flood_is_budgeted(tmp_path, outcomes) -> None:
+    """Empty requests cost memory too (a serving task and a queued Response each while
+    the answers cannot be written): each counts at least ``request_cost_floor`` against
+    the incoming budget, so a flood of them from a peer that reads no answers stops the
+    node's reader (backpressure). They used to be read for free, without end."""
+    async with trio.open_nursery() as nursery:
+        c, node, peer, _payload = await node_with_mallory(tmp_path, nursery)
+        total = 1_000_000  # about 100 MB of requests; the answers fill the socket buffers
+        sent = 0
+        cut = trio.Event()
+
+        async def flood() -> None:
+            nonlocal sent
+            ids = itertools.count(1)
+            try:
+                while sent < total:  # raw frames: our Connection would refuse the 4,097th
+                    chunk = b"".join(empty_request(next(ids), FOLDER) for _ in range(1000))
+                    await peer.stream.send_all(chunk)
+                    sent += 1000
+            except trio.BrokenResourceError:
+                cut.set()
+
+        nursery.start_soon(flood)
+        active = await wait_for(
+            lambda: node.connections.active and next(iter(node.connections.active.values())),
+            what="mallory's connection",
+        )
+        connection = active.peer  # type: ignore[attr-defined]
+        budget = connection.incoming
+        floor = connection.request_cost_floor
+        await wait_for(
+            lambda: cut.is_set() or budget.in_use >= budget.capacity - 2 * SERVE_GROUP * floor,
+            timeout=60,
+            what="the incoming budget fills with empty requests",
+        )
+        assert not cut.is_set(), f"the node cut the connection: {connection.close_reason}"
+        stalled_at = sent
+        with trio.move_on_after(1.0):
+            await wait_for(lambda: sent >= total, timeout=2, what="flood finished")
+        assert sent < total, "the node kept reading empty requests beyond its budget"
+        assert not connection.closed, connection.close_reason
+        assert budget.peak <= budget.capacity
+        nursery.cancel_scope.cancel()
+    outcomes.record(
+        "peer",
+        "flood of zero-size requests without reading answers",
+        "bounded by the incoming budget (minimum cost per request)",
+        trials=stalled_at,
+        detail=f"peak {budget.peak} of {budget.capacity} bytes, {floor} bytes per request",
+    )
+
