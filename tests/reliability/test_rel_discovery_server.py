@@ -104,12 +104,27 @@ def trickle(sock: socket.socket, data: bytes, every: float) -> tuple[float, byte
     for byte in data:
         try:
             sock.sendall(bytes([byte]))
-            return time.monotonic() - start, sock.recv(65536)
+            first = sock.recv(65536)
         except TimeoutError:
             continue
         except OSError:  # reset by the server
             return time.monotonic() - start, b""
+        took = time.monotonic() - start
+        return took, first + rest_of_answer(sock)
     raise AssertionError(f"the server took {len(data)} trickled bytes")
+
+
+def rest_of_answer(sock: socket.socket, within: float = 5.0) -> bytes:
+    """What else the server sends until it closes (an answer's body may come in a second
+    segment after its head)."""
+    sock.settimeout(within)
+    out = b""
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except OSError:  # timed out or reset: what came is all there is
+        pass
+    return out
 
 
 def closed_by_server(sock: socket.socket, within: float) -> bool:
