@@ -160,17 +160,29 @@ class _Api:
 
     async def folder_add(self, request: Request) -> JSONResponse:
         body = await _body(request)
-        path = _user_path(_str(body, "path", required=True))
-        share = _str_list(body, "devices") + _str_list(body, "share")
+        fc = await self.add_folder(
+            _str(body, "path", required=True),
+            folder_id=_str(body, "id"),
+            label=_str(body, "label"),
+            folder_type=_str(body, "type") or "sendreceive",
+            share=_str_list(body, "devices") + _str_list(body, "share"),
+        )
+        return JSONResponse({"ok": True, "folder": fc.id, "path": fc.path}, status_code=201)
+
+    async def add_folder(
+        self, raw_path: str, *, folder_id: str, label: str, folder_type: str, share: list[str]
+    ) -> Any:
+        """Service: add a folder (creating its directory), shared with ``share``."""
+        path = _user_path(raw_path)
         created: list[Any] = []
 
         def edit(cfg: Config) -> Config:
             fc = edits.add_folder(
                 cfg,
                 path,
-                folder_id=_str(body, "id") or None,
-                label=_str(body, "label"),
-                folder_type=_str(body, "type") or "sendreceive",
+                folder_id=folder_id or None,
+                label=label,
+                folder_type=folder_type,
                 share=share,
                 home=self.node.home,
             )
@@ -180,7 +192,7 @@ class _Api:
         await self._change(edit, prepare=lambda: _make_dir(path))
         fc = created[-1]
         await self._thread(self.node.pending.remove_folder, fc.id)
-        return JSONResponse({"ok": True, "folder": fc.id, "path": fc.path}, status_code=201)
+        return fc
 
     async def folder_remove(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
@@ -190,6 +202,11 @@ class _Api:
     async def folder_share(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
         device = _str(await _body(request), "device", required=True)
+        already = await self.share_folder(folder_id, device)
+        return JSONResponse({"ok": True, "already_shared": already})
+
+    async def share_folder(self, folder_id: str, device: str) -> bool:
+        """Service: share ``folder_id`` with ``device``; True if it already was."""
         already: list[bool] = []
 
         def edit(cfg: Config) -> Config:
@@ -198,7 +215,7 @@ class _Api:
             return new
 
         await self._change(edit)
-        return JSONResponse({"ok": True, "already_shared": already[-1]})
+        return already[-1]
 
     def _pause(self, paused: bool) -> Callable[[Request], Any]:
         async def handler(request: Request) -> JSONResponse:
@@ -291,7 +308,20 @@ class _Api:
 
     async def device_add(self, request: Request) -> JSONResponse:
         body = await _body(request)
-        device = _str(body, "id", required=True)
+        did, existed = await self.add_device(
+            _str(body, "id", required=True),
+            name=_str(body, "name"),
+            addresses=_str_list(body, "addresses"),
+            introducer=bool(body.get("introducer", False)),
+        )
+        return JSONResponse(
+            {"ok": True, "id": did, "updated": existed}, status_code=200 if existed else 201
+        )
+
+    async def add_device(
+        self, device: str, *, name: str, addresses: list[str], introducer: bool = False
+    ) -> tuple[str, bool]:
+        """Service: trust ``device`` (add or update); returns (its ID, whether it existed)."""
         existed: list[bool] = []
 
         def edit(cfg: Config) -> Config:
@@ -299,9 +329,9 @@ class _Api:
                 cfg,
                 self.node.device_id,
                 device,
-                name=_str(body, "name"),
-                addresses=_str_list(body, "addresses"),
-                introducer=bool(body.get("introducer", False)),
+                name=name,
+                addresses=addresses,
+                introducer=introducer,
             )
             existed.append(was)
             return new
@@ -309,9 +339,7 @@ class _Api:
         await self._change(edit)
         did = str(DeviceID.parse(device))
         await self._thread(self.node.pending.remove_device, did)
-        return JSONResponse(
-            {"ok": True, "id": did, "updated": existed[-1]}, status_code=200 if existed[-1] else 201
-        )
+        return did, existed[-1]
 
     async def device_remove(self, request: Request) -> JSONResponse:
         device = request.path_params["id"]
@@ -351,18 +379,23 @@ class _Api:
         return JSONResponse([e.__dict__ for e in entries])
 
     async def pending_device_accept(self, request: Request) -> JSONResponse:
-        did = str(DeviceID.parse(request.path_params["id"]))
+        body = await _body(request)
+        did = await self.accept_pending_device(request.path_params["id"], _str(body, "name"))
+        return JSONResponse({"ok": True, "id": did})
+
+    async def accept_pending_device(self, device: str, name: str = "") -> str:
+        """Service: trust a device that asked to connect; returns its ID."""
+        did = str(DeviceID.parse(device))
         entries = await self._thread(self.node.pending.devices)
         entry = next((e for e in entries if e.device_id == did), None)
         if entry is None:
             raise NotFoundError(f"device {did} is not pending")
-        body = await _body(request)
-        name = _str(body, "name") or entry.name
+        name = name or entry.name
         await self._change(
             lambda cfg: edits.add_device(cfg, self.node.device_id, did, name=name)[0]
         )
         await self._thread(self.node.pending.remove_device, did)
-        return JSONResponse({"ok": True, "id": did})
+        return did
 
     async def pending_device_reject(self, request: Request) -> JSONResponse:
         did = str(DeviceID.parse(request.path_params["id"]))
@@ -370,12 +403,18 @@ class _Api:
         return JSONResponse({"ok": True})
 
     async def pending_folder_accept(self, request: Request) -> JSONResponse:
-        folder_id = request.path_params["id"]
         body = await _body(request)
-        raw = _str(body, "path")
+        fc = await self.accept_pending_folder(request.path_params["id"], _str(body, "path"))
+        return JSONResponse(
+            {"ok": True, "folder": fc.id, "path": fc.path, "devices": list(fc.devices)}
+        )
+
+    async def accept_pending_folder(self, folder_id: str, raw_path: str = "") -> Any:
+        """Service: accept a folder a device offered, at ``raw_path`` (default: the
+        default accept path); returns its FolderConfig."""
         home = self.node.home
-        if raw:
-            path = _user_path(raw)
+        if raw_path:
+            path = _user_path(raw_path)
         else:
             path = edits.default_accept_path(self.node.config, folder_id, home)
         offers = await self._thread(self.node.pending.folders)
@@ -388,9 +427,7 @@ class _Api:
         await self._change(edit, prepare=lambda: _make_dir(accepted[-1].resolved_path))
         fc = accepted[-1]
         await self._thread(self.node.pending.remove_folder, folder_id)
-        return JSONResponse(
-            {"ok": True, "folder": fc.id, "path": fc.path, "devices": list(fc.devices)}
-        )
+        return fc
 
     async def pending_folder_reject(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
