@@ -21,6 +21,7 @@ run: $(STAMP)
 	@test -f "$(HOME_DIR)/config.toml" || $(BIN)/p2psync --home "$(HOME_DIR)" init
 	@echo "This device: $$($(BIN)/p2psync --home "$(HOME_DIR)" id)"
 	@echo "Add a peer:  $(BIN)/p2psync --home $(HOME_DIR) peer add OTHER-DEVICE-ID"
+	@echo "Web interface: http://$$(sed -n 's/^api *= *"\(.*\)"/\1/p' "$(HOME_DIR)/config.toml")/  (once running: $(BIN)/p2psync --home $(HOME_DIR) open)"
 	$(BIN)/p2psync --home "$(HOME_DIR)" run
 
 test: $(STAMP)

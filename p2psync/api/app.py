@@ -580,8 +580,11 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, f"internal error: {type(exc).__name__}")
 
 
-def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None = None) -> App:
-    """The control API for ``node``, guarded by ``key`` and the Host check.
+def build_app(
+    node: Any, *, key: str, get_bound: Callable[[], str | None] | None = None, web: bool = True
+) -> App:
+    """The control API for ``node``, guarded by ``key`` and the Host check, and (``web``)
+    the web interface, guarded by sessions.
 
     ``get_bound`` returns the bound "host:port" (known after binding; default
     ``node.api_address``).
@@ -622,6 +625,12 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
         Route(f"{p}/pending/folders/{{id}}/accept", api.pending_folder_accept, methods=["POST"]),
         Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
     ]
+    guard: Any = Guard(key=key, get_hosts=lambda: allowed_hosts(bound()))
+    if web:
+        from ..web import mount  # the web interface, on the same address (DESIGN §11)
+
+        web_routes, guard = mount(api, key, guard, bound)
+        routes += web_routes
     return App(
         routes,
         exception_handlers={
@@ -630,5 +639,5 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
             HTTPException: _http_error,
             Exception: _internal_error,
         },
-        guard=Guard(key=key, get_hosts=lambda: allowed_hosts(bound())),
+        guard=guard,
     )

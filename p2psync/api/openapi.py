@@ -82,6 +82,13 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("get", "/api/pending/folders", "Folders offered by trusted devices", (), ()),
     ("post", "/api/pending/folders/{id}/accept", "Accept a pending folder", (), ("path",)),
     ("post", "/api/pending/folders/{id}/reject", "Forget a pending folder offer", (), ()),
+    (
+        "post",
+        "/api/web/signin-link",
+        "A one-time sign-in link for the web interface (`p2psync open`)",
+        (),
+        (),
+    ),
 ]
 
 _ARRAYS = {"devices", "addresses", "paths"}

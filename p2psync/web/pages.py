@@ -1,0 +1,305 @@
+"""The web interface's handlers: sign-in, the overview and its live updates, the actions.
+
+Every action calls the API's service methods (``_Api.add_device`` and the rest) or the
+same ``edits``/views the JSON API uses; templates only lay out what these return. An
+action answers with a message for the form that sent it plus fresh copies of the
+overview's sections (htmx swaps them "out of band"), so the page follows at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import trio
+
+from ..api import edits
+from ..api.auth import key_matches
+from ..api.http import HTTPException, Request, Response
+from ..api.views import device_view, folder_view, system_view
+from ..errors import P2PSyncError
+from ..identity import DeviceID
+from .render import STATIC, HTMLResponse, fragment, html_error, page, qr_svg
+from .sessions import Sessions, clear_cookie, set_cookie
+
+log = logging.getLogger("p2psync.web")
+
+LIVE_WAIT = 5.0  # a live poll answers after this long without events (rates move on)
+COALESCE = 0.2  # after an event, wait this long for the rest of its burst
+SECTIONS = ("system", "folders", "devices", "pending")
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".txt": "text/plain"}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Web:
+    """The pages of one node, bound to the API's service object."""
+
+    def __init__(
+        self,
+        api: Any,
+        key: str,
+        sessions: Sessions,
+        get_cookie: Callable[[], str],
+        get_session: Callable[[Request], Any],
+    ) -> None:
+        self.api = api
+        self.node = api.node
+        self.key = key
+        self.sessions = sessions
+        self.get_cookie = get_cookie
+        self.get_session = get_session
+
+    # ---- sign-in ---------------------------------------------------------------------
+    async def signin_page(self, request: Request) -> Response:
+        if self.get_session(request) is not None:
+            return _redirect(_local(request.query_params.get("next")))
+        if "ticket" in request.query_params:
+            if self.sessions.redeem(request.query_params["ticket"], trio.current_time()):
+                return self._signed_in("/")
+            return page(
+                "signin.html", 401, next="/", error="That sign-in link is used up or expired."
+            )
+        return page("signin.html", next=_local(request.query_params.get("next")), error="")
+
+    async def signin(self, request: Request) -> Response:
+        form = _form(request)
+        target = _local(form.get("next"))
+        now = trio.current_time()
+        if self.sessions.throttled(now):
+            return page(
+                "signin.html", 429, next=target, error="Too many wrong keys: wait a minute."
+            )
+        if not key_matches(form.get("key", "").strip(), self.key):
+            self.sessions.note_failure(now)
+            log.warning("web sign-in refused: wrong API key")
+            return page("signin.html", 401, next=target, error="Wrong API key.")
+        return self._signed_in(target)
+
+    def _signed_in(self, target: str) -> Response:
+        session = self.sessions.create(trio.current_time())
+        return _redirect(target, {"Set-Cookie": set_cookie(self.get_cookie(), session.token)})
+
+    async def signin_link(self, request: Request) -> Response:
+        """API (key required): a one-time sign-in link, for `p2psync open`."""
+        ticket = self.sessions.new_ticket(trio.current_time())
+        body = json.dumps({"path": f"/signin?ticket={ticket}"})
+        return Response(body, 200, media_type="application/json")
+
+    async def signout(self, request: Request) -> Response:
+        session = self.get_session(request)
+        self.sessions.end(session.token if session else None)
+        return _redirect("/signin", {"Set-Cookie": clear_cookie(self.get_cookie())})
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        path = STATIC / name
+        kind = STATIC_TYPES.get(path.suffix)
+        if kind is None or "/" in name or name.startswith(".") or not path.is_file():
+            raise HTTPException(404)
+        body = await trio.to_thread.run_sync(path.read_bytes)
+        return Response(body, 200, {"Cache-Control": "max-age=3600"}, media_type=kind)
+
+    # ---- the overview ------------------------------------------------------------------
+    async def overview(self, request: Request) -> Response:
+        ctx = await self._overview_context()
+        sections = {name: fragment(f"_{name}.html", **ctx) for name in SECTIONS}
+        return page(
+            "overview.html",
+            csrf=self.get_session(request).csrf,
+            sections=sections,
+            live=self._live_url(sections),
+            **ctx,
+        )
+
+    async def live(self, request: Request) -> Response:
+        """Long poll: answers once the event log moves (or after ``LIVE_WAIT``) with the
+        sections whose content changed since the digests the page sent."""
+        q = request.query_params
+        try:
+            since = int(q.get("since", "0"))
+        except ValueError:
+            since = 0
+        if await self.node.events.wait_since(since, timeout=LIVE_WAIT):
+            await trio.sleep(COALESCE)
+        ctx = await self._overview_context()
+        sections = {name: fragment(f"_{name}.html", **ctx) for name in SECTIONS}
+        changed = {n: h for n, h in sections.items() if q.get(n) != _digest(h)}
+        return HTMLResponse(
+            fragment("_live.html", url=self._live_url(sections), oob=changed),
+        )
+
+    def _live_url(self, sections: dict[str, str]) -> str:
+        digests = "".join(f"&{n}={_digest(h)}" for n, h in sections.items())
+        return f"/ui/live?since={self.node.events.last_id}{digests}"
+
+    async def _overview_context(self) -> dict[str, Any]:
+        node, api = self.node, self.api
+        system = system_view(node)
+        folders = [await folder_view(node, fc, api.limiter) for fc in node.config.folders]
+        last = last_changes(node.events)
+        for f in folders:
+            f["last_change"] = last.get(f["id"])
+        devices = [device_view(node, d, api.meter) for d in node.config.devices]
+        pending_devices = await api._thread(node.pending.devices)
+        pending_folders = await api._thread(node.pending.folders)
+        names = {d["id"]: d["name"] for d in devices}
+        return {
+            "system": system,
+            "qr": qr_svg(system["device_id"]),
+            "folders": folders,
+            "devices": devices,
+            "pending_devices": pending_devices,
+            "pending_folders": [
+                {
+                    "entry": p,
+                    "from_name": names.get(p.device_id, ""),
+                    "default_path": default_path(node, p.folder_id),
+                }
+                for p in pending_folders
+            ],
+        }
+
+    # ---- actions -------------------------------------------------------------------
+    async def check_device_id(self, request: Request) -> Response:
+        """As-you-type validation with the CLI's own parser."""
+        text = request.query_params.get("id", "")
+        if not text.strip():
+            return HTMLResponse('<span class="hint">Paste the other device\'s ID.</span>')
+        try:
+            did = DeviceID.parse(text)
+        except P2PSyncError as exc:
+            return HTMLResponse(fragment("_message.html", ok=False, message=str(exc)))
+        if did == self.node.device_id:
+            return HTMLResponse(
+                fragment("_message.html", ok=False, message="That is this device's own ID.")
+            )
+        return HTMLResponse(fragment("_message.html", ok=True, message=f"Valid: {did}"))
+
+    async def device_add(self, request: Request) -> Response:
+        form = _form(request)
+        did, existed = await self.api.add_device(
+            form.get("id", ""), name=form.get("name", "").strip(), addresses=[]
+        )
+        return await self._done(f"{'Updated' if existed else 'Added'} device {did}.")
+
+    async def pending_device_accept(self, request: Request) -> Response:
+        did = await self.api.accept_pending_device(request.path_params["id"])
+        return await self._done(f"Accepted device {did}.")
+
+    async def pending_device_ignore(self, request: Request) -> Response:
+        did = str(DeviceID.parse(request.path_params["id"]))
+        await self.api._thread(self.node.pending.remove_device, did)
+        return await self._done(f"Ignored device {did} (until it asks again).")
+
+    async def pending_folder_accept(self, request: Request) -> Response:
+        form = _form(request)
+        fc = await self.api.accept_pending_folder(
+            request.path_params["id"], form.get("path", "").strip()
+        )
+        return await self._done(f"Accepted folder {fc.id!r} at {fc.path}.")
+
+    async def pending_folder_ignore(self, request: Request) -> Response:
+        folder_id = request.path_params["id"]
+        await self.api._thread(self.node.pending.remove_folder, folder_id)
+        return await self._done(f"Ignored folder {folder_id!r} (until it is offered again).")
+
+    async def folder_add(self, request: Request) -> Response:
+        pairs = _pairs(request)
+        form = dict(pairs)
+        fc = await self.api.add_folder(
+            form.get("path", "").strip(),
+            folder_id=form.get("id", "").strip(),
+            label=form.get("label", "").strip(),
+            folder_type=form.get("type", "") or "sendreceive",
+            share=[v for k, v in pairs if k == "share"],
+        )
+        return await self._done(f"Added folder {fc.id!r} at {fc.path}.")
+
+    async def folder_share(self, request: Request) -> Response:
+        folder_id = request.path_params["id"]
+        device = _form(request).get("device", "")
+        already = await self.api.share_folder(folder_id, device)
+        verb = "was already shared" if already else "is now shared"
+        return await self._done(f"Folder {folder_id!r} {verb} with {device}.")
+
+    def folder_pause(self, paused: bool) -> Handler:
+        async def handler(request: Request) -> Response:
+            folder_id = request.path_params["id"]
+            await self.api._change(lambda cfg: edits.set_folder_paused(cfg, folder_id, paused))
+            return await self._done(f"Folder {folder_id!r} {'paused' if paused else 'resumed'}.")
+
+        return handler
+
+    async def _done(self, message: str) -> Response:
+        """The message for the form, plus every section, swapped in place."""
+        ctx = await self._overview_context()
+        oob = {name: fragment(f"_{name}.html", **ctx) for name in SECTIONS}
+        return HTMLResponse(fragment("_message.html", ok=True, message=message, oob=oob))
+
+
+def shown_errors(handler: Handler) -> Handler:
+    """A refused action answers its message where the form shows it (422), never a trace."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except P2PSyncError as exc:
+            return HTMLResponse(fragment("_message.html", ok=False, message=str(exc)), 422)
+        except ValueError as exc:
+            return HTMLResponse(fragment("_message.html", ok=False, message=str(exc)), 422)
+        except HTTPException as exc:
+            return html_error(exc.status_code, str(exc.detail))
+        except Exception:
+            log.exception("web %s %s failed", request.method, request.path)
+            return html_error(500, "Something went wrong inside the daemon; see its log.")
+
+    return wrapped
+
+
+CHANGE_EVENTS = {"LocalIndexUpdated", "RemoteIndexUpdated", "ItemFinished"}
+
+
+def last_changes(events: Any) -> dict[str, float]:
+    """Each folder's last change (Unix time) still in the event log."""
+    last: dict[str, float] = {}
+    for e in events.since(0, CHANGE_EVENTS, limit=1 << 30):
+        folder = e.data.get("folder")
+        if isinstance(folder, str):
+            last[folder] = e.time
+    return last
+
+
+def default_path(node: Any, folder_id: str) -> str:
+    """Where accepting ``folder_id`` puts it unless the user says otherwise."""
+    try:
+        return str(edits.default_accept_path(node.config, folder_id, node.home))
+    except P2PSyncError:
+        return ""
+
+
+def _digest(html: str) -> str:
+    return hashlib.blake2s(html.encode(), digest_size=6).hexdigest()
+
+
+def _pairs(request: Request) -> list[tuple[str, str]]:
+    return parse_qsl(request._body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def _form(request: Request) -> dict[str, str]:
+    return dict(_pairs(request))
+
+
+def _local(target: str | None) -> str:
+    """Only a path on this site (never ``//host`` or a scheme) may be a redirect target."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _redirect(target: str, headers: dict[str, str] | None = None) -> Response:
+    return HTMLResponse(None, 303, {"Location": target, **(headers or {})})
