@@ -265,15 +265,11 @@ class _Api:
         return JSONResponse({"folder": fc.id, "conflicts": found})
 
     async def versions(self, request: Request) -> JSONResponse:
-        runner = self._runner(request.path_params["id"])
-        module = _versioner_module()
-        path = request.query_params.get("path") or None
-        if path is not None:
-            validate_name(path)
-        found = await self._thread(module.list_versions, runner.fs, path)
+        folder_id = request.path_params["id"]
+        found = await self.list_versions(folder_id, request.query_params.get("path") or None)
         return JSONResponse(
             {
-                "folder": runner.config.id,
+                "folder": folder_id,
                 "versions": [
                     {
                         "name": v.name,
@@ -287,18 +283,45 @@ class _Api:
             }
         )
 
-    async def versions_restore(self, request: Request) -> JSONResponse:
-        runner = self._runner(request.path_params["id"])
+    async def list_versions(self, folder_id: str, path: str | None) -> list[Any]:
+        """Service: the folder's archived versions (of ``path``, or of every file)."""
+        runner = self._runner(folder_id)
         module = _versioner_module()
+        if path is not None:
+            validate_name(path)
+        return list(await self._thread(module.list_versions, runner.fs, path))
+
+    async def versions_restore(self, request: Request) -> JSONResponse:
         body = await _body(request)
         path = _str(body, "path", required=True)
+        restored = await self.restore_version(
+            request.path_params["id"], path, parse_time(body.get("at"))
+        )
+        return JSONResponse({"ok": True, "path": path, "restored_from": restored})
+
+    async def restore_version(self, folder_id: str, path: str, at: dt.datetime | None) -> str:
+        """Service: put back the newest version of ``path`` at or before ``at``; the file
+        there now is archived first. Returns the archive name restored."""
+        runner = self._runner(folder_id)
+        module = _versioner_module()
         validate_name(path)
-        at = parse_time(body.get("at"))
         restored = await self._thread(
             lambda: module.restore(runner.fs, path, at, versioner=runner.versioner)
         )
         runner.request_scan([path])
-        return JSONResponse({"ok": True, "path": path, "restored_from": restored})
+        return str(restored)
+
+    async def keep_conflict(self, folder_id: str, copy: str, keep: str) -> str:
+        """Service: resolve a conflict by keeping the copy or the original; the other goes
+        to the folder's versioning. Returns the name kept."""
+        from ..sync.resolve import keep_one, original_of
+
+        runner = self._runner(folder_id)
+        kept = await self._thread(
+            lambda: keep_one(runner.fs, copy, keep, versioner=runner.versioner)
+        )
+        runner.request_scan([copy, str(original_of(copy))])
+        return str(kept)
 
     # ---- devices -----------------------------------------------------------------
     async def devices(self, request: Request) -> JSONResponse:
