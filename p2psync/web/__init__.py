@@ -12,7 +12,7 @@ from typing import Any
 from ..api.auth import Guard
 from ..api.http import Route
 from .gate import WebGate
-from .pages import Web, shown_errors
+from .pages import Web, shown_errors, shown_page_errors
 from .sessions import Sessions, cookie_name
 
 
@@ -28,9 +28,11 @@ def mount(
     gate = WebGate(api_guard, sessions, get_cookie)
     web = Web(api, key, sessions, get_cookie, gate.session)
     post = ["POST"]
-    act = shown_errors
+    act, pages = shown_errors, shown_page_errors
     routes = [
-        Route("/", web.overview),
+        Route("/", pages(web.overview)),
+        Route("/folders/{id}", pages(web.folder)),
+        Route("/events", pages(web.events)),
         Route("/signin", web.signin_page),
         Route("/signin", web.signin, methods=post),
         Route("/signout", web.signout, methods=post),
@@ -47,5 +49,8 @@ def mount(
         Route("/ui/folders/{id}/share", act(web.folder_share), methods=post),
         Route("/ui/folders/{id}/pause", act(web.folder_pause(True)), methods=post),
         Route("/ui/folders/{id}/resume", act(web.folder_pause(False)), methods=post),
+        Route("/ui/folders/{id}/scan", act(web.folder_scan), methods=post),
+        Route("/ui/folders/{id}/versions/restore", act(web.version_restore), methods=post),
+        Route("/ui/folders/{id}/conflicts/keep", act(web.conflict_keep), methods=post),
     ]
     return routes, gate

@@ -13,24 +13,25 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import trio
 
 from ..api import edits
+from ..api.app import parse_time
 from ..api.auth import key_matches
 from ..api.http import HTTPException, Request, Response
-from ..api.views import device_view, folder_view, system_view
 from ..errors import P2PSyncError
 from ..identity import DeviceID
-from .render import STATIC, HTMLResponse, fragment, html_error, page, qr_svg
+from .contexts import VIEWS, render_view, view_of
+from .gate import header
+from .render import STATIC, HTMLResponse, fragment, html_error, page
 from .sessions import Sessions, clear_cookie, set_cookie
 
 log = logging.getLogger("p2psync.web")
 
 LIVE_WAIT = 5.0  # a live poll answers after this long without events (rates move on)
 COALESCE = 0.2  # after an event, wait this long for the rest of its burst
-SECTIONS = ("system", "folders", "devices", "pending")
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".txt": "text/plain"}
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -104,65 +105,56 @@ class Web:
         body = await trio.to_thread.run_sync(path.read_bytes)
         return Response(body, 200, {"Cache-Control": "max-age=3600"}, media_type=kind)
 
-    # ---- the overview ------------------------------------------------------------------
+    # ---- pages and their live updates ----------------------------------------------
     async def overview(self, request: Request) -> Response:
-        ctx = await self._overview_context()
-        sections = {name: fragment(f"_{name}.html", **ctx) for name in SECTIONS}
+        return await self._page(request, "overview.html", "overview", {})
+
+    async def folder(self, request: Request) -> Response:
+        folder_id = request.path_params["id"]
+        if self.node.config.folder(folder_id) is None:
+            return page("missing.html", 404, what=f"There is no folder {folder_id!r}.")
+        return await self._page(request, "folder.html", "folder", {"id": folder_id})
+
+    async def events(self, request: Request) -> Response:
+        types = request.query_params.get("types", "")
+        return await self._page(request, "events.html", "events", {"types": types})
+
+    async def _page(
+        self, request: Request, template: str, view: str, params: dict[str, str]
+    ) -> Response:
+        ctx, sections = await render_view(self.api, view, params)
         return page(
-            "overview.html",
+            template,
             csrf=self.get_session(request).csrf,
             sections=sections,
-            live=self._live_url(sections),
+            live=self._live_url(view, params, sections),
             **ctx,
         )
 
     async def live(self, request: Request) -> Response:
         """Long poll: answers once the event log moves (or after ``LIVE_WAIT``) with the
-        sections whose content changed since the digests the page sent."""
+        sections of the page's view whose content changed since the digests it sent."""
         q = request.query_params
+        view = q.get("view", "overview")
+        if view not in VIEWS:
+            raise HTTPException(404)
+        params = {k: q.get(k, "") for k in VIEWS[view]}
         try:
             since = int(q.get("since", "0"))
         except ValueError:
             since = 0
         if await self.node.events.wait_since(since, timeout=LIVE_WAIT):
             await trio.sleep(COALESCE)
-        ctx = await self._overview_context()
-        sections = {name: fragment(f"_{name}.html", **ctx) for name in SECTIONS}
+        _, sections = await render_view(self.api, view, params)
         changed = {n: h for n, h in sections.items() if q.get(n) != _digest(h)}
         return HTMLResponse(
-            fragment("_live.html", url=self._live_url(sections), oob=changed),
+            fragment("_live.html", url=self._live_url(view, params, sections), oob=changed),
         )
 
-    def _live_url(self, sections: dict[str, str]) -> str:
-        digests = "".join(f"&{n}={_digest(h)}" for n, h in sections.items())
-        return f"/ui/live?since={self.node.events.last_id}{digests}"
-
-    async def _overview_context(self) -> dict[str, Any]:
-        node, api = self.node, self.api
-        system = system_view(node)
-        folders = [await folder_view(node, fc, api.limiter) for fc in node.config.folders]
-        last = last_changes(node.events)
-        for f in folders:
-            f["last_change"] = last.get(f["id"])
-        devices = [device_view(node, d, api.meter) for d in node.config.devices]
-        pending_devices = await api._thread(node.pending.devices)
-        pending_folders = await api._thread(node.pending.folders)
-        names = {d["id"]: d["name"] for d in devices}
-        return {
-            "system": system,
-            "qr": qr_svg(system["device_id"]),
-            "folders": folders,
-            "devices": devices,
-            "pending_devices": pending_devices,
-            "pending_folders": [
-                {
-                    "entry": p,
-                    "from_name": names.get(p.device_id, ""),
-                    "default_path": default_path(node, p.folder_id),
-                }
-                for p in pending_folders
-            ],
-        }
+    def _live_url(self, view: str, params: dict[str, str], sections: dict[str, str]) -> str:
+        query = {"view": view, **params, "since": str(self.node.events.last_id)}
+        query.update({n: _digest(h) for n, h in sections.items()})
+        return f"/ui/live?{urlencode(query)}"
 
     # ---- actions -------------------------------------------------------------------
     async def check_device_id(self, request: Request) -> Response:
@@ -185,28 +177,30 @@ class Web:
         did, existed = await self.api.add_device(
             form.get("id", ""), name=form.get("name", "").strip(), addresses=[]
         )
-        return await self._done(f"{'Updated' if existed else 'Added'} device {did}.")
+        return await self._done(request, f"{'Updated' if existed else 'Added'} device {did}.")
 
     async def pending_device_accept(self, request: Request) -> Response:
         did = await self.api.accept_pending_device(request.path_params["id"])
-        return await self._done(f"Accepted device {did}.")
+        return await self._done(request, f"Accepted device {did}.")
 
     async def pending_device_ignore(self, request: Request) -> Response:
         did = str(DeviceID.parse(request.path_params["id"]))
         await self.api._thread(self.node.pending.remove_device, did)
-        return await self._done(f"Ignored device {did} (until it asks again).")
+        return await self._done(request, f"Ignored device {did} (until it asks again).")
 
     async def pending_folder_accept(self, request: Request) -> Response:
         form = _form(request)
         fc = await self.api.accept_pending_folder(
             request.path_params["id"], form.get("path", "").strip()
         )
-        return await self._done(f"Accepted folder {fc.id!r} at {fc.path}.")
+        return await self._done(request, f"Accepted folder {fc.id!r} at {fc.path}.")
 
     async def pending_folder_ignore(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
         await self.api._thread(self.node.pending.remove_folder, folder_id)
-        return await self._done(f"Ignored folder {folder_id!r} (until it is offered again).")
+        return await self._done(
+            request, f"Ignored folder {folder_id!r} (until it is offered again)."
+        )
 
     async def folder_add(self, request: Request) -> Response:
         pairs = _pairs(request)
@@ -218,27 +212,54 @@ class Web:
             folder_type=form.get("type", "") or "sendreceive",
             share=[v for k, v in pairs if k == "share"],
         )
-        return await self._done(f"Added folder {fc.id!r} at {fc.path}.")
+        return await self._done(request, f"Added folder {fc.id!r} at {fc.path}.")
 
     async def folder_share(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
         device = _form(request).get("device", "")
         already = await self.api.share_folder(folder_id, device)
         verb = "was already shared" if already else "is now shared"
-        return await self._done(f"Folder {folder_id!r} {verb} with {device}.")
+        return await self._done(request, f"Folder {folder_id!r} {verb} with {device}.")
 
     def folder_pause(self, paused: bool) -> Handler:
         async def handler(request: Request) -> Response:
             folder_id = request.path_params["id"]
             await self.api._change(lambda cfg: edits.set_folder_paused(cfg, folder_id, paused))
-            return await self._done(f"Folder {folder_id!r} {'paused' if paused else 'resumed'}.")
+            return await self._done(
+                request, f"Folder {folder_id!r} {'paused' if paused else 'resumed'}."
+            )
 
         return handler
 
-    async def _done(self, message: str) -> Response:
-        """The message for the form, plus every section, swapped in place."""
-        ctx = await self._overview_context()
-        oob = {name: fragment(f"_{name}.html", **ctx) for name in SECTIONS}
+    async def folder_scan(self, request: Request) -> Response:
+        folder_id = request.path_params["id"]
+        self.api._runner(folder_id).request_scan(None)
+        return await self._done(request, f"Scanning {folder_id!r}.")
+
+    async def version_restore(self, request: Request) -> Response:
+        folder_id = request.path_params["id"]
+        form = _form(request)
+        path = form.get("path", "")
+        at = parse_time(form.get("at") or None)
+        restored = await self.api.restore_version(folder_id, path, at)
+        return await self._done(request, f"Restored {path} from {restored}.")
+
+    async def conflict_keep(self, request: Request) -> Response:
+        folder_id = request.path_params["id"]
+        form = _form(request)
+        keep = form.get("keep", "")
+        kept = await self.api.keep_conflict(folder_id, form.get("copy", ""), keep)
+        other = "the original" if keep == "copy" else "the conflict copy"
+        return await self._done(
+            request,
+            f"Kept {'the conflict copy' if keep == 'copy' else 'the original'} as "
+            f"{kept}; {other} went to the folder's versions.",
+        )
+
+    async def _done(self, request: Request, message: str) -> Response:
+        """The message for the form, plus the sections of the page it was sent from."""
+        view, params = view_of(header(request.headers, b"hx-current-url") or "/")
+        _, oob = await render_view(self.api, view, params)
         return HTMLResponse(fragment("_message.html", ok=True, message=message, oob=oob))
 
 
@@ -261,25 +282,21 @@ def shown_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-CHANGE_EVENTS = {"LocalIndexUpdated", "RemoteIndexUpdated", "ItemFinished"}
+def shown_page_errors(handler: Handler) -> Handler:
+    """A page that cannot be built says so in a page, never a trace or a blank."""
 
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except P2PSyncError as exc:
+            return page("missing.html", 400, what=str(exc))
+        except Exception:
+            log.exception("web %s %s failed", request.method, request.path)
+            return page(
+                "missing.html", 500, what="This page failed inside the daemon; see its log."
+            )
 
-def last_changes(events: Any) -> dict[str, float]:
-    """Each folder's last change (Unix time) still in the event log."""
-    last: dict[str, float] = {}
-    for e in events.since(0, CHANGE_EVENTS, limit=1 << 30):
-        folder = e.data.get("folder")
-        if isinstance(folder, str):
-            last[folder] = e.time
-    return last
-
-
-def default_path(node: Any, folder_id: str) -> str:
-    """Where accepting ``folder_id`` puts it unless the user says otherwise."""
-    try:
-        return str(edits.default_accept_path(node.config, folder_id, node.home))
-    except P2PSyncError:
-        return ""
+    return wrapped
 
 
 def _digest(html: str) -> str:

@@ -50,3 +50,11 @@ def test_accept_device_and_folder_in_the_browser_then_live_updates(
     expect(folder.locator(".state")).to_have_text("idle")
     assert (target / "second.txt").read_text() == "more\n"
     assert page.evaluate("window.notReloaded") is True
+
+    # the event log, filtered by type
+    page.get_by_role("link", name="Events").click()
+    page.get_by_label("Show").select_option("DeviceConnected")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("table.events tbody tr")
+    expect(rows.first).to_contain_text("beta")
+    assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.type)")) == {"DeviceConnected"}

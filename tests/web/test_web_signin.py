@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from webhelpers import ok, sign_in
 
 
-def test_sign_in_session_cookie_csrf_and_host_checks(start_daemon, context) -> None:
+def test_sign_in_session_cookie_csrf_and_host_checks(start_daemon, context, tmp_path) -> None:
     alpha = start_daemon("alpha")
     page = context.new_page()
 
@@ -35,6 +35,17 @@ def test_sign_in_session_cookie_csrf_and_host_checks(start_daemon, context) -> N
     expect(page.locator("#device-id-check")).to_contain_text("has 14 characters")
     page.get_by_label("Device ID").fill(alpha.device_id)
     expect(page.locator("#device-id-check")).to_contain_text("this device's own ID")
+
+    # a bad ID and a bad folder path are refused where they were typed, not with a trace
+    page.get_by_label("Device ID").fill("NOT-AN-ID")
+    page.get_by_role("button", name="Add device").click()
+    expect(page.locator("#add-device-result .error")).to_contain_text("device ID 'NOT-AN-ID'")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    page.get_by_label("Path on this device").fill(str(blocker / "sub"))
+    page.get_by_role("button", name="Add folder").click()
+    expect(page.locator("#add-folder-result .error")).to_contain_text("cannot create")
+    expect(page.locator("#folders")).to_contain_text("No folders yet.")
 
     # a POST with the session cookie but without the CSRF token is refused ...
     forged = page.request.post(alpha.url + "/ui/devices", form={"id": "x"})
