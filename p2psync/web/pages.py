@@ -31,7 +31,7 @@ from .sessions import Sessions, clear_cookie, set_cookie
 log = logging.getLogger("p2psync.web")
 
 LIVE_WAIT = 5.0  # a live poll answers after this long without events (rates move on)
-COALESCE = 0.2  # after an event, wait this long for the rest of its burst
+COALESCE = 0.5  # after an event, wait this long for the rest of its burst (at most 2 renders/s)
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".txt": "text/plain"}
 
 Handler = Callable[[Request], Awaitable[Response]]

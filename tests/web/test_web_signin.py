@@ -90,3 +90,7 @@ def test_p2psync_open_gives_a_one_time_sign_in_link(start_daemon, context) -> No
     second.goto(link)
     expect(second.get_by_role("alert")).to_contain_text("used up or expired")
     second.context.close()
+
+    # a daemon that stops is said so on the page, not shown as a frozen or blank page
+    alpha.stop()
+    expect(page.locator("#banner")).to_contain_text("not answering")
