@@ -7,7 +7,7 @@ HOME_DIR ?= $(CURDIR)/.node
 # mDNS stays on loopback unless you say otherwise (P2PSYNC_MDNS_INTERFACES= make run uses all interfaces).
 export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 
-.PHONY: run test lint bench soak fuzz reliability clean
+.PHONY: run test lint bench soak fuzz reliability screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ fuzz: $(STAMP)
 
 reliability: $(STAMP)
 	$(BIN)/python tools/reliability_report.py
+
+# Screenshots of the web interface for docs/img (Debian's chromium, two local daemons).
+screenshots: $(STAMP)
+	$(BIN)/python tools/web_screenshots.py
 
 clean:
 	rm -rf $(VENV) .node .pytest_cache .fuzz-work

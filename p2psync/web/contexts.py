@@ -19,7 +19,7 @@ from .render import fragment, qr_svg
 # view -> the query parameters that select what it shows
 VIEWS: dict[str, tuple[str, ...]] = {"overview": (), "folder": ("id",), "events": ("types",)}
 SECTIONS = {
-    "overview": ("system", "pending", "folders", "devices"),
+    "overview": ("system", "pending", "folders", "devices", "share_choices"),
     "folder": ("folder_detail",),
     "events": ("event_list",),
 }

@@ -175,7 +175,9 @@ class Web:
     async def device_add(self, request: Request) -> Response:
         form = _form(request)
         did, existed = await self.api.add_device(
-            form.get("id", ""), name=form.get("name", "").strip(), addresses=[]
+            form.get("id", ""),
+            name=form.get("name", "").strip(),
+            addresses=[a for a in [form.get("address", "").strip()] if a],
         )
         return await self._done(request, f"{'Updated' if existed else 'Added'} device {did}.")
 

@@ -16,12 +16,26 @@ def test_accept_device_and_folder_in_the_browser_then_live_updates(
     sign_in(page, alpha)
     page.evaluate("window.notReloaded = true")  # gone if anything reloads the page
 
-    # beta (set up on its CLI) trusts alpha and shares a folder with it
+    # on beta's pages (another browser profile): trust alpha, add a folder shared with it
     shared = tmp_path / "beta-docs"
     shared.mkdir()
     (shared / "first.txt").write_text("hello from beta\n")
-    ok(beta.home, "peer", "add", alpha.device_id, "--name", "alpha", "--address", alpha.listen)
-    ok(beta.home, "folder", "add", str(shared), "--id", "docs", "--share", alpha.device_id)
+    other = context.browser.new_context()
+    bpage = other.new_page()
+    sign_in(bpage, beta)
+    bpage.get_by_label("Device ID").fill(alpha.device_id.lower())  # lenient, like the CLI
+    expect(bpage.locator("#device-id-check")).to_contain_text(f"Valid: {alpha.device_id}")
+    bpage.get_by_label("Name (optional)").fill("alpha")
+    bpage.get_by_label("Address (optional)").fill(alpha.listen)
+    bpage.get_by_role("button", name="Add device").click()
+    expect(bpage.locator("#add-device-result")).to_contain_text("Added device")
+    expect(bpage.get_by_label("Device ID")).to_have_value("")  # the form is reset
+    bpage.get_by_label("Path on this device").fill(str(shared))
+    bpage.get_by_label("Folder ID (optional: the same on every device)").fill("docs")
+    bpage.get_by_role("checkbox", name="alpha").check()  # live: alpha was just added
+    bpage.get_by_role("button", name="Add folder").click()
+    expect(bpage.locator("#add-folder-result")).to_contain_text("Added folder 'docs'")
+    other.close()
 
     # alpha's page shows beta asking to connect, without a reload; accept it there
     asking = page.locator(f'li.pending-device[data-device="{beta.device_id}"]')
