@@ -52,5 +52,7 @@ def mount(
         Route("/ui/folders/{id}/scan", act(web.folder_scan), methods=post),
         Route("/ui/folders/{id}/versions/restore", act(web.version_restore), methods=post),
         Route("/ui/folders/{id}/conflicts/keep", act(web.conflict_keep), methods=post),
+        Route("/ui/folders/{id}/ignore/preview", act(web.ignore_preview), methods=post),
+        Route("/ui/folders/{id}/ignore", act(web.ignore_save), methods=post),
     ]
     return routes, gate

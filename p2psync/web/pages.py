@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import trio
 
-from ..api import edits
+from ..api import edits, ignores
 from ..api.app import parse_time
 from ..api.auth import key_matches
 from ..api.http import HTTPException, Request, Response
@@ -123,6 +123,10 @@ class Web:
         self, request: Request, template: str, view: str, params: dict[str, str]
     ) -> Response:
         ctx, sections = await render_view(self.api, view, params)
+        if view == "folder":  # the editor is outside the live sections: typing is kept
+            ctx["ignore_text"] = await self.api._thread(
+                ignores.read_ignore_text, self.api._folder_config(params["id"]).resolved_path
+            )
         return page(
             template,
             csrf=self.get_session(request).csrf,
@@ -257,6 +261,23 @@ class Web:
             f"Kept {'the conflict copy' if keep == 'copy' else 'the original'} as "
             f"{kept}; {other} went to the folder's versions.",
         )
+
+    async def ignore_preview(self, request: Request) -> Response:
+        """As-you-type: which names on disk the draft patterns ignore."""
+        fc = self.api._folder_config(request.path_params["id"])
+        text = _form(request).get("patterns", "")
+        found = await self.api._thread(ignores.preview, fc.resolved_path, text)
+        return HTMLResponse(fragment("_ignore_preview.html", **found))
+
+    async def ignore_save(self, request: Request) -> Response:
+        folder_id = request.path_params["id"]
+        fc = self.api._folder_config(folder_id)
+        text = _form(request).get("patterns", "")
+        await self.api._thread(ignores.save_ignore_text, fc.resolved_path, text)
+        runner = self.node.model.folders.get(folder_id)
+        if runner is not None:
+            runner.request_scan(None)  # the scanner reads the new patterns
+        return await self._done(request, "Saved the ignore patterns; rescanning.")
 
     async def _done(self, request: Request, message: str) -> Response:
         """The message for the form, plus the sections of the page it was sent from."""

@@ -64,3 +64,16 @@ def test_conflict_kept_from_the_page_and_an_old_version_restored(
     expect(page.locator("#flash")).to_contain_text("Restored x.txt")
     for d in data.values():
         wait_for(lambda d=d: (d / "x.txt").read_text() == winner_text, what=f"restored in {d}")
+
+    # the ignore-pattern editor previews which names a draft ignores, then saves it
+    (data["alpha"] / "debug.log").write_text("noise\n")
+    patterns = page.get_by_label(re.compile("^Patterns in"))
+    patterns.fill("[oops")
+    expect(page.locator("#ignore-preview .error")).to_contain_text("[oops")
+    patterns.fill("*.log\n")
+    preview = page.locator("#ignore-preview")
+    expect(preview).to_contain_text("debug.log")
+    expect(preview).not_to_contain_text("x.txt")
+    page.get_by_role("button", name="Save patterns").click()
+    expect(page.locator("#ignore-result")).to_contain_text("Saved the ignore patterns")
+    assert (data["alpha"] / ".p2pignore").read_text() == "*.log\n"
