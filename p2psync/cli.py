@@ -22,7 +22,7 @@ from .api.auth import API_KEY_FILE, ensure_api_key
 from .cli_folder import folder, scan_folders
 from .cli_peer import peer
 from .cli_support import Context, ErrorGroup, emit, json_option, url_segment
-from .cli_web import open_web
+from .cli_web import open_web, web_password
 from .config import (
     DEFAULT_API_PORT,
     Config,
@@ -61,6 +61,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 cli.add_command(peer)
 cli.add_command(folder)
 cli.add_command(open_web)
+cli.add_command(web_password)
 
 
 # ---- init / id / run / log ---------------------------------------------------------------

@@ -26,3 +26,22 @@ def open_web(obj: Context, no_browser: bool) -> None:
     click.echo(f"  {link}")
     if not no_browser and not webbrowser.open(link):
         click.echo("(no browser found here: open the link above yourself)")
+
+
+@click.command("web-password")
+@click.option("--clear", is_flag=True, help="Remove the password (the API key still works).")
+@click.pass_obj
+def web_password(obj: Context, clear: bool) -> None:
+    """Set (or --clear) a password for signing in to the web interface.
+
+    Stored as a scrypt hash in <home>/web.password (0600); takes effect at once.
+    """
+    from .web.password import set_password
+
+    if clear:
+        set_password(obj.home, None)
+        click.echo("Web password removed; sign in with the API key.")
+        return
+    password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    set_password(obj.home, password)
+    click.echo(f"Web password set ({obj.home / 'web.password'}).")

@@ -25,6 +25,7 @@ from ..errors import P2PSyncError
 from ..identity import DeviceID
 from .contexts import VIEWS, render_view, view_of
 from .gate import header
+from .password import check_password
 from .render import STATIC, HTMLResponse, fragment, html_error, page
 from .sessions import Sessions, clear_cookie, set_cookie
 
@@ -75,10 +76,13 @@ class Web:
             return page(
                 "signin.html", 429, next=target, error="Too many wrong keys: wait a minute."
             )
-        if not key_matches(form.get("key", "").strip(), self.key):
+        secret = form.get("key", "")
+        if not key_matches(secret.strip(), self.key) and not await trio.to_thread.run_sync(
+            check_password, self.node.home, secret
+        ):
             self.sessions.note_failure(now)
-            log.warning("web sign-in refused: wrong API key")
-            return page("signin.html", 401, next=target, error="Wrong API key.")
+            log.warning("web sign-in refused: wrong API key or password")
+            return page("signin.html", 401, next=target, error="Wrong API key or password.")
         return self._signed_in(target)
 
     def _signed_in(self, target: str) -> Response:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 
 import httpx
+from click.testing import CliRunner
 from playwright.sync_api import expect
 from webhelpers import ok, sign_in
+
+from p2psync.cli import cli
 
 
 def test_sign_in_session_cookie_csrf_and_host_checks(start_daemon, context, tmp_path) -> None:
@@ -20,7 +23,7 @@ def test_sign_in_session_cookie_csrf_and_host_checks(start_daemon, context, tmp_
 
     page.get_by_label("API key").fill("not-the-key")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_have_text("Wrong API key.")
+    expect(page.get_by_role("alert")).to_have_text("Wrong API key or password.")
     assert context.cookies() == []
 
     sign_in(page, alpha)
@@ -90,6 +93,19 @@ def test_p2psync_open_gives_a_one_time_sign_in_link(start_daemon, context) -> No
     second.goto(link)
     expect(second.get_by_role("alert")).to_contain_text("used up or expired")
     second.context.close()
+
+    # a password of the user's own, set on the CLI, signs in too (the key still does)
+    r = CliRunner().invoke(
+        cli, ["--home", str(alpha.home), "web-password"], input="correct horse\ncorrect horse\n"
+    )
+    assert r.exit_code == 0, r.output
+    assert (alpha.home / "web.password").stat().st_mode & 0o777 == 0o600
+    third = context.browser.new_context().new_page()
+    third.goto(alpha.url + "/")
+    third.get_by_label("API key or password").fill("correct horse")
+    third.get_by_role("button", name="Sign in").click()
+    expect(third.locator("#own-device-id")).to_have_text(alpha.device_id)
+    third.context.close()
 
     # a daemon that stops is said so on the page, not shown as a frozen or blank page
     alpha.stop()
