@@ -15,6 +15,8 @@ from p2psync.cli import cli
 def test_sign_in_session_cookie_csrf_and_host_checks(start_daemon, context, tmp_path) -> None:
     alpha = start_daemon("alpha")
     page = context.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
 
     # no session: every page sends the browser to sign-in, and nothing else is shown
     page.goto(alpha.url + "/")
@@ -32,6 +34,16 @@ def test_sign_in_session_cookie_csrf_and_host_checks(start_daemon, context, tmp_
     expect(page.locator("#system svg.segno")).to_be_visible()  # the QR code
     (cookie,) = context.cookies()
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    # every control has a label (screen readers), and the CSP blocks nothing the page needs
+    unlabelled = page.evaluate(
+        """[...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+             .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                          && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+             .map(e => e.outerHTML)"""
+    )
+    assert unlabelled == []
+    assert [e for e in console_errors if "Content Security Policy" in e] == []
 
     # the device ID is checked as it is typed, by the CLI's parser
     page.get_by_label("Device ID").fill("MFZWI3D-BONSGYC")
