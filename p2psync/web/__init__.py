@@ -41,6 +41,8 @@ def mount(
         Route("/ui/live", act(web.live)),
         Route("/ui/check/device-id", act(web.check_device_id)),
         Route("/ui/devices", act(web.device_add), methods=post),
+        Route("/ui/devices/{id}/pause", act(web.device_pause(True)), methods=post),
+        Route("/ui/devices/{id}/resume", act(web.device_pause(False)), methods=post),
         Route("/ui/pending/devices/{id}/accept", act(web.pending_device_accept), methods=post),
         Route("/ui/pending/devices/{id}/ignore", act(web.pending_device_ignore), methods=post),
         Route("/ui/pending/folders/{id}/accept", act(web.pending_folder_accept), methods=post),

@@ -241,6 +241,14 @@ class Web:
 
         return handler
 
+    def device_pause(self, paused: bool) -> Handler:
+        async def handler(request: Request) -> Response:
+            did = str(DeviceID.parse(request.path_params["id"]))
+            await self.api._change(lambda cfg: edits.set_device_paused(cfg, did, paused))
+            return await self._done(request, f"Device {did} {'paused' if paused else 'resumed'}.")
+
+        return handler
+
     async def folder_scan(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
         self.api._runner(folder_id).request_scan(None)

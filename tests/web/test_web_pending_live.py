@@ -65,6 +65,12 @@ def test_accept_device_and_folder_in_the_browser_then_live_updates(
     assert (target / "second.txt").read_text() == "more\n"
     assert page.evaluate("window.notReloaded") is True
 
+    # pausing the device from its row disconnects it; resuming reconnects
+    device_row.get_by_role("button", name="Pause beta").click()
+    expect(device_row.locator("td.conn")).to_have_text(re.compile("^paused"))
+    device_row.get_by_role("button", name="Resume beta").click()
+    expect(device_row.locator("td.conn")).to_have_text(re.compile("^connected"))
+
     # the event log, filtered by type
     page.get_by_role("link", name="Events").click()
     page.get_by_label("Show").select_option("DeviceConnected")
