@@ -3,7 +3,8 @@
 Every action calls the API's service methods (``_Api.add_device`` and the rest) or the
 same ``edits``/views the JSON API uses; templates only lay out what these return. An
 action answers with a message for the form that sent it plus fresh copies of the
-overview's sections (htmx swaps them "out of band"), so the page follows at once.
+sections of the page it came from (htmx swaps them "out of band"), so the page follows
+at once. Pages stay live by long-polling ``/ui/live`` (see ``live``).
 """
 
 from __future__ import annotations
