@@ -83,6 +83,7 @@ async def overview_context(api: Any) -> dict[str, Any]:
                 "entry": p,
                 "from_name": names.get(p.device_id, ""),
                 "default_path": default_path(node, p.folder_id),
+                "existing": node.config.folder(p.folder_id),
             }
             for p in pending_folders
         ],
@@ -148,7 +149,11 @@ def last_changes(events: Any) -> dict[str, float]:
 
 
 def default_path(node: Any, folder_id: str) -> str:
-    """Where accepting ``folder_id`` puts it unless the user says otherwise."""
+    """Where accepting ``folder_id`` puts it unless the user says otherwise (a folder
+    with that ID here: its own path, since the offer merges into it)."""
+    existing = node.config.folder(folder_id)
+    if existing is not None:
+        return str(existing.resolved_path.absolute())
     try:
         return str(edits.default_accept_path(node.config, folder_id, node.home))
     except P2PSyncError:

@@ -21,9 +21,18 @@ def test_conflict_kept_from_the_page_and_an_old_version_restored(
     data = {"alpha": tmp_path / "a-data", "beta": tmp_path / "b-data"}
     ok(alpha.home, "peer", "add", beta.device_id, "--name", "beta", "--address", beta.listen)
     ok(beta.home, "peer", "add", alpha.device_id, "--name", "alpha", "--address", alpha.listen)
+    ok(beta.home, "folder", "add", str(data["beta"]), "--id", "f")  # beta has its own "f"
     ok(alpha.home, "folder", "add", str(data["alpha"]), "--id", "f", "--share", beta.device_id)
-    wait_for(lambda: "f " in ok(beta.home, "folder", "pending"), what="the offer on beta")
-    ok(beta.home, "folder", "accept", "f", str(data["beta"]))
+
+    # on beta's page, alpha's offer of "f" merges into beta's own folder "f"
+    bctx = context.browser.new_context()
+    bpage = bctx.new_page()
+    sign_in(bpage, beta)
+    offer = bpage.locator('li.pending-folder[data-folder="f"]')
+    expect(offer).to_contain_text(f"You have a folder with this ID at {data['beta']}")
+    offer.get_by_role("button", name=re.compile("^Accept folder")).click()
+    expect(bpage.locator("#flash")).to_contain_text(f"Accepted folder 'f' at {data['beta']}")
+    bctx.close()
     (data["alpha"] / "x.txt").write_text("base\n")
     ok(alpha.home, "scan", "f")
     wait_for(lambda: (data["beta"] / "x.txt").exists(), what="x.txt on beta")
