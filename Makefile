@@ -7,7 +7,7 @@ HOME_DIR ?= $(CURDIR)/.node
 # mDNS stays on loopback unless you say otherwise (P2PSYNC_MDNS_INTERFACES= make run uses all interfaces).
 export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 
-.PHONY: run test lint bench soak fuzz fuzz-connection reliability clean
+.PHONY: run test lint bench soak fuzz fuzz-connection reliability screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,7 @@ run: $(STAMP)
 	@test -f "$(HOME_DIR)/config.toml" || $(BIN)/p2psync --home "$(HOME_DIR)" init
 	@echo "This device: $$($(BIN)/p2psync --home "$(HOME_DIR)" id)"
 	@echo "Add a peer:  $(BIN)/p2psync --home $(HOME_DIR) peer add OTHER-DEVICE-ID"
+	@echo "Web interface: http://$$(sed -n 's/^api *= *"\(.*\)"/\1/p' "$(HOME_DIR)/config.toml")/  (once running: $(BIN)/p2psync --home $(HOME_DIR) open)"
 	$(BIN)/p2psync --home "$(HOME_DIR)" run
 
 test: $(STAMP)
@@ -53,6 +54,10 @@ fuzz-connection: $(STAMP)
 
 reliability: $(STAMP)
 	$(BIN)/python tools/reliability_report.py
+
+# Screenshots of the web interface for docs/img (Debian's chromium, two local daemons).
+screenshots: $(STAMP)
+	$(BIN)/python tools/web_screenshots.py
 
 clean:
 	rm -rf $(VENV) .node .pytest_cache .fuzz-work .fuzz-work-connection

@@ -24,6 +24,7 @@ from .cli_peer import peer
 from .cli_settings import config_group, folder_unshare, peer_remove_address
 from .cli_status import folder_completion
 from .cli_support import Context, ErrorGroup, emit, json_option, url_segment
+from .cli_web import open_web, web_password
 from .config import (
     DEFAULT_API_PORT,
     Config,
@@ -66,6 +67,8 @@ folder.add_command(folder_completion)
 folder.add_command(folder_unshare)
 peer.add_command(peer_remove_address)
 cli.add_command(config_group)
+cli.add_command(open_web)
+cli.add_command(web_password)
 
 
 # ---- init / id / run / log ---------------------------------------------------------------

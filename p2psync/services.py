@@ -186,6 +186,7 @@ async def _start_api(node: Node, nursery: trio.Nursery) -> None:
     node.api_address = address
     path = node.home / API_ADDRESS_FILE
     log.info("control API on http://%s", address)
+    log.info("web interface on http://%s/ (`p2psync open` opens it signed in)", address)
     try:
         await trio.to_thread.run_sync(write_api_address, path, f"{address}\n")
     except OSError as exc:  # e.g. a full disk: keep serving; the CLI uses the config's address

@@ -179,17 +179,29 @@ class _Api:
 
     async def folder_add(self, request: Request) -> JSONResponse:
         body = await _body(request)
-        path = _user_path(_str(body, "path", required=True))
-        share = _str_list(body, "devices") + _str_list(body, "share")
+        fc = await self.add_folder(
+            _str(body, "path", required=True),
+            folder_id=_str(body, "id"),
+            label=_str(body, "label"),
+            folder_type=_str(body, "type") or "sendreceive",
+            share=_str_list(body, "devices") + _str_list(body, "share"),
+        )
+        return JSONResponse({"ok": True, "folder": fc.id, "path": fc.path}, status_code=201)
+
+    async def add_folder(
+        self, raw_path: str, *, folder_id: str, label: str, folder_type: str, share: list[str]
+    ) -> Any:
+        """Service: add a folder (creating its directory), shared with ``share``."""
+        path = _user_path(raw_path)
         created: list[Any] = []
 
         def edit(cfg: Config) -> Config:
             fc = edits.add_folder(
                 cfg,
                 path,
-                folder_id=_str(body, "id") or None,
-                label=_str(body, "label"),
-                folder_type=_str(body, "type") or "sendreceive",
+                folder_id=folder_id or None,
+                label=label,
+                folder_type=folder_type,
                 share=share,
                 home=self.node.home,
             )
@@ -199,7 +211,7 @@ class _Api:
         await self._change(edit, prepare=lambda: _make_dir(path))
         fc = created[-1]
         await self._thread(self.node.pending.remove_folder, fc.id)
-        return JSONResponse({"ok": True, "folder": fc.id, "path": fc.path}, status_code=201)
+        return fc
 
     async def folder_remove(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
@@ -209,6 +221,11 @@ class _Api:
     async def folder_share(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
         device = _str(await _body(request), "device", required=True)
+        already = await self.share_folder(folder_id, device)
+        return JSONResponse({"ok": True, "already_shared": already})
+
+    async def share_folder(self, folder_id: str, device: str) -> bool:
+        """Service: share ``folder_id`` with ``device``; True if it already was."""
         already: list[bool] = []
 
         def edit(cfg: Config) -> Config:
@@ -217,7 +234,7 @@ class _Api:
             return new
 
         await self._change(edit)
-        return JSONResponse({"ok": True, "already_shared": already[-1]})
+        return already[-1]
 
     def _pause(self, paused: bool) -> Callable[[Request], Any]:
         async def handler(request: Request) -> JSONResponse:
@@ -267,15 +284,11 @@ class _Api:
         return JSONResponse({"folder": fc.id, "conflicts": found})
 
     async def versions(self, request: Request) -> JSONResponse:
-        runner = self._runner(request.path_params["id"])
-        module = _versioner_module()
-        path = request.query_params.get("path") or None
-        if path is not None:
-            validate_name(path)
-        found = await self._thread(module.list_versions, runner.fs, path)
+        folder_id = request.path_params["id"]
+        found = await self.list_versions(folder_id, request.query_params.get("path") or None)
         return JSONResponse(
             {
-                "folder": runner.config.id,
+                "folder": folder_id,
                 "versions": [
                     {
                         "name": v.name,
@@ -289,18 +302,45 @@ class _Api:
             }
         )
 
-    async def versions_restore(self, request: Request) -> JSONResponse:
-        runner = self._runner(request.path_params["id"])
+    async def list_versions(self, folder_id: str, path: str | None) -> list[Any]:
+        """Service: the folder's archived versions (of ``path``, or of every file)."""
+        runner = self._runner(folder_id)
         module = _versioner_module()
+        if path is not None:
+            validate_name(path)
+        return list(await self._thread(module.list_versions, runner.fs, path))
+
+    async def versions_restore(self, request: Request) -> JSONResponse:
         body = await _body(request)
         path = _str(body, "path", required=True)
+        restored = await self.restore_version(
+            request.path_params["id"], path, parse_time(body.get("at"))
+        )
+        return JSONResponse({"ok": True, "path": path, "restored_from": restored})
+
+    async def restore_version(self, folder_id: str, path: str, at: dt.datetime | None) -> str:
+        """Service: put back the newest version of ``path`` at or before ``at``; the file
+        there now is archived first. Returns the archive name restored."""
+        runner = self._runner(folder_id)
+        module = _versioner_module()
         validate_name(path)
-        at = parse_time(body.get("at"))
         restored = await self._thread(
             lambda: module.restore(runner.fs, path, at, versioner=runner.versioner)
         )
         runner.request_scan([path])
-        return JSONResponse({"ok": True, "path": path, "restored_from": restored})
+        return str(restored)
+
+    async def keep_conflict(self, folder_id: str, copy: str, keep: str) -> str:
+        """Service: resolve a conflict by keeping the copy or the original; the other goes
+        to the folder's versioning. Returns the name kept."""
+        from ..sync.resolve import keep_one, original_of
+
+        runner = self._runner(folder_id)
+        kept = await self._thread(
+            lambda: keep_one(runner.fs, copy, keep, versioner=runner.versioner)
+        )
+        runner.request_scan([copy, str(original_of(copy))])
+        return str(kept)
 
     # ---- devices -----------------------------------------------------------------
     async def devices(self, request: Request) -> JSONResponse:
@@ -310,7 +350,20 @@ class _Api:
 
     async def device_add(self, request: Request) -> JSONResponse:
         body = await _body(request)
-        device = _str(body, "id", required=True)
+        did, existed = await self.add_device(
+            _str(body, "id", required=True),
+            name=_str(body, "name"),
+            addresses=_str_list(body, "addresses"),
+            introducer=bool(body.get("introducer", False)),
+        )
+        return JSONResponse(
+            {"ok": True, "id": did, "updated": existed}, status_code=200 if existed else 201
+        )
+
+    async def add_device(
+        self, device: str, *, name: str, addresses: list[str], introducer: bool = False
+    ) -> tuple[str, bool]:
+        """Service: trust ``device`` (add or update); returns (its ID, whether it existed)."""
         existed: list[bool] = []
 
         def edit(cfg: Config) -> Config:
@@ -318,9 +371,9 @@ class _Api:
                 cfg,
                 self.node.device_id,
                 device,
-                name=_str(body, "name"),
-                addresses=_str_list(body, "addresses"),
-                introducer=bool(body.get("introducer", False)),
+                name=name,
+                addresses=addresses,
+                introducer=introducer,
             )
             existed.append(was)
             return new
@@ -328,9 +381,7 @@ class _Api:
         await self._change(edit)
         did = str(DeviceID.parse(device))
         await self._thread(self.node.pending.remove_device, did)
-        return JSONResponse(
-            {"ok": True, "id": did, "updated": existed[-1]}, status_code=200 if existed[-1] else 201
-        )
+        return did, existed[-1]
 
     async def device_remove(self, request: Request) -> JSONResponse:
         device = request.path_params["id"]
@@ -370,18 +421,23 @@ class _Api:
         return JSONResponse([e.__dict__ for e in entries])
 
     async def pending_device_accept(self, request: Request) -> JSONResponse:
-        did = str(DeviceID.parse(request.path_params["id"]))
+        body = await _body(request)
+        did = await self.accept_pending_device(request.path_params["id"], _str(body, "name"))
+        return JSONResponse({"ok": True, "id": did})
+
+    async def accept_pending_device(self, device: str, name: str = "") -> str:
+        """Service: trust a device that asked to connect; returns its ID."""
+        did = str(DeviceID.parse(device))
         entries = await self._thread(self.node.pending.devices)
         entry = next((e for e in entries if e.device_id == did), None)
         if entry is None:
             raise NotFoundError(f"device {did} is not pending")
-        body = await _body(request)
-        name = _str(body, "name") or entry.name
+        name = name or entry.name
         await self._change(
             lambda cfg: edits.add_device(cfg, self.node.device_id, did, name=name)[0]
         )
         await self._thread(self.node.pending.remove_device, did)
-        return JSONResponse({"ok": True, "id": did})
+        return did
 
     async def pending_device_reject(self, request: Request) -> JSONResponse:
         did = str(DeviceID.parse(request.path_params["id"]))
@@ -389,28 +445,35 @@ class _Api:
         return JSONResponse({"ok": True})
 
     async def pending_folder_accept(self, request: Request) -> JSONResponse:
-        folder_id = request.path_params["id"]
         body = await _body(request)
-        raw = _str(body, "path")
+        fc = await self.accept_pending_folder(
+            request.path_params["id"], _str(body, "path"), _str(body, "type") or "sendreceive"
+        )
+        return JSONResponse(
+            {"ok": True, "folder": fc.id, "path": fc.path, "devices": list(fc.devices)}
+        )
+
+    async def accept_pending_folder(
+        self, folder_id: str, raw_path: str = "", folder_type: str = "sendreceive"
+    ) -> Any:
+        """Service: accept a folder a device offered, at ``raw_path`` (default: the
+        default accept path), as a ``folder_type`` folder; returns its FolderConfig."""
         home = self.node.home
-        if raw:
-            path = _user_path(raw)
+        if raw_path:
+            path = _user_path(raw_path)
         else:
             path = edits.default_accept_path(self.node.config, folder_id, home)
         offers = await self._thread(self.node.pending.folders)
         accepted: list[Any] = []
 
         def edit(cfg: Config) -> Config:
-            kind = _str(body, "type") or "sendreceive"
-            accepted.append(edits.accept_folder(cfg, offers, folder_id, path, home, kind))
+            accepted.append(edits.accept_folder(cfg, offers, folder_id, path, home, folder_type))
             return cfg.with_folder(accepted[-1])
 
         await self._change(edit, prepare=lambda: _make_dir(accepted[-1].resolved_path))
         fc = accepted[-1]
         await self._thread(self.node.pending.remove_folder, folder_id)
-        return JSONResponse(
-            {"ok": True, "folder": fc.id, "path": fc.path, "devices": list(fc.devices)}
-        )
+        return fc
 
     async def pending_folder_reject(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
@@ -563,8 +626,11 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, f"internal error: {type(exc).__name__}")
 
 
-def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None = None) -> App:
-    """The control API for ``node``, guarded by ``key`` and the Host check.
+def build_app(
+    node: Any, *, key: str, get_bound: Callable[[], str | None] | None = None, web: bool = True
+) -> App:
+    """The control API for ``node``, guarded by ``key`` and the Host check, and (``web``)
+    the web interface, guarded by sessions.
 
     ``get_bound`` returns the bound "host:port" (known after binding; default
     ``node.api_address``).
@@ -607,6 +673,12 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
         Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
         *settings_routes(node, api._change, _body, JSONResponse),
     ]
+    guard: Any = Guard(key=key, get_hosts=lambda: allowed_hosts(bound()))
+    if web:
+        from ..web import mount  # the web interface, on the same address (DESIGN §11)
+
+        web_routes, guard = mount(api, key, guard, bound)
+        routes += web_routes
     return App(
         routes,
         exception_handlers={
@@ -615,5 +687,5 @@ def build_app(node: Any, *, key: str, get_bound: Callable[[], str | None] | None
             HTTPException: _http_error,
             Exception: _internal_error,
         },
-        guard=Guard(key=key, get_hosts=lambda: allowed_hosts(bound())),
+        guard=guard,
     )

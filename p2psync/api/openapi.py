@@ -119,6 +119,13 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         (),
         ("set", "add", "remove"),
     ),
+    (
+        "post",
+        "/api/web/signin-link",
+        "A one-time sign-in link for the web interface (`p2psync open`)",
+        (),
+        (),
+    ),
 ]
 
 _ARRAYS = {"devices", "addresses", "paths"}
