@@ -167,10 +167,16 @@ class SyncModel:
         session = self.sessions.get(device)
         if peer is None or peer.closed or session is None:
             return
+        last = session.last_cluster_config
+        if last is not None:
+            # Take the peer's index IDs for folders we now share before it hears from
+            # us: an index it sends in answer to our ClusterConfig is then never dropped
+            # as a "reset" when its offer is read again below.
+            await session.adopt_index_ids(last)
         await peer.send(await self.cluster_config_for(device))
-        if session.last_cluster_config is not None:
+        if last is not None:
             # The peer may have offered folders we only now share: read its offer again.
-            await session.handle_message(peer, session.last_cluster_config)
+            await session.handle_message(peer, last)
 
     async def announce_index_reset(self, folder_id: str) -> None:
         """This device's index of ``folder_id`` was reset (new index ID): tell every
@@ -328,20 +334,8 @@ class _PeerSession:
                     )
                 continue
             self.announced.add(folder.id)
-            theirs = next((d for d in folder.devices if d.id == self.device.raw), None)
             ours = next((d for d in folder.devices if d.id == model.local.raw), None)
-            if theirs is not None:
-                stored = await model._db(model.index.index_id, folder.id, self.device.raw)
-                if theirs.index_id != stored:
-                    log.info(
-                        "%s: index of %s reset (index ID changed); expecting a full index",
-                        folder.id,
-                        self.device.short_str(),
-                    )
-                    await model._db(model.index.drop_device, folder.id, self.device.raw)
-                    await model._db(
-                        model.index.set_index_id, folder.id, self.device.raw, theirs.index_id
-                    )
+            await self._adopt_index_id(folder)
             our_index_id = await model._db(model.index.local_index_id, folder.id)
             our_max = await model._db(model.index.max_sequence, folder.id, model.local.raw)
             if ours is not None and ours.index_id == our_index_id and ours.max_sequence <= our_max:
@@ -367,6 +361,31 @@ class _PeerSession:
                 await self.peer.send(await model.cluster_config_for(self.device))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the connection ended; the reader reports why
+
+    async def adopt_index_ids(self, cc: ClusterConfig) -> None:
+        """Record the index IDs ``cc`` gives for the folders we share with the peer."""
+        async with self._cc_lock:
+            for folder in cc.folders:
+                if self.model.shared_with(folder.id, self.device):
+                    await self._adopt_index_id(folder)
+
+    async def _adopt_index_id(self, folder: Folder) -> None:
+        """A new index ID for the peer's index of ``folder`` means its index was reset:
+        drop what we hold of it and expect a full index."""
+        model = self.model
+        theirs = next((d for d in folder.devices if d.id == self.device.raw), None)
+        if theirs is None:
+            return
+        stored = await model._db(model.index.index_id, folder.id, self.device.raw)
+        if theirs.index_id == stored:
+            return
+        log.info(
+            "%s: index of %s reset (index ID changed); expecting a full index",
+            folder.id,
+            self.device.short_str(),
+        )
+        await model._db(model.index.drop_device, folder.id, self.device.raw)
+        await model._db(model.index.set_index_id, folder.id, self.device.raw, theirs.index_id)
 
     # ---- receiving an index --------------------------------------------------------
     async def _on_index(self, message: Index | IndexUpdate) -> None:
