@@ -21,6 +21,7 @@ from . import __version__
 from .api.auth import API_KEY_FILE, ensure_api_key
 from .cli_folder import folder, scan_folders
 from .cli_peer import peer
+from .cli_relay import relay
 from .cli_support import Context, ErrorGroup, emit, json_option, url_segment
 from .config import (
     DEFAULT_API_PORT,
@@ -59,6 +60,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 cli.add_command(peer)
 cli.add_command(folder)
+cli.add_command(relay)
 
 
 # ---- init / id / run / log ---------------------------------------------------------------

@@ -77,13 +77,17 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
         lambda task_status: serve_global_discovery(
             identity=node.identity,
             servers=list(node.config.discovery.global_servers),
-            get_addresses=lambda: list(node.connections.listen_addresses),
+            get_addresses=lambda: [
+                *node.connections.listen_addresses,
+                *node.connections.relays.joined_urls(),
+            ],
             lookup_devices=lookup_devices,
             cache=node.cache,
             task_status=task_status,
         )
     )
     node.global_discovery = gd
+    node.connections.relays.on_change = gd.notify_addresses_changed  # (un)joined a relay
     node.connections.on_disconnected = lambda _device: gd.notify_lookup_needed()
 
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import httpx
 import trio
 
+from ..errors import ConfigError
 from ..identity import DeviceID, Identity
+from ..protocol.relay import is_relay_url, parse_relay_url
 from .announcement import sign_announcement
 from .cache import AddressCache
 
@@ -283,9 +285,19 @@ def _parse_addresses(response: httpx.Response) -> list[str] | None:
     addresses = body.get("addresses") if isinstance(body, dict) else None
     if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
         return None
-    return [a for a in addresses if a.startswith("tcp://") and len(a) <= 256][
-        :MAX_ADDRESSES_ACCEPTED
-    ]
+    usable = [a for a in addresses if len(a) <= 256 and (a.startswith("tcp://") or _relay(a))]
+    return usable[:MAX_ADDRESSES_ACCEPTED]
+
+
+def _relay(address: str) -> bool:
+    """A relay address a peer announced (the dialer reaches it through that relay)."""
+    if not is_relay_url(address):
+        return False
+    try:
+        parse_relay_url(address)
+    except ConfigError:
+        return False
+    return True
 
 
 def _error_text(response: httpx.Response) -> str:
