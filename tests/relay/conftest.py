@@ -5,6 +5,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "e2e"))  # test_cli_daemon / test_cli_cluster helpers
 sys.path.insert(0, str(HERE.parent / "integration"))  # nodes: in-process clusters
+sys.path.insert(0, str(HERE.parent / "interop"))  # stock_syncthing
 
 from collections.abc import Iterator  # noqa: E402
 

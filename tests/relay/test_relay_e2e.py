@@ -104,9 +104,9 @@ def arrives(node: Node, name: str, content: bytes) -> bool:
     return path.exists() and path.read_bytes() == content
 
 
-def write(node: Node, name: str, content: bytes) -> None:
+def write(node: Node, name: str, content: bytes, folder: str = "shared") -> None:
     (node.data / name).write_bytes(content)
-    ok(node.home, "scan", "shared")
+    ok(node.home, "scan", folder)
 
 
 def test_two_nodes_that_cannot_dial_each_other_sync_through_the_relay(
