@@ -78,7 +78,7 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             identity=node.identity,
             servers=list(node.config.discovery.global_servers),
             get_addresses=lambda: [
-                *node.connections.listen_addresses,
+                *node.connections.announce_addresses,
                 *node.connections.relays.joined_urls(),
             ],
             lookup_devices=lookup_devices,

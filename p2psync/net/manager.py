@@ -87,6 +87,8 @@ class ConnectionManager:
         self.events = events
         self.serve_peer = serve_peer
         self.listen_addresses: list[str] = []
+        # The listen addresses as configured (a host name stays a name; port 0 filled in).
+        self.announce_addresses: list[str] = []
         self.active: dict[DeviceID, _Active] = {}
         self._dialing: set[DeviceID] = set()
         self.dial_backoff = DialBackoff(backoff_base_from_env())
@@ -113,9 +115,13 @@ class ConnectionManager:
         self.apply_rate_limits()
         config = self.get_config()
         listeners: list[trio.SocketListener] = []
+        self.announce_addresses = []
         for url in config.listen:
             endpoint = parse_endpoint(url)
-            listeners.extend(await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))
+            opened = await trio.open_tcp_listeners(endpoint.port, host=endpoint.host)
+            listeners.extend(opened)
+            port = opened[0].socket.getsockname()[1] if opened else endpoint.port
+            self.announce_addresses.append(str(Endpoint(endpoint.scheme, endpoint.host, port)))
         self.listen_addresses = []
         for listener in listeners:
             host, port = listener.socket.getsockname()[:2]
