@@ -92,6 +92,8 @@ class DiscoveryConfig:
     mdns: bool = True
     mdns_interfaces: tuple[str, ...] = ()  # empty: all interfaces
     global_servers: tuple[str, ...] = ()
+    # Syncthing's local discovery v4 (UDP broadcasts on 21027), on the mDNS interfaces.
+    syncthing_local: bool = False
 
 
 @dataclass(frozen=True)
@@ -412,6 +414,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         mdns=disc_r.get("mdns", bool, True),
         mdns_interfaces=disc_r.str_list("mdns_interfaces", ()),
         global_servers=servers,
+        syncthing_local=disc_r.get("syncthing_local", bool, False),
     )
     disc_r.finish()
     devices = tuple(

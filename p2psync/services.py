@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .errors import ConfigError
 from .identity import DeviceID
 from .net.endpoints import parse_endpoint
 
@@ -30,6 +31,8 @@ async def start_services(node: Node, nursery: trio.Nursery) -> None:
         await _start_mdns(node, nursery)
     if config.discovery.global_servers:
         await _start_global(node, nursery)
+    if config.discovery.syncthing_local:
+        await _start_local_v4(node, nursery)
     await _start_api(node, nursery)
 
 
@@ -89,6 +92,30 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
     node.global_discovery = gd
     node.connections.relays.on_change = gd.notify_addresses_changed  # (un)joined a relay
     node.connections.on_disconnected = lambda _device: gd.notify_lookup_needed()
+
+
+async def _start_local_v4(node: Node, nursery: trio.Nursery) -> None:
+    from .discovery.local_v4 import LocalDiscoveryV4, broadcast_targets
+    from .discovery.mdns import mdns_interfaces_from_env
+
+    chosen = mdns_interfaces_from_env(list(node.config.discovery.mdns_interfaces))
+    try:
+        targets = await trio.to_thread.run_sync(
+            broadcast_targets, chosen if isinstance(chosen, list) else None
+        )
+        local = LocalDiscoveryV4(
+            device_id=node.device_id,
+            get_addresses=lambda: [
+                *node.connections.announce_addresses,
+                *node.connections.relays.joined_urls(),
+            ],
+            cache=node.cache,
+            is_known=lambda raw: node.config.device(DeviceID(raw)) is not None,
+            targets=targets,
+        )
+        node.local_discovery = await nursery.start(local.serve)
+    except (OSError, ConfigError) as exc:  # LAN discovery is optional
+        log.warning("local discovery (Syncthing v4) not available: %s", exc)
 
 
 async def _start_api(node: Node, nursery: trio.Nursery) -> None:
