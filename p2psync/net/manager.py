@@ -211,11 +211,18 @@ class ConnectionManager:
         any incoming connection (the inviting device must prove it is who the relay says)."""
         address = str(relay)
         deadline = self.admission.limits.deadline
+        # Unauthenticated sessions count against the same caps as direct connections,
+        # all of one relay's as coming from the relay's address.
+        ticket = self.admission.try_admit(relay.host)
+        if ticket is None:
+            await trio.aclose_forcefully(stream)
+            return
         try:
-            with trio.CancelScope(deadline=trio.current_time() + deadline) as scope:
+            with ticket, trio.CancelScope(deadline=trio.current_time() + deadline) as scope:
 
                 def trusted() -> None:
                     scope.deadline = float("inf")
+                    ticket.release()
 
                 handshake = tls_accept if invitation.server_socket else tls_connect
                 tls = await handshake(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]

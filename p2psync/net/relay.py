@@ -49,6 +49,7 @@ PONG_TIMEOUT = 30.0
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 60.0
 STABLE_AFTER = 10.0
+MAX_JOINING = 16  # invitations being joined at once, per relay; more are dropped
 
 _NETWORK_ERRORS = (
     OSError,
@@ -215,6 +216,8 @@ class RelayMember:
         self.ping_interval = ping_interval
         self.backoff = backoff
         self.connect_timeout = CONNECT_TIMEOUT
+        self.joining = 0
+        self.dropped_invitations = 0
 
     @property
     def url(self) -> RelayURL:
@@ -287,6 +290,10 @@ class RelayMember:
             if isinstance(msg, Ping):
                 await channel.send(Pong())
             elif isinstance(msg, SessionInvitation):
+                if self.joining >= MAX_JOINING:  # a relay flooding us with invitations
+                    self.dropped_invitations += 1
+                    continue
+                self.joining += 1
                 self.sessions.start_soon(self._accept_invitation, msg)
             elif isinstance(msg, RelayFull):
                 raise RelayError("the relay is full")
@@ -299,6 +306,8 @@ class RelayMember:
         except _NETWORK_ERRORS as exc:
             log.info("relay session invitation from %s failed: %s", _short(invitation), exc)
             return
+        finally:
+            self.joining -= 1
         await self.on_session(stream, invitation)
 
 
