@@ -73,7 +73,11 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             for d in node.config.devices
             if "dynamic" in d.addresses
             and not d.paused
-            and not node.connections.is_connected(d.device_id)
+            # relayed: keep looking for a direct address to replace the relay with
+            and (
+                not node.connections.is_connected(d.device_id)
+                or node.connections.is_relayed(d.device_id)
+            )
         ]
 
     gd = await nursery.start(
