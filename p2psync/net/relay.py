@@ -233,6 +233,10 @@ class RelayMember:
             except* _NETWORK_ERRORS as group:
                 exc = _first_leaf(group)
                 self.status.last_error = str(exc) or type(exc).__name__
+            except* Exception as group:  # a bug: keep the daemon up, say so, try again
+                exc = _first_leaf(group)
+                self.status.last_error = f"unexpected error: {exc!r}"
+                log.error("relay %s:%d: unexpected error", relay.host, relay.port, exc_info=exc)
             finally:
                 if self.status.joined:
                     self.status.joined = False

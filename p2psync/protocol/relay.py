@@ -264,6 +264,7 @@ class RelayDecoder:
 # ---- relay addresses -------------------------------------------------------------------
 
 DEFAULT_RELAY_PORT = 22067
+MAX_TOKEN = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,4 +311,6 @@ def parse_relay_url(text: str) -> RelayURL:
     except DeviceIDError as exc:
         raise ConfigError(f"relay address {text!r}: id is not a device ID ({exc})") from exc
     token = query.get("token", [""])[0]
+    if len(token.encode()) > MAX_TOKEN:
+        raise ConfigError(f"relay address {text!r}: the token is longer than {MAX_TOKEN} bytes")
     return RelayURL(parts.hostname, DEFAULT_RELAY_PORT if port is None else port, device_id, token)

@@ -102,3 +102,45 @@ async def test_garbage_from_the_relay_ends_the_link_and_it_rejoins() -> None:
                 await trio.sleep(0.01)
         assert "bad relay magic" in member.status.last_error
         nursery.cancel_scope.cancel()
+
+
+async def test_an_unexpected_error_is_reported_and_the_member_keeps_trying() -> None:
+    relay_identity, me = generate_identity(), generate_identity()
+    joins = 0
+
+    async def polite_relay(stream: trio.SocketStream) -> None:
+        nonlocal joins
+        tls = await tls_accept(stream, make_relay_context(relay_identity))
+        assert isinstance(await _receive(tls, RelayDecoder()), JoinRelayRequest)
+        joins += 1
+        await tls.send_all(encode(Response(0, "success")))
+        await trio.sleep_forever()
+
+    calls = 0
+
+    def buggy_on_change() -> None:  # stands in for a bug anywhere in the join path
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+
+    async def on_session(stream: trio.abc.Stream, invitation: SessionInvitation) -> None:
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        relays = await nursery.start(partial(trio.serve_tcp, polite_relay, 0, host="127.0.0.1"))
+        port = relays[0].socket.getsockname()[1]
+        url = parse_relay_url(f"relay://127.0.0.1:{port}/?id={relay_identity.device_id}")
+        member = RelayMember(
+            url,
+            make_relay_context(me),
+            on_session,
+            nursery,
+            on_change=buggy_on_change,
+            backoff=(0.05, 0.1),
+        )
+        nursery.start_soon(member.run)
+        with trio.fail_after(20):
+            while not (joins >= 2 and member.status.joined):  # noqa: ASYNC110 (polls)
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()

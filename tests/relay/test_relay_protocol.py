@@ -121,6 +121,7 @@ def test_relay_urls() -> None:
         f"relay://127.0.0.1:99999/?id={ID}",
         f"relay://:22067/?id={ID}",
         f"relay://h:1/path?id={ID}",
+        f"relay://h:1/?id={ID}&token={'x' * 257}",
     ):
         with pytest.raises(ConfigError):
             parse_relay_url(bad)
