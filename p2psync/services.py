@@ -65,7 +65,7 @@ async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:
 
 
 async def _start_global(node: Node, nursery: trio.Nursery) -> None:
-    from .discovery.global_client import serve_global_discovery
+    from .discovery.global_client import FIRST_ANNOUNCE_DELAY, serve_global_discovery
 
     def lookup_devices() -> list[DeviceID]:
         return [
@@ -90,6 +90,8 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             ],
             lookup_devices=lookup_devices,
             cache=node.cache,
+            # with relays, wait until they are joined: peers cache what they look up
+            first_announce_delay=FIRST_ANNOUNCE_DELAY if node.config.relays else 0.0,
             task_status=task_status,
         )
     )

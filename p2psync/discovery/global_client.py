@@ -30,6 +30,7 @@ from .syncthing_v3 import V3Client, V3Server, parse_v3_server
 log = logging.getLogger(__name__)
 
 MAX_ADDRESSES_ACCEPTED = 32
+FIRST_ANNOUNCE_DELAY = 3.0
 
 
 @dataclass
@@ -65,6 +66,7 @@ class GlobalDiscovery:
         backoff: tuple[float, float] = (60.0, 1800.0),
         lookup_interval: float = 60.0,
         max_parallel_lookups: int = 4,
+        first_announce_delay: float = 0.0,
     ) -> None:
         self.identity = identity
         self.servers = {url.rstrip("/"): ServerState(url.rstrip("/")) for url in servers}
@@ -79,6 +81,9 @@ class GlobalDiscovery:
         self.min_interval = min_interval
         self.backoff = backoff
         self.lookup_interval = lookup_interval
+        # The daemon waits a moment before its first announcement, as Syncthing does, so
+        # that it includes the relays joined at start (peers cache a lookup for minutes).
+        self.first_announce_delay = first_announce_delay
         self._http = http
         self._verify = verify
         self._lookup_limiter = trio.CapacityLimiter(max_parallel_lookups)
@@ -220,6 +225,7 @@ class GlobalDiscovery:
     # --- loops and helpers -----------------------------------------------------------
 
     async def _announce_loop(self, url: str) -> None:
+        await trio.sleep(self.first_announce_delay)
         while True:
             self._changed[url] = trio.Event()
             started = trio.current_time()
@@ -283,6 +289,7 @@ async def serve_global_discovery(
     lookup_devices: Callable[[], list[DeviceID]],
     cache: AddressCache,
     verify: ssl.SSLContext | bool = True,
+    first_announce_delay: float = FIRST_ANNOUNCE_DELAY,
     task_status: trio.TaskStatus[GlobalDiscovery] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run global discovery until cancelled; reports the GlobalDiscovery object when started.
@@ -297,6 +304,7 @@ async def serve_global_discovery(
         lookup_devices=lookup_devices,
         cache=cache,
         verify=verify,
+        first_announce_delay=first_announce_delay,
     )
     await discovery.serve(task_status=task_status)
 
