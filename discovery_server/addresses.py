@@ -32,6 +32,11 @@ def normalize_addresses(addresses: list[str], source_host: str) -> list[str]:
         )
     result: list[str] = []
     for address in addresses:
+        if address[:8].lower() == "relay://":
+            relay = parse_relay_address(address)
+            if relay not in result:
+                result.append(relay)
+            continue
         host, port = parse_tcp_address(address)
         if host in _UNSPECIFIED:
             if not source_host:
@@ -43,6 +48,24 @@ def normalize_addresses(addresses: list[str], source_host: str) -> list[str]:
         if formatted not in result:
             result.append(formatted)
     return result
+
+
+def parse_relay_address(address: str) -> str:
+    """A ``relay://HOST:PORT/?id=RELAY-ID`` address in its canonical form (the relay's
+    descriptive query parameters dropped); its host must be a concrete one."""
+    from p2psync.errors import ConfigError
+    from p2psync.protocol.relay import parse_relay_url
+
+    shown = address[:60] + ("..." if len(address) > 60 else "")
+    if len(address) > MAX_ADDRESS_CHARS or not address.isprintable() or " " in address:
+        raise AnnouncementError(BAD_ADDRESS, f"address {shown!r} is too long or not printable")
+    try:
+        relay = parse_relay_url(address)
+    except ConfigError as exc:
+        raise AnnouncementError(BAD_ADDRESS, f"address {shown!r}: {exc}") from exc
+    if relay.host.strip("[]") in _UNSPECIFIED:
+        raise AnnouncementError(BAD_ADDRESS, f"relay address {shown!r} needs the relay's host")
+    return str(relay)
 
 
 def parse_tcp_address(address: str) -> tuple[str, int]:

@@ -2,6 +2,8 @@
 
     POST /v1/announce        signed announcement -> 204 + Reannounce-After
     GET  /v1/lookup?device=  200 {"addresses", "seen"} | 404 + Retry-After
+    POST /v2/                Syncthing's discovery v3 announce (TLS client certificate)
+    GET  /v2/?device=        Syncthing's discovery v3 lookup (same answer as /v1/lookup)
     GET  /healthz            200 when the store answers
     GET  /metrics            Prometheus text
 
@@ -36,6 +38,13 @@ from .addresses import BAD_ADDRESS, normalize_addresses
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .stores import Store, StoreUnavailableError
+from .syncthing_api import (
+    NO_CERTIFICATE,
+    V3_PATH,
+    announced_addresses,
+    client_certificate,
+    usable_addresses,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,7 @@ _STATUS_BY_REASON = {
     announcement.STALE: 400,
     announcement.BAD_CERTIFICATE: 403,
     announcement.BAD_SIGNATURE: 403,
+    NO_CERTIFICATE: 403,
     REPLAYED: 409,
 }
 
@@ -97,11 +107,14 @@ class DiscoveryService:
         self.limiter = RateLimiter(settings.rate, settings.burst, settings.rate_table_size)
         self._crypto_limiter = trio.CapacityLimiter(4)
         self.gate: ConnectionGate | None = None  # set by the server, for /metrics
+        self.certificate_id: DeviceID | None = None  # HTTPS: what Syncthing's ?id= pins
 
     def app(self) -> Starlette:
         routes = [
             Route("/v1/announce", self._wrap(self.announce), methods=["POST"]),
             Route("/v1/lookup", self._wrap(self.lookup), methods=["GET"]),
+            Route(V3_PATH, self._wrap(self.announce_v3), methods=["POST"]),
+            Route(V3_PATH, self._wrap(self.lookup), methods=["GET"]),
             Route("/healthz", self._wrap(self.healthz), methods=["GET"]),
             Route("/metrics", self._wrap(self.metrics_page), methods=["GET"]),
         ]
@@ -136,6 +149,28 @@ class DiscoveryService:
         await self.store.put(device, addresses, now, self.settings.ttl)
         self.metrics.inc("announces_total")
         log.debug("announce %s from %s: %s", device.short_str(), source, addresses)
+        return Response(
+            status_code=204, headers={"Reannounce-After": str(self.settings.reannounce_after)}
+        )
+
+    async def announce_v3(self, request: Request) -> Response:
+        """Syncthing's announcement: the device is the TLS client certificate's."""
+        source = self._source(request)
+        self._rate_limit(source)
+        try:
+            der = client_certificate(request.scope, request.headers, self.settings.trust_forwarded)
+            if der is None:
+                raise AnnouncementError(
+                    NO_CERTIFICATE, "announce over HTTPS with the device certificate"
+                )
+            raw = await _read_limited(request, self.settings.max_body, self.settings.body_timeout)
+            addresses = usable_addresses(announced_addresses(raw), source)
+        except AnnouncementError as exc:
+            raise _Reject(_STATUS_BY_REASON.get(exc.reason, 400), exc.reason, str(exc)) from exc
+        device = DeviceID.from_cert_der(der)
+        await self.store.put(device, addresses, self.clock(), self.settings.ttl)
+        self.metrics.inc("announces_total")
+        log.debug("announce (v3) %s from %s: %s", device.short_str(), source, addresses)
         return Response(
             status_code=204, headers={"Reannounce-After": str(self.settings.reannounce_after)}
         )

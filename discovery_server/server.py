@@ -32,6 +32,7 @@ from p2psync.api.accept import (
 )
 
 from .app import DiscoveryService, ServerSettings, create_app
+from .client_cert_tls import certificate_device_id, make_server_context, serve_tls_connection
 from .logsetup import ServerLogger
 from .stores import Store
 
@@ -66,13 +67,22 @@ async def serve_discovery(
     context = WorkerContext(None)
     asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]  # as before
     handler = partial(TCPServer, asgi, config, context)
+
+    def plain(stream: Any) -> Awaitable[None]:
+        return handler(ConnectionState({}), stream)
+
+    connect: Callable[[Any], Awaitable[None]] = plain
+    if certfile is not None and keyfile is not None:  # TLS here: client certificates (v3)
+        tls = make_server_context(certfile, keyfile)
+        connect = partial(serve_tls_connection, handler, tls, config.ssl_handshake_timeout)
+        service.certificate_id = certificate_device_id(certfile)
     async with trio.open_nursery() as connections:
         try:
             async with trio.open_nursery() as accepting:
                 accepting.start_soon(
                     partial(
                         serve_capped,
-                        lambda stream: handler(ConnectionState({}), stream),
+                        connect,
                         listeners,
                         gate,
                         handler_nursery=connections,
@@ -115,20 +125,17 @@ def _hypercorn_config(
 
 
 def _open_listeners(config: Config) -> tuple[list[trio.abc.Listener[Any]], list[str]]:
-    """Bound and listening sockets for ``config.bind`` as trio listeners, with URLs."""
+    """Bound and listening sockets for ``config.bind`` as trio listeners, with URLs
+    (TLS on the https ones is the connection handler's: serve_tls_connection)."""
     sockets = config.create_sockets()
     listeners: list[trio.abc.Listener[Any]] = []
     binds: list[str] = []
-    ssl_context = config.create_ssl_context()
     for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
         for sock in group:
             sock.listen(config.backlog)
             listener: trio.abc.Listener[Any] = trio.SocketListener(
                 trio.socket.from_stdlib_socket(sock)
             )
-            if scheme == "https":
-                assert ssl_context is not None
-                listener = trio.SSLListener(listener, ssl_context, https_compatible=True)
             listeners.append(listener)
             binds.append(f"{scheme}://{repr_socket_addr(sock.family, sock.getsockname())}")
     return listeners, binds
@@ -147,3 +154,9 @@ def _announce(service: DiscoveryService, binds: list[str], gate: ConnectionGate)
         caps.total,
         caps.per_address or "no cap",
     )
+    if service.certificate_id is not None:
+        log.info(
+            "Syncthing devices use %s/v2/?id=%s (announce and lookup)",
+            service.url.rstrip("/"),
+            service.certificate_id,
+        )

@@ -60,6 +60,7 @@ class Node:
     started_at: float = 0.0
     mdns: object | None = None
     global_discovery: object | None = None
+    local_discovery: object | None = None  # Syncthing local discovery v4
     api_address: str | None = None
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     folder_done: dict[str, trio.Event] = field(default_factory=dict)

@@ -21,6 +21,7 @@ from . import __version__
 from .api.auth import API_KEY_FILE, ensure_api_key
 from .cli_folder import folder, scan_folders
 from .cli_peer import peer
+from .cli_relay import relay
 from .cli_settings import config_group, folder_unshare, peer_remove_address
 from .cli_status import folder_completion
 from .cli_support import Context, ErrorGroup, emit, json_option, url_segment
@@ -69,6 +70,7 @@ peer.add_command(peer_remove_address)
 cli.add_command(config_group)
 cli.add_command(open_web)
 cli.add_command(web_password)
+cli.add_command(relay)
 
 
 # ---- init / id / run / log ---------------------------------------------------------------

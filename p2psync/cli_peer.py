@@ -9,7 +9,7 @@ import click
 
 from .api import edits
 from .cli_support import Context, emit, json_option, parse_device_id
-from .config import argument_errors, validate_listen_url
+from .config import argument_errors, validate_device_address
 from .errors import NotFoundError, UsageError
 from .pending import PendingStore
 from .textsafe import safe
@@ -29,7 +29,7 @@ def peer() -> None:
     "--address",
     "addresses",
     multiple=True,
-    help="tcp://HOST:PORT, tried before the discovered ones (default: dynamic only).",
+    help="tcp://HOST:PORT or a relay:// URL, tried before the discovered ones (default: dynamic).",
 )
 @click.option(
     "--no-dynamic", is_flag=True, help="Only the --address given: no discovery for this device."
@@ -56,7 +56,7 @@ def peer_add(
     for i, a in enumerate(addresses):
         if a != "dynamic":
             with argument_errors():
-                validate_listen_url(a, f"--address[{i}]")
+                validate_device_address(a, f"--address[{i}]")
     client = obj.daemon()
     if client is not None:
         body = {
@@ -98,7 +98,8 @@ def peer_list(obj: Context, as_json: bool) -> None:
             if "connected" not in d or d["paused"]:
                 continue
             if d["connected"]:
-                click.echo(f"    connected at {safe(d['address'] or '')}")
+                relayed = " (relayed)" if d.get("relayed") else ""
+                click.echo(f"    connected at {safe(d['address'] or '')}{relayed}")
             else:
                 click.echo(f"    {disconnected_note(d)}")
 

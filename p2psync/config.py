@@ -96,6 +96,8 @@ class DiscoveryConfig:
     mdns: bool = True
     mdns_interfaces: tuple[str, ...] = ()  # empty: all interfaces
     global_servers: tuple[str, ...] = ()
+    # Syncthing's local discovery v4 (UDP broadcasts on 21027), on the mDNS interfaces.
+    syncthing_local: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,11 @@ class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     devices: tuple[DeviceConfig, ...] = ()
     folders: tuple[FolderConfig, ...] = ()
+    # Syncthing relays (relay://host:port/?id=RELAY-ID) to join, and the rate limits
+    # of relayed connections (on top of the global and per-device ones).
+    relays: tuple[str, ...] = ()
+    relay_max_send_kbps: int = 0
+    relay_max_recv_kbps: int = 0
 
     # ---- queries -------------------------------------------------------------------
     def device(self, device_id: DeviceID) -> DeviceConfig | None:
@@ -271,6 +278,25 @@ def validate_listen_url(url: str, where: str) -> str:
     return url
 
 
+def validate_relay_url(url: str, where: str) -> str:
+    from .protocol.relay import parse_relay_url
+
+    try:
+        parse_relay_url(url)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return url
+
+
+def validate_device_address(address: str, where: str) -> str:
+    """A device address: ``dynamic``, ``tcp://HOST:PORT`` or a relay URL."""
+    if address == "dynamic":
+        return address
+    if address.lower().startswith("relay://"):
+        return validate_relay_url(address, where)
+    return validate_listen_url(address, where)
+
+
 def validate_host_port(value: str, where: str) -> str:
     m = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value)
     if not m or not 0 <= int(m.group(2)) <= 65535:
@@ -298,8 +324,7 @@ def _parse_device(table: dict[str, Any], where: str) -> DeviceConfig:
         raise ConfigError(f"{where}.id: {exc}") from exc
     addresses = r.str_list("addresses", ("dynamic",))
     for i, a in enumerate(addresses):
-        if a != "dynamic":
-            validate_listen_url(a, f"{where}.addresses[{i}]")
+        validate_device_address(a, f"{where}.addresses[{i}]")
     dev = DeviceConfig(
         id=str(device_id),
         name=r.get("name", str, ""),
@@ -408,6 +433,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         mdns=disc_r.get("mdns", bool, True),
         mdns_interfaces=disc_r.str_list("mdns_interfaces", ()),
         global_servers=servers,
+        syncthing_local=disc_r.get("syncthing_local", bool, False),
     )
     disc_r.finish()
     devices = tuple(
@@ -426,6 +452,9 @@ def parse_config(data: dict[str, Any]) -> Config:
         if d.id in seen:
             raise ConfigError(f"devices[{i}].id: duplicate device {d.id}")
         seen.add(d.id)
+    relays = r.str_list("relays", ())
+    for i, url in enumerate(relays):
+        validate_relay_url(url, f"relays[{i}]")
     cfg = Config(
         name=name,
         listen=listen,
@@ -435,6 +464,9 @@ def parse_config(data: dict[str, Any]) -> Config:
         discovery=discovery,
         devices=devices,
         folders=folders,
+        relays=relays,
+        relay_max_send_kbps=r.non_negative("relay_max_send_kbps", 0),
+        relay_max_recv_kbps=r.non_negative("relay_max_recv_kbps", 0),
     )
     r.finish()
     return cfg

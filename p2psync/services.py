@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .errors import ConfigError
 from .identity import DeviceID
 from .net.endpoints import parse_endpoint
 
@@ -40,6 +41,8 @@ async def start_discovery(node: Node, nursery: trio.Nursery) -> None:
         await _start_mdns(node, nursery)
     if config.discovery.global_servers:
         await _start_global(node, nursery)
+    if config.discovery.syncthing_local:
+        await _start_local_v4(node, nursery)
 
 
 async def stop_discovery(node: Node) -> None:
@@ -51,7 +54,9 @@ async def stop_discovery(node: Node) -> None:
         await done.wait()
     node.mdns = None
     node.global_discovery = None
+    node.local_discovery = None
     node.connections.on_disconnected = None
+    node.connections.relays.on_change = lambda: None
 
 
 async def apply_network_changes(node: Node, nursery: trio.Nursery) -> list[str]:
@@ -146,7 +151,7 @@ async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:
 
 
 async def _start_global(node: Node, nursery: trio.Nursery) -> None:
-    from .discovery.global_client import serve_global_discovery
+    from .discovery.global_client import FIRST_ANNOUNCE_DELAY, serve_global_discovery
 
     def lookup_devices() -> list[DeviceID]:
         return [
@@ -154,7 +159,11 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             for d in node.config.devices
             if "dynamic" in d.addresses
             and not d.paused
-            and not node.connections.is_connected(d.device_id)
+            # relayed: keep looking for a direct address to replace the relay with
+            and (
+                not node.connections.is_connected(d.device_id)
+                or node.connections.is_relayed(d.device_id)
+            )
         ]
 
     gd = await _start_stoppable(
@@ -163,14 +172,44 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
         lambda task_status: serve_global_discovery(
             identity=node.identity,
             servers=list(node.config.discovery.global_servers),
-            get_addresses=lambda: list(node.connections.listen_addresses),
+            get_addresses=lambda: [
+                *node.connections.announce_addresses,
+                *node.connections.relays.joined_urls(),
+            ],
             lookup_devices=lookup_devices,
             cache=node.cache,
+            # with relays, wait until they are joined: peers cache what they look up
+            first_announce_delay=FIRST_ANNOUNCE_DELAY if node.config.relays else 0.0,
             task_status=task_status,
         ),
     )
     node.global_discovery = gd
+    node.connections.relays.on_change = gd.notify_addresses_changed  # (un)joined a relay
     node.connections.on_disconnected = lambda _device: gd.notify_lookup_needed()
+
+
+async def _start_local_v4(node: Node, nursery: trio.Nursery) -> None:
+    from .discovery.local_v4 import LocalDiscoveryV4, broadcast_targets
+    from .discovery.mdns import mdns_interfaces_from_env
+
+    chosen = mdns_interfaces_from_env(list(node.config.discovery.mdns_interfaces))
+    try:
+        targets = await trio.to_thread.run_sync(
+            broadcast_targets, chosen if isinstance(chosen, list) else None
+        )
+        local = LocalDiscoveryV4(
+            device_id=node.device_id,
+            get_addresses=lambda: [
+                *node.connections.announce_addresses,
+                *node.connections.relays.joined_urls(),
+            ],
+            cache=node.cache,
+            is_known=lambda raw: node.config.device(DeviceID(raw)) is not None,
+            targets=targets,
+        )
+        node.local_discovery = await _start_stoppable(nursery, node, local.serve)
+    except (OSError, ConfigError) as exc:  # LAN discovery is optional
+        log.warning("local discovery (Syncthing v4) not available: %s", exc)
 
 
 async def _start_api(node: Node, nursery: trio.Nursery) -> None:

@@ -13,12 +13,18 @@ import json
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from ..config import Config, config_to_dict
+from ..config import (
+    Config,
+    argument_errors,
+    config_to_dict,
+    validate_relay_url,
+)
 from ..errors import ConfigError, DeviceIDError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID
 from ..protocol.names import validate_name
@@ -115,6 +121,14 @@ class _Api:
                 "restart_needed": restart_needed(self.node.running_config, self.node.config),
             }
         )
+
+    async def relays_set(self, request: Request) -> JSONResponse:
+        relays = _str_list(await _body(request), "relays")
+        with argument_errors():
+            for i, url in enumerate(relays):
+                validate_relay_url(url, f"relays[{i}]")
+        await self._change(lambda cfg: replace(cfg, relays=tuple(relays)))
+        return JSONResponse({"ok": True, "relays": relays})
 
     async def events(self, request: Request) -> JSONResponse:
         q = request.query_params
@@ -642,6 +656,7 @@ def build_app(
         Route(f"{p}/openapi.json", api.openapi),
         Route(f"{p}/system", api.system),
         Route(f"{p}/config/reload", api.reload, methods=["POST"]),
+        Route(f"{p}/config/relays", api.relays_set, methods=["POST"]),
         Route(f"{p}/config", api.config, methods=["GET"]),
         Route(f"{p}/events", api.events),
         Route(f"{p}/folders", api.folders),

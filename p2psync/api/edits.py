@@ -20,8 +20,8 @@ from ..config import (
     argument_errors,
     folder_path_problem,
     normalized_path,
+    validate_device_address,
     validate_folder_id,
-    validate_listen_url,
 )
 from ..errors import NotFoundError, UsageError
 from ..identity import DeviceID
@@ -58,7 +58,7 @@ def add_device(
     for i, a in enumerate(addresses):
         if a != "dynamic":
             with argument_errors():
-                validate_listen_url(a, f"addresses[{i}]")
+                validate_device_address(a, f"addresses[{i}]")
     existing = cfg.device(did)
     new = DeviceConfig(
         id=str(did),

@@ -13,6 +13,13 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("get", "/api/openapi.json", "This document", (), ()),
     ("post", "/api/config/reload", "Re-read config.toml and apply it without a restart", (), ()),
     (
+        "post",
+        "/api/config/relays",
+        "Set the relays to join (relay://HOST:PORT/?id=RELAY-ID); joins and leaves at once",
+        (),
+        ("relays",),
+    ),
+    (
         "get",
         "/api/config",
         "The config in use (the last good one while config.toml is invalid) and the error",

@@ -64,6 +64,9 @@ def status_renderable(data: dict[str, Any]) -> RenderableType:
         f"API http://{safe(str(system.get('api_address')))}",
         style="dim",
     )
+    for relay in system.get("relays", []):
+        state = "joined" if relay["joined"] else f"not joined: {safe(relay['last_error'] or '-')}"
+        header.append(f"\nrelay {safe(relay['url'])}: {state}", style="dim")
     if system.get("api_warning"):
         header.append(f"\nWarning: {safe(system['api_warning'])}", style="bold yellow")
     if system.get("config_error"):
@@ -182,8 +185,9 @@ def devices_table(devices: list[dict[str, Any]]) -> RenderableType:
             conn = Text("paused", style="yellow")
         elif d["connected"]:
             via = ", ".join(safe(x) for x in (d.get("protocol"), d.get("client")) if x)
+            relayed = "relayed, " if d.get("relayed") else ""
             conn = Text(
-                f"connected {safe(d['address'] or '')}" + (f" ({via})" if via else ""),
+                f"connected {safe(d['address'] or '')}" + (f" ({relayed}{via})" if via else ""),
                 style="green",
             )
         else:

@@ -173,6 +173,7 @@ def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
         "introducer": device.introducer,
         "connected": connected,
         "address": None,
+        "relayed": False,  # connected through a relay (address is the relay's URL)
         "protocol": None,  # "p2psync/1" or "bep/1.0" while connected
         "client": None,  # what the peer runs, from its Hello ("syncthing v1.19.2")
         "connected_for": None,
@@ -191,6 +192,7 @@ def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
         hello = peer.protocol.their_hello
         view.update(
             address=peer.address,
+            relayed=node.connections.is_relayed(did),
             protocol=peer.protocol.wire.name,
             client=f"{hello.client_name} {hello.client_version}" if hello else None,
             connected_for=round(now - stats.connected_at, 3),
@@ -239,6 +241,10 @@ def system_view(node: Any) -> dict[str, Any]:
         "devices": len(cfg.devices),
         "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.device_id)),
         "config_error": getattr(node, "config_error", ""),
+        "relays": [
+            {"url": str(s.url), "joined": s.joined, "last_error": s.last_error}
+            for s in node.connections.relays.statuses()
+        ],
     }
 
 

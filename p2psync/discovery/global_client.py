@@ -20,13 +20,17 @@ from dataclasses import dataclass
 import httpx
 import trio
 
+from ..errors import ConfigError
 from ..identity import DeviceID, Identity
+from ..protocol.relay import is_relay_url, parse_relay_url
 from .announcement import sign_announcement
 from .cache import AddressCache
+from .syncthing_v3 import V3Client, V3Server, parse_v3_server
 
 log = logging.getLogger(__name__)
 
 MAX_ADDRESSES_ACCEPTED = 32
+FIRST_ANNOUNCE_DELAY = 3.0
 
 
 @dataclass
@@ -62,6 +66,7 @@ class GlobalDiscovery:
         backoff: tuple[float, float] = (60.0, 1800.0),
         lookup_interval: float = 60.0,
         max_parallel_lookups: int = 4,
+        first_announce_delay: float = 0.0,
     ) -> None:
         self.identity = identity
         self.servers = {url.rstrip("/"): ServerState(url.rstrip("/")) for url in servers}
@@ -76,6 +81,9 @@ class GlobalDiscovery:
         self.min_interval = min_interval
         self.backoff = backoff
         self.lookup_interval = lookup_interval
+        # The daemon waits a moment before its first announcement, as Syncthing does, so
+        # that it includes the relays joined at start (peers cache a lookup for minutes).
+        self.first_announce_delay = first_announce_delay
         self._http = http
         self._verify = verify
         self._lookup_limiter = trio.CapacityLimiter(max_parallel_lookups)
@@ -83,6 +91,11 @@ class GlobalDiscovery:
         self._lookup_failures: dict[str, int] = {}
         self._changed = {url: trio.Event() for url in self.servers}
         self._lookup_wakeup = trio.Event()
+        # Syncthing (stdiscosrv) servers: /v2/ URLs, spoken to with V3Client.
+        self._v3_servers: dict[str, V3Server] = {
+            url: v3 for url in self.servers if (v3 := parse_v3_server(url)) is not None
+        }
+        self._v3: dict[str, V3Client] = {}
 
     # --- what the rest of the daemon calls ---------------------------------------------
 
@@ -105,6 +118,8 @@ class GlobalDiscovery:
         own_client = self._http is None
         if own_client:
             self._http = httpx.AsyncClient(verify=self._verify, timeout=10.0)
+        for url, server in self._v3_servers.items():
+            self._v3[url] = await trio.to_thread.run_sync(V3Client, self.identity, server)
         try:
             async with trio.open_nursery() as nursery:
                 for url in self.servers:
@@ -112,9 +127,11 @@ class GlobalDiscovery:
                 nursery.start_soon(self._lookup_loop)
                 task_status.started(self)
         finally:
-            if own_client and self._http is not None:
-                with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True):
+                if own_client and self._http is not None:
                     await self._http.aclose()
+                for client in self._v3.values():
+                    await client.aclose()
 
     # --- one step each (tests drive these directly) ----------------------------------
 
@@ -122,13 +139,17 @@ class GlobalDiscovery:
         """Announce to ``url`` once; returns seconds until the next announcement is due."""
         state = self.servers[url]
         addresses = list(self.get_addresses())
-        if not addresses:
+        v3 = self._v3_client(url)
+        if not addresses or (v3 is not None and not v3.server.announces):
             return self.default_reannounce
         # Strictly increasing timestamps: the server rejects a repeated one as a replay.
         timestamp = max(int(self.wall_clock()), state.last_timestamp + 1)
-        body = sign_announcement(self.identity, addresses, timestamp, url)
         try:
-            response = await self._client().post(f"{url}/v1/announce", json=body)
+            if v3 is not None:
+                response = await v3.announce(addresses)
+            else:
+                body = sign_announcement(self.identity, addresses, timestamp, url)
+                response = await self._client().post(f"{url}/v1/announce", json=body)
         except httpx.HTTPError as exc:
             return self._announce_failed(state, f"{type(exc).__name__}: {exc}", None)
         state.last_timestamp = timestamp
@@ -164,8 +185,17 @@ class GlobalDiscovery:
     async def lookup(self, url: str, device: DeviceID, now: float) -> None:
         """Ask ``url`` about ``device``; update the cache and when to ask next."""
         key, source = (url, device.raw), f"global:{url}"
+        v3 = self._v3_client(url)
+        if v3 is not None and not v3.server.looks_up:
+            self._next_lookup[key] = now + 86_400
+            return
         try:
-            response = await self._client().get(f"{url}/v1/lookup", params={"device": str(device)})
+            if v3 is not None:
+                response = await v3.lookup(device)
+            else:
+                response = await self._client().get(
+                    f"{url}/v1/lookup", params={"device": str(device)}
+                )
         except httpx.HTTPError as exc:
             self._next_lookup[key] = now + self._lookup_failed(
                 url, f"{type(exc).__name__}: {exc}", None
@@ -195,6 +225,7 @@ class GlobalDiscovery:
     # --- loops and helpers -----------------------------------------------------------
 
     async def _announce_loop(self, url: str) -> None:
+        await trio.sleep(self.first_announce_delay)
         while True:
             self._changed[url] = trio.Event()
             started = trio.current_time()
@@ -216,6 +247,14 @@ class GlobalDiscovery:
     async def _lookup_limited(self, url: str, device: DeviceID, now: float) -> None:
         async with self._lookup_limiter:
             await self.lookup(url, device, now)
+
+    def _v3_client(self, url: str) -> V3Client | None:
+        server = self._v3_servers.get(url)
+        if server is None:
+            return None
+        if url not in self._v3:  # serve() builds them in a thread; tests may not run it
+            self._v3[url] = V3Client(self.identity, server)
+        return self._v3[url]
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -250,6 +289,7 @@ async def serve_global_discovery(
     lookup_devices: Callable[[], list[DeviceID]],
     cache: AddressCache,
     verify: ssl.SSLContext | bool = True,
+    first_announce_delay: float = FIRST_ANNOUNCE_DELAY,
     task_status: trio.TaskStatus[GlobalDiscovery] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run global discovery until cancelled; reports the GlobalDiscovery object when started.
@@ -264,6 +304,7 @@ async def serve_global_discovery(
         lookup_devices=lookup_devices,
         cache=cache,
         verify=verify,
+        first_announce_delay=first_announce_delay,
     )
     await discovery.serve(task_status=task_status)
 
@@ -283,9 +324,19 @@ def _parse_addresses(response: httpx.Response) -> list[str] | None:
     addresses = body.get("addresses") if isinstance(body, dict) else None
     if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
         return None
-    return [a for a in addresses if a.startswith("tcp://") and len(a) <= 256][
-        :MAX_ADDRESSES_ACCEPTED
-    ]
+    usable = [a for a in addresses if len(a) <= 256 and (a.startswith("tcp://") or _relay(a))]
+    return usable[:MAX_ADDRESSES_ACCEPTED]
+
+
+def _relay(address: str) -> bool:
+    """A relay address a peer announced (the dialer reaches it through that relay)."""
+    if not is_relay_url(address):
+        return False
+    try:
+        parse_relay_url(address)
+    except ConfigError:
+        return False
+    return True
 
 
 def _error_text(response: httpx.Response) -> str:

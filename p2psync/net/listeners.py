@@ -19,19 +19,27 @@ from .endpoints import Endpoint, parse_endpoint
 ServeListener = Callable[[trio.SocketListener, trio.Nursery], Awaitable[None]]
 
 
-async def open_listeners(urls: Sequence[str]) -> list[trio.SocketListener]:
+async def open_listeners_announced(
+    urls: Sequence[str],
+) -> tuple[list[trio.SocketListener], list[str]]:
     """Bind every ``tcp://HOST:PORT`` of ``urls`` (all or none: a failure closes the
-    ones already bound and raises the OSError)."""
+    ones already bound and raises the OSError). Also returns the addresses to announce:
+    each URL as configured (a host name stays a host name, an unspecified host lets the
+    discovery server fill in the source address), a port 0 replaced by the bound port."""
     listeners: list[trio.SocketListener] = []
+    announce: list[str] = []
     try:
         for url in urls:
             endpoint = parse_endpoint(url)
-            listeners.extend(await trio.open_tcp_listeners(endpoint.port, host=endpoint.host))
+            opened = await trio.open_tcp_listeners(endpoint.port, host=endpoint.host)
+            listeners.extend(opened)
+            port = opened[0].socket.getsockname()[1] if opened else endpoint.port
+            announce.append(str(Endpoint(endpoint.scheme, endpoint.host, port)))
     except BaseException:
         for listener in listeners:
             await listener.aclose()
         raise
-    return listeners
+    return listeners, announce
 
 
 def bound_addresses(listeners: Sequence[trio.SocketListener]) -> list[str]:

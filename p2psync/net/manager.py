@@ -29,13 +29,15 @@ from ..pending import PendingDevice, PendingStore
 from ..protocol.bep import ALPN as BEP_ALPN
 from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
+from ..protocol.relay import RelayURL, SessionInvitation, is_relay_url
 from ..protocol.wire import WireCodec, codec_for_alpn
 from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
 from .dialstate import DialBackoff, backoff_base_from_env
 from .endpoints import Endpoint, parse_endpoint
-from .listeners import ListenerGroup, bound_addresses, open_listeners
+from .listeners import ListenerGroup, bound_addresses, open_listeners_announced
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket
+from .relay_service import RelayService
 from .tls import TLSStream, make_tls_context, tls_accept, tls_connect
 from .trust import PeerRejectedError, authenticate_peer
 
@@ -64,6 +66,7 @@ def format_tcp_url(host: str, port: int) -> str:
 class _Active:
     peer: PeerConnection
     initiated_by_us: bool
+    relayed: bool = False
 
 
 class ConnectionManager:
@@ -85,6 +88,8 @@ class ConnectionManager:
         self.events = events
         self.serve_peer = serve_peer
         self.listen_addresses: list[str] = []
+        # The listen addresses as configured (a host name stays a name; port 0 filled in).
+        self.announce_addresses: list[str] = []
         self.active: dict[DeviceID, _Active] = {}
         self._dialing: set[DeviceID] = set()
         self.dial_backoff = DialBackoff(backoff_base_from_env())
@@ -93,6 +98,11 @@ class ConnectionManager:
         self.send_bucket = TokenBucket.unlimited()
         self.recv_bucket = TokenBucket.unlimited()
         self._device_buckets: dict[DeviceID, tuple[TokenBucket, TokenBucket]] = {}
+        # Relayed connections: their own limits, and direct dials while one is up.
+        self.relay_send_bucket = TokenBucket.unlimited()
+        self.relay_recv_bucket = TokenBucket.unlimited()
+        self.upgrade_backoff = DialBackoff(backoff_base_from_env())
+        self.relays = RelayService(identity, lambda: self.get_config().relays, self._handle_relayed)
         # Called after a trusted connection ends (e.g. global discovery looks the device up again).
         self.on_disconnected: Callable[[DeviceID], None] | None = None
         self.admission = Admission(AdmissionLimits.for_open_files(open_file_soft_limit()))
@@ -110,20 +120,22 @@ class ConnectionManager:
         self._ctx = make_tls_context(self.identity)
         self.apply_rate_limits()
         config = self.get_config()
-        listeners = await open_listeners(config.listen)
+        listeners, self.announce_addresses = await open_listeners_announced(config.listen)
         self.listen_addresses = bound_addresses(listeners)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._listeners.serve(nursery, listeners)
             nursery.start_soon(self._dial_loop)
+            await nursery.start(self.relays.run)
             log.info("listening on %s", ", ".join(self.listen_addresses))
             task_status.started(self.listen_addresses)
 
     async def rebind(self, urls: tuple[str, ...]) -> list[str]:
         """Listen on ``urls`` instead, without a restart or dropping connections; raises
         OSError (still listening as before) when they cannot be bound."""
-        listeners = await open_listeners(urls)
+        listeners, announce = await open_listeners_announced(urls)
         self._listeners.serve(self._nursery, listeners)
+        self.announce_addresses = announce
         self.listen_addresses = bound_addresses(listeners)
         log.info("listening on %s", ", ".join(self.listen_addresses))
         return self.listen_addresses
@@ -132,12 +144,16 @@ class ConnectionManager:
         """Config or addresses changed: try dialling now."""
         self.dial_backoff.keep_only({dc.device_id for dc in self.get_config().devices})
         self.dial_backoff.retry_now()
+        self.upgrade_backoff.retry_now()
+        self.relays.update()
         self._wake.set()
 
     def apply_rate_limits(self) -> None:
         cfg = self.get_config()
         self.send_bucket.set_rate(cfg.max_send_kbps * 1024)
         self.recv_bucket.set_rate(cfg.max_recv_kbps * 1024)
+        self.relay_send_bucket.set_rate(cfg.relay_max_send_kbps * 1024)
+        self.relay_recv_bucket.set_rate(cfg.relay_max_recv_kbps * 1024)
         for device, (send, recv) in self._device_buckets.items():
             dc = cfg.device(device)
             send.set_rate((dc.max_send_kbps if dc else 0) * 1024)
@@ -146,6 +162,11 @@ class ConnectionManager:
     def is_connected(self, device: DeviceID) -> bool:
         a = self.active.get(device)
         return a is not None and not a.peer.closed
+
+    def is_relayed(self, device: DeviceID) -> bool:
+        """Connected, through a relay (a direct connection will replace it)."""
+        a = self.active.get(device)
+        return a is not None and not a.peer.closed and a.relayed
 
     async def disconnect(self, device: DeviceID, reason: str) -> None:
         a = self.active.get(device)
@@ -192,6 +213,43 @@ class ConnectionManager:
         finally:
             await trio.aclose_forcefully(stream)
 
+    async def _handle_relayed(
+        self, stream: trio.abc.Stream, invitation: SessionInvitation, relay: RelayURL
+    ) -> None:
+        """A session a relay invited us to: TLS in the role the relay gave us, then as
+        any incoming connection (the inviting device must prove it is who the relay says)."""
+        address = str(relay)
+        deadline = self.admission.limits.deadline
+        # Unauthenticated sessions count against the same caps as direct connections,
+        # all of one relay's as coming from the relay's address.
+        ticket = self.admission.try_admit(relay.host)
+        if ticket is None:
+            await trio.aclose_forcefully(stream)
+            return
+        try:
+            with ticket, trio.CancelScope(deadline=trio.current_time() + deadline) as scope:
+
+                def trusted() -> None:
+                    scope.deadline = float("inf")
+                    ticket.release()
+
+                handshake = tls_accept if invitation.server_socket else tls_connect
+                tls = await handshake(stream, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
+                await self._establish(
+                    tls,
+                    address=address,
+                    expected=DeviceID(invitation.from_device),
+                    initiated_by_us=False,
+                    on_trusted=trusted,
+                    relayed=True,
+                )
+            if scope.cancelled_caught:
+                log.info("closed relayed %s: not authenticated within %g s", address, deadline)
+        except Exception as exc:
+            self._log_connection_failure(address, exc)
+        finally:
+            await trio.aclose_forcefully(stream)
+
     def _log_connection_failure(self, address: str, exc: Exception) -> None:
         if isinstance(exc, _EXPECTED_FAILURES):
             log.info("connection with %s closed: %s", address, exc)
@@ -207,10 +265,12 @@ class ConnectionManager:
             exc_info=exc if with_traceback else None,
         )
 
-    async def _dial_contained(self, dc: DeviceConfig, addresses: list[str]) -> None:
+    async def _dial_contained(
+        self, dc: DeviceConfig, addresses: list[str], backoff: DialBackoff | None = None
+    ) -> None:
         """``_dial``; whatever fails ends only this attempt and its connection."""
         try:
-            await self._dial(dc, addresses)
+            await self._dial(dc, addresses, backoff)
         except Exception as exc:
             self._log_connection_failure(f"{dc.device_id.short_str()} (dialled)", exc)
 
@@ -222,17 +282,24 @@ class ConnectionManager:
             soonest = now + 1.0
             for dc in config.devices:
                 device = dc.device_id
-                if dc.paused or self.is_connected(device) or device in self._dialing:
+                # While relayed, keep trying the direct addresses (on their own schedule).
+                upgrade = self.is_relayed(device)
+                if dc.paused or (self.is_connected(device) and not upgrade):
                     continue
-                due = self.dial_backoff.due_at(device)
+                if device in self._dialing:
+                    continue
+                backoff = self.upgrade_backoff if upgrade else self.dial_backoff
+                due = backoff.due_at(device)
                 if due > now:
                     soonest = min(soonest, due)
                     continue
                 addresses = self._addresses_for(dc)
+                if upgrade:
+                    addresses = [a for a in addresses if not is_relay_url(a)]
                 if not addresses:
                     continue
                 self._dialing.add(device)
-                self._nursery.start_soon(self._dial_contained, dc, addresses)
+                self._nursery.start_soon(self._dial_contained, dc, addresses, backoff)
             self._wake = trio.Event()
             with trio.move_on_at(soonest):
                 await self._wake.wait()
@@ -244,44 +311,54 @@ class ConnectionManager:
             if "dynamic" in dc.addresses
             else []
         )
-        return list(dict.fromkeys(explicit + dynamic))
+        # Relays last: a direct connection is preferred.
+        return sorted(dict.fromkeys(explicit + dynamic), key=is_relay_url)
 
-    async def _dial(self, dc: DeviceConfig, addresses: list[str]) -> None:
+    async def _dial(
+        self, dc: DeviceConfig, addresses: list[str], backoff: DialBackoff | None = None
+    ) -> None:
         device = dc.device_id
+        backoff = backoff or self.dial_backoff
         error = "no usable address"
         try:
             for address in addresses:
-                if self.is_connected(device):
+                if self.is_connected(device) and not self.is_relayed(device):
                     return
+                relayed = is_relay_url(address)
                 try:
-                    endpoint = parse_endpoint(address)
+                    endpoint = None if relayed else parse_endpoint(address)
                 except P2PSyncError as exc:
                     error = f"{address}: {exc}"
                     continue
                 try:
-                    with trio.fail_after(DIAL_TIMEOUT):
-                        tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
-                    tls = await tls_connect(tcp, self._ctx, handshake_timeout=HANDSHAKE_TIMEOUT)  # type: ignore[arg-type]
+                    if endpoint is None:
+                        transport = await self.relays.dial(address, device)
+                    else:
+                        with trio.fail_after(DIAL_TIMEOUT):
+                            transport = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+                    ctx = self._ctx
+                    assert ctx is not None
+                    tls = await tls_connect(transport, ctx, handshake_timeout=HANDSHAKE_TIMEOUT)
                 except (
                     OSError,
                     trio.TooSlowError,
                     trio.BrokenResourceError,
                     trio.ClosedResourceError,
-                    ProtocolError,  # e.g. a TLS server that agreed on no ALPN protocol
+                    P2PSyncError,  # a protocol error, e.g. a TLS server that agreed on no ALPN
                 ) as exc:
                     log.debug("dial %s at %s failed: %s", device.short_str(), address, exc)
                     error = f"{address}: {exc or type(exc).__name__}"
                     continue
                 self._dialing.discard(device)
                 ok = await self._establish(
-                    tls, address=address, expected=device, initiated_by_us=True
+                    tls, address=address, expected=device, initiated_by_us=True, relayed=relayed
                 )
                 if ok:
                     return  # the connection's end was recorded in dial_backoff.disconnected
                 error = f"{address}: the connection was refused or failed during the handshake"
                 if address in self.cache.addresses(device.raw, trio.current_time()):
                     self.cache.forget(device.raw, address)
-            wait = self.dial_backoff.failed(device, trio.current_time(), error)
+            wait = backoff.failed(device, trio.current_time(), error)
             log.debug("next dial of %s in %.1f s (%s)", device.short_str(), wait, error)
         finally:
             self._dialing.discard(device)
@@ -296,6 +373,7 @@ class ConnectionManager:
         expected: DeviceID | None,
         initiated_by_us: bool,
         on_trusted: Callable[[], None] = lambda: None,
+        relayed: bool = False,
     ) -> bool:
         """Authenticate, exchange Hellos, tie-break, then serve. True if it was accepted.
 
@@ -364,7 +442,10 @@ class ConnectionManager:
             return False
         existing = self.active.get(device)
         if existing is not None and not existing.peer.closed:
-            if existing.initiated_by_us != initiated_by_us:
+            if relayed and not existing.relayed:  # direct connections are preferred
+                await _close_quietly(tls, protocol, "a direct connection exists")
+                return False
+            if existing.relayed == relayed and existing.initiated_by_us != initiated_by_us:
                 winner_is_ours = self.local.raw > device.raw  # the greater ID's dial wins
                 if initiated_by_us != winner_is_ours:
                     await _close_quietly(tls, protocol, "duplicate connection")
@@ -372,19 +453,21 @@ class ConnectionManager:
             await existing.peer.close("replaced by a newer connection")
         on_trusted()
         send_bucket, recv_bucket = self._buckets_for(device)
+        relay_buckets = (self.relay_send_bucket, self.relay_recv_bucket) if relayed else ()
         stream = RateLimitedStream(
             tls,
-            send_buckets=[self.send_bucket, send_bucket],
-            receive_buckets=[self.recv_bucket, recv_bucket],
+            send_buckets=[self.send_bucket, send_bucket, *relay_buckets[:1]],
+            receive_buckets=[self.recv_bucket, recv_bucket, *relay_buckets[1:]],
         )
         peer = PeerConnection(stream, protocol, device, address)
-        self.active[device] = _Active(peer, initiated_by_us)
+        self.active[device] = _Active(peer, initiated_by_us, relayed)
         self.dial_backoff.connected(device, trio.current_time(), time.time())
         log.info(
-            "connected to %s (%s) at %s over %s, running %s %s",
+            "connected to %s (%s) at %s%s over %s, running %s %s",
             device.short_str(),
             hello.device_name,
             address,
+            " (relayed)" if relayed else "",
             wire.name,
             hello.client_name,
             hello.client_version,

@@ -132,9 +132,11 @@ class TLSStream(trio.abc.HalfCloseableStream):
         *,
         server_side: bool,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        require_alpn: bool = True,
     ) -> None:
         self.transport = transport
         self.server_side = server_side
+        self._require_alpn = require_alpn  # False: HTTPS clients that offer no ALPN
         self._close_timeout = close_timeout
         self._conn = SSL.Connection(context, None)
         if server_side:
@@ -331,7 +333,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
                 return
             with self._send_conflict, self._receive_conflict:
                 await self._retry(self._conn.do_handshake, "handshake")
-            if not self._conn.get_alpn_proto_negotiated():
+            if self._require_alpn and not self._conn.get_alpn_proto_negotiated():
                 self._state = _State.BROKEN
                 offered = (
                     f"the peer offered {describe_alpn(self.alpn_offered)}"
