@@ -23,14 +23,28 @@ pytestmark = needs_syncthing
 INTERNAL = (".p2p", ".stfolder", ".syncthing.", ".stversions")
 
 
+def entries(root: Path) -> list[Path]:
+    """Every path under ``root``; walked again if a directory vanishes mid-walk."""
+    for _ in range(10):
+        try:
+            return sorted(root.rglob("*"))
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"{root} keeps changing under the walk")
+
+
 def tree(root: Path) -> dict[str, bytes | None]:
-    """Every user file and directory under ``root`` (directories map to None)."""
+    """Every user file and directory under ``root`` (directories map to None). An entry
+    that a daemon renames or removes during the walk is left out: callers poll."""
     out: dict[str, bytes | None] = {}
-    for path in root.rglob("*"):
+    for path in entries(root):
         rel = path.relative_to(root)
         if any(part.startswith(INTERNAL) for part in rel.parts):
             continue
-        out[rel.as_posix()] = path.read_bytes() if path.is_file() else None
+        try:
+            out[rel.as_posix()] = path.read_bytes() if path.is_file() else None
+        except FileNotFoundError:
+            continue
     return out
 
 
@@ -38,17 +52,21 @@ def described(root: Path) -> dict[str, tuple[object, ...]]:
     """Each user entry under ``root`` as (kind, content or target, permission bits, mtime
     for files): what both sides must agree on after a sync."""
     out: dict[str, tuple[object, ...]] = {}
-    for path in sorted(root.rglob("*")):
+    for path in entries(root):
         rel = path.relative_to(root)
         if any(part.startswith(INTERNAL) for part in rel.parts):
             continue
-        st = path.lstat()
-        if path.is_symlink():
-            out[rel.as_posix()] = ("symlink", os.readlink(path))
-        elif path.is_dir():
-            out[rel.as_posix()] = ("dir", st.st_mode & 0o777)
-        else:
-            out[rel.as_posix()] = ("file", path.read_bytes(), st.st_mode & 0o777, st.st_mtime_ns)
+        try:
+            st = path.lstat()
+            if path.is_symlink():
+                out[rel.as_posix()] = ("symlink", os.readlink(path))
+            elif path.is_dir():
+                out[rel.as_posix()] = ("dir", st.st_mode & 0o777)
+            else:
+                content = path.read_bytes()
+                out[rel.as_posix()] = ("file", content, st.st_mode & 0o777, st.st_mtime_ns)
+        except FileNotFoundError:  # renamed or removed by a daemon meanwhile: callers poll
+            continue
     return out
 
 
