@@ -18,7 +18,7 @@ from . import limits, st
 from .procstats import machine
 from .profile import Profiler
 from .report import markdown, summarize, update_doc, write_json
-from .workloads import ALL, PRESETS, Context, RunResult, run_one
+from .workloads import ALL, DATA_OF, PRESETS, Context, RunResult, run_one
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_runs=args.keep,
             p2p_folder_options=_folder_options(args.p2p_folder_set),
         )
-        for wl in args.workloads:
+        for i, wl in enumerate(args.workloads):
             _log(f"workload {wl}: preparing data")
             ctx.master(wl)
             for rep in range(args.repeat):
@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                         else f"FAILED: {r.error[:300]}"
                     )
                     _log(f"workload {wl} run {rep + 1}/{args.repeat} {system}: {status}")
-            ctx.drop_master(wl)
+            data = DATA_OF.get(wl, wl)
+            if all(DATA_OF.get(w, w) != data for w in args.workloads[i + 1 :]):
+                ctx.drop_master(wl)
     finally:
         if args.keep:
             _log(f"kept {workdir}")

@@ -100,10 +100,14 @@ class _Node:
         assert folder is not None
         save_config(cfg.with_folder(replace(folder, **options)), self.home)  # type: ignore[arg-type]
 
-    def start(self) -> None:
+    def launch(self) -> None:
+        """Start the daemon process without waiting for it to be ready."""
         self.daemon = Daemon(
             f"p2psync-{self.name}", [*CLI, "--home", str(self.home), "run"], daemon_env(), self.home
         )
+
+    def start(self) -> None:
+        self.launch()
         log = self.home / "p2psync.log"
         self.daemon.wait_until(
             lambda: log.exists() and "ready:" in log.read_text(errors="replace"),
@@ -137,7 +141,14 @@ class P2PSyncPair:
 
     system = "p2psync"
 
-    def __init__(self, base: Path, folder_options: dict[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        folder_options: dict[str, object] | None = None,
+        *,
+        start_source: bool = True,
+    ) -> None:
+        self.start_source_now = start_source
         self.a = _Node(base, "A")
         self.b = _Node(base, "B")
         self.a_dir, self.b_dir = self.a.data, self.b.data
@@ -157,7 +168,10 @@ class P2PSyncPair:
             if self.folder_options:
                 for node in (self.a, self.b):
                     node.set_folder_options(self.folder_options)
-            _parallel(self.a.start, self.b.start)
+            if self.start_source_now:
+                _parallel(self.a.start, self.b.start)
+            else:
+                self.b.start()
         except BaseException:
             self.close()
             raise
@@ -172,6 +186,10 @@ class P2PSyncPair:
                 node.daemon.stop()
         for p in self._proxies:
             p.close()
+
+    def start_source(self) -> None:
+        """Condition (iii): start A (holding its data already) without waiting for it."""
+        self.a.launch()
 
     @property
     def daemons(self) -> list[Daemon]:

@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,16 @@ PRESETS = {
 
 TITLES = {
     "a": "small files (1–8 KiB)",
+    "a2": "small files, (ii) just written, not flushed",
+    "a3": "small files, (iii) source started with them",
     "b": "1 MiB files",
+    "b2": "1 MiB files, (ii) just written, not flushed",
+    "b3": "1 MiB files, (iii) source started with them",
+    "b3cold": "1 MiB files, (iii) cold cache",
     "c": "one big file",
+    "c2": "one big file, (ii) just written, not flushed",
+    "c3": "one big file, (iii) source started with it",
+    "c3cold": "one big file, (iii) cold cache",
     "d": "1 MiB overwritten in the big file",
     "e": "rename a directory",
     "f": "initial scan (one node)",
@@ -68,9 +77,13 @@ TITLES = {
     "h": "rescan, unchanged tree",
 }
 ALL = tuple(TITLES)
+# Workloads in the conditions of issue 22 reuse the data of (a), (b) or (c).
+DATA_OF = {wl: wl[0] for wl in TITLES if len(wl) > 1}
 
 
 def describe(wl: str, s: Sizes) -> str:
+    if wl in DATA_OF:
+        return describe(DATA_OF[wl], s)
     return {
         "a": f"{s.small_files:,} files of 1–8 KiB in nested dirs",
         "b": f"{s.big_count} × {s.big_size // MiB} MiB",
@@ -153,6 +166,7 @@ class Context:
 
     def master(self, wl: str) -> Path:
         """The generated data of workload ``wl`` (made once, reused by every run)."""
+        wl = DATA_OF.get(wl, wl)
         if wl not in self._masters:
             path = self.workdir / "masters" / wl
             shutil.rmtree(path, ignore_errors=True)
@@ -174,7 +188,7 @@ class Context:
         return self._masters[wl]
 
     def drop_master(self, wl: str) -> None:
-        path = self._masters.pop(wl, None)
+        path = self._masters.pop(DATA_OF.get(wl, wl), None)
         if path is not None:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -184,10 +198,10 @@ class Context:
 Pair = P2PSyncPair | st.SyncthingPair
 
 
-def _make_pair(ctx: Context, system: str, base: Path) -> Pair:
+def _make_pair(ctx: Context, system: str, base: Path, *, start_source: bool = True) -> Pair:
     if system == "p2psync":
-        return P2PSyncPair(base, ctx.p2p_folder_options)
-    return st.SyncthingPair(base)
+        return P2PSyncPair(base, ctx.p2p_folder_options, start_source=start_source)
+    return st.SyncthingPair(base, start_source=start_source)
 
 
 def _probe(pair: Pair) -> None:
@@ -215,9 +229,12 @@ def _timed_pair_run(
     *,
     change: Callable[[Pair], None],
     setup: Callable[[Pair], None] | None = None,
+    prepare: Callable[[], None] | None = None,
     data_bytes: int = 0,
     timeout: float,
 ) -> RunResult:
+    """``prepare``: untimed, right before the change and after the flush (condition ii:
+    the data it writes is still dirty in the page cache when the change happens)."""
     base = ctx.new_run_dir()
     try:
         with _make_pair(ctx, system, base) as pair:
@@ -235,6 +252,8 @@ def _timed_pair_run(
             # What set-up wrote (up to 2 GiB for d) would otherwise still be on its way to
             # the disk and throttle the timed writes: flush it first, for both systems.
             os.sync()
+            if prepare is not None:
+                prepare()
             cpu0 = [cpu_seconds(p) for p in pids]
             wire0 = pair.wire_bytes()
             with _maybe_profile(ctx, system, wl, pids):
@@ -324,6 +343,101 @@ def run_c(ctx: Context, system: str) -> RunResult:
         data_bytes=size,
         timeout=ctx.timeout(size, 1),
     )
+
+
+def _data_of(ctx: Context, wl: str) -> tuple[Path, str, int, int]:
+    """(master path, its name in the folder, bytes, files) of (a), (b) or (c)'s data."""
+    base = DATA_OF.get(wl, wl)
+    s = ctx.sizes
+    if base == "a":
+        master = ctx.master("a") / "a"
+        return master, "a", sum(v[1] for v in fingerprint(master).values()), s.small_files
+    if base == "b":
+        return ctx.master("b") / "b", "b", s.big_count * s.big_size, s.big_count
+    return ctx.master("c") / "big.bin", "big.bin", s.huge_size, 1
+
+
+def _copy_data(master: Path, dest: Path) -> None:
+    """A real copy (every byte written now, left dirty in the page cache)."""
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    dest.unlink(missing_ok=True)
+    if master.is_dir():
+        shutil.copytree(master, dest)
+    else:
+        shutil.copyfile(master, dest)
+
+
+def run_fresh(ctx: Context, system: str, wl: str) -> RunResult:
+    """Condition (ii): the data is written (copied) right before the change and not
+    flushed, then moved into the running pair with one rename."""
+    master, name, size, files = _data_of(ctx, wl)
+    stage = ctx.workdir / "stage"
+    return _timed_pair_run(
+        ctx,
+        wl,
+        system,
+        prepare=lambda: _copy_data(master, stage),
+        change=lambda p: _move_in(stage, p.a_dir / name),
+        data_bytes=size,
+        timeout=ctx.timeout(size, files),
+    )
+
+
+def drop_caches() -> None:
+    """Flush, then drop the page cache, dentries and inodes (root only)."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as exc:
+        raise WorkloadFailed(f"cannot drop the page cache (root needed): {exc}") from exc
+
+
+def run_source_start(ctx: Context, system: str, wl: str) -> RunResult:
+    """Condition (iii): the receiver runs, the source holds the data in its folder and
+    is started; timed from its process start (start-up, initial scan, transfer) until
+    the receiver is identical. ``cold``: caches dropped right before the start."""
+    cold = wl.endswith("cold")
+    master, name, size, files = _data_of(ctx, wl)
+    base = ctx.new_run_dir()
+    timeout = ctx.timeout(size, files)
+    try:
+        with _make_pair(ctx, system, base, start_source=False) as pair:
+            if master.is_dir():
+                link_tree(master, pair.a_dir / name)
+            else:
+                os.link(master, pair.a_dir / name)
+            if cold:
+                drop_caches()
+            else:
+                os.sync()
+            wire0 = pair.wire_bytes()
+            b_pid = pair.daemons[0].pid
+            b_cpu0 = cpu_seconds(b_pid)
+            t0 = time.monotonic()
+            pair.start_source()
+            pids = [d.pid for d in pair.daemons]
+            with _maybe_profile(ctx, system, wl, pids):
+                t1 = wait_identical(
+                    pair.a_dir, pair.b_dir, timeout=timeout, what=wl, alive=pair.check_alive
+                )
+            a_pid = next(p for p in pids if p != b_pid)
+            result = RunResult(
+                wl,
+                system,
+                True,
+                seconds=t1 - t0,
+                data_bytes=size,
+                wire_bytes=pair.wire_bytes() - wire0,
+                cpu_s=[cpu_seconds(a_pid), cpu_seconds(b_pid) - b_cpu0],
+                peak_rss=[peak_rss(a_pid), peak_rss(b_pid)],
+                extra={"cold_cache": cold},
+            )
+            if isinstance(pair, st.SyncthingPair):
+                pair.confirm()
+            return result
+    finally:
+        ctx.finish_run_dir(base, f"{wl}-{system}")
 
 
 def run_d(ctx: Context, system: str) -> RunResult:
@@ -465,10 +579,21 @@ def run_scan(ctx: Context, system: str, wl: str) -> RunResult:
         shutil.rmtree(root / ".stfolder", ignore_errors=True)
 
 
+def _conditioned(
+    runner: Callable[[Context, str, str], RunResult], wl: str, ctx: Context, system: str
+) -> RunResult:
+    return runner(ctx, system, wl)
+
+
 RUNNERS: dict[str, Callable[[Context, str], RunResult]] = {
     "a": run_a,
     "b": run_b,
     "c": run_c,
+    **{wl: partial(_conditioned, run_fresh, wl) for wl in ("a2", "b2", "c2")},
+    **{
+        wl: partial(_conditioned, run_source_start, wl)
+        for wl in ("a3", "b3", "b3cold", "c3", "c3cold")
+    },
     "d": run_d,
     "e": run_e,
     "f": lambda ctx, system: run_scan(ctx, system, "f"),
