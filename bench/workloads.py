@@ -50,12 +50,13 @@ class Sizes:
     scan_files: int  # (f)
     latency_n: int  # (g)
     rescan_files: int  # (h)
+    scale_files: int = 100_000  # (i)
 
 
 PRESETS = {
     "full": Sizes(10_000, 200, MiB, 1024 * MiB, MiB, 1000, 10_000, 20, 100_000),
-    "quick": Sizes(1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000),
-    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100),
+    "quick": Sizes(1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000, 10_000),
+    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100, 60),
 }
 
 TITLES = {
@@ -75,8 +76,11 @@ TITLES = {
     "f": "initial scan (one node)",
     "g": "latency, one small file",
     "h": "rescan, unchanged tree",
+    "i": "scale: many small files, (iii) source started with them",
 }
 ALL = tuple(TITLES)
+# Run only when asked for (--workloads i): at full size it takes minutes per run.
+DEFAULT = tuple(wl for wl in ALL if wl != "i")
 # Workloads in the conditions of issue 22 reuse the data of (a), (b) or (c).
 DATA_OF = {wl: wl[0] for wl in TITLES if len(wl) > 1}
 
@@ -93,6 +97,7 @@ def describe(wl: str, s: Sizes) -> str:
         "f": f"initial scan of {s.scan_files:,} files (1–8 KiB)",
         "g": f"one 100-byte file A→B, median of {s.latency_n}",
         "h": f"rescan of {s.rescan_files:,} unchanged files",
+        "i": f"{s.scale_files:,} files of 1–8 KiB in nested dirs",
     }[wl]
 
 
@@ -184,6 +189,8 @@ class Context:
                 make_small_files(path, s.scan_files, seed=6)
             elif wl == "h":
                 make_small_files(path, s.rescan_files, seed=8, min_size=64, max_size=1024)
+            elif wl == "i":
+                make_small_files(path / "i", s.scale_files, seed=9)
             self._masters[wl] = path
         return self._masters[wl]
 
@@ -354,6 +361,9 @@ def _data_of(ctx: Context, wl: str) -> tuple[Path, str, int, int]:
         return master, "a", sum(v[1] for v in fingerprint(master).values()), s.small_files
     if base == "b":
         return ctx.master("b") / "b", "b", s.big_count * s.big_size, s.big_count
+    if base == "i":
+        master = ctx.master("i") / "i"
+        return master, "i", sum(v[1] for v in fingerprint(master).values()), s.scale_files
     return ctx.master("c") / "big.bin", "big.bin", s.huge_size, 1
 
 
@@ -592,7 +602,7 @@ RUNNERS: dict[str, Callable[[Context, str], RunResult]] = {
     **{wl: partial(_conditioned, run_fresh, wl) for wl in ("a2", "b2", "c2")},
     **{
         wl: partial(_conditioned, run_source_start, wl)
-        for wl in ("a3", "b3", "b3cold", "c3", "c3cold")
+        for wl in ("a3", "b3", "b3cold", "c3", "c3cold", "i")
     },
     "d": run_d,
     "e": run_e,
