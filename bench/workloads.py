@@ -10,6 +10,7 @@ workload (deterministic seeds) and hard-linked into each run, so generation is n
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import time
@@ -263,12 +264,14 @@ def _timed_pair_run(
                 prepare()
             cpu0 = [cpu_seconds(p) for p in pids]
             wire0 = pair.wire_bytes()
+            harness0 = _own_cpu()
             with _maybe_profile(ctx, system, wl, pids):
                 t0 = time.monotonic()
                 change(pair)
                 t1 = wait_identical(
                     pair.a_dir, pair.b_dir, timeout=timeout, what=wl, alive=pair.check_alive
                 )
+            harness_cpu = _own_cpu() - harness0
             result = RunResult(
                 wl,
                 system,
@@ -278,12 +281,19 @@ def _timed_pair_run(
                 wire_bytes=pair.wire_bytes() - wire0,
                 cpu_s=[cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=False)],
                 peak_rss=[peak_rss(p) for p in pids],
+                extra={"harness_cpu_s": round(harness_cpu, 3)},
             )
             if isinstance(pair, st.SyncthingPair):
                 pair.confirm()
             return result
     finally:
         ctx.finish_run_dir(base, f"{wl}-{system}")
+
+
+def _own_cpu() -> float:
+    """CPU seconds of the harness itself (its polling, hashing and proxy threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 class _NoProfile:
@@ -424,6 +434,7 @@ def run_source_start(ctx: Context, system: str, wl: str) -> RunResult:
             wire0 = pair.wire_bytes()
             b_pid = pair.daemons[0].pid
             b_cpu0 = cpu_seconds(b_pid)
+            harness0 = _own_cpu()
             t0 = time.monotonic()
             pair.start_source()
             pids = [d.pid for d in pair.daemons]
@@ -431,6 +442,7 @@ def run_source_start(ctx: Context, system: str, wl: str) -> RunResult:
                 t1 = wait_identical(
                     pair.a_dir, pair.b_dir, timeout=timeout, what=wl, alive=pair.check_alive
                 )
+            harness_cpu = _own_cpu() - harness0
             a_pid = next(p for p in pids if p != b_pid)
             result = RunResult(
                 wl,
@@ -441,7 +453,7 @@ def run_source_start(ctx: Context, system: str, wl: str) -> RunResult:
                 wire_bytes=pair.wire_bytes() - wire0,
                 cpu_s=[cpu_seconds(a_pid), cpu_seconds(b_pid) - b_cpu0],
                 peak_rss=[peak_rss(a_pid), peak_rss(b_pid)],
-                extra={"cold_cache": cold},
+                extra={"cold_cache": cold, "harness_cpu_s": round(harness_cpu, 3)},
             )
             if isinstance(pair, st.SyncthingPair):
                 pair.confirm()
