@@ -138,7 +138,8 @@ def scan(
     (a parent the index does not know yet is scanned instead); None = whole folder.
     ``ignore_permissions``: do not compare permissions; mark entries ``no_permissions``.
     A batch ends after ``batch_size`` entries or once its files hold ``batch_bytes`` (so
-    peers learn of big files as they are hashed, not after the whole folder).
+    peers learn of big files as they are hashed, not after the whole folder); each batch
+    ended by size doubles the bound, up to 256 MiB.
     ``progress``: counts what is hashed as it is hashed (read from any thread).
     Raises UnsafePathError for an invalid subpath and FilesystemError if the folder root
     is missing; per-entry failures become ``ScanBatch.problems``.
@@ -170,6 +171,7 @@ _HashJob = tuple[DiskItem, FileInfo | None, vector.Vector]
 _SMALL_FILE = 256 * 1024
 _GROUP_FILES = 64
 _GROUP_BYTES = 4 << 20
+_MAX_BATCH_BYTES = 256 << 20  # a byte-bounded batch doubles up to this
 
 
 class _Scan:
@@ -511,6 +513,10 @@ class _Scan:
                     or self._bytes_in_batch >= self._batch_bytes
                 ):
                     self._take_problems()
+                    if self._bytes_in_batch >= self._batch_bytes:
+                        # the first batch goes out early; later ones grow, so a folder of
+                        # terabytes is not stored (and sent) in thousands of tiny batches
+                        self._batch_bytes = min(2 * self._batch_bytes, _MAX_BATCH_BYTES)
                     batch, self._batch = self._batch, ScanBatch()
                     self._bytes_in_batch = 0
                     yield batch
