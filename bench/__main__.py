@@ -76,6 +76,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="diagnosis: override a p2psync folder setting (e.g. mass_delete_min_files=100000)",
     )
+    p.add_argument(
+        "--p2p-scan",
+        choices=["inprocess", "daemon"],
+        default="inprocess",
+        help="f, h for p2psync: the in-process scanner (default) or a running daemon "
+        "followed through its control API, as Syncthing is",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     args = p.parse_args(argv)
     if args.quick and args.preset not in (None, "quick"):
@@ -152,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "systems": systems,
         "machine": machine(),
         "p2psync_folder_overrides": _folder_options(args.p2p_folder_set),
+        "p2psync_scan": args.p2p_scan,
         "git": _git(),
         "sizes": sizes.__dict__,
     }
@@ -176,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             Profiler(args.profile) if args.profile else None,
             keep_runs=args.keep,
             p2p_folder_options=_folder_options(args.p2p_folder_set),
+            p2p_scan=args.p2p_scan,
         )
         for i, wl in enumerate(args.workloads):
             _log(f"workload {wl}: preparing data")

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from .daemon import Daemon, free_port
@@ -221,3 +222,87 @@ def inprocess_scan(root: Path, work: Path, mode: str, timeout: float) -> dict[st
             f"in-process {mode} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}"
         )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class P2PSyncSingle:
+    """One p2psync daemon without peers, for the scan workloads measured from the outside
+    (``--p2p-scan daemon``): the folder is added over the control API and the scans are
+    followed through the folder view and the event stream, as Syncthing's are."""
+
+    system = "p2psync"
+
+    def __init__(self, base: Path) -> None:
+        self.node = _Node(base, "S")
+        self._client = None  # ApiClient once the daemon is ready
+
+    def __enter__(self) -> P2PSyncSingle:
+        try:
+            self.node.init()
+            self.node.start()
+            from p2psync.api.client import ApiClient
+
+            self._client = ApiClient.for_home(self.node.home)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self.node.daemon is not None:
+            self.node.daemon.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.node.daemon is not None
+        return self.node.daemon.pid
+
+    def _api(self):  # type: ignore[no-untyped-def]
+        if self._client is None:
+            raise WorkloadFailed("the daemon's API is not open")
+        return self._client
+
+    def add_folder(self, path: Path) -> None:
+        self._api().post("/api/folders", {"path": str(path), "id": FOLDER_ID})
+
+    def wait_initial_scan(self, files: int, timeout: float) -> None:
+        """Until the folder view says the initial scan is complete with ``files`` files."""
+        deadline = time.monotonic() + timeout
+        view: dict = {}
+        while time.monotonic() < deadline:
+            assert self.node.daemon is not None
+            self.node.daemon.check_alive()
+            view = self._api().get(f"/api/folders/{FOLDER_ID}")
+            if view.get("initial_scan_done") and view["local"]["files"] == files:
+                return
+            time.sleep(0.02)
+        raise WorkloadFailed(
+            f"p2psync initial scan not complete after {timeout:.0f}s: "
+            f"initial_scan_done={view.get('initial_scan_done')} local={view.get('local')}"
+        )
+
+    def rescan(self, timeout: float) -> None:
+        """Request a full scan and wait for the event that says it is complete."""
+        api = self._api()
+        since = api.get("/api/events", params={"since": 0, "timeout": 0, "limit": 1})["last_id"]
+        api.post(f"/api/folders/{FOLDER_ID}/scan")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = api.get(
+                "/api/events",
+                params={
+                    "since": since,
+                    "types": "ScanCompleted,LocalIndexUpdated",
+                    "timeout": min(10.0, max(0.0, deadline - time.monotonic())),
+                },
+                timeout=30,
+            )
+            for event in got["events"]:
+                since = max(since, event["id"])
+                if event["data"].get("folder") == FOLDER_ID and event["data"].get("full"):
+                    return
+        raise WorkloadFailed(f"p2psync rescan not reported complete after {timeout:.0f}s")

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import st
 from .errors import WorkloadFailed
-from .p2p import P2PSyncPair, inprocess_scan
+from .p2p import P2PSyncPair, P2PSyncSingle, inprocess_scan
 from .procstats import cpu_seconds, peak_rss
 from .profile import Profiler
 from .trees import (
@@ -147,6 +147,7 @@ class Context:
     profiler: Profiler | None = None
     keep_runs: bool = False  # keep each run's homes and logs under workdir/kept/
     p2p_folder_options: dict[str, object] = field(default_factory=dict)
+    p2p_scan: str = "inprocess"  # f, h: "inprocess" (bench/inproc.py) or "daemon" (API)
     _masters: dict[str, Path] = field(default_factory=dict)
     _kept: int = 0
 
@@ -556,6 +557,8 @@ def run_scan(ctx: Context, system: str, wl: str) -> RunResult:
     # at most) must not be written back during it, stalling the index's own writes.
     os.sync()
     try:
+        if system == "p2psync" and ctx.p2p_scan == "daemon":
+            return _scan_on_daemon(wl, work, root, files, size, timeout)
         if system == "p2psync":
             out = inprocess_scan(root, work, "scan" if wl == "f" else "rescan", timeout)
             if wl == "f" and out["entries"] < files:
@@ -599,6 +602,40 @@ def run_scan(ctx: Context, system: str, wl: str) -> RunResult:
     finally:
         ctx.finish_run_dir(work, f"{wl}-{system}")
         shutil.rmtree(root / ".stfolder", ignore_errors=True)
+        for entry in root.iterdir():  # p2psync's own files (marker, index of ignores)
+            if entry.name.startswith(".p2p"):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _scan_on_daemon(
+    wl: str, work: Path, root: Path, files: int, size: int, timeout: float
+) -> RunResult:
+    """(f)/(h) on a running p2psync daemon, followed from the outside as Syncthing's are:
+    the folder added over the API until its view says the initial scan is complete with
+    every file (f); then a full scan requested until its completion event (h)."""
+    with P2PSyncSingle(work) as node:
+        extra: dict[str, Any] = {"measured": "daemon via the control API"}
+        cpu0 = cpu_seconds(node.pid)
+        t0 = time.monotonic()
+        node.add_folder(root)
+        node.wait_initial_scan(files, timeout)
+        t1 = time.monotonic()
+        if wl == "h":
+            extra["initial_seconds"] = t1 - t0
+            cpu0 = cpu_seconds(node.pid)
+            t0 = time.monotonic()
+            node.rescan(timeout)
+            t1 = time.monotonic()
+        return RunResult(
+            wl,
+            "p2psync",
+            True,
+            seconds=t1 - t0,
+            data_bytes=size if wl == "f" else 0,
+            peak_rss=[peak_rss(node.pid)],
+            cpu_s=[cpu_seconds(node.pid) - cpu0],
+            extra=extra,
+        )
 
 
 def _conditioned(
