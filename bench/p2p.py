@@ -189,7 +189,18 @@ class P2PSyncPair:
             p.close()
 
     def start_source(self) -> None:
-        """Condition (iii): start A (holding its data already) without waiting for it."""
+        """Condition (iii): start A (holding its data already) without waiting for it.
+
+        A listens on a port picked now: the one picked at set-up may have been taken
+        by another process meanwhile (the data went in between)."""
+        from dataclasses import replace
+
+        from p2psync.config import load_config, save_config
+
+        self.a.port = free_port()
+        cfg = load_config(self.a.home)
+        save_config(replace(cfg, listen=(f"tcp://127.0.0.1:{self.a.port}",)), self.a.home)
+        self._proxies[1].target_port = self.a.port  # B dials A through this one
         self.a.launch()
 
     @property

@@ -274,7 +274,12 @@ class SyncthingPair:
             shutil.rmtree(db, ignore_errors=True)
 
     def start_source(self) -> None:
-        """Condition (iii): start A (holding its data already) without waiting for it."""
+        """Condition (iii): start A (holding its data already) without waiting for it,
+        on ports picked now (those of its first start may have been taken since)."""
+        self.a.port = free_port()
+        self.a.gui_port = free_port()
+        self.a._edit_config()
+        self._proxies[1].target_port = self.a.port  # B dials A through this one
         self.a.launch()
 
     def close(self) -> None:
