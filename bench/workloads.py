@@ -265,14 +265,20 @@ def _timed_pair_run(
                 prepare()
             cpu0 = [cpu_seconds(p) for p in pids]
             wire0 = pair.wire_bytes()
+            stats: dict[str, float] = {}
             harness0 = _own_cpu()
             with _maybe_profile(ctx, system, wl, pids):
                 t0 = time.monotonic()
                 change(pair)
                 t1 = wait_identical(
-                    pair.a_dir, pair.b_dir, timeout=timeout, what=wl, alive=pair.check_alive
+                    pair.a_dir,
+                    pair.b_dir,
+                    timeout=timeout,
+                    what=wl,
+                    alive=pair.check_alive,
+                    stats=stats,
                 )
-            harness_cpu = _own_cpu() - harness0
+            harness_cpu = stats["cpu_at_match"] - harness0
             result = RunResult(
                 wl,
                 system,
@@ -439,11 +445,17 @@ def run_source_start(ctx: Context, system: str, wl: str) -> RunResult:
             t0 = time.monotonic()
             pair.start_source()
             pids = [d.pid for d in pair.daemons]
+            stats: dict[str, float] = {}
             with _maybe_profile(ctx, system, wl, pids):
                 t1 = wait_identical(
-                    pair.a_dir, pair.b_dir, timeout=timeout, what=wl, alive=pair.check_alive
+                    pair.a_dir,
+                    pair.b_dir,
+                    timeout=timeout,
+                    what=wl,
+                    alive=pair.check_alive,
+                    stats=stats,
                 )
-            harness_cpu = _own_cpu() - harness0
+            harness_cpu = stats["cpu_at_match"] - harness0
             a_pid = next(p for p in pids if p != b_pid)
             result = RunResult(
                 wl,
