@@ -452,10 +452,10 @@ class _Scan:
             blocks = None
         except OSError as exc:
             return _PROBLEM, ScanProblem(item.name, f"cannot read: {exc.strerror or exc}")
-        if self._progress is not None:
-            self._progress.hashed(st.size)
         if blocks is None:
             return _PROBLEM, ScanProblem(item.name, "changed during scan; will rescan")
+        if self._progress is not None:
+            self._progress.hashed(st.size)
         if (
             old is not None
             and old.is_file
