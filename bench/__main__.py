@@ -4,6 +4,7 @@ print the table, write JSON to bench/results/ and the table into docs/performanc
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime
 import shlex
 import shutil
@@ -18,7 +19,7 @@ from . import limits, st
 from .procstats import machine
 from .profile import Profiler
 from .report import markdown, summarize, update_doc, write_json
-from .workloads import ALL, PRESETS, Context, RunResult, run_one
+from .workloads import ALL, DATA_OF, DEFAULT, PRESETS, Context, RunResult, run_one
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +35,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--preset", choices=sorted(PRESETS), default=None, help="size preset (default: full)"
     )
     p.add_argument(
-        "--workloads", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}"
+        "--workloads",
+        default=",".join(DEFAULT),
+        help=f"comma-separated subset of {','.join(ALL)} (default: all but i)",
     )
     p.add_argument(
         "--repeat", type=int, default=None, help="runs per workload and system (default 3, quick 1)"
@@ -72,6 +75,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="diagnosis: override a p2psync folder setting (e.g. mass_delete_min_deletes=100000)",
+    )
+    p.add_argument(
+        "--p2p-scan",
+        choices=["inprocess", "daemon"],
+        default="inprocess",
+        help="f, h for p2psync: the in-process scanner (default) or a running daemon "
+        "followed through its control API, as Syncthing is",
     )
     p.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     args = p.parse_args(argv)
@@ -149,12 +159,19 @@ def main(argv: list[str] | None = None) -> int:
         "systems": systems,
         "machine": machine(),
         "p2psync_folder_overrides": _folder_options(args.p2p_folder_set),
+        "p2psync_scan": args.p2p_scan,
         "git": _git(),
         "sizes": sizes.__dict__,
     }
     if "syncthing" in systems:
         meta["syncthing_settings"] = st.SETTINGS
     results: list[RunResult] = []
+    # The daemons start as an installed package does, from bytecode: with
+    # PYTHONDONTWRITEBYTECODE set (as in this project's sandboxes) every start would
+    # otherwise compile all of p2psync again (0.42 s of CPU to "ready" instead of 0.27).
+    meta["bytecode_compiled"] = compileall.compile_dir(
+        str(ROOT / "p2psync"), quiet=1, workers=1
+    )
     try:
         if not args.no_limits:
             _log("measuring limits (SHA-256, TLS, disk)")
@@ -167,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             Profiler(args.profile) if args.profile else None,
             keep_runs=args.keep,
             p2p_folder_options=_folder_options(args.p2p_folder_set),
+            p2p_scan=args.p2p_scan,
         )
-        for wl in args.workloads:
+        for i, wl in enumerate(args.workloads):
             _log(f"workload {wl}: preparing data")
             ctx.master(wl)
             for rep in range(args.repeat):
@@ -181,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                         else f"FAILED: {r.error[:300]}"
                     )
                     _log(f"workload {wl} run {rep + 1}/{args.repeat} {system}: {status}")
-            ctx.drop_master(wl)
+            data = DATA_OF.get(wl, wl)
+            if all(DATA_OF.get(w, w) != data for w in args.workloads[i + 1 :]):
+                ctx.drop_master(wl)
     finally:
         if args.keep:
             _log(f"kept {workdir}")

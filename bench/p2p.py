@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from .daemon import Daemon, free_port
@@ -100,10 +101,14 @@ class _Node:
         assert folder is not None
         save_config(cfg.with_folder(replace(folder, **options)), self.home)  # type: ignore[arg-type]
 
-    def start(self) -> None:
+    def launch(self) -> None:
+        """Start the daemon process without waiting for it to be ready."""
         self.daemon = Daemon(
             f"p2psync-{self.name}", [*CLI, "--home", str(self.home), "run"], daemon_env(), self.home
         )
+
+    def start(self) -> None:
+        self.launch()
         log = self.home / "p2psync.log"
         self.daemon.wait_until(
             lambda: log.exists() and "ready:" in log.read_text(errors="replace"),
@@ -137,7 +142,14 @@ class P2PSyncPair:
 
     system = "p2psync"
 
-    def __init__(self, base: Path, folder_options: dict[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        folder_options: dict[str, object] | None = None,
+        *,
+        start_source: bool = True,
+    ) -> None:
+        self.start_source_now = start_source
         self.a = _Node(base, "A")
         self.b = _Node(base, "B")
         self.a_dir, self.b_dir = self.a.data, self.b.data
@@ -157,7 +169,10 @@ class P2PSyncPair:
             if self.folder_options:
                 for node in (self.a, self.b):
                     node.set_folder_options(self.folder_options)
-            _parallel(self.a.start, self.b.start)
+            if self.start_source_now:
+                _parallel(self.a.start, self.b.start)
+            else:
+                self.b.start()
         except BaseException:
             self.close()
             raise
@@ -172,6 +187,21 @@ class P2PSyncPair:
                 node.daemon.stop()
         for p in self._proxies:
             p.close()
+
+    def start_source(self) -> None:
+        """Condition (iii): start A (holding its data already) without waiting for it.
+
+        A listens on a port picked now: the one picked at set-up may have been taken
+        by another process meanwhile (the data went in between)."""
+        from dataclasses import replace
+
+        from p2psync.config import load_config, save_config
+
+        self.a.port = free_port()
+        cfg = load_config(self.a.home)
+        save_config(replace(cfg, listen=(f"tcp://127.0.0.1:{self.a.port}",)), self.a.home)
+        self._proxies[1].target_port = self.a.port  # B dials A through this one
+        self.a.launch()
 
     @property
     def daemons(self) -> list[Daemon]:
@@ -203,3 +233,87 @@ def inprocess_scan(root: Path, work: Path, mode: str, timeout: float) -> dict[st
             f"in-process {mode} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}"
         )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class P2PSyncSingle:
+    """One p2psync daemon without peers, for the scan workloads measured from the outside
+    (``--p2p-scan daemon``): the folder is added over the control API and the scans are
+    followed through the folder view and the event stream, as Syncthing's are."""
+
+    system = "p2psync"
+
+    def __init__(self, base: Path) -> None:
+        self.node = _Node(base, "S")
+        self._client = None  # ApiClient once the daemon is ready
+
+    def __enter__(self) -> P2PSyncSingle:
+        try:
+            self.node.init()
+            self.node.start()
+            from p2psync.api.client import ApiClient
+
+            self._client = ApiClient.for_home(self.node.home)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self.node.daemon is not None:
+            self.node.daemon.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.node.daemon is not None
+        return self.node.daemon.pid
+
+    def _api(self):  # type: ignore[no-untyped-def]
+        if self._client is None:
+            raise WorkloadFailed("the daemon's API is not open")
+        return self._client
+
+    def add_folder(self, path: Path) -> None:
+        self._api().post("/api/folders", {"path": str(path), "id": FOLDER_ID})
+
+    def wait_initial_scan(self, files: int, timeout: float) -> None:
+        """Until the folder view says the initial scan is complete with ``files`` files."""
+        deadline = time.monotonic() + timeout
+        view: dict = {}
+        while time.monotonic() < deadline:
+            assert self.node.daemon is not None
+            self.node.daemon.check_alive()
+            view = self._api().get(f"/api/folders/{FOLDER_ID}")
+            if view.get("initial_scan_done") and view["local"]["files"] == files:
+                return
+            time.sleep(0.02)
+        raise WorkloadFailed(
+            f"p2psync initial scan not complete after {timeout:.0f}s: "
+            f"initial_scan_done={view.get('initial_scan_done')} local={view.get('local')}"
+        )
+
+    def rescan(self, timeout: float) -> None:
+        """Request a full scan and wait for the event that says it is complete."""
+        api = self._api()
+        since = api.get("/api/events", params={"since": 0, "timeout": 0, "limit": 1})["last_id"]
+        api.post(f"/api/folders/{FOLDER_ID}/scan")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = api.get(
+                "/api/events",
+                params={
+                    "since": since,
+                    "types": "ScanCompleted,LocalIndexUpdated",
+                    "timeout": min(10.0, max(0.0, deadline - time.monotonic())),
+                },
+                timeout=30,
+            )
+            for event in got["events"]:
+                since = max(since, event["id"])
+                if event["data"].get("folder") == FOLDER_ID and event["data"].get("full"):
+                    return
+        raise WorkloadFailed(f"p2psync rescan not reported complete after {timeout:.0f}s")

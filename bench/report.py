@@ -58,6 +58,9 @@ def summarize(results: list[RunResult], limits: dict[str, float] | None) -> list
             row["cpu_s"] = [
                 statistics.median(r.cpu_s[i] for r in ok) for i in range(len(ok[0].cpu_s))
             ]
+            harness = [r.extra["harness_cpu_s"] for r in ok if "harness_cpu_s" in r.extra]
+            if harness:
+                row["harness_cpu_s"] = statistics.median(harness)
         rows.append(row)
     for row in rows:
         if row["system"] != "p2psync" or "median_s" not in row:
@@ -148,6 +151,17 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], sizes: Sizes) -> 
         "timed window only. Peak RSS: VmHWM of A / B over the daemon's life. CPU: "
         "utime+stime of A / B in the timed window.",
     ]
+    harness = [
+        f"{row['workload']} {row['system']} {row['harness_cpu_s']:.2f}"
+        for row in rows
+        if "harness_cpu_s" in row
+    ]
+    if harness:
+        lines += [
+            "",
+            "Harness CPU s in the timed window (its polling and tree hashing and the counting "
+            "proxies' threads; median): " + ", ".join(harness) + ".",
+        ]
     failures = [(row["workload"], row["system"], e) for row in rows for e in row["errors"]]
     if failures:
         lines += ["", "Failures:", ""]

@@ -119,7 +119,8 @@ class _STNode:
         tree.write(path)
 
     # ---- running -------------------------------------------------------------------
-    def start(self) -> None:
+    def launch(self) -> None:
+        """Start the process without waiting for its REST API."""
         exe = shutil.which("syncthing") or "syncthing"
         self.daemon = Daemon(
             f"syncthing-{self.name}",
@@ -127,6 +128,10 @@ class _STNode:
             _env(),
             self.home,
         )
+
+    def start(self) -> None:
+        self.launch()
+        assert self.daemon is not None
         self.daemon.wait_until(self._pong, START_TIMEOUT, "the REST API")
 
     def _pong(self) -> bool:
@@ -227,7 +232,8 @@ class SyncthingPair:
 
     system = "syncthing"
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, start_source: bool = True) -> None:
+        self.start_source_now = start_source
         self.a = _STNode(base, "A")
         self.b = _STNode(base, "B")
         self.a_dir, self.b_dir = self.a.data, self.b.data
@@ -247,6 +253,8 @@ class SyncthingPair:
             ids = [self.a.device_id, self.b.device_id]
             self.a.add_folder(self.a.data, ids)
             self.b.add_folder(self.b.data, ids)
+            if not self.start_source_now:
+                self._forget_source()
         except BaseException:
             self.close()
             raise
@@ -254,6 +262,25 @@ class SyncthingPair:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _forget_source(self) -> None:
+        """Condition (iii): stop A (its config.xml now holds the device and the folder)
+        and delete its database, so its next start is a first start with the folder
+        configured, as p2psync's A after ``folder add``."""
+        assert self.a.daemon is not None
+        self.a.daemon.stop()
+        self.a.daemon = None
+        for db in self.a.home.glob("index-*.db"):
+            shutil.rmtree(db, ignore_errors=True)
+
+    def start_source(self) -> None:
+        """Condition (iii): start A (holding its data already) without waiting for it,
+        on ports picked now (those of its first start may have been taken since)."""
+        self.a.port = free_port()
+        self.a.gui_port = free_port()
+        self.a._edit_config()
+        self._proxies[1].target_port = self.a.port  # B dials A through this one
+        self.a.launch()
 
     def close(self) -> None:
         for n in (self.a, self.b):

@@ -10,17 +10,19 @@ workload (deterministic seeds) and hard-linked into each run, so generation is n
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import st
 from .errors import WorkloadFailed
-from .p2p import P2PSyncPair, inprocess_scan
+from .p2p import P2PSyncPair, P2PSyncSingle, inprocess_scan
 from .procstats import cpu_seconds, peak_rss
 from .profile import Profiler
 from .trees import (
@@ -49,28 +51,44 @@ class Sizes:
     scan_files: int  # (f)
     latency_n: int  # (g)
     rescan_files: int  # (h)
+    scale_files: int = 100_000  # (i)
 
 
 PRESETS = {
     "full": Sizes(10_000, 200, MiB, 1024 * MiB, MiB, 1000, 10_000, 20, 100_000),
-    "quick": Sizes(1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000),
-    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100),
+    "quick": Sizes(1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000, 10_000),
+    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100, 60),
 }
 
 TITLES = {
     "a": "small files (1–8 KiB)",
+    "a2": "small files, (ii) just written, not flushed",
+    "a3": "small files, (iii) source started with them",
     "b": "1 MiB files",
+    "b2": "1 MiB files, (ii) just written, not flushed",
+    "b3": "1 MiB files, (iii) source started with them",
+    "b3cold": "1 MiB files, (iii) cold cache",
     "c": "one big file",
+    "c2": "one big file, (ii) just written, not flushed",
+    "c3": "one big file, (iii) source started with it",
+    "c3cold": "one big file, (iii) cold cache",
     "d": "1 MiB overwritten in the big file",
     "e": "rename a directory",
     "f": "initial scan (one node)",
     "g": "latency, one small file",
     "h": "rescan, unchanged tree",
+    "i": "scale: many small files, (iii) source started with them",
 }
 ALL = tuple(TITLES)
+# Run only when asked for (--workloads i): at full size it takes minutes per run.
+DEFAULT = tuple(wl for wl in ALL if wl != "i")
+# Workloads in the conditions of issue 22 reuse the data of (a), (b) or (c).
+DATA_OF = {wl: wl[0] for wl in TITLES if len(wl) > 1}
 
 
 def describe(wl: str, s: Sizes) -> str:
+    if wl in DATA_OF:
+        return describe(DATA_OF[wl], s)
     return {
         "a": f"{s.small_files:,} files of 1–8 KiB in nested dirs",
         "b": f"{s.big_count} × {s.big_size // MiB} MiB",
@@ -80,6 +98,7 @@ def describe(wl: str, s: Sizes) -> str:
         "f": f"initial scan of {s.scan_files:,} files (1–8 KiB)",
         "g": f"one 100-byte file A→B, median of {s.latency_n}",
         "h": f"rescan of {s.rescan_files:,} unchanged files",
+        "i": f"{s.scale_files:,} files of 1–8 KiB in nested dirs",
     }[wl]
 
 
@@ -128,6 +147,7 @@ class Context:
     profiler: Profiler | None = None
     keep_runs: bool = False  # keep each run's homes and logs under workdir/kept/
     p2p_folder_options: dict[str, object] = field(default_factory=dict)
+    p2p_scan: str = "inprocess"  # f, h: "inprocess" (bench/inproc.py) or "daemon" (API)
     _masters: dict[str, Path] = field(default_factory=dict)
     _kept: int = 0
 
@@ -153,6 +173,7 @@ class Context:
 
     def master(self, wl: str) -> Path:
         """The generated data of workload ``wl`` (made once, reused by every run)."""
+        wl = DATA_OF.get(wl, wl)
         if wl not in self._masters:
             path = self.workdir / "masters" / wl
             shutil.rmtree(path, ignore_errors=True)
@@ -170,11 +191,13 @@ class Context:
                 make_small_files(path, s.scan_files, seed=6)
             elif wl == "h":
                 make_small_files(path, s.rescan_files, seed=8, min_size=64, max_size=1024)
+            elif wl == "i":
+                make_small_files(path / "i", s.scale_files, seed=9)
             self._masters[wl] = path
         return self._masters[wl]
 
     def drop_master(self, wl: str) -> None:
-        path = self._masters.pop(wl, None)
+        path = self._masters.pop(DATA_OF.get(wl, wl), None)
         if path is not None:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -184,10 +207,10 @@ class Context:
 Pair = P2PSyncPair | st.SyncthingPair
 
 
-def _make_pair(ctx: Context, system: str, base: Path) -> Pair:
+def _make_pair(ctx: Context, system: str, base: Path, *, start_source: bool = True) -> Pair:
     if system == "p2psync":
-        return P2PSyncPair(base, ctx.p2p_folder_options)
-    return st.SyncthingPair(base)
+        return P2PSyncPair(base, ctx.p2p_folder_options, start_source=start_source)
+    return st.SyncthingPair(base, start_source=start_source)
 
 
 def _probe(pair: Pair) -> None:
@@ -215,9 +238,12 @@ def _timed_pair_run(
     *,
     change: Callable[[Pair], None],
     setup: Callable[[Pair], None] | None = None,
+    prepare: Callable[[], None] | None = None,
     data_bytes: int = 0,
     timeout: float,
 ) -> RunResult:
+    """``prepare``: untimed, right before the change and after the flush (condition ii:
+    the data it writes is still dirty in the page cache when the change happens)."""
     base = ctx.new_run_dir()
     try:
         with _make_pair(ctx, system, base) as pair:
@@ -235,14 +261,24 @@ def _timed_pair_run(
             # What set-up wrote (up to 2 GiB for d) would otherwise still be on its way to
             # the disk and throttle the timed writes: flush it first, for both systems.
             os.sync()
+            if prepare is not None:
+                prepare()
             cpu0 = [cpu_seconds(p) for p in pids]
             wire0 = pair.wire_bytes()
+            stats: dict[str, float] = {}
+            harness0 = _own_cpu()
             with _maybe_profile(ctx, system, wl, pids):
                 t0 = time.monotonic()
                 change(pair)
                 t1 = wait_identical(
-                    pair.a_dir, pair.b_dir, timeout=timeout, what=wl, alive=pair.check_alive
+                    pair.a_dir,
+                    pair.b_dir,
+                    timeout=timeout,
+                    what=wl,
+                    alive=pair.check_alive,
+                    stats=stats,
                 )
+            harness_cpu = stats["cpu_at_match"] - harness0
             result = RunResult(
                 wl,
                 system,
@@ -252,12 +288,19 @@ def _timed_pair_run(
                 wire_bytes=pair.wire_bytes() - wire0,
                 cpu_s=[cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=False)],
                 peak_rss=[peak_rss(p) for p in pids],
+                extra={"harness_cpu_s": round(harness_cpu, 3)},
             )
             if isinstance(pair, st.SyncthingPair):
                 pair.confirm()
             return result
     finally:
         ctx.finish_run_dir(base, f"{wl}-{system}")
+
+
+def _own_cpu() -> float:
+    """CPU seconds of the harness itself (its polling, hashing and proxy threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 class _NoProfile:
@@ -324,6 +367,112 @@ def run_c(ctx: Context, system: str) -> RunResult:
         data_bytes=size,
         timeout=ctx.timeout(size, 1),
     )
+
+
+def _data_of(ctx: Context, wl: str) -> tuple[Path, str, int, int]:
+    """(master path, its name in the folder, bytes, files) of (a), (b) or (c)'s data."""
+    base = DATA_OF.get(wl, wl)
+    s = ctx.sizes
+    if base == "a":
+        master = ctx.master("a") / "a"
+        return master, "a", sum(v[1] for v in fingerprint(master).values()), s.small_files
+    if base == "b":
+        return ctx.master("b") / "b", "b", s.big_count * s.big_size, s.big_count
+    if base == "i":
+        master = ctx.master("i") / "i"
+        return master, "i", sum(v[1] for v in fingerprint(master).values()), s.scale_files
+    return ctx.master("c") / "big.bin", "big.bin", s.huge_size, 1
+
+
+def _copy_data(master: Path, dest: Path) -> None:
+    """A real copy (every byte written now, left dirty in the page cache)."""
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    dest.unlink(missing_ok=True)
+    if master.is_dir():
+        shutil.copytree(master, dest)
+    else:
+        shutil.copyfile(master, dest)
+
+
+def run_fresh(ctx: Context, system: str, wl: str) -> RunResult:
+    """Condition (ii): the data is written (copied) right before the change and not
+    flushed, then moved into the running pair with one rename."""
+    master, name, size, files = _data_of(ctx, wl)
+    stage = ctx.workdir / "stage"
+    return _timed_pair_run(
+        ctx,
+        wl,
+        system,
+        prepare=lambda: _copy_data(master, stage),
+        change=lambda p: _move_in(stage, p.a_dir / name),
+        data_bytes=size,
+        timeout=ctx.timeout(size, files),
+    )
+
+
+def drop_caches() -> None:
+    """Flush, then drop the page cache, dentries and inodes (root only)."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as exc:
+        raise WorkloadFailed(f"cannot drop the page cache (root needed): {exc}") from exc
+
+
+def run_source_start(ctx: Context, system: str, wl: str) -> RunResult:
+    """Condition (iii): the receiver runs, the source holds the data in its folder and
+    is started; timed from its process start (start-up, initial scan, transfer) until
+    the receiver is identical. ``cold``: caches dropped right before the start."""
+    cold = wl.endswith("cold")
+    master, name, size, files = _data_of(ctx, wl)
+    base = ctx.new_run_dir()
+    timeout = ctx.timeout(size, files)
+    try:
+        with _make_pair(ctx, system, base, start_source=False) as pair:
+            if master.is_dir():
+                link_tree(master, pair.a_dir / name)
+            else:
+                os.link(master, pair.a_dir / name)
+            if cold:
+                drop_caches()
+            else:
+                os.sync()
+            wire0 = pair.wire_bytes()
+            b_pid = pair.daemons[0].pid
+            b_cpu0 = cpu_seconds(b_pid)
+            harness0 = _own_cpu()
+            t0 = time.monotonic()
+            pair.start_source()
+            pids = [d.pid for d in pair.daemons]
+            stats: dict[str, float] = {}
+            with _maybe_profile(ctx, system, wl, pids):
+                t1 = wait_identical(
+                    pair.a_dir,
+                    pair.b_dir,
+                    timeout=timeout,
+                    what=wl,
+                    alive=pair.check_alive,
+                    stats=stats,
+                )
+            harness_cpu = stats["cpu_at_match"] - harness0
+            a_pid = next(p for p in pids if p != b_pid)
+            result = RunResult(
+                wl,
+                system,
+                True,
+                seconds=t1 - t0,
+                data_bytes=size,
+                wire_bytes=pair.wire_bytes() - wire0,
+                cpu_s=[cpu_seconds(a_pid), cpu_seconds(b_pid) - b_cpu0],
+                peak_rss=[peak_rss(a_pid), peak_rss(b_pid)],
+                extra={"cold_cache": cold, "harness_cpu_s": round(harness_cpu, 3)},
+            )
+            if isinstance(pair, st.SyncthingPair):
+                pair.confirm()
+            return result
+    finally:
+        ctx.finish_run_dir(base, f"{wl}-{system}")
 
 
 def run_d(ctx: Context, system: str) -> RunResult:
@@ -420,6 +569,8 @@ def run_scan(ctx: Context, system: str, wl: str) -> RunResult:
     # at most) must not be written back during it, stalling the index's own writes.
     os.sync()
     try:
+        if system == "p2psync" and ctx.p2p_scan == "daemon":
+            return _scan_on_daemon(wl, work, root, files, size, timeout)
         if system == "p2psync":
             out = inprocess_scan(root, work, "scan" if wl == "f" else "rescan", timeout)
             if wl == "f" and out["entries"] < files:
@@ -463,12 +614,57 @@ def run_scan(ctx: Context, system: str, wl: str) -> RunResult:
     finally:
         ctx.finish_run_dir(work, f"{wl}-{system}")
         shutil.rmtree(root / ".stfolder", ignore_errors=True)
+        for entry in root.iterdir():  # p2psync's own files (marker, index of ignores)
+            if entry.name.startswith(".p2p"):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _scan_on_daemon(
+    wl: str, work: Path, root: Path, files: int, size: int, timeout: float
+) -> RunResult:
+    """(f)/(h) on a running p2psync daemon, followed from the outside as Syncthing's are:
+    the folder added over the API until its view says the initial scan is complete with
+    every file (f); then a full scan requested until its completion event (h)."""
+    with P2PSyncSingle(work) as node:
+        extra: dict[str, Any] = {"measured": "daemon via the control API"}
+        cpu0 = cpu_seconds(node.pid)
+        t0 = time.monotonic()
+        node.add_folder(root)
+        node.wait_initial_scan(files, timeout)
+        t1 = time.monotonic()
+        if wl == "h":
+            extra["initial_seconds"] = t1 - t0
+            cpu0 = cpu_seconds(node.pid)
+            t0 = time.monotonic()
+            node.rescan(timeout)
+            t1 = time.monotonic()
+        return RunResult(
+            wl,
+            "p2psync",
+            True,
+            seconds=t1 - t0,
+            data_bytes=size if wl == "f" else 0,
+            peak_rss=[peak_rss(node.pid)],
+            cpu_s=[cpu_seconds(node.pid) - cpu0],
+            extra=extra,
+        )
+
+
+def _conditioned(
+    runner: Callable[[Context, str, str], RunResult], wl: str, ctx: Context, system: str
+) -> RunResult:
+    return runner(ctx, system, wl)
 
 
 RUNNERS: dict[str, Callable[[Context, str], RunResult]] = {
     "a": run_a,
     "b": run_b,
     "c": run_c,
+    **{wl: partial(_conditioned, run_fresh, wl) for wl in ("a2", "b2", "c2")},
+    **{
+        wl: partial(_conditioned, run_source_start, wl)
+        for wl in ("a3", "b3", "b3cold", "c3", "c3cold", "i")
+    },
     "d": run_d,
     "e": run_e,
     "f": lambda ctx, system: run_scan(ctx, system, "f"),

@@ -82,6 +82,17 @@ def _folder_counts(
     }
 
 
+def _scan_json(status: Any) -> dict[str, Any] | None:
+    """The running scan's progress (files and bytes hashed, rate), or None."""
+    progress = getattr(status, "scan_progress", None)
+    if progress is None:
+        return None
+    return {
+        "initial": not status.initial_scan_done,
+        **progress.snapshot(time.monotonic()),
+    }
+
+
 async def folder_view(
     node: Any,
     fc: FolderConfig,
@@ -133,6 +144,8 @@ async def folder_view(
         "state": state,
         "reason": status.reason if status else "",
         "last_scan": (status.last_scan or None) if status else None,
+        "initial_scan_done": status.initial_scan_done if status else False,
+        "scan": _scan_json(status),
         "global": counts_json(glob),
         "local": counts_json(counts["local"]),
         "need": counts_json(need),

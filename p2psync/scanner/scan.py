@@ -17,6 +17,7 @@ in a worker thread. It writes nothing: the caller stores each batch in the index
 from __future__ import annotations
 
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,7 +33,14 @@ from ..protocol.names import validate_name
 from .blocks import hash_file
 from .walker import DiskItem, IgnoreMatcher, ScanProblem, Walker, is_at_or_below
 
-__all__ = ["IgnoreMatcher", "LocalIndexView", "ScanBatch", "ScanProblem", "scan"]
+__all__ = [
+    "IgnoreMatcher",
+    "LocalIndexView",
+    "ScanBatch",
+    "ScanProblem",
+    "ScanProgress",
+    "scan",
+]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -59,6 +67,33 @@ class LocalIndexView(Protocol):
         sorted by name in code-point order (= UTF-8 bytes = SQLite BINARY collation).
         Extra entries outside the prefix are tolerated (the scanner filters them)."""
         ...
+
+
+class ScanProgress:
+    """How far a scan is: files and bytes hashed so far (updated by the hashing threads,
+    read by anyone), and when it started."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started  # time.monotonic()
+        self.files_hashed = 0
+        self.bytes_hashed = 0
+        self._lock = threading.Lock()
+
+    def hashed(self, size: int) -> None:
+        with self._lock:
+            self.files_hashed += 1
+            self.bytes_hashed += size
+
+    def snapshot(self, now: float) -> dict[str, float | int]:
+        """Files and bytes hashed so far, seconds since the start, bytes hashed per second
+        (``now``: time.monotonic())."""
+        seconds = max(now - self.started, 1e-6)
+        return {
+            "files_hashed": self.files_hashed,
+            "bytes_hashed": self.bytes_hashed,
+            "seconds": round(seconds, 3),
+            "bytes_per_s": round(self.bytes_hashed / seconds),
+        }
 
 
 @dataclass
@@ -90,7 +125,9 @@ def scan(
     subpaths: Sequence[str] | None = None,
     hash_workers: int = 2,
     batch_size: int = 1000,
+    batch_bytes: int = 16 << 20,
     ignore_permissions: bool = False,
+    progress: ScanProgress | None = None,
 ) -> Generator[ScanBatch, None, None]:
     """Scan ``fs`` against ``view``, yielding batches of changes (nothing if unchanged).
 
@@ -100,6 +137,10 @@ def scan(
     re-announced invalid). ``subpaths``: scan only these names and what lies below them
     (a parent the index does not know yet is scanned instead); None = whole folder.
     ``ignore_permissions``: do not compare permissions; mark entries ``no_permissions``.
+    A batch ends after ``batch_size`` entries or once its files hold ``batch_bytes`` (so
+    peers learn of big files as they are hashed, not after the whole folder); each batch
+    ended by size doubles the bound, up to 256 MiB.
+    ``progress``: counts what is hashed as it is hashed (read from any thread).
     Raises UnsafePathError for an invalid subpath and FilesystemError if the folder root
     is missing; per-entry failures become ``ScanBatch.problems``.
     """
@@ -111,7 +152,9 @@ def scan(
         ignore=ignore,
         hash_workers=max(1, hash_workers),
         batch_size=max(1, batch_size),
+        batch_bytes=max(1, batch_bytes),
         ignore_permissions=ignore_permissions,
+        progress=progress,
     )
     return job.run(job.roots(subpaths))  # roots now: a bad subpath raises at the call
 
@@ -128,6 +171,7 @@ _HashJob = tuple[DiskItem, FileInfo | None, vector.Vector]
 _SMALL_FILE = 256 * 1024
 _GROUP_FILES = 64
 _GROUP_BYTES = 4 << 20
+_MAX_BATCH_BYTES = 256 << 20  # a byte-bounded batch doubles up to this
 
 
 class _Scan:
@@ -141,7 +185,9 @@ class _Scan:
         ignore: IgnoreMatcher | None,
         hash_workers: int,
         batch_size: int,
+        batch_bytes: int,
         ignore_permissions: bool,
+        progress: ScanProgress | None,
     ) -> None:
         self._fs = fs
         self._view = view
@@ -150,6 +196,9 @@ class _Scan:
         self._ignore = ignore
         self._workers = hash_workers
         self._batch_size = batch_size
+        self._batch_bytes = batch_bytes
+        self._bytes_in_batch = 0
+        self._progress = progress
         self._ignore_perms = ignore_permissions
         self._granularity = max(1, fs.mtime_granularity_ns)
         self._case_insensitive = fs.is_case_insensitive()
@@ -405,6 +454,8 @@ class _Scan:
             return _PROBLEM, ScanProblem(item.name, f"cannot read: {exc.strerror or exc}")
         if blocks is None:
             return _PROBLEM, ScanProblem(item.name, "changed during scan; will rescan")
+        if self._progress is not None:
+            self._progress.hashed(st.size)
         if (
             old is not None
             and old.is_file
@@ -452,13 +503,22 @@ class _Scan:
             for kind, payload in outcomes:
                 if kind == _FILE:
                     self._batch.files.append(payload)  # type: ignore[arg-type]
+                    self._bytes_in_batch += payload.size  # type: ignore[union-attr]
                 elif kind == _REFRESH:
                     self._batch.refreshed.append(payload)  # type: ignore[arg-type]
                 else:
                     self._batch.problems.append(payload)  # type: ignore[arg-type]
-                if len(self._batch.files) + len(self._batch.refreshed) >= self._batch_size:
+                if (
+                    len(self._batch.files) + len(self._batch.refreshed) >= self._batch_size
+                    or self._bytes_in_batch >= self._batch_bytes
+                ):
                     self._take_problems()
+                    if self._bytes_in_batch >= self._batch_bytes:
+                        # the first batch goes out early; later ones grow, so a folder of
+                        # terabytes is not stored (and sent) in thousands of tiny batches
+                        self._batch_bytes = min(2 * self._batch_bytes, _MAX_BATCH_BYTES)
                     batch, self._batch = self._batch, ScanBatch()
+                    self._bytes_in_batch = 0
                     yield batch
 
     def _take_problems(self) -> None:

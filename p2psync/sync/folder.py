@@ -31,6 +31,7 @@ from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo, FileType
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
+from ..scanner.scan import ScanProgress
 from .folder_lock import FolderLock
 from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
@@ -67,6 +68,9 @@ class FolderStatus:
     last_scan: float = 0.0
     scan_problems: list[tuple[str, str]] = field(default_factory=list)
     conflicts: int = 0
+    # the first full scan since start: until it completes, peers may not know every file
+    initial_scan_done: bool = False
+    scan_progress: ScanProgress | None = None  # of the scan running now (None: not scanning)
 
 
 class FolderRunner:
@@ -619,7 +623,9 @@ class FolderRunner:
             hash_workers=self.hash_workers,
             db=self._db,
             on_stored=self._scanned_stored,
+            on_progress=self._scan_progressed,
         )
+        self.status.scan_progress = scan_round.progress
         try:
             result = await scan_round.run(paths)
         except BaseException:  # not done: ask for it again (the error is re-raised)
@@ -628,6 +634,8 @@ class FolderRunner:
             else:
                 self._scan_paths.update(paths)
             raise
+        finally:
+            self.status.scan_progress = None
         self.status.last_scan = time.time()
         self.status.scan_problems = result.problems[:1000]
         for name, reason in result.problems[:20]:
@@ -639,8 +647,23 @@ class FolderRunner:
             full=full,
             seconds=round(result.seconds, 3),
         )
+        if full and not self.status.initial_scan_done:
+            self.status.initial_scan_done = True
+            self.events.emit(
+                "InitialScanCompleted",
+                folder=self.id,
+                **scan_round.progress.snapshot(time.monotonic()),
+            )
         if result.changed:
             self._pull_wanted = True
+
+    def _scan_progressed(self, progress: ScanProgress) -> None:
+        self.events.emit(
+            "FolderScanProgress",
+            folder=self.id,
+            initial=not self.status.initial_scan_done,
+            **progress.snapshot(time.monotonic()),
+        )
 
     def _scanned_stored(self, stored: list[FileInfo]) -> None:
         self.server.clear_cache()

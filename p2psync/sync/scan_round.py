@@ -30,12 +30,13 @@ from ..identity import DeviceID
 from ..index.store import IndexStore
 from ..protocol.model import FileInfo
 from ..scanner.ignore import Ignore
-from ..scanner.scan import ScanBatch, scan
+from ..scanner.scan import ScanBatch, ScanProgress, scan
 from .overrides import FLAG_RECEIVE_ONLY
 from .plan import equivalent
 
 HELD_TOMBSTONES_MAX = 50_000
 SCAN_BATCH = 1000  # entries the scanner hands over (and a streamed scan stores) at a time
+PROGRESS_INTERVAL = 1.0  # seconds between progress reports of a running scan
 
 
 @dataclass
@@ -73,6 +74,8 @@ class ScanRound:
         db: Callable[..., Awaitable[Any]],
         on_stored: Callable[[list[FileInfo]], None],
         batch_size: int = SCAN_BATCH,
+        progress: ScanProgress | None = None,
+        on_progress: Callable[[ScanProgress], None] | None = None,
     ) -> None:
         self.id = folder_id
         self.config = config
@@ -84,6 +87,8 @@ class ScanRound:
         self._db = db
         self._on_stored = on_stored
         self.batch_size = batch_size
+        self.progress = progress or ScanProgress(time.monotonic())
+        self._on_progress = on_progress
 
     async def run(self, paths: list[str] | None) -> ScanResult:
         """Scan ``paths`` (None: the whole folder) and store what changed."""
@@ -101,6 +106,7 @@ class ScanRound:
             hash_workers=self.hash_workers,
             ignore_permissions=self.config.ignore_permissions,
             batch_size=self.batch_size,
+            progress=self.progress,
         )
         devices = await self._db(self.index.devices, self.id)
         # a targeted scan is held and stored as one change only if it could delete
@@ -112,6 +118,8 @@ class ScanRound:
         try:
             async with trio.open_nursery() as nursery, receive:
                 nursery.start_soon(_produce_batches, batches, send)
+                if self._on_progress is not None:
+                    nursery.start_soon(self._report_progress, self._on_progress)
                 async for batch in receive:
                     result.problems.extend(batch.problems)
                     files = list(batch.files)
@@ -140,11 +148,17 @@ class ScanRound:
                             continue
                         files, held = held, []
                     result.changed += await self._store(files)
+                nursery.cancel_scope.cancel()  # the progress reports
             result.changed += await self._store(held + tombstones)
         finally:
             await trio.to_thread.run_sync(batches.close)
         result.seconds = time.monotonic() - started
         return result
+
+    async def _report_progress(self, report: Callable[[ScanProgress], None]) -> None:
+        while True:
+            await trio.sleep(PROGRESS_INTERVAL)
+            report(self.progress)
 
     async def _store(self, files: list[FileInfo]) -> int:
         if not files:

@@ -134,3 +134,30 @@ def test_a_file_rewritten_in_place_is_followed_without_walking(
     wait_identical(src, dst, timeout=30, what="t", alive=arrives_at_the_fifth_poll)
     assert polls >= 5
     assert walks.count(dst) == 2
+
+
+def test_the_source_is_hashed_only_once_the_trees_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashing the source (1 GiB for c) while the daemons work took a core from them:
+    it waits until names, sizes and mtimes match, outside the timed part."""
+    src, dst = identical_pair(tmp_path)
+    missing = "d1/f01"
+    (dst / missing).unlink()
+    hashed: list[Path] = []
+    real_digest = trees.digest
+    monkeypatch.setattr(
+        trees, "digest", lambda root, fp: hashed.append(root) or real_digest(root, fp)
+    )
+    polls = 0
+
+    def alive() -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 3:
+            assert hashed == []  # three polls with a name missing: nothing hashed yet
+            copy_one(src, dst, missing)
+
+    stats: dict[str, float] = {}
+    wait_identical(src, dst, timeout=30, what="test", alive=alive, stats=stats)
+    assert hashed == [src, dst] and stats["cpu_at_match"] > 0

@@ -16,7 +16,7 @@ from p2psync.fs import BasicFS, FakeFS, FileSystem, write_all
 from p2psync.protocol import vector
 from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo, FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import EMPTY_BLOCK_HASH
-from p2psync.scanner.scan import FLAG_IGNORED, ScanBatch, scan
+from p2psync.scanner.scan import FLAG_IGNORED, ScanBatch, ScanProgress, scan
 
 SID = 0x1122334455667788
 NOW = 1_700_000_000
@@ -78,9 +78,7 @@ def put(fs: FileSystem, name: str, data: bytes, mtime_ns: int = T0) -> None:
     write_all(fs, name, data, mtime_ns=mtime_ns)
 
 
-def run(
-    fs: Any, view: DictView, *, now: int = NOW, store: bool = True, **kw: Any
-) -> ScanBatch:
+def run(fs: Any, view: DictView, *, now: int = NOW, store: bool = True, **kw: Any) -> ScanBatch:
     """Scan, store results in the view, return all batches merged into one."""
     merged = ScanBatch()
     for batch in scan(fs, view, short_id=SID, now=lambda: now, **kw):
@@ -291,6 +289,25 @@ def test_batches_are_bounded(fs: FileSystem) -> None:
     assert [len(b.files) for b in batches] == [3, 3, 3, 1]
     names = [f.name for b in batches for f in b.files]
     assert names == sorted(names)
+
+
+def test_batches_end_once_their_files_hold_batch_bytes(fs: FileSystem) -> None:
+    """Peers learn of big files as they are hashed: a batch closes at ``batch_bytes``
+    (an initial scan of 200 × 1 MiB otherwise announced nothing until all were hashed)."""
+    for i in range(7):
+        put(fs, f"f{i}", os.urandom(300_000))
+    batches = list(scan(fs, DictView(), short_id=SID, now=lambda: NOW, batch_bytes=600_000))
+    # 600 KB, then 1.2 MB (the bound doubles), then the rest
+    assert [len(b.files) for b in batches] == [2, 4, 1]
+
+
+def test_progress_counts_hashed_files_and_bytes(fs: FileSystem) -> None:
+    progress = ScanProgress(started=0.0)
+    for i in range(3):
+        put(fs, f"f{i}", b"x" * (1000 * (i + 1)))
+    put(fs, "dir/g", b"")
+    list(scan(fs, DictView(), short_id=SID, now=lambda: NOW, progress=progress))
+    assert (progress.files_hashed, progress.bytes_hashed) == (4, 6000)
 
 
 # ----------------------------------------------------------------- changing while scanned
@@ -580,8 +597,13 @@ def test_bad_names_on_disk_are_reported_and_skipped(tmp_path: Path) -> None:
     result = run(BasicFS(root), DictView())
     assert [f.name for f in result.files] == ["good.txt"]
     reasons = {p.name: p.reason for p in result.problems}
-    assert set(reasons) == {nfd, os.fsdecode(b"bad\xff.bin"), os.fsdecode(b"dir\xfe"),
-                            "back\\slash", "c:drive"}
+    assert set(reasons) == {
+        nfd,
+        os.fsdecode(b"bad\xff.bin"),
+        os.fsdecode(b"dir\xfe"),
+        "back\\slash",
+        "c:drive",
+    }
     assert "not valid UTF-8" in reasons[os.fsdecode(b"bad\xff.bin")]
     assert "NFC" in reasons[nfd]
     assert "backslash" in reasons["back\\slash"]
@@ -666,9 +688,7 @@ def _rmtree(fs: FileSystem, name: str) -> None:
 
 
 def _live(view: DictView) -> dict[str, tuple[FileType, int, str]]:
-    return {
-        n: (f.type, f.size, f.symlink_target) for n, f in view.entries.items() if not f.deleted
-    }
+    return {n: (f.type, f.size, f.symlink_target) for n, f in view.entries.items() if not f.deleted}
 
 
 def _on_disk(fs: FileSystem, dirname: str) -> dict[str, tuple[FileType, int, str]]:
