@@ -159,8 +159,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], sizes: Sizes) -> 
     if harness:
         lines += [
             "",
-            "Harness CPU s in the timed window (its polling and tree hashing and the counting "
-            "proxies' threads; median): " + ", ".join(harness) + ".",
+            "Harness CPU s in the timed window (its polling and the counting proxies' "
+            "threads, up to the match; median): " + ", ".join(harness) + ".",
         ]
     failures = [(row["workload"], row["system"], e) for row in rows for e in row["errors"]]
     if failures:
