@@ -13,11 +13,12 @@ from test_cli_daemon import ENV, P2PSYNC, cli_run, init_home, ok, wait_for
 NAMES = ("a", "b", "c")
 
 
-def start(home: Path) -> subprocess.Popen:
+def start(home: Path, env: dict[str, str] = ENV) -> subprocess.Popen:
+    """A `p2psync run` daemon on ``home``, once its API answers."""
     (home / "api.address").unlink(missing_ok=True)
     proc = subprocess.Popen(
         [*P2PSYNC, "--home", str(home), "run"],
-        env=ENV,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

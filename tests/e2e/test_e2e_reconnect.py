@@ -9,27 +9,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_cli_daemon import ENV, P2PSYNC, cli_run, init_home, ok, wait_for
+from test_cli_cluster import start as start_daemon
+from test_cli_daemon import ENV, init_home, ok, wait_for
 
 BACKOFF_ENV = {**ENV, "P2PSYNC_DIAL_BACKOFF": "0.2"}
 WINDOW = 8.0  # seconds of refusals counted
 
 
 def start(home: Path) -> subprocess.Popen:
-    (home / "api.address").unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [*P2PSYNC, "--home", str(home), "run"],
-        env=BACKOFF_ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for(
-        lambda: (
-            (home / "api.address").exists() and cli_run(home, "status", "--json").exit_code == 0
-        ),
-        what=f"daemon {home}",
-    )
-    return proc
+    return start_daemon(home, BACKOFF_ENV)
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
