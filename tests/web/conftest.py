@@ -13,12 +13,11 @@ from webhelpers import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, Daemon
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    if CHROMIUM.exists():
-        return
-    skip = pytest.mark.skip(reason=NO_CHROMIUM)
+    """Mark every browser test to skip, with the reason, when Chromium is not installed."""
+    needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
     for item in items:
         if "tests/web/" in str(item.path).replace("\\", "/"):
-            item.add_marker(skip)
+            item.add_marker(needs_chromium)
 
 
 @pytest.fixture
