@@ -200,8 +200,13 @@ def generate_identity(common_name: str = COMMON_NAME) -> Identity:
 
 
 def save_identity(identity: Identity, home: Path) -> None:
-    """Write cert.pem and key.pem (0600) into ``home`` atomically."""
-    home.mkdir(parents=True, exist_ok=True)
+    """Write cert.pem and key.pem (0600) into ``home`` atomically.
+
+    A home created here is 0700, like Syncthing's: it holds the key, the API key and
+    the config, none of which other local users should list or read. An existing home
+    keeps its mode (its owner chose it).
+    """
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write_private(home / KEY_FILE, identity.key_pem)
     _write_private(home / CERT_FILE, identity.cert_pem, mode=0o644)
 

@@ -1,4 +1,5 @@
 import base64
+import os
 import stat
 
 import pytest
@@ -92,6 +93,17 @@ def test_generated_identity_is_p384_and_id_matches_cert(tmp_path) -> None:
     assert stat.S_IMODE((tmp_path / "key.pem").stat().st_mode) == 0o600
     again, created = load_or_create_identity(tmp_path)
     assert not created and again.device_id == loaded.device_id
+
+
+def test_a_new_home_is_private_and_an_existing_one_keeps_its_mode(tmp_path) -> None:
+    os.umask(old := os.umask(0o022))
+    home = tmp_path / "new" / "home"
+    load_or_create_identity(home)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    shared = tmp_path / "chosen"
+    shared.mkdir(mode=0o750)
+    load_or_create_identity(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o750 & ~old
 
 
 def test_missing_or_mismatched_identity(tmp_path) -> None:
