@@ -417,8 +417,29 @@ def _parse_folder(table: dict[str, Any], where: str) -> FolderConfig:
     return folder
 
 
+CONFIG_VERSION = 1
+"""The layout of config.toml, written as its first key ``version``. A file from before
+versions has no such key and is read as version 1 (the layout did not change); a file
+written by a newer p2psync is refused untouched, never half-understood and rewritten."""
+
+
+def check_config_version(data: dict[str, Any]) -> None:
+    """Refuse a config written by a newer p2psync (or with a nonsense version)."""
+    version = data.get("version", CONFIG_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError(f"version: {version!r} is not a config version (1 or more)")
+    if version > CONFIG_VERSION:
+        raise ConfigError(
+            f"version: config version {version} was written by a newer p2psync (this one "
+            f"reads up to version {CONFIG_VERSION}); nothing was changed: upgrade p2psync "
+            "or restore the config a backup holds"
+        )
+
+
 def parse_config(data: dict[str, Any]) -> Config:
+    check_config_version(data)
     r = _Reader(data, "")
+    r.get("version", int, CONFIG_VERSION)  # checked above; read so finish() accepts it
     name = r.get("name", str, None) or socket.gethostname()
     listen = r.str_list("listen", Config.__dataclass_fields__["listen"].default)  # type: ignore[arg-type]
     for i, url in enumerate(listen):
@@ -506,7 +527,7 @@ def save_config(cfg: Config, home: Path) -> None:
     """Write the config atomically: temp file, fsync, rename, fsync the directory."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / CONFIG_FILE
-    data = tomli_w.dumps(config_to_dict(cfg)).encode("utf-8")
+    data = tomli_w.dumps({"version": CONFIG_VERSION, **config_to_dict(cfg)}).encode("utf-8")
     tmp = path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
