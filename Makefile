@@ -7,7 +7,10 @@ HOME_DIR ?= $(CURDIR)/.node
 # mDNS stays on loopback unless you say otherwise (P2PSYNC_MDNS_INTERFACES= make run uses all interfaces).
 export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 
-.PHONY: run test lint bench soak fuzz fuzz-connection reliability screenshots clean
+CHAOS_MINUTES ?= 20
+CHAOS_SEED ?= 1
+
+.PHONY: run test lint bench soak chaos fuzz fuzz-connection reliability screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +44,11 @@ soak: $(STAMP)
 	P2PSYNC_SOAK=1 P2PSYNC_SOAK_SEEDS=20 $(BIN)/python -m pytest -q -s \
 		tests/integration/test_engine_random.py tests/reliability/test_rel_kill.py \
 		tests/reliability/test_rel_load.py tests/reliability/test_rel_network.py
+
+chaos: $(STAMP)
+	P2PSYNC_CHAOS_MINUTES=$(CHAOS_MINUTES) P2PSYNC_CHAOS_SEED=$(CHAOS_SEED) \
+		P2PSYNC_CHAOS_REPORT=$(CURDIR)/chaos-report-$(CHAOS_SEED).json \
+		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/reliability/test_rel_chaos.py -k long
 
 fuzz: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[fuzz]'

@@ -31,6 +31,7 @@ AREAS = [
     "peer",
     "api",
     "load",
+    "chaos",
     "other",
 ]
 
