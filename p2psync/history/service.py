@@ -1,0 +1,130 @@
+"""Writes the change log off the event loop, in batches, without ever holding up a sync.
+
+The engine calls :meth:`HistoryService.note` with a folder's recorded ``(before, after)``
+pairs; the rows are derived at once (cheap, pure) and queued on a bounded channel. One
+writer task drains the queue into one transaction per burst. When the queue is full —
+the disk is slower than the sync for a moment — or the log cannot be written (disk full,
+damaged file), rows are dropped and counted rather than slowing or stopping the sync:
+history is a record of the data, never the data itself. Old rows are pruned at start and
+every hour, per folder, by its retention.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import trio
+
+from ..protocol.model import FileInfo
+from .changes import Change, Origin, changes_of
+from .log import HistoryError, HistoryLog, Retention
+
+log = logging.getLogger(__name__)
+
+QUEUE_BATCHES = 256  # batches waiting for the writer before new ones are dropped
+MAX_ROWS_PER_WRITE = 20_000
+PRUNE_INTERVAL_S = 3600.0
+_WARN_INTERVAL_S = 60.0
+
+
+@dataclass
+class HistoryStats:
+    written: int = 0
+    dropped: int = 0
+    last_error: str = ""
+
+
+class HistoryService:
+    def __init__(
+        self,
+        history: HistoryLog,
+        retention_of: Callable[[], dict[str, Retention]],
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.log = history
+        self._retention_of = retention_of  # folder ID -> retention, read at each prune
+        self._clock = clock
+        self._send, self._receive = trio.open_memory_channel[list[Change]](QUEUE_BATCHES)
+        self.stats = HistoryStats()
+        self._last_warning = -_WARN_INTERVAL_S
+        self._queued = 0  # rows queued so far
+        self._handled = 0  # of those, rows written or dropped by the writer
+        self._progress = trio.Event()
+
+    def note(
+        self,
+        folder: str,
+        pairs: Iterable[tuple[FileInfo | None, FileInfo]],
+        origin: Origin,
+    ) -> None:
+        """Queue the history of one recorded batch (never blocks; from the trio thread)."""
+        rows = changes_of(folder, pairs, origin=origin, at_ns=self._clock())
+        self.note_changes(rows)
+
+    def note_changes(self, rows: list[Change]) -> None:
+        if not rows:
+            return
+        try:
+            self._send.send_nowait(rows)
+        except trio.WouldBlock:
+            self._dropped(len(rows), "the history writer is behind")
+        else:
+            self._queued += len(rows)
+
+    async def drained(self) -> None:
+        """Wait until every row queued so far is written (or dropped by the writer)."""
+        target = self._queued
+        while self._handled < target:
+            if self._progress.is_set():
+                self._progress = trio.Event()
+            await self._progress.wait()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._prune()
+        task_status.started()
+        next_prune = trio.current_time() + PRUNE_INTERVAL_S
+        while True:
+            with trio.move_on_at(next_prune):
+                batch = await self._receive.receive()
+                while len(batch) < MAX_ROWS_PER_WRITE:
+                    try:
+                        batch += self._receive.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                await self._write(batch)
+            if trio.current_time() >= next_prune:
+                await self._prune()
+                next_prune = trio.current_time() + PRUNE_INTERVAL_S
+
+    async def _write(self, rows: list[Change]) -> None:
+        try:
+            await trio.to_thread.run_sync(self.log.record, rows)
+        except HistoryError as exc:
+            self._dropped(len(rows), str(exc))
+        else:
+            self.stats.written += len(rows)
+        self._handled += len(rows)
+        self._progress.set()
+
+    async def _prune(self) -> None:
+        now = self._clock()
+        for folder, retention in self._retention_of().items():
+            try:
+                await trio.to_thread.run_sync(self.log.prune, folder, retention, now)
+            except HistoryError as exc:
+                self._warn(str(exc))
+
+    def _dropped(self, n: int, why: str) -> None:
+        self.stats.dropped += n
+        self.stats.last_error = why
+        self._warn(f"history: {n} entries not recorded ({why})")
+
+    def _warn(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= _WARN_INTERVAL_S:
+            self._last_warning = now
+            log.warning("%s", text)

@@ -1,0 +1,96 @@
+"""The history log on a real SQLite file: rows, queries, retention, the service."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import trio
+
+from p2psync.history.changes import Change, Kind, Origin
+from p2psync.history.log import HistoryError, HistoryLog, Retention
+from p2psync.history.service import HistoryService
+from p2psync.protocol.model import FileInfo
+from p2psync.protocol.vector import make
+
+DAY = 86_400 * 1_000_000_000
+BIG = 0xF000_0000_0000_0001  # a short ID with the top bit set
+
+
+def _change(name: str, at: int, kind: Kind = Kind.MODIFIED, device: int = 7, folder: str = "f"):
+    return Change(folder, name, kind, Origin.LOCAL, device, at, size=len(name), content_hash=b"h")
+
+
+def test_rows_come_back_newest_first_and_filtered(tmp_path: Path) -> None:
+    with HistoryLog.open(tmp_path / "h.sqlite3") as log:
+        log.record([_change("a", 1), _change("dir/b", 2, device=BIG), _change("dir0", 3)])
+        log.record([_change("a", 4, Kind.DELETED), _change("x", 5, folder="other")])
+        assert [c.at_ns for c in log.query("f")] == [4, 3, 2, 1]
+        assert [c.kind for c in log.query("f", name="a")] == [Kind.DELETED, Kind.MODIFIED]
+        assert [c.name for c in log.query("f", name="dir")] == ["dir/b"]  # not "dir0"
+        assert [c.name for c in log.query("f", since_ns=3)] == ["a", "dir0"]
+        assert [c.device_short for c in log.query("f", devices=[BIG])] == [BIG]
+        assert log.query("f", devices=[]) == []
+        assert log.query("f", limit=1)[0] == _change("a", 4, Kind.DELETED)
+    with HistoryLog.open(tmp_path / "h.sqlite3") as log:  # it survives a reopen
+        assert log.count("f") == 4 and log.count("other") == 1
+
+
+def test_retention_by_age_and_by_count(tmp_path: Path) -> None:
+    with HistoryLog.open(tmp_path / "h.sqlite3") as log:
+        now = 100 * DAY
+        log.record([_change(f"n{i}", now - (10 - i) * DAY) for i in range(10)])
+        log.record([_change("o", now - 50 * DAY, folder="other")])
+        assert log.prune("f", Retention(max_age_days=5, max_entries=0), now) == 5  # > 5 days
+        assert log.prune("f", Retention(max_age_days=0, max_entries=3), now) == 2
+        assert [c.name for c in log.query("f")] == ["n9", "n8", "n7"]
+        assert log.count("other") == 1  # another folder's rows are its own business
+        assert log.prune("f", Retention(max_age_days=0, max_entries=0), now) == 0
+
+
+def test_a_newer_log_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    HistoryLog.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    with pytest.raises(HistoryError, match="newer"):
+        HistoryLog.open(path)
+
+
+async def test_the_service_writes_batches_and_drops_rather_than_block(tmp_path: Path) -> None:
+    log = HistoryLog.open(tmp_path / "h.sqlite3")
+    service = HistoryService(log, lambda: {"f": Retention()}, clock=lambda: 42)
+    v1 = FileInfo("a.txt", size=1, version=make([(7, 1)]), modified_by=7)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.serve)
+        service.note("f", [(None, v1), (v1, v1.with_(version=make([(7, 2)])))], Origin.PULLED)
+        await service.drained()
+        nursery.cancel_scope.cancel()
+    assert [(c.kind, c.at_ns, c.origin) for c in log.query("f")] == [
+        (Kind.MODIFIED, 42, Origin.PULLED),
+        (Kind.CREATED, 42, Origin.PULLED),
+    ]
+    # a full queue (no writer running) drops and counts; nothing blocks
+    for _ in range(300):
+        service.note_changes([_change("z", 1)])
+    assert service.stats.dropped == 300 - 256 and "behind" in service.stats.last_error
+    log.close()
+
+
+async def test_an_unwritable_log_drops_rows_and_keeps_running(tmp_path: Path) -> None:
+    log = HistoryLog.open(tmp_path / "h.sqlite3")
+    log.close()  # every write now fails like a broken file would
+    service = HistoryService(HistoryLog(sqlite3.connect(":memory:")), lambda: {})
+    service.log = log
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.serve)
+        service.note_changes([_change("a", 1), _change("b", 2)])
+        await service.drained()
+        assert service.stats.dropped == 2
+        service.note_changes([_change("c", 3)])
+        await service.drained()
+        assert service.stats.dropped == 3
+        nursery.cancel_scope.cancel()
+    assert service.stats.written == 0 and "history" in service.stats.last_error
