@@ -1,6 +1,6 @@
 """Block hashing: a file's content as a list of SHA-256-identified blocks (BEP's BlockInfo).
 
-Rules (Syncthing's, reference §4.6, but with up to 4096 blocks per file instead of ~2000):
+Rules (Syncthing's, reference §4.6, so both hash the same content to the same blocks):
 one block size per file, a power of two from 128 KiB to 16 MiB chosen by
 ``model.block_size_for`` (which keeps a file's previous size when it is still within a
 factor of two); only the last block may be shorter. An empty file has exactly one block

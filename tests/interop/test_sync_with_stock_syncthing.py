@@ -340,3 +340,21 @@ def test_a_wiped_p2psync_index_resyncs_without_conflicts_or_losses(mixed: MixedP
     wait_for(lambda: status(mixed.home)["folders"][0]["need_items"] == 0, 30, "p2psync idle")
     assert tree(mixed.ours) == before == tree(mixed.theirs)
     assert not any(".sync-conflict-" in n for n in tree(mixed.theirs))
+
+
+def test_a_big_file_seeded_on_both_sides_is_no_conflict(mixed: MixedPair) -> None:
+    """A folder seeded on both devices before they sync (how big folders are set up):
+    a 260 MiB file gets the same block size (256 KiB) on both sides, so the two
+    independent scans agree and nothing becomes a conflict copy."""
+    chunk = os.urandom(1024 * 1024)
+    for root in (mixed.ours, mixed.theirs):
+        with open(root / "video.mov", "wb") as f:
+            for i in range(260):
+                f.write(chunk[i:] + chunk[:i])
+    ok(mixed.home, "scan", "mixed")
+    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    wait_for(lambda: in_sync(mixed.st, "mixed", mixed.me), 120, "Syncthing: p2psync at 100%")
+    wait_for(lambda: status(mixed.home)["folders"][0]["need_items"] == 0, 60, "p2psync idle")
+    names = [*tree(mixed.ours), *tree(mixed.theirs)]
+    assert not [n for n in names if ".sync-conflict-" in n]
+    assert (mixed.ours / "video.mov").stat().st_size == 260 * 1024 * 1024

@@ -705,23 +705,24 @@ def _on_disk(fs: FileSystem, dirname: str) -> dict[str, tuple[FileType, int, str
 
 @pytest.mark.parametrize(
     ("file_size", "expected"),
-    [
+    [  # Syncthing's table (reference §4.6): fewer than 2000 blocks
         (0, 128 * 1024),
-        (512 * 1024**2, 128 * 1024),  # exactly 4096 blocks of 128 KiB
-        (512 * 1024**2 + 1, 256 * 1024),
-        (1024**3, 256 * 1024),  # 1 GiB: 4096 blocks of 256 KiB
+        (2000 * 128 * 1024 - 1, 128 * 1024),  # just under 250 MiB
+        (2000 * 128 * 1024, 256 * 1024),  # exactly 2000 blocks of 128 KiB: too many
+        (300 * 1024**2, 256 * 1024),
+        (2000 * 256 * 1024, 512 * 1024),  # 500 MiB
+        (1024**3 - 1, 1024**2),  # 1000 MiB .. 1 GiB: 1 MiB, as Syncthing
+        (1024**3, 1024**2),
+        (4 * 1024**3, 4 * 1024**2),
         (64 * 1024**3, 16 * 1024**2),
         (10 * 1024**4, 16 * 1024**2),  # never past the largest legal size
     ],
 )
-def test_block_size_rule_allows_up_to_4096_blocks(file_size: int, expected: int) -> None:
+def test_block_size_rule_is_syncthings(file_size: int, expected: int) -> None:
     assert block_size_for(file_size) == expected
 
 
-def test_a_one_mib_edit_anywhere_in_a_gib_costs_at_most_five_blocks() -> None:
-    """Why 4096 blocks: an unaligned 1 MiB overwrite of a 1 GiB file touches at most
-    1.25 MiB of blocks (with Syncthing's ~2000 it would be two 1 MiB blocks)."""
-    size = block_size_for(1024**3)
-    for offset in (0, 511 * 1024**2 + 512 * 1024, 700 * 1024**2 + 12345):
-        first, last = offset // size, (offset + 1024**2 - 1) // size
-        assert (last - first + 1) * size <= 1.25 * 1024**2
+def test_a_rescan_keeps_a_block_size_within_a_factor_of_two() -> None:
+    assert block_size_for(1024**3, current=512 * 1024) == 512 * 1024
+    assert block_size_for(1024**3, current=2 * 1024**2) == 2 * 1024**2
+    assert block_size_for(1024**3, current=256 * 1024) == 1024**2
