@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import limits, st
+from .mixed import MIXED_SYSTEMS, MIXED_WORKLOADS
 from .procstats import machine
 from .profile import Profiler
 from .report import markdown, summarize, update_doc, write_json
@@ -43,6 +44,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--repeat", type=int, default=None, help="runs per workload and system (default 3, quick 1)"
     )
     p.add_argument("--no-syncthing", action="store_true", help="p2psync only")
+    p.add_argument(
+        "--mixed",
+        action="store_true",
+        help="also run a, c, d, g on a mixed pair each way (p2psync>syncthing, "
+        "syncthing>p2psync); needs Syncthing",
+    )
     p.add_argument(
         "--no-limits", action="store_true", help="skip the SHA-256/TLS/disk limit measurements"
     )
@@ -146,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_syncthing:
         if st.available():
             systems.append("syncthing")
+            if args.mixed:
+                systems += list(MIXED_SYSTEMS)
         else:
             _log("syncthing not installed: p2psync only (apt-get install -y syncthing)")
     sizes = PRESETS[args.preset]
@@ -169,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     # The daemons start as an installed package does, from bytecode: with
     # PYTHONDONTWRITEBYTECODE set (as in this project's sandboxes) every start would
     # otherwise compile all of p2psync again (0.42 s of CPU to "ready" instead of 0.27).
-    meta["bytecode_compiled"] = compileall.compile_dir(
-        str(ROOT / "p2psync"), quiet=1, workers=1
-    )
+    meta["bytecode_compiled"] = compileall.compile_dir(str(ROOT / "p2psync"), quiet=1, workers=1)
     try:
         if not args.no_limits:
             _log("measuring limits (SHA-256, TLS, disk)")
@@ -191,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             ctx.master(wl)
             for rep in range(args.repeat):
                 for system in systems:
+                    if system in MIXED_SYSTEMS and wl not in MIXED_WORKLOADS:
+                        continue
                     r = run_one(ctx, wl, system)
                     results.append(r)
                     status = (

@@ -21,6 +21,8 @@ def markers(preset: str) -> tuple[str, str]:
     if preset == "full":
         return "<!-- bench:full:begin -->", "<!-- bench:full:end -->"
     return BEGIN, END
+
+
 MiB = 1 << 20
 
 
@@ -62,8 +64,8 @@ def summarize(results: list[RunResult], limits: dict[str, float] | None) -> list
             if harness:
                 row["harness_cpu_s"] = statistics.median(harness)
         rows.append(row)
-    for row in rows:
-        if row["system"] != "p2psync" or "median_s" not in row:
+    for row in rows:  # p2psync and the mixed pairs, each against Syncthing→Syncthing
+        if row["system"] == "syncthing" or "median_s" not in row:
             continue
         other = next(
             (r for r in rows if r["workload"] == row["workload"] and r["system"] == "syncthing"),
@@ -110,7 +112,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], sizes: Sizes) -> 
         ]
     lines += [
         "| | workload | system | ok | time s (min / median / max) | MB/s | % limit | wire MiB "
-        "| peak RSS MiB | CPU s | p2psync ÷ Syncthing |",
+        "| peak RSS MiB | CPU s | ÷ Syncthing→Syncthing |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:

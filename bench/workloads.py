@@ -22,6 +22,7 @@ from typing import Any
 
 from . import st
 from .errors import WorkloadFailed
+from .mixed import MIXED_SYSTEMS, MIXED_WORKLOADS, MixedPair
 from .p2p import P2PSyncPair, P2PSyncSingle, inprocess_scan
 from .procstats import cpu_seconds, peak_rss
 from .profile import Profiler
@@ -204,13 +205,23 @@ class Context:
 
 # ---- pair plumbing -------------------------------------------------------------------
 
-Pair = P2PSyncPair | st.SyncthingPair
+Pair = P2PSyncPair | st.SyncthingPair | MixedPair
 
 
 def _make_pair(ctx: Context, system: str, base: Path, *, start_source: bool = True) -> Pair:
     if system == "p2psync":
         return P2PSyncPair(base, ctx.p2p_folder_options, start_source=start_source)
+    if system in MIXED_SYSTEMS:
+        if not start_source:
+            raise WorkloadFailed(f"{system}: only workloads {', '.join(MIXED_WORKLOADS)}")
+        return MixedPair(base, system, ctx.p2p_folder_options)
     return st.SyncthingPair(base, start_source=start_source)
+
+
+def _confirm(pair: Pair) -> None:
+    """Where Syncthing receives, its API must agree too (after the tree check)."""
+    if isinstance(pair, st.SyncthingPair | MixedPair):
+        pair.confirm()
 
 
 def _probe(pair: Pair) -> None:
@@ -290,8 +301,7 @@ def _timed_pair_run(
                 peak_rss=[peak_rss(p) for p in pids],
                 extra={"harness_cpu_s": round(harness_cpu, 3)},
             )
-            if isinstance(pair, st.SyncthingPair):
-                pair.confirm()
+            _confirm(pair)
             return result
     finally:
         ctx.finish_run_dir(base, f"{wl}-{system}")
@@ -468,8 +478,7 @@ def run_source_start(ctx: Context, system: str, wl: str) -> RunResult:
                 peak_rss=[peak_rss(a_pid), peak_rss(b_pid)],
                 extra={"cold_cache": cold, "harness_cpu_s": round(harness_cpu, 3)},
             )
-            if isinstance(pair, st.SyncthingPair):
-                pair.confirm()
+            _confirm(pair)
             return result
     finally:
         ctx.finish_run_dir(base, f"{wl}-{system}")
