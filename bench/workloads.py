@@ -26,6 +26,7 @@ from .mixed import MIXED_SYSTEMS, MIXED_WORKLOADS, MixedPair
 from .p2p import P2PSyncPair, P2PSyncSingle, inprocess_scan
 from .procstats import cpu_seconds, peak_rss
 from .profile import Profiler
+from .swarm import make_swarm_data, run_swarm
 from .trees import (
     fingerprint,
     link_tree,
@@ -53,12 +54,14 @@ class Sizes:
     latency_n: int  # (g)
     rescan_files: int  # (h)
     scale_files: int = 100_000  # (i)
+    swarm_files: int = 1024  # (k, k2): 1 MiB files ...
+    swarm_big: int = 1024 * MiB  # ... and one big file
 
 
 PRESETS = {
     "full": Sizes(10_000, 200, MiB, 1024 * MiB, MiB, 1000, 10_000, 20, 100_000),
-    "quick": Sizes(1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000, 10_000),
-    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100, 60),
+    "quick": Sizes(1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000, 10_000, 32, 64 * MiB),
+    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100, 60, 3, 4 * MiB),
 }
 
 TITLES = {
@@ -79,12 +82,14 @@ TITLES = {
     "g": "latency, one small file",
     "h": "rescan, unchanged tree",
     "i": "scale: many small files, (iii) source started with them",
+    "k": "swarm: a fourth device fetches from three",
+    "k2": "swarm: 1 MiB change in the big file to three peers",
 }
 ALL = tuple(TITLES)
-# Run only when asked for (--workloads i): at full size it takes minutes per run.
-DEFAULT = tuple(wl for wl in ALL if wl != "i")
+# Run only when asked for (--workloads i,k,k2): at full size each takes minutes per run.
+DEFAULT = tuple(wl for wl in ALL if wl not in ("i", "k", "k2"))
 # Workloads in the conditions of issue 22 reuse the data of (a), (b) or (c).
-DATA_OF = {wl: wl[0] for wl in TITLES if len(wl) > 1}
+DATA_OF = {wl: wl[0] for wl in TITLES if len(wl) > 1}  # k2 shares k's data
 
 
 def describe(wl: str, s: Sizes) -> str:
@@ -100,6 +105,7 @@ def describe(wl: str, s: Sizes) -> str:
         "g": f"one 100-byte file A→B, median of {s.latency_n}",
         "h": f"rescan of {s.rescan_files:,} unchanged files",
         "i": f"{s.scale_files:,} files of 1–8 KiB in nested dirs",
+        "k": f"{s.swarm_files:,} × 1 MiB + one {_size(s.swarm_big)} file, from 3 holders to a 4th",
     }[wl]
 
 
@@ -194,6 +200,8 @@ class Context:
                 make_small_files(path, s.rescan_files, seed=8, min_size=64, max_size=1024)
             elif wl == "i":
                 make_small_files(path / "i", s.scale_files, seed=9)
+            elif wl == "k":
+                make_swarm_data(path, s.swarm_files, MiB, s.swarm_big, make_random_file)
             self._masters[wl] = path
         return self._masters[wl]
 
@@ -665,6 +673,26 @@ def _conditioned(
     return runner(ctx, system, wl)
 
 
+def run_k(ctx: Context, system: str, wl: str) -> RunResult:
+    s = ctx.sizes
+    data = s.swarm_files * MiB + s.swarm_big
+    base = ctx.new_run_dir()
+    try:
+        fields = run_swarm(
+            system,
+            base,
+            ctx.master("k"),
+            fetch=wl == "k",
+            timeout=ctx.timeout(3 * data, s.swarm_files),
+            folder_options=ctx.p2p_folder_options,
+            delta_size=s.delta_size,
+            data_bytes=data,
+        )
+        return RunResult(wl, system, True, **fields)
+    finally:
+        ctx.finish_run_dir(base, f"{wl}-{system}")
+
+
 RUNNERS: dict[str, Callable[[Context, str], RunResult]] = {
     "a": run_a,
     "b": run_b,
@@ -679,6 +707,8 @@ RUNNERS: dict[str, Callable[[Context, str], RunResult]] = {
     "f": lambda ctx, system: run_scan(ctx, system, "f"),
     "g": run_g,
     "h": lambda ctx, system: run_scan(ctx, system, "h"),
+    "k": lambda ctx, system: run_k(ctx, system, "k"),
+    "k2": lambda ctx, system: run_k(ctx, system, "k2"),
 }
 
 
