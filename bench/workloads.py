@@ -22,6 +22,7 @@ from typing import Any
 
 from . import st
 from .errors import WorkloadFailed
+from .million import run_million
 from .mixed import MIXED_SYSTEMS, MIXED_WORKLOADS, MixedPair
 from .p2p import P2PSyncPair, P2PSyncSingle, inprocess_scan
 from .procstats import cpu_seconds, peak_rss
@@ -56,12 +57,15 @@ class Sizes:
     scale_files: int = 100_000  # (i)
     swarm_files: int = 1024  # (k, k2): 1 MiB files ...
     swarm_big: int = 1024 * MiB  # ... and one big file
+    million_files: int = 1_000_000  # (j)
 
 
 PRESETS = {
     "full": Sizes(10_000, 200, MiB, 1024 * MiB, MiB, 1000, 10_000, 20, 100_000),
-    "quick": Sizes(1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000, 10_000, 32, 64 * MiB),
-    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100, 60, 3, 4 * MiB),
+    "quick": Sizes(
+        1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000, 10_000, 32, 64 * MiB, 20_000
+    ),
+    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100, 60, 3, 4 * MiB, 200),
 }
 
 TITLES = {
@@ -82,12 +86,13 @@ TITLES = {
     "g": "latency, one small file",
     "h": "rescan, unchanged tree",
     "i": "scale: many small files, (iii) source started with them",
+    "j": "many files on a running pair: initial scan",
     "k": "swarm: a fourth device fetches from three",
     "k2": "swarm: 1 MiB change in the big file to three peers",
 }
 ALL = tuple(TITLES)
 # Run only when asked for (--workloads i,k,k2): at full size each takes minutes per run.
-DEFAULT = tuple(wl for wl in ALL if wl not in ("i", "k", "k2"))
+DEFAULT = tuple(wl for wl in ALL if wl not in ("i", "j", "k", "k2"))
 # Workloads in the conditions of issue 22 reuse the data of (a), (b) or (c).
 DATA_OF = {wl: wl[0] for wl in TITLES if len(wl) > 1}  # k2 shares k's data
 
@@ -105,6 +110,7 @@ def describe(wl: str, s: Sizes) -> str:
         "g": f"one 100-byte file A→B, median of {s.latency_n}",
         "h": f"rescan of {s.rescan_files:,} unchanged files",
         "i": f"{s.scale_files:,} files of 1–8 KiB in nested dirs",
+        "j": f"{s.million_files:,} files of 16 B–1 KiB seeded on both, watchers on",
         "k": f"{s.swarm_files:,} × 1 MiB + one {_size(s.swarm_big)} file, from 3 holders to a 4th",
     }[wl]
 
@@ -200,6 +206,9 @@ class Context:
                 make_small_files(path, s.rescan_files, seed=8, min_size=64, max_size=1024)
             elif wl == "i":
                 make_small_files(path / "i", s.scale_files, seed=9)
+            elif wl == "j":
+                make_small_files(path / "tree", s.million_files, seed=10, min_size=16,
+                                 max_size=1024)  # fmt: skip
             elif wl == "k":
                 make_swarm_data(path, s.swarm_files, MiB, s.swarm_big, make_random_file)
             self._masters[wl] = path
@@ -673,6 +682,18 @@ def _conditioned(
     return runner(ctx, system, wl)
 
 
+def run_j(ctx: Context, system: str) -> RunResult:
+    files = ctx.sizes.million_files
+    base = ctx.new_run_dir()
+    try:
+        fields = run_million(
+            system, base, ctx.master("j") / "tree", files, ctx.timeout(files * 512, files)
+        )
+        return RunResult("j", system, True, **fields)
+    finally:
+        ctx.finish_run_dir(base, f"j-{system}")
+
+
 def run_k(ctx: Context, system: str, wl: str) -> RunResult:
     s = ctx.sizes
     data = s.swarm_files * MiB + s.swarm_big
@@ -707,6 +728,7 @@ RUNNERS: dict[str, Callable[[Context, str], RunResult]] = {
     "f": lambda ctx, system: run_scan(ctx, system, "f"),
     "g": run_g,
     "h": lambda ctx, system: run_scan(ctx, system, "h"),
+    "j": run_j,
     "k": lambda ctx, system: run_k(ctx, system, "k"),
     "k2": lambda ctx, system: run_k(ctx, system, "k2"),
 }

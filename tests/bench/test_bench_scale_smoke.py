@@ -1,5 +1,6 @@
-"""Keeps the swarm workloads (k, k2; issue 22.3) from rotting: four p2psync daemons,
-tiny sizes, the fourth fetching everything and a change reaching three peers."""
+"""Keeps the scale workloads (j, k, k2; issue 22.3) from rotting: four p2psync daemons,
+tiny sizes: the fourth fetching everything, a change reaching three peers, and a seeded
+folder of many small files on a running pair."""
 
 import json
 import os
@@ -33,3 +34,23 @@ def test_swarm_workloads_run(tmp_path: Path) -> None:
     assert sum(between.values()) >= k["data_bytes"]  # all of it reached D from the holders
     assert set(k2["extra"]["per_receiver_s"]) == {"B", "C", "D"}
     assert len(k["peak_rss"]) == 4
+
+
+@pytest.mark.timeout(200)
+def test_many_files_workload_runs(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--preset", "tiny", "--workloads", "j",
+            "--repeat", "1", "--no-syncthing", "--no-limits", "--strict", "--no-doc",
+            "--out", str(out), "--workdir", str(tmp_path),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["ok"], run["error"]
+    assert run["extra"]["files"] == 200
+    assert {"in_sync_s", "rescan_s", "change_s"} <= set(run["extra"])
+    assert len(run["peak_rss"]) == 2
