@@ -6,7 +6,7 @@ import webbrowser
 
 import click
 
-from .cli_support import Context
+from .support import Context
 
 
 @click.command("open")
@@ -36,7 +36,7 @@ def web_password(obj: Context, clear: bool) -> None:
 
     Stored as a scrypt hash in <home>/web.password (0600); takes effect at once.
     """
-    from .web.password import set_password
+    from ..web.password import set_password
 
     if clear:
         set_password(obj.home, None)

@@ -8,13 +8,13 @@ from typing import Any
 
 import click
 
-from .api import edits
-from .cli_support import Context, emit, json_option, parse_device_id, url_segment
-from .config import FOLDER_TYPES
-from .errors import NotFoundError
-from .identity import DeviceID
-from .pending import PendingStore
-from .textsafe import safe
+from ..api import edits
+from ..config import FOLDER_TYPES
+from ..errors import NotFoundError
+from ..identity import DeviceID
+from ..pending import PendingStore
+from ..textsafe import safe
+from .support import Context, emit, json_option, parse_device_id, url_segment
 
 # ---- folders ---------------------------------------------------------------------------
 
@@ -274,3 +274,11 @@ def scan_folders(obj: Context, folder_id: str | None, paths: list[str]) -> None:
         )
     if not ids:
         click.echo("No folders to scan.")
+
+
+@click.command("scan")
+@click.argument("folder_id", required=False)
+@click.pass_obj
+def scan_cmd(obj: Context, folder_id: str | None) -> None:
+    """Scan one folder, or every folder, now."""
+    scan_folders(obj, folder_id, [])

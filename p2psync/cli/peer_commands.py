@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
-from .api import edits
-from .cli_support import Context, emit, json_option, parse_device_id
-from .config import argument_errors, validate_device_address
-from .errors import NotFoundError, UsageError
-from .pending import PendingStore
-from .textsafe import safe
+from ..api import edits
+from ..config import argument_errors, validate_device_address
+from ..errors import NotFoundError, UsageError
+from ..pending import PendingStore
+from ..textsafe import safe
+from .support import Context, emit, json_option, parse_device_id
 
 # ---- peers -----------------------------------------------------------------------------
 
@@ -87,7 +87,7 @@ def peer_list(obj: Context, as_json: bool) -> None:
         data = [asdict(d) for d in obj.config().devices]
 
     def human() -> None:
-        from .api.render import disconnected_note  # rich, only for this output
+        from ..api.render import disconnected_note  # rich, only for this output
 
         if not data:
             click.echo("No devices. Add one with: p2psync peer add DEVICE-ID")

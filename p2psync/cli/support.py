@@ -12,12 +12,12 @@ from urllib.parse import quote
 
 import click
 
-from .config import CONFIG_FILE, Config, load_config, parse_config, save_config
-from .errors import ConfigError, DaemonNotRunningError, P2PSyncError
-from .identity import DeviceID, load_identity
+from ..config import CONFIG_FILE, Config, load_config, parse_config, save_config
+from ..errors import ConfigError, DaemonNotRunningError, P2PSyncError
+from ..identity import DeviceID, load_identity
 
 if TYPE_CHECKING:  # the HTTP client (httpx) is imported only by commands that use it,
-    from .api.client import ApiClient  # which keeps `p2psync run` lean
+    from ..api.client import ApiClient  # which keeps `p2psync run` lean
 
 
 class Context:
@@ -55,7 +55,7 @@ class Context:
             self._probed = True
             if not (self.home / CONFIG_FILE).exists():  # a clear "run p2psync init" first
                 load_config(self.home)
-            from .api.client import running_daemon
+            from ..api.client import running_daemon
 
             self._client = running_daemon(self.home)
             if self._client is not None:

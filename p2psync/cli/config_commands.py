@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from .cli_status import device_by_id_or_name
-from .cli_support import Context, emit, json_option, url_segment
-from .settings import Scope, change_settings, coerce, get_setting, settings_of
-from .textsafe import safe
+from ..settings import Scope, change_settings, coerce, get_setting, settings_of
+from ..textsafe import safe
+from .status_commands import device_by_id_or_name
+from .support import Context, emit, json_option, url_segment
 
 
 @click.group("config")
