@@ -68,7 +68,7 @@ def apply_change(obj: Context, scope: Scope, body: dict[str, Any]) -> list[str]:
     )  # refused here, the same way, before anything is sent
     client = obj.daemon()
     if client is None:
-        obj.save(new)
+        obj.offline.save_config(new)
         return []
     answer = client.request("PATCH", _path(scope), json=body)
     return list(answer.get("restart_needed") or [])

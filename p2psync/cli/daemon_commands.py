@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
-from pathlib import Path
-
 import click
 
-from ..api.auth import ensure_api_key
-from ..config import (
-    DEFAULT_API_PORT,
-    Config,
-    FolderConfig,
-    argument_errors,
-    folder_path_problem,
-    save_config,
-    validate_host_port,
-    validate_listen_url,
-)
-from ..errors import ConfigError, NotFoundError, UsageError
-from ..identity import load_identity, load_or_create_identity
-from ..logsetup import LOG_FILE
+from ..config import DEFAULT_API_PORT
 from ..textsafe import safe
 from .support import Context, emit, json_option
 
@@ -52,33 +35,15 @@ def init(
 ) -> None:
     """Create this device's identity and config (keeps an existing identity)."""
     home = obj.home
-    if (home / "config.toml").exists():
-        raise UsageError(f"{home} is already initialised (device {load_identity(home).device_id})")
-    identity, _created = load_or_create_identity(home)
-    cfg = Config()
-    if name:
-        cfg = replace(cfg, name=name)
-    if listen:
-        for i, url in enumerate(listen):
-            with argument_errors():
-                validate_listen_url(url, f"--listen[{i}]")
-        cfg = replace(cfg, listen=tuple(listen))
-    if api:
-        with argument_errors():
-            cfg = replace(cfg, api=validate_host_port(api, "--api"))
-    if no_mdns:
-        cfg = replace(cfg, discovery=replace(cfg.discovery, mdns=False))
-    if not no_default_folder:
-        problem = folder_path_problem(cfg, default_folder_path, home)
-        if problem is not None:
-            raise UsageError(f"--default-folder-path: {problem}")
-        cfg = cfg.with_folder(
-            FolderConfig(id="default", label="Default Folder", path=default_folder_path)
-        )
-    save_config(cfg, home)
-    _write_api_key(home)
+    device_id = obj.offline.init(
+        name=name,
+        listen=listen,
+        api=api,
+        mdns=not no_mdns,
+        default_folder_path=None if no_default_folder else default_folder_path,
+    )
     click.echo(f"Initialised p2psync in {home}")
-    click.echo(f"Device ID: {identity.device_id}")
+    click.echo(f"Device ID: {device_id}")
     click.echo("")
     click.echo("Next steps:")
     click.echo("  p2psync run                            # start the daemon")
@@ -89,16 +54,12 @@ def init(
     click.echo("  p2psync status                         # see folders, devices and progress")
 
 
-def _write_api_key(home: Path) -> None:
-    ensure_api_key(home)
-
-
 @click.command("id")
 @json_option
 @click.pass_obj
 def show_id(obj: Context, as_json: bool) -> None:
     """Print this device's ID."""
-    device_id = load_identity(obj.home).device_id
+    device_id = obj.offline.own_id()
     emit({"device_id": str(device_id)}, as_json, lambda: click.echo(str(device_id)))
 
 
@@ -107,19 +68,7 @@ def show_id(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def run(obj: Context, verbose: bool) -> None:
     """Run the daemon in the foreground until SIGINT/SIGTERM."""
-    import trio
-
-    from ..app import run_daemon
-    from ..homelock import lock_home
-    from ..logsetup import setup_logging
-
-    if not (obj.home / "config.toml").exists():
-        raise ConfigError(f"no config at {obj.home / 'config.toml'}; run `p2psync init` first")
-    # One daemon per home: locked before the log, keys or index are opened.
-    with lock_home(obj.home) as home_lock:
-        setup_logging(obj.home, logging.DEBUG if verbose else logging.INFO)
-        _write_api_key(obj.home)
-        trio.run(run_daemon, obj.home, home_lock)
+    obj.offline.run_daemon(verbose=verbose)
 
 
 @click.command("log")
@@ -129,14 +78,9 @@ def run(obj: Context, verbose: bool) -> None:
 @click.pass_obj
 def show_log(obj: Context, tail: int | None) -> None:
     """Print where the daemon's log file is (and optionally its last lines)."""
-    path = obj.home / LOG_FILE
-    click.echo(str(path))
+    click.echo(str(obj.offline.log_path))
     if tail:
-        try:
-            lines = path.read_text("utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            raise NotFoundError(f"no log yet at {path} (the daemon has not run)") from None
-        for line in lines[-tail:]:
+        for line in obj.offline.log_lines()[-tail:]:
             click.echo(safe(line))
 
 

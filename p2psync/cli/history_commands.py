@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import click
 
@@ -44,18 +43,6 @@ def versions() -> None:
     """Old versions of files kept by the folder's versioning."""
 
 
-def _local_versioning(obj: Context, folder_id: str) -> tuple[Any, Any, Any]:
-    """(versioner module, folder filesystem, versioner) for offline use."""
-    from ..fs.basic import BasicFS
-    from ..sync import versioner as module
-
-    fc = obj.config().folder(folder_id)
-    if fc is None:
-        raise NotFoundError(f"folder {folder_id!r} does not exist")
-    fs = BasicFS(fc.resolved_path)
-    return module, fs, module.make_versioner(fs, fc.versioning)
-
-
 @versions.command("list")
 @click.argument("folder_id")
 @click.argument("path", required=False)
@@ -70,17 +57,7 @@ def versions_list(obj: Context, folder_id: str, path: str | None, as_json: bool)
             params={"path": path} if path else None,
         )["versions"]
     else:
-        module, fs, _ = _local_versioning(obj, folder_id)
-        items = [
-            {
-                "name": v.name,
-                "time": v.version_time.isoformat(),
-                "timestamp": v.timestamp,
-                "size": v.size,
-                "archive_name": v.archive_name,
-            }
-            for v in module.list_versions(fs, path)
-        ]
+        items = obj.offline.list_versions(folder_id, path)
 
     def human() -> None:
         if not items:
@@ -103,9 +80,7 @@ def versions_list(obj: Context, folder_id: str, path: str | None, as_json: bool)
 @click.pass_obj
 def versions_restore(obj: Context, folder_id: str, path: str, at: str | None) -> None:
     """Put an archived version of PATH back (the current file is archived first)."""
-    from ..api.app import parse_time
-
-    when = parse_time(at)
+    when = obj.offline.restore_point(at)
     client = obj.daemon()
     if client is not None:
         result = client.post(
@@ -113,6 +88,5 @@ def versions_restore(obj: Context, folder_id: str, path: str, at: str | None) ->
         )
         source = result["restored_from"]
     else:
-        module, fs, versioner = _local_versioning(obj, folder_id)
-        source = module.restore(fs, path, when, versioner=versioner)
+        source = obj.offline.restore_version(folder_id, path, when)
     click.echo(f"Restored {safe(path)} from {safe(source)}")

@@ -6,7 +6,6 @@ from typing import Any
 
 import click
 
-from ..errors import NotFoundError
 from ..textsafe import safe
 from .support import Context, emit, json_option
 
@@ -23,13 +22,8 @@ def ignore() -> None:
 @click.pass_obj
 def ignore_check(obj: Context, folder_id: str, path: str, as_json: bool) -> None:
     """Is PATH (folder-relative) ignored in FOLDER, and by which pattern?"""
-    from ..scanner.ignore import Ignore
-
-    fc = obj.config().folder(folder_id)
-    if fc is None:
-        raise NotFoundError(f"folder {folder_id!r} does not exist")
-    name = path.strip("/")
-    match = Ignore.load(fc.resolved_path).match(name)
+    verdict = obj.offline.ignore_verdict(obj.config(), folder_id, path)
+    name, match = verdict.name, verdict.match
     data: dict[str, Any] = {
         "folder": folder_id,
         "path": name,

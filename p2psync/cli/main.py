@@ -1,8 +1,9 @@
 """The p2psync command line: the root group and where each command group is attached.
 
-Control commands talk to the running daemon through its API (so config changes apply
-without a restart); when no daemon runs, config-changing commands edit the config file
-directly, and commands that need live state fail with DaemonNotRunningError (exit 4).
+Control commands talk to the running daemon only through its API client (so config
+changes apply without a restart); when no daemon runs, config-changing commands edit the
+node home through the one service layer, ``offline_service``, and commands that need live
+state fail with DaemonNotRunningError (exit 4).
 Every command lives in the module of its group (``*_commands.py``); ``support`` is the
 one place errors become messages and exit codes.
 """

@@ -10,7 +10,6 @@ import click
 from ..api import edits
 from ..config import argument_errors, validate_device_address
 from ..errors import NotFoundError, UsageError
-from ..pending import PendingStore
 from ..textsafe import safe
 from .support import Context, emit, json_option, parse_device_id
 
@@ -70,8 +69,7 @@ def peer_add(
         new, existed = edits.add_device(
             cfg, obj.own_id(), str(did), name=name, addresses=addresses, introducer=introducer
         )
-        obj.save(new)
-        PendingStore(obj.home).remove_device(str(did))
+        obj.offline.add_device(new, str(did))
     click.echo(f"{'Updated' if existed else 'Added'} device {did}")
 
 
@@ -119,7 +117,7 @@ def peer_remove(obj: Context, device_id: str) -> None:
     if client is not None:
         client.delete(f"/api/devices/{did}")
     else:
-        obj.save(edits.remove_device(cfg, str(did)))
+        obj.offline.save_config(edits.remove_device(cfg, str(did)))
     click.echo(f"Removed device {did}")
 
 
@@ -129,7 +127,7 @@ def _peer_pause(obj: Context, device_id: str, paused: bool) -> None:
     if client is not None:
         client.post(f"/api/devices/{did}/{'pause' if paused else 'resume'}")
     else:
-        obj.save(edits.set_device_paused(obj.config(), str(did), paused))
+        obj.offline.save_config(edits.set_device_paused(obj.config(), str(did), paused))
     click.echo(f"{'Paused' if paused else 'Resumed'} device {did}")
 
 
@@ -154,7 +152,7 @@ def peer_resume(obj: Context, device_id: str) -> None:
 @click.pass_obj
 def peer_pending(obj: Context, as_json: bool) -> None:
     """Devices that tried to connect but are not trusted yet."""
-    entries = PendingStore(obj.home).devices()
+    entries = obj.offline.pending_devices()
 
     def human() -> None:
         if not entries:
@@ -172,14 +170,13 @@ def peer_pending(obj: Context, as_json: bool) -> None:
 def peer_reject(obj: Context, device_id: str) -> None:
     """Forget a pending device (it is listed again if it connects again)."""
     did = str(parse_device_id(device_id))
-    store = PendingStore(obj.home)
-    if not any(e.device_id == did for e in store.devices()):
+    if not any(e.device_id == did for e in obj.offline.pending_devices()):
         raise NotFoundError(f"device {did} is not pending (see `p2psync peer pending`)")
     client = obj.daemon()
     if client is not None:
         client.post(f"/api/pending/devices/{did}/reject")
     else:
-        store.remove_device(did)
+        obj.offline.forget_pending_device(did)
     click.echo(f"Rejected device {did}")
 
 

@@ -23,7 +23,7 @@ def _set(obj: Context, relays: list[str]) -> None:
     else:
         from dataclasses import replace
 
-        obj.save(replace(obj.config(), relays=tuple(relays)))
+        obj.offline.save_config(replace(obj.config(), relays=tuple(relays)))
 
 
 def _canonical(url: str) -> str:
