@@ -9,13 +9,17 @@ from typing import Any
 import click
 
 from ..api import edits
-from ..config import FOLDER_TYPES
 from ..errors import NotFoundError
 from ..identity import DeviceID
 from ..textsafe import safe
+from ..values import FOLDER_TYPES, FolderKind
 from .support import Context, emit, json_option, parse_device_id, url_segment
 
 # ---- folders ---------------------------------------------------------------------------
+
+folder_type_option = click.option(
+    "--type", "folder_type", type=click.Choice(FOLDER_TYPES), default=FolderKind.SEND_RECEIVE.value
+)
 
 
 @click.group()
@@ -27,7 +31,7 @@ def folder() -> None:
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--id", "folder_id", help="Folder ID (same on every device; default: from the name).")
 @click.option("--label", default="", help="Human-readable label.")
-@click.option("--type", "folder_type", type=click.Choice(FOLDER_TYPES), default="sendreceive")
+@folder_type_option
 @click.option("--share", "share", multiple=True, help="Device ID to share with (repeatable).")
 @click.pass_obj
 def folder_add(
@@ -173,7 +177,7 @@ def folder_pending(obj: Context, as_json: bool) -> None:
 @folder.command("accept")
 @click.argument("folder_id")
 @click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--type", "folder_type", type=click.Choice(FOLDER_TYPES), default="sendreceive")
+@folder_type_option
 @click.pass_obj
 def folder_accept(obj: Context, folder_id: str, path: Path | None, folder_type: str) -> None:
     """Accept a pending folder, sharing it back with the devices that offered it."""

@@ -11,6 +11,7 @@ from ..api import edits
 from ..config import argument_errors, validate_device_address
 from ..errors import NotFoundError, UsageError
 from ..textsafe import safe
+from ..values import DYNAMIC, is_dynamic
 from .support import Context, emit, json_option, parse_device_id
 
 # ---- peers -----------------------------------------------------------------------------
@@ -48,12 +49,12 @@ def peer_add(
     if no_dynamic and not addresses:
         raise UsageError("--no-dynamic needs at least one --address")
     if addresses and not no_dynamic:  # an address is a hint: discovery keeps working
-        addresses = tuple(dict.fromkeys((*addresses, "dynamic")))
+        addresses = tuple(dict.fromkeys((*addresses, DYNAMIC)))
     cfg = obj.config()
     if did == obj.own_id():
         raise UsageError("that is this device's own ID")
     for i, a in enumerate(addresses):
-        if a != "dynamic":
+        if not is_dynamic(a):
             with argument_errors():
                 validate_device_address(a, f"--address[{i}]")
     client = obj.daemon()
