@@ -14,8 +14,7 @@ import click
 
 from ..settings import Scope, change_settings, coerce, get_setting, settings_of
 from ..textsafe import safe
-from .status_commands import device_by_id_or_name
-from .support import Context, emit, json_option, url_segment
+from .support import Context, device_by_id_or_name, emit, json_option, url_segment
 
 
 @click.group("config")

@@ -1,4 +1,4 @@
-"""`p2psync folder ...`: shared folders (and the scan request the top-level `scan` reuses)."""
+"""`p2psync folder ...`: shared folders; and the top-level `scan`, which shares its code."""
 
 from __future__ import annotations
 

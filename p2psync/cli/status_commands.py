@@ -1,4 +1,4 @@
-"""`p2psync folder completion`: how much of a folder a device has (needs the daemon)."""
+"""`p2psync status`, `events` and `folder completion`: live state, read from the daemon."""
 
 from __future__ import annotations
 
@@ -9,22 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..config import Config
 from ..errors import NotFoundError
-from ..identity import DeviceID
 from ..textsafe import safe
-from .support import Context, emit, json_option, url_segment
+from .support import Context, device_by_id_or_name, emit, json_option, url_segment
 
 if TYPE_CHECKING:  # the HTTP client (httpx) is imported only by commands that use it,
     from ..api.client import ApiClient  # which keeps `p2psync run` lean
-
-
-def device_by_id_or_name(cfg: Config, text: str) -> DeviceID:
-    """A configured device named by its ID or by its (unique) name."""
-    named = [d for d in cfg.devices if d.name == text]
-    if len(named) == 1:
-        return named[0].device_id
-    return DeviceID.parse(text)
 
 
 @click.command("completion")

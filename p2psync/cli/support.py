@@ -100,6 +100,14 @@ def parse_device_id(text: str) -> DeviceID:
     return DeviceID.parse(text)
 
 
+def device_by_id_or_name(cfg: Config, text: str) -> DeviceID:
+    """A configured device named by its ID or by its (unique) name."""
+    named = [d for d in cfg.devices if d.name == text]
+    if len(named) == 1:
+        return named[0].device_id
+    return DeviceID.parse(text)
+
+
 def url_segment(segment: str) -> str:
     """A URL path segment (folder IDs are restricted, but never trust that)."""
     return quote(segment, safe="")
