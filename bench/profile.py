@@ -132,6 +132,6 @@ def _short(frame: str) -> str:
 
 def _is_p2p(frame: str) -> bool:
     path = frame.partition(" (")[2]
-    if "p2psync/cli.py" in path:  # the main thread's entry frames: in every sample
+    if "p2psync/cli/" in path:  # the main thread's entry frames: in every sample
         return False
     return path.startswith("p2psync/") or "/p2psync/" in path

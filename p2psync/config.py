@@ -22,12 +22,12 @@ import tomli_w
 from .config_lines import line_of
 from .errors import ConfigError, DeviceIDError, UsageError
 from .identity import DeviceID
+from .values import DYNAMIC, FOLDER_TYPES, FolderKind, is_dynamic
 
 CONFIG_FILE = "config.toml"
 DEFAULT_LISTEN_PORT = 22001  # Syncthing uses 22000
 DEFAULT_API_PORT = 8385  # Syncthing's GUI uses 8384
 DEFAULT_DISCOVERY_PORT = 22027  # Syncthing's local discovery uses 21027
-FOLDER_TYPES = ("sendreceive", "sendonly", "receiveonly")
 VERSIONING_TYPES = ("none", "trashcan", "simple", "staggered")
 _FOLDER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ENV_HOME = "P2PSYNC_HOME"
@@ -55,7 +55,7 @@ class FolderConfig:
     id: str
     path: str
     label: str = ""
-    type: str = "sendreceive"
+    type: FolderKind = FolderKind.SEND_RECEIVE
     devices: tuple[str, ...] = ()
     rescan_interval_s: int = 3600
     watcher: bool = True
@@ -67,6 +67,14 @@ class FolderConfig:
     mass_delete_min_deletes: int = 5
     versioning: VersioningConfig = field(default_factory=VersioningConfig)
 
+    def __post_init__(self) -> None:
+        # Parsed once: a folder built from a type's text (tests, older callers) holds the
+        # typed value; text that names no type is left for the validation to refuse.
+        if not isinstance(self.type, FolderKind):
+            kind = FolderKind.named(self.type)
+            if kind is not None:
+                object.__setattr__(self, "type", kind)
+
     @property
     def resolved_path(self) -> Path:
         return Path(self.path).expanduser()
@@ -76,7 +84,7 @@ class FolderConfig:
 class DeviceConfig:
     id: str
     name: str = ""
-    addresses: tuple[str, ...] = ("dynamic",)
+    addresses: tuple[str, ...] = (DYNAMIC,)
     introducer: bool = False
     paused: bool = False
     max_send_kbps: int = 0
@@ -290,7 +298,7 @@ def validate_relay_url(url: str, where: str) -> str:
 
 def validate_device_address(address: str, where: str) -> str:
     """A device address: ``dynamic``, ``tcp://HOST:PORT`` or a relay URL."""
-    if address == "dynamic":
+    if is_dynamic(address):
         return address
     if address.lower().startswith("relay://"):
         return validate_relay_url(address, where)
@@ -322,7 +330,7 @@ def _parse_device(table: dict[str, Any], where: str) -> DeviceConfig:
         device_id = DeviceID.parse(raw_id)
     except DeviceIDError as exc:
         raise ConfigError(f"{where}.id: {exc}") from exc
-    addresses = r.str_list("addresses", ("dynamic",))
+    addresses = r.str_list("addresses", (DYNAMIC,))
     for i, a in enumerate(addresses):
         validate_device_address(a, f"{where}.addresses[{i}]")
     dev = DeviceConfig(
@@ -376,9 +384,12 @@ def _parse_folder(table: dict[str, Any], where: str) -> FolderConfig:
     path = r.get("path", str, None)
     if not path:
         raise ConfigError(f"{where}.path: missing")
-    kind = r.get("type", str, "sendreceive")
-    if kind not in FOLDER_TYPES:
-        raise ConfigError(f"{where}.type: must be one of {', '.join(FOLDER_TYPES)}, got {kind!r}")
+    type_text = r.get("type", str, FolderKind.SEND_RECEIVE.value)
+    kind = FolderKind.named(type_text)
+    if kind is None:
+        raise ConfigError(
+            f"{where}.type: must be one of {', '.join(FOLDER_TYPES)}, got {type_text!r}"
+        )
     devices = []
     for i, d in enumerate(r.str_list("devices", ())):
         try:

@@ -1,6 +1,6 @@
 """The one exception hierarchy of p2psync.
 
-Each class's docstring is the user-facing explanation; only ``cli.py`` turns these
+Each class's docstring is the user-facing explanation; only the CLI (``cli/support.py``) turns these
 into messages and exit codes.
 
     P2PSyncError

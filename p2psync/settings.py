@@ -19,6 +19,7 @@ from typing import Any
 from .config import Config, config_to_dict, parse_config
 from .errors import ConfigError, NotFoundError, UsageError
 from .identity import DeviceID
+from .values import DYNAMIC
 
 SCOPES = ("node", "folder", "device")
 # Keys no settings call changes: identities, and the tables that have their own commands.
@@ -89,7 +90,7 @@ def change_settings(
                 raise NotFoundError(f"{value!r} is not in {key} of {scope.describe()}")
             items.remove(value)
         if scope.kind == "device" and key == "addresses" and not items:
-            items.append("dynamic")  # a device needs some way to be found
+            items.append(DYNAMIC)  # a device needs some way to be found
     try:
         return parse_config(data)
     except ConfigError as exc:

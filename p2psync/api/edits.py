@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import (
-    FOLDER_TYPES,
     Config,
     DeviceConfig,
     FolderConfig,
@@ -26,6 +25,7 @@ from ..config import (
 from ..errors import NotFoundError, UsageError
 from ..identity import DeviceID
 from ..pending import PendingFolder
+from ..values import DYNAMIC, FOLDER_TYPES, FolderKind, is_dynamic
 
 
 def _known_device(cfg: Config, device: str) -> DeviceID:
@@ -56,14 +56,14 @@ def add_device(
     if did == own:
         raise UsageError("that is this device's own ID")
     for i, a in enumerate(addresses):
-        if a != "dynamic":
+        if not is_dynamic(a):
             with argument_errors():
                 validate_device_address(a, f"addresses[{i}]")
     existing = cfg.device(did)
     new = DeviceConfig(
         id=str(did),
         name=name or (existing.name if existing else ""),
-        addresses=tuple(addresses) or (existing.addresses if existing else ("dynamic",)),
+        addresses=tuple(addresses) or (existing.addresses if existing else (DYNAMIC,)),
         introducer=introducer,
         paused=existing.paused if existing else False,
         max_send_kbps=existing.max_send_kbps if existing else 0,
@@ -98,7 +98,7 @@ def add_folder(
     *,
     folder_id: str | None = None,
     label: str = "",
-    folder_type: str = "sendreceive",
+    folder_type: str = FolderKind.SEND_RECEIVE,
     share: Iterable[str] = (),
     home: Path | None = None,
 ) -> FolderConfig:
@@ -107,16 +107,13 @@ def add_folder(
         raise UsageError(f"folder path {str(path)!r} must be absolute")
     with argument_errors():
         folder_id = validate_folder_id(folder_id or folder_id_from(path), "--id")
-    if folder_type not in FOLDER_TYPES:
-        raise UsageError(
-            f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
-        )
+    kind = _folder_kind(folder_type)
     _check_path(cfg, path, home)
     if cfg.folder(folder_id) is not None:
         raise UsageError(f"folder {folder_id!r} already exists")
     devices = tuple(dict.fromkeys(str(_known_device(cfg, d)) for d in share))
     return FolderConfig(
-        id=folder_id, path=str(path), label=label or path.name, type=folder_type, devices=devices
+        id=folder_id, path=str(path), label=label or path.name, type=kind, devices=devices
     )
 
 
@@ -144,7 +141,7 @@ def accept_folder(
     folder_id: str,
     path: Path,
     home: Path | None = None,
-    folder_type: str = "sendreceive",
+    folder_type: str = FolderKind.SEND_RECEIVE,
 ) -> FolderConfig:
     """The folder accepted from pending ``offers``, shared back with the trusted offerers.
 
@@ -154,7 +151,7 @@ def accept_folder(
     """
     with argument_errors():
         validate_folder_id(folder_id)
-    _check_folder_type(folder_type)
+    kind = _folder_kind(folder_type)
     mine = [e for e in offers if e.folder_id == folder_id]
     if not mine:
         raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
@@ -182,7 +179,7 @@ def accept_folder(
         id=folder_id,
         path=str(path),
         label=mine[0].label or folder_id,
-        type=folder_type,
+        type=kind,
         devices=devices,
     )
 
@@ -205,8 +202,10 @@ def default_accept_path(cfg: Config, folder_id: str, home: Path | None = None) -
     raise UsageError(f"no free default path for folder {folder_id!r} next to {base}; give a PATH")
 
 
-def _check_folder_type(folder_type: str) -> None:
-    if folder_type not in FOLDER_TYPES:
+def _folder_kind(folder_type: str) -> FolderKind:
+    kind = FolderKind.named(folder_type)
+    if kind is None:
         raise UsageError(
             f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
         )
+    return kind

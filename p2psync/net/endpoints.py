@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from ..values import DYNAMIC
 
 DEFAULT_PORT = 22000
-DYNAMIC = "dynamic"
 SCHEMES = ("tcp", "tcp4", "tcp6")
 
 

@@ -549,9 +549,9 @@ class FolderRunner:
     ) -> None:
         """Feed watcher batches into scan requests; ready once the OS watches are armed."""
         if sys.platform.startswith("linux"):  # inotify on the event loop: no thread, no process
-            from ..watch_inotify import watch_folder_inotify as watch_folder
+            from ..watcher.inotify_loop import watch_folder_inotify as watch_folder
         else:  # watchdog's observer threads, kept off this process's GIL
-            from ..watch_process import watch_folder_in_child as watch_folder
+            from ..watcher.child_process import watch_folder_in_child as watch_folder
 
         armed: list[bool] = []
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from ..config import Config, DeviceConfig
 from ..identity import DeviceID
 from ..protocol.messages import ClusterConfig
+from ..values import DYNAMIC, explicit_addresses
 
 
 def introduce(cfg: Config, introducer: DeviceID, cc: ClusterConfig, local: DeviceID) -> Config:
@@ -36,12 +37,12 @@ def introduce(cfg: Config, introducer: DeviceID, cc: ClusterConfig, local: Devic
             did = str(DeviceID(device.id))
             listed[folder.id].add(did)
             if new.device(DeviceID(device.id)) is None:
-                addresses = tuple(a for a in device.addresses if a != "dynamic")
+                addresses = explicit_addresses(device.addresses)
                 new = new.with_device(
                     DeviceConfig(
                         id=did,
                         name=device.name,
-                        addresses=(*addresses, "dynamic"),
+                        addresses=(*addresses, DYNAMIC),
                         introduced_by=intro_id,
                     )
                 )

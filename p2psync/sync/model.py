@@ -30,7 +30,6 @@ from ..protocol.messages import (
     ErrorCode,
     Folder,
     FolderDevice,
-    FolderType,
     Index,
     IndexUpdate,
     Message,
@@ -39,6 +38,7 @@ from ..protocol.messages import (
 )
 from ..protocol.model import FileInfo
 from ..resource_faults import RESOURCE_ERRORS, describe
+from ..values import DYNAMIC, explicit_addresses
 from .folder import FolderRunner
 from .introductions import introduce
 from .overrides import FLAG_RECEIVE_ONLY
@@ -51,11 +51,6 @@ log = logging.getLogger("p2psync.sync.model")
 
 INDEX_BATCH_FILES = 1000
 INDEX_COALESCE = 0.01  # seconds; small enough for sub-0.25 s end-to-end latency
-FOLDER_TYPES = {
-    "sendreceive": FolderType.SEND_RECEIVE,
-    "sendonly": FolderType.SEND_ONLY,
-    "receiveonly": FolderType.RECEIVE_ONLY,
-}
 
 
 class SyncModel:
@@ -141,7 +136,7 @@ class SyncModel:
                 Folder(
                     id=fc.id,
                     label=fc.label,
-                    type=FOLDER_TYPES[fc.type],
+                    type=fc.type.wire,
                     paused=fc.paused,
                     devices=(ours, theirs, *others),
                 )
@@ -155,7 +150,7 @@ class SyncModel:
         return FolderDevice(
             id=raw,
             name=dc.name,
-            addresses=tuple(a for a in dc.addresses if a != "dynamic")[:16] or ("dynamic",),
+            addresses=explicit_addresses(dc.addresses)[:16] or (DYNAMIC,),
             introducer=dc.introducer,
             index_id=await self._db(self.index.index_id, folder_id, raw),
             max_sequence=await self._db(self.index.max_sequence, folder_id, raw),

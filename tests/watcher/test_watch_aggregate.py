@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2psync.watch_aggregate import (
+from p2psync.watcher.aggregate import (
     Aggregator,
     collapse,
     is_watch_internal,

@@ -17,8 +17,8 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from p2psync.watch_aggregate import Aggregator, Batch
-from p2psync.watcher import BridgeItem, EventBridge, aggregate_changes, names_for_event
+from p2psync.watcher.aggregate import Aggregator, Batch
+from p2psync.watcher.in_process import BridgeItem, EventBridge, aggregate_changes, names_for_event
 
 ROOT = os.path.abspath(os.sep + "srv" + os.sep + "folder")
 

@@ -17,10 +17,10 @@ import pytest
 import trio
 from test_watcher_real import DEADLINE, wait_for
 
-from p2psync import watch_process
 from p2psync.errors import FilesystemError, WatchLimitError
-from p2psync.watch_aggregate import Batch
-from p2psync.watch_process import watch_folder_in_child
+from p2psync.watcher import child_process
+from p2psync.watcher.aggregate import Batch
+from p2psync.watcher.child_process import watch_folder_in_child
 
 CHILD_DEADLINE = 20.0  # a fresh interpreter importing watchdog, on a loaded machine
 
@@ -53,7 +53,7 @@ def watch_children() -> list[int]:
     for pid in children_of(os.getpid()):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"p2psync.watch_child" in f.read():
+                if b"p2psync.watcher.child_main" in f.read():
                     found.append(pid)
         except OSError:
             continue
@@ -104,7 +104,7 @@ async def test_internal_names_are_filtered_in_the_child(tmp_path: Path) -> None:
 async def test_a_killed_child_means_a_full_rescan_and_a_new_child(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(watch_process, "CHILD_RESTART_MIN", 0.05)
+    monkeypatch.setattr(child_process, "CHILD_RESTART_MIN", 0.05)
     async with watching(tmp_path) as changes:
         (first,) = watch_children()
         os.kill(first, signal.SIGKILL)
@@ -143,7 +143,7 @@ async def test_watch_limit_reported_by_the_child_is_a_watch_limit_error(
     line = json.dumps({"error": {"errno": errno.ENOSPC, "message": "No space left on device"}})
     script = f"import sys; print({line!r}); sys.stdin.read()"
     monkeypatch.setattr(
-        watch_process, "_child_command", lambda root: ([sys.executable, "-c", script], dict(os.environ))
+        child_process, "_child_command", lambda root: ([sys.executable, "-c", script], dict(os.environ))
     )
     send, _receive = trio.open_memory_channel[Batch](1)
     with trio.fail_after(CHILD_DEADLINE), pytest.raises(WatchLimitError) as info:
@@ -159,7 +159,7 @@ async def test_garbage_from_the_child_means_a_full_rescan(
         "import sys; print('{\"ready\": true}'); print('not json', flush=True); sys.stdin.read()"
     )
     monkeypatch.setattr(
-        watch_process, "_child_command", lambda root: ([sys.executable, "-c", script], dict(os.environ))
+        child_process, "_child_command", lambda root: ([sys.executable, "-c", script], dict(os.environ))
     )
     async with watching(tmp_path) as changes:
         with trio.fail_after(DEADLINE):
@@ -169,7 +169,7 @@ async def test_garbage_from_the_child_means_a_full_rescan(
 async def test_the_child_exits_when_the_daemon_is_killed(tmp_path: Path) -> None:
     script = (
         "import sys, trio\n"
-        "from p2psync.watch_process import watch_folder_in_child\n"
+        "from p2psync.watcher.child_process import watch_folder_in_child\n"
         "async def main():\n"
         "    send, receive = trio.open_memory_channel(100)\n"
         "    async with trio.open_nursery() as n:\n"
@@ -208,7 +208,7 @@ async def test_a_child_that_does_not_start_properly_is_a_filesystem_error(
 ) -> None:
     script = f"import sys; print({first_line!r}, flush=True); sys.stdin.read()"
     monkeypatch.setattr(
-        watch_process,
+        child_process,
         "_child_command",
         lambda root: ([sys.executable, "-c", script], dict(os.environ)),
     )
@@ -224,7 +224,7 @@ async def test_a_watcher_that_cannot_be_started_is_a_filesystem_error(
 ) -> None:
     missing = str(tmp_path / "no-such-python")
     monkeypatch.setattr(
-        watch_process, "_child_command", lambda root: ([missing], dict(os.environ))
+        child_process, "_child_command", lambda root: ([missing], dict(os.environ))
     )
     send, _receive = trio.open_memory_channel[Batch](1)
     with pytest.raises(FilesystemError, match="cannot start the watcher"):

@@ -20,10 +20,10 @@ import trio
 from test_watcher_real import DEADLINE, covered, wait_for
 from watchdog.observers.inotify_c import InotifyConstants as C
 
-from p2psync import watch_inotify
 from p2psync.errors import FilesystemError, WatchLimitError
-from p2psync.watch_aggregate import Batch, BridgeItem
-from p2psync.watch_inotify import Changes, WatchTable, parse, watch_folder_inotify
+from p2psync.watcher import inotify_loop
+from p2psync.watcher.aggregate import Batch, BridgeItem
+from p2psync.watcher.inotify_loop import Changes, WatchTable, parse, watch_folder_inotify
 
 AddWatch = Callable[[int, bytes, int], int]
 
@@ -77,7 +77,7 @@ async def wait_for_rescan(changes: trio.MemoryReceiveChannel[Batch]) -> list[lis
 
 def failing_add_watch(fail_on: bytes, err: int, calls: list[bytes]) -> AddWatch:
     """The real inotify_add_watch, except for paths ending in ``fail_on``: -1 and ``err``."""
-    real = watch_inotify.inotify_add_watch
+    real = inotify_loop.inotify_add_watch
 
     def add_watch(fd: int, path: bytes, mask: int) -> int:
         calls.append(path)
@@ -195,7 +195,7 @@ async def test_internal_directories_are_not_watched(
     (tmp_path / "user").mkdir()
     calls: list[bytes] = []
     monkeypatch.setattr(
-        watch_inotify, "inotify_add_watch", failing_add_watch(b"\0never", errno.ENOSPC, calls)
+        inotify_loop, "inotify_add_watch", failing_add_watch(b"\0never", errno.ENOSPC, calls)
     )
     async with watching(tmp_path):
         pass
@@ -226,7 +226,7 @@ async def test_moving_the_root_requests_a_full_rescan(tmp_path: Path) -> None:
 async def test_a_deleted_root_that_comes_back_is_watched_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(watch_inotify, "ROOT_POLL", 0.05)
+    monkeypatch.setattr(inotify_loop, "ROOT_POLL", 0.05)
     root = tmp_path / "folder"
     root.mkdir()
     async with watching(root) as changes:
@@ -241,7 +241,7 @@ async def test_a_deleted_root_that_comes_back_is_watched_again(
 async def test_a_root_moved_away_is_not_followed_and_a_new_one_is_watched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(watch_inotify, "ROOT_POLL", 0.05)
+    monkeypatch.setattr(inotify_loop, "ROOT_POLL", 0.05)
     root = tmp_path / "folder"
     root.mkdir()
     async with watching(root) as changes:
@@ -292,7 +292,7 @@ async def test_watch_limit_while_adding_the_first_watches(
 ) -> None:
     (tmp_path / "a" / "b" / "c").mkdir(parents=True)
     calls: list[bytes] = []
-    monkeypatch.setattr(watch_inotify, "inotify_add_watch", failing_add_watch(b"/c", err, calls))
+    monkeypatch.setattr(inotify_loop, "inotify_add_watch", failing_add_watch(b"/c", err, calls))
     caplog.set_level(logging.WARNING, logger="p2psync.watcher")
     before, inotify_before = fd_numbers(), inotify_fds()
     send, _receive = trio.open_memory_channel[Batch](1)
@@ -317,7 +317,7 @@ async def test_inotify_instance_limit(
         ctypes.set_errno(errno.EMFILE)
         return -1
 
-    monkeypatch.setattr(watch_inotify, "inotify_init", inotify_init)
+    monkeypatch.setattr(inotify_loop, "inotify_init", inotify_init)
     before = fd_numbers()
     send, _receive = trio.open_memory_channel[Batch](1)
     with pytest.raises(WatchLimitError) as info:
@@ -335,7 +335,7 @@ async def test_watch_limit_after_start_means_a_full_rescan_and_one_warning(
     async with watching(tmp_path) as changes:
         calls: list[bytes] = []
         monkeypatch.setattr(
-            watch_inotify, "inotify_add_watch", failing_add_watch(b"/deep", errno.ENOSPC, calls)
+            inotify_loop, "inotify_add_watch", failing_add_watch(b"/deep", errno.ENOSPC, calls)
         )
         (tmp_path / "new" / "deep").mkdir(parents=True)
         await wait_for_rescan(changes)
@@ -388,7 +388,7 @@ async def test_queue_overflow_read_from_the_fd_is_a_full_rescan() -> None:
     try:
         os.set_blocking(read_end, False)
         send, receive = trio.open_memory_channel[BridgeItem](10)
-        watcher = watch_inotify._Watcher(read_end, "/folder", send, None)
+        watcher = inotify_loop._Watcher(read_end, "/folder", send, None)
         watcher.table.add("", 1)
         os.write(write_end, raw(-1, C.IN_Q_OVERFLOW) + raw(1, C.IN_CREATE, name=b"a"))
         await watcher.handle_round()
@@ -410,7 +410,7 @@ async def test_a_mapping_failure_is_a_full_rescan_not_a_crash(
     try:
         os.set_blocking(read_end, False)
         send, receive = trio.open_memory_channel[BridgeItem](10)
-        watcher = watch_inotify._Watcher(read_end, "/folder", send, None)
+        watcher = inotify_loop._Watcher(read_end, "/folder", send, None)
         os.write(write_end, raw(1, C.IN_CREATE, name=b"a"))
         await watcher.handle_round()
         assert receive.receive_nowait() is None

@@ -1,6 +1,6 @@
 """The in-process watchers on a real directory: watchdog's observer threads
-(``watcher.watch_folder``) and, for the behaviour every watcher shares, the event-loop
-inotify watcher (``watch_inotify.watch_folder_inotify``; its own cases are in
+(``watcher.in_process.watch_folder``) and, for the behaviour every watcher shares, the event-loop
+inotify watcher (``watcher.inotify_loop.watch_folder_inotify``; its own cases are in
 test_watch_inotify.py)."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from watchdog.observers.api import BaseObserver
 from watchdog.utils import BaseThread
 
 from p2psync.errors import FilesystemError, WatchLimitError
-from p2psync.watch_aggregate import Batch
-from p2psync.watch_inotify import watch_folder_inotify
-from p2psync.watcher import watch_folder
+from p2psync.watcher.aggregate import Batch
+from p2psync.watcher.in_process import watch_folder
+from p2psync.watcher.inotify_loop import watch_folder_inotify
 
 DEADLINE = 5.0
 

@@ -12,17 +12,19 @@ from urllib.parse import quote
 
 import click
 
-from .config import CONFIG_FILE, Config, load_config, parse_config, save_config
-from .errors import ConfigError, DaemonNotRunningError, P2PSyncError
-from .identity import DeviceID, load_identity
+from ..config import Config, parse_config
+from ..errors import ConfigError, DaemonNotRunningError, P2PSyncError
+from ..identity import DeviceID
+from .offline_service import OfflineNode
 
 if TYPE_CHECKING:  # the HTTP client (httpx) is imported only by commands that use it,
-    from .api.client import ApiClient  # which keeps `p2psync run` lean
+    from ..api.client import ApiClient  # which keeps `p2psync run` lean
 
 
 class Context:
     def __init__(self, home: Path) -> None:
         self.home = home
+        self.offline = OfflineNode(home)
         self._client: ApiClient | None = None
         self._probed = False
         self._daemon_config: Config | None = None
@@ -31,9 +33,9 @@ class Context:
         """config.toml; while it is invalid and a daemon runs, the daemon's last good config
         (with a warning), so that reads keep working; writes are refused by the daemon."""
         try:
-            return load_config(self.home)
+            return self.offline.load_config()
         except ConfigError as exc:
-            if not (self.home / CONFIG_FILE).exists():
+            if not self.offline.has_config():
                 raise
             client = self.daemon()
             if client is None:
@@ -43,19 +45,16 @@ class Context:
                 self._daemon_config = parse_config(client.get("/api/config")["config"])
             return self._daemon_config
 
-    def save(self, cfg: Config) -> None:
-        save_config(cfg, self.home)
-
     def own_id(self) -> DeviceID:
-        return load_identity(self.home).device_id
+        return self.offline.own_id()
 
     def daemon(self) -> ApiClient | None:
         """The running daemon's API client, or None when no daemon answers."""
         if not self._probed:
             self._probed = True
-            if not (self.home / CONFIG_FILE).exists():  # a clear "run p2psync init" first
-                load_config(self.home)
-            from .api.client import running_daemon
+            if not self.offline.has_config():  # a clear "run p2psync init" first
+                self.offline.load_config()
+            from ..api.client import running_daemon
 
             self._client = running_daemon(self.home)
             if self._client is not None:
@@ -98,6 +97,14 @@ def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
 
 
 def parse_device_id(text: str) -> DeviceID:
+    return DeviceID.parse(text)
+
+
+def device_by_id_or_name(cfg: Config, text: str) -> DeviceID:
+    """A configured device named by its ID or by its (unique) name."""
+    named = [d for d in cfg.devices if d.name == text]
+    if len(named) == 1:
+        return named[0].device_id
     return DeviceID.parse(text)
 
 

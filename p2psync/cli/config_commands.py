@@ -12,10 +12,9 @@ from typing import Any
 
 import click
 
-from .cli_status import device_by_id_or_name
-from .cli_support import Context, emit, json_option, url_segment
-from .settings import Scope, change_settings, coerce, get_setting, settings_of
-from .textsafe import safe
+from ..settings import Scope, change_settings, coerce, get_setting, settings_of
+from ..textsafe import safe
+from .support import Context, device_by_id_or_name, emit, json_option, url_segment
 
 
 @click.group("config")
@@ -68,7 +67,7 @@ def apply_change(obj: Context, scope: Scope, body: dict[str, Any]) -> list[str]:
     )  # refused here, the same way, before anything is sent
     client = obj.daemon()
     if client is None:
-        obj.save(new)
+        obj.offline.save_config(new)
         return []
     answer = client.request("PATCH", _path(scope), json=body)
     return list(answer.get("restart_needed") or [])

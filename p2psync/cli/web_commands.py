@@ -6,7 +6,7 @@ import webbrowser
 
 import click
 
-from .cli_support import Context
+from .support import Context
 
 
 @click.command("open")
@@ -36,12 +36,10 @@ def web_password(obj: Context, clear: bool) -> None:
 
     Stored as a scrypt hash in <home>/web.password (0600); takes effect at once.
     """
-    from .web.password import set_password
-
     if clear:
-        set_password(obj.home, None)
+        obj.offline.set_web_password(None)
         click.echo("Web password removed; sign in with the API key.")
         return
     password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    set_password(obj.home, password)
+    obj.offline.set_web_password(password)
     click.echo(f"Web password set ({obj.home / 'web.password'}).")

@@ -22,7 +22,7 @@ from watchdog.events import (
     FileSystemEvent,
 )
 
-from p2psync.watch_aggregate import BridgeItem, is_watch_internal, relative_name
+from p2psync.watcher.aggregate import BridgeItem, is_watch_internal, relative_name
 
 # What we ask watchdog for. Leaving out "opened" / "closed without write" keeps our own
 # scanner's reads from echoing back as changes; directory "modified" events only repeat

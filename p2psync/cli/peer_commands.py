@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
-from .api import edits
-from .cli_support import Context, emit, json_option, parse_device_id
-from .config import argument_errors, validate_device_address
-from .errors import NotFoundError, UsageError
-from .pending import PendingStore
-from .textsafe import safe
+from ..api import edits
+from ..config import argument_errors, validate_device_address
+from ..errors import NotFoundError, UsageError
+from ..textsafe import safe
+from ..values import DYNAMIC, is_dynamic
+from .support import Context, emit, json_option, parse_device_id
 
 # ---- peers -----------------------------------------------------------------------------
 
@@ -49,12 +49,12 @@ def peer_add(
     if no_dynamic and not addresses:
         raise UsageError("--no-dynamic needs at least one --address")
     if addresses and not no_dynamic:  # an address is a hint: discovery keeps working
-        addresses = tuple(dict.fromkeys((*addresses, "dynamic")))
+        addresses = tuple(dict.fromkeys((*addresses, DYNAMIC)))
     cfg = obj.config()
     if did == obj.own_id():
         raise UsageError("that is this device's own ID")
     for i, a in enumerate(addresses):
-        if a != "dynamic":
+        if not is_dynamic(a):
             with argument_errors():
                 validate_device_address(a, f"--address[{i}]")
     client = obj.daemon()
@@ -70,8 +70,7 @@ def peer_add(
         new, existed = edits.add_device(
             cfg, obj.own_id(), str(did), name=name, addresses=addresses, introducer=introducer
         )
-        obj.save(new)
-        PendingStore(obj.home).remove_device(str(did))
+        obj.offline.add_device(new, str(did))
     click.echo(f"{'Updated' if existed else 'Added'} device {did}")
 
 
@@ -87,7 +86,7 @@ def peer_list(obj: Context, as_json: bool) -> None:
         data = [asdict(d) for d in obj.config().devices]
 
     def human() -> None:
-        from .api.render import disconnected_note  # rich, only for this output
+        from ..api.render import disconnected_note  # rich, only for this output
 
         if not data:
             click.echo("No devices. Add one with: p2psync peer add DEVICE-ID")
@@ -119,7 +118,7 @@ def peer_remove(obj: Context, device_id: str) -> None:
     if client is not None:
         client.delete(f"/api/devices/{did}")
     else:
-        obj.save(edits.remove_device(cfg, str(did)))
+        obj.offline.save_config(edits.remove_device(cfg, str(did)))
     click.echo(f"Removed device {did}")
 
 
@@ -129,7 +128,7 @@ def _peer_pause(obj: Context, device_id: str, paused: bool) -> None:
     if client is not None:
         client.post(f"/api/devices/{did}/{'pause' if paused else 'resume'}")
     else:
-        obj.save(edits.set_device_paused(obj.config(), str(did), paused))
+        obj.offline.save_config(edits.set_device_paused(obj.config(), str(did), paused))
     click.echo(f"{'Paused' if paused else 'Resumed'} device {did}")
 
 
@@ -154,7 +153,7 @@ def peer_resume(obj: Context, device_id: str) -> None:
 @click.pass_obj
 def peer_pending(obj: Context, as_json: bool) -> None:
     """Devices that tried to connect but are not trusted yet."""
-    entries = PendingStore(obj.home).devices()
+    entries = obj.offline.pending_devices()
 
     def human() -> None:
         if not entries:
@@ -172,14 +171,13 @@ def peer_pending(obj: Context, as_json: bool) -> None:
 def peer_reject(obj: Context, device_id: str) -> None:
     """Forget a pending device (it is listed again if it connects again)."""
     did = str(parse_device_id(device_id))
-    store = PendingStore(obj.home)
-    if not any(e.device_id == did for e in store.devices()):
+    if not any(e.device_id == did for e in obj.offline.pending_devices()):
         raise NotFoundError(f"device {did} is not pending (see `p2psync peer pending`)")
     client = obj.daemon()
     if client is not None:
         client.post(f"/api/pending/devices/{did}/reject")
     else:
-        store.remove_device(did)
+        obj.offline.forget_pending_device(did)
     click.echo(f"Rejected device {did}")
 
 

@@ -2,7 +2,7 @@
 
 Why: watchdog parses every inotify event in Python threads. In the daemon's process those
 threads competed for the GIL with the puller (1,000 small files took 0.3-0.6 s longer to
-write into a watched folder), and moving watchdog into a child process (``watch_process``)
+write into a watched folder), and moving watchdog into a child process (``watcher.child_process``)
 costs about 19 MiB of RSS per watched folder. Here there is no extra thread and no extra
 process: one inotify fd per folder, non-blocking, waited on with
 ``trio.lowlevel.wait_readable``. A burst of events is read in a few large reads, each
@@ -10,8 +10,8 @@ process: one inotify fd per folder, non-blocking, waited on with
 names go into the same ``Aggregator`` as the other watchers' (``aggregate_changes``).
 
 Only directory walks (the initial one, and a directory created or moved into the folder)
-run in a worker thread. Same contract as ``watcher.watch_folder`` and
-``watch_process.watch_folder_in_child``.
+run in a worker thread. Same contract as ``watcher.in_process.watch_folder`` and
+``watcher.child_process.watch_folder_in_child``.
 
 watchdog provides the ctypes bindings (``inotify_init``, ``inotify_add_watch``,
 ``inotify_rm_watch``), the constants and the event-buffer parser; none of its threads are
@@ -40,14 +40,14 @@ from watchdog.observers.inotify_c import (
 )
 
 from p2psync.errors import FilesystemError
-from p2psync.watch_aggregate import (
+from p2psync.watcher.aggregate import (
     DEFAULT_DELAY,
     DEFAULT_MAX_DELAY,
     DEFAULT_MAX_PER_DIR,
     Aggregator,
     is_watch_internal,
 )
-from p2psync.watch_delivery import BridgeItem, OnChanges, aggregate_changes, limit_error
+from p2psync.watcher.delivery import BridgeItem, OnChanges, aggregate_changes, limit_error
 
 logger = logging.getLogger("p2psync.watcher")
 

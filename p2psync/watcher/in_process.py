@@ -29,19 +29,19 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from p2psync.errors import FilesystemError
-from p2psync.watch_aggregate import (
+from p2psync.watcher.aggregate import (
     DEFAULT_DELAY,
     DEFAULT_MAX_DELAY,
     DEFAULT_MAX_PER_DIR,
     Aggregator,
 )
-from p2psync.watch_delivery import (
+from p2psync.watcher.delivery import (
     BridgeItem,
     OnChanges,
     aggregate_changes,
     limit_error,
 )
-from p2psync.watch_events import EVENT_FILTER, names_for_event
+from p2psync.watcher.event_names import EVENT_FILTER, names_for_event
 
 __all__ = ["EVENT_FILTER", "BridgeItem", "aggregate_changes", "names_for_event", "watch_folder"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .cli_support import Context, emit, json_option
-from .config import argument_errors, validate_relay_url
-from .errors import NotFoundError
-from .protocol.relay import parse_relay_url
-from .textsafe import safe
+from ..config import argument_errors, validate_relay_url
+from ..errors import NotFoundError
+from ..protocol.relay import parse_relay_url
+from ..textsafe import safe
+from .support import Context, emit, json_option
 
 
 @click.group()
@@ -23,7 +23,7 @@ def _set(obj: Context, relays: list[str]) -> None:
     else:
         from dataclasses import replace
 
-        obj.save(replace(obj.config(), relays=tuple(relays)))
+        obj.offline.save_config(replace(obj.config(), relays=tuple(relays)))
 
 
 def _canonical(url: str) -> str:

@@ -1,5 +1,6 @@
-"""The daemon's watcher: watchdog in a child process (``watch_child``), its output
-turned into batches of changed names exactly like the in-process ``watcher.watch_folder``.
+"""The daemon's watcher: watchdog in a child process (``watcher.child_main``), its output
+turned into batches of changed names exactly like the in-process
+``watcher.in_process.watch_folder``.
 
 Why a process: watchdog parses every inotify event in Python threads. In the daemon's
 process those threads compete for the GIL with the puller, and each file the puller creates
@@ -21,13 +22,13 @@ from typing import NoReturn
 import trio
 
 from p2psync.errors import FilesystemError
-from p2psync.watch_aggregate import (
+from p2psync.watcher.aggregate import (
     DEFAULT_DELAY,
     DEFAULT_MAX_DELAY,
     DEFAULT_MAX_PER_DIR,
     Aggregator,
 )
-from p2psync.watch_delivery import BridgeItem, OnChanges, aggregate_changes, limit_error
+from p2psync.watcher.delivery import BridgeItem, OnChanges, aggregate_changes, limit_error
 
 logger = logging.getLogger("p2psync.watcher")
 
@@ -41,7 +42,7 @@ def _child_command(root: str) -> tuple[list[str], dict[str, str]]:
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    return [sys.executable, "-m", "p2psync.watch_child", root], env
+    return [sys.executable, "-m", "p2psync.watcher.child_main", root], env
 
 
 class _Lines:
@@ -131,7 +132,7 @@ async def watch_folder_in_child(
     limiter: trio.CapacityLimiter | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
-    """``watch_folder`` with watchdog running in a child process (``watch_child``), so its
+    """``watch_folder`` with watchdog running in a child process (``watcher.child_main``), so its
     per-event Python work never competes with the daemon for the GIL.
 
     Same contract: batches of names or None, ``started()`` once the watches are in place,

@@ -1,4 +1,4 @@
-"""The watcher child process: ``python -m p2psync.watch_child ROOT``.
+"""The watcher child process: ``python -m p2psync.watcher.child_main ROOT``.
 
 Why a process: watchdog parses every inotify event in Python threads. In the daemon's
 process those threads compete for the GIL with the puller, so each file the puller creates
@@ -28,7 +28,7 @@ import threading
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from p2psync.watch_events import EVENT_FILTER, BridgeItem, names_for_event
+from p2psync.watcher.event_names import EVENT_FILTER, BridgeItem, names_for_event
 
 FLUSH_INTERVAL = 0.005  # seconds to gather a burst of events into one line
 MAX_PENDING = 50_000

@@ -1,4 +1,4 @@
-"""`p2psync folder ...`: shared folders (and the scan request the top-level `scan` reuses)."""
+"""`p2psync folder ...`: shared folders; and the top-level `scan`, which shares its code."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ from typing import Any
 
 import click
 
-from .api import edits
-from .cli_support import Context, emit, json_option, parse_device_id, url_segment
-from .config import FOLDER_TYPES
-from .errors import NotFoundError
-from .identity import DeviceID
-from .pending import PendingStore
-from .textsafe import safe
+from ..api import edits
+from ..errors import NotFoundError
+from ..identity import DeviceID
+from ..textsafe import safe
+from ..values import FOLDER_TYPES, FolderKind
+from .support import Context, emit, json_option, parse_device_id, url_segment
 
 # ---- folders ---------------------------------------------------------------------------
+
+folder_type_option = click.option(
+    "--type", "folder_type", type=click.Choice(FOLDER_TYPES), default=FolderKind.SEND_RECEIVE.value
+)
 
 
 @click.group()
@@ -28,7 +31,7 @@ def folder() -> None:
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--id", "folder_id", help="Folder ID (same on every device; default: from the name).")
 @click.option("--label", default="", help="Human-readable label.")
-@click.option("--type", "folder_type", type=click.Choice(FOLDER_TYPES), default="sendreceive")
+@folder_type_option
 @click.option("--share", "share", multiple=True, help="Device ID to share with (repeatable).")
 @click.pass_obj
 def folder_add(
@@ -65,9 +68,7 @@ def folder_add(
             },
         )
     else:
-        abs_path.mkdir(parents=True, exist_ok=True)
-        obj.save(cfg.with_folder(new))
-        PendingStore(obj.home).remove_folder(new.id)
+        obj.offline.add_folder(cfg, new, abs_path)
     click.echo(f"Added folder {new.id!r} at {safe(str(abs_path))}")
 
 
@@ -87,7 +88,7 @@ def folder_share(obj: Context, folder_id: str, device_id: str) -> None:
     if client is not None:
         client.post(f"/api/folders/{url_segment(folder_id)}/share", {"device": str(did)})
     else:
-        obj.save(new)
+        obj.offline.save_config(new)
     click.echo(f"Shared folder {folder_id!r} with {did}")
 
 
@@ -121,7 +122,7 @@ def folder_remove(obj: Context, folder_id: str) -> None:
     if client is not None:
         client.delete(f"/api/folders/{url_segment(folder_id)}")
     else:
-        obj.save(new)
+        obj.offline.save_config(new)
     click.echo(f"Removed folder {folder_id!r} (files left in place)")
 
 
@@ -131,7 +132,7 @@ def _folder_pause(obj: Context, folder_id: str, paused: bool) -> None:
     if client is not None:
         client.post(f"/api/folders/{url_segment(folder_id)}/{'pause' if paused else 'resume'}")
     else:
-        obj.save(new)
+        obj.offline.save_config(new)
     click.echo(f"{'Paused' if paused else 'Resumed'} folder {folder_id!r}")
 
 
@@ -156,7 +157,7 @@ def folder_resume(obj: Context, folder_id: str) -> None:
 @click.pass_obj
 def folder_pending(obj: Context, as_json: bool) -> None:
     """Folders that trusted devices offered but that are not set up here."""
-    entries = PendingStore(obj.home).folders()
+    entries = obj.offline.pending_folders()
 
     def human() -> None:
         here = {f.id for f in obj.config().folders}
@@ -176,7 +177,7 @@ def folder_pending(obj: Context, as_json: bool) -> None:
 @folder.command("accept")
 @click.argument("folder_id")
 @click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--type", "folder_type", type=click.Choice(FOLDER_TYPES), default="sendreceive")
+@folder_type_option
 @click.pass_obj
 def folder_accept(obj: Context, folder_id: str, path: Path | None, folder_type: str) -> None:
     """Accept a pending folder, sharing it back with the devices that offered it."""
@@ -186,7 +187,7 @@ def folder_accept(obj: Context, folder_id: str, path: Path | None, folder_type: 
         if path
         else edits.default_accept_path(cfg, folder_id, obj.home)
     )
-    offers = PendingStore(obj.home).folders()
+    offers = obj.offline.pending_folders()
     new = edits.accept_folder(cfg, offers, folder_id, target, obj.home, folder_type)
     existed = cfg.folder(folder_id) is not None
     target = new.resolved_path
@@ -197,9 +198,7 @@ def folder_accept(obj: Context, folder_id: str, path: Path | None, folder_type: 
             {"path": str(target), "type": folder_type},
         )
     else:
-        target.mkdir(parents=True, exist_ok=True)
-        obj.save(cfg.with_folder(new))
-        PendingStore(obj.home).remove_folder(folder_id)
+        obj.offline.add_folder(cfg, new, target)
     into = "into the existing folder " if existed else ""
     click.echo(f"Accepted folder {folder_id!r} {into}at {safe(str(target))}")
 
@@ -209,14 +208,13 @@ def folder_accept(obj: Context, folder_id: str, path: Path | None, folder_type: 
 @click.pass_obj
 def folder_reject(obj: Context, folder_id: str) -> None:
     """Forget a pending folder offer (it is listed again if offered again)."""
-    store = PendingStore(obj.home)
-    if not any(e.folder_id == folder_id for e in store.folders()):
+    if not any(e.folder_id == folder_id for e in obj.offline.pending_folders()):
         raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
     client = obj.daemon()
     if client is not None:
         client.post(f"/api/pending/folders/{url_segment(folder_id)}/reject")
     else:
-        store.remove_folder(folder_id)
+        obj.offline.forget_pending_folder(folder_id)
     click.echo(f"Rejected folder {safe(folder_id)!r}")
 
 
@@ -274,3 +272,11 @@ def scan_folders(obj: Context, folder_id: str | None, paths: list[str]) -> None:
         )
     if not ids:
         click.echo("No folders to scan.")
+
+
+@click.command("scan")
+@click.argument("folder_id", required=False)
+@click.pass_obj
+def scan_cmd(obj: Context, folder_id: str | None) -> None:
+    """Scan one folder, or every folder, now."""
+    scan_folders(obj, folder_id, [])

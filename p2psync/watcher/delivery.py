@@ -1,5 +1,6 @@
 """Delivering watcher events to the folder: the trio side shared by every watcher
-(``watch_inotify`` on Linux, ``watch_process`` elsewhere, ``watcher`` in tests).
+(``watcher.inotify_loop`` on Linux, ``watcher.child_process`` elsewhere,
+``watcher.in_process`` in tests).
 
 Bridge items (the names one event touched, or None for "rescan everything") are drained
 into the pure ``Aggregator`` and each batch is delivered once it is due. Nothing here
@@ -17,7 +18,7 @@ from typing import NoReturn
 import trio
 
 from p2psync.errors import WatchLimitError
-from p2psync.watch_aggregate import Aggregator, Batch, BridgeItem
+from p2psync.watcher.aggregate import Aggregator, Batch, BridgeItem
 
 OnChanges = Callable[[Batch], Awaitable[None]] | trio.MemorySendChannel[Batch]
 

@@ -1,0 +1,5 @@
+"""``python -m p2psync.cli``."""
+
+from .main import main
+
+main()

@@ -1,0 +1,62 @@
+"""Small typed values parsed once: a folder's type and a device's ``dynamic`` address.
+
+The config, the API, the CLI and the engine compare these through the names here, not
+through string literals. A ``FolderKind`` is a ``StrEnum``: it is written to config.toml
+and JSON as the same text as before (``sendreceive``, ``sendonly``, ``receiveonly``).
+Device IDs are ``identity.DeviceID``; addresses are ``net.endpoints.Endpoint`` and
+``protocol.relay`` URLs, each with its own parse function.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .protocol.messages import FolderType
+
+
+class FolderKind(enum.StrEnum):
+    """How a folder syncs (config ``type``)."""
+
+    SEND_RECEIVE = "sendreceive"
+    SEND_ONLY = "sendonly"
+    RECEIVE_ONLY = "receiveonly"
+
+    @classmethod
+    def named(cls, text: str) -> FolderKind | None:
+        """The kind spelled ``text`` exactly, or None (callers raise their own error)."""
+        try:
+            return cls(text)
+        except ValueError:
+            return None
+
+    @property
+    def wire(self) -> FolderType:
+        """The folder type announced in ClusterConfig (imported here only: the CLI and
+        the config do not load the protocol messages)."""
+        from .protocol.messages import FolderType
+
+        return FolderType[self.name]
+
+FOLDER_TYPES: tuple[str, ...] = tuple(kind.value for kind in FolderKind)
+
+
+DYNAMIC = "dynamic"
+"""The device address meaning "find this device through discovery"."""
+
+
+def is_dynamic(address: str) -> bool:
+    """Is this configured device address ``dynamic`` (stored exactly so)?"""
+    return address == DYNAMIC
+
+
+def explicit_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
+    """The configured addresses other than ``dynamic``, in order."""
+    return tuple(a for a in addresses if not is_dynamic(a))
+
+
+def uses_discovery(addresses: Iterable[str]) -> bool:
+    """Does a device with these addresses want to be found through discovery?"""
+    return any(is_dynamic(a) for a in addresses)
