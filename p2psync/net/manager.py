@@ -20,7 +20,6 @@ from OpenSSL import SSL
 
 from .. import CLIENT_NAME, __version__
 from ..config import Config, DeviceConfig
-from ..discovery.cache import AddressCache
 from ..errors import P2PSyncError, ProtocolError, RemoteProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
@@ -31,6 +30,7 @@ from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
 from ..protocol.relay import RelayURL, SessionInvitation, is_relay_url
 from ..protocol.wire import WireCodec, codec_for_alpn
+from .address_book import AddressBook
 from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
 from .dialstate import DialBackoff, backoff_base_from_env
 from .endpoints import Endpoint, parse_endpoint
@@ -75,7 +75,7 @@ class ConnectionManager:
         *,
         identity: Identity,
         get_config: Callable[[], Config],
-        cache: AddressCache,
+        cache: AddressBook,
         pending: PendingStore,
         events: EventLog,
         serve_peer: Callable[[PeerConnection], Awaitable[None]],
