@@ -79,6 +79,8 @@ class ConnectionManager:
         pending: PendingStore,
         events: EventLog,
         serve_peer: Callable[[PeerConnection], Awaitable[None]],
+        relays: RelayService,
+        on_disconnected: Callable[[DeviceID], None] = lambda _device: None,
     ) -> None:
         self.identity = identity
         self.local = identity.device_id
@@ -102,9 +104,9 @@ class ConnectionManager:
         self.relay_send_bucket = TokenBucket.unlimited()
         self.relay_recv_bucket = TokenBucket.unlimited()
         self.upgrade_backoff = DialBackoff(backoff_base_from_env())
-        self.relays = RelayService(identity, lambda: self.get_config().relays, self._handle_relayed)
+        self.relays = relays
         # Called after a trusted connection ends (e.g. global discovery looks the device up again).
-        self.on_disconnected: Callable[[DeviceID], None] | None = None
+        self.on_disconnected = on_disconnected
         self.admission = Admission(AdmissionLimits.for_open_files(open_file_soft_limit()))
         self._next_traceback = float("-inf")
         self._listeners = ListenerGroup(
@@ -126,7 +128,7 @@ class ConnectionManager:
             self._nursery = nursery
             self._listeners.serve(nursery, listeners)
             nursery.start_soon(self._dial_loop)
-            await nursery.start(self.relays.run)
+            await nursery.start(self.relays.serve, self._handle_relayed)
             log.info("listening on %s", ", ".join(self.listen_addresses))
             task_status.started(self.listen_addresses)
 
@@ -481,8 +483,7 @@ class ConnectionManager:
             self._wake.set()
             log.info("disconnected from %s: %s", device.short_str(), peer.close_reason)
             self._hint_certificate_name(wire, protocol, device)
-            if self.on_disconnected is not None:
-                self.on_disconnected(device)
+            self.on_disconnected(device)
         return True
 
     def _hint_certificate_name(
