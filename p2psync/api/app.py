@@ -413,7 +413,7 @@ class _Api:
         return handler
 
     async def discovered(self, request: Request) -> JSONResponse:
-        mdns = getattr(self.node, "mdns", None)
+        mdns = self.node.mdns
         devices = []
         if mdns is not None:
             now = trio.current_time()
@@ -495,6 +495,9 @@ class _Api:
         folder_id = request.path_params["id"]
         await self._thread(self.node.pending.remove_folder, folder_id)
         return JSONResponse({"ok": True})
+
+
+Handlers = _Api  # the handlers, as the web interface calls them (``web.mount``)
 
 
 def _named(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -644,7 +647,7 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 # Adds the web interface: (its routes, the guard for the whole app) from the handlers,
 # the API key, the API's guard and the bound address (``p2psync.web.mount``).
-WebMount = Callable[["_Api", str, Guard, Callable[[], str | None]], tuple[list[Route], Any]]
+WebMount = Callable[[_Api, str, Guard, Callable[[], str | None]], tuple[list[Route], Any]]
 
 
 def build_app(
