@@ -25,6 +25,7 @@ from .events import EventLog
 from .homelock import HomeLock, lock_home
 from .identity import load_or_create_identity
 from .index.store import IndexStore
+from .net.listeners import open_listeners_announced
 from .net.manager import ConnectionManager
 from .net.relay_service import RelayService
 from .node import ConfigHolder, Node
@@ -123,7 +124,8 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
             await nursery.start(config_edits.serve, node.change_config)
             for fc in config.folders:
                 await node.start_folder(fc)
-            await nursery.start(connections.run)
+            listeners, announce = await open_listeners_announced(settings.config.listen)
+            await nursery.start(connections.serve, listeners, announce)
             await start_discovery(node, nursery)
             await start_api(node, nursery)
             await nursery.start(node.serve_config_watch)

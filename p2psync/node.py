@@ -37,6 +37,7 @@ from .sync.model import SyncModel
 
 if TYPE_CHECKING:  # optional modules, imported when discovery starts (services.py)
     from .discovery.global_client import GlobalDiscovery
+    from .discovery.local_v4 import LocalDiscoveryV4
     from .discovery.mdns import MdnsDiscovery
 
 log = logging.getLogger("p2psync.app")
@@ -126,7 +127,7 @@ class Node:
         return self.discovery.global_discovery
 
     @property
-    def local_discovery(self) -> object | None:  # Syncthing local discovery v4
+    def local_discovery(self) -> LocalDiscoveryV4 | None:  # Syncthing local discovery v4
         return self.discovery.local_discovery
 
     # ---- folders -------------------------------------------------------------------

@@ -116,13 +116,19 @@ class ConnectionManager:
         )
 
     # ---- lifecycle -----------------------------------------------------------------
-    async def run(
-        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    async def serve(
+        self,
+        listeners: list[trio.SocketListener],
+        announce: list[str],
+        *,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        """Accept on ``listeners`` (bound by the wiring, ``open_listeners_announced``;
+        ``announce`` is what discovery announces for them), dial and join relays until
+        cancelled; reports the listen addresses once all of it runs."""
         self._ctx = make_tls_context(self.identity)
         self.apply_rate_limits()
-        config = self.get_config()
-        listeners, self.announce_addresses = await open_listeners_announced(config.listen)
+        self.announce_addresses = announce
         self.listen_addresses = bound_addresses(listeners)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
