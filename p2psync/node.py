@@ -114,9 +114,6 @@ class Node:
     def config_lock(self) -> trio.Lock:
         return self.settings.lock
 
-    def get_config(self) -> Config:
-        return self.config
-
     # ---- discovery running now -----------------------------------------------------
     @property
     def mdns(self) -> MdnsDiscovery | None:
