@@ -59,6 +59,7 @@ from p2psync.discovery.cache import AddressCache
 from p2psync.events import EventLog
 from p2psync.identity import Identity, generate_identity
 from p2psync.net.peer import PeerConnection
+from p2psync.net.relay_service import RelayService
 from p2psync.pending import PendingStore
 from p2psync.protocol.messages import (
     ClusterConfig,
@@ -133,6 +134,7 @@ def _manager() -> ConnectionManager:
         pending=PendingStore(HOME),
         events=EventLog(),
         serve_peer=_serve_peer,
+        relays=RelayService(SERVER, lambda: config.relays),
     )
     return manager
 

@@ -1,7 +1,9 @@
-"""Builds every service of a node and runs them in one nursery; nothing else.
+"""The wiring point: builds every part of a node and runs them in one nursery; nothing else.
 
-Order: identity and config → index → model and folders → connections → discovery →
-control API. Each service is started with ``nursery.start`` so readiness is explicit.
+Order: identity and config → index → config holder, events, pending store, address
+cache, the model, relays, connections (each given what it needs at construction) → the
+node (``node.py``) → config edits, folders, connections, discovery, control API, the
+config watcher. Each service is started with ``nursery.start`` so readiness is explicit.
 """
 
 from __future__ import annotations
@@ -9,260 +11,35 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import trio
 
 from . import __version__
-from .config import (
-    CONFIG_FILE,
-    Config,
-    FolderConfig,
-    blocked_folders,
-    load_config,
-    save_config,
-)
+from .config import CONFIG_FILE, Config, FolderConfig, load_config
+from .config_edits import ConfigEdits
 from .discovery.cache import AddressCache
-from .errors import ConfigError, IndexCorruptError
+from .errors import IndexCorruptError
 from .events import EventLog
 from .homelock import HomeLock, lock_home
-from .identity import DeviceID, Identity, load_or_create_identity
+from .identity import load_or_create_identity
 from .index.store import IndexStore
+from .net.listeners import open_listeners_announced
 from .net.manager import ConnectionManager
+from .net.relay_service import RelayService
+from .node import ConfigHolder, Node
 from .oslimits import raise_open_file_limit
 from .pending import PendingStore
-from .reload import restart_needed
+from .services import RunningDiscovery, start_api, start_discovery
 from .sync.folder import FolderRunner, drop_partials_on_full_disk
 from .sync.model import SyncModel
+
+__all__ = ["INDEX_FILE", "Node", "forget_removed_folders", "open_index", "run_daemon", "serve_node"]
 
 log = logging.getLogger("p2psync.app")
 
 INDEX_FILE = "index.sqlite3"
-CONFIG_POLL_INTERVAL = 1.0
-
-
-@dataclass
-class Node:
-    """A running node's services, for the control API and for tests."""
-
-    home: Path
-    identity: Identity
-    config: Config
-    index: IndexStore
-    events: EventLog
-    pending: PendingStore
-    cache: AddressCache
-    model: SyncModel
-    connections: ConnectionManager
-    started_at: float = 0.0
-    mdns: object | None = None
-    global_discovery: object | None = None
-    local_discovery: object | None = None  # Syncthing local discovery v4
-    api_address: str | None = None
-    folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
-    folder_done: dict[str, trio.Event] = field(default_factory=dict)
-    _nursery: trio.Nursery | None = None
-    _config_mtime: int = 0
-    config_error: str = ""  # why config.toml on disk is not applied ("" when it is)
-    config_lock: trio.Lock = field(default_factory=trio.Lock)  # one config change at a time
-    running_config: Config = field(default_factory=Config)  # what is bound now (reload.py)
-    discovery_handles: list[tuple[trio.CancelScope, trio.Event]] = field(default_factory=list)
-
-    @property
-    def device_id(self) -> DeviceID:
-        return self.identity.device_id
-
-    def get_config(self) -> Config:
-        return self.config
-
-    # ---- folders -------------------------------------------------------------------
-    async def start_folder(self, fc: FolderConfig) -> FolderRunner:
-        assert self._nursery is not None
-        runner = FolderRunner(
-            fc,
-            index=self.index,
-            local=self.device_id,
-            db_limiter=self.model.limiter,
-            sources_for=self.model.sources_for,
-            sources_for_many=self.model.sources_for_many,
-            events=self.events,
-            on_index_reset=self.model.announce_index_reset,
-        )
-        runner.set_blocked(blocked_folders(self.config, self.home).get(fc.id, ""))
-        self.model.folders[fc.id] = runner
-        done = trio.Event()
-        scope = await self._nursery.start(_run_cancellable, runner.run, done)
-        self.folder_scopes[fc.id] = scope
-        self.folder_done[fc.id] = done
-        return runner
-
-    def stop_folder(self, folder_id: str) -> None:
-        scope = self.folder_scopes.pop(folder_id, None)
-        if scope is not None:
-            scope.cancel()
-        self.model.folders.pop(folder_id, None)
-
-    async def forget_folder(self, folder_id: str) -> None:
-        """Stop the folder and drop its index, local and peers' entries and index IDs:
-        a folder added again with this ID (at any path) starts from the cluster's state
-        instead of an index that no longer describes its disk."""
-        self.stop_folder(folder_id)
-        done = self.folder_done.pop(folder_id, None)
-        if done is not None:
-            await done.wait()  # no write of the old runner may land after the drop
-        await trio.to_thread.run_sync(self.index.drop_folder, folder_id)
-        log.info("%s: folder removed; its index is forgotten", folder_id)
-
-    # ---- config reload -------------------------------------------------------------
-    async def apply_config(self, new: Config) -> None:
-        """Make the running node match ``new`` without a restart."""
-        old = self.config
-        self.config = new
-        for fc in old.folders:
-            nfc = new.folder(fc.id)
-            if nfc is None or nfc.path != fc.path:
-                await self.forget_folder(fc.id)
-        blocked = blocked_folders(new, self.home)
-        for fc in new.folders:
-            runner = self.model.folders.get(fc.id)
-            if runner is None:
-                await self.start_folder(fc)
-                continue
-            runner.update_config(fc)
-            runner.set_blocked(blocked.get(fc.id, ""))
-        await trio.to_thread.run_sync(_clear_answered_offers, self.pending, old, new)
-        # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
-        for device, active in list(self.connections.active.items()):
-            before = {(f.id, f.type) for f in old.folders if str(device) in f.devices}
-            after = {(f.id, f.type) for f in new.folders if str(device) in f.devices}
-            dc = new.device(device)
-            if dc is None or dc.paused:
-                await active.peer.close("device removed or paused")
-            elif before != after:
-                await self.model.resend_cluster_config(device)
-        self.connections.apply_rate_limits()
-        if self._nursery is not None:
-            from .services import apply_network_changes
-
-            await apply_network_changes(self, self._nursery)
-        if self.global_discovery is not None:
-            self.global_discovery.notify_lookup_needed()  # type: ignore[attr-defined]
-        self.connections.wake_dialer()
-        self.events.emit("ConfigSaved")
-
-    async def change_config(
-        self, edit: Callable[[Config], Config], prepare: Callable[[], None] | None = None
-    ) -> Config:
-        """Apply ``edit`` to the current config: ``prepare`` (blocking, e.g. create the
-        folder's directory), save atomically, then apply to the running node. The API's
-        changes and the model's (an introducer's devices) all come through here."""
-        async with self.config_lock:
-            await self._adopt_file_on_disk()
-            new = edit(self.config)
-            if prepare is not None:
-                await trio.to_thread.run_sync(prepare)
-            if new != self.config:
-                await trio.to_thread.run_sync(save_config, new, self.home)
-                await self.apply_config(new)
-            return new
-
-    async def _adopt_file_on_disk(self) -> None:
-        """Never overwrite the user's edits: refuse while config.toml is invalid, and
-        apply a valid hand edit the poller has not picked up yet before editing on top."""
-        try:
-            on_disk = await trio.to_thread.run_sync(load_config, self.home)
-        except ConfigError as exc:
-            self.config_error = str(exc)
-            raise ConfigError(
-                f"not saved: config.toml is invalid, fix it first (the daemon runs with the "
-                f"last good config until then): {exc}"
-            ) from None
-        self.config_error = ""
-        if on_disk != self.config:
-            await self.apply_config(on_disk)
-
-    async def reload_config(self) -> None:
-        new = await trio.to_thread.run_sync(load_config, self.home)
-        if self.config_error:
-            log.info("config.toml is valid again")
-        self.config_error = ""
-        if new != self.config:
-            log.info("configuration changed; applying")
-            await self.apply_config(new)
-            later = restart_needed(self.running_config, new)
-            if later:
-                log.warning(
-                    "configuration applied except %s, which take(s) effect after a restart",
-                    ", ".join(later),
-                )
-            else:
-                log.info("configuration applied (all of it, no restart needed)")
-
-    async def _watch_config(self) -> None:
-        path = self.home / CONFIG_FILE
-        failing = False  # reading the file failed (e.g. out of file handles): logged once
-        while True:
-            await trio.sleep(CONFIG_POLL_INTERVAL)
-            try:
-                mtime = path.stat().st_mtime_ns
-            except FileNotFoundError:
-                continue
-            if mtime == self._config_mtime:
-                continue
-            self._config_mtime = mtime
-            try:
-                await self.reload_config()
-            except ConfigError as exc:
-                self.config_error = str(exc)
-                log.error(
-                    "not applying the edited config (running with the last good one; API "
-                    "changes are refused until it is fixed): %s",
-                    exc,
-                )
-            except OSError as exc:  # not read: try again at the next poll
-                self._config_mtime = 0
-                if not failing:
-                    log.error("cannot read the edited config (%s); trying again", exc)
-                failing = True
-            else:
-                failing = False
-
-
-def _clear_answered_offers(pending: PendingStore, old: Config, new: Config) -> None:
-    """A folder now shared with a device answers that device's offer of it."""
-    for fc in new.folders:
-        before = old.folder(fc.id)
-        for device in set(fc.devices) - set(before.devices if before else ()):
-            pending.remove_folder(fc.id, device)
-
-
-async def _run_cancellable(
-    fn: Callable[..., object],
-    done: trio.Event,
-    *,
-    task_status: trio.TaskStatus[trio.CancelScope],
-) -> None:
-    try:
-        with trio.CancelScope() as scope:
-            await fn(task_status=_Relay(task_status, scope))  # type: ignore[misc]
-    finally:
-        done.set()
-
-
-class _Relay:
-    """Passes ``scope`` to the starter when the wrapped service reports ready."""
-
-    def __init__(
-        self, task_status: trio.TaskStatus[trio.CancelScope], scope: trio.CancelScope
-    ) -> None:
-        self._task_status = task_status
-        self._scope = scope
-
-    def started(self, value: object = None) -> None:
-        self._task_status.started(self._scope)
 
 
 async def serve_node(
@@ -283,6 +60,8 @@ async def serve_node(
 
 
 async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> None:
+    """The wiring point: every node-level part is built here, with what it needs passed
+    in, and started in the node's nursery in the order the node depends on them."""
     identity, created = await trio.to_thread.run_sync(load_or_create_identity, home)
     config = await trio.to_thread.run_sync(load_config, home)
     if created:
@@ -298,52 +77,58 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
     index = await trio.to_thread.run_sync(open_index, home, identity.device_id.raw)
     try:
         await trio.to_thread.run_sync(forget_removed_folders, index, config)
+        settings = ConfigHolder(config, running=config, mtime=_config_mtime(home))
         events = EventLog()
         pending = PendingStore(home)
         cache = AddressCache()
-        node_ref: list[Node] = []
+        discovery = RunningDiscovery()  # filled as discovery starts (services.py)
+        config_edits = ConfigEdits()  # the model's edits, applied by the node
         model = SyncModel(
             local=identity.device_id,
-            get_config=lambda: node_ref[0].config,
+            get_config=settings.get,
             index=index,
             db_limiter=trio.CapacityLimiter(4),
             pending=pending,
             events=events,
-            change_config=lambda edit: node_ref[0].change_config(edit),
+            change_config=config_edits.change,
+        )
+        relays = RelayService(
+            identity, lambda: settings.config.relays, on_change=discovery.addresses_changed
         )
         connections = ConnectionManager(
             identity=identity,
-            get_config=lambda: node_ref[0].config,
+            get_config=settings.get,
             cache=cache,
             pending=pending,
             events=events,
             serve_peer=model.serve_peer,
+            relays=relays,
+            on_disconnected=discovery.device_disconnected,
         )
-        node = Node(
-            home,
-            identity,
-            config,
-            index,
-            events,
-            pending,
-            cache,
-            model,
-            connections,
-            started_at=trio.current_time(),
-            running_config=config,
-        )
-        node_ref.append(node)
-        try:
-            node._config_mtime = (home / CONFIG_FILE).stat().st_mtime_ns
-        except FileNotFoundError:
-            pass
         async with trio.open_nursery() as nursery:
-            node._nursery = nursery
+            node = Node(
+                home,
+                identity,
+                settings,
+                index,
+                events,
+                pending,
+                cache,
+                model,
+                connections,
+                discovery,
+                nursery=nursery,
+                build_runner=partial(build_folder_runner, index=index, model=model, events=events),
+                started_at=trio.current_time(),
+            )
+            await nursery.start(config_edits.serve, node.change_config)
             for fc in config.folders:
                 await node.start_folder(fc)
-            await nursery.start(connections.run)
-            await _start_optional_services(node, nursery)
-            nursery.start_soon(node._watch_config)
+            listeners, announce = await open_listeners_announced(settings.config.listen)
+            await nursery.start(connections.serve, listeners, announce)
+            await start_discovery(node, nursery)
+            await start_api(node, nursery)
+            await nursery.start(node.serve_config_watch)
             log.info(
                 "ready: device %s listening on %s",
                 identity.device_id,
@@ -353,6 +138,29 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
             await trio.sleep_forever()
     finally:
         await trio.to_thread.run_sync(index.close)
+
+
+def build_folder_runner(
+    fc: FolderConfig, *, index: IndexStore, model: SyncModel, events: EventLog
+) -> FolderRunner:
+    """The one place a folder's runner is built, with its collaborators passed in."""
+    return FolderRunner(
+        fc,
+        index=index,
+        local=model.local,
+        db_limiter=model.limiter,
+        sources_for=model.sources_for,
+        sources_for_many=model.sources_for_many,
+        events=events,
+        on_index_reset=model.announce_index_reset,
+    )
+
+
+def _config_mtime(home: Path) -> int:
+    try:
+        return (home / CONFIG_FILE).stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def open_index(home: Path, local_device: bytes) -> IndexStore:
@@ -383,13 +191,6 @@ def forget_removed_folders(index: IndexStore, config: Config) -> None:
         if config.folder(folder_id) is None:
             index.drop_folder(folder_id)
             log.info("%s: folder no longer configured; its index is forgotten", folder_id)
-
-
-async def _start_optional_services(node: Node, nursery: trio.Nursery) -> None:
-    """Discovery and the control API, when their modules and config ask for them."""
-    from .services import start_services
-
-    await start_services(node, nursery)
 
 
 def _raise_open_file_limit() -> None:

@@ -1,6 +1,9 @@
 """Optional services of a node (discovery, control API), wired by app.serve_node.
 
 Each is started with ``nursery.start`` so the node only reports ready once they are.
+They reach the node through ``ServiceHost`` (what they read and record); the discovery
+services running now are held by ``RunningDiscovery``, which the wiring builds before
+the connection manager so that the manager's and the relays' events reach them.
 """
 
 from __future__ import annotations
@@ -8,18 +11,24 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from .api.registry import RunningNode
+from .config import Config
+from .discovery.cache import AddressCache
 from .errors import ConfigError
-from .identity import DeviceID
+from .identity import DeviceID, Identity
 from .net.endpoints import parse_endpoint
+from .net.manager import ConnectionManager
 
 if TYPE_CHECKING:
-    from .app import Node
+    from .discovery.global_client import GlobalDiscovery
+    from .discovery.local_v4 import LocalDiscoveryV4
+    from .discovery.mdns import MdnsDiscovery
 
 log = logging.getLogger("p2psync.services")
 
@@ -28,13 +37,53 @@ Service = Callable[..., Awaitable[None]]  # takes task_status=
 API_ADDRESS_FILE = "api.address"
 
 
-async def start_services(node: Node, nursery: trio.Nursery) -> None:
-    """Start LAN discovery, global discovery and the control API as configured."""
-    await start_discovery(node, nursery)
-    await _start_api(node, nursery)
+@dataclass
+class RunningDiscovery:
+    """The discovery services running now (None when off or stopped) and their handles
+    (cancel scope, done event) for ``stop_discovery``. The connection manager and the
+    relays are built with its ``device_disconnected`` / ``addresses_changed``."""
+
+    mdns: MdnsDiscovery | None = None
+    global_discovery: GlobalDiscovery | None = None
+    local_discovery: LocalDiscoveryV4 | None = None
+    handles: list[tuple[trio.CancelScope, trio.Event]] = field(default_factory=list)
+
+    def device_disconnected(self, device: DeviceID) -> None:
+        """A trusted connection ended: global discovery looks the device up again."""
+        if self.global_discovery is not None:
+            self.global_discovery.notify_lookup_needed()
+
+    def addresses_changed(self) -> None:
+        """Joined or left a relay: global discovery announces our addresses again."""
+        if self.global_discovery is not None:
+            self.global_discovery.notify_addresses_changed()
 
 
-async def start_discovery(node: Node, nursery: trio.Nursery) -> None:
+class ServiceHost(Protocol):
+    """What the services need from the node: its parts, and where they record what runs."""
+
+    home: Path
+    identity: Identity
+    cache: AddressCache
+    discovery: RunningDiscovery
+    running_config: Config
+    api_address: str | None
+
+    @property
+    def connections(self) -> ConnectionManager: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def device_id(self) -> DeviceID: ...
+
+
+class ApiHost(ServiceHost, RunningNode, Protocol):
+    """The node as the API service needs it: the services' view and the API's."""
+
+
+async def start_discovery(node: ServiceHost, nursery: trio.Nursery) -> None:
     """LAN and global discovery as the config says, each stoppable (``stop_discovery``)."""
     config = node.config
     if config.discovery.mdns:
@@ -45,21 +94,20 @@ async def start_discovery(node: Node, nursery: trio.Nursery) -> None:
         await _start_local_v4(node, nursery)
 
 
-async def stop_discovery(node: Node) -> None:
+async def stop_discovery(node: ServiceHost) -> None:
     """Stop every discovery service and wait until each has shut down."""
-    handles, node.discovery_handles = node.discovery_handles, []
+    running = node.discovery
+    handles, running.handles = running.handles, []
     for scope, _ in handles:
         scope.cancel()
     for _, done in handles:
         await done.wait()
-    node.mdns = None
-    node.global_discovery = None
-    node.local_discovery = None
-    node.connections.on_disconnected = None
-    node.connections.relays.on_change = lambda: None
+    running.mdns = None
+    running.global_discovery = None
+    running.local_discovery = None
 
 
-async def apply_network_changes(node: Node, nursery: trio.Nursery) -> list[str]:
+async def apply_network_changes(node: ServiceHost, nursery: trio.Nursery) -> list[str]:
     """Make the listeners and discovery follow a changed config without a restart:
     rebind ``listen`` (the old sockets keep serving if the new ones cannot be bound),
     restart discovery when its settings or the listen addresses changed. Updates
@@ -90,42 +138,30 @@ async def apply_network_changes(node: Node, nursery: trio.Nursery) -> list[str]:
     return done
 
 
-async def _start_stoppable(nursery: trio.Nursery, node: Node, service: Service) -> Any:
-    """Start ``service`` in its own cancel scope, recorded in ``node.discovery_handles``;
+async def _start_stoppable(nursery: trio.Nursery, node: ServiceHost, service: Service) -> Any:
+    """Start ``service`` in its own cancel scope, recorded in ``node.discovery.handles``;
     returns what it reports when ready."""
+    scope = trio.CancelScope()
     done = trio.Event()
 
-    async def run(task_status: trio.TaskStatus[tuple[trio.CancelScope, Any]]) -> None:
+    async def run(task_status: trio.TaskStatus[Any]) -> None:
         try:
-            with trio.CancelScope() as scope:
-                await service(task_status=_Ready(task_status, scope))
+            with scope:
+                await service(task_status=task_status)
         finally:
             done.set()
 
-    scope, value = await nursery.start(run)
-    node.discovery_handles.append((scope, done))
+    value = await nursery.start(run)
+    node.discovery.handles.append((scope, done))
     return value
 
 
-class _Ready:
-    """Passes (scope, value) to the starter when the wrapped service reports ready."""
-
-    def __init__(
-        self, task_status: trio.TaskStatus[tuple[trio.CancelScope, Any]], scope: trio.CancelScope
-    ) -> None:
-        self._task_status = task_status
-        self._scope = scope
-
-    def started(self, value: Any = None) -> None:
-        self._task_status.started((self._scope, value))
-
-
-def _listen_port(node: Node) -> int | None:
+def _listen_port(node: ServiceHost) -> int | None:
     addresses = node.connections.listen_addresses
     return parse_endpoint(addresses[0]).port if addresses else None
 
 
-async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:
+async def _start_mdns(node: ServiceHost, nursery: trio.Nursery) -> None:
     from .discovery.mdns import mdns_interfaces_from_env, serve_mdns
 
     interfaces = mdns_interfaces_from_env(list(node.config.discovery.mdns_interfaces))
@@ -134,7 +170,7 @@ async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:
         return node.config.device(DeviceID(raw)) is not None
 
     try:
-        node.mdns = await _start_stoppable(
+        node.discovery.mdns = await _start_stoppable(
             nursery,
             node,
             lambda task_status: serve_mdns(
@@ -150,7 +186,7 @@ async def _start_mdns(node: Node, nursery: trio.Nursery) -> None:
         log.warning("LAN discovery (mDNS) not available: %s", exc)
 
 
-async def _start_global(node: Node, nursery: trio.Nursery) -> None:
+async def _start_global(node: ServiceHost, nursery: trio.Nursery) -> None:
     from .discovery.global_client import FIRST_ANNOUNCE_DELAY, serve_global_discovery
 
     def lookup_devices() -> list[DeviceID]:
@@ -183,12 +219,10 @@ async def _start_global(node: Node, nursery: trio.Nursery) -> None:
             task_status=task_status,
         ),
     )
-    node.global_discovery = gd
-    node.connections.relays.on_change = gd.notify_addresses_changed  # (un)joined a relay
-    node.connections.on_disconnected = lambda _device: gd.notify_lookup_needed()
+    node.discovery.global_discovery = gd  # now told of relay changes and disconnections
 
 
-async def _start_local_v4(node: Node, nursery: trio.Nursery) -> None:
+async def _start_local_v4(node: ServiceHost, nursery: trio.Nursery) -> None:
     from .discovery.local_v4 import LocalDiscoveryV4, broadcast_targets
     from .discovery.mdns import mdns_interfaces_from_env
 
@@ -207,20 +241,26 @@ async def _start_local_v4(node: Node, nursery: trio.Nursery) -> None:
             is_known=lambda raw: node.config.device(DeviceID(raw)) is not None,
             targets=targets,
         )
-        node.local_discovery = await _start_stoppable(nursery, node, local.serve)
+        node.discovery.local_discovery = await _start_stoppable(nursery, node, local.serve)
     except (OSError, ConfigError) as exc:  # LAN discovery is optional
         log.warning("local discovery (Syncthing v4) not available: %s", exc)
 
 
-async def _start_api(node: Node, nursery: trio.Nursery) -> None:
+async def start_api(node: ApiHost, nursery: trio.Nursery) -> None:
+    """The control API and the web interface, on the configured address; the bound
+    address is recorded in ``node.api_address`` and ``<home>/api.address``."""
     try:
         from .api.server import serve_api
     except ImportError:
         return
     host, _, port = node.config.api.rpartition(":")
     host = host.strip("[]")
+    from .web import mount  # the web interface, on the same address (DESIGN §11)
+
     address = await nursery.start(
-        lambda task_status: serve_api(node, host=host, port=int(port), task_status=task_status)
+        lambda task_status: serve_api(
+            node, host=host, port=int(port), web=mount, task_status=task_status
+        )
     )
     node.api_address = address
     path = node.home / API_ADDRESS_FILE

@@ -21,6 +21,7 @@ import trio
 
 from ..config import (
     Config,
+    FolderConfig,
     argument_errors,
     config_to_dict,
     validate_relay_url,
@@ -35,6 +36,7 @@ from .http import App, HTTPException, Request, Response, Route
 from .openapi import openapi_document
 from .progress import CompletionCache, completion_json
 from .rates import RateMeter
+from .registry import RunningFolder, RunningNode
 from .settings import settings_routes
 from .views import conflicts_in, device_view, folder_view, system_view
 
@@ -70,7 +72,7 @@ def status_for(exc: P2PSyncError) -> int:
 class _Api:
     """The handlers, bound to one node."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: RunningNode) -> None:
         self.node = node
         self.limiter = trio.CapacityLimiter(2)
         self.meter = RateMeter()
@@ -84,15 +86,15 @@ class _Api:
         self, edit: Callable[[Config], Config], prepare: Callable[[], None] | None = None
     ) -> Config:
         """Apply ``edit`` to the current config (saved, then applied): ``Node.change_config``."""
-        return await self.node.change_config(edit, prepare)  # type: ignore[no-any-return]
+        return await self.node.change_config(edit, prepare)
 
-    def _folder_config(self, folder_id: str) -> Any:
+    def _folder_config(self, folder_id: str) -> FolderConfig:
         fc = self.node.config.folder(folder_id)
         if fc is None:
             raise NotFoundError(f"folder {folder_id!r} does not exist")
         return fc
 
-    def _runner(self, folder_id: str) -> Any:
+    def _runner(self, folder_id: str) -> RunningFolder:
         self._folder_config(folder_id)
         runner = self.node.model.folders.get(folder_id)
         if runner is None:
@@ -411,7 +413,7 @@ class _Api:
         return handler
 
     async def discovered(self, request: Request) -> JSONResponse:
-        mdns = getattr(self.node, "mdns", None)
+        mdns = self.node.mdns
         devices = []
         if mdns is not None:
             now = trio.current_time()
@@ -493,6 +495,9 @@ class _Api:
         folder_id = request.path_params["id"]
         await self._thread(self.node.pending.remove_folder, folder_id)
         return JSONResponse({"ok": True})
+
+
+Handlers = _Api  # the handlers, as the web interface calls them (``web.mount``)
 
 
 def _named(event: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -640,8 +645,17 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, f"internal error: {type(exc).__name__}")
 
 
+# Adds the web interface: (its routes, the guard for the whole app) from the handlers,
+# the API key, the API's guard and the bound address (``p2psync.web.mount``).
+WebMount = Callable[[_Api, str, Guard, Callable[[], str | None]], tuple[list[Route], Any]]
+
+
 def build_app(
-    node: Any, *, key: str, get_bound: Callable[[], str | None] | None = None, web: bool = True
+    node: RunningNode,
+    *,
+    key: str,
+    get_bound: Callable[[], str | None] | None = None,
+    web: WebMount | None = None,
 ) -> App:
     """The control API for ``node``, guarded by ``key`` and the Host check, and (``web``)
     the web interface, guarded by sessions.
@@ -650,7 +664,7 @@ def build_app(
     ``node.api_address``).
     """
     api = _Api(node)
-    bound = get_bound or (lambda: getattr(node, "api_address", None))
+    bound = get_bound or (lambda: node.api_address)
     p = "/api"
     routes = [
         Route(f"{p}/openapi.json", api.openapi),
@@ -689,10 +703,8 @@ def build_app(
         *settings_routes(node, api._change, _body, JSONResponse),
     ]
     guard: Any = Guard(key=key, get_hosts=lambda: allowed_hosts(bound()))
-    if web:
-        from ..web import mount  # the web interface, on the same address (DESIGN §11)
-
-        web_routes, guard = mount(api, key, guard, bound)
+    if web is not None:  # the web interface, on the same address (DESIGN §11)
+        web_routes, guard = web(api, key, guard, bound)
         routes += web_routes
     return App(
         routes,

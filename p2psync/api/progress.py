@@ -10,6 +10,7 @@ from ..identity import DeviceID
 
 if TYPE_CHECKING:
     from ..index.store import Counts, IndexStore
+    from .registry import RunningFolder
 
 MAX_PULLING = 10  # files listed as being pulled, largest first
 
@@ -62,7 +63,9 @@ def completion_json(global_counts: Counts, need: Counts) -> dict[str, Any]:
     }
 
 
-def pulling_json(runner: Any, name_of: Callable[[DeviceID], str]) -> list[dict[str, Any]]:
+def pulling_json(
+    runner: RunningFolder | None, name_of: Callable[[DeviceID], str]
+) -> list[dict[str, Any]]:
     """The files ``runner`` is building now: bytes in place, from this device and from
     which peers."""
     puller = getattr(runner, "puller", None)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any
 
 import trio
 
-from .app import MAX_BODY, build_app
+from .app import MAX_BODY, WebMount, build_app
 from .auth import ensure_api_key, exposure_warning
 from .http import Limits, serve
+from .registry import RunningNode
 
 log = logging.getLogger("p2psync.api")
 
@@ -18,19 +18,21 @@ LIMITS = Limits(max_body=MAX_BODY)
 
 
 async def serve_api(
-    node: Any,
+    node: RunningNode,
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    web: WebMount | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the API for ``node`` until cancelled; reports the bound "host:port".
 
-    The API key is read from (or created in) ``<node.home>/api.key``.
+    The API key is read from (or created in) ``<node.home>/api.key``. ``web`` adds the
+    web interface's routes (``p2psync.web.mount``; the wiring passes it).
     """
     key = await trio.to_thread.run_sync(ensure_api_key, node.home)
     bound: list[str] = []
-    app = build_app(node, key=key, get_bound=lambda: bound[0] if bound else None)
+    app = build_app(node, key=key, get_bound=lambda: bound[0] if bound else None, web=web)
     async with trio.open_nursery() as nursery:
         address: str = await nursery.start(partial(serve, app, host, port, limits=LIMITS))
         bound.append(address)

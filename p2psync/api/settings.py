@@ -17,13 +17,14 @@ from ..errors import UsageError
 from ..reload import restart_needed
 from ..settings import Scope, change_settings, settings_of
 from .http import Request, Response, Route
+from .registry import RunningNode
 
 Change = Callable[[Callable[[Config], Config]], Awaitable[Config]]
 Body = Callable[[Request], Awaitable[dict[str, Any]]]
 
 
 def settings_routes(
-    node: Any, change: Change, body_of: Body, respond: Callable[[Any], Response]
+    node: RunningNode, change: Change, body_of: Body, respond: Callable[[Any], Response]
 ) -> list[Route]:
     """The routes, for the node's running config, its ``change`` (lock, save, apply)."""
 

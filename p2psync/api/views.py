@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import __version__
-from ..config import FolderConfig
+from ..config import Config, DeviceConfig, FolderConfig
 from ..identity import DeviceID
 from ..sync.overrides import FLAG_RECEIVE_ONLY
 from .auth import exposure_warning
@@ -22,9 +22,10 @@ from .progress import (
     pulling_json,
 )
 from .rates import RateMeter
+from .registry import FolderStatusView, RunningNode
 
 if TYPE_CHECKING:
-    from ..index.store import Counts
+    from ..index.store import Counts, IndexStore
 
 CONFLICT_MARK = ".sync-conflict-"
 MAX_LISTED = 10_000  # conflicts / versions / errors returned at most
@@ -50,7 +51,7 @@ def _same_content(a: Counts, b: Counts) -> bool:
 
 
 def _folder_counts(
-    index: Any, fc: FolderConfig, completions: CompletionCache | None = None
+    index: IndexStore, fc: FolderConfig, completions: CompletionCache | None = None
 ) -> dict[str, Any]:
     """Blocking: the folder's global/local/need counts and each remote device's counts
     and completion."""
@@ -82,10 +83,10 @@ def _folder_counts(
     }
 
 
-def _scan_json(status: Any) -> dict[str, Any] | None:
+def _scan_json(status: FolderStatusView | None) -> dict[str, Any] | None:
     """The running scan's progress (files and bytes hashed, rate), or None."""
-    progress = getattr(status, "scan_progress", None)
-    if progress is None:
+    progress = status.scan_progress if status is not None else None
+    if status is None or progress is None:
         return None
     return {
         "initial": not status.initial_scan_done,
@@ -94,7 +95,7 @@ def _scan_json(status: Any) -> dict[str, Any] | None:
 
 
 async def folder_view(
-    node: Any,
+    node: RunningNode,
     fc: FolderConfig,
     limiter: trio.CapacityLimiter,
     meter: RateMeter | None = None,
@@ -105,11 +106,11 @@ async def folder_view(
     )
     glob, need = counts["global"], counts["need"]
     runner = node.model.folders.get(fc.id)
-    status = getattr(runner, "status", None)
+    status = runner.status if runner is not None else None
     state = status.state if status else "stopped"
     if fc.paused and state not in ("scanning", "syncing"):
         state = "paused"
-    progress = getattr(getattr(runner, "puller", None), "progress", None)
+    progress = runner.puller.progress if runner is not None else None
     in_place = progress.bytes_in_place() if progress is not None else 0
     in_place = min(in_place, need.bytes)  # a record flushed since the counts were read
     done = max(0, glob.bytes - need.bytes + in_place)
@@ -168,12 +169,12 @@ async def folder_view(
     }
 
 
-def _device_name(cfg: Any, did: DeviceID) -> str:
+def _device_name(cfg: Config, did: DeviceID) -> str:
     dc = cfg.device(did)
     return dc.name if dc is not None and dc.name else did.short_str()
 
 
-def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
+def device_view(node: RunningNode, device: DeviceConfig, meter: RateMeter) -> dict[str, Any]:
     did = device.device_id
     peer = node.model.connections.get(did)
     connected = node.connections.is_connected(did) and peer is not None and not peer.closed
@@ -197,7 +198,7 @@ def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
         "folders": [f.id for f in node.config.folders if device.id in f.devices],
         **dial_view(node, did, now),
     }
-    if connected:
+    if connected and peer is not None:  # (connected implies a peer)
         stats = peer.stats
         in_bps, out_bps = meter.sample(
             did, now, stats.bytes_in, stats.bytes_out, stats.connected_at
@@ -219,7 +220,7 @@ def device_view(node: Any, device: Any, meter: RateMeter) -> dict[str, Any]:
     return view
 
 
-def dial_view(node: Any, did: Any, now: float) -> dict[str, Any]:
+def dial_view(node: RunningNode, did: DeviceID, now: float) -> dict[str, Any]:
     """Why a device is not connected: the peer's refusal, the last error, when it was last
     connected (Unix time) and when the next dial is due."""
     state = node.connections.dial_backoff.states.get(did)
@@ -234,9 +235,9 @@ def dial_view(node: Any, did: Any, now: float) -> dict[str, Any]:
     }
 
 
-def system_view(node: Any) -> dict[str, Any]:
+def system_view(node: RunningNode) -> dict[str, Any]:
     cfg = node.config
-    mdns = getattr(node, "mdns", None)
+    mdns = node.mdns
     return {
         "device_id": str(node.device_id),
         "name": cfg.name,
@@ -245,15 +246,15 @@ def system_view(node: Any) -> dict[str, Any]:
         "uptime": round(trio.current_time() - node.started_at, 3),
         "time": time.time(),
         "listen_addresses": list(node.connections.listen_addresses),
-        "api_address": getattr(node, "api_address", None),
-        "api_warning": exposure_warning(getattr(node, "api_address", None)),
+        "api_address": node.api_address,
+        "api_warning": exposure_warning(node.api_address),
         "home": str(node.home),
         "mdns": mdns is not None,
-        "global_discovery": getattr(node, "global_discovery", None) is not None,
+        "global_discovery": node.global_discovery is not None,
         "folders": len(cfg.folders),
         "devices": len(cfg.devices),
         "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.device_id)),
-        "config_error": getattr(node, "config_error", ""),
+        "config_error": node.config_error,
         "relays": [
             {"url": str(s.url), "joined": s.joined, "last_error": s.last_error}
             for s in node.connections.relays.statuses()
@@ -261,7 +262,7 @@ def system_view(node: Any) -> dict[str, Any]:
     }
 
 
-def conflicts_in(index: Any, folder_id: str) -> list[dict[str, Any]]:
+def conflicts_in(index: IndexStore, folder_id: str) -> list[dict[str, Any]]:
     """Blocking: live local entries whose name marks a conflict copy."""
     out = []
     for fi in index.iter_local(folder_id):

@@ -20,7 +20,6 @@ from OpenSSL import SSL
 
 from .. import CLIENT_NAME, __version__
 from ..config import Config, DeviceConfig
-from ..discovery.cache import AddressCache
 from ..errors import P2PSyncError, ProtocolError, RemoteProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
@@ -31,6 +30,7 @@ from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
 from ..protocol.relay import RelayURL, SessionInvitation, is_relay_url
 from ..protocol.wire import WireCodec, codec_for_alpn
+from .address_book import AddressBook
 from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
 from .dialstate import DialBackoff, backoff_base_from_env
 from .endpoints import Endpoint, parse_endpoint
@@ -75,10 +75,12 @@ class ConnectionManager:
         *,
         identity: Identity,
         get_config: Callable[[], Config],
-        cache: AddressCache,
+        cache: AddressBook,
         pending: PendingStore,
         events: EventLog,
         serve_peer: Callable[[PeerConnection], Awaitable[None]],
+        relays: RelayService,
+        on_disconnected: Callable[[DeviceID], None] = lambda _device: None,
     ) -> None:
         self.identity = identity
         self.local = identity.device_id
@@ -102,9 +104,9 @@ class ConnectionManager:
         self.relay_send_bucket = TokenBucket.unlimited()
         self.relay_recv_bucket = TokenBucket.unlimited()
         self.upgrade_backoff = DialBackoff(backoff_base_from_env())
-        self.relays = RelayService(identity, lambda: self.get_config().relays, self._handle_relayed)
+        self.relays = relays
         # Called after a trusted connection ends (e.g. global discovery looks the device up again).
-        self.on_disconnected: Callable[[DeviceID], None] | None = None
+        self.on_disconnected = on_disconnected
         self.admission = Admission(AdmissionLimits.for_open_files(open_file_soft_limit()))
         self._next_traceback = float("-inf")
         self._listeners = ListenerGroup(
@@ -114,19 +116,25 @@ class ConnectionManager:
         )
 
     # ---- lifecycle -----------------------------------------------------------------
-    async def run(
-        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    async def serve(
+        self,
+        listeners: list[trio.SocketListener],
+        announce: list[str],
+        *,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        """Accept on ``listeners`` (bound by the wiring, ``open_listeners_announced``;
+        ``announce`` is what discovery announces for them), dial and join relays until
+        cancelled; reports the listen addresses once all of it runs."""
         self._ctx = make_tls_context(self.identity)
         self.apply_rate_limits()
-        config = self.get_config()
-        listeners, self.announce_addresses = await open_listeners_announced(config.listen)
+        self.announce_addresses = announce
         self.listen_addresses = bound_addresses(listeners)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._listeners.serve(nursery, listeners)
             nursery.start_soon(self._dial_loop)
-            await nursery.start(self.relays.run)
+            await nursery.start(self.relays.serve, self._handle_relayed)
             log.info("listening on %s", ", ".join(self.listen_addresses))
             task_status.started(self.listen_addresses)
 
@@ -481,8 +489,7 @@ class ConnectionManager:
             self._wake.set()
             log.info("disconnected from %s: %s", device.short_str(), peer.close_reason)
             self._hint_certificate_name(wire, protocol, device)
-            if self.on_disconnected is not None:
-                self.on_disconnected(device)
+            self.on_disconnected(device)
         return True
 
     def _hint_certificate_name(

@@ -1,9 +1,10 @@
 """The relays a node is joined to: one :class:`RelayMember` per configured relay URL.
 
-The connection manager owns it: ``update`` follows config changes (members start and
-stop without a restart), ``dial`` reaches a device through a relay, and every accepted
-invitation is passed to ``on_session`` with the relay it came through. The relays we
-are joined to are announced through discovery as ``joined_urls``.
+The node's wiring builds it; the connection manager serves it: ``update`` follows config
+changes (members start and stop without a restart), ``dial`` reaches a device through a
+relay, and every accepted invitation is passed to ``serve``'s ``on_session`` with the
+relay it came through. The relays we are joined to are announced through discovery as
+``joined_urls``.
 """
 
 from __future__ import annotations
@@ -35,17 +36,24 @@ class RelayService:
         self,
         identity: Identity,
         get_relays: Callable[[], tuple[str, ...]],
-        on_session: SessionHandler,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.context = make_relay_context(identity)
         self.get_relays = get_relays
-        self.on_session = on_session
-        self.on_change = on_change
+        self.on_change = on_change  # joined or left a relay (discovery announces again)
         self._running: dict[RelayURL, _Running] = {}
         self._nursery: trio.Nursery | None = None
+        self._on_session: SessionHandler | None = None  # given to ``serve``
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self,
+        on_session: SessionHandler,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Join the configured relays until cancelled; each accepted invitation goes to
+        ``on_session`` (the connection manager, which runs this service)."""
+        self._on_session = on_session
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.update()
@@ -86,7 +94,8 @@ class RelayService:
         self, url: RelayURL
     ) -> Callable[[trio.abc.Stream, SessionInvitation], Awaitable[None]]:
         async def handle(stream: trio.abc.Stream, invitation: SessionInvitation) -> None:
-            await self.on_session(stream, invitation, url)
+            assert self._on_session is not None  # members run only while ``serve`` does
+            await self._on_session(stream, invitation, url)
 
         return handle
 

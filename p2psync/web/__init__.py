@@ -7,8 +7,8 @@ API key gives a session cookie; see docs/web.md for the pages and the security m
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from ..api.app import Handlers
 from ..api.auth import Guard
 from ..api.http import Route
 from .gate import WebGate
@@ -17,7 +17,7 @@ from .sessions import Sessions, cookie_name
 
 
 def mount(
-    api: Any, key: str, api_guard: Guard, get_bound: Callable[[], str | None]
+    api: Handlers, key: str, api_guard: Guard, get_bound: Callable[[], str | None]
 ) -> tuple[list[Route], WebGate]:
     """The web routes for ``api``'s node and the guard for the whole app (API included)."""
     sessions = Sessions()

@@ -10,9 +10,12 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..api import edits
+from ..api.app import Handlers
 from ..api.changes import conflict_pairs, recent_changes
+from ..api.registry import RunningNode
 from ..api.views import device_view, folder_view, system_view
 from ..errors import P2PSyncError
+from ..events import EventLog
 from ..identity import DeviceID
 from .render import fragment, qr_svg
 
@@ -29,7 +32,7 @@ MAX_VERSIONS_SHOWN = 200
 
 
 async def render_view(
-    api: Any, view: str, params: dict[str, str]
+    api: Handlers, view: str, params: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """(the template context, each section's HTML) for ``view``."""
     if view == "folder":
@@ -53,7 +56,7 @@ def view_of(url: str) -> tuple[str, dict[str, str]]:
     return "overview", {}
 
 
-def device_names(node: Any) -> dict[int, str]:
+def device_names(node: RunningNode) -> dict[int, str]:
     """Short device ID (an index entry's ``modified_by``) -> name, this device included."""
     names = {node.device_id.short_id: f"{node.config.name or 'this device'} (this device)"}
     for d in node.config.devices:
@@ -61,7 +64,7 @@ def device_names(node: Any) -> dict[int, str]:
     return names
 
 
-async def overview_context(api: Any) -> dict[str, Any]:
+async def overview_context(api: Handlers) -> dict[str, Any]:
     node = api.node
     system = system_view(node)
     folders = [await folder_view(node, fc, api.limiter) for fc in node.config.folders]
@@ -90,7 +93,7 @@ async def overview_context(api: Any) -> dict[str, Any]:
     }
 
 
-async def folder_context(api: Any, folder_id: str) -> dict[str, Any]:
+async def folder_context(api: Handlers, folder_id: str) -> dict[str, Any]:
     node = api.node
     fc = node.config.folder(folder_id)
     if fc is None:
@@ -124,7 +127,7 @@ async def folder_context(api: Any, folder_id: str) -> dict[str, Any]:
     }
 
 
-def events_context(node: Any, types: str) -> dict[str, Any]:
+def events_context(node: RunningNode, types: str) -> dict[str, Any]:
     wanted = {t for t in types.split(",") if t} or None
     found = node.events.since(0, wanted, limit=1 << 30)[-MAX_EVENTS_SHOWN:][::-1]
     names = {d.id: d.name for d in node.config.devices if d.name}
@@ -138,7 +141,7 @@ def events_context(node: Any, types: str) -> dict[str, Any]:
     }
 
 
-def last_changes(events: Any) -> dict[str, float]:
+def last_changes(events: EventLog) -> dict[str, float]:
     """Each folder's last change (Unix time) still in the event log."""
     last: dict[str, float] = {}
     for e in events.since(0, CHANGE_EVENTS, limit=1 << 30):
@@ -148,7 +151,7 @@ def last_changes(events: Any) -> dict[str, float]:
     return last
 
 
-def default_path(node: Any, folder_id: str) -> str:
+def default_path(node: RunningNode, folder_id: str) -> str:
     """Where accepting ``folder_id`` puts it unless the user says otherwise (a folder
     with that ID here: its own path, since the offer merges into it)."""
     existing = node.config.folder(folder_id)

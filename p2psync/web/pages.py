@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 import trio
 
 from ..api import edits, ignores
-from ..api.app import parse_time
+from ..api.app import Handlers, parse_time
 from ..api.auth import key_matches
 from ..api.http import HTTPException, Request, Response
 from ..errors import P2PSyncError
@@ -44,7 +44,7 @@ class Web:
 
     def __init__(
         self,
-        api: Any,
+        api: Handlers,
         key: str,
         sessions: Sessions,
         get_cookie: Callable[[], str],

@@ -15,6 +15,7 @@ from p2psync.api.server import serve_api
 from p2psync.app import Node, serve_node
 from p2psync.config import Config, DiscoveryConfig, save_config
 from p2psync.identity import generate_identity, save_identity
+from p2psync.web import mount
 
 
 def make_home(base: Path, name: str) -> Path:
@@ -49,7 +50,9 @@ async def api_node(base: Path, name: str = "alpha") -> AsyncIterator[ApiNode]:
         node: Node = await nursery.start(serve_node, home)
         # serve_node may already run the API through services.py; either way use our own.
         address = await nursery.start(
-            lambda task_status: serve_api(node, host="127.0.0.1", port=0, task_status=task_status)
+            lambda task_status: serve_api(
+                node, host="127.0.0.1", port=0, web=mount, task_status=task_status
+            )
         )
         if getattr(node, "api_address", None) is None:
             node.api_address = address

@@ -13,6 +13,7 @@ from p2psync.api.openapi import documented_routes
 from p2psync.config import load_config, save_config
 from p2psync.identity import generate_identity
 from p2psync.pending import PendingDevice, PendingFolder
+from p2psync.web import mount
 
 
 async def test_system_and_openapi(tmp_path) -> None:
@@ -24,7 +25,7 @@ async def test_system_and_openapi(tmp_path) -> None:
         assert s["home"] == str(a.node.home) and s["uptime"] >= 0 and s["mdns"] is False
         doc = (await a.client.get("/api/openapi.json")).json()
         assert doc["openapi"].startswith("3.") and "/api/folders/{id}/scan" in doc["paths"]
-        app = build_app(a.node, key="k")
+        app = build_app(a.node, key="k", web=mount)
         served = {
             (m, r.path)
             for r in app.routes
