@@ -62,6 +62,7 @@ class Node:
     global_discovery: object | None = None
     local_discovery: object | None = None  # Syncthing local discovery v4
     api_address: str | None = None
+    links: object | None = None  # the share links' LinkManager (p2psync/links), once started
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     folder_done: dict[str, trio.Event] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None

@@ -20,6 +20,7 @@ import click
 from . import __version__
 from .api.auth import API_KEY_FILE, ensure_api_key
 from .cli_folder import folder, scan_folders
+from .cli_link import link
 from .cli_peer import peer
 from .cli_relay import relay
 from .cli_settings import config_group, folder_unshare, peer_remove_address
@@ -71,6 +72,7 @@ cli.add_command(config_group)
 cli.add_command(open_web)
 cli.add_command(web_password)
 cli.add_command(relay)
+cli.add_command(link)
 
 
 # ---- init / id / run / log ---------------------------------------------------------------

@@ -31,6 +31,7 @@ API_ADDRESS_FILE = "api.address"
 async def start_services(node: Node, nursery: trio.Nursery) -> None:
     """Start LAN discovery, global discovery and the control API as configured."""
     await start_discovery(node, nursery)
+    node.links = await nursery.start(_serve_links, node)
     await _start_api(node, nursery)
 
 
@@ -118,6 +119,12 @@ class _Ready:
 
     def started(self, value: Any = None) -> None:
         self._task_status.started((self._scope, value))
+
+
+async def _serve_links(node: Node, task_status: trio.TaskStatus[Any]) -> None:
+    from .links.service import serve_links  # share links: listener off until a link exists
+
+    await serve_links(node, task_status=task_status)
 
 
 def _listen_port(node: Node) -> int | None:
