@@ -43,17 +43,31 @@ class Entry:
 
 @dataclass(frozen=True)
 class Version:
-    """What identifies one version of an open file; any write changes ctime."""
+    """What identifies one version of an open file: any write changes mtime and ctime."""
 
     dev: int
     ino: int
     size: int
     mtime_ns: int
     ctime_ns: int
+    nlink: int
 
     @classmethod
     def of(cls, st: os.stat_result) -> Version:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
+
+    def same_content(self, now: Version) -> bool:
+        """True if ``now`` (a later stat of the same descriptor) holds the same bytes.
+        Unlinking the file (an atomic replace of its name) changes its ctime but not its
+        content: the old version is still sent whole."""
+        if (self.dev, self.ino, self.size, self.mtime_ns) != (
+            now.dev,
+            now.ino,
+            now.size,
+            now.mtime_ns,
+        ):
+            return False
+        return now.ctime_ns == self.ctime_ns or now.nlink < self.nlink
 
 
 def join(base: str, rest: str) -> str:
@@ -170,9 +184,9 @@ def read_consistent(fd: int, start: Version, *, chunk: int = READ_SIZE) -> Itera
     offset = 0
     while offset < start.size:
         data = os.pread(fd, min(chunk, start.size - offset), offset)
-        if not data or Version.of(os.fstat(fd)) != start:
+        if not data or not start.same_content(Version.of(os.fstat(fd))):
             raise FileChangedError("the file changed while it was being sent")
         offset += len(data)
         yield data
-    if Version.of(os.fstat(fd)) != start:
+    if not start.same_content(Version.of(os.fstat(fd))):
         raise FileChangedError("the file changed while it was being sent")
