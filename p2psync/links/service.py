@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,8 +245,16 @@ class LinkManager:
 
 
 def link_url(link: Link, public_url: str | None, address: str | None) -> str | None:
-    base = public_url or (f"https://{address}" if address else None)
-    if base is None:
+    """The link's URL: on ``public_url`` if set, else on the bound address (a wildcard
+    address replaced by this machine's host name)."""
+    if public_url:
+        base = public_url
+    elif address:
+        host, port = split_listen(address)
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        base = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    else:
         return None
     return f"{base}/s/{quote(link.token)}/"
 

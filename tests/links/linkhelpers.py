@@ -123,10 +123,10 @@ def raw_get(
                 + hostport.encode()
                 + b"\r\nConnection: close\r\n\r\n"
             )
-            data = b""
+            data = bytearray()
             while chunk := tls.recv(65536):
                 data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import zipfile
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import trio
 from linkhelpers import FakeClock, Roots, pinned, raw_get
 
 from p2psync.errors import NotFoundError, UnsafePathError
-from p2psync.links.service import LinkManager
-from p2psync.links.store import STORE_FILE, LinkStore
+from p2psync.links.service import LinkManager, exposure_warning, link_url
+from p2psync.links.store import STORE_FILE, Link, LinkStore
 
 
 class Env:
@@ -361,7 +362,7 @@ async def test_brute_force_from_many_addresses_is_limited_per_link(env):
 
 def _stream_until_change(cert: Path, url: str, change) -> tuple[bytes, Exception | None]:
     """Read the first chunk, call ``change()``, read on; (bytes, error)."""
-    got = b""
+    got = bytearray()
     with pinned(cert) as c, c.stream("GET", url) as r:
         assert r.status_code == 200
         it = r.iter_raw(65536)
@@ -371,8 +372,8 @@ def _stream_until_change(cert: Path, url: str, change) -> tuple[bytes, Exception
             for chunk in it:
                 got += chunk
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            return got, exc
-    return got, None
+            return bytes(got), exc
+    return bytes(got), None
 
 
 async def test_a_file_written_during_download_fails_the_download(env):
@@ -455,8 +456,18 @@ async def test_listener_restarts_on_the_remembered_port(env, nursery, tmp_path):
     assert (await env.get(link["url"])).text == "alpha"
 
 
-async def test_wide_listen_address_warns(env):
-    link = await env.create("a.txt", listen="0.0.0.0:0")
-    view = env.manager.listener_view()
-    assert view["warning"] and "other machines" in view["warning"]
-    assert link["url"].startswith("https://0.0.0.0:")
+def test_a_listener_reachable_from_other_machines_is_warned_about():
+    # judged on the address only: the tests bind nothing beyond loopback
+    for host in ("0.0.0.0", "::", "192.168.1.5", "fe80::1%eth0", "files.example.org"):
+        warning = exposure_warning(host, f"{host}:8443")
+        assert warning and "other machines" in warning, host
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert exposure_warning(host, f"{host}:8443") is None, host
+
+
+def test_a_wildcard_listener_gives_urls_with_this_host_name():
+    link = Link("i", "tok", "docs", "", 0.0, None, None, None, 0, None)
+    assert link_url(link, None, "0.0.0.0:8443") == f"https://{socket.gethostname()}:8443/s/tok/"
+    assert link_url(link, None, "[::]:8443") == f"https://{socket.gethostname()}:8443/s/tok/"
+    assert link_url(link, "https://share.example", "0.0.0.0:8443") == "https://share.example/s/tok/"
+    assert link_url(link, None, "127.0.0.1:8443") == "https://127.0.0.1:8443/s/tok/"
