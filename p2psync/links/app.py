@@ -80,6 +80,10 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+class LinkRevokedError(Exception):
+    """The link was revoked while one of its downloads was under way."""
+
+
 @dataclass
 class _Session:
     link_id: str
@@ -104,6 +108,7 @@ class LinkApp:
         self.per_link = per_link or FailureLimiter(burst=10, refill=60.0)
         self.per_address = per_address or FailureLimiter(burst=5, refill=60.0)
         self.sessions: dict[str, _Session] = {}
+        self.revoked: set[str] = set()  # links revoked while this app runs
         self.db = trio.CapacityLimiter(4)
         self.hashing = trio.CapacityLimiter(1)  # scrypt is slow on purpose: one at a time
 
@@ -277,7 +282,9 @@ class LinkApp:
             os.close(fd)
             return _page("Link no longer available", "<p>This link is used up.</p>", 410)
         log.info("link %s: %s downloads %r", link.id, request.client, name)
-        chunks = _Body(self, seq, lambda: paths.read_consistent(fd, start), lambda: os.close(fd))
+        chunks = _Body(
+            self, link.id, seq, lambda: paths.read_consistent(fd, start), lambda: os.close(fd)
+        )
         return StreamResponse(chunks, length=start.size, headers=headers, media_type=media)
 
     async def _zip(
@@ -297,7 +304,11 @@ class LinkApp:
         log.info("link %s: %s downloads %r as zip", link.id, request.client, name or "/")
         files: list[str] = []
         chunks = _Body(
-            self, seq, lambda: zip_chunks(root_fd, name, ignore, files), lambda: os.close(root_fd)
+            self,
+            link.id,
+            seq,
+            lambda: zip_chunks(root_fd, name, ignore, files),
+            lambda: os.close(root_fd),
         )
         return StreamResponse(chunks, length=None, headers=headers, media_type="application/zip")
 
@@ -309,11 +320,13 @@ class _Body:
     def __init__(
         self,
         app: LinkApp,
+        link_id: str,
         seq: int,
         make: Callable[[], Iterator[bytes]],
         close: Callable[[], None],
     ) -> None:
         self.app = app
+        self.link_id = link_id
         self.seq = seq
         self.make = make
         self.close = close
@@ -343,11 +356,13 @@ class _Body:
                 data = await trio.to_thread.run_sync(next, source, done)
                 if data is done:
                     break
+                if self.link_id in self.app.revoked:
+                    raise LinkRevokedError("the link was revoked")
                 assert isinstance(data, bytes)
                 sent += len(data)
                 yield data
             outcome = "complete"
-        except FileChangedError as exc:
+        except (FileChangedError, LinkRevokedError) as exc:
             outcome = f"failed: {exc}"
             raise
         except OSError as exc:

@@ -23,7 +23,7 @@ from ..scanner.ignore import Ignore
 
 # Syncthing's own names, kept out of links too (a folder shared with Syncthing has them)
 SYNCTHING_NAMES = frozenset({".stfolder", ".stversions", ".stignore", ".stglobalignore"})
-READ_SIZE = 64 * 1024
+READ_SIZE = 256 * 1024
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _ANY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,11 +100,18 @@ class LinkManager:
 
     # ---- listener ------------------------------------------------------------------
     async def start_if_needed(self) -> None:
-        links = await self._thread(self.store.links)
+        """Start the listener if an active link exists; a failure (the port taken, an
+        unusable certificate or store) is logged and leaves the node running."""
+        try:
+            links = await self._thread(self.store.links)
+        except (OSError, sqlite3.Error) as exc:
+            self.error = f"link store {self.store.path} unusable: {exc}"
+            log.error("share links not served: %s", self.error)
+            return
         if any(link.state(self.clock()) == "active" for link in links):
             try:
                 await self.ensure_listening()
-            except (OSError, ConfigError) as exc:
+            except (OSError, sqlite3.Error, UsageError, ConfigError) as exc:
                 self.error = str(exc)
                 log.error("share links not served: %s", exc)
 
@@ -117,7 +125,14 @@ class LinkManager:
             cert = await self._thread(ensure_certificate, self.home, host)
             context = server_context(cert)
             old = self.listener
-            new = await self._nursery.start(partial(self._run_listener, host, port, context, cert))
+            try:
+                new = await self._nursery.start(
+                    partial(self._run_listener, host, port, context, cert)
+                )
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot listen for share links on {wanted}: {exc.strerror or exc}"
+                ) from exc
             self.listener = new
             if old is not None:
                 old.scope.cancel()
@@ -144,15 +159,25 @@ class LinkManager:
         task_status: trio.TaskStatus[Listener],
     ) -> None:
         done = trio.Event()
+        made: list[Listener] = []
+
+        def make(address: str) -> Listener:
+            made.append(Listener(address, cert, scope, done))
+            return made[0]
+
         try:
             with trio.CancelScope() as scope:
                 await serve_tls(
-                    self.app,
-                    host,
-                    port,
-                    context,
-                    task_status=_Started(task_status, lambda a: Listener(a, cert, scope, done)),
+                    self.app, host, port, context, task_status=_Started(task_status, make)
                 )
+        except Exception as exc:
+            if not made:
+                raise  # not bound: the caller of nursery.start gets the error
+            # a listener that fails later must not end the node: links go offline, logged
+            self.error = f"the link listener stopped: {exc}"
+            log.exception("share link listener on %s failed", made[0].address)
+            if self.listener is made[0]:
+                self.listener = None
         finally:
             done.set()
 
@@ -194,6 +219,7 @@ class LinkManager:
         if public_url is not None:
             await self._thread(self.store.set_setting, PUBLIC_URL_KEY, public_url.rstrip("/"))
         hashed = await self._thread(hash_password, password) if password is not None else None
+        listener = await self.ensure_listening(listen)  # a bind failure stores no link
         now = self.clock()
         link: Link = await self._thread(
             lambda: self.store.create(
@@ -205,11 +231,11 @@ class LinkManager:
                 max_downloads=max_downloads,
             )
         )
-        listener = await self.ensure_listening(listen)
         return await self._view(link, listener)
 
     async def revoke(self, ref: str) -> dict[str, Any]:
         link: Link = await self._thread(self.store.revoke, ref, self.clock())
+        self.app.revoked.add(link.id)  # downloads under way stop at their next chunk
         log.info("share link %s revoked", link.id)
         return await self._view(link, self.listener)
 

@@ -14,7 +14,7 @@ import pytest
 import trio
 from linkhelpers import FakeClock, Roots, pinned, raw_get
 
-from p2psync.errors import NotFoundError, UnsafePathError
+from p2psync.errors import NotFoundError, UnsafePathError, UsageError
 from p2psync.links.service import LinkManager, exposure_warning, link_url
 from p2psync.links.store import STORE_FILE, Link, LinkStore
 
@@ -471,3 +471,37 @@ def test_a_wildcard_listener_gives_urls_with_this_host_name():
     assert link_url(link, None, "[::]:8443") == f"https://{socket.gethostname()}:8443/s/tok/"
     assert link_url(link, "https://share.example", "0.0.0.0:8443") == "https://share.example/s/tok/"
     assert link_url(link, None, "127.0.0.1:8443") == "https://127.0.0.1:8443/s/tok/"
+
+
+async def test_revoking_stops_a_download_under_way(env):
+    big = env.docs / "big.bin"
+    original = os.urandom(32 << 20)
+    big.write_bytes(original)
+    link = await env.create("big.bin")
+
+    def revoke() -> None:
+        trio.from_thread.run(env.manager.revoke, link["id"])
+
+    got, error = await trio.to_thread.run_sync(_stream_until_change, env.cert, link["url"], revoke)
+    assert error is not None and len(got) < len(original)
+    assert got == original[: len(got)]
+    log = await env.downloads(link["id"])
+    assert log[0].outcome == "failed: the link was revoked"
+
+
+async def test_a_port_in_use_stores_no_link(env):
+    with trio.socket.socket() as taken:
+        await taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UsageError, match="cannot listen for share links"):
+            await env.create("a.txt", listen=f"127.0.0.1:{port}")
+    assert await trio.to_thread.run_sync(LinkStore(env.home).links) == []
+    assert env.manager.listener is None
+
+
+async def test_an_unusable_link_store_leaves_the_node_running(env):
+    (env.home / STORE_FILE).write_bytes(b"this is not a database" * 100)
+    await env.manager.start_if_needed()
+    assert env.manager.listener is None
+    assert "unusable" in env.manager.error
