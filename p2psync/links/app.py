@@ -176,6 +176,8 @@ class LinkApp:
             page = self._password_form(link, f"Too many wrong passwords; retry in {retry} s.", 429)
             page.headers["Retry-After"] = retry
             return page
+        self.per_link.failed(keys_link, now)  # taken before the check, refunded if right
+        self.per_address.failed(keys_addr, now)
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         password = form.get("password", "")
         assert link.password is not None
@@ -183,11 +185,11 @@ class LinkApp:
             check_password, password, link.password, limiter=self.hashing
         )
         if not right:
-            now = self.clock()
-            self.per_link.failed(keys_link, now)
-            self.per_address.failed(keys_addr, now)
             log.warning("link %s: wrong password from %s", link.id, request.client)
             return self._password_form(link, "Wrong password.")
+        now = self.clock()
+        self.per_link.refund(keys_link, now)
+        self.per_address.refund(keys_addr, now)
         session = secrets.token_urlsafe(24)
         self._add_session(session, _Session(link.id, self.clock() + SESSION_SECONDS))
         cookie = (

@@ -78,9 +78,10 @@ class FailureLimiter:
     """Token buckets of wrong-password attempts, one per key (a link, an address).
 
     Each key may fail ``burst`` times at once, then once per ``refill`` seconds. A check
-    is allowed only if every key it names has a token left; a wrong password then takes
-    one from each. Keys whose bucket is full again are forgotten (bounded memory: at most
-    ``max_keys``, the fullest dropped first).
+    is allowed only if every key it names has a token left. The caller takes the tokens
+    (``failed``) before the slow check and gives them back (``refund``) if it succeeds, so
+    concurrent attempts cannot all pass the limit while the first is being checked. At
+    most ``max_keys`` keys are kept (bounded memory), the fullest dropped first.
     """
 
     burst: float
@@ -102,6 +103,11 @@ class FailureLimiter:
             if level < 1.0:
                 wait = max(wait, (1.0 - level) * self.refill)
         return wait
+
+    def refund(self, keys: list[str], now: float) -> None:
+        """Give back the token ``failed`` took for an attempt that turned out right."""
+        for key in keys:
+            self._buckets[key] = _Bucket(min(self.burst, self._level(key, now) + 1.0), now)
 
     def failed(self, keys: list[str], now: float) -> None:
         for key in keys:

@@ -344,6 +344,23 @@ async def test_wrong_passwords_are_rate_limited_per_address(env):
     assert (await _login(env, link["url"], "right")).status_code == 303
 
 
+async def test_concurrent_guesses_cannot_outrun_the_limit(env):
+    link = await env.create(password="right")
+    codes: list[int] = []
+
+    async def guess(i: int) -> None:
+        codes.append((await _login(env, link["url"], f"guess{i}")).status_code)
+
+    async with trio.open_nursery() as n:
+        for i in range(12):  # under the 16 connections one address may hold
+            n.start_soon(guess, i)
+    assert codes.count(401) == 5 and codes.count(429) == 7
+    # a right password gives its token back: the address may still try
+    env.clock.advance(60)
+    assert (await _login(env, link["url"], "right")).status_code == 303
+    assert (await _login(env, link["url"], "right")).status_code == 303
+
+
 async def test_brute_force_from_many_addresses_is_limited_per_link(env):
     link = await env.create(password="right")
     codes = []
