@@ -152,15 +152,13 @@ def _ref_id(ref: str) -> str:
 
 
 def _offline_links(obj: Context) -> dict[str, Any]:
-    from .links.service import LISTEN_KEY, PUBLIC_URL_KEY, link_url
+    from .links.service import PUBLIC_URL_KEY, link_url, remembered_address
     from .links.store import LinkStore
 
     obj.config()  # a clear "run p2psync init" on a missing home
     store = LinkStore(obj.home)
     now = time.time()
-    public, listen = store.setting(PUBLIC_URL_KEY), store.setting(LISTEN_KEY)
-    if listen is not None and listen.endswith(":0"):
-        listen = None
+    public, listen = store.setting(PUBLIC_URL_KEY), remembered_address(store)
     links = []
     for item in store.links():
         view = item.public(now)

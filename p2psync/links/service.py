@@ -263,11 +263,20 @@ class LinkManager:
     ) -> dict[str, Any]:
         data = link.public(self.clock())
         public = await self._thread(self.store.setting, PUBLIC_URL_KEY)
-        address = listener.address if listener is not None else None
+        if listener is not None:
+            address: str | None = listener.address
+        else:
+            address = await self._thread(remembered_address, self.store)
         data["url"] = link_url(link, public, address)
         log_rows = await self._thread(self.store.downloads, link.id, downloads)
         data["recent_downloads"] = [d.__dict__ for d in log_rows]
         return data
+
+
+def remembered_address(store: LinkStore) -> str | None:
+    """The address the listener bound last (or is set to bind), if its port is known."""
+    listen = store.setting(LISTEN_KEY)
+    return None if listen is None or listen.endswith(":0") else listen
 
 
 def link_url(link: Link, public_url: str | None, address: str | None) -> str | None:

@@ -522,3 +522,16 @@ async def test_an_unusable_link_store_leaves_the_node_running(env):
     await env.manager.start_if_needed()
     assert env.manager.listener is None
     assert "unusable" in env.manager.error
+
+
+async def test_urls_are_shown_while_the_listener_is_off(env, nursery):
+    link = await env.create("a.txt")
+    await env.manager.revoke(link["id"])
+    env.manager.listener.scope.cancel()
+    await env.manager.listener.done.wait()
+    again = LinkManager(env.home, Roots({"docs": env.docs}), nursery, clock=env.clock)
+    await again.start_if_needed()
+    assert again.listener is None  # no active link: nothing bound
+    view = await again.links()
+    assert view["listener"]["running"] is False
+    assert view["links"][0]["url"] == link["url"]
