@@ -9,6 +9,7 @@ the system picks is remembered, so URLs stay valid across restarts.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -125,18 +126,31 @@ class LinkManager:
             cert = await self._thread(ensure_certificate, self.home, host)
             context = server_context(cert)
             old = self.listener
+            start = partial(self._run_listener, host, port, context, cert)
             try:
-                new = await self._nursery.start(
-                    partial(self._run_listener, host, port, context, cert)
-                )
+                try:
+                    new = await self._nursery.start(start)
+                except OSError as exc:
+                    if old is None or exc.errno != errno.EADDRINUSE:
+                        raise
+                    # the port may be the old listener's own (another host, same port):
+                    # free it, and bind the old address again if the new one still fails
+                    await self._stop(old)
+                    self.listener = old = None
+                    try:
+                        new = await self._nursery.start(start)
+                    except OSError:
+                        self.listener = await self._nursery.start(
+                            partial(self._run_listener, *split_listen(configured), context, cert)
+                        )
+                        raise
             except OSError as exc:
                 raise UsageError(
                     f"cannot listen for share links on {wanted}: {exc.strerror or exc}"
                 ) from exc
             self.listener = new
             if old is not None:
-                old.scope.cancel()
-                await old.done.wait()
+                await self._stop(old)
             remembered = new.address if port == 0 else wanted
             await self._thread(self.store.set_setting, LISTEN_KEY, remembered)
             self.error = ""
@@ -149,6 +163,11 @@ class LinkManager:
             if warning:
                 log.warning("%s", warning)
             return new
+
+    @staticmethod
+    async def _stop(listener: Listener) -> None:
+        listener.scope.cancel()
+        await listener.done.wait()
 
     async def _run_listener(
         self,

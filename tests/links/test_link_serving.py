@@ -535,3 +535,32 @@ async def test_urls_are_shown_while_the_listener_is_off(env, nursery):
     view = await again.links()
     assert view["listener"]["running"] is False
     assert view["links"][0]["url"] == link["url"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_rebinding_to_the_same_port_on_another_host(env):
+    port = _free_port()
+    first = await env.create("a.txt", listen=f"127.0.0.1:{port}")
+    # "localhost" includes 127.0.0.1:port, held by the running listener itself
+    await env.create("a.txt", listen=f"localhost:{port}")
+    assert env.manager.listener.address.endswith(f":{port}")
+    assert (await env.get(first["url"])).text == "alpha"
+
+
+async def test_a_failed_rebind_keeps_the_old_listener(env):
+    first = await env.create("a.txt")
+    old = env.manager.listener.address
+    with trio.socket.socket() as taken:
+        await taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UsageError, match="cannot listen for share links"):
+            await env.create("a.txt", listen=f"127.0.0.1:{port}")
+    assert env.manager.listener.address == old
+    assert (await env.get(first["url"])).text == "alpha"
+    assert len(await trio.to_thread.run_sync(LinkStore(env.home).links)) == 1
