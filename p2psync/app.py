@@ -25,6 +25,7 @@ from .events import EventLog
 from .homelock import HomeLock, lock_home
 from .identity import load_or_create_identity
 from .index.store import IndexStore
+from .links.service import serve_links
 from .net.listeners import open_listeners_announced
 from .net.manager import ConnectionManager
 from .net.relay_service import RelayService
@@ -127,6 +128,7 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
             listeners, announce = await open_listeners_announced(settings.config.listen)
             await nursery.start(connections.serve, listeners, announce)
             await start_discovery(node, nursery)
+            node.links = await nursery.start(serve_links, node)  # listener off until a link
             await start_api(node, nursery)
             await nursery.start(node.serve_config_watch)
             log.info(

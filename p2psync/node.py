@@ -78,6 +78,7 @@ class Node:
     build_runner: Callable[[FolderConfig], FolderRunner]  # the wiring's one call site
     started_at: float = 0.0
     api_address: str | None = None
+    links: object | None = None  # the share links' LinkManager (p2psync/links), once started
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     folder_done: dict[str, trio.Event] = field(default_factory=dict)
 

@@ -33,6 +33,7 @@ from ..reload import restart_needed
 from . import edits
 from .auth import Guard, allowed_hosts
 from .http import App, HTTPException, Request, Response, Route
+from .links import link_routes
 from .openapi import openapi_document
 from .progress import CompletionCache, completion_json
 from .rates import RateMeter
@@ -701,6 +702,7 @@ def build_app(
         Route(f"{p}/pending/folders/{{id}}/accept", api.pending_folder_accept, methods=["POST"]),
         Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
         *settings_routes(node, api._change, _body, JSONResponse),
+        *link_routes(node, _body, JSONResponse),
     ]
     guard: Any = Guard(key=key, get_hosts=lambda: allowed_hosts(bound()))
     if web is not None:  # the web interface, on the same address (DESIGN §11)

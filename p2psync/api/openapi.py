@@ -133,6 +133,16 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         (),
         (),
     ),
+    ("get", "/api/links", "Share links: the listener, each link, its recent downloads", (), ()),
+    (
+        "post",
+        "/api/links",
+        "Create a share link (starts the link listener); docs/links.md",
+        (),
+        ("folder", "path", "expires_in", "password", "max_downloads", "listen", "public_url"),
+    ),
+    ("post", "/api/links/{id}/revoke", "Revoke a share link (410 Gone from now on)", (), ()),
+    ("get", "/api/links/{id}/downloads", "A share link's download log, newest first", (), ()),
 ]
 
 _ARRAYS = {"devices", "addresses", "paths"}

@@ -22,6 +22,7 @@ from .daemon_commands import demo, init, run, show_id, show_log
 from .folder_commands import folder, scan_cmd
 from .history_commands import conflicts, versions
 from .ignore_commands import ignore
+from .link_commands import link
 from .peer_commands import peer
 from .relay_commands import relay
 from .status_commands import events, folder_completion, status
@@ -54,6 +55,7 @@ cli.add_command(config_group)
 cli.add_command(open_web)
 cli.add_command(web_password)
 cli.add_command(relay)
+cli.add_command(link)
 cli.add_command(init)
 cli.add_command(show_id)
 cli.add_command(run)

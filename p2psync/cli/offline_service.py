@@ -215,3 +215,31 @@ class OfflineNode:
         from ..web.password import set_password
 
         set_password(self.home, password)
+
+    # ---- share links (the daemon serves them; the store is readable without it) ------
+    def links_view(self) -> dict[str, Any]:
+        """Every link with its URL and recent downloads; the listener as not running."""
+        import time
+
+        from ..links.service import PUBLIC_URL_KEY, link_url, remembered_address
+        from ..links.store import LinkStore
+
+        store = LinkStore(self.home)
+        now = time.time()
+        public, listen = store.setting(PUBLIC_URL_KEY), remembered_address(store)
+        links = []
+        for item in store.links():
+            view = item.public(now)
+            view["url"] = link_url(item, public, listen)
+            view["recent_downloads"] = [d.__dict__ for d in store.downloads(item.id, 20)]
+            links.append(view)
+        listener = {"running": False, "address": None, "fingerprint": None, "error": ""}
+        return {"listener": listener, "links": links}
+
+    def revoke_link(self, ref: str) -> dict[str, Any]:
+        import time
+
+        from ..links.store import LinkStore
+
+        return LinkStore(self.home).revoke(ref, time.time()).public(time.time())
+
