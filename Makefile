@@ -7,7 +7,7 @@ HOME_DIR ?= $(CURDIR)/.node
 # mDNS stays on loopback unless you say otherwise (P2PSYNC_MDNS_INTERFACES= make run uses all interfaces).
 export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 
-.PHONY: run test lint bench soak fuzz fuzz-connection reliability screenshots clean
+.PHONY: run test lint bench bench-discovery soak fuzz fuzz-connection reliability screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(STAMP)
 		{ [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq syncthing || sudo apt-get install -y -qq syncthing; } } || \
 		echo "syncthing not installed: running p2psync only"
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Discovery servers side by side (stdiscosrv, ours on memory/Redis, two instances on one
+# Redis), 100,000 devices, all on loopback; the table goes into docs/discovery-server.md.
+bench-discovery: $(STAMP)
+	$(BIN)/python -m bench.discovery_v3_bench $(BENCH_ARGS)
 
 soak: $(STAMP)
 	P2PSYNC_SOAK=1 P2PSYNC_SOAK_SEEDS=20 $(BIN)/python -m pytest -q -s \
