@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -236,3 +237,36 @@ def _after(words: list[str], key: str) -> Iterator[str]:
     for i, word in enumerate(words[:-1]):
         if word == key:
             yield words[i + 1]
+
+
+ULA = "fd00:231:7::"  # the IPv6 prefix add_ipv6 gives a namespace_pair's veth ends
+
+
+def add_ipv6(pair: tuple[Namespace, Namespace]) -> tuple[str, str]:
+    """Give a namespace_pair's veth ends ULA addresses (``ULA`` 1 and 2, no DAD) and wait
+    until their link-local addresses are usable too (multicast is sent from those)."""
+    addresses = (f"{ULA}1", f"{ULA}2")
+    for ns, address in zip(pair, addresses, strict=True):
+        veth = _veth_of(ns)
+        _ip("-n", ns.name, "addr", "add", f"{address}/64", "dev", veth, "nodad")
+    deadline = time.monotonic() + 20
+    for ns in pair:
+        while True:
+            out = subprocess.run(
+                ns.command("ip", "-6", "addr", "show", "dev", _veth_of(ns), "tentative"),
+                capture_output=True, text=True, check=True, timeout=20,
+            ).stdout  # fmt: skip
+            if "inet6" not in out:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"IPv6 addresses in {ns.name} stay tentative: {out}")
+            time.sleep(0.05)
+    return addresses
+
+
+def _veth_of(ns: Namespace) -> str:
+    out = subprocess.run(
+        ns.command("ip", "-o", "link", "show", "type", "veth"),
+        capture_output=True, text=True, check=True, timeout=20,
+    ).stdout  # fmt: skip
+    return out.split(":")[1].strip().split("@")[0]
