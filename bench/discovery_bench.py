@@ -318,7 +318,9 @@ class RawConnection:
     httpx spends ~1 ms of CPU per request, which on a 2-core machine makes the generator,
     not the server, the bottleneck for lookups; this costs a small fraction of that. Like
     any client it opens a new connection when the server ends one (hypercorn does after
-    1,000 requests, answering the last with ``Connection: close``).
+    1,000 requests, answering the last with ``Connection: close``), and sends a request
+    again on a new connection when the server closed an idle one before answering
+    (hypercorn does after ``--header-timeout`` seconds).
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -326,6 +328,7 @@ class RawConnection:
         self._host_header = f"{host}:{port}".encode()
         self._stream: trio.SocketStream | None = None
         self._buffer = b""
+        self._reused = False  # the stream has answered a request: it may have gone stale
 
     @classmethod
     async def open(cls, host: str, port: int) -> RawConnection:
@@ -336,6 +339,7 @@ class RawConnection:
     async def _connect(self) -> None:
         self._stream = await trio.open_tcp_stream(*self._address)
         self._buffer = b""
+        self._reused = False
 
     async def request(
         self, method: str, path: str, body: bytes | None, headers: bytes = b""
@@ -343,6 +347,16 @@ class RawConnection:
         """Send one request and read its whole response; returns the status code."""
         if self._stream is None:
             await self._connect()
+        try:
+            return await self._request(method, path, body, headers)
+        except (_StaleConnection, trio.BrokenResourceError) as exc:
+            if not self._reused:
+                raise BenchError("the server closed a new connection without answering") from exc
+            await self.aclose()
+            await self._connect()
+            return await self._request(method, path, body, headers)
+
+    async def _request(self, method: str, path: str, body: bytes | None, headers: bytes) -> int:
         assert self._stream is not None
         head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (
             method.encode(),
@@ -354,7 +368,10 @@ class RawConnection:
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         await self._stream.send_all(head + b"\r\n" + (body or b""))
         while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            self._buffer += await self._receive_some()
+            data = await self._stream.receive_some(65536)
+            if not data and not self._buffer:
+                raise _StaleConnection
+            self._buffer += data or await self._receive_some()  # (raises: closed mid-answer)
         lines = self._buffer[:end].split(b"\r\n")
         rest = self._buffer[end + 4 :]
         status = int(lines[0].split(b" ", 2)[1])
@@ -371,6 +388,7 @@ class RawConnection:
         while len(rest) < length:
             rest += await self._receive_some()
         self._buffer = rest[length:]
+        self._reused = True
         if close:
             await self._stream.aclose()
             self._stream = None
@@ -387,6 +405,10 @@ class RawConnection:
         if self._stream is not None:
             await self._stream.aclose()
             self._stream = None
+
+
+class _StaleConnection(Exception):
+    """The server closed a kept-alive connection before it read our request."""
 
 
 class HttpxConnection:

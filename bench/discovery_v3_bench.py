@@ -322,9 +322,13 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{r[key].server_cpu_pct:.0f}% / {r[key].client_cpu_pct:.0f}%"
             for key in ("announce", "lookup_hit", "lookup_miss")
         )
+        per_request = ", ".join(
+            f"{10 * r[key].server_cpu_pct / r[key].per_second:.2f}"
+            for key in ("announce", "lookup_hit", "lookup_miss")
+        )
         notes.append(
-            f"CPU, % of one core, server(s) / load generator ({_LABELS[r['target']]}; "
-            f"announce, hit, miss): {cpu}."
+            f"{_LABELS[r['target']]}: CPU, % of one core, server(s) / load generator "
+            f"(announce, hit, miss): {cpu}; server CPU per request: {per_request} ms."
         )
     notes.append(
         f"{meta['machine']}, load average {meta['loadavg_before']:.1f} before the run; "

@@ -65,3 +65,30 @@ def test_same_load_against_stdiscosrv(tmp_path: Path) -> None:
     check_row(rows["stdiscosrv"])
     assert rows["stdiscosrv"]["db_bytes"] > 0
     assert "| stdiscosrv (LevelDB) | 300 |" in text
+
+
+def test_the_load_generator_survives_a_server_closing_idle_connections(tmp_path: Path) -> None:
+    """hypercorn closes a kept-alive connection idle for --header-timeout seconds; the
+    bench's client must send its next request on a new one instead of failing the run."""
+    import trio
+
+    from bench.discovery_bench import RawConnection, _stop, start_server
+
+    proc, url = start_server("memory", tmp_path, ("--header-timeout", "0.5"))
+    try:
+        host, _, port = url.removeprefix("http://").rpartition(":")
+
+        async def scenario() -> list[int]:
+            connection = await RawConnection.open(host, int(port))
+            statuses = [await connection.request("GET", "/healthz", None)]
+            stream = connection._stream
+            assert stream is not None
+            with trio.fail_after(20):  # the server sends nothing unasked: readable = closed
+                await trio.lowlevel.wait_readable(stream.socket)
+            statuses.append(await connection.request("GET", "/healthz", None))
+            await connection.aclose()
+            return statuses
+
+        assert trio.run(scenario) == [200, 200]
+    finally:
+        _stop(proc)
