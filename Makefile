@@ -10,7 +10,7 @@ export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 CHAOS_MINUTES ?= 20
 CHAOS_SEED ?= 1
 
-.PHONY: run test lint bench soak chaos fuzz fuzz-connection reliability screenshots clean
+.PHONY: run test lint bench bench-discovery soak chaos fuzz fuzz-connection reliability screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: $(STAMP)
 		{ [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq syncthing || sudo apt-get install -y -qq syncthing; } } || \
 		echo "syncthing not installed: running p2psync only"
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Discovery servers side by side (stdiscosrv, ours on memory/Redis, two instances on one
+# Redis), 100,000 devices, all on loopback; the table goes into docs/discovery-server.md.
+bench-discovery: $(STAMP)
+	$(BIN)/python -m bench.discovery_v3_bench $(BENCH_ARGS)
 
 soak: $(STAMP)
 	P2PSYNC_SOAK=1 P2PSYNC_SOAK_SEEDS=20 $(BIN)/python -m pytest -q -s \

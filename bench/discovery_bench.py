@@ -264,11 +264,13 @@ def _wait_for_redis(proc: subprocess.Popen[bytes], port: int, log: Path, timeout
         client.close()
 
 
-def start_server(store: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    store: str, workdir: Path, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
     """The discovery server on an ephemeral loopback port; (process, base URL)."""
     log = workdir / f"discovery-{len(list(workdir.glob('discovery-*.log')))}.log"
     cmd = [sys.executable, "-m", "discovery_server", "--listen", "127.0.0.1:0"]
-    cmd += ["--store", store, "--url", SERVER_URL, *SERVER_FLAGS]
+    cmd += ["--store", store, "--url", SERVER_URL, *SERVER_FLAGS, *extra]
     with log.open("wb") as stderr:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL
@@ -306,6 +308,8 @@ def proc_cpu(pid: int) -> float:
 # --- load -----------------------------------------------------------------------------
 
 Request = tuple[str, str, bytes | None]  # method, path, body
+# The same plus extra header lines ("Name: value\r\n" each), for Syncthing's v3 announces.
+HeadedRequest = tuple[str, str, bytes | None, bytes]
 
 
 class RawConnection:
@@ -314,7 +318,9 @@ class RawConnection:
     httpx spends ~1 ms of CPU per request, which on a 2-core machine makes the generator,
     not the server, the bottleneck for lookups; this costs a small fraction of that. Like
     any client it opens a new connection when the server ends one (hypercorn does after
-    1,000 requests, answering the last with ``Connection: close``).
+    1,000 requests, answering the last with ``Connection: close``), and sends a request
+    again on a new connection when the server closed an idle one before answering
+    (hypercorn does after ``--header-timeout`` seconds).
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -322,6 +328,7 @@ class RawConnection:
         self._host_header = f"{host}:{port}".encode()
         self._stream: trio.SocketStream | None = None
         self._buffer = b""
+        self._reused = False  # the stream has answered a request: it may have gone stale
 
     @classmethod
     async def open(cls, host: str, port: int) -> RawConnection:
@@ -332,22 +339,39 @@ class RawConnection:
     async def _connect(self) -> None:
         self._stream = await trio.open_tcp_stream(*self._address)
         self._buffer = b""
+        self._reused = False
 
-    async def request(self, method: str, path: str, body: bytes | None) -> int:
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: bytes = b""
+    ) -> int:
         """Send one request and read its whole response; returns the status code."""
         if self._stream is None:
             await self._connect()
+        try:
+            return await self._request(method, path, body, headers)
+        except (_StaleConnection, trio.BrokenResourceError) as exc:
+            if not self._reused:
+                raise BenchError("the server closed a new connection without answering") from exc
+            await self.aclose()
+            await self._connect()
+            return await self._request(method, path, body, headers)
+
+    async def _request(self, method: str, path: str, body: bytes | None, headers: bytes) -> int:
         assert self._stream is not None
-        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (
+        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (
             method.encode(),
             path.encode(),
             self._host_header,
+            headers,
         )
         if body is not None:
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         await self._stream.send_all(head + b"\r\n" + (body or b""))
         while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            self._buffer += await self._receive_some()
+            data = await self._stream.receive_some(65536)
+            if not data and not self._buffer:
+                raise _StaleConnection
+            self._buffer += data or await self._receive_some()  # (raises: closed mid-answer)
         lines = self._buffer[:end].split(b"\r\n")
         rest = self._buffer[end + 4 :]
         status = int(lines[0].split(b" ", 2)[1])
@@ -364,6 +388,7 @@ class RawConnection:
         while len(rest) < length:
             rest += await self._receive_some()
         self._buffer = rest[length:]
+        self._reused = True
         if close:
             await self._stream.aclose()
             self._stream = None
@@ -382,15 +407,23 @@ class RawConnection:
             self._stream = None
 
 
+class _StaleConnection(Exception):
+    """The server closed a kept-alive connection before it read our request."""
+
+
 class HttpxConnection:
     """The same interface over a shared httpx.AsyncClient (``--client httpx``)."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    async def request(self, method: str, path: str, body: bytes | None) -> int:
-        headers = {"content-type": "application/json"} if body is not None else None
-        response = await self._client.request(method, path, content=body, headers=headers)
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: bytes = b""
+    ) -> int:
+        fields = dict(line.split(": ", 1) for line in headers.decode().split("\r\n") if line)
+        if body is not None:
+            fields["content-type"] = "application/json"
+        response = await self._client.request(method, path, content=body, headers=fields)
         return response.status_code
 
     async def aclose(self) -> None:
@@ -404,28 +437,43 @@ async def run_phase(
     connections: list[Connection], requests: list[Request], server_pid: int
 ) -> Phase:
     """Send ``requests``, one worker per connection, all taking from one queue of work."""
-    latencies = array("d", bytes(8 * len(requests)))
-    statuses = [0] * len(requests)
-    todo = iter(range(len(requests)))  # shared: next() never yields to another task
+    return await run_lanes([(connections, requests)], [server_pid])
 
-    async def worker(connection: Connection) -> None:
-        for i in todo:
-            method, path, body = requests[i]
+
+Lane = tuple[list[Connection], "list[Request] | list[HeadedRequest]"]
+
+
+async def run_lanes(lanes: list[Lane], server_pids: list[int]) -> Phase:
+    """Run lanes at once, each its connections taking from its own queue of requests
+    (so a request goes to the server its lane's connections reach); one Phase for all,
+    with the CPU time of every process in ``server_pids``."""
+    total = sum(len(requests) for _, requests in lanes)
+    latencies = array("d", bytes(8 * total))
+    statuses = [0] * total
+
+    async def worker(connection: Connection, todo: Any, first: int, requests: Any) -> None:
+        for i in todo:  # shared per lane: next() never yields to another task
+            method, path, body, *extra = requests[i]
             t0 = time.perf_counter()
-            statuses[i] = await connection.request(method, path, body)
-            latencies[i] = time.perf_counter() - t0
+            statuses[first + i] = await connection.request(method, path, body, *extra)
+            latencies[first + i] = time.perf_counter() - t0
 
-    cpu0, own0, t0 = proc_cpu(server_pid), _own_cpu(), time.perf_counter()
+    cpu0, own0, t0 = sum(map(proc_cpu, server_pids)), _own_cpu(), time.perf_counter()
     async with trio.open_nursery() as nursery:
-        for connection in connections:
-            nursery.start_soon(worker, connection)
+        first = 0
+        for connections, requests in lanes:
+            todo = iter(range(len(requests)))
+            for connection in connections:
+                nursery.start_soon(worker, connection, todo, first, requests)
+            first += len(requests)
     seconds = time.perf_counter() - t0
-    server_cpu, own_cpu = proc_cpu(server_pid) - cpu0, _own_cpu() - own0
+    server_cpu = sum(map(proc_cpu, server_pids)) - cpu0
+    own_cpu = _own_cpu() - own0
     ordered = sorted(latencies)
     return Phase(
-        requests=len(requests),
+        requests=total,
         seconds=seconds,
-        per_second=len(requests) / seconds,
+        per_second=total / seconds,
         p50_ms=_percentile(ordered, 0.50) * 1e3,
         p99_ms=_percentile(ordered, 0.99) * 1e3,
         max_ms=ordered[-1] * 1e3,

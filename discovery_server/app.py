@@ -248,15 +248,12 @@ class DiscoveryService:
             forwarded = request.headers.get("x-forwarded-for", "")
             if forwarded:
                 host = forwarded.split(",")[-1].strip()
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError as exc:
+        ip = _canonical_ip(host)
+        if ip is None:
             if self.settings.trust_forwarded and host:
-                raise _Reject(400, "bad-forwarded-for", "X-Forwarded-For is not an IP") from exc
+                raise _Reject(400, "bad-forwarded-for", "X-Forwarded-For is not an IP")
             return host
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return str(ip)
+        return ip
 
     def _rate_limit(self, source: str) -> None:
         key = source
@@ -296,8 +293,26 @@ async def _read_limited(request: Request, limit: int, within: float) -> bytes:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _canonical_ip(host: str) -> str | None:
+    """``host`` as a canonical IP (IPv4-mapped IPv6 as IPv4), None if not an IP. Cached:
+    it runs on every request and the same sources come back (a proxy's is always one)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
 def _rfc3339(unix: float) -> str:
-    moment = datetime.datetime.fromtimestamp(unix, datetime.UTC).replace(microsecond=0)
+    return _rfc3339_second(int(unix))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_second(unix: int) -> str:
+    moment = datetime.datetime.fromtimestamp(unix, datetime.UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
 

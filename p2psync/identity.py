@@ -25,6 +25,8 @@ from .errors import DeviceIDError, IdentityError
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _TYPO_MAP = str.maketrans({"0": "O", "1": "I", "8": "B"})
+_VALUE = {ch: i for i, ch in enumerate(_ALPHABET)}  # lookups parse IDs on every request
+_BASE32 = frozenset(_ALPHABET)
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
 # Syncthing accepts a peer's certificate only if its name is "syncthing" (unless the user
@@ -38,7 +40,9 @@ def luhn32(group: str) -> str:
     factor = 1
     total = 0
     for ch in group:
-        cp = _ALPHABET.index(ch)
+        cp = _VALUE.get(ch)
+        if cp is None:
+            raise ValueError(f"{ch!r} is not a base32 character")
         addend = factor * cp
         factor = 2 if factor == 1 else 1
         total += addend // 32 + addend % 32
@@ -79,7 +83,7 @@ class DeviceID:
             data = ""
             for n, g in enumerate(groups):
                 body, check = g[:13], g[13]
-                if any(c not in _ALPHABET for c in g):
+                if not _BASE32.issuperset(g):
                     raise DeviceIDError(f"device ID {text!r} contains characters outside base32")
                 if luhn32(body) != check:
                     # each check covers two of the 8 groups the user sees and ends the second
@@ -94,7 +98,7 @@ class DeviceID:
             raise DeviceIDError(
                 f"device ID {text!r} has {len(s)} characters; expected 56 (or 52 without checks)"
             )
-        if any(c not in _ALPHABET for c in s):
+        if not _BASE32.issuperset(s):
             raise DeviceIDError(f"device ID {text!r} contains characters outside base32")
         try:
             raw = base64.b32decode(s + "====")

@@ -223,13 +223,16 @@ async def _start_global(node: ServiceHost, nursery: trio.Nursery) -> None:
 
 
 async def _start_local_v4(node: ServiceHost, nursery: trio.Nursery) -> None:
-    from .discovery.local_v4 import LocalDiscoveryV4, broadcast_targets
+    from .discovery.local_v4 import LocalDiscoveryV4, broadcast_targets, multicast_interfaces
     from .discovery.mdns import mdns_interfaces_from_env
 
     chosen = mdns_interfaces_from_env(list(node.config.discovery.mdns_interfaces))
     try:
         targets = await trio.to_thread.run_sync(
             broadcast_targets, chosen if isinstance(chosen, list) else None
+        )
+        v6_interfaces = await trio.to_thread.run_sync(
+            multicast_interfaces, chosen if isinstance(chosen, list) else None
         )
         local = LocalDiscoveryV4(
             device_id=node.device_id,
@@ -240,6 +243,7 @@ async def _start_local_v4(node: ServiceHost, nursery: trio.Nursery) -> None:
             cache=node.cache,
             is_known=lambda raw: node.config.device(DeviceID(raw)) is not None,
             targets=targets,
+            v6_interfaces=v6_interfaces,
         )
         node.discovery.local_discovery = await _start_stoppable(nursery, node, local.serve)
     except (OSError, ConfigError) as exc:  # LAN discovery is optional

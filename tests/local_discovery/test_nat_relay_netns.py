@@ -1,4 +1,5 @@
-"""NAT, simulated with network namespaces and routes only (no iptables/nftables here):
+"""NAT, simulated with network namespaces and routes only (test_nat_masquerade_netns.py
+uses a real nftables masquerade):
 A and B each sit on their own link to a middle namespace R that runs strelaysrv and our
 discovery server; R does not forward, so A and B cannot reach each other at all. They
 find each other through the discovery server, sync through the relay, and switch to a
