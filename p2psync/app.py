@@ -36,6 +36,7 @@ from .oslimits import raise_open_file_limit
 from .pending import PendingStore
 from .reload import restart_needed
 from .sync.folder import FolderRunner, drop_partials_on_full_disk
+from .sync.folder_build import build_folder
 from .sync.model import SyncModel
 
 log = logging.getLogger("p2psync.app")
@@ -81,7 +82,7 @@ class Node:
     # ---- folders -------------------------------------------------------------------
     async def start_folder(self, fc: FolderConfig) -> FolderRunner:
         assert self._nursery is not None
-        runner = FolderRunner(
+        runner = build_folder(
             fc,
             index=self.index,
             local=self.device_id,

@@ -11,7 +11,6 @@ import itertools
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,12 +39,15 @@ from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
 from .plan import mass_delete_exceeded
 from .pull_round import PullRound
-from .puller import DISK_FULL, MIN_FREE_BYTES, BlockSource, ItemSkipped, Puller
+from .puller import DISK_FULL, MIN_FREE_BYTES, ItemSkipped, Puller
 from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
 from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
+
+# watches a folder root, sends batches of changed paths (None: rescan everything)
+WatchFolder = Callable[..., Awaitable[object]]
 
 
 @dataclass
@@ -68,16 +70,17 @@ class FolderRunner:
         self,
         config: FolderConfig,
         *,
+        fs: FileSystem,
         index: IndexStore,
         local: DeviceID,
         db_limiter: trio.CapacityLimiter,
-        io_limiter: trio.CapacityLimiter | None = None,
-        sources_for: Callable[[str, str], Awaitable[Sequence[BlockSource]]],
-        sources_for_many: Callable[[str, list[str]], Awaitable[dict[str, Sequence[BlockSource]]]]
-        | None = None,
+        io_limiter: trio.CapacityLimiter,
+        puller: Puller,
+        versioner: Versioner,
+        versioner_for: Callable[[FolderConfig], Versioner],
+        watch_folder: WatchFolder,
+        lock: FolderLock,
         events: EventLog,
-        fs: FileSystem | None = None,
-        versioner: Versioner | None = None,
         hash_workers: int = 2,
         on_index_reset: Callable[[str], Awaitable[None]] | None = None,
         tuning: FolderTuning = DEFAULT_TUNING,
@@ -88,10 +91,13 @@ class FolderRunner:
         self.local = local
         self.limiter = db_limiter
         # Block reads/writes/hashes: many small jobs in flight, separate from index work.
-        self.io_limiter = io_limiter or trio.CapacityLimiter(16)
+        self.io_limiter = io_limiter
         self.events = events
-        self.fs = fs or BasicFS(config.resolved_path)
-        self.versioner = versioner or _make_versioner(self.fs, config)
+        self.fs = fs
+        self.versioner = versioner
+        self._versioner_for = versioner_for
+        self.puller = puller
+        self._watch_folder = watch_folder
         self.hash_workers = hash_workers
         self.status = FolderStatus()
         self.local_sequence = SequenceWatch()
@@ -124,27 +130,13 @@ class FolderRunner:
         # may have been emptied while stopped) and once the marker was seen missing.
         self._recheck_local = True
         self._marker_lost = False
-        self._lock = FolderLock(config.resolved_path)
-        self.puller = Puller(
-            folder=self.id,
-            fs=self.fs,
-            index=index,
-            versioner=self.versioner,
-            limiter=self.io_limiter,
-            sources_for=lambda name: sources_for(self.id, name),
-            sources_for_many=(lambda names: sources_for_many(self.id, names))
-            if sources_for_many is not None
-            else None,
-            ignore_permissions=config.ignore_permissions,
-            max_conflicts=config.max_conflicts,
-        )
-        self.puller.defer_records = True
+        self._lock = lock
 
     def update_config(self, config: FolderConfig) -> None:
         """Apply a changed folder config to the running folder (same id and path)."""
         previous, self.config = self.config, config
         if config.versioning != previous.versioning:
-            self.versioner = _make_versioner(self.fs, config)
+            self.versioner = self._versioner_for(config)
             self.puller.versioner = self.versioner
         self.puller.ignore_permissions = config.ignore_permissions
         self.puller.max_conflicts = config.max_conflicts
@@ -500,11 +492,6 @@ class FolderRunner:
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Feed watcher batches into scan requests; ready once the OS watches are armed."""
-        if sys.platform.startswith("linux"):  # inotify on the event loop: no thread, no process
-            from ..watch_inotify import watch_folder_inotify as watch_folder
-        else:  # watchdog's observer threads, kept off this process's GIL
-            from ..watch_process import watch_folder_in_child as watch_folder
-
         armed: list[bool] = []
 
         def started() -> None:
@@ -512,7 +499,7 @@ class FolderRunner:
             task_status.started()
 
         try:
-            await self._watch_until_failed(watch_folder, started)
+            await self._watch_until_failed(self._watch_folder, started)
         except* RESOURCE_ERRORS as group:  # e.g. out of file handles: watch again later
             log.warning(
                 "%s: stopped watching for changes (%s); rescanning, watching again next round",
@@ -526,7 +513,7 @@ class FolderRunner:
                 task_status.started()
 
     async def _watch_until_failed(
-        self, watch_folder: Callable[..., Awaitable[None]], started: Callable[[], None]
+        self, watch_folder: WatchFolder, started: Callable[[], None]
     ) -> None:
         send, receive = trio.open_memory_channel[list[str] | None](16)
         # cancelled by update_config when the watcher settings change: the loop restarts it
@@ -967,10 +954,3 @@ def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
 def _take(gen, n: int) -> list:
     return list(itertools.islice(gen, n))
 
-
-def _make_versioner(fs: FileSystem, config: FolderConfig) -> Versioner:
-    try:
-        from .versioner import make_versioner  # type: ignore[attr-defined]
-    except ImportError:
-        return NoVersioning()
-    return make_versioner(fs, config.versioning)

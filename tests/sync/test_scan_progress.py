@@ -18,7 +18,7 @@ from p2psync.fs import BasicFS
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
 from p2psync.sync import scan_round
-from p2psync.sync.folder import FolderRunner
+from p2psync.sync.folder_build import build_folder
 
 MiB = 1 << 20
 
@@ -61,7 +61,7 @@ async def test_initial_scan_reports_progress_and_completion(
         async def no_sources(folder: str, name: str) -> list[Any]:
             return []
 
-        folder = FolderRunner(
+        folder = build_folder(
             FolderConfig(id=FOLDER, path=str(root), watcher=False, rescan_interval_s=0),
             index=index,
             local=DeviceID(LOCAL),
