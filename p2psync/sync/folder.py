@@ -367,7 +367,8 @@ class FolderRunner:
         """The state once a round of work is done: the most important reason wins."""
         errors = self.status.item_errors
         disk_full = DISK_FULL in errors.values()
-        self._feed(sched.ItemsSettled(disk_full=disk_full))
+        shown = not (self.config.paused or self._hold_reason)
+        self._feed(sched.ItemsSettled(disk_full=disk_full, shown=shown))
         if self.config.paused:
             self._set_state("paused", "paused by the user")
         elif self._hold_reason:

@@ -200,6 +200,7 @@ class TempsCleaned:
 @dataclass(frozen=True)
 class ItemsSettled:
     disk_full: bool  # some item is not in sync for a full disk
+    shown: bool = True  # ... and that is the state shown (not a pause or a held pull)
 
 
 @dataclass(frozen=True)
@@ -396,10 +397,12 @@ def step(s: Schedule, event: Event, now: float) -> tuple[Schedule, tuple[Action,
             return s, NO_ACTIONS
         case TempsCleaned():
             return _replace(s, temps_to_clean=False), NO_ACTIONS
-        case ItemsSettled(disk_full=disk_full):
-            if disk_full:
+        case ItemsSettled(disk_full=disk_full, shown=shown):
+            if not disk_full:
+                return _replace(s, space_wait=False, space_floor=None), NO_ACTIONS
+            if shown:
                 return _replace(s, space_wait=True), NO_ACTIONS
-            return _replace(s, space_wait=False, space_floor=None), NO_ACTIONS
+            return s, NO_ACTIONS
         case Failed(reason=reason, disk_full=disk_full):
             return _failed(s, reason, disk_full, now)
         case RoundDone(failed=failed):
