@@ -10,11 +10,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import trio
 
@@ -22,47 +19,38 @@ from ..config import FolderConfig
 from ..errors import FilesystemError
 from ..events import EventLog
 from ..fs.base import FileSystem
-from ..fs.basic import BasicFS
-from ..fs.internal import MARKER, VERSIONS_DIR, fold, is_own_temp_base
 from ..identity import DeviceID
 from ..index.store import IndexStore, NeedCursor
 from ..protocol.messages import ErrorCode, Request, Response
-from ..protocol.model import FileInfo, FileType
+from ..protocol.model import FileInfo
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
 from ..scanner.scan import ScanProgress
 from . import folder_schedule as sched
 from .folder_lock import FolderLock
+from .folder_root import RootCheck, check_root, local_index_outdated
 from .folder_schedule import PullResult
+from .folder_status import FolderStatus
 from .folder_tuning import DEFAULT_TUNING, FolderTuning
+from .folder_watch import WatchFolder, watch_changes
+from .full_disk import (
+    drop_partials_if_low,
+    drop_partials_on_full_disk,
+    free_space,
+    remove_temp_files,
+)
+from .needed_deletes import collect_rename_sources, mass_delete_hold
 from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
-from .plan import mass_delete_exceeded
 from .pull_round import PullRound
-from .puller import DISK_FULL, MIN_FREE_BYTES, ItemSkipped, Puller
+from .puller import DISK_FULL, ItemSkipped, Puller
 from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
 from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
 
-# watches a folder root, sends batches of changed paths (None: rescan everything)
-WatchFolder = Callable[..., Awaitable[object]]
-
-
-@dataclass
-class FolderStatus:
-    state: str = "starting"  # starting, idle, scanning, syncing, error, paused
-    reason: str = ""
-    item_errors: dict[str, str] = field(default_factory=dict)
-    # peers' items refused for good (since this start), with why: not errors, not retried
-    not_synced: dict[str, str] = field(default_factory=dict)
-    last_scan: float = 0.0
-    scan_problems: list[tuple[str, str]] = field(default_factory=list)
-    conflicts: int = 0
-    # the first full scan since start: until it completes, peers may not know every file
-    initial_scan_done: bool = False
-    scan_progress: ScanProgress | None = None  # of the scan running now (None: not scanning)
+__all__ = ["FolderRunner", "FolderStatus", "WatchFolder", "drop_partials_on_full_disk"]
 
 
 class FolderRunner:
@@ -235,13 +223,26 @@ class FolderRunner:
         for action in self._feed(event):
             match action:
                 case sched.MeasureSpace():
-                    free = await trio.to_thread.run_sync(self._free_space)
+                    free = await trio.to_thread.run_sync(
+                        free_space, self.fs, self.index.path.parent
+                    )
                     await self._do(sched.SpaceMeasured(free))
                 case sched.RunRound():
                     await self._round()
                 case sched.StartWatcher():  # once the folder root is known to exist
                     assert self._nursery is not None
-                    await self._nursery.start(self._watch)
+                    # cancelled by update_config when the watcher settings change
+                    self._watch_scope = trio.CancelScope()
+                    await self._nursery.start(
+                        watch_changes,
+                        self.id,
+                        self.config.resolved_path,
+                        self.config.watcher_delay_ms / 1000,
+                        self._watch_folder,
+                        self._watch_scope,
+                        self.request_scan,
+                        self._watcher_failed,
+                    )
                 case sched.Scan(full=full):
                     changed = await self._scan(full)
                     await self._do(sched.Scanned(changed))
@@ -251,7 +252,7 @@ class FolderRunner:
                     if await self._clean_stale_temps():
                         self._feed(sched.TempsCleaned())
                 case sched.DropPartialsIfLow():
-                    await self._drop_partials_if_low()
+                    await drop_partials_if_low(self.fs, self.id, self.io_limiter)
                 case _:
                     raise AssertionError(f"unexpected action {action!r}")
 
@@ -307,27 +308,6 @@ class FolderRunner:
             self._failed(leaf)
         await self._do(sched.RoundDone(failed=failed))
 
-    async def _drop_partials_if_low(self) -> None:
-        """Paused for a full disk with less than the reserve free: drop the partial temp
-        files kept for resuming (after a restart they may hold the last free bytes, and
-        then nothing, not even the index, could be written)."""
-        try:
-            free = await trio.to_thread.run_sync(self.fs.free_space)
-        except (OSError, FilesystemError):
-            return
-        if free >= MIN_FREE_BYTES:
-            return
-        removed = await trio.to_thread.run_sync(
-            _remove_temp_files, self.fs, time.time_ns() + 1, limiter=self.io_limiter
-        )
-        if removed:
-            log.warning(
-                "%s: removed %d partial temporary files: less than %d MiB was free",
-                self.id,
-                removed,
-                MIN_FREE_BYTES // 2**20,
-            )
-
     def _failed(self, exc: BaseException) -> None:
         if is_disk_full(exc):
             where = (
@@ -340,18 +320,6 @@ class FolderRunner:
             reason = f"{describe(exc)}; retrying"
         self._failure = exc  # for the log line, if the reason is new
         self._feed(sched.Failed(reason=reason, disk_full=is_disk_full(exc)))
-
-    def _free_space(self) -> int:
-        """Free bytes where this folder writes: the folder's file system and the index's."""
-        try:
-            st = os.statvfs(self.index.path.parent)
-            home = st.f_bavail * st.f_frsize
-        except OSError:
-            home = 0
-        try:
-            return min(home, self.fs.free_space())
-        except (OSError, FilesystemError):
-            return 0
 
     async def _work(self) -> None:
         if not self._started_up:
@@ -388,9 +356,9 @@ class FolderRunner:
         if self._blocked:
             self._set_state("error", self._blocked)
             return False
-        ok, reason = await trio.to_thread.run_sync(self._check_root)
-        if not ok:
-            self._set_state("error", reason)
+        check = await trio.to_thread.run_sync(self._check_root)
+        if check.reason:
+            self._set_state("error", check.reason)
             self._feed(sched.RetryLater())
             return False
         if self._recheck_local:
@@ -406,51 +374,19 @@ class FolderRunner:
             return False
         return True
 
-    def _check_root(self) -> tuple[bool, str]:
-        root = self.config.resolved_path
-        if not root.is_dir():
-            if self.index.max_sequence(self.id, self.local.raw) > 0 or root.exists():
-                self._recheck_local = self._marker_lost = True
-                return False, f"folder path {root} is missing (unmounted disk?)"
-            root.mkdir(parents=True)  # a new folder: create it, like ~/Sync on first run
-        try:
-            self.fs.lstat(MARKER)
-        except FileNotFoundError:
-            has_files = self.index.max_sequence(self.id, self.local.raw) > 0
-            if has_files:
-                self._recheck_local = self._marker_lost = True
-                return False, f"folder marker {MARKER} is missing in {root} (unmounted disk?)"
-            self.fs.mkdir(MARKER)
-        busy = self._lock.ensure()
-        if busy:
-            return False, busy
-        return True, ""
+    def _check_root(self) -> RootCheck:
+        check = check_root(
+            self.config.resolved_path,
+            self.fs,
+            lambda: self.index.max_sequence(self.id, self.local.raw) > 0,
+            self._lock,
+        )
+        if check.marker_lost:
+            self._recheck_local = self._marker_lost = True
+        return check
 
     def _local_index_outdated(self) -> str:
-        """Why this device's index of the folder no longer describes its disk, or "".
-
-        Scanning would turn every missing file into a deletion sent to every device
-        when the missing files are no decision of the user: a marker that went missing
-        and came back (recreated by hand, a disk restored) with any indexed file not on
-        disk, or a start with none of the indexed files on disk (emptied or replaced
-        while the daemon was stopped). Such a folder starts from the cluster's state.
-        A marker back with every file in place (a disk remounted) changes nothing."""
-        indexed = False
-        for fi in self.index.iter_local(self.id):
-            if fi.deleted or fi.invalid or fi.is_directory:
-                continue
-            indexed = True
-            try:
-                self.fs.lstat(fi.name)
-            except (OSError, FilesystemError):
-                if self._marker_lost:
-                    return f"the folder marker {MARKER} is back but {fi.name!r} is not"
-                continue
-            if not self._marker_lost:
-                return ""
-        if indexed and not self._marker_lost:
-            return "none of the files in its index are on disk"
-        return ""
+        return local_index_outdated(self.fs, self.index.iter_local(self.id), self._marker_lost)
 
     async def _reset_local_index(self, why: str) -> None:
         """Forget this device's index of the folder (new index ID) and pull the cluster's
@@ -489,61 +425,10 @@ class FolderRunner:
             if removed:
                 log.info("%s: removed %d expired versions", self.id, removed)
 
-    async def _watch(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Feed watcher batches into scan requests; ready once the OS watches are armed."""
-        armed: list[bool] = []
-
-        def started() -> None:
-            armed.append(True)
-            task_status.started()
-
-        try:
-            await self._watch_until_failed(self._watch_folder, started)
-        except* RESOURCE_ERRORS as group:  # e.g. out of file handles: watch again later
-            log.warning(
-                "%s: stopped watching for changes (%s); rescanning, watching again next round",
-                self.id,
-                describe(first_leaf(group)),
-            )
-            # changes may have been missed: a full scan; no wake-up: the retry comes
-            # with backoff, in case the cause persists
-            self._feed(sched.WatcherFailed())
-            if not armed:
-                task_status.started()
-
-    async def _watch_until_failed(
-        self, watch_folder: WatchFolder, started: Callable[[], None]
-    ) -> None:
-        send, receive = trio.open_memory_channel[list[str] | None](16)
-        # cancelled by update_config when the watcher settings change: the loop restarts it
-        scope = self._watch_scope = trio.CancelScope()
-        armed = False
-        with scope:
-            async with trio.open_nursery() as nursery:
-                try:
-                    await nursery.start(
-                        lambda task_status: watch_folder(
-                            self.config.resolved_path,
-                            on_changes=send,
-                            delay=self.config.watcher_delay_ms / 1000,
-                            task_status=task_status,
-                        )
-                    )
-                except FilesystemError as exc:  # e.g. the inotify watch limit
-                    log.warning(
-                        "%s: not watching for changes (%s); relying on periodic scans", self.id, exc
-                    )
-                    started()
-                    return
-                started()
-                armed = True
-                async with receive:
-                    async for paths in receive:
-                        self.request_scan(paths)
-        if scope.cancelled_caught and not armed:
-            started()
+    def _watcher_failed(self) -> None:
+        # changes may have been missed: a full scan; no wake-up: the retry comes with
+        # backoff, in case the cause persists
+        self._feed(sched.WatcherFailed())
 
     # ---- scanning ------------------------------------------------------------------
     async def _scan(self, full: bool) -> int:
@@ -614,7 +499,7 @@ class FolderRunner:
             return False
         cutoff = time.time_ns() - self.tuning.temp_max_age_ns
         removed = await trio.to_thread.run_sync(
-            _remove_temp_files, self.fs, cutoff, limiter=self.io_limiter
+            remove_temp_files, self.fs, cutoff, limiter=self.io_limiter
         )
         if removed:
             log.info("%s: removed %d stale temporary files", self.id, removed)
@@ -638,7 +523,9 @@ class FolderRunner:
         renames_before = self.puller.stats.renames
         rename_sources = {}
         if need.deleted and need.files:
-            rename_sources = await self._db(self._collect_rename_sources)
+            rename_sources = await self._db(
+                collect_rename_sources, self.index, self.id, self.tuning.rename_sources_max
+            )
         self._retry_soon = False
         pull_round = PullRound(
             folder_id=self.id,
@@ -746,24 +633,6 @@ class FolderRunner:
         need = await self._db(self.index.need_counts, self.id)
         return need.deleted == 0
 
-    def _collect_rename_sources(self) -> dict[bytes, list[FileInfo]]:
-        """Needed deletions of local files, by content: a needed new file with the same
-        content is then applied as a rename of one of them (a remote rename or move costs
-        no data copy). Bounded: past ``rename_sources_max`` the rest are plain copies."""
-        sources: dict[bytes, list[FileInfo]] = {}
-        count = 0
-        for fi in self.index.iter_need(self.id):
-            if not fi.deleted:
-                continue
-            cur = self.index.get_local(self.id, fi.name)
-            if cur is None or cur.deleted or not cur.is_file or not cur.blocks:
-                continue
-            sources.setdefault(cur.blocks_hash(), []).append(fi)
-            count += 1
-            if count >= self.tuning.rename_sources_max:
-                break
-        return sources
-
     def _skip_ignored(self, fi: FileInfo) -> bool:
         return self.ignore.is_ignored(fi.name)
 
@@ -824,43 +693,20 @@ class FolderRunner:
         if self._override_confirmed_deletes or deletes == 0:
             self._hold_reason = ""
             return False
-        local = await self._db(self.index.counts, self.id, self.local.raw)
-        total = local.files + local.symlinks
-        share, minimum = self.config.mass_delete_share, self.config.mass_delete_min_deletes
-        if not mass_delete_exceeded(deletes, total, share, minimum):
-            self._hold_reason = ""
-            return False
-        real = await self._db(self._count_real_deletes)
-        if not mass_delete_exceeded(real, total, share, minimum):
-            self._hold_reason = ""
-            return False
-        reason = (
-            f"remote changes would delete {real} of {total} files; "
-            f"confirm with `p2psync folder confirm-deletes {self.id}`"
+        config = self.config
+        reason = await self._db(
+            mass_delete_hold,
+            self.index,
+            self.id,
+            self.local.raw,
+            deletes,
+            config.mass_delete_share,
+            config.mass_delete_min_deletes,
         )
-        if reason != self._hold_reason:
+        if reason and reason != self._hold_reason:
             log.warning("%s: pulling held: %s", self.id, reason)
         self._hold_reason = reason
-        return True
-
-    def _count_real_deletes(self) -> int:
-        """Needed deletions of local files whose content is not re-created by the change."""
-        recreated: set[bytes] = set()
-        deleted_names: list[str] = []
-        for fi in self.index.iter_need(self.id):
-            if fi.deleted:
-                deleted_names.append(fi.name)
-            elif fi.is_file:
-                recreated.add(fi.blocks_hash())
-        real = 0
-        for name in deleted_names:
-            cur = self.index.get_local(self.id, name)
-            if cur is None or cur.deleted or cur.is_directory:
-                continue
-            if cur.is_file and cur.blocks_hash() in recreated:
-                continue
-            real += 1
-        return real
+        return bool(reason)
 
     # ---- serving -------------------------------------------------------------------
     async def serve_requests(self, requests: Sequence[Request]) -> list[Response]:
@@ -903,55 +749,5 @@ class FolderRunner:
         return count
 
 
-def drop_partials_on_full_disk(home: Path, folders: Sequence[FolderConfig]) -> int:
-    """At start-up, when the home's disk has less than MIN_FREE_BYTES free: remove the
-    puller's partial temp files in folders on that disk, so that files kept for resuming
-    cannot keep the index, and so the daemon, from starting. Returns how many."""
-    try:
-        st = os.statvfs(home)
-        device = os.stat(home).st_dev
-    except OSError:
-        return 0
-    if st.f_bavail * st.f_frsize >= MIN_FREE_BYTES:
-        return 0
-    removed = 0
-    for fc in folders:
-        try:
-            if os.stat(fc.resolved_path).st_dev != device:
-                continue
-        except OSError:
-            continue
-        removed += _remove_temp_files(BasicFS(fc.resolved_path), time.time_ns() + 1)
-    if removed:
-        log.warning("the disk of %s is full: removed %d partial temporary files", home, removed)
-    return removed
-
-
-def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
-    """Walk the folder (never following symlinks) and delete puller temp files last
-    written before ``older_than_ns`` (younger ones may still be reused after a restart)."""
-    removed = 0
-    pending = [""]
-    while pending:
-        dirname = pending.pop()
-        try:
-            entries = fs.scandir(dirname)
-        except (OSError, FilesystemError):
-            continue
-        for entry in entries:
-            name = f"{dirname}/{entry.name}" if dirname else entry.name
-            if entry.stat.type == FileType.DIRECTORY:
-                if not (dirname == "" and fold(entry.name) in (MARKER, VERSIONS_DIR)):
-                    pending.append(name)
-            elif is_own_temp_base(entry.name) and entry.stat.mtime_ns < older_than_ns:
-                try:
-                    fs.remove(name)
-                    removed += 1
-                except (OSError, FilesystemError):
-                    pass
-    return removed
-
-
 def _take(gen, n: int) -> list:
     return list(itertools.islice(gen, n))
-
