@@ -356,7 +356,6 @@ def test_items_that_no_longer_fail_for_a_full_disk_end_the_space_wait() -> None:
     assert actions == ()
 
 
-
 def test_a_full_disk_behind_a_pause_or_a_held_pull_is_not_waited_for() -> None:
     s, _ = step(idle(), fs.ItemsSettled(disk_full=True, shown=False), 1.0)
     assert not s.space_wait
