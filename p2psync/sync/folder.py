@@ -20,13 +20,14 @@ from ..errors import FilesystemError
 from ..events import EventLog
 from ..fs.base import FileSystem
 from ..identity import DeviceID
-from ..index.store import IndexStore, NeedCursor
+from ..index.store import NeedCursor
 from ..protocol.messages import ErrorCode, Request, Response
 from ..protocol.model import FileInfo
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
 from ..scanner.scan import ScanProgress
 from . import folder_schedule as sched
+from .folder_index import FolderIndex
 from .folder_lock import FolderLock
 from .folder_root import RootCheck, check_root, local_index_outdated
 from .folder_schedule import PullResult
@@ -59,7 +60,7 @@ class FolderRunner:
         config: FolderConfig,
         *,
         fs: FileSystem,
-        index: IndexStore,
+        index: FolderIndex,
         local: DeviceID,
         db_limiter: trio.CapacityLimiter,
         io_limiter: trio.CapacityLimiter,
@@ -67,6 +68,7 @@ class FolderRunner:
         versioner: Versioner,
         versioner_for: Callable[[FolderConfig], Versioner],
         watch_folder: WatchFolder,
+        block_server: Callable[[Callable[[], Ignore]], BlockServer],
         lock: FolderLock,
         events: EventLog,
         hash_workers: int = 2,
@@ -102,7 +104,7 @@ class FolderRunner:
         self._wake.set()  # scan (and pull) as soon as the loop starts
         self._scan_paths: set[str] = set()  # what the schedule's scan_paths are
         self._override_confirmed_deletes = False
-        self.server = BlockServer(self.id, self.fs, index, lambda: self.ignore)
+        self.server = block_server(lambda: self.ignore)  # with the patterns loaded last
         self.serve_queue = ServeQueue(self.server, self.io_limiter)
         self._retry_soon = False
         self._hold_reason = ""  # why pulling is held (mass-delete guard), until confirmed

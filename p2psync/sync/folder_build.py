@@ -22,6 +22,7 @@ from .folder import FolderRunner, WatchFolder
 from .folder_lock import FolderLock
 from .folder_tuning import DEFAULT_TUNING, FolderTuning
 from .puller import BlockSource, Puller
+from .serve import BlockServer
 from .versioner import Versioner, make_versioner
 
 IO_JOBS = 16  # block reads/writes/hashes in flight per folder, apart from index work
@@ -89,6 +90,7 @@ def build_folder(
         versioner=versioner,
         versioner_for=partial(folder_versioner, folder_fs),
         watch_folder=platform_watcher(),
+        block_server=partial(BlockServer, config.id, folder_fs, index),
         lock=FolderLock(config.resolved_path),
         events=events,
         hash_workers=hash_workers,

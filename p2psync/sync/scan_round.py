@@ -27,10 +27,10 @@ import trio
 from ..config import FolderConfig
 from ..fs.base import FileSystem
 from ..identity import DeviceID
-from ..index.store import IndexStore
 from ..protocol.model import FileInfo
 from ..scanner.ignore import Ignore
 from ..scanner.scan import ScanBatch, ScanProgress, scan
+from .folder_index import FolderIndex
 from .overrides import FLAG_RECEIVE_ONLY
 from .plan import equivalent
 
@@ -49,7 +49,7 @@ class ScanResult:
 class IndexView:
     """The scanner's LocalIndexView over the index store, for one folder."""
 
-    def __init__(self, index: IndexStore, folder: str) -> None:
+    def __init__(self, index: FolderIndex, folder: str) -> None:
         self.index = index
         self.folder = folder
 
@@ -67,7 +67,7 @@ class ScanRound:
         folder_id: str,
         config: FolderConfig,
         fs: FileSystem,
-        index: IndexStore,
+        index: FolderIndex,
         local: DeviceID,
         ignore: Ignore,
         hash_workers: int,
