@@ -2,7 +2,9 @@
 
 Scans and pulls never overlap, so the scanner never sees a half-applied pull and the
 puller's "unchanged since the last scan" check is meaningful. Triggers (watcher events,
-new remote index data, a timer, the user) only set flags; the loop does the work.
+new remote index data, a timer, the user) are events for the folder's scheduler
+(``folder_schedule.py``, pure); the loop carries out the actions it answers with. The
+runner's parts are built by ``folder_build.build_folder``.
 """
 
 from __future__ import annotations
