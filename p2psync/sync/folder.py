@@ -451,6 +451,7 @@ class FolderRunner:
             db=self._db,
             on_stored=self._scanned_stored,
             on_progress=self._scan_progressed,
+            progress_interval=self.tuning.scan_progress_interval,
         )
         self.status.scan_progress = scan_round.progress
         try:

@@ -20,6 +20,7 @@ class FolderTuning:
     space_check_interval: float = 2.0  # paused for a full disk: how often free space is read
     space_returned: int = 1024 * 1024  # this much more free than at the failure: go again
     not_synced_listed: int = 1000  # refused items shown in the status (all kept in the index)
+    scan_progress_interval: float = 1.0  # seconds between progress reports of a scan
 
 
 DEFAULT_TUNING = FolderTuning()

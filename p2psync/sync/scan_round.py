@@ -76,6 +76,7 @@ class ScanRound:
         batch_size: int = SCAN_BATCH,
         progress: ScanProgress | None = None,
         on_progress: Callable[[ScanProgress], None] | None = None,
+        progress_interval: float = PROGRESS_INTERVAL,
     ) -> None:
         self.id = folder_id
         self.config = config
@@ -89,6 +90,7 @@ class ScanRound:
         self.batch_size = batch_size
         self.progress = progress or ScanProgress(time.monotonic())
         self._on_progress = on_progress
+        self.progress_interval = progress_interval
 
     async def run(self, paths: list[str] | None) -> ScanResult:
         """Scan ``paths`` (None: the whole folder) and store what changed."""
@@ -157,7 +159,7 @@ class ScanRound:
 
     async def _report_progress(self, report: Callable[[ScanProgress], None]) -> None:
         while True:
-            await trio.sleep(PROGRESS_INTERVAL)
+            await trio.sleep(self.progress_interval)
             report(self.progress)
 
     async def _store(self, files: list[FileInfo]) -> int:
