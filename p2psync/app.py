@@ -34,6 +34,7 @@ from .oslimits import raise_open_file_limit
 from .pending import PendingStore
 from .services import RunningDiscovery, start_api, start_discovery
 from .sync.folder import FolderRunner, drop_partials_on_full_disk
+from .sync.folder_build import build_folder
 from .sync.model import SyncModel
 
 __all__ = ["INDEX_FILE", "Node", "forget_removed_folders", "open_index", "run_daemon", "serve_node"]
@@ -146,7 +147,7 @@ def build_folder_runner(
     fc: FolderConfig, *, index: IndexStore, model: SyncModel, events: EventLog
 ) -> FolderRunner:
     """The one place a folder's runner is built, with its collaborators passed in."""
-    return FolderRunner(
+    return build_folder(
         fc,
         index=index,
         local=model.local,

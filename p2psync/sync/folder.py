@@ -2,7 +2,9 @@
 
 Scans and pulls never overlap, so the scanner never sees a half-applied pull and the
 puller's "unchanged since the last scan" check is meaningful. Triggers (watcher events,
-new remote index data, a timer, the user) only set flags; the loop does the work.
+new remote index data, a timer, the user) are events for the folder's scheduler
+(``folder_schedule.py``, pure); the loop carries out the actions it answers with. The
+runner's parts are built by ``folder_build.build_folder``.
 """
 
 from __future__ import annotations
@@ -10,12 +12,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import trio
 
@@ -23,54 +21,39 @@ from ..config import FolderConfig
 from ..errors import FilesystemError
 from ..events import EventLog
 from ..fs.base import FileSystem
-from ..fs.basic import BasicFS
-from ..fs.internal import MARKER, VERSIONS_DIR, fold, is_own_temp_base
 from ..identity import DeviceID
-from ..index.store import IndexStore, NeedCursor
+from ..index.store import NeedCursor
 from ..protocol.messages import ErrorCode, Request, Response
-from ..protocol.model import FileInfo, FileType
+from ..protocol.model import FileInfo
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
 from ..scanner.scan import ScanProgress
+from . import folder_schedule as sched
+from .folder_index import FolderIndex
 from .folder_lock import FolderLock
+from .folder_root import RootCheck, check_root, local_index_outdated
+from .folder_schedule import PullResult
+from .folder_status import FolderStatus
+from .folder_tuning import DEFAULT_TUNING, FolderTuning
+from .folder_watch import WatchFolder, watch_changes
+from .full_disk import (
+    drop_partials_if_low,
+    drop_partials_on_full_disk,
+    free_space,
+    remove_temp_files,
+)
+from .needed_deletes import collect_rename_sources, mass_delete_hold
 from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
-from .plan import mass_delete_exceeded
 from .pull_round import PullRound
-from .puller import DISK_FULL, MIN_FREE_BYTES, BlockSource, ItemSkipped, Puller
+from .puller import DISK_FULL, ItemSkipped, Puller
 from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
 from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
 
-PULL_PAGE = 256
-RETRY_MIN = 1.0
-RETRY_MAX = 60.0
-VERSION_CLEAN_INTERVAL = 3600.0
-WAKE_COALESCE = 0.01
-RENAME_SOURCES_MAX = 200_000
-TEMP_MAX_AGE_NS = 24 * 3600 * 10**9  # like Syncthing: a day-old partial file is garbage
-PULL_DEBOUNCE = 0.03  # seconds without index updates before pulling
-PULL_DEBOUNCE_MAX = 2.0
-SPACE_CHECK_INTERVAL = 2.0  # while paused for a full disk: how often free space is looked at
-SPACE_RETURNED = 1024 * 1024  # this much more free space than at the failure: try again now
-NOT_SYNCED_LISTED = 1000  # refused items shown in the status (all are kept in the index)
-
-
-@dataclass
-class FolderStatus:
-    state: str = "starting"  # starting, idle, scanning, syncing, error, paused
-    reason: str = ""
-    item_errors: dict[str, str] = field(default_factory=dict)
-    # peers' items refused for good (since this start), with why: not errors, not retried
-    not_synced: dict[str, str] = field(default_factory=dict)
-    last_scan: float = 0.0
-    scan_problems: list[tuple[str, str]] = field(default_factory=list)
-    conflicts: int = 0
-    # the first full scan since start: until it completes, peers may not know every file
-    initial_scan_done: bool = False
-    scan_progress: ScanProgress | None = None  # of the scan running now (None: not scanning)
+__all__ = ["FolderRunner", "FolderStatus", "WatchFolder", "drop_partials_on_full_disk"]
 
 
 class FolderRunner:
@@ -78,18 +61,21 @@ class FolderRunner:
         self,
         config: FolderConfig,
         *,
-        index: IndexStore,
+        fs: FileSystem,
+        index: FolderIndex,
         local: DeviceID,
         db_limiter: trio.CapacityLimiter,
-        io_limiter: trio.CapacityLimiter | None = None,
-        sources_for: Callable[[str, str], Awaitable[Sequence[BlockSource]]],
-        sources_for_many: Callable[[str, list[str]], Awaitable[dict[str, Sequence[BlockSource]]]]
-        | None = None,
+        io_limiter: trio.CapacityLimiter,
+        puller: Puller,
+        versioner: Versioner,
+        versioner_for: Callable[[FolderConfig], Versioner],
+        watch_folder: WatchFolder,
+        block_server: Callable[[Callable[[], Ignore]], BlockServer],
+        lock: FolderLock,
         events: EventLog,
-        fs: FileSystem | None = None,
-        versioner: Versioner | None = None,
         hash_workers: int = 2,
         on_index_reset: Callable[[str], Awaitable[None]] | None = None,
+        tuning: FolderTuning = DEFAULT_TUNING,
     ) -> None:
         self.config = config
         self.id = config.id
@@ -97,68 +83,52 @@ class FolderRunner:
         self.local = local
         self.limiter = db_limiter
         # Block reads/writes/hashes: many small jobs in flight, separate from index work.
-        self.io_limiter = io_limiter or trio.CapacityLimiter(16)
+        self.io_limiter = io_limiter
         self.events = events
-        self.fs = fs or BasicFS(config.resolved_path)
-        self.versioner = versioner or _make_versioner(self.fs, config)
+        self.fs = fs
+        self.versioner = versioner
+        self._versioner_for = versioner_for
+        self.puller = puller
+        self._watch_folder = watch_folder
         self.hash_workers = hash_workers
         self.status = FolderStatus()
         self.local_sequence = SequenceWatch()
         self.ignore = Ignore()
+        self.tuning = tuning
+        # when to scan, pull, retry, wait (folder_schedule.py); the runner does the work
+        self._schedule = sched.initial(
+            tuning,
+            paused=config.paused,
+            watcher=config.watcher,
+            rescan_interval=config.rescan_interval_s,
+        )
         self._wake = Wakeup()
         self._wake.set()  # scan (and pull) as soon as the loop starts
-        self._scan_full = True
-        self._scan_paths: set[str] = set()
-        self._pull_wanted = True
-        self._retry_at: float | None = None
-        self._retry_delay = RETRY_MIN
+        self._scan_paths: set[str] = set()  # what the schedule's scan_paths are
         self._override_confirmed_deletes = False
-        self.server = BlockServer(self.id, self.fs, index, lambda: self.ignore)
+        self.server = block_server(lambda: self.ignore)  # with the patterns loaded last
         self.serve_queue = ServeQueue(self.server, self.io_limiter)
-        self._watching = False
         self._retry_soon = False
         self._hold_reason = ""  # why pulling is held (mass-delete guard), until confirmed
-        self._pull_due: float | None = None
-        self._remote_updates_in_flight = 0
         self._remote_updates_stored = 0
         self._remote_update_stored = trio.Event()  # replaced after each one
-        self._temps_to_clean = False  # after a full scan, once nothing is needed
-        self._pull_burst_start: float | None = None
         self._nursery: trio.Nursery | None = None
         self._started_up = False
-        self._fault_reason = ""  # why the last round failed (logged once per reason)
-        self._space_wait = False  # paused for a full disk: watch free space
-        self._space_floor: int | None = None  # free bytes when that was noticed
-        self._space_checked = 0.0
+        self._failure: BaseException | None = None  # the last round's, for the log
         self._blocked = ""  # why the config keeps this folder from running (nested paths)
         self._watch_scope = trio.CancelScope()
-        self._settings_changed = trio.Event()  # replaced after each update_config
         self._on_index_reset = on_index_reset
         # Whether the local index may no longer describe the disk: at start (the folder
         # may have been emptied while stopped) and once the marker was seen missing.
         self._recheck_local = True
         self._marker_lost = False
-        self._lock = FolderLock(config.resolved_path)
-        self.puller = Puller(
-            folder=self.id,
-            fs=self.fs,
-            index=index,
-            versioner=self.versioner,
-            limiter=self.io_limiter,
-            sources_for=lambda name: sources_for(self.id, name),
-            sources_for_many=(lambda names: sources_for_many(self.id, names))
-            if sources_for_many is not None
-            else None,
-            ignore_permissions=config.ignore_permissions,
-            max_conflicts=config.max_conflicts,
-        )
-        self.puller.defer_records = True
+        self._lock = lock
 
     def update_config(self, config: FolderConfig) -> None:
         """Apply a changed folder config to the running folder (same id and path)."""
         previous, self.config = self.config, config
         if config.versioning != previous.versioning:
-            self.versioner = _make_versioner(self.fs, config)
+            self.versioner = self._versioner_for(config)
             self.puller.versioner = self.versioner
         self.puller.ignore_permissions = config.ignore_permissions
         self.puller.max_conflicts = config.max_conflicts
@@ -168,11 +138,16 @@ class FolderRunner:
             previous.watcher,
             previous.watcher_delay_ms,
         ):
-            self._watch_scope.cancel()  # the loop starts it again with the new settings
-            self._watching = False
-            self.request_scan(None)  # what changed while nothing watched
-        self._settings_changed.set()
-        self._settings_changed = trio.Event()
+            # the loop starts it again with the new settings, and scans what changed
+            # while nothing watched
+            self._feed(sched.WatcherSettingsChanged())
+        self._feed(
+            sched.Configured(
+                paused=config.paused,
+                watcher=config.watcher,
+                rescan_interval=config.rescan_interval_s,
+            )
+        )
         self.request_pull()
 
     def set_blocked(self, reason: str) -> None:
@@ -187,37 +162,33 @@ class FolderRunner:
     # ---- triggers ------------------------------------------------------------------
     def request_scan(self, paths: Sequence[str] | None = None) -> None:
         if paths is None:
-            self._scan_full = True
+            self._feed(sched.ScanRequested(full=True))
+            return
+        self._scan_paths.update(paths)
+        if self._scan_paths:
+            self._feed(sched.ScanRequested(full=False))
         else:
-            self._scan_paths.update(paths)
-        self._wake.set()
+            self._wake.set()
 
     def request_pull(self) -> None:
-        self._pull_wanted = True
-        self._wake.set()
+        self._feed(sched.PullRequested())
 
     def begin_remote_update(self) -> None:
         """An index update from a peer is being stored: hold pulling (briefly) so the
         rest of a burst is seen together."""
-        self._remote_updates_in_flight += 1
-        if self._pull_burst_start is None:
-            self._pull_burst_start = trio.current_time()
+        self._feed(sched.RemoteUpdateBegan())
 
     def end_remote_update(self) -> None:
-        self._remote_updates_in_flight -= 1
         self._remote_updates_stored += 1
         self._remote_update_stored.set()
         self._remote_update_stored = trio.Event()
-        self.request_pull_soon()
+        self._feed(sched.RemoteUpdateEnded())
 
     def request_pull_soon(self) -> None:
-        """Pull once index updates stop arriving for a moment (or after PULL_DEBOUNCE_MAX):
-        a burst of updates — e.g. a rename's adds and deletes — is then pulled as one."""
-        now = trio.current_time()
-        if self._pull_burst_start is None:
-            self._pull_burst_start = now
-        self._pull_due = min(now + PULL_DEBOUNCE, self._pull_burst_start + PULL_DEBOUNCE_MAX)
-        self._wake.set()
+        """Pull once index updates stop arriving for a moment (or after
+        ``pull_debounce_max``): a burst of updates — e.g. a rename's adds and deletes —
+        is then pulled as one."""
+        self._feed(sched.PullSoonRequested())
 
     def confirm_deletes(self) -> None:
         """The user accepted a mass delete that paused the folder."""
@@ -227,6 +198,67 @@ class FolderRunner:
 
     async def _db(self, fn, *args):
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    # ---- the schedule ----------------------------------------------------------------
+    def _feed(self, event: sched.Event) -> tuple[sched.Action, ...]:
+        """Step the schedule; do its immediate actions, return the ones that await."""
+        self._schedule, actions = sched.step(self._schedule, event, trio.current_time())
+        later: list[sched.Action] = []
+        for action in actions:
+            match action:
+                case sched.Wake():
+                    self._wake.set()
+                case sched.StopWatcher():
+                    self._watch_scope.cancel()
+                case sched.ShowState(state=state, reason=reason):
+                    self._set_state(state, reason)
+                case sched.LogFault(reason=reason):
+                    log.error("%s: %s (%s)", self.id, reason, self._failure)
+                case sched.LogRecovered(reason=reason):
+                    log.info("%s: working again after: %s", self.id, reason)
+                case sched.SpaceReturned(free=free):
+                    log.info("%s: %d MiB free again; resuming", self.id, free // 2**20)
+                case _:
+                    later.append(action)
+        return tuple(later)
+
+    async def _do(self, event: sched.Event) -> None:
+        """Feed ``event`` and carry out what the schedule asks for, in order."""
+        for action in self._feed(event):
+            match action:
+                case sched.MeasureSpace():
+                    free = await trio.to_thread.run_sync(
+                        free_space, self.fs, self.index.path.parent
+                    )
+                    await self._do(sched.SpaceMeasured(free))
+                case sched.RunRound():
+                    await self._round()
+                case sched.StartWatcher():  # once the folder root is known to exist
+                    assert self._nursery is not None
+                    # cancelled by update_config when the watcher settings change
+                    self._watch_scope = trio.CancelScope()
+                    await self._nursery.start(
+                        watch_changes,
+                        self.id,
+                        self.config.resolved_path,
+                        self.config.watcher_delay_ms / 1000,
+                        self._watch_folder,
+                        self._watch_scope,
+                        self.request_scan,
+                        self._watcher_failed,
+                    )
+                case sched.Scan(full=full):
+                    changed = await self._scan(full)
+                    await self._do(sched.Scanned(changed))
+                case sched.Pull():
+                    await self._do(await self._pull())
+                case sched.CleanTemps():
+                    if await self._clean_stale_temps():
+                        self._feed(sched.TempsCleaned())
+                case sched.DropPartialsIfLow():
+                    await drop_partials_if_low(self.fs, self.id, self.io_limiter)
+                case _:
+                    raise AssertionError(f"unexpected action {action!r}")
 
     # ---- the loop ------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -242,51 +274,17 @@ class FolderRunner:
     async def _run_loop(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             task_status.started()
-            nursery.start_soon(self._periodic_scans)
+            self._feed(sched.Started())  # periodic scans count from now
             self._nursery = nursery
             await nursery.start(self.serve_queue.run)
             nursery.start_soon(self._clean_versions)
             while True:
-                space_check = (
-                    self._space_checked + SPACE_CHECK_INTERVAL if self._space_wait else None
-                )
-                due = min(
-                    (t for t in (self._retry_at, self._pull_due, space_check) if t is not None),
-                    default=float("inf"),
-                )
-                timeout = max(0.0, due - trio.current_time())
-                with trio.move_on_after(timeout):
+                deadline = sched.next_deadline(self._schedule)
+                with trio.move_on_at(math.inf if deadline is None else deadline):
                     await self._wake.wait()
-                    await trio.sleep(WAKE_COALESCE)  # let a burst of triggers become one round
-                if self._space_wait and trio.current_time() >= self._space_checked + (
-                    SPACE_CHECK_INTERVAL
-                ):
-                    await self._check_space_returned()
-                if self._retry_at and trio.current_time() >= self._retry_at:
-                    self._retry_at = None
-                    self._pull_wanted = True
-                now = trio.current_time()
-                if (
-                    self._pull_due is not None
-                    and self._remote_updates_in_flight
-                    and self._pull_burst_start is not None
-                    and now < self._pull_burst_start + PULL_DEBOUNCE_MAX
-                ):
-                    self._pull_due = max(self._pull_due, now + PULL_DEBOUNCE)
-                if self._pull_due is not None and now >= self._pull_due:
-                    self._pull_due = None
-                    self._pull_burst_start = None
-                    self._pull_wanted = True
-                if self._pull_due is not None and not (
-                    self._scan_full or self._scan_paths or self._pull_wanted
-                ):
-                    continue  # more index updates may be on their way
-                if self.config.paused:
-                    self._set_state("paused", "paused by the user")
-                    continue
-                if self._fault_reason and self._retry_at and trio.current_time() < self._retry_at:
-                    continue  # after a failed round, triggers wait for the retry (backoff)
-                await self._round()
+                    # let a burst of triggers become one round
+                    await trio.sleep(self.tuning.wake_coalesce)
+                await self._do(sched.Woke())
 
     async def _start_up(self) -> None:
         """Record what was applied before the last stop and read where our index stands."""
@@ -301,41 +299,18 @@ class FolderRunner:
         """One round of work. A full disk, exhausted file handles or an index that cannot be
         written put this folder in a state with the reason (paused for a full disk, error
         otherwise) and are retried with backoff; they never end the daemon."""
+        failed = False
         try:
             await self._work()
         except* RESOURCE_ERRORS as group:
+            failed = True
             self._failed(first_leaf(group))
         except* Exception as group:  # a bug must cost this round, not the daemon
+            failed = True
             leaf = first_leaf(group)
             log.error("%s: a round of work failed", self.id, exc_info=leaf)
             self._failed(leaf)
-        else:
-            if self._fault_reason:
-                log.info("%s: working again after: %s", self.id, self._fault_reason)
-                self._fault_reason = ""
-        if self._space_wait:
-            await self._drop_partials_if_low()
-
-    async def _drop_partials_if_low(self) -> None:
-        """Paused for a full disk with less than the reserve free: drop the partial temp
-        files kept for resuming (after a restart they may hold the last free bytes, and
-        then nothing, not even the index, could be written)."""
-        try:
-            free = await trio.to_thread.run_sync(self.fs.free_space)
-        except (OSError, FilesystemError):
-            return
-        if free >= MIN_FREE_BYTES:
-            return
-        removed = await trio.to_thread.run_sync(
-            _remove_temp_files, self.fs, time.time_ns() + 1, limiter=self.io_limiter
-        )
-        if removed:
-            log.warning(
-                "%s: removed %d partial temporary files: less than %d MiB was free",
-                self.id,
-                removed,
-                MIN_FREE_BYTES // 2**20,
-            )
+        await self._do(sched.RoundDone(failed=failed))
 
     def _failed(self, exc: BaseException) -> None:
         if is_disk_full(exc):
@@ -344,76 +319,36 @@ class FolderRunner:
                 if not isinstance(exc, OSError)
                 else f"on {self.config.path}"
             )
-            state, reason = "paused", f"{DISK_FULL} {where}; resumes when space is freed"
-            self._space_wait = True
+            reason = f"{DISK_FULL} {where}; resumes when space is freed"
         else:
-            state, reason = "error", f"{describe(exc)}; retrying"
-        if reason != self._fault_reason:
-            log.error("%s: %s (%s)", self.id, reason, exc)
-            self._fault_reason = reason
-        self._set_state(state, reason)
-        self._schedule_retry()
-
-    async def _check_space_returned(self) -> None:
-        """While paused for a full disk: go again as soon as space is freed."""
-        self._space_checked = trio.current_time()
-        free = await trio.to_thread.run_sync(self._free_space)
-        if self._space_floor is None or free < self._space_floor:
-            self._space_floor = free
-        elif free >= self._space_floor + SPACE_RETURNED:
-            log.info("%s: %d MiB free again; resuming", self.id, free // 2**20)
-            self._space_floor = free
-            self._retry_at = trio.current_time()
-            self._retry_delay = RETRY_MIN
-            self._pull_wanted = True
-
-    def _free_space(self) -> int:
-        """Free bytes where this folder writes: the folder's file system and the index's."""
-        try:
-            st = os.statvfs(self.index.path.parent)
-            home = st.f_bavail * st.f_frsize
-        except OSError:
-            home = 0
-        try:
-            return min(home, self.fs.free_space())
-        except (OSError, FilesystemError):
-            return 0
+            reason = f"{describe(exc)}; retrying"
+        self._failure = exc  # for the log line, if the reason is new
+        self._feed(sched.Failed(reason=reason, disk_full=is_disk_full(exc)))
 
     async def _work(self) -> None:
         if not self._started_up:
             await self._start_up()
         if not await self._prepare():
             return
-        if self.config.watcher and not self._watching:
-            self._watching = True  # started once the folder root is known to exist
-            assert self._nursery is not None
-            await self._nursery.start(self._watch)
-        if self._scan_full or self._scan_paths:
-            await self._scan()
-        if self._pull_wanted:
-            self._pull_wanted = False
-            await self._pull()
-            if self._scan_paths:  # local changes or conflict copies: scan them, then pull again
-                self._pull_wanted = True
-                self._wake.set()
-        if self._temps_to_clean and self.status.state != "paused" and not self.status.item_errors:
-            await self._clean_stale_temps()
+        await self._do(sched.Prepared())  # the watcher, a scan, a pull: what is due
+        shown_paused = self.status.state == "paused"
+        await self._do(sched.WorkDone(shown_paused, bool(self.status.item_errors)))
         self._settle_state()
 
     def _settle_state(self) -> None:
         """The state once a round of work is done: the most important reason wins."""
         errors = self.status.item_errors
-        if DISK_FULL not in errors.values():
-            self._space_wait, self._space_floor = False, None
+        disk_full = DISK_FULL in errors.values()
+        shown = not (self.config.paused or self._hold_reason)
+        self._feed(sched.ItemsSettled(disk_full=disk_full, shown=shown))
         if self.config.paused:
             self._set_state("paused", "paused by the user")
         elif self._hold_reason:
             self._set_state("paused", self._hold_reason)
-        elif DISK_FULL in errors.values():
+        elif disk_full:
             self._set_state(
                 "paused", f"{DISK_FULL} on {self.config.path}; pulling resumes when space is freed"
             )
-            self._space_wait = True
         elif errors:
             self._set_state("error", f"{len(errors)} items not in sync")
         else:
@@ -425,10 +360,10 @@ class FolderRunner:
         if self._blocked:
             self._set_state("error", self._blocked)
             return False
-        ok, reason = await trio.to_thread.run_sync(self._check_root)
-        if not ok:
-            self._set_state("error", reason)
-            self._schedule_retry()
+        check = await trio.to_thread.run_sync(self._check_root)
+        if check.reason:
+            self._set_state("error", check.reason)
+            self._feed(sched.RetryLater())
             return False
         if self._recheck_local:
             why = await trio.to_thread.run_sync(self._local_index_outdated, limiter=self.io_limiter)
@@ -439,55 +374,23 @@ class FolderRunner:
             self.ignore = await trio.to_thread.run_sync(Ignore.load, self.config.resolved_path)
         except IgnoreError as exc:
             self._set_state("error", f"bad ignore file: {exc}")
-            self._schedule_retry()
+            self._feed(sched.RetryLater())
             return False
         return True
 
-    def _check_root(self) -> tuple[bool, str]:
-        root = self.config.resolved_path
-        if not root.is_dir():
-            if self.index.max_sequence(self.id, self.local.raw) > 0 or root.exists():
-                self._recheck_local = self._marker_lost = True
-                return False, f"folder path {root} is missing (unmounted disk?)"
-            root.mkdir(parents=True)  # a new folder: create it, like ~/Sync on first run
-        try:
-            self.fs.lstat(MARKER)
-        except FileNotFoundError:
-            has_files = self.index.max_sequence(self.id, self.local.raw) > 0
-            if has_files:
-                self._recheck_local = self._marker_lost = True
-                return False, f"folder marker {MARKER} is missing in {root} (unmounted disk?)"
-            self.fs.mkdir(MARKER)
-        busy = self._lock.ensure()
-        if busy:
-            return False, busy
-        return True, ""
+    def _check_root(self) -> RootCheck:
+        check = check_root(
+            self.config.resolved_path,
+            self.fs,
+            lambda: self.index.max_sequence(self.id, self.local.raw) > 0,
+            self._lock,
+        )
+        if check.marker_lost:
+            self._recheck_local = self._marker_lost = True
+        return check
 
     def _local_index_outdated(self) -> str:
-        """Why this device's index of the folder no longer describes its disk, or "".
-
-        Scanning would turn every missing file into a deletion sent to every device
-        when the missing files are no decision of the user: a marker that went missing
-        and came back (recreated by hand, a disk restored) with any indexed file not on
-        disk, or a start with none of the indexed files on disk (emptied or replaced
-        while the daemon was stopped). Such a folder starts from the cluster's state.
-        A marker back with every file in place (a disk remounted) changes nothing."""
-        indexed = False
-        for fi in self.index.iter_local(self.id):
-            if fi.deleted or fi.invalid or fi.is_directory:
-                continue
-            indexed = True
-            try:
-                self.fs.lstat(fi.name)
-            except (OSError, FilesystemError):
-                if self._marker_lost:
-                    return f"the folder marker {MARKER} is back but {fi.name!r} is not"
-                continue
-            if not self._marker_lost:
-                return ""
-        if indexed and not self._marker_lost:
-            return "none of the files in its index are on disk"
-        return ""
+        return local_index_outdated(self.fs, self.index.iter_local(self.id), self._marker_lost)
 
     async def _reset_local_index(self, why: str) -> None:
         """Forget this device's index of the folder (new index ID) and pull the cluster's
@@ -500,8 +403,7 @@ class FolderRunner:
         )
         await self._db(self.index.reset_local, self.id)
         self.server.clear_cache()
-        self._scan_full = True
-        self._pull_wanted = True
+        self._feed(sched.IndexReset())
         self.events.emit("FolderIndexReset", folder=self.id, reason=why)
         if self._on_index_reset is not None:
             await self._on_index_reset(self.id)
@@ -512,17 +414,13 @@ class FolderRunner:
             self.status.reason = reason
             self.events.emit("FolderStateChanged", folder=self.id, state=state, reason=reason)
 
-    def _schedule_retry(self) -> None:
-        self._retry_at = trio.current_time() + self._retry_delay
-        self._retry_delay = min(RETRY_MAX, self._retry_delay * 2)
-
     async def _clean_versions(self) -> None:
         """Expire old versions (trashcan days, simple keep-N, staggered thinning) hourly."""
         clean = getattr(self.versioner, "clean", None)
         if clean is None:
             return
         while True:
-            await trio.sleep(VERSION_CLEAN_INTERVAL)
+            await trio.sleep(self.tuning.version_clean_interval)
             try:
                 removed = await trio.to_thread.run_sync(clean, limiter=self.io_limiter)
             except (OSError, FilesystemError) as exc:
@@ -531,86 +429,15 @@ class FolderRunner:
             if removed:
                 log.info("%s: removed %d expired versions", self.id, removed)
 
-    async def _periodic_scans(self) -> None:
-        """A full scan every ``rescan_interval_s`` (0: never); a changed interval counts
-        from the last periodic scan at once, not after the old interval ran out."""
-        last = trio.current_time()
-        while True:
-            interval = self.config.rescan_interval_s
-            changed = self._settings_changed
-            with trio.move_on_at(last + interval if interval else math.inf):
-                await changed.wait()
-                continue
-            last = trio.current_time()
-            self.request_scan(None)
-
-    async def _watch(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Feed watcher batches into scan requests; ready once the OS watches are armed."""
-        if sys.platform.startswith("linux"):  # inotify on the event loop: no thread, no process
-            from ..watcher.inotify_loop import watch_folder_inotify as watch_folder
-        else:  # watchdog's observer threads, kept off this process's GIL
-            from ..watcher.child_process import watch_folder_in_child as watch_folder
-
-        armed: list[bool] = []
-
-        def started() -> None:
-            armed.append(True)
-            task_status.started()
-
-        try:
-            await self._watch_until_failed(watch_folder, started)
-        except* RESOURCE_ERRORS as group:  # e.g. out of file handles: watch again later
-            log.warning(
-                "%s: stopped watching for changes (%s); rescanning, watching again next round",
-                self.id,
-                describe(first_leaf(group)),
-            )
-            self._watching = False
-            self._scan_full = True  # changes may have been missed; no wake-up: the retry
-            self._schedule_retry()  # comes with backoff, in case the cause persists
-            if not armed:
-                task_status.started()
-
-    async def _watch_until_failed(
-        self, watch_folder: Callable[..., Awaitable[None]], started: Callable[[], None]
-    ) -> None:
-        send, receive = trio.open_memory_channel[list[str] | None](16)
-        # cancelled by update_config when the watcher settings change: the loop restarts it
-        scope = self._watch_scope = trio.CancelScope()
-        armed = False
-        with scope:
-            async with trio.open_nursery() as nursery:
-                try:
-                    await nursery.start(
-                        lambda task_status: watch_folder(
-                            self.config.resolved_path,
-                            on_changes=send,
-                            delay=self.config.watcher_delay_ms / 1000,
-                            task_status=task_status,
-                        )
-                    )
-                except FilesystemError as exc:  # e.g. the inotify watch limit
-                    log.warning(
-                        "%s: not watching for changes (%s); relying on periodic scans", self.id, exc
-                    )
-                    started()
-                    return
-                started()
-                armed = True
-                async with receive:
-                    async for paths in receive:
-                        self.request_scan(paths)
-        if scope.cancelled_caught and not armed:
-            started()
+    def _watcher_failed(self) -> None:
+        # changes may have been missed: a full scan; no wake-up: the retry comes with
+        # backoff, in case the cause persists
+        self._feed(sched.WatcherFailed())
 
     # ---- scanning ------------------------------------------------------------------
-    async def _scan(self) -> None:
-        full = self._scan_full
-        self._temps_to_clean = self._temps_to_clean or full
+    async def _scan(self, full: bool) -> int:
+        """Scan everything (``full``) or the paths asked for; how many entries changed."""
         paths = None if full else sorted(self._scan_paths)
-        self._scan_full = False
         self._scan_paths = set()
         self._set_state("scanning")
         scan_round = ScanRound(
@@ -624,15 +451,15 @@ class FolderRunner:
             db=self._db,
             on_stored=self._scanned_stored,
             on_progress=self._scan_progressed,
+            progress_interval=self.tuning.scan_progress_interval,
         )
         self.status.scan_progress = scan_round.progress
         try:
             result = await scan_round.run(paths)
         except BaseException:  # not done: ask for it again (the error is re-raised)
-            if paths is None:
-                self._scan_full = True
-            else:
+            if paths is not None:
                 self._scan_paths.update(paths)
+            self._feed(sched.ScanFailed(full=full))
             raise
         finally:
             self.status.scan_progress = None
@@ -654,8 +481,7 @@ class FolderRunner:
                 folder=self.id,
                 **scan_round.progress.snapshot(time.monotonic()),
             )
-        if result.changed:
-            self._pull_wanted = True
+        return result.changed
 
     def _scan_progressed(self, progress: ScanProgress) -> None:
         self.events.emit(
@@ -669,40 +495,42 @@ class FolderRunner:
         self.server.clear_cache()
         self.local_sequence.set(max(f.sequence for f in stored))
 
-    async def _clean_stale_temps(self) -> None:
+    async def _clean_stale_temps(self) -> bool:
         """Remove puller temp files once nothing is needed: an interrupted pull's partial
-        file is kept (and reused) while its item is still needed, and is garbage after."""
+        file is kept (and reused) while its item is still needed, and is garbage after.
+        Whether it was time to (nothing needed)."""
         need = await self._db(self.index.need_counts, self.id)
         if need.files + need.directories + need.symlinks + need.deleted:
-            return
-        self._temps_to_clean = False
-        cutoff = time.time_ns() - TEMP_MAX_AGE_NS
+            return False
+        cutoff = time.time_ns() - self.tuning.temp_max_age_ns
         removed = await trio.to_thread.run_sync(
-            _remove_temp_files, self.fs, cutoff, limiter=self.io_limiter
+            remove_temp_files, self.fs, cutoff, limiter=self.io_limiter
         )
         if removed:
             log.info("%s: removed %d stale temporary files", self.id, removed)
+        return True
 
     # ---- pulling -------------------------------------------------------------------
-    async def _pull(self) -> None:
+    async def _pull(self) -> sched.Pulled:
         if self.config.type == "sendonly":
-            return
+            return sched.Pulled(PullResult.SKIPPED)
         need = await self._db(self.index.need_counts, self.id)
         if need.deleted == 0:
             self._override_confirmed_deletes = False
         if need.files + need.directories + need.symlinks + need.deleted == 0:
-            self._retry_delay = RETRY_MIN
             self.status.item_errors = {}
             self._hold_reason = ""
-            return
+            return sched.Pulled(PullResult.NOTHING_NEEDED)
         if await self._mass_delete_blocked(need.deleted):
-            return
+            return sched.Pulled(PullResult.SKIPPED)
         self._set_state("syncing")
         done_before = self.puller.stats.items_done
         renames_before = self.puller.stats.renames
         rename_sources = {}
         if need.deleted and need.files:
-            rename_sources = await self._db(self._collect_rename_sources)
+            rename_sources = await self._db(
+                collect_rename_sources, self.index, self.id, self.tuning.rename_sources_max
+            )
         self._retry_soon = False
         pull_round = PullRound(
             folder_id=self.id,
@@ -713,7 +541,8 @@ class FolderRunner:
             on_skipped=self._item_skipped,
         )
         cursor = NeedCursor()
-        gen = self.index.iter_need(self.id, PULL_PAGE, cursor)
+        page_size = self.tuning.pull_page
+        gen = self.index.iter_need(self.id, page_size, cursor)
         updates_seen = self._remote_updates_stored
         # Deletions that arrive while the round runs wait for the next round, whose
         # mass-delete guard sees them: this one applies at most the ones its guard saw.
@@ -732,14 +561,14 @@ class FolderRunner:
         async def next_page() -> list[FileInfo]:
             nonlocal gen, updates_seen
             while True:
-                page = await self._db(_take, gen, PULL_PAGE)
+                page = await self._db(_take, gen, page_size)
                 if not page:
                     if not await self._more_to_pull(updates_seen):
                         return []
                     # continue after the last entry with what the new updates added
                     updates_seen = self._remote_updates_stored
                     await trio.to_thread.run_sync(gen.close)
-                    gen = self.index.iter_need(self.id, PULL_PAGE, cursor)
+                    gen = self.index.iter_need(self.id, page_size, cursor)
                     continue
                 kept = [fi for fi in page if wanted(fi)]
                 if kept:  # a page of ignored names only is no reason to stop
@@ -750,11 +579,10 @@ class FolderRunner:
         finally:
             await trio.to_thread.run_sync(gen.close)
         new_errors = pull_round.errors
-        if self._retry_soon and self.puller.stats.items_done > done_before:
-            # e.g. a directory that became a file: its contents are gone now, go again
+        # e.g. a directory that became a file: its contents are gone now, go again
+        go_again = self._retry_soon and self.puller.stats.items_done > done_before
+        if go_again:
             self._retry_soon = False
-            self._pull_wanted = True
-            self._wake.set()
         self.status.item_errors = new_errors
         st = self.puller.stats
         log.info(
@@ -769,14 +597,18 @@ class FolderRunner:
         )
         if self.puller.created:
             created, self.puller.created = self.puller.created, []
-            self._scan_paths.update(created)
+            self._note_paths(created)
             self.status.conflicts += len(created)
             made, self.puller.conflicts_made = self.puller.conflicts_made, []
             self._emit_conflicts(made)
-        if new_errors:
-            self._schedule_retry()
-        else:
-            self._retry_delay = RETRY_MIN
+        result = PullResult.DONE_WITH_ERRORS if new_errors else PullResult.DONE
+        return sched.Pulled(result, go_again=go_again)
+
+    def _note_paths(self, paths: Sequence[str]) -> None:
+        """Scan ``paths`` in the next round (found while pulling)."""
+        self._scan_paths.update(paths)
+        if self._scan_paths:
+            self._feed(sched.PathsNoted())
 
     def _emit_conflicts(self, made: list[tuple[str, str, int]]) -> None:
         """One ConflictCreated event per conflict copy: which file, the copy's name, and
@@ -798,31 +630,13 @@ class FolderRunner:
         new tree 1,000 entries at a time). Waits for updates being stored right now. Not
         when anything is to be deleted: rename detection and the mass-delete guard look
         at a round's deletions when it starts."""
-        with trio.move_on_after(PULL_DEBOUNCE_MAX):
-            while self._remote_updates_in_flight:
+        with trio.move_on_after(self.tuning.pull_debounce_max):
+            while self._schedule.updates_in_flight:
                 await self._remote_update_stored.wait()
         if self._remote_updates_stored == updates_seen:
             return False
         need = await self._db(self.index.need_counts, self.id)
         return need.deleted == 0
-
-    def _collect_rename_sources(self) -> dict[bytes, list[FileInfo]]:
-        """Needed deletions of local files, by content: a needed new file with the same
-        content is then applied as a rename of one of them (a remote rename or move costs
-        no data copy). Bounded: past RENAME_SOURCES_MAX the rest are plain copies."""
-        sources: dict[bytes, list[FileInfo]] = {}
-        count = 0
-        for fi in self.index.iter_need(self.id):
-            if not fi.deleted:
-                continue
-            cur = self.index.get_local(self.id, fi.name)
-            if cur is None or cur.deleted or not cur.is_file or not cur.blocks:
-                continue
-            sources.setdefault(cur.blocks_hash(), []).append(fi)
-            count += 1
-            if count >= RENAME_SOURCES_MAX:
-                break
-        return sources
 
     def _skip_ignored(self, fi: FileInfo) -> bool:
         return self.ignore.is_ignored(fi.name)
@@ -833,7 +647,7 @@ class FolderRunner:
         else:
             log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
         if exc.rescan:
-            self._scan_paths.add(fi.name)
+            self._note_paths([fi.name])
         if exc.retry_soon:
             self._retry_soon = True
         self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=exc.reason)
@@ -852,7 +666,7 @@ class FolderRunner:
         if listed.get(name) == reason:
             return
         log.warning("%s: %r not synced here: %s", self.id, name, reason)
-        if name in listed or len(listed) < NOT_SYNCED_LISTED:
+        if name in listed or len(listed) < self.tuning.not_synced_listed:
             listed[name] = reason
 
     def _item_finished(self, fi: FileInfo) -> None:
@@ -884,43 +698,20 @@ class FolderRunner:
         if self._override_confirmed_deletes or deletes == 0:
             self._hold_reason = ""
             return False
-        local = await self._db(self.index.counts, self.id, self.local.raw)
-        total = local.files + local.symlinks
-        share, minimum = self.config.mass_delete_share, self.config.mass_delete_min_deletes
-        if not mass_delete_exceeded(deletes, total, share, minimum):
-            self._hold_reason = ""
-            return False
-        real = await self._db(self._count_real_deletes)
-        if not mass_delete_exceeded(real, total, share, minimum):
-            self._hold_reason = ""
-            return False
-        reason = (
-            f"remote changes would delete {real} of {total} files; "
-            f"confirm with `p2psync folder confirm-deletes {self.id}`"
+        config = self.config
+        reason = await self._db(
+            mass_delete_hold,
+            self.index,
+            self.id,
+            self.local.raw,
+            deletes,
+            config.mass_delete_share,
+            config.mass_delete_min_deletes,
         )
-        if reason != self._hold_reason:
+        if reason and reason != self._hold_reason:
             log.warning("%s: pulling held: %s", self.id, reason)
         self._hold_reason = reason
-        return True
-
-    def _count_real_deletes(self) -> int:
-        """Needed deletions of local files whose content is not re-created by the change."""
-        recreated: set[bytes] = set()
-        deleted_names: list[str] = []
-        for fi in self.index.iter_need(self.id):
-            if fi.deleted:
-                deleted_names.append(fi.name)
-            elif fi.is_file:
-                recreated.add(fi.blocks_hash())
-        real = 0
-        for name in deleted_names:
-            cur = self.index.get_local(self.id, name)
-            if cur is None or cur.deleted or cur.is_directory:
-                continue
-            if cur.is_file and cur.blocks_hash() in recreated:
-                continue
-            real += 1
-        return real
+        return bool(reason)
 
     # ---- serving -------------------------------------------------------------------
     async def serve_requests(self, requests: Sequence[Request]) -> list[Response]:
@@ -963,62 +754,5 @@ class FolderRunner:
         return count
 
 
-def drop_partials_on_full_disk(home: Path, folders: Sequence[FolderConfig]) -> int:
-    """At start-up, when the home's disk has less than MIN_FREE_BYTES free: remove the
-    puller's partial temp files in folders on that disk, so that files kept for resuming
-    cannot keep the index, and so the daemon, from starting. Returns how many."""
-    try:
-        st = os.statvfs(home)
-        device = os.stat(home).st_dev
-    except OSError:
-        return 0
-    if st.f_bavail * st.f_frsize >= MIN_FREE_BYTES:
-        return 0
-    removed = 0
-    for fc in folders:
-        try:
-            if os.stat(fc.resolved_path).st_dev != device:
-                continue
-        except OSError:
-            continue
-        removed += _remove_temp_files(BasicFS(fc.resolved_path), time.time_ns() + 1)
-    if removed:
-        log.warning("the disk of %s is full: removed %d partial temporary files", home, removed)
-    return removed
-
-
-def _remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
-    """Walk the folder (never following symlinks) and delete puller temp files last
-    written before ``older_than_ns`` (younger ones may still be reused after a restart)."""
-    removed = 0
-    pending = [""]
-    while pending:
-        dirname = pending.pop()
-        try:
-            entries = fs.scandir(dirname)
-        except (OSError, FilesystemError):
-            continue
-        for entry in entries:
-            name = f"{dirname}/{entry.name}" if dirname else entry.name
-            if entry.stat.type == FileType.DIRECTORY:
-                if not (dirname == "" and fold(entry.name) in (MARKER, VERSIONS_DIR)):
-                    pending.append(name)
-            elif is_own_temp_base(entry.name) and entry.stat.mtime_ns < older_than_ns:
-                try:
-                    fs.remove(name)
-                    removed += 1
-                except (OSError, FilesystemError):
-                    pass
-    return removed
-
-
 def _take(gen, n: int) -> list:
     return list(itertools.islice(gen, n))
-
-
-def _make_versioner(fs: FileSystem, config: FolderConfig) -> Versioner:
-    try:
-        from .versioner import make_versioner  # type: ignore[attr-defined]
-    except ImportError:
-        return NoVersioning()
-    return make_versioner(fs, config.versioning)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from ..errors import FilesystemError
 from ..fs.base import FileSystem
-from ..index.store import IndexStore
 from ..protocol import vector
 from ..protocol.model import FileInfo, FileType
+from .folder_index import FolderIndex
 
 log = logging.getLogger("p2psync.sync.overrides")
 
@@ -20,7 +20,7 @@ FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
 BATCH = 500
 
 
-def override_local(index: IndexStore, folder: str, short_id: int, device: bytes, now: int) -> int:
+def override_local(index: FolderIndex, folder: str, short_id: int, device: bytes, now: int) -> int:
     """Make the cluster match this device: every local entry that differs from the global
     one gets a version that dominates it (a missing local entry becomes a delete).
     Returns the new local max sequence."""
@@ -46,7 +46,7 @@ def override_local(index: IndexStore, folder: str, short_id: int, device: bytes,
 
 
 def revert_local(
-    index: IndexStore, folder: str, fs: FileSystem | None = None, archive: Archive | None = None
+    index: FolderIndex, folder: str, fs: FileSystem | None = None, archive: Archive | None = None
 ) -> int:
     """Drop local changes of a receive-only folder so the cluster's versions are pulled
     again. Returns how many were reverted.
@@ -98,14 +98,14 @@ def _absent(local: FileInfo) -> FileInfo:
     )
 
 
-def _added(index: IndexStore, folder: str, local: FileInfo) -> bool:
+def _added(index: FolderIndex, folder: str, local: FileInfo) -> bool:
     """Whether the cluster has no version of ``local``'s name."""
     glob = index.get_global(folder, local.name)
     return glob is None or glob.invalid or glob.deleted
 
 
 def _put_aside(
-    index: IndexStore, folder: str, fs: FileSystem, archive: Archive, local: FileInfo
+    index: FolderIndex, folder: str, fs: FileSystem, archive: Archive, local: FileInfo
 ) -> bool:
     """Move a locally changed file or added symlink out of the way; True when it is gone."""
     try:

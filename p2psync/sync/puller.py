@@ -138,6 +138,7 @@ class Puller:
         ignore_permissions: bool = False,
         max_conflicts: int = 10,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
+        defer_records: bool = False,
     ) -> None:
         self.folder = folder
         self.fs = fs
@@ -159,7 +160,7 @@ class Puller:
         self._dirty_dirs: set[str] = set()
         # With defer_records the index is updated in batches (flush) instead of
         # one transaction per item.
-        self.defer_records = False
+        self.defer_records = defer_records
         self._pending_records: list[FileInfo] = []
         self._pending_lock = threading.Lock()
         self._flushed_sequence = 0

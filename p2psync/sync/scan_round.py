@@ -27,10 +27,10 @@ import trio
 from ..config import FolderConfig
 from ..fs.base import FileSystem
 from ..identity import DeviceID
-from ..index.store import IndexStore
 from ..protocol.model import FileInfo
 from ..scanner.ignore import Ignore
 from ..scanner.scan import ScanBatch, ScanProgress, scan
+from .folder_index import FolderIndex
 from .overrides import FLAG_RECEIVE_ONLY
 from .plan import equivalent
 
@@ -49,7 +49,7 @@ class ScanResult:
 class IndexView:
     """The scanner's LocalIndexView over the index store, for one folder."""
 
-    def __init__(self, index: IndexStore, folder: str) -> None:
+    def __init__(self, index: FolderIndex, folder: str) -> None:
         self.index = index
         self.folder = folder
 
@@ -67,7 +67,7 @@ class ScanRound:
         folder_id: str,
         config: FolderConfig,
         fs: FileSystem,
-        index: IndexStore,
+        index: FolderIndex,
         local: DeviceID,
         ignore: Ignore,
         hash_workers: int,
@@ -76,6 +76,7 @@ class ScanRound:
         batch_size: int = SCAN_BATCH,
         progress: ScanProgress | None = None,
         on_progress: Callable[[ScanProgress], None] | None = None,
+        progress_interval: float = PROGRESS_INTERVAL,
     ) -> None:
         self.id = folder_id
         self.config = config
@@ -89,6 +90,7 @@ class ScanRound:
         self.batch_size = batch_size
         self.progress = progress or ScanProgress(time.monotonic())
         self._on_progress = on_progress
+        self.progress_interval = progress_interval
 
     async def run(self, paths: list[str] | None) -> ScanResult:
         """Scan ``paths`` (None: the whole folder) and store what changed."""
@@ -157,7 +159,7 @@ class ScanRound:
 
     async def _report_progress(self, report: Callable[[ScanProgress], None]) -> None:
         while True:
-            await trio.sleep(PROGRESS_INTERVAL)
+            await trio.sleep(self.progress_interval)
             report(self.progress)
 
     async def _store(self, files: list[FileInfo]) -> int:

@@ -14,7 +14,7 @@ from p2psync.events import EventLog
 from p2psync.fs import FakeFS, write_all
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
-from p2psync.sync.folder import FolderRunner
+from p2psync.sync.folder_build import build_folder
 
 REMOTE = bytes(range(1, 33))
 
@@ -32,7 +32,7 @@ async def test_a_case_twin_from_a_peer_is_a_conflict_not_a_loop(tmp_path: Path) 
     root.mkdir()
     events = EventLog()
     with IndexStore.open(tmp_path / "index.db", LOCAL) as index:
-        folder = FolderRunner(
+        folder = build_folder(
             FolderConfig(id=FOLDER, path=str(root), watcher=False, rescan_interval_s=0),
             index=index,
             local=DeviceID(LOCAL),

@@ -20,6 +20,7 @@ from p2psync.index import IndexStore
 from p2psync.protocol import vector
 from p2psync.protocol.model import FileInfo, FileType
 from p2psync.sync.folder import FolderRunner
+from p2psync.sync.folder_build import build_folder
 
 REMOTE = bytes(range(1, 33))
 
@@ -97,7 +98,7 @@ async def pull_with_update_during_round(
         async def sources_for(folder: str, name: str) -> list[Source]:
             return [source]
 
-        folder = FolderRunner(
+        folder = build_folder(
             FolderConfig(id=FOLDER, path=fs.root, watcher=False, rescan_interval_s=0),
             index=index,
             local=DeviceID(LOCAL),

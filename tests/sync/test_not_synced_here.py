@@ -19,7 +19,7 @@ from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
 from p2psync.scanner.scan import FLAG_NOT_SYNCED_HERE, scan
-from p2psync.sync.folder import FolderRunner
+from p2psync.sync.folder_build import build_folder
 
 
 async def test_folder_keeps_refused_names_out_of_its_errors(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ async def test_folder_keeps_refused_names_out_of_its_errors(tmp_path: Path) -> N
     remote = bytes(range(1, 33))
     with IndexStore.open(tmp_path / "index.db", LOCAL) as index:
         index.update_remote(FOLDER, remote, [remote_file(n, d) for n, d in files.items()])
-        folder = FolderRunner(
+        folder = build_folder(
             FolderConfig(id=FOLDER, path=str(root), watcher=False, rescan_interval_s=0),
             index=index,
             local=DeviceID(LOCAL),

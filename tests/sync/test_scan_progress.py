@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from pull_support import FOLDER, LOCAL
 
@@ -17,8 +16,8 @@ from p2psync.events import EventLog
 from p2psync.fs import BasicFS
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
-from p2psync.sync import scan_round
-from p2psync.sync.folder import FolderRunner
+from p2psync.sync.folder_build import build_folder
+from p2psync.sync.folder_tuning import FolderTuning
 
 MiB = 1 << 20
 
@@ -45,10 +44,7 @@ async def _until(predicate: Any, what: str) -> None:
             await trio.sleep(0.01)
 
 
-async def test_initial_scan_reports_progress_and_completion(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scan_round, "PROGRESS_INTERVAL", 0.02)
+async def test_initial_scan_reports_progress_and_completion(tmp_path: Path) -> None:
     root = tmp_path / "data"
     root.mkdir()
     sizes = {"a.bin": 6 * MiB, "b.bin": 6 * MiB, "c.bin": 6 * MiB, "z.bin": MiB}
@@ -61,7 +57,7 @@ async def test_initial_scan_reports_progress_and_completion(
         async def no_sources(folder: str, name: str) -> list[Any]:
             return []
 
-        folder = FolderRunner(
+        folder = build_folder(
             FolderConfig(id=FOLDER, path=str(root), watcher=False, rescan_interval_s=0),
             index=index,
             local=DeviceID(LOCAL),
@@ -69,6 +65,7 @@ async def test_initial_scan_reports_progress_and_completion(
             sources_for=no_sources,
             events=events,
             fs=fs,
+            tuning=FolderTuning(scan_progress_interval=0.02),
         )
         try:
             async with trio.open_nursery() as nursery:

@@ -1,0 +1,66 @@
+"""Whether a folder may work: its root exists and carries our marker (an unmounted disk
+must never look like "everything was deleted"), and its local index still describes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import FilesystemError
+from ..fs.base import FileSystem
+from ..fs.internal import MARKER
+from ..protocol.model import FileInfo
+from .folder_lock import FolderLock
+
+
+@dataclass(frozen=True)
+class RootCheck:
+    reason: str = ""  # why the folder cannot work now ("": it can)
+    marker_lost: bool = False  # the root or marker is missing while the index has files
+
+
+def check_root(
+    root: Path, fs: FileSystem, has_files: Callable[[], bool], lock: FolderLock
+) -> RootCheck:
+    """Check (blocking) the folder root and marker, creating them for a new folder, and
+    hold the folder lock."""
+    if not root.is_dir():
+        if has_files() or root.exists():
+            return RootCheck(f"folder path {root} is missing (unmounted disk?)", True)
+        root.mkdir(parents=True)  # a new folder: create it, like ~/Sync on first run
+    try:
+        fs.lstat(MARKER)
+    except FileNotFoundError:
+        if has_files():
+            return RootCheck(f"folder marker {MARKER} is missing in {root} (unmounted disk?)", True)
+        fs.mkdir(MARKER)
+    return RootCheck(lock.ensure())
+
+
+def local_index_outdated(fs: FileSystem, local: Iterable[FileInfo], marker_lost: bool) -> str:
+    """Why this device's index of the folder (``local``) no longer describes its disk,
+    or "".
+
+    Scanning would turn every missing file into a deletion sent to every device
+    when the missing files are no decision of the user: a marker that went missing
+    and came back (recreated by hand, a disk restored) with any indexed file not on
+    disk, or a start with none of the indexed files on disk (emptied or replaced
+    while the daemon was stopped). Such a folder starts from the cluster's state.
+    A marker back with every file in place (a disk remounted) changes nothing."""
+    indexed = False
+    for fi in local:
+        if fi.deleted or fi.invalid or fi.is_directory:
+            continue
+        indexed = True
+        try:
+            fs.lstat(fi.name)
+        except (OSError, FilesystemError):
+            if marker_lost:
+                return f"the folder marker {MARKER} is back but {fi.name!r} is not"
+            continue
+        if not marker_lost:
+            return ""
+    if indexed and not marker_lost:
+        return "none of the files in its index are on disk"
+    return ""
