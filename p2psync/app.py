@@ -22,9 +22,11 @@ from .config_edits import ConfigEdits
 from .discovery.cache import AddressCache
 from .errors import IndexCorruptError
 from .events import EventLog
+from .history.log import HISTORY_FILE, HistoryError, HistoryLog, Retention
+from .history.service import HistoryService
 from .homelock import HomeLock, lock_home
 from .identity import load_or_create_identity
-from .index.store import IndexStore
+from .index.store import IndexStore, LocalChangeObserver
 from .links.service import serve_links
 from .net.listeners import open_listeners_announced
 from .net.manager import ConnectionManager
@@ -76,10 +78,18 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
         home,
     )
     await trio.to_thread.run_sync(drop_partials_on_full_disk, home, config.folders)
-    index = await trio.to_thread.run_sync(open_index, home, identity.device_id.raw)
+    settings = ConfigHolder(config, running=config, mtime=_config_mtime(home))
+    history = await open_history(home, settings)
+    index = await trio.to_thread.run_sync(
+        partial(
+            open_index,
+            home,
+            identity.device_id.raw,
+            on_local_change=history.note_threadsafe if history else None,
+        )
+    )
     try:
         await trio.to_thread.run_sync(forget_removed_folders, index, config)
-        settings = ConfigHolder(config, running=config, mtime=_config_mtime(home))
         events = EventLog()
         pending = PendingStore(home)
         cache = AddressCache()
@@ -122,7 +132,10 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
                 nursery=nursery,
                 build_runner=partial(build_folder_runner, index=index, model=model, events=events),
                 started_at=trio.current_time(),
+                history=history,
             )
+            if history is not None:
+                await nursery.start(history.serve)
             await nursery.start(config_edits.serve, node.change_config)
             for fc in config.folders:
                 await node.start_folder(fc)
@@ -141,6 +154,26 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
             await trio.sleep_forever()
     finally:
         await trio.to_thread.run_sync(index.close)
+        if history is not None:
+            await trio.to_thread.run_sync(history.log.close)
+
+
+async def open_history(home: Path, settings: ConfigHolder) -> HistoryService | None:
+    """The change log, or None (logged) when it cannot be opened: history is a record
+    of the data, never a reason for the daemon not to run."""
+    try:
+        log_ = await trio.to_thread.run_sync(HistoryLog.open, home / HISTORY_FILE)
+    except HistoryError as exc:
+        log.error("the change history is off: %s", exc)
+        return None
+
+    def retention() -> dict[str, Retention]:
+        return {
+            fc.id: Retention(fc.history_days, fc.history_max_entries)
+            for fc in settings.config.folders
+        }
+
+    return HistoryService(log_, retention)
 
 
 def build_folder_runner(
@@ -166,7 +199,9 @@ def _config_mtime(home: Path) -> int:
         return 0
 
 
-def open_index(home: Path, local_device: bytes) -> IndexStore:
+def open_index(
+    home: Path, local_device: bytes, on_local_change: LocalChangeObserver | None = None
+) -> IndexStore:
     """Open the index; if it is corrupt or unreadable, set it aside and start a new one.
 
     Nothing is lost by rebuilding: the next scan re-reads the folders from disk and peers
@@ -176,7 +211,7 @@ def open_index(home: Path, local_device: bytes) -> IndexStore:
     """
     path = home / INDEX_FILE
     try:
-        return IndexStore.open(path, local_device)
+        return IndexStore.open(path, local_device, on_local_change=on_local_change)
     except IndexCorruptError as exc:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         log.error("index database unusable (%s); moving it aside and rebuilding", exc)
@@ -184,7 +219,7 @@ def open_index(home: Path, local_device: bytes) -> IndexStore:
             old = path.with_name(path.name + suffix)
             if old.exists():
                 old.rename(old.with_name(f"{old.name}.corrupt-{stamp}"))
-        return IndexStore.open(path, local_device)
+        return IndexStore.open(path, local_device, on_local_change=on_local_change)
 
 
 def forget_removed_folders(index: IndexStore, config: Config) -> None:

@@ -65,6 +65,8 @@ class FolderConfig:
     max_conflicts: int = 10
     mass_delete_share: float = 0.5
     mass_delete_min_deletes: int = 5
+    history_days: int = 90  # the change log keeps entries this long (0: no age limit)
+    history_max_entries: int = 1_000_000  # ... and at most this many (0: no count limit)
     versioning: VersioningConfig = field(default_factory=VersioningConfig)
 
     def __post_init__(self) -> None:
@@ -422,6 +424,8 @@ def _parse_folder(table: dict[str, Any], where: str) -> FolderConfig:
         max_conflicts=max_conflicts,
         mass_delete_share=float(share),
         mass_delete_min_deletes=r.non_negative("mass_delete_min_deletes", 5),
+        history_days=r.non_negative("history_days", 90),
+        history_max_entries=r.non_negative("history_max_entries", 1_000_000),
         versioning=_parse_versioning(r.get("versioning", dict, {}), f"{where}.versioning"),
     )
     r.finish()

@@ -26,6 +26,7 @@ from .config import (
 from .discovery.cache import AddressCache
 from .errors import ConfigError
 from .events import EventLog
+from .history.service import HistoryService
 from .identity import DeviceID, Identity
 from .index.store import IndexStore
 from .net.manager import ConnectionManager
@@ -79,6 +80,7 @@ class Node:
     started_at: float = 0.0
     api_address: str | None = None
     links: object | None = None  # the share links' LinkManager (p2psync/links), once started
+    history: HistoryService | None = None  # the change log (None: it could not be opened)
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     folder_done: dict[str, trio.Event] = field(default_factory=dict)
 

@@ -32,6 +32,7 @@ from ..protocol.names import validate_name
 from ..reload import restart_needed
 from . import edits
 from .auth import Guard, allowed_hosts
+from .history import history_routes
 from .http import App, HTTPException, Request, Response, Route
 from .links import link_routes
 from .openapi import openapi_document
@@ -703,6 +704,7 @@ def build_app(
         Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
         *settings_routes(node, api._change, _body, JSONResponse),
         *link_routes(node, _body, JSONResponse),
+        *history_routes(node, JSONResponse, api.list_versions),
     ]
     guard: Any = Guard(key=key, get_hosts=lambda: allowed_hosts(bound()))
     if web is not None:  # the web interface, on the same address (DESIGN §11)

@@ -143,6 +143,13 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ),
     ("post", "/api/links/{id}/revoke", "Revoke a share link (410 Gone from now on)", (), ()),
     ("get", "/api/links/{id}/downloads", "A share link's download log, newest first", (), ()),
+    (
+        "get",
+        "/api/history",
+        "Who changed what, when: a folder's change log, newest first (docs/history.md)",
+        ("folder", "path", "since", "device", "limit"),
+        (),
+    ),
 ]
 
 _ARRAYS = {"devices", "addresses", "paths"}

@@ -20,7 +20,7 @@ from ..config import default_home
 from .config_commands import config_group, folder_unshare, peer_remove_address
 from .daemon_commands import demo, init, run, show_id, show_log
 from .folder_commands import folder, scan_cmd
-from .history_commands import conflicts, versions
+from .history_commands import conflicts, history, versions
 from .ignore_commands import ignore
 from .link_commands import link
 from .peer_commands import peer
@@ -56,6 +56,7 @@ cli.add_command(open_web)
 cli.add_command(web_password)
 cli.add_command(relay)
 cli.add_command(link)
+cli.add_command(history)
 cli.add_command(init)
 cli.add_command(show_id)
 cli.add_command(run)

@@ -28,7 +28,7 @@ from ..config import (
     validate_host_port,
     validate_listen_url,
 )
-from ..errors import ConfigError, NotFoundError, UsageError
+from ..errors import ConfigError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID, load_identity, load_or_create_identity
 from ..logsetup import LOG_FILE
 from ..pending import PendingDevice, PendingFolder, PendingStore
@@ -115,9 +115,7 @@ class OfflineNode:
         from ..logsetup import setup_logging
 
         if not self.has_config():
-            raise ConfigError(
-                f"no config at {self.home / 'config.toml'}; run `p2psync init` first"
-            )
+            raise ConfigError(f"no config at {self.home / 'config.toml'}; run `p2psync init` first")
         # One daemon per home: locked before the log, keys or index are opened.
         with lock_home(self.home) as home_lock:
             setup_logging(self.home, logging.DEBUG if verbose else logging.INFO)
@@ -243,3 +241,45 @@ class OfflineNode:
 
         return LinkStore(self.home).revoke(ref, time.time()).public(time.time())
 
+    # ---- change history (the daemon writes it; readable without it) -----------------
+    def history(self, params: dict[str, str]) -> dict[str, Any]:
+        """``GET /api/history``'s answer, read from the log on disk."""
+        from ..api.history import entry_view
+        from ..history.log import HISTORY_FILE, HistoryLog
+        from ..identity import DeviceID
+
+        cfg = self.load_config()
+        own = self.own_id()
+        names = {own.short_id: (str(own), cfg.name + " (this device)")}
+        for dc in cfg.devices:
+            did = DeviceID.parse(dc.id)
+            names[did.short_id] = (str(did), dc.name)
+        devices = None
+        if params.get("device"):
+            wanted = params["device"]
+            found = [s for s, (i, n) in names.items() if wanted in (i, n, n.split(" (")[0])]
+            devices = found or [DeviceID.parse(wanted).short_id]
+        path = params.get("path")
+        since = params.get("since")
+        log_path = self.home / HISTORY_FILE
+        rows = []
+        if log_path.exists():
+            with HistoryLog.open(log_path) as log:
+                rows = log.query(
+                    params["folder"],
+                    name=path,
+                    since_ns=int(float(since) * 1e9) if since else None,
+                    devices=devices,
+                    limit=int(params.get("limit", 1000)),
+                )
+        out: dict[str, Any] = {
+            "folder": params["folder"],
+            "path": path,
+            "entries": [entry_view(c, names) for c in rows],
+        }
+        if path:
+            try:
+                out["versions"] = self.list_versions(params["folder"], path)
+            except P2PSyncError:
+                out["versions"] = []
+        return out

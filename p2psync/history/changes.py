@@ -18,6 +18,8 @@ from ..protocol.model import FileInfo, FileType
 # ignored on this device (1 << 1) or refused as not storable here (1 << 2). Kept in step
 # with scanner.scan.FLAG_IGNORED / FLAG_NOT_SYNCED_HERE (that module imports the engine).
 _NOT_A_USER_CHANGE = (1 << 1) | (1 << 2)
+# sync.overrides.FLAG_RECEIVE_ONLY: a local change a receive-only folder keeps to itself.
+_RECEIVE_ONLY = 1 << 0
 
 
 class Kind(enum.StrEnum):
@@ -85,6 +87,8 @@ def changes_of(
 
 
 def _kind(before: FileInfo | None, after: FileInfo) -> Kind | None:
+    if after.local_flags & _RECEIVE_ONLY:
+        return Kind.REFUSED  # changed here, not sent: the folder is receive-only
     if after.local_flags & _NOT_A_USER_CHANGE or after.invalid:
         return None
     if before is not None and before.version == after.version:
@@ -96,6 +100,9 @@ def _kind(before: FileInfo | None, after: FileInfo) -> Kind | None:
 
 
 def _detail(before: FileInfo | None, after: FileInfo, kind: Kind) -> str:
+    if kind is Kind.REFUSED:
+        what = "deleted" if after.deleted else "changed"
+        return f"{what} here; receive-only folder: not sent to other devices"
     if kind is not Kind.MODIFIED or before is None:
         return ""
     if before.type != after.type:

@@ -21,6 +21,9 @@ HISTORY_FILE = "history.sqlite3"
 SCHEMA_VERSION = 1
 DEFAULT_MAX_AGE_DAYS = 90
 DEFAULT_MAX_ENTRIES = 1_000_000
+# A deletion and a creation of the same content this close together are one rename, also
+# when they were recorded apart (a scan stores its deletions after everything else).
+RENAME_WINDOW_NS = 30 * 1_000_000_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
@@ -92,24 +95,57 @@ class HistoryLog:
         """Append ``changes`` in one transaction."""
         if not changes:
             return
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                changes = self._pair_with_recent(changes)
+                self._insert(changes)
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise HistoryError(f"cannot write the history log: {exc}") from exc
+
+    def _pair_with_recent(self, changes: Sequence[Change]) -> list[Change]:
+        """Pair a deletion (creation) with a recent creation (deletion) of the same
+        content already in the log: both become the two halves of a rename."""
+        out = list(changes)
+        for i, c in enumerate(out):
+            if c.kind not in (Kind.DELETED, Kind.CREATED) or not c.content_hash:
+                continue
+            other = Kind.CREATED if c.kind is Kind.DELETED else Kind.DELETED
+            row = self._conn.execute(
+                "SELECT id, name FROM changes WHERE folder = ? AND kind = ? AND size = ?"
+                " AND content_hash = ? AND at_ns >= ? AND name != ? ORDER BY id DESC LIMIT 1",
+                (c.folder, str(other), c.size, c.content_hash, c.at_ns - RENAME_WINDOW_NS, c.name),
+            ).fetchone()
+            if row is None:
+                continue
+            if c.kind is Kind.DELETED:
+                theirs, mine = Kind.RENAMED_TO, Kind.RENAMED_FROM
+            else:
+                theirs, mine = Kind.RENAMED_FROM, Kind.RENAMED_TO
+            self._conn.execute(
+                "UPDATE changes SET kind = ?, detail = ? WHERE id = ?",
+                (str(theirs), c.name, row[0]),
+            )
+            out[i] = Change(
+                c.folder, c.name, mine, c.origin, c.device_short, c.at_ns, c.item_type, c.size,
+                c.modified_ns, c.content_hash, row[1],
+            )  # fmt: skip
+        return out
+
+    def _insert(self, changes: Sequence[Change]) -> None:
         rows = [
             (c.folder, c.name, str(c.kind), str(c.origin), _signed(c.device_short), c.at_ns,
              c.item_type, c.size, c.modified_ns, c.content_hash, c.detail)
             for c in changes
         ]  # fmt: skip
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.executemany(
-                    "INSERT INTO changes (folder, name, kind, origin, device_short, at_ns,"
-                    " item_type, size, modified_ns, content_hash, detail)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise HistoryError(f"cannot write the history log: {exc}") from exc
+        self._conn.executemany(
+            "INSERT INTO changes (folder, name, kind, origin, device_short, at_ns,"
+            " item_type, size, modified_ns, content_hash, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def query(
         self,

@@ -49,6 +49,7 @@ class HistoryService:
         self._retention_of = retention_of  # folder ID -> retention, read at each prune
         self._clock = clock
         self._send, self._receive = trio.open_memory_channel[list[Change]](QUEUE_BATCHES)
+        self._token = trio.lowlevel.current_trio_token()  # made in the daemon's trio thread
         self.stats = HistoryStats()
         self._last_warning = -_WARN_INTERVAL_S
         self._queued = 0  # rows queued so far
@@ -64,6 +65,20 @@ class HistoryService:
         """Queue the history of one recorded batch (never blocks; from the trio thread)."""
         rows = changes_of(folder, pairs, origin=origin, at_ns=self._clock())
         self.note_changes(rows)
+
+    def note_threadsafe(
+        self, folder: str, pairs: list[tuple[FileInfo | None, FileInfo]], applied: bool
+    ) -> None:
+        """The index's observer: called on whichever thread stored the change; the rows
+        are made there, and queued on the event loop without waiting for it."""
+        rows = changes_of(
+            folder, pairs, origin=Origin.PULLED if applied else Origin.LOCAL, at_ns=self._clock()
+        )
+        if rows:
+            try:
+                self._token.run_sync_soon(self.note_changes, rows)
+            except trio.RunFinishedError:
+                pass  # the daemon is stopping: nothing will write them any more
 
     def note_changes(self, rows: list[Change]) -> None:
         if not rows:

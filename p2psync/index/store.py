@@ -107,12 +107,23 @@ class _Readers:
             self._conns = []
 
 
+# Told of every stored local change: (folder, [(before or None, after as stored)], applied).
+LocalChangeObserver = Callable[[str, list[tuple[FileInfo | None, FileInfo]], bool], None]
+
+
 class IndexStore:
     """See the module docstring. Create with ``IndexStore.open``."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, local_device: bytes) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        local_device: bytes,
+        on_local_change: LocalChangeObserver | None = None,
+    ) -> None:
         self.path = path
         self.local_device = local_device
+        self._on_local_change = on_local_change
         self._mutations = Mutations(local_device)
         self._writer = Writer(conn)
         self._writer.on_rollback(self._mutations.reset_caches)
@@ -127,12 +138,15 @@ class IndexStore:
         local_device: bytes,
         *,
         migrations: Sequence[Migration] = schema.MIGRATIONS,
+        on_local_change: LocalChangeObserver | None = None,
     ) -> IndexStore:
-        """Open (creating or upgrading) the index at ``path``; IndexError_ if unusable."""
+        """Open (creating or upgrading) the index at ``path``; IndexError_ if unusable.
+        ``on_local_change(folder, [(before, after), ...], applied)`` hears of every
+        stored local change (the history log), after its transaction."""
         if len(local_device) != 32:
             raise IndexError_("the local device ID must be 32 raw bytes")
         conn = schema.open_database(Path(path), migrations)
-        return cls(Path(path), conn, local_device)
+        return cls(Path(path), conn, local_device, on_local_change)
 
     def close(self) -> None:
         """Finish queued writes and close every connection (no reads may be running)."""
@@ -160,7 +174,38 @@ class IndexStore:
         files = list(files)
         if not files:
             return []
-        return self._write(lambda c: self._mutations.update_local(c, folder, files, applied))
+        observer = self._on_local_change
+        if observer is None:
+            return self._write(lambda c: self._mutations.update_local(c, folder, files, applied))
+
+        def job(c: sqlite3.Connection) -> tuple[dict[str, FileInfo], list[FileInfo]]:
+            before = self._local_rows(c, folder, [f.name for f in files])
+            return before, self._mutations.update_local(c, folder, files, applied)
+
+        before, stored = self._write(job)
+        observer(folder, [(before.get(f.name), f) for f in stored], applied)
+        return stored
+
+    def _local_rows(
+        self, conn: sqlite3.Connection, folder: str, names: Sequence[str]
+    ) -> dict[str, FileInfo]:
+        """``get_local_many`` on the writer's connection, inside its transaction."""
+        row = conn.execute(
+            "SELECT f.id, d.id FROM folders f, devices d WHERE f.name = ? AND d.device = ?",
+            (folder, self.local_device),
+        ).fetchone()
+        if row is None:
+            return {}
+        found: dict[str, FileInfo] = {}
+        for chunk, marks in codec.in_chunks(map(codec.name_key, names), _PAGE):
+            for r in conn.execute(
+                f"SELECT {codec.FILE_COLUMNS} FROM files "
+                f"WHERE folder = ? AND device = ? AND name IN ({marks})",
+                (*row, *chunk),
+            ):
+                fi = codec.row_to_file(r)
+                found[fi.name] = fi
+        return found
 
     def note_applying(self, folder: str, files: Sequence[FileInfo]) -> None:
         """Remember the records of files about to be renamed into place, before the renames.

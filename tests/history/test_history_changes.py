@@ -99,3 +99,14 @@ def test_directories_and_symlinks() -> None:
         (Kind.MODIFIED, int(FileType.SYMLINK), b"", ""),
     ]
     assert {r.origin for r in rows} == {Origin.PULLED}
+
+
+def test_a_receive_only_folder_records_what_it_keeps_to_itself() -> None:
+    v1 = _file("a.txt", b"one", [(A, 1)])
+    local = v1.with_(version=make([(A, 1), (B, 1)]), modified_by=B, local_flags=1, invalid=True)
+    gone = local.with_(deleted=True, blocks=(), size=0, version=make([(A, 1), (B, 2)]))
+    rows = _rows([(v1, local), (local, gone)])
+    assert [(r.kind, r.detail) for r in rows] == [
+        (Kind.REFUSED, "changed here; receive-only folder: not sent to other devices"),
+        (Kind.REFUSED, "deleted here; receive-only folder: not sent to other devices"),
+    ]

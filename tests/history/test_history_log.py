@@ -94,3 +94,36 @@ async def test_an_unwritable_log_drops_rows_and_keeps_running(tmp_path: Path) ->
         assert service.stats.dropped == 3
         nursery.cancel_scope.cancel()
     assert service.stats.written == 0 and "history" in service.stats.last_error
+
+
+def test_a_deletion_recorded_after_its_creation_is_paired_as_a_rename(tmp_path: Path) -> None:
+    """A scan stores its deletions after everything else: the two halves of a rename
+    arrive in two writes, seconds apart at most."""
+    new = Change("f", "docs/b.pdf", Kind.CREATED, Origin.LOCAL, 7, 10 * 10**9, size=5,
+                 content_hash=b"H")  # fmt: skip
+    unrelated = Change("f", "x", Kind.CREATED, Origin.LOCAL, 7, 10 * 10**9, size=5,
+                       content_hash=b"other")  # fmt: skip
+    gone = Change("f", "a.pdf", Kind.DELETED, Origin.LOCAL, 7, 11 * 10**9, size=5,
+                  content_hash=b"H")  # fmt: skip
+    late = Change("f", "c.pdf", Kind.DELETED, Origin.LOCAL, 7, 100 * 10**9, size=5,
+                  content_hash=b"other")  # fmt: skip
+    with HistoryLog.open(tmp_path / "h.sqlite3") as log:
+        log.record([new, unrelated])
+        log.record([gone])
+        log.record([late])  # 90 s after "x" was created: not a rename of it
+        got = {(c.name, c.kind, c.detail) for c in log.query("f")}
+    assert got == {
+        ("docs/b.pdf", Kind.RENAMED_TO, "a.pdf"),
+        ("a.pdf", Kind.RENAMED_FROM, "docs/b.pdf"),
+        ("x", Kind.CREATED, ""),
+        ("c.pdf", Kind.DELETED, ""),
+    }
+
+
+def test_a_file_created_and_deleted_again_is_no_rename(tmp_path: Path) -> None:
+    made = Change("f", "tmp.txt", Kind.CREATED, Origin.LOCAL, 7, 1, size=5, content_hash=b"H")
+    gone = Change("f", "tmp.txt", Kind.DELETED, Origin.LOCAL, 7, 2, size=5, content_hash=b"H")
+    with HistoryLog.open(tmp_path / "h.sqlite3") as log:
+        log.record([made])
+        log.record([gone])
+        assert [c.kind for c in log.query("f")] == [Kind.DELETED, Kind.CREATED]
