@@ -18,8 +18,8 @@ from index_helpers import (
 from p2psync.index import Counts, IndexStore, codec
 from p2psync.protocol import vector
 from p2psync.protocol.model import FileInfo, FileType
-from p2psync.protocol.ordering import pick_global, wins_over
 from p2psync.protocol.vector import Ordering, compare
+from p2psync.rules import pick_global, wins_over
 
 SHORT = {LOCAL: 1, DEV_A: 2, DEV_B: 3}
 
