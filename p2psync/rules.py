@@ -29,9 +29,9 @@ or this device has no entry and the global is a delete, or its own entry's versi
 equal to or newer than the global's. An entry that is invalid here (ignored, not synced
 here, a receive-only change) with the global's version is not needed again.
 
-**What counts as a conflict** (``is_conflict``): replacing a local entry whose version
-is concurrent with the incoming one, unless the incoming one is not a delete and has the
-same blocks (then nothing is lost). The puller asks only for regular files it has.
+**What counts as a conflict** (``is_conflict``): replacing a local regular file whose
+version is concurrent with the incoming one, unless the incoming one is not a delete and
+has the same blocks (then nothing is lost). Directories and symlinks are just replaced.
 
 **Equivalent entries** (``equivalent``): same type, permissions (unless ignored) and
 content: directories by type alone, symlinks by target, files by size and block hashes.
@@ -170,8 +170,12 @@ def global_and_need(
 
 
 def is_conflict(local: FileInfo, incoming: FileInfo) -> bool:
-    """Replacing ``local`` by ``incoming`` loses a concurrent local change (the same
-    blocks arriving again lose nothing)."""
+    """Replacing ``local`` by ``incoming`` loses a concurrent local change.
+
+    Only a regular file this device has can conflict (directories and symlinks are just
+    replaced, as in Syncthing); the same blocks arriving again lose nothing."""
+    if local.deleted or local.type != FileType.FILE:
+        return False
     if local.blocks and local.blocks_hash() == incoming.blocks_hash() and not incoming.deleted:
         return False
     return compare(incoming.version, local.version) == Ordering.CONCURRENT

@@ -492,6 +492,15 @@ def test_concurrent_changes_are_conflicts_sequential_ones_are_not(
 
 
 @PROPS
+@given(entries, entries)
+def test_only_a_regular_file_we_have_can_conflict(local: FileInfo, incoming: FileInfo) -> None:
+    """Directories and symlinks are replaced, a deleted entry has nothing to keep (the
+    puller asks only about files it has; the rule says so itself)."""
+    if local.deleted or local.type != FileType.FILE:
+        assert not is_conflict(local, incoming)
+
+
+@PROPS
 @given(present, entries)
 def test_replacing_a_file_never_loses_a_concurrent_change(
     local: FileInfo, incoming: FileInfo
