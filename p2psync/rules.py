@@ -33,10 +33,10 @@ here, a receive-only change) with the global's version is not needed again.
 version is concurrent with the incoming one, unless the incoming one is not a delete and
 has the same blocks (then nothing is lost). Directories and symlinks are just replaced.
 
-**Equivalent entries** (``equivalent``): same type, permissions (unless ignored) and
-content: directories by type alone, symlinks by target, files by size and block hashes.
-Names, times, versions, sequence numbers, who modified and the local bookkeeping
-(inode, flags) do not count.
+**Equivalent entries** (``equivalent``): both present and valid, with the same type,
+permissions (unless ignored, or unknown on the global) and content: directories by type
+alone, symlinks by target, files by size and block hashes. Names, times, versions,
+sequence numbers, who modified and the local bookkeeping (inode, flags) do not count.
 """
 
 from __future__ import annotations
@@ -185,8 +185,11 @@ def is_conflict(local: FileInfo, incoming: FileInfo) -> bool:
 
 
 def equivalent(local: FileInfo, global_: FileInfo, ignore_perms: bool) -> bool:
-    """Same item as far as syncing is concerned (type, content, permissions)."""
-    if global_.deleted or global_.invalid or local.type != global_.type:
+    """Same item as far as syncing is concerned (type, content, permissions). A deleted
+    or invalid entry, on either side, is never equivalent to anything."""
+    if global_.deleted or global_.invalid or local.deleted or local.invalid:
+        return False
+    if local.type != global_.type:
         return False
     if not ignore_perms and not global_.no_permissions:
         if (local.permissions & 0o777) != (global_.permissions & 0o777):

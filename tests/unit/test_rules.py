@@ -561,11 +561,16 @@ def test_equivalent_is_symmetric(a: FileInfo, b: FileInfo, ignore_perms: bool) -
 
 @PROPS
 @given(entries, entries, st.booleans())
-def test_a_deleted_or_invalid_global_is_never_equivalent(
+@example(FileInfo("f", deleted=True), FileInfo("f"), False)  # a delete is not the file
+@example(FileInfo("f", invalid=True), FileInfo("f"), False)
+def test_a_deleted_or_invalid_entry_is_never_equivalent(
     local: FileInfo, g: FileInfo, ignore_perms: bool
 ) -> None:
-    if g.deleted or g.invalid:
+    """On either side: a delete is not the item, and an invalid entry is not a version
+    of it anyone may use."""
+    if g.deleted or g.invalid or local.deleted or local.invalid:
         assert not equivalent(local, g, ignore_perms)
+        assert not equivalent(g, local, ignore_perms)
 
 
 @PROPS
