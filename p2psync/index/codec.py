@@ -154,7 +154,7 @@ def row_to_file(row: tuple[Any, ...] | Any) -> FileInfo:
     )
 
 
-# Enough of a FileInfo to rank it with protocol/ordering.py, without decoding blocks.
+# Enough of a FileInfo to rank it with p2psync/rules.py, without decoding blocks.
 RANK_COLUMNS = (
     "files.device, files.type, files.size, files.modified_ns, files.deleted, files.invalid, "
     "files.version"

@@ -13,15 +13,8 @@ from typing import Any
 
 from ..errors import UsageError
 from ..protocol.model import FileInfo, FileType
-from ..protocol.ordering import pick_global
-from ..protocol.vector import Ordering, compare
+from ..rules import NEED_NONE, global_and_need, sole_holder_need
 from . import codec, schema
-
-# globals.need: None (NULL) = not needed; otherwise the pull phase iter_need orders by.
-NEED_NONE = None
-NEED_DIRECTORY = 1
-NEED_FILE = 2  # files and symlinks
-NEED_DELETE = 3
 
 _RECOMPUTE_BATCH = 1000
 
@@ -77,37 +70,6 @@ def _insert_rows(
         params = [value for r in chunk for value in r]
         out.extend(conn.execute(f"{head} VALUES {values} {tail}", params).fetchall())
     return out
-
-
-def need_level(global_: FileInfo, local: FileInfo | None) -> int | None:
-    """Whether (and in which pull phase) the local device needs ``global_``.
-
-    Needed unless: the global is invalid; or there is no local entry and the global is a
-    delete; or the local version is equal to or newer than the global's. A local entry
-    that is concurrent with the global lost to it (else it would be the global), so it
-    is needed — which is ``wins_over(global_, local)`` whenever the ordering is a total
-    order, and still converges where it is not (a local entry superseded by a third one
-    that lost to the global on the tie-break).
-    """
-    if global_.invalid:
-        return NEED_NONE
-    if local is None:
-        needed = not global_.deleted
-    else:
-        needed = compare(local.version, global_.version) in (Ordering.LESSER, Ordering.CONCURRENT)
-    if not needed:
-        return NEED_NONE
-    if global_.deleted:
-        return NEED_DELETE
-    return NEED_DIRECTORY if global_.type == FileType.DIRECTORY else NEED_FILE
-
-
-def _sole_holder_need(local: bool, ftype: int, deleted: bool, invalid: bool) -> int | None:
-    """``need_level`` when one device holds the name: the local device needs nothing it
-    holds itself; otherwise it needs a valid entry that is not a delete."""
-    if local or invalid or deleted:
-        return NEED_NONE
-    return NEED_DIRECTORY if ftype == FileType.DIRECTORY else NEED_FILE
 
 
 class Mutations:
@@ -246,7 +208,7 @@ class Mutations:
                     fi.size,
                     deleted,
                     invalid,
-                    _sole_holder_need(local, ftype, fi.deleted, fi.invalid),
+                    sole_holder_need(local, ftype, fi.deleted, fi.invalid),
                 )
             )
             if local and fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
@@ -454,7 +416,7 @@ def _pick(key: bytes, rows: list[Any], local_did: int | None) -> tuple[Sequence[
     in device ID order) and the local need level that goes with it."""
     if len(rows) == 1:  # the usual case: one holder is the global, nothing to rank
         device, ftype, _, _, deleted, invalid, _ = rows[0]
-        return rows[0], _sole_holder_need(device == local_did, ftype, deleted, invalid)
+        return rows[0], sole_holder_need(device == local_did, ftype, deleted, invalid)
     # The next most usual: every holder has the same version (one side pulled what the
     # other has, or echoes it back). Whichever wins the ranking, the local copy is
     # equivalent to it, so it is the global and nothing is needed.
@@ -469,18 +431,11 @@ def _pick(key: bytes, rows: list[Any], local_did: int | None) -> tuple[Sequence[
 def _pick_ranked(
     key: bytes, rows: list[Any], local_did: int | None
 ) -> tuple[Sequence[Any], int | None]:
-    """``_pick`` by the full ordering rule (``pick_global``), without its shortcuts."""
+    """``_pick`` by the full rule (``rules.global_and_need``), without its shortcuts."""
     candidates = [codec.row_to_rank_file(key, row) for row in rows]
-    best = pick_global(candidates)
-    assert best is not None
-    index = next(i for i, c in enumerate(candidates) if c is best)
     local_index = next((i for i, row in enumerate(rows) if row[0] == local_did), None)
-    local = None
-    if local_index is not None:
-        local = candidates[local_index]
-        if (local.version, local.invalid) == (best.version, best.invalid):
-            index = local_index  # equivalent holders: prefer the local copy
-    return rows[index], need_level(candidates[index], local)
+    index, need = global_and_need(candidates, local_index)
+    return rows[index], need
 
 
 def _global_row(fid: int, key: bytes, row: Sequence[Any], need: int | None) -> tuple[Any, ...]:

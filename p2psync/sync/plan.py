@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 
 from ..protocol.model import FileInfo
+from ..rules import equivalent as equivalent  # compatibility re-export: see p2psync/rules.py
 
 CONFLICT_MARKER = ".sync-conflict-"
 _CONFLICT_RE = re.compile(r"\.sync-conflict-\d{8}-\d{6}-[A-Z2-7]{7}")
@@ -108,19 +109,3 @@ def pull_order_key(fi: FileInfo) -> tuple[int, int, str]:
     if fi.is_directory:
         return (0, depth, fi.name)
     return (1, 0, fi.name)
-
-
-def equivalent(local: FileInfo, global_: FileInfo, ignore_perms: bool) -> bool:
-    """Same item as far as syncing is concerned (type, content, permissions)."""
-    if global_.deleted or global_.invalid or local.type != global_.type:
-        return False
-    if not ignore_perms and not global_.no_permissions:
-        if (local.permissions & 0o777) != (global_.permissions & 0o777):
-            return False
-    if local.is_directory:
-        return True
-    if local.is_symlink:
-        return local.symlink_target == global_.symlink_target
-    return local.size == global_.size and [b.hash for b in local.blocks] == [
-        b.hash for b in global_.blocks
-    ]

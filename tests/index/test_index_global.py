@@ -18,8 +18,8 @@ from index_helpers import (
 from p2psync.index import Counts, IndexStore, codec
 from p2psync.protocol import vector
 from p2psync.protocol.model import FileInfo, FileType
-from p2psync.protocol.ordering import pick_global, wins_over
 from p2psync.protocol.vector import Ordering, compare
+from p2psync.rules import pick_global, wins_over
 
 SHORT = {LOCAL: 1, DEV_A: 2, DEV_B: 3}
 
@@ -287,13 +287,13 @@ def check_against_model(
 def test_sole_holder_shortcut_agrees_with_need_level(
     local: bool, ftype: FileType, deleted: bool, invalid: bool
 ) -> None:
-    from p2psync.index.writes import _sole_holder_need, need_level
+    from p2psync.rules import need_level, sole_holder_need
 
     entry = FileInfo(
         name="x", type=ftype, deleted=deleted, invalid=invalid, version=vector.make([(7, 3)])
     )
     expected = need_level(entry, entry if local else None)
-    assert _sole_holder_need(local, int(ftype), deleted, invalid) == expected
+    assert sole_holder_need(local, int(ftype), deleted, invalid) == expected
 
 
 def test_holders_of_many_names_match_one_name_at_a_time(store: IndexStore) -> None:

@@ -1,12 +1,11 @@
-"""Properties of version vectors (vector.py) and of the global-version rule (ordering.py)."""
+"""Properties of version vectors (vector.py). The rules built on them (which version
+wins, need, conflicts) are tested in tests/unit/test_rules.py."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2psync.protocol.model import FileInfo
-from p2psync.protocol.ordering import is_conflict, pick_global, wins_over
 from p2psync.protocol.vector import (
     EMPTY,
     Counter,
@@ -135,134 +134,3 @@ def test_independent_updates_are_concurrent(
     if x == y:
         return
     assert compare(update(base, x, t1), update(base, y, t2)) is Ordering.CONCURRENT
-
-
-# -- the global-version rule -------------------------------------------------------------
-
-files = st.builds(
-    FileInfo,
-    name=st.just("f"),
-    version=vectors,
-    modified_ns=st.integers(0, 5) | st.integers(0, 2**62),
-    deleted=st.booleans(),
-    invalid=st.booleans() | st.just(False),
-)
-
-
-def signature(fi: FileInfo | None) -> object:
-    """What all devices must agree on: the version and the facts the rule looks at."""
-    if fi is None:
-        return None
-    return (fi.version, fi.deleted, fi.invalid, fi.modified_ns)
-
-
-@PROPS
-@given(st.lists(files, min_size=1, max_size=6), st.randoms(use_true_random=False))
-def test_pick_global_does_not_depend_on_input_order(candidates: list[FileInfo], rnd) -> None:  # type: ignore[no-untyped-def]
-    shuffled = list(candidates)
-    rnd.shuffle(shuffled)
-    assert signature(pick_global(shuffled)) == signature(pick_global(candidates))
-    assert signature(pick_global(list(reversed(candidates)))) == signature(pick_global(candidates))
-
-
-def test_pick_global_with_a_cycle_of_pairwise_wins() -> None:
-    """a > b by vector, b beats c on mtime, c beats a on mtime: a pairwise sort would
-    depend on input order. Only a and c (not superseded) compete; c is later."""
-    a = FileInfo("x", version=make([(1, 2)]), modified_ns=1)
-    b = FileInfo("x", version=make([(1, 1)]), modified_ns=10)
-    c = FileInfo("x", version=make([(2, 1)]), modified_ns=5)
-    assert wins_over(a, b) and wins_over(b, c) and wins_over(c, a)
-    for order in ([a, b, c], [a, c, b], [b, a, c], [b, c, a], [c, a, b], [c, b, a]):
-        assert pick_global(order) is c
-
-
-@PROPS
-@given(st.lists(files, min_size=1, max_size=6))
-def test_pick_global_is_a_candidate_that_nothing_valid_supersedes(
-    candidates: list[FileInfo],
-) -> None:
-    g = pick_global(candidates)
-    assert g is not None and g in candidates
-    if any(not c.invalid for c in candidates):
-        assert not g.invalid
-        for c in candidates:
-            if not c.invalid:
-                assert compare(c.version, g.version) is not Ordering.GREATER
-
-
-def test_pick_global_of_nothing_is_none() -> None:
-    assert pick_global([]) is None
-
-
-@PROPS
-@given(files, files)
-def test_wins_over_is_total_and_asymmetric(a: FileInfo, b: FileInfo) -> None:
-    """Never both; neither only for equal vectors with the same validity (equivalent)."""
-    ab, ba = wins_over(a, b), wins_over(b, a)
-    assert not (ab and ba)
-    if not ab and not ba:
-        assert compare(a.version, b.version) is Ordering.EQUAL and a.invalid == b.invalid
-
-
-@PROPS
-@given(files, files)
-def test_wins_over_is_deterministic(a: FileInfo, b: FileInfo) -> None:
-    assert wins_over(a, b) == wins_over(a.with_(), b.with_())
-
-
-@PROPS
-@given(vectors, ids, ids, now, now, st.integers(0, 2**62), st.integers(0, 2**62))
-def test_a_modification_beats_a_concurrent_delete(
-    base: tuple[Counter, ...], x: int, y: int, t1: int, t2: int, m1: int, m2: int
-) -> None:
-    if x == y:
-        return
-    edit = FileInfo("f", version=update(base, x, t1), modified_ns=m1)
-    delete = FileInfo("f", version=update(base, y, t2), modified_ns=m2, deleted=True)
-    assert wins_over(edit, delete) and not wins_over(delete, edit)
-    assert pick_global([delete, edit]) is edit
-    assert pick_global([edit, delete]) is edit
-
-
-@PROPS
-@given(vectors, ids, ids, now, now, st.integers(0, 2**62), st.integers(0, 2**62))
-def test_the_later_mtime_wins_among_concurrent_edits(
-    base: tuple[Counter, ...], x: int, y: int, t1: int, t2: int, m1: int, m2: int
-) -> None:
-    if x == y or m1 == m2:
-        return
-    one = FileInfo("f", version=update(base, x, t1), modified_ns=m1)
-    two = FileInfo("f", version=update(base, y, t2), modified_ns=m2)
-    later = one if m1 > m2 else two
-    assert pick_global([one, two]) is later
-    assert pick_global([two, one]) is later
-
-
-@PROPS
-@given(vectors, ids, now, st.integers(0, 2**62))
-def test_a_newer_version_wins_whatever_its_mtime(
-    base: tuple[Counter, ...], x: int, t: int, m: int
-) -> None:
-    old = FileInfo("f", version=base or make([(1, 1)]), modified_ns=2**62)
-    new = FileInfo("f", version=update(old.version, x, t), modified_ns=m, deleted=True)
-    assert pick_global([old, new]) is new
-
-
-@PROPS
-@given(vectors, ids, now)
-def test_a_valid_entry_beats_an_invalid_one(base: tuple[Counter, ...], x: int, t: int) -> None:
-    newer_invalid = FileInfo("f", version=update(base, x, t), invalid=True)
-    valid = FileInfo("f", version=base or make([(1, 1)]))
-    assert pick_global([newer_invalid, valid]) is valid
-    assert pick_global([newer_invalid]) is newer_invalid
-
-
-@PROPS
-@given(vectors, ids, ids, now, now)
-def test_concurrent_changes_are_conflicts_sequential_ones_are_not(
-    base: tuple[Counter, ...], x: int, y: int, t1: int, t2: int
-) -> None:
-    local = FileInfo("f", version=update(base, x, t1))
-    assert not is_conflict(local, FileInfo("f", version=update(local.version, y, t2)))
-    if x != y:
-        assert is_conflict(local, FileInfo("f", version=update(base, y, t2)))
