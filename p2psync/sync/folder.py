@@ -151,8 +151,8 @@ class FolderRunner:
             else None,
             ignore_permissions=config.ignore_permissions,
             max_conflicts=config.max_conflicts,
+            defer_records=True,
         )
-        self.puller.defer_records = True
 
     def update_config(self, config: FolderConfig) -> None:
         """Apply a changed folder config to the running folder (same id and path)."""
