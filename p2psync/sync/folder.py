@@ -45,8 +45,7 @@ from .full_disk import (
 from .needed_deletes import collect_rename_sources, mass_delete_hold
 from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
-from .pull_round import PullRound
-from .puller import DISK_FULL, ItemSkipped, Puller
+from .pull import DISK_FULL, ItemSkipped, Puller, PullRound
 from .scan_round import ScanRound
 from .serve import BlockServer, ServeQueue
 from .versioner import KeepAllVersioning, NoVersioning, Versioner
@@ -276,7 +275,7 @@ class FolderRunner:
             task_status.started()
             self._feed(sched.Started())  # periodic scans count from now
             self._nursery = nursery
-            await nursery.start(self.serve_queue.run)
+            await nursery.start(self.serve_queue.serve)
             nursery.start_soon(self._clean_versions)
             while True:
                 deadline = sched.next_deadline(self._schedule)

@@ -21,7 +21,7 @@ from ..index.store import IndexStore
 from .folder import FolderRunner, WatchFolder
 from .folder_lock import FolderLock
 from .folder_tuning import DEFAULT_TUNING, FolderTuning
-from .puller import BlockSource, Puller
+from .pull import BlockSource, Puller
 from .serve import BlockServer
 from .versioner import Versioner, make_versioner
 

@@ -17,7 +17,7 @@ from ..fs.base import FileSystem
 from ..fs.basic import BasicFS
 from ..fs.internal import MARKER, VERSIONS_DIR, fold, is_own_temp_base
 from ..protocol.model import FileType
-from .puller import MIN_FREE_BYTES
+from .pull import MIN_FREE_BYTES
 
 log = logging.getLogger("p2psync.sync.folder")
 

@@ -42,7 +42,7 @@ from ..values import DYNAMIC, explicit_addresses
 from .folder import FolderRunner
 from .introductions import introduce
 from .overrides import FLAG_RECEIVE_ONLY
-from .puller import BlockSource
+from .pull import BlockSource
 
 # Saves and applies an edit of the config (``Node.change_config``).
 ConfigChange = Callable[[Callable[[Config], Config]], Awaitable[Config]]

@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterable
 
 from ..protocol.model import FileInfo
-from ..rules import equivalent as equivalent  # compatibility re-export: see p2psync/rules.py
 
 CONFLICT_MARKER = ".sync-conflict-"
 _CONFLICT_RE = re.compile(r"\.sync-conflict-\d{8}-\d{6}-[A-Z2-7]{7}")

@@ -28,11 +28,11 @@ from ..config import FolderConfig
 from ..fs.base import FileSystem
 from ..identity import DeviceID
 from ..protocol.model import FileInfo
+from ..rules import equivalent
 from ..scanner.ignore import Ignore
 from ..scanner.scan import ScanBatch, ScanProgress, scan
 from .folder_index import FolderIndex
 from .overrides import FLAG_RECEIVE_ONLY
-from .plan import equivalent
 
 HELD_TOMBSTONES_MAX = 50_000
 SCAN_BATCH = 1000  # entries the scanner hands over (and a streamed scan stores) at a time

@@ -32,6 +32,7 @@ CACHE_ENTRIES = 256
 SERVE_WORKERS = 4  # batches read at once (disk and hashing overlap across threads)
 BATCH_REQUESTS = 64
 BATCH_BYTES = 1024 * 1024
+QUEUED_SLOTS = 1024  # requests (or request_many calls) waiting for a worker
 
 Result = tuple[ErrorCode, bytes]
 
@@ -146,13 +147,23 @@ class _Slot:
 
 
 class ServeQueue:
-    """Batches block requests for a BlockServer; ``run`` lives in the folder's nursery."""
+    """Batches block requests for a BlockServer; ``serve`` lives in the folder's nursery."""
 
-    def __init__(self, server: BlockServer, limiter: trio.CapacityLimiter) -> None:
+    def __init__(
+        self,
+        server: BlockServer,
+        limiter: trio.CapacityLimiter,
+        *,
+        workers: int = SERVE_WORKERS,
+        queued: int = QUEUED_SLOTS,
+    ) -> None:
         self.server = server
         self.limiter = limiter
-        self._send, self._receive = trio.open_memory_channel[_Slot](float("inf"))
-        self._running = False
+        self._workers = workers
+        self._queued = queued
+        # Open while ``serve`` runs; a full queue makes requesters wait (back-pressure on
+        # the peers' connections) instead of growing without bound.
+        self._send: trio.MemorySendChannel[_Slot] | None = None
 
     async def read(self, request: Request) -> Result:
         return (await self.read_many([request]))[0]
@@ -162,37 +173,50 @@ class ServeQueue:
         serve because it stopped)."""
         if not requests:
             return []
-        if not self._running:  # the folder is not running (yet): one hop
+        send = self._send
+        if send is None:  # the folder is not running (yet): one hop
             return await trio.to_thread.run_sync(
                 self.server.read_blocks, list(requests), limiter=self.limiter
             )
         slot = _Slot(requests)
-        self._send.send_nowait(slot)
+        try:
+            try:
+                send.send_nowait(slot)
+            except trio.WouldBlock:  # the queue is full: wait for room
+                await send.send(slot)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return slot.results  # the queue stopped meanwhile: GENERIC for each
         await slot.done.wait()
         return slot.results
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._running = True
+    async def serve(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The workers; reports started once requests go to them (``nursery.start``)."""
+        send, receive = trio.open_memory_channel[_Slot](self._queued)
         try:
             async with trio.open_nursery() as nursery:
-                for _ in range(SERVE_WORKERS):
-                    nursery.start_soon(self._worker)
+                for _ in range(self._workers):
+                    nursery.start_soon(self._worker, receive)
+                self._send = send
                 task_status.started()
         finally:
-            self._running = False
+            self._send = None
             while True:  # whoever still waits gets an error, not a hang
                 try:
-                    self._receive.receive_nowait().done.set()
+                    receive.receive_nowait().done.set()
                 except trio.WouldBlock:
                     break
+            receive.close()  # and whoever waits to queue is told it stopped
 
-    async def _worker(self) -> None:
+
+    async def _worker(self, receive: trio.MemoryReceiveChannel[_Slot]) -> None:
         while True:
-            batch = [await self._receive.receive()]
+            batch = [await receive.receive()]
             count, size = len(batch[0].requests), batch[0].size
             while count < BATCH_REQUESTS and size < BATCH_BYTES:
                 try:
-                    slot = self._receive.receive_nowait()
+                    slot = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
                 batch.append(slot)

@@ -31,7 +31,7 @@ from topo import NO_DIAL, link, start_unlinked
 
 from p2psync.config import load_config
 from p2psync.identity import load_identity
-from p2psync.sync.puller import DISK_FULL
+from p2psync.sync.pull import DISK_FULL
 
 MiB = 1024 * 1024
 

@@ -38,7 +38,7 @@ from p2psync.protocol import vector
 from p2psync.protocol.connection import NEED_DATA, Connection
 from p2psync.protocol.messages import Close, ConnectionClosed, Hello
 from p2psync.protocol.model import FileInfo, FileType
-from p2psync.sync.puller import MIN_FREE_BYTES
+from p2psync.sync.pull import MIN_FREE_BYTES
 
 needs_mount = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root to mount a small tmpfs (mount -t tmpfs)"

@@ -6,15 +6,17 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import trio
 
+from p2psync.fs import write_all
 from p2psync.fs.base import FileSystem
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
 from p2psync.protocol.model import FileInfo, block_size_for
 from p2psync.scanner.blocks import hash_bytes
-from p2psync.sync.puller import Puller
+from p2psync.sync.pull import BatchResult, Puller, PullTunings
 from p2psync.sync.versioner import NoVersioning
 
 LOCAL = bytes(range(32))
@@ -72,7 +74,12 @@ def remote_file(name: str, data: bytes) -> FileInfo:
     )
 
 
-def make_puller(fs: FileSystem, index: IndexStore, *sources: Source) -> Puller:
+def make_puller(
+    fs: FileSystem,
+    index: IndexStore,
+    *sources: Source,
+    tunings: PullTunings | None = None,
+) -> Puller:
     async def sources_for(name: str) -> list[Source]:
         return list(sources)
 
@@ -87,9 +94,17 @@ def make_puller(fs: FileSystem, index: IndexStore, *sources: Source) -> Puller:
         limiter=trio.CapacityLimiter(4),
         sources_for=sources_for,
         sources_for_many=sources_for_many,  # type: ignore[arg-type]
+        defer_records=True,
+        **({"tunings": tunings} if tunings is not None else {}),
     )
-    puller.defer_records = True
     return puller
+
+
+async def pull_small_files(
+    puller: Puller, files: Sequence[FileInfo], **kwargs: Any
+) -> BatchResult:
+    """Pull ``files`` as one batch of small files (``Puller.pull_batch``)."""
+    return await puller.pull_batch(files, **kwargs)
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -102,3 +117,26 @@ def payloads(count: int) -> dict[str, bytes]:
 
 def source_for(files: dict[str, bytes]) -> Source:
     return Source({hashlib.sha256(d).digest(): d for d in files.values()})
+
+
+def local_file(fs: FileSystem, index: IndexStore, name: str, data: bytes) -> FileInfo:
+    """Write ``name`` and record it in the index as the scanner would (its inode, mode and
+    mtime as on disk); returns the record."""
+    write_all(fs, name, data)
+    st = fs.lstat(name)
+    size = block_size_for(len(data))
+    fi = FileInfo(
+        name=name,
+        size=len(data),
+        permissions=st.permissions,
+        modified_ns=st.mtime_ns,
+        modified_by=LOCAL_SHORT,
+        version=vector.make([(LOCAL_SHORT, 1)]),
+        block_size=size,
+        blocks=hash_bytes(data, size),
+        inode=st.inode,
+    )
+    index.update_local(FOLDER, [fi])
+    found = index.get_local(FOLDER, name)
+    assert found is not None
+    return found

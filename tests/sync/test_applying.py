@@ -11,15 +11,22 @@ import time
 from pathlib import Path
 
 import pytest
-from pull_support import FOLDER, LOCAL, LOCAL_SHORT, make_puller, payloads, remote_file, source_for
+from pull_support import (
+    FOLDER,
+    LOCAL,
+    LOCAL_SHORT,
+    make_puller,
+    payloads,
+    pull_small_files,
+    remote_file,
+    source_for,
+)
 
 from p2psync.fs import BasicFS
 from p2psync.index import IndexStore
 from p2psync.protocol.model import FileInfo
 from p2psync.scanner.scan import scan
-from p2psync.sync.local_renames import apply_renames
 from p2psync.sync.scan_round import IndexView
-from p2psync.sync.small_files import pull_small_files
 
 
 class Killed(BaseException):
@@ -41,7 +48,7 @@ async def kill_before_the_records(fs: BasicFS, path: Path, files: dict[str, byte
         def killed(records: object) -> int:
             raise Killed
 
-        puller.store_applied = killed  # type: ignore[method-assign]
+        puller.recorder.store_applied = killed  # type: ignore[method-assign]
         with pytest.raises(Killed):
             await pull_small_files(puller, [remote_file(n, d) for n, d in files.items()])
         assert len(index.applying(FOLDER)) == len(files)
@@ -121,7 +128,7 @@ async def test_a_local_rename_killed_before_its_records_is_adopted(
         moved = remote_file("new.txt", data)
         gone = old.with_(deleted=True, blocks=(), size=0, version=moved.version)
         puller = make_puller(fs, index)
-        assert apply_renames(puller, [(moved, gone)]) == [True]  # 'killed': never flushed
+        assert puller.renames.apply([(moved, gone)]) == [True]  # 'killed': never flushed
         assert {f.name for f in index.applying(FOLDER)} == {"new.txt", "old.txt"}
     assert (Path(fs.root) / "new.txt").read_bytes() == data
 
@@ -143,7 +150,7 @@ async def test_a_rename_whose_target_appeared_is_not_applied(fs: BasicFS, tmp_pa
         assert old is not None
         moved = remote_file("new.txt", data)
         gone = old.with_(deleted=True, blocks=(), size=0)
-        assert apply_renames(make_puller(fs, index), [(moved, gone)]) == [False]
+        assert make_puller(fs, index).renames.apply([(moved, gone)]) == [False]
     assert (Path(fs.root) / "new.txt").read_bytes() == b"the user's own file"
     assert (Path(fs.root) / "old.txt").read_bytes() == data
 

@@ -1,4 +1,4 @@
-"""Block I/O for pulls (sync/block_io.py): verified batch writes of fetched blocks and
+"""Block I/O for pulls (sync/pull/block_io.py): verified batch writes of fetched blocks and
 reads of local blocks, on their own and through a large-file pull."""
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from p2psync.index import IndexStore
 from p2psync.protocol import vector
 from p2psync.protocol.model import BlockInfo
 from p2psync.scanner.scan import scan
-from p2psync.sync import block_io
-from p2psync.sync import puller as puller_module
-from p2psync.sync.block_io import BlockReaders, BlockWrites
-from p2psync.sync.puller import DISK_FULL, ItemSkipped, requests_in_flight
+from p2psync.sync.pull import DEFAULT_TUNINGS, DISK_FULL, ItemSkipped, PullTunings, block_io
+from p2psync.sync.pull.block_io import BlockReaders, BlockWrites
+from p2psync.sync.pull.fetch import LocalBlocks
 from p2psync.sync.scan_round import IndexView
 
 BLOCK = 128 * 1024
@@ -73,6 +72,19 @@ async def test_blocks_that_arrive_together_share_one_thread_hop() -> None:
     assert 1 <= hops.hops < len(blocks) // 4
 
 
+async def test_the_write_queue_is_bounded_and_still_writes_every_block() -> None:
+    """More blocks than the queue holds: the extra writers wait for room, none is lost."""
+    fs = FakeFS()
+    data = os.urandom(12 * BLOCK)
+    blocks = blocks_of(data)
+    with fs.open_write("f") as handle:
+        writes = BlockWrites(handle, CountingHops(), trio.CancelScope(), capacity=2)
+        items = [(b, data[b.offset : b.offset + b.size]) for b in blocks]
+        assert await write_all(writes, items) == [True] * len(blocks)
+        assert writes._send.statistics().max_buffer_size == 2
+    assert read_all(fs, "f") == data
+
+
 async def test_a_corrupt_block_is_refused_and_the_others_written() -> None:
     fs = FakeFS()
     data = os.urandom(4 * BLOCK)
@@ -105,6 +117,7 @@ async def test_a_write_error_is_kept_and_cancels_the_fetchers() -> None:
 
 
 def test_requests_in_flight_keep_sixteen_mib_moving() -> None:
+    requests_in_flight = DEFAULT_TUNINGS.requests_in_flight
     assert requests_in_flight(16 * 1024 * 1024) == 16
     assert requests_in_flight(1024 * 1024) == 16
     assert requests_in_flight(256 * 1024) == 64
@@ -124,9 +137,8 @@ async def test_a_large_file_is_pulled_in_batched_writes(index: IndexStore) -> No
 
 
 async def test_a_large_file_is_written_around_the_page_cache(
-    fs: BasicFS, index: IndexStore, monkeypatch: pytest.MonkeyPatch
+    fs: BasicFS, index: IndexStore
 ) -> None:
-    monkeypatch.setattr(puller_module, "BYPASS_CACHE_MIN", 1024 * 1024)
     bypassed: list[bool] = []
     real_open_write = fs.open_write
 
@@ -146,7 +158,7 @@ async def test_a_large_file_is_written_around_the_page_cache(
     fi = remote_file("big.bin", data)
     source = source_for({})
     source.blocks = {b.hash: data[b.offset : b.offset + b.size] for b in fi.blocks}
-    puller = make_puller(fs, index, source)
+    puller = make_puller(fs, index, source, tunings=PullTunings(bypass_cache_min=1024 * 1024))
     await puller.pull_item(fi)
     assert bypassed == [True]
     assert (Path(fs.root) / "big.bin").read_bytes() == data
@@ -214,8 +226,7 @@ async def test_a_big_local_copy_is_split_between_threads_and_keeps_every_block(
     """Blocks found locally are copied on FILL_THREADS threads; changed blocks in either
     part still come from the peer, and the file is exact (written through the page cache
     or around it)."""
-    monkeypatch.setattr(puller_module, "FILL_SPLIT_MIN_BLOCKS", 4)
-    monkeypatch.setattr(puller_module, "BYPASS_CACHE_MIN", 1 if bypass else 1 << 60)
+    tunings = PullTunings(fill_split_min_blocks=4, bypass_cache_min=1 if bypass else 1 << 60)
     old = os.urandom(12 * BLOCK + 777)
     (Path(fs.root) / "big.bin").write_bytes(old)
     scanned = [
@@ -234,14 +245,14 @@ async def test_a_big_local_copy_is_split_between_threads_and_keeps_every_block(
     source = source_for({})
     source.blocks = {b.hash: bytes(new[b.offset : b.offset + b.size]) for b in fi.blocks}
     parts: list[list[int]] = []
-    real_fill = puller_module.Puller._fill_range
+    real_fill = LocalBlocks.fill_range
 
     def spying_fill(self: Any, handle: Any, name: str, blocks: Any, *rest: Any) -> Any:
         parts.append([b.offset // BLOCK for b in blocks])
         return real_fill(self, handle, name, blocks, *rest)
 
-    monkeypatch.setattr(puller_module.Puller, "_fill_range", spying_fill)
-    puller = make_puller(fs, index, source)
+    monkeypatch.setattr(LocalBlocks, "fill_range", spying_fill)
+    puller = make_puller(fs, index, source, tunings=tunings)
     await puller.pull_item(fi)
     assert (Path(fs.root) / "big.bin").read_bytes() == bytes(new)
     assert puller.stats.blocks_network == 2

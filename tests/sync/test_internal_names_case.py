@@ -14,7 +14,7 @@ from p2psync.fs import FakeFS, FileSystem, write_all
 from p2psync.fs.internal import fold, is_internal, is_internal_entry, is_temp_base
 from p2psync.index import IndexStore
 from p2psync.scanner.scan import scan
-from p2psync.sync.puller import ItemSkipped
+from p2psync.sync.pull import ItemSkipped
 
 HOSTILE = {
     ".P2PIGNORE": b"*\n",

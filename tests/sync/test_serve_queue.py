@@ -67,7 +67,7 @@ async def test_many_requests_share_few_thread_jobs(server: BlockServer) -> None:
         results[req.id] = await queue.read(req)
 
     async with trio.open_nursery() as nursery:
-        await nursery.start(queue.run)
+        await nursery.start(queue.serve)
         async with trio.open_nursery() as askers:
             for i in range(40):
                 askers.start_soon(ask, request(i))
@@ -90,9 +90,8 @@ async def test_without_a_running_queue_a_request_is_read_directly(server: BlockS
 
 
 async def test_requests_left_when_the_folder_stops_get_an_error_not_a_hang(
-    server: BlockServer, monkeypatch: pytest.MonkeyPatch
+    server: BlockServer,
 ) -> None:
-    monkeypatch.setattr(serve, "SERVE_WORKERS", 1)
     release = threading.Event()
     entered = threading.Event()
     read_blocks = server.read_blocks
@@ -103,7 +102,7 @@ async def test_requests_left_when_the_folder_stops_get_an_error_not_a_hang(
         return read_blocks(requests)
 
     server.read_blocks = slow  # type: ignore[method-assign]
-    queue = ServeQueue(server, trio.CapacityLimiter(1))
+    queue = ServeQueue(server, trio.CapacityLimiter(1), workers=1)
     results: dict[int, ErrorCode] = {}
 
     async def ask(req: Request) -> None:
@@ -112,7 +111,7 @@ async def test_requests_left_when_the_folder_stops_get_an_error_not_a_hang(
     with trio.fail_after(10):
         async with trio.open_nursery() as askers:
             async with trio.open_nursery() as folder:
-                await folder.start(queue.run)
+                await folder.start(queue.serve)
                 askers.start_soon(ask, request(1))
                 await trio.to_thread.run_sync(entered.wait)  # the worker is busy with #1
                 askers.start_soon(ask, request(2))  # queued behind it
@@ -185,7 +184,7 @@ async def test_an_unreadable_index_fails_those_requests_not_the_folder(
     GENERIC and leaves the queue, and the folder nursery it runs in, alive."""
     queue = ServeQueue(server, trio.CapacityLimiter(4))
     async with trio.open_nursery() as nursery:
-        await nursery.start(queue.run)
+        await nursery.start(queue.serve)
         index.close()
         with trio.fail_after(10):
             results = await queue.read_many([request(1), request(2)])
@@ -193,3 +192,73 @@ async def test_an_unreadable_index_fails_those_requests_not_the_folder(
             again = await queue.read_many([request(3)])
         assert [code for code, _ in again] == [ErrorCode.GENERIC]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_full_queue_makes_requesters_wait_and_then_serves_them_all(
+    server: BlockServer,
+) -> None:
+    """The queue is bounded: past ``queued`` waiting slots a requester waits to queue (the
+    peer's connection is held back) and is served once there is room."""
+    release = threading.Event()
+    entered = threading.Event()
+    read_blocks = server.read_blocks
+
+    def slow(requests):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(10)
+        return read_blocks(requests)
+
+    server.read_blocks = slow  # type: ignore[method-assign]
+    queue = ServeQueue(server, trio.CapacityLimiter(1), workers=1, queued=1)
+    results: dict[int, ErrorCode] = {}
+
+    async def ask(req: Request) -> None:
+        results[req.id] = (await queue.read(req))[0]
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as folder:
+            await folder.start(queue.serve)
+            async with trio.open_nursery() as askers:
+                askers.start_soon(ask, request(1))
+                await trio.to_thread.run_sync(entered.wait)  # the worker is busy with #1
+                for i in (2, 3, 4):
+                    askers.start_soon(ask, request(i))
+                await trio.testing.wait_all_tasks_blocked()
+                assert queue._send is not None
+                assert queue._send.statistics().current_buffer_used == 1  # #2; 3, 4 wait
+                release.set()
+            folder.cancel_scope.cancel()
+    assert results == dict.fromkeys((1, 2, 3, 4), ErrorCode.NO_ERROR)
+
+
+async def test_requesters_waiting_to_queue_when_the_folder_stops_get_an_error(
+    server: BlockServer,
+) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+    read_blocks = server.read_blocks
+
+    def slow(requests):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(10)
+        return read_blocks(requests)
+
+    server.read_blocks = slow  # type: ignore[method-assign]
+    queue = ServeQueue(server, trio.CapacityLimiter(1), workers=1, queued=1)
+    results: dict[int, ErrorCode] = {}
+
+    async def ask(req: Request) -> None:
+        results[req.id] = (await queue.read(req))[0]
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as askers:
+            async with trio.open_nursery() as folder:
+                await folder.start(queue.serve)
+                askers.start_soon(ask, request(1))
+                await trio.to_thread.run_sync(entered.wait)
+                for i in (2, 3, 4):  # one queued, two waiting to queue
+                    askers.start_soon(ask, request(i))
+                await trio.testing.wait_all_tasks_blocked()
+                folder.cancel_scope.cancel()
+                release.set()
+    assert results == {1: ErrorCode.NO_ERROR} | dict.fromkeys((2, 3, 4), ErrorCode.GENERIC)

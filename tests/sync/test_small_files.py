@@ -1,4 +1,4 @@
-"""Batches of small files (sync/small_files.py) on a real folder and a real index: every
+"""Batches of small files (sync/pull/small_files.py) on a real folder and a real index: every
 outcome a batch can have for one file, while the rest of the batch still lands."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pull_support import (
     Source,
     make_puller,
     payloads,
+    pull_small_files,
     remote_file,
     source_for,
     temp_files,
@@ -22,14 +23,15 @@ from p2psync.index import IndexStore
 from p2psync.protocol import vector
 from p2psync.protocol.model import FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import hash_bytes
-from p2psync.sync.puller import DISK_FULL
-from p2psync.sync.small_files import (
-    BATCH_BYTES,
-    SMALL_FILE_MAX,
-    batches,
-    is_small_file,
-    pull_small_files,
-)
+from p2psync.sync.pull import DEFAULT_TUNINGS, DISK_FULL
+from p2psync.sync.pull.plan import batches, is_small_file
+
+SMALL_FILE_MAX = DEFAULT_TUNINGS.small_file_max
+BATCH_BYTES = DEFAULT_TUNINGS.batch_bytes
+
+
+def is_small(fi: FileInfo) -> bool:
+    return is_small_file(fi, DEFAULT_TUNINGS)
 
 
 async def test_a_batch_lands_every_file_with_its_metadata_and_records_it(
@@ -177,17 +179,17 @@ async def test_hostile_names_are_refused_per_file(fs: BasicFS, index: IndexStore
 
 
 def test_files_up_to_one_mib_count_as_small() -> None:
-    assert is_small_file(remote_file("a", b"x" * 1000))
-    assert is_small_file(remote_file("m", b"x" * SMALL_FILE_MAX))
-    assert not is_small_file(remote_file("b", b"x" * (SMALL_FILE_MAX + 1)))
-    assert not is_small_file(remote_file("d", b"x").with_(deleted=True))
-    assert not is_small_file(remote_file("e", b"").with_(type=FileType.DIRECTORY))
+    assert is_small(remote_file("a", b"x" * 1000))
+    assert is_small(remote_file("m", b"x" * SMALL_FILE_MAX))
+    assert not is_small(remote_file("b", b"x" * (SMALL_FILE_MAX + 1)))
+    assert not is_small(remote_file("d", b"x").with_(deleted=True))
+    assert not is_small(remote_file("e", b"").with_(type=FileType.DIRECTORY))
 
 
 def test_batches_respect_the_file_count_and_the_byte_bound() -> None:
     files = [remote_file(f"f{i}", b"").with_(size=3 * 1024 * 1024) for i in range(5)]
     files += [remote_file(f"s{i}", b"x") for i in range(10)]
-    cut = list(batches(files, max_files=4))
+    cut = list(batches(files, 4, BATCH_BYTES))
     assert [len(b) for b in cut] == [2, 2, 4, 4, 3]
     assert all(sum(f.size for f in b) <= BATCH_BYTES for b in cut)
     assert [f.name for b in cut for f in b] == [f.name for f in files]

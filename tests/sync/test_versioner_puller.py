@@ -9,7 +9,7 @@ from p2psync.index import IndexStore
 from p2psync.protocol import vector
 from p2psync.protocol.model import FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import hash_bytes
-from p2psync.sync.puller import Puller
+from p2psync.sync.pull import Puller
 from p2psync.sync.versioner import TrashcanVersioning, Versioner, list_versions
 
 LOCAL = bytes(range(32))

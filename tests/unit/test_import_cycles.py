@@ -18,12 +18,8 @@ import p2psync
 
 ROOT = Path(p2psync.__file__).parent
 
-# Cycles in parts other helpers of issue 19 are reshaping; each is to be removed from
-# this list by the change that breaks it (the test then holds it broken).
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # 19.3 (named pull stages): local_renames borrows the puller's internals.
-    frozenset({"p2psync.sync.puller", "p2psync.sync.local_renames"}),
-}
+# Cycles allowed for now: none. A change that needs one names it here, with why.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _modules() -> dict[str, Path]:

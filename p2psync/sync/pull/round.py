@@ -1,21 +1,19 @@
-"""One pull round: apply every needed item of a folder, with bounded concurrency.
+"""One pull round: every needed item of a folder through the stages, with bounded
+concurrency.
 
-Pages of needed items arrive in name order (parents before children). Directories are
-created in order as their page comes; files go into a pipeline that keeps several units
-of work in flight so that the network, the disk and the CPU overlap across pages:
+Pages come from ``next_page``; each is planned (plan.py) and its units of work go into a
+pipeline that keeps several in flight so that the network, the disk and the CPU overlap
+across pages:
 
-- renames first, one thread hop per page (``Puller.rename_many``): a needed new file
-  whose content is a needed deletion becomes a local rename;
-- small files (up to 1 MiB) in batches of up to ``SMALL_FILES_PER_BATCH`` files and 8 MiB
-  (``small_files.pull_small_files``), ``BATCHES_IN_FLIGHT`` at a time (a batch gives up
-  its place once its files are in place, while its records are stored; at most
-  ``BATCHES_UNRECORDED`` batches are unrecorded at once);
-- every other file on its own, ``FILES_IN_PARALLEL`` at a time.
+- renames first, one thread hop per page (``Puller.rename_many``);
+- small files in batches (``Puller.pull_batch``), ``batches_in_flight`` at a time (a batch
+  gives up its place once its files are in place, while its records are stored; at most
+  ``batches_unrecorded`` batches are unrecorded at once);
+- every other file on its own, ``files_in_parallel`` at a time.
 
-The puller defers its index records; a finished unit flushes them (and fsyncs the
-directories renames went into) unless a flush is already running, so peers hear about
-progress while the round goes on. Deletions wait until every page is done and run
-deepest first, so a directory is empty when its turn comes.
+The folder's puller defers its index records; a finished unit flushes them (and fsyncs
+the directories renames went into) unless a flush is already running, so peers hear about
+progress while the round goes on. Deletions run after every page, deepest first.
 """
 
 from __future__ import annotations
@@ -25,16 +23,12 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from ..protocol.model import FileInfo
-from .puller import DISK_FULL, ItemSkipped, Puller
-from .small_files import batches, is_small_file, pull_small_files
+from ...protocol.model import FileInfo
+from .base import DISK_FULL, ItemSkipped
+from .plan import deletes_in_order, pair_renames, plan_page, split_files
+from .puller import Puller
 
 log = logging.getLogger("p2psync.sync.pull")
-
-FILES_IN_PARALLEL = 64
-SMALL_FILES_PER_BATCH = 64
-BATCHES_IN_FLIGHT = 2  # batches checking, fetching or writing
-BATCHES_UNRECORDED = 4  # and batches whose records are still being stored
 
 
 class PullRound:
@@ -56,9 +50,12 @@ class PullRound:
         self._on_skipped = on_skipped
         self.errors: dict[str, str] = {}  # items to retry, with the reason
         self.not_synced: dict[str, str] = {}  # items kept as "not synced here" (not retried)
-        self._batch_slots = trio.Semaphore(BATCHES_IN_FLIGHT)
-        self._unrecorded = trio.Semaphore(BATCHES_UNRECORDED)
-        self._file_slots = trio.Semaphore(FILES_IN_PARALLEL)
+        tunings = puller.tunings
+        # A unit's slot is taken by the round's task and given back by the unit's own
+        # task: each unit borrows on behalf of a token of its own.
+        self._batch_slots = trio.CapacityLimiter(tunings.batches_in_flight)
+        self._unrecorded = trio.CapacityLimiter(tunings.batches_unrecorded)
+        self._file_slots = trio.CapacityLimiter(tunings.files_in_parallel)
         self._flushing = False
 
     async def run(self, next_page: Callable[[], Awaitable[list[FileInfo]]]) -> None:
@@ -66,44 +63,43 @@ class PullRound:
         deletes: list[FileInfo] = []
         async with trio.open_nursery() as work:
             while page := await next_page():
-                for fi in page:
-                    if fi.deleted:
-                        deletes.append(fi)
-                    elif fi.is_directory:
-                        await self.pull_one(fi)
-                files = [fi for fi in page if not fi.deleted and not fi.is_directory]
-                if files:
-                    await self._submit(work, files)
+                plan = plan_page(page)
+                deletes += plan.deletes
+                for fi in plan.directories:
+                    await self.pull_one(fi)
+                if plan.files:
+                    await self._submit(work, plan.files)
                 if DISK_FULL in self.errors.values():
                     break  # no point trying more files until space returns
-        for fi in reversed(deletes):  # deepest first
+        for fi in deletes_in_order(deletes):
             await self.pull_one(fi)
         await self._flush()
 
     # ---- units of work ---------------------------------------------------------------
     async def _submit(self, work: trio.Nursery, files: list[FileInfo]) -> None:
         files = await self._rename_batch(files)
-        small = [fi for fi in files if is_small_file(fi)]
-        for batch in batches(small, SMALL_FILES_PER_BATCH):
-            await self._batch_slots.acquire()
-            work.start_soon(self._batch, batch)
-        for fi in files:
-            if not is_small_file(fi):
-                await self._file_slots.acquire()
-                work.start_soon(self._file, fi)
+        units = split_files(files, self.puller.tunings)
+        for batch in units.small_batches:
+            token = object()
+            await self._batch_slots.acquire_on_behalf_of(token)
+            work.start_soon(self._batch, batch, token)
+        for fi in units.big:
+            token = object()
+            await self._file_slots.acquire_on_behalf_of(token)
+            work.start_soon(self._file, fi, token)
 
-    async def _batch(self, chunk: list[FileInfo]) -> None:
+    async def _batch(self, chunk: list[FileInfo], token: object) -> None:
         slot_held = True
 
         def release_slot() -> None:  # once the files are in place (records may follow)
             nonlocal slot_held
             if slot_held:
                 slot_held = False
-                self._batch_slots.release()
+                self._batch_slots.release_on_behalf_of(token)
 
         try:
             async with self._unrecorded:
-                result = await pull_small_files(self.puller, chunk, written=release_slot)
+                result = await self.puller.pull_batch(chunk, written=release_slot)
             for fi in result.done:
                 self._on_finished(fi)
             for fi, skipped in result.skipped:
@@ -114,11 +110,11 @@ class PullRound:
             release_slot()
         await self._flush_soon()
 
-    async def _file(self, fi: FileInfo) -> None:
+    async def _file(self, fi: FileInfo, token: object) -> None:
         try:
             await self.pull_one(fi)
         finally:
-            self._file_slots.release()
+            self._file_slots.release_on_behalf_of(token)
         await self._flush_soon()
 
     async def _flush_soon(self) -> None:
@@ -138,14 +134,7 @@ class PullRound:
         copies the blocks locally)."""
         if not self.rename_sources:
             return files
-        pairs: list[tuple[FileInfo, FileInfo]] = []
-        rest: list[FileInfo] = []
-        for fi in files:
-            candidates = self.rename_sources.get(fi.blocks_hash()) if fi.blocks else None
-            if candidates:
-                pairs.append((fi, candidates.pop()))
-            else:
-                rest.append(fi)
+        pairs, rest = pair_renames(files, self.rename_sources)
         if not pairs:
             return rest
         renamed = await self.puller.rename_many(pairs)

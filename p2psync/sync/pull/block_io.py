@@ -20,14 +20,15 @@ from typing import Any
 
 import trio
 
-from ..errors import FilesystemError
-from ..fs.base import FileSystem, ReadHandle, WriteHandle
-from ..fs.internal import is_internal
-from ..protocol.model import BlockInfo
+from ...errors import FilesystemError
+from ...fs.base import FileSystem, ReadHandle, WriteHandle
+from ...fs.internal import is_internal
+from ...protocol.model import BlockInfo
 
 MAX_OPEN = 8
 WRITE_WORKERS = 2  # hashing a batch uses one core; two writers keep both busy
 WRITE_BATCH_BYTES = 8 * 1024 * 1024
+WRITE_QUEUE = 64  # blocks waiting to be written (the default for BlockWrites)
 
 
 def block_matches(block: BlockInfo, data: bytes) -> bool:
@@ -72,16 +73,27 @@ class BlockWrites:
     disk) is kept in ``error``, fails every waiting block and cancels ``on_error``.
     """
 
-    def __init__(self, handle: WriteHandle, in_thread: InThread, on_error: trio.CancelScope):
+    def __init__(
+        self,
+        handle: WriteHandle,
+        in_thread: InThread,
+        on_error: trio.CancelScope,
+        capacity: int = WRITE_QUEUE,
+    ):
         self._handle = handle
         self._in_thread = in_thread
         self._on_error = on_error
-        self._send, self._receive = trio.open_memory_channel[_Pending](float("inf"))
+        # ``capacity``: the fetcher's requests in flight, so a fetched block never waits
+        # to be queued, and memory stays bounded whatever the caller does.
+        self._send, self._receive = trio.open_memory_channel[_Pending](capacity)
         self.error: OSError | FilesystemError | None = None
 
     async def write(self, block: BlockInfo, data: bytes) -> bool:
         pending = _Pending(block, data)
-        self._send.send_nowait(pending)
+        try:
+            self._send.send_nowait(pending)  # the usual case: no extra checkpoint per block
+        except trio.WouldBlock:
+            await self._send.send(pending)
         await pending.done.wait()
         return pending.written
 

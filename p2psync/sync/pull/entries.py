@@ -1,0 +1,101 @@
+"""Items without data — deletions, directories, symlinks: checked and committed in one
+worker-thread job each, through the commit stage's never-clobber check."""
+
+from __future__ import annotations
+
+import errno
+
+from ...fs.internal import temp_name
+from ...protocol.model import FileInfo, FileType
+from .base import ItemSkipped, PullSettings
+from .commit import Committer
+from .record import Recorder
+
+
+class Entries:
+    def __init__(self, settings: PullSettings, commit: Committer, recorder: Recorder) -> None:
+        self._settings = settings
+        self._commit = commit
+        self._recorder = recorder
+
+    def apply(self, fi: FileInfo) -> None:
+        """Apply the deletion, directory or symlink ``fi`` (blocking)."""
+        cur = self._settings.index.get_local(self._settings.folder, fi.name)
+        if fi.deleted:
+            self._delete(fi, cur)
+        elif fi.type == FileType.DIRECTORY:
+            self._directory(fi, cur)
+        else:
+            self._symlink(fi, cur)
+
+    def _delete(self, fi: FileInfo, cur: FileInfo | None) -> None:
+        fs = self._settings.fs
+        st = self._commit.check_unchanged(fi.name, cur)
+        if st is not None:
+            if st.type == FileType.DIRECTORY:
+                try:
+                    fs.rmdir(fi.name)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise ItemSkipped(
+                            "directory not empty (holds unsynced or ignored items)"
+                        ) from exc
+                    raise
+            elif st.type == FileType.FILE:
+                self._settings.versioner.archive(fi.name)
+                try:
+                    fs.remove(fi.name)
+                except FileNotFoundError:
+                    pass  # the versioner moved it away
+            else:
+                fs.remove(fi.name)
+            parent = fi.name.rpartition("/")[0]
+            fs.fsync_dir(parent)
+        self._recorder.record(fi, None)
+
+    def _directory(self, fi: FileInfo, cur: FileInfo | None) -> None:
+        fs, commit = self._settings.fs, self._commit
+        ignore_permissions = self._settings.ignore_permissions
+        # A directory not in the index yet (the parent of files pulled before its own
+        # entry arrived, or the user's) simply becomes this entry: it holds no data of its
+        # own, and a rescan would give it a local version of its own mode instead.
+        st = commit.stat_or_none(fi.name) if cur is None else None
+        if cur is not None or (st is not None and st.type != FileType.DIRECTORY):
+            st = commit.check_unchanged(fi.name, cur)
+        if st is not None and st.type != FileType.DIRECTORY:
+            # a file or symlink becomes a directory
+            if st.type == FileType.FILE:
+                commit.move_old_aside(fi, cur)
+            if commit.stat_or_none(fi.name) is not None:
+                fs.remove(fi.name)
+            st = None
+        commit.make_parent(fi.name)
+        if st is None:
+            fs.mkdir(fi.name, 0o755 if ignore_permissions else (fi.permissions & 0o777) or 0o755)
+        if self._settings.keeps_permissions(fi):
+            fs.chmod(fi.name, (fi.permissions & 0o777) or 0o755)
+        self._recorder.record(fi, fs.lstat(fi.name))
+
+    def _symlink(self, fi: FileInfo, cur: FileInfo | None) -> None:
+        fs, commit = self._settings.fs, self._commit
+        st = commit.check_unchanged(fi.name, cur)
+        commit.make_parent(fi.name)
+        tmp = temp_name(fi.name)
+        if commit.stat_or_none(tmp) is not None:
+            fs.remove(tmp)
+        fs.symlink(fi.symlink_target, tmp)
+        if st is not None:
+            if st.type == FileType.DIRECTORY:
+                try:
+                    commit.remove_replaced_directory(fi.name)
+                except ItemSkipped:
+                    fs.remove(tmp)
+                    raise
+            else:
+                commit.move_old_aside(fi, cur)
+        fs.rename(tmp, fi.name)
+        try:
+            fs.set_mtime(fi.name, fi.modified_ns)
+        except OSError:
+            pass
+        self._recorder.record(fi, fs.lstat(fi.name))
