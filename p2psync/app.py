@@ -22,7 +22,7 @@ from .config_edits import ConfigEdits
 from .discovery.cache import AddressCache
 from .errors import IndexCorruptError
 from .events import EventLog
-from .history.log import HISTORY_FILE, HistoryError, HistoryLog, Retention
+from .history.log import HISTORY_FILE, HistoryLog, Retention
 from .history.service import HistoryService
 from .homelock import HomeLock, lock_home
 from .identity import load_or_create_identity
@@ -79,14 +79,11 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
     )
     await trio.to_thread.run_sync(drop_partials_on_full_disk, home, config.folders)
     settings = ConfigHolder(config, running=config, mtime=_config_mtime(home))
-    history = await open_history(home, settings)
+    history = HistoryService(
+        partial(HistoryLog.open, home / HISTORY_FILE), partial(_retention, settings)
+    )
     index = await trio.to_thread.run_sync(
-        partial(
-            open_index,
-            home,
-            identity.device_id.raw,
-            on_local_change=history.note_threadsafe if history else None,
-        )
+        partial(open_index, home, identity.device_id.raw, on_local_change=history.note_threadsafe)
     )
     try:
         await trio.to_thread.run_sync(forget_removed_folders, index, config)
@@ -134,8 +131,7 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
                 started_at=trio.current_time(),
                 history=history,
             )
-            if history is not None:
-                await nursery.start(history.serve)
+            await nursery.start(history.serve)
             await nursery.start(config_edits.serve, node.change_config)
             for fc in config.folders:
                 await node.start_folder(fc)
@@ -154,26 +150,14 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
             await trio.sleep_forever()
     finally:
         await trio.to_thread.run_sync(index.close)
-        if history is not None:
-            await trio.to_thread.run_sync(history.log.close)
 
 
-async def open_history(home: Path, settings: ConfigHolder) -> HistoryService | None:
-    """The change log, or None (logged) when it cannot be opened: history is a record
-    of the data, never a reason for the daemon not to run."""
-    try:
-        log_ = await trio.to_thread.run_sync(HistoryLog.open, home / HISTORY_FILE)
-    except HistoryError as exc:
-        log.error("the change history is off: %s", exc)
-        return None
-
-    def retention() -> dict[str, Retention]:
-        return {
-            fc.id: Retention(fc.history_days, fc.history_max_entries)
-            for fc in settings.config.folders
-        }
-
-    return HistoryService(log_, retention)
+def _retention(settings: ConfigHolder) -> dict[str, Retention]:
+    """Each folder's history retention, read at each prune (a changed setting applies)."""
+    return {
+        fc.id: Retention(fc.history_days, fc.history_max_entries)
+        for fc in settings.config.folders
+    }
 
 
 def build_folder_runner(

@@ -29,6 +29,7 @@ from .events import EventLog
 from .history.service import HistoryService
 from .identity import DeviceID, Identity
 from .index.store import IndexStore
+from .links.service import LinkManager
 from .net.manager import ConnectionManager
 from .pending import PendingStore
 from .reload import restart_needed
@@ -79,8 +80,8 @@ class Node:
     build_runner: Callable[[FolderConfig], FolderRunner]  # the wiring's one call site
     started_at: float = 0.0
     api_address: str | None = None
-    links: object | None = None  # the share links' LinkManager (p2psync/links), once started
-    history: HistoryService | None = None  # the change log (None: it could not be opened)
+    links: LinkManager | None = None  # the share links (p2psync/links), once started
+    history: HistoryService | None = None  # the change log (its .log None while it is off)
     folder_scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
     folder_done: dict[str, trio.Event] = field(default_factory=dict)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -19,17 +19,22 @@ from ..identity import DeviceID
 from ..protocol.names import validate_name
 from .http import HTTPException, Request, Response, Route
 
+if TYPE_CHECKING:
+    from .registry import RunningNode
+
 MAX_LIMIT = 10_000
 ListVersions = Callable[[str, str | None], Awaitable[list[Any]]]
 
 
 def history_routes(
-    node: Any, json_response: type[Response], list_versions: ListVersions
+    node: RunningNode, json_response: type[Response], list_versions: ListVersions
 ) -> list[Route]:
     async def history(request: Request) -> Response:
-        service = getattr(node, "history", None)
-        if service is None:
-            raise HTTPException(503, "the change history is off on this node (see its log)")
+        service = node.history
+        if service is None or service.log is None:
+            why = (service.off_reason if service else "") or "see the daemon's log"
+            raise HTTPException(503, f"the change history is off on this node ({why})")
+        history_log = service.log
         q = request.query_params
         folder = q.get("folder") or ""
         if node.config.folder(folder) is None:
@@ -46,7 +51,7 @@ def history_routes(
         if q.get("device"):
             devices = [_short_of(node, q["device"])]
         rows = await trio.to_thread.run_sync(
-            lambda: service.log.query(
+            lambda: history_log.query(
                 folder,
                 name=path,
                 since_ns=int(since * 1e9) if since is not None else None,
@@ -97,7 +102,7 @@ def entry_view(c: Change, names: dict[int, tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def _device_names(node: Any) -> dict[int, tuple[str, str]]:
+def _device_names(node: RunningNode) -> dict[int, tuple[str, str]]:
     """Short ID -> (device ID, name), for this device and every configured one."""
     out = {node.device_id.short_id: (str(node.device_id), node.config.name + " (this device)")}
     for dc in node.config.devices:
@@ -109,7 +114,7 @@ def _device_names(node: Any) -> dict[int, tuple[str, str]]:
     return out
 
 
-def _short_of(node: Any, text: str) -> int:
+def _short_of(node: RunningNode, text: str) -> int:
     for short, (device_id, name) in _device_names(node).items():
         if text in (device_id, name, name.removesuffix(" (this device)")):
             return short

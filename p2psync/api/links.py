@@ -8,17 +8,23 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from .http import HTTPException, Request, Response, Route
 
+if TYPE_CHECKING:
+    from ..links.service import LinkManager
+    from .registry import RunningNode
+
 BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 
 
-def link_routes(node: Any, read_body: BodyReader, json_response: type[Response]) -> list[Route]:
-    def manager() -> Any:
-        links = getattr(node, "links", None)
+def link_routes(
+    node: RunningNode, read_body: BodyReader, json_response: type[Response]
+) -> list[Route]:
+    def manager() -> LinkManager:
+        links = node.links
         if links is None:
             raise HTTPException(503, "share links are not available on this node")
         return links

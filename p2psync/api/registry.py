@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from ..discovery.mdns import MdnsDiscovery
     from ..events import EventLog
     from ..fs.base import FileSystem
+    from ..history.service import HistoryService
     from ..index.store import IndexStore
+    from ..links.service import LinkManager
     from ..net.dialstate import DialBackoff
     from ..net.peer import PeerConnection
     from ..net.relay_service import RelayService
@@ -136,6 +138,10 @@ class RunningNode(Protocol):
     def mdns(self) -> MdnsDiscovery | None: ...
     @property
     def global_discovery(self) -> GlobalDiscovery | None: ...
+    @property
+    def links(self) -> LinkManager | None: ...
+    @property
+    def history(self) -> HistoryService | None: ...
 
     async def change_config(
         self, edit: Callable[[Config], Config], prepare: Callable[[], None] | None = None

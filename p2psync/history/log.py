@@ -59,6 +59,7 @@ class HistoryLog:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self.closed = False
 
     @classmethod
     def open(cls, path: Path) -> HistoryLog:
@@ -84,6 +85,7 @@ class HistoryLog:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self.closed = True
 
     def __enter__(self) -> HistoryLog:
         return self

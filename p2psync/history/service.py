@@ -38,14 +38,19 @@ class HistoryStats:
 
 
 class HistoryService:
+    """``open_log`` runs when the service starts (in a worker thread): the daemon opens
+    the index first, and a home that the index refuses is left untouched."""
+
     def __init__(
         self,
-        history: HistoryLog,
+        open_log: Callable[[], HistoryLog],
         retention_of: Callable[[], dict[str, Retention]],
         *,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.log = history
+        self._open_log = open_log
+        self.log: HistoryLog | None = None  # None until started, or when it cannot open
+        self.off_reason = ""
         self._retention_of = retention_of  # folder ID -> retention, read at each prune
         self._clock = clock
         self._send, self._receive = trio.open_memory_channel[list[Change]](QUEUE_BATCHES)
@@ -99,6 +104,19 @@ class HistoryService:
             await self._progress.wait()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            self.log = await trio.to_thread.run_sync(self._open_log)
+        except HistoryError as exc:  # history is a record of the data, never a reason
+            self.off_reason = str(exc)  # for the daemon not to run: off, rows dropped
+            log.error("the change history is off: %s", exc)
+        try:
+            await self._serve(task_status)
+        finally:
+            if self.log is not None:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.log.close)
+
+    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         await self._prune()
         task_status.started()
         next_prune = trio.current_time() + PRUNE_INTERVAL_S
@@ -117,6 +135,8 @@ class HistoryService:
 
     async def _write(self, rows: list[Change]) -> None:
         try:
+            if self.log is None:
+                raise HistoryError(self.off_reason)
             await trio.to_thread.run_sync(self.log.record, rows)
         except HistoryError as exc:
             self._dropped(len(rows), str(exc))
@@ -126,6 +146,8 @@ class HistoryService:
         self._progress.set()
 
     async def _prune(self) -> None:
+        if self.log is None:
+            return
         now = self._clock()
         for folder, retention in self._retention_of().items():
             try:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import trio
@@ -33,6 +33,9 @@ from .server import serve_tls
 from .store import Link, LinkStore
 from .tls import Certificate, ensure_certificate, server_context
 from .tokens import hash_password
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 log = logging.getLogger("p2psync.links")
 
@@ -324,8 +327,17 @@ class _Started:
         self.task_status.started(self.make(str(value)))
 
 
+class LinkHost(Protocol):
+    """What the link service needs from the node: its home and its folders."""
+
+    @property
+    def home(self) -> Path: ...
+    @property
+    def config(self) -> Config: ...
+
+
 async def serve_links(
-    node: Any,
+    node: LinkHost,
     *,
     clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[LinkManager] = trio.TASK_STATUS_IGNORED,

@@ -60,30 +60,31 @@ def test_a_newer_log_is_refused(tmp_path: Path) -> None:
 
 
 async def test_the_service_writes_batches_and_drops_rather_than_block(tmp_path: Path) -> None:
-    log = HistoryLog.open(tmp_path / "h.sqlite3")
-    service = HistoryService(log, lambda: {"f": Retention()}, clock=lambda: 42)
+    path = tmp_path / "h.sqlite3"
+    service = HistoryService(lambda: HistoryLog.open(path), lambda: {"f": Retention()},
+                             clock=lambda: 42)  # fmt: skip
     v1 = FileInfo("a.txt", size=1, version=make([(7, 1)]), modified_by=7)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.serve)
         service.note("f", [(None, v1), (v1, v1.with_(version=make([(7, 2)])))], Origin.PULLED)
         await service.drained()
         nursery.cancel_scope.cancel()
-    assert [(c.kind, c.at_ns, c.origin) for c in log.query("f")] == [
-        (Kind.MODIFIED, 42, Origin.PULLED),
-        (Kind.CREATED, 42, Origin.PULLED),
-    ]
+    assert service.log is not None and service.log.closed  # the service closes its log
+    with HistoryLog.open(path) as log:
+        assert [(c.kind, c.at_ns, c.origin) for c in log.query("f")] == [
+            (Kind.MODIFIED, 42, Origin.PULLED),
+            (Kind.CREATED, 42, Origin.PULLED),
+        ]
     # a full queue (no writer running) drops and counts; nothing blocks
     for _ in range(300):
         service.note_changes([_change("z", 1)])
     assert service.stats.dropped == 300 - 256 and "behind" in service.stats.last_error
-    log.close()
 
 
 async def test_an_unwritable_log_drops_rows_and_keeps_running(tmp_path: Path) -> None:
     log = HistoryLog.open(tmp_path / "h.sqlite3")
     log.close()  # every write now fails like a broken file would
-    service = HistoryService(HistoryLog(sqlite3.connect(":memory:")), lambda: {})
-    service.log = log
+    service = HistoryService(lambda: log, lambda: {})
     async with trio.open_nursery() as nursery:
         await nursery.start(service.serve)
         service.note_changes([_change("a", 1), _change("b", 2)])
@@ -127,3 +128,15 @@ def test_a_file_created_and_deleted_again_is_no_rename(tmp_path: Path) -> None:
         log.record([made])
         log.record([gone])
         assert [c.kind for c in log.query("f")] == [Kind.DELETED, Kind.CREATED]
+
+
+async def test_a_log_that_cannot_open_turns_history_off_not_the_daemon(tmp_path: Path) -> None:
+    (tmp_path / "h.sqlite3").write_bytes(b"not a database, " * 100)
+    service = HistoryService(lambda: HistoryLog.open(tmp_path / "h.sqlite3"), lambda: {})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.serve)
+        assert service.log is None and "history" in service.off_reason
+        service.note_changes([_change("a", 1)])
+        await service.drained()
+        nursery.cancel_scope.cancel()
+    assert service.stats.dropped == 1
