@@ -14,8 +14,8 @@ from ..errors import UsageError
 from .http import HTTPException, Request, Response, Route
 
 if TYPE_CHECKING:
-    from ..links.service import LinkManager
-    from .registry import RunningNode
+    from .registry import LinkService, RunningNode
+
 
 BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 
@@ -23,7 +23,7 @@ BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 def link_routes(
     node: RunningNode, read_body: BodyReader, json_response: type[Response]
 ) -> list[Route]:
-    def manager() -> LinkManager:
+    def manager() -> LinkService:
         links = node.links
         if links is None:
             raise HTTPException(503, "share links are not available on this node")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from ..fs.base import FileSystem
     from ..history.service import HistoryService
     from ..index.store import IndexStore
-    from ..links.service import LinkManager
     from ..net.dialstate import DialBackoff
     from ..net.peer import PeerConnection
     from ..net.relay_service import RelayService
@@ -105,6 +104,27 @@ class ConnectionsView(Protocol):
     def is_relayed(self, device: DeviceID) -> bool: ...
 
 
+class LinkService(Protocol):
+    """What the API needs of the node's share links (``links.service.LinkManager``;
+    typed here, not imported: the links package builds on this package's HTTP server)."""
+
+    async def links(self, downloads: int = 20) -> dict[str, Any]: ...
+    async def create(
+        self,
+        *,
+        folder: str,
+        path: str,
+        expires_in: float | None,
+        password: str | None,
+        max_downloads: int | None,
+        listen: str | None,
+        public_url: str | None,
+    ) -> dict[str, Any]: ...
+    async def revoke(self, ref: str) -> dict[str, Any]: ...
+    def listener_view(self) -> dict[str, Any]: ...
+    async def store_call(self, method: str, *args: Any) -> Any: ...
+
+
 class RunningNode(Protocol):
     """The node as the API and the web interface see it (``node.Node``)."""
 
@@ -139,7 +159,7 @@ class RunningNode(Protocol):
     @property
     def global_discovery(self) -> GlobalDiscovery | None: ...
     @property
-    def links(self) -> LinkManager | None: ...
+    def links(self) -> LinkService | None: ...
     @property
     def history(self) -> HistoryService | None: ...
 
