@@ -33,7 +33,9 @@ alive; inode numbers are therefore never reused while mounted.
 Control (one line per command on stdin, answers on stdout): ``arm N`` cuts just before
 the N-th sync request from now (fsync or fsyncdir; the N-th is not applied); ``cut``
 cuts now; ``count`` answers ``count K`` (sync requests since the mount); ``quit``
-unmounts. A cut answers ``cut K`` once the output directory is written.
+unmounts; ``release``, once the program under test is killed, fails every request
+held since the cut with EIO (the kernel waits for answers even for a killed process). A
+cut answers ``cut K`` once the output directory is written.
 
 Run: ``python crashfs.py BACKING MOUNTPOINT STATE OUTPUT``.
 """
@@ -54,7 +56,9 @@ import trio
 from pyfuse3 import EntryAttributes, FileInfo, FUSEError
 
 _OPATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-_STRIP = os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_APPEND | getattr(os, "O_DIRECT", 0)
+_STRIP = (
+    os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW | getattr(os, "O_DIRECT", 0)
+)
 
 
 @contextmanager
@@ -90,7 +94,7 @@ class CrashFS(pyfuse3.Operations):
         self.syncs = 0
         self.cut_at: int | None = None
         self.frozen = False
-        self.thaw = trio.Event()  # never set: a frozen filesystem answers nothing more
+        self.thaw = trio.Event()  # set by ``release`` once the process under test is killed
         root = os.open(backing, _OPATH | os.O_DIRECTORY)
         st = os.fstat(root)
         self.fds[pyfuse3.ROOT_INODE] = root
@@ -189,17 +193,19 @@ class CrashFS(pyfuse3.Operations):
                 os.close(dead)
 
     async def _gate(self) -> None:
+        """After a cut: wait for ``release``, then fail (the kernel waits for an answer to
+        a request it has handed over even from a killed process, so one must come)."""
         if self.frozen:
             await self.thaw.wait()
+            raise FUSEError(errno.EIO)
 
     async def _sync_point(self) -> bool:
-        """Count a sync request; False when the power goes off before it is applied."""
+        """Count a sync request; a cut before it is applied never returns (EIO)."""
         await self._gate()
         self.syncs += 1
         if self.cut_at is not None and self.syncs >= self.cut_at:
             self.cut()
-            await self.thaw.wait()
-            return False
+            await self._gate()
         return True
 
     def cut(self) -> None:
@@ -396,7 +402,7 @@ class CrashFS(pyfuse3.Operations):
             return os.pwrite(fd, buf, off)
 
     async def flush(self, fh: Any) -> None:
-        await self._gate()
+        """Not gated: a killed process flushes its files on the way out (no durability)."""
 
     async def release(self, fh: Any) -> None:
         _, fd = self.handles.pop(fh)
@@ -433,6 +439,8 @@ async def _control(fs: CrashFS, nursery: trio.Nursery) -> None:
                 fs.emit(f"armed {fs.cut_at}")
             elif cmd == "cut":
                 fs.cut()
+            elif cmd == "release":
+                fs.thaw.set()
             elif cmd == "count":
                 fs.emit(f"count {fs.syncs}")
             elif cmd == "quit":
