@@ -7,7 +7,7 @@ HOME_DIR ?= $(CURDIR)/.node
 # mDNS stays on loopback unless you say otherwise (P2PSYNC_MDNS_INTERFACES= make run uses all interfaces).
 export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 
-.PHONY: run test lint bench soak fuzz fuzz-connection reliability screenshots clean
+.PHONY: run test lint bench soak powerloss fuzz fuzz-connection reliability screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ soak: $(STAMP)
 	P2PSYNC_SOAK=1 P2PSYNC_SOAK_SEEDS=20 $(BIN)/python -m pytest -q -s \
 		tests/integration/test_engine_random.py tests/reliability/test_rel_kill.py \
 		tests/reliability/test_rel_load.py tests/reliability/test_rel_network.py
+
+# Power cut at every sync request of every tests/powerloss scenario (FUSE; root or fusermount3).
+powerloss: $(STAMP)
+	P2PSYNC_POWERLOSS_CUTS=all $(BIN)/python -m pytest -q -s tests/powerloss
 
 fuzz: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[fuzz]'
