@@ -137,7 +137,7 @@ def cut_points(total: int, rng: random.Random) -> list[int]:
 # strict: whether the cut catches the window depends on timing.
 KNOWN = {
     "large-file-pull": "index records the new big.bin while the disk still has the old one",
-    "directory-rename": "renamed-away files come back after the cut (index ahead of disk)",
+    "directory-rename": "renamed-away files come back after the cut (index lost the rename)",
 }
 
 
