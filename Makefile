@@ -10,7 +10,7 @@ export P2PSYNC_MDNS_INTERFACES ?= 127.0.0.1
 CHAOS_MINUTES ?= 20
 CHAOS_SEED ?= 1
 
-.PHONY: run test lint bench bench-discovery soak chaos fuzz fuzz-connection reliability screenshots clean
+.PHONY: run test lint bench bench-discovery soak chaos powerloss fuzz fuzz-connection reliability screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ chaos: $(STAMP)
 	P2PSYNC_CHAOS_MINUTES=$(CHAOS_MINUTES) P2PSYNC_CHAOS_SEED=$(CHAOS_SEED) \
 		P2PSYNC_CHAOS_REPORT=$(CURDIR)/chaos-report-$(CHAOS_SEED).json \
 		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/reliability/test_rel_chaos.py -k long
+
+# Power cut at every sync request of every tests/powerloss scenario (FUSE; root or fusermount3).
+powerloss: $(STAMP)
+	P2PSYNC_POWERLOSS_CUTS=all $(BIN)/python -m pytest -q -s tests/powerloss
 
 fuzz: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[fuzz]'

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AREAS = [
     "network",
     "process",
+    "power",
     "disk",
     "database",
     "clock",
@@ -44,7 +45,9 @@ def run_suite(out: Path, extra: list[str]) -> tuple[int, float]:
     }
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "tests/reliability", *extra], cwd=ROOT, env=env
+        [sys.executable, "-m", "pytest", "-q", "tests/reliability", "tests/powerloss", *extra],
+        cwd=ROOT,
+        env=env,
     )
     return proc.returncode, time.monotonic() - start
 

@@ -294,12 +294,14 @@ def _ensure_archive_dir(fs: FileSystem, dirname: str) -> None:
     refuses symlinked parents in the final rename, so a swap after this check is caught.
     """
     parts = dirname.split("/")
+    created: list[str] = []
     for i in range(1, len(parts) + 1):
         path = "/".join(parts[:i])
         st = _lstat_or_none(fs, path)
         if st is None:
             try:
                 fs.mkdir(path)
+                created.append(path)
             except FileExistsError:
                 pass
             st = fs.lstat(path)
@@ -313,6 +315,12 @@ def _ensure_archive_dir(fs: FileSystem, dirname: str) -> None:
             _check_not_symlink(st, path)
         if st.type != FileType.DIRECTORY:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory in the versions archive", path)
+    # A new directory's name is durable only once its parent is synced: without this a
+    # power cut after the file's old name was replaced lost the archived version with
+    # the directory that held it (tests/powerloss, versioning move).
+    failed = fs.fsync_dirs(sorted({posixpath.dirname(p) for p in created}))
+    if failed:
+        raise failed[0][1]
 
 
 def _best_effort(what: str, action: Callable[[], object]) -> None:
