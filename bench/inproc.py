@@ -18,7 +18,7 @@ from pathlib import Path
 from p2psync.fs.basic import BasicFS
 from p2psync.identity import generate_identity
 from p2psync.index.store import IndexStore
-from p2psync.protocol.model import FileInfo
+from p2psync.protocol.fileinfo import FileInfo
 from p2psync.scanner.scan import scan
 from p2psync.sync.scan_round import IndexView
 

@@ -128,9 +128,7 @@ class BlobHandler:
     async def handle_requests(
         self, peer: PeerConnection, requests: Sequence[Request]
     ) -> list[Response]:
-        return [
-            Response(id=r.id, data=block_at(self.buffer, r.offset, r.size)) for r in requests
-        ]
+        return [Response(id=r.id, data=block_at(self.buffer, r.offset, r.size)) for r in requests]
 
 
 # ---- server process ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import trio
 
 from p2psync.errors import P2PSyncError
 
-from .app import ServerSettings
+from .asgi import ServerSettings
 from .logsetup import setup_logging
 from .server import serve_discovery
 from .stores import open_store

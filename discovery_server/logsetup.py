@@ -33,6 +33,4 @@ class ServerLogger(Logger):
     async def access(self, request: Any, response: Any, request_time: float) -> None:
         access = logging.getLogger(ACCESS_LOGGER)
         if access.isEnabledFor(logging.DEBUG):
-            access.debug(
-                self.access_log_format, self.atoms(request, response, request_time)
-            )
+            access.debug(self.access_log_format, self.atoms(request, response, request_time))

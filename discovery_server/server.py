@@ -31,7 +31,7 @@ from p2psync.api.accept import (
     total_cap_below_fd_limit,
 )
 
-from .app import DiscoveryService, ServerSettings, create_app
+from .asgi import DiscoveryService, ServerSettings, create_app
 from .client_cert_tls import certificate_device_id, make_server_context, serve_tls_connection
 from .logsetup import ServerLogger
 from .stores import Store

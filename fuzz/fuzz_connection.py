@@ -108,9 +108,7 @@ class _NullModel:
     async def handle_message(self, peer: PeerConnection, message: Message) -> None:
         return None
 
-    async def handle_requests(
-        self, peer: PeerConnection, requests: object
-    ) -> list[Response]:
+    async def handle_requests(self, peer: PeerConnection, requests: object) -> list[Response]:
         return [Response(id=r.id, code=ErrorCode.NO_SUCH_FILE) for r in requests]  # type: ignore[attr-defined]
 
 

@@ -49,7 +49,10 @@ class EventLog:
         return out[:limit]
 
     async def wait_since(
-        self, last_id: int, types: set[str] | None = None, timeout: float = 30.0  # noqa: ASYNC109
+        self,
+        last_id: int,
+        types: set[str] | None = None,
+        timeout: float = 30.0,  # noqa: ASYNC109
     ) -> list[Event]:
         """Events after ``last_id``; waits up to ``timeout`` seconds for the first one."""
         with trio.move_on_after(timeout):

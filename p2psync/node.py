@@ -1,6 +1,6 @@
 """A running node: its folders and its config, applied without a restart.
 
-Built, fully, by the wiring (``app.serve_node``) from parts it built before; the node
+Built, fully, by the wiring (``wiring.serve_node``) from parts it built before; the node
 starts and stops folder runners in its nursery and makes the running parts follow config
 edits (the API's, the model's through ``ConfigEdits``, the user's in config.toml).
 """
@@ -34,8 +34,8 @@ from .net.manager import ConnectionManager
 from .pending import PendingStore
 from .reload import restart_needed
 from .services import RunningDiscovery, apply_network_changes
+from .sync.exchange import SyncModel
 from .sync.folder import FolderRunner
-from .sync.model import SyncModel
 
 if TYPE_CHECKING:  # optional modules, imported when discovery starts (services.py)
     from .discovery.global_client import GlobalDiscovery

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .protocol.model import FileInfo, FileType
+from .protocol.fileinfo import FileInfo, FileType
 from .protocol.vector import Ordering, Vector, compare
 
 # What ``need_level`` returns (the index stores it in ``globals.need``): None = not

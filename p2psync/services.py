@@ -1,4 +1,4 @@
-"""Optional services of a node (discovery, control API), wired by app.serve_node.
+"""Optional services of a node (discovery, control API), wired by wiring.serve_node.
 
 Each is started with ``nursery.start`` so the node only reports ready once they are.
 They reach the node through ``ServiceHost`` (what they read and record); the discovery

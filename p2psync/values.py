@@ -40,6 +40,7 @@ class FolderKind(enum.StrEnum):
 
         return FolderType[self.name]
 
+
 FOLDER_TYPES: tuple[str, ...] = tuple(kind.value for kind in FolderKind)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from ..protocol.model import FileInfo
+from ..protocol.fileinfo import FileInfo
 from ..sync.resolve import original_of
 
 MAX_RECENT = 20

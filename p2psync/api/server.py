@@ -7,8 +7,8 @@ from functools import partial
 
 import trio
 
-from .app import MAX_BODY, WebMount, build_app
 from .auth import ensure_api_key, exposure_warning
+from .handlers import MAX_BODY, WebMount, build_app
 from .http import Limits, serve
 from .registry import RunningNode
 

@@ -110,9 +110,9 @@ class OfflineNode:
         """Run the daemon in this process until SIGINT/SIGTERM."""
         import trio
 
-        from ..app import run_daemon
         from ..homelock import lock_home
         from ..logsetup import setup_logging
+        from ..wiring import run_daemon
 
         if not self.has_config():
             raise ConfigError(f"no config at {self.home / 'config.toml'}; run `p2psync init` first")
@@ -194,7 +194,7 @@ class OfflineNode:
     @staticmethod
     def restore_point(at: str | None) -> dt.datetime | None:
         """``--at`` parsed the way the API parses it (refused the same way)."""
-        from ..api.app import parse_time
+        from ..api.handlers import parse_time
 
         return parse_time(at)
 

@@ -45,6 +45,7 @@ ListenPort = int | Callable[[], int | None]
 # The user-facing default: every interface. Tests never use it (they pass 127.0.0.1).
 ALL_INTERFACES = InterfaceChoice.All
 
+
 def mdns_interfaces_from_env(
     default: list[str] | None, environ: Mapping[str, str] | None = None
 ) -> list[str] | InterfaceChoice:

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 
-from ..protocol.model import FileType
+from ..protocol.fileinfo import FileType
 
 ONE_SECOND_NS = 1_000_000_000
 

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Self
 
 from ..errors import FilesystemError, UnsafePathError
-from ..protocol.model import FileType
+from ..protocol.fileinfo import FileType
 from ..protocol.names import validate_name
 from . import direct_io, durable
 from .base import DirEntry, FileStat, WriteHandle

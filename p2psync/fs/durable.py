@@ -96,10 +96,7 @@ def syncfs_worthwhile(count: int, pending: int | None) -> bool:
     """Whether ``count`` descriptors should be made durable with ``syncfs``: enough of
     them, a kernel that reports its errors, and little else waiting to be written."""
     return (
-        count >= SYNCFS_MIN
-        and pending is not None
-        and pending <= PENDING_MAX
-        and syncfs_usable()
+        count >= SYNCFS_MIN and pending is not None and pending <= PENDING_MAX and syncfs_usable()
     )
 
 

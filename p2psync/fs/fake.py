@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from ..errors import FilesystemError, UnsafePathError
-from ..protocol.model import FileType
+from ..protocol.fileinfo import FileType
 from ..protocol.names import validate_name
 from . import durable
 from .base import DirEntry, FileStat, WriteHandle

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..protocol.model import FileInfo, FileType
+from ..protocol.fileinfo import FileInfo, FileType
 
 # FileInfo.local_flags bits that say "not a change a user made here or there": an entry
 # ignored on this device (1 << 1) or refused as not storable here (1 << 2). Kept in step

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ..protocol.model import FileInfo
+from ..protocol.fileinfo import FileInfo
 from .changes import Change, Origin, changes_of
 from .log import HistoryError, HistoryLog, Retention
 

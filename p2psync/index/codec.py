@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import msgpack
 
 from ..errors import IndexError_
-from ..protocol.model import BlockInfo, FileInfo, FileType
+from ..protocol.fileinfo import BlockInfo, FileInfo, FileType
 from ..protocol.vector import Counter, Vector, make
 
 T = TypeVar("T")
@@ -90,8 +90,11 @@ def decode_blocks(
 ) -> tuple[BlockInfo, ...]:
     if isinstance(packed, bytes):
         return tuple(
-            BlockInfo(offset=i * block_size, size=min(block_size, size - i * block_size),
-                      hash=packed[j:j + 32])
+            BlockInfo(
+                offset=i * block_size,
+                size=min(block_size, size - i * block_size),
+                hash=packed[j : j + 32],
+            )
             for i, j in enumerate(range(0, len(packed), 32))
         )
     return tuple(BlockInfo(offset=o, size=s, hash=h) for o, s, h in packed)
@@ -99,10 +102,17 @@ def decode_blocks(
 
 def encode_extra(fi: FileInfo) -> bytes:
     """The fields no query filters on, in one blob."""
-    return msgpack.packb([
-        fi.permissions, fi.modified_by, fi.no_permissions, fi.block_size,
-        encode_blocks(fi), fi.symlink_target, fi.inode,
-    ])
+    return msgpack.packb(
+        [
+            fi.permissions,
+            fi.modified_by,
+            fi.no_permissions,
+            fi.block_size,
+            encode_blocks(fi),
+            fi.symlink_target,
+            fi.inode,
+        ]
+    )
 
 
 def to_signed(value: int) -> int:
@@ -124,8 +134,15 @@ FILE_COLUMNS = (
 def file_params(fi: FileInfo) -> tuple[Any, ...]:
     """Values for FILE_COLUMNS (the name as its key)."""
     return (
-        name_key(fi.name), int(fi.type), fi.size, fi.modified_ns, int(fi.deleted),
-        int(fi.invalid), fi.sequence, fi.local_flags, encode_vector(fi.version),
+        name_key(fi.name),
+        int(fi.type),
+        fi.size,
+        fi.modified_ns,
+        int(fi.deleted),
+        int(fi.invalid),
+        fi.sequence,
+        fi.local_flags,
+        encode_vector(fi.version),
         encode_extra(fi),
     )
 
@@ -164,6 +181,11 @@ RANK_COLUMNS = (
 def row_to_rank_file(key: bytes, row: tuple[Any, ...]) -> FileInfo:
     _device, ftype, size, modified_ns, deleted, invalid, version = row
     return FileInfo(
-        name=key_name(key), type=FileType(ftype), size=size, modified_ns=modified_ns,
-        deleted=bool(deleted), invalid=bool(invalid), version=decode_vector(version),
+        name=key_name(key),
+        type=FileType(ftype),
+        size=size,
+        modified_ns=modified_ns,
+        deleted=bool(deleted),
+        invalid=bool(invalid),
+        version=decode_vector(version),
     )

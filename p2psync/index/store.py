@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import IndexError_
-from ..protocol.model import FileInfo
-from . import codec, schema
-from .schema import SCOPE_GLOBAL, SCOPE_NEED, Migration
+from ..protocol.fileinfo import FileInfo
+from . import codec, sqlite_schema
+from .sqlite_schema import SCOPE_GLOBAL, SCOPE_NEED, Migration
 from .writer import Writer
 from .writes import Mutations
 
@@ -91,7 +91,7 @@ class _Readers:
                 else:
                     live.append((thread_ref, other))
             try:
-                conn = schema.connect(self._path, reader=True)
+                conn = sqlite_schema.connect(self._path, reader=True)
             except sqlite3.Error as exc:
                 raise IndexError_(f"cannot open the index database: {exc}") from exc
             live.append((weakref.ref(threading.current_thread()), conn))
@@ -137,7 +137,7 @@ class IndexStore:
         path: Path,
         local_device: bytes,
         *,
-        migrations: Sequence[Migration] = schema.MIGRATIONS,
+        migrations: Sequence[Migration] = sqlite_schema.MIGRATIONS,
         on_local_change: LocalChangeObserver | None = None,
     ) -> IndexStore:
         """Open (creating or upgrading) the index at ``path``; IndexError_ if unusable.
@@ -145,7 +145,7 @@ class IndexStore:
         stored local change (the history log), after its transaction."""
         if len(local_device) != 32:
             raise IndexError_("the local device ID must be 32 raw bytes")
-        conn = schema.open_database(Path(path), migrations)
+        conn = sqlite_schema.open_database(Path(path), migrations)
         return cls(Path(path), conn, local_device, on_local_change)
 
     def close(self) -> None:

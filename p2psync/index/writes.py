@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import UsageError
-from ..protocol.model import FileInfo, FileType
+from ..protocol.fileinfo import FileInfo, FileType
 from ..rules import NEED_NONE, global_and_need, sole_holder_need
-from . import codec, schema
+from . import codec, sqlite_schema
 
 _RECOMPUTE_BATCH = 1000
 
@@ -213,16 +213,20 @@ class Mutations:
             )
             if local and fi.type == FileType.FILE and not fi.deleted and not fi.invalid:
                 block_rows.extend((b.hash, file_id, b.offset, b.size) for b in fi.blocks)
-        with schema.without_insert_counts(conn) as lifted:
+        with sqlite_schema.without_insert_counts(conn) as lifted:
             _insert_rows(conn, _FILES_WITH_ID_HEAD, _FILES_WIDTH + 1, file_rows, "")
             _insert_rows(conn, _GLOBALS_HEAD, _GLOBALS_WIDTH, global_rows, "")
         if lifted:  # counted once per batch instead of by the triggers, row by row
             shape = [(int(fi.type), fi.deleted, fi.size) for _, fi in fresh]
-            schema.add_counts(conn, fid, did, schema.count_delta(shape))
+            sqlite_schema.add_counts(conn, fid, did, sqlite_schema.count_delta(shape))
             valid = [s for s, (_, fi) in zip(shape, fresh, strict=True) if not fi.invalid]
-            schema.add_counts(conn, fid, schema.SCOPE_GLOBAL, schema.count_delta(valid))
+            sqlite_schema.add_counts(
+                conn, fid, sqlite_schema.SCOPE_GLOBAL, sqlite_schema.count_delta(valid)
+            )
             needed = [s for s, row in zip(shape, global_rows, strict=True) if row[-1] is not None]
-            schema.add_counts(conn, fid, schema.SCOPE_NEED, schema.count_delta(needed))
+            sqlite_schema.add_counts(
+                conn, fid, sqlite_schema.SCOPE_NEED, sqlite_schema.count_delta(needed)
+            )
         return block_rows
 
     def note_applying(
@@ -304,9 +308,7 @@ class Mutations:
         fid = self.folder_id(conn, folder, create=False)
         did = self.device_id(conn, self.local_device, create=False)
         if fid is not None and did is not None:
-            _touch(
-                conn, "SELECT name FROM files WHERE folder = ? AND device = ?", (fid, did)
-            )
+            _touch(conn, "SELECT name FROM files WHERE folder = ? AND device = ?", (fid, did))
             conn.execute("DELETE FROM files WHERE folder = ? AND device = ?", (fid, did))
             self._recompute_touched(conn, fid)
             self.clear_applying(conn, folder)

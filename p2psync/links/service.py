@@ -28,8 +28,8 @@ import trio
 from ..errors import ConfigError, NotFoundError, UsageError
 from ..scanner.ignore import Ignore
 from . import paths
-from .app import LinkApp
 from .server import serve_tls
+from .serving import LinkApp
 from .store import Link, LinkStore
 from .tls import Certificate, ensure_certificate, server_context
 from .tokens import hash_password

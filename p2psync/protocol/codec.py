@@ -19,7 +19,7 @@ import msgpack
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import limits as L
-from . import metering, schema
+from . import metering, wire_schema
 from .messages import MESSAGE_TYPES, Hello, Message, MessageType
 from .validate import Invalid
 
@@ -79,8 +79,8 @@ def encode_hello(hello: Hello) -> bytes:
     if not isinstance(hello, Hello):
         raise LocalProtocolError(f"expected a Hello, got {type(hello).__name__}")
     try:
-        plain = schema.hello_to_plain(hello)
-        schema.hello_from_plain(plain)
+        plain = wire_schema.hello_to_plain(hello)
+        wire_schema.hello_from_plain(plain)
     except Invalid as exc:
         raise LocalProtocolError(f"refusing to send an invalid Hello: {exc}") from None
     body = _pack(plain, "Hello")
@@ -106,7 +106,7 @@ def parse_hello(buf: bytes | bytearray) -> tuple[Hello, int] | None:
         return None
     plain = unpack(bytes(buf[HELLO_HEADER.size : end]), "Hello")
     try:
-        return schema.hello_from_plain(plain), end
+        return wire_schema.hello_from_plain(plain), end
     except Invalid as exc:
         problem = str(exc)
     raise RemoteProtocolError(f"invalid {problem}")
@@ -127,8 +127,8 @@ def encode_message(message: Message) -> bytes:
     mtype = message_type(message)
     name = type(message).__name__
     try:
-        plain = schema.to_plain(mtype, message)
-        schema.from_plain(mtype, plain)  # exactly the receiver's checks
+        plain = wire_schema.to_plain(mtype, message)
+        wire_schema.from_plain(mtype, plain)  # exactly the receiver's checks
     except Invalid as exc:
         raise LocalProtocolError(f"refusing to send an invalid {name}: {exc}") from None
     except (AttributeError, TypeError, ValueError) as exc:
@@ -180,7 +180,7 @@ def parse_frame(
 def decode_payload(mtype: MessageType, payload: bytes | memoryview) -> Message:
     plain = unpack(payload, mtype.name)
     try:
-        return schema.from_plain(mtype, plain)
+        return wire_schema.from_plain(mtype, plain)
     except Invalid as exc:
         problem = str(exc)
     # Raised here, without the Invalid as its context and with ``plain`` gone from this

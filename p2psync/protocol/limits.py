@@ -6,7 +6,7 @@ or decoded. Senders batch well below them (see INDEX_BATCH_*).
 
 from __future__ import annotations
 
-from .model import MAX_BLOCK_SIZE
+from .fileinfo import MAX_BLOCK_SIZE
 from .names import MAX_NAME_BYTES
 
 MAGIC = 0x50325301  # b"P2S\x01": p2psync, wire version 1

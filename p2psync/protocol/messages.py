@@ -1,7 +1,7 @@
 """The messages two devices exchange, as small frozen dataclasses (like h11's events).
 
 Fields mirror Syncthing's BEP v1 (docs/protocol.md maps them one by one) so a BEP codec
-can be added later; the encoding itself lives in ``codec.py``/``schema.py``. Messages do
+can be added later; the encoding itself lives in ``codec.py``/``wire_schema.py``. Messages do
 no validation of their own: the codec checks every field when encoding and decoding.
 Sequence fields accept any iterable and are stored as tuples, so equality is by value.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .model import FileInfo
+from .fileinfo import FileInfo
 from .vector import EMPTY, Vector
 
 

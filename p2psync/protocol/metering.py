@@ -55,9 +55,7 @@ def plain_cost(mtype: MessageType, plain: Any) -> int:
     if mtype in (MessageType.INDEX, MessageType.INDEX_UPDATE):
         files = plain["files"]
         rest = {key: value for key, value in plain.items() if key != "files"}
-        return (
-            value_cost(rest) + KEY + ARRAY + ENTRY * len(files) + sum(map(_file_cost, files))
-        )
+        return value_cost(rest) + KEY + ARRAY + ENTRY * len(files) + sum(map(_file_cost, files))
     return value_cost(plain)
 
 

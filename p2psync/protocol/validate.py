@@ -1,6 +1,6 @@
 """Consistency rules for a FileInfo, applied to everything that crosses the wire.
 
-``schema.py`` has already checked types and ranges; these rules check that the fields
+``wire_schema.py`` has already checked types and ranges; these rules check that the fields
 agree with each other, so nothing inconsistent reaches the index or the puller. They
 raise ``Invalid`` with a precise reason; the codec turns it into RemoteProtocolError
 (decoding) or LocalProtocolError (encoding). ``Invalid`` never leaves the protocol package.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from ..errors import UnsafePathError
-from .model import HASH_SIZE, MAX_BLOCK_SIZE, FileInfo, FileType, is_legal_block_size
+from .fileinfo import HASH_SIZE, MAX_BLOCK_SIZE, FileInfo, FileType, is_legal_block_size
 from .names import validate_name
 
 EMPTY_BLOCK_HASH = hashlib.sha256(b"").digest()

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import xxhash
 
 from ..fs.base import FileStat, FileSystem, ReadHandle
-from ..protocol.model import BlockInfo
+from ..protocol.fileinfo import BlockInfo
 
 EMPTY_BLOCK_HASH = hashlib.sha256(b"").digest()
 EMPTY_FILE_BLOCKS = (BlockInfo(0, 0, EMPTY_BLOCK_HASH),)

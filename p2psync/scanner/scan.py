@@ -28,7 +28,7 @@ from ..errors import UnsafePathError
 from ..fs.base import FileStat, FileSystem
 from ..fs.internal import is_internal
 from ..protocol import vector
-from ..protocol.model import FileInfo, FileType, block_size_for
+from ..protocol.fileinfo import FileInfo, FileType, block_size_for
 from ..protocol.names import validate_name
 from .blocks import hash_file
 from .walker import DiskItem, IgnoreMatcher, ScanProblem, Walker, is_at_or_below

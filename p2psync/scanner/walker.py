@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 from ..errors import UnsafePathError
 from ..fs.base import FileStat, FileSystem
 from ..fs.internal import is_internal_entry
-from ..protocol.model import FileType
+from ..protocol.fileinfo import FileType
 from ..protocol.names import is_valid_name, validate_name
 
 # Characters validate_name may reject in a base name; lone surrogates stand for bytes

@@ -23,8 +23,8 @@ from ..events import EventLog
 from ..fs.base import FileSystem
 from ..identity import DeviceID
 from ..index.store import NeedCursor
+from ..protocol.fileinfo import FileInfo
 from ..protocol.messages import ErrorCode, Request, Response
-from ..protocol.model import FileInfo
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
 from ..scanner.scan import ScanProgress

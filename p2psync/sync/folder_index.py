@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..index.store import Counts, NeedCursor
-from ..protocol.model import FileInfo
+from ..protocol.fileinfo import FileInfo
 
 
 class FolderIndex(Protocol):

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import FilesystemError
 from ..fs.base import FileSystem
 from ..fs.internal import MARKER
-from ..protocol.model import FileInfo
+from ..protocol.fileinfo import FileInfo
 from .folder_lock import FolderLock
 
 

@@ -16,7 +16,7 @@ from ..errors import FilesystemError
 from ..fs.base import FileSystem
 from ..fs.basic import BasicFS
 from ..fs.internal import MARKER, VERSIONS_DIR, fold, is_own_temp_base
-from ..protocol.model import FileType
+from ..protocol.fileinfo import FileType
 from .pull import MIN_FREE_BYTES
 
 log = logging.getLogger("p2psync.sync.folder")

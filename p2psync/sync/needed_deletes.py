@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from ..index.store import Counts
-from ..protocol.model import FileInfo
+from ..protocol.fileinfo import FileInfo
 from .plan import mass_delete_exceeded
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from ..errors import FilesystemError
 from ..fs.base import FileSystem
 from ..protocol import vector
-from ..protocol.model import FileInfo, FileType
+from ..protocol.fileinfo import FileInfo, FileType
 from .folder_index import FolderIndex
 
 log = logging.getLogger("p2psync.sync.overrides")

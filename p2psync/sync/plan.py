@@ -7,7 +7,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 
-from ..protocol.model import FileInfo
+from ..protocol.fileinfo import FileInfo
 
 CONFLICT_MARKER = ".sync-conflict-"
 _CONFLICT_RE = re.compile(r"\.sync-conflict-\d{8}-\d{6}-[A-Z2-7]{7}")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ..errors import NotFoundError, UsageError
 from ..fs.base import FileSystem
 from ..fs.internal import is_internal
-from ..protocol.model import FileType
+from ..protocol.fileinfo import FileType
 from ..protocol.names import validate_name
 from .versioner import Versioner, _archive_tagged
 

@@ -27,7 +27,7 @@ import trio
 from ..config import FolderConfig
 from ..fs.base import FileSystem
 from ..identity import DeviceID
-from ..protocol.model import FileInfo
+from ..protocol.fileinfo import FileInfo
 from ..rules import equivalent
 from ..scanner.ignore import Ignore
 from ..scanner.scan import ScanBatch, ScanProgress, scan
@@ -191,4 +191,3 @@ async def _produce_batches(
     async with send:
         while (batch := await trio.to_thread.run_sync(next, batches, None)) is not None:
             await send.send(batch)
-

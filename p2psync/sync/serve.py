@@ -20,8 +20,8 @@ from ..errors import FilesystemError, IndexError_, UnsafePathError
 from ..fs.base import FileStat, FileSystem
 from ..fs.internal import is_internal
 from ..index.store import IndexStore
+from ..protocol.fileinfo import FileInfo, FileType
 from ..protocol.messages import ErrorCode, Request
-from ..protocol.model import FileInfo, FileType
 from ..resource_faults import RESOURCE_ERRORS, describe
 from ..scanner.ignore import Ignore
 from .plan import metadata_matches
@@ -189,9 +189,7 @@ class ServeQueue:
         await slot.done.wait()
         return slot.results
 
-    async def serve(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The workers; reports started once requests go to them (``nursery.start``)."""
         send, receive = trio.open_memory_channel[_Slot](self._queued)
         try:
@@ -208,7 +206,6 @@ class ServeQueue:
                 except trio.WouldBlock:
                     break
             receive.close()  # and whoever waits to queue is told it stopped
-
 
     async def _worker(self, receive: trio.MemoryReceiveChannel[_Slot]) -> None:
         while True:

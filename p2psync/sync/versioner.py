@@ -39,7 +39,7 @@ from ..config import VersioningConfig
 from ..errors import ConfigError, NotFoundError, UnsafePathError, UsageError
 from ..fs.base import FileStat, FileSystem
 from ..fs.internal import VERSIONS_DIR, is_internal, is_temp_base, temp_name
-from ..protocol.model import FileType
+from ..protocol.fileinfo import FileType
 from ..protocol.names import is_valid_name, validate_name
 from .plan import split_extension
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..api.app import Handlers
 from ..api.auth import Guard
+from ..api.handlers import Handlers
 from ..api.http import Route
 from .gate import WebGate
 from .pages import Web, shown_errors, shown_page_errors

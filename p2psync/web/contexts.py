@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..api import edits
-from ..api.app import Handlers
 from ..api.changes import conflict_pairs, recent_changes
+from ..api.handlers import Handlers
 from ..api.registry import RunningNode
 from ..api.views import device_view, folder_view, system_view
 from ..errors import P2PSyncError

@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, urlencode
 import trio
 
 from ..api import edits, ignores
-from ..api.app import Handlers, parse_time
 from ..api.auth import key_matches
+from ..api.handlers import Handlers, parse_time
 from ..api.http import HTTPException, Request, Response
 from ..errors import P2PSyncError
 from ..identity import DeviceID

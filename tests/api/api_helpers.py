@@ -12,10 +12,10 @@ import trio
 
 from p2psync.api.auth import ensure_api_key
 from p2psync.api.server import serve_api
-from p2psync.app import Node, serve_node
 from p2psync.config import Config, DiscoveryConfig, save_config
 from p2psync.identity import generate_identity, save_identity
 from p2psync.web import mount
+from p2psync.wiring import Node, serve_node
 
 
 def make_home(base: Path, name: str) -> Path:

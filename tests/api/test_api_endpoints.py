@@ -8,7 +8,7 @@ import time
 import trio
 from api_helpers import api_node, wait_for_async
 
-from p2psync.api.app import build_app
+from p2psync.api.handlers import build_app
 from p2psync.api.openapi import documented_routes
 from p2psync.config import load_config, save_config
 from p2psync.identity import generate_identity

@@ -17,7 +17,7 @@ import pytest
 import trio
 from api_helpers import api_node
 
-from p2psync.api.app import MAX_BODY
+from p2psync.api.handlers import MAX_BODY
 from p2psync.api.http import App, HTTPException, Limits, Request, Response, Route, serve
 
 SMALL = Limits(max_body=1024, max_head=2048)  # the default timeouts: never hit in a test

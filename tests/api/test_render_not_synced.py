@@ -25,8 +25,13 @@ def test_status_lists_items_not_synced_here() -> None:
         "devices": [],
     }
     data = {
-        "system": {"name": "n", "device_id": "AAAAAAA-B", "uptime": 1,
-                   "listen_addresses": [], "api_address": "127.0.0.1:2"},
+        "system": {
+            "name": "n",
+            "device_id": "AAAAAAA-B",
+            "uptime": 1,
+            "listen_addresses": [],
+            "api_address": "127.0.0.1:2",
+        },
         "folders": [folder],
         "devices": [],
     }

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from discovery_server.app import DiscoveryService, ServerSettings
+from discovery_server.asgi import DiscoveryService, ServerSettings
 from discovery_server.server import serve_discovery
 from discovery_server.stores import MemoryStore, Record, Store
 from p2psync.identity import DeviceID

@@ -54,9 +54,7 @@ def test_second_run_on_a_running_home_refuses_and_touches_nothing(tmp_path: Path
         assert first.poll() is None
         (tmp_path / "data" / "after.txt").write_text("still syncing\n")
         ok(home, "scan", "data")
-        wait_for(
-            lambda: status(home)["folders"][0]["local"]["files"] == 1, what="the first daemon"
-        )
+        wait_for(lambda: status(home)["folders"][0]["local"]["files"] == 1, what="the first daemon")
     finally:
         stop(first)
     # the lock dies with its process: the home runs again after a stop
@@ -83,7 +81,9 @@ def start_in(home: Path, user_home: Path) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
     )
     wait_for(
-        lambda: (home / "api.address").exists() and cli_run(home, "status", "--json").exit_code == 0,
+        lambda: (
+            (home / "api.address").exists() and cli_run(home, "status", "--json").exit_code == 0
+        ),
         what=f"daemon {home}",
     )
     return proc
@@ -99,8 +99,16 @@ def pair(homes: dict[str, Path]) -> dict[str, dict]:
     for n, h in homes.items():
         for m in homes:
             if m != n:
-                ok(h, "peer", "add", info[m]["device_id"], "--name", m,
-                   "--address", info[m]["listen_addresses"][0])
+                ok(
+                    h,
+                    "peer",
+                    "add",
+                    info[m]["device_id"],
+                    "--name",
+                    m,
+                    "--address",
+                    info[m]["listen_addresses"][0],
+                )
     return info
 
 
@@ -114,24 +122,43 @@ def test_accept_without_a_path_is_a_sibling_of_the_default_folder(
     homes = {"a": tmp_path / "a", "b": tmp_path / "b"}
     init_home(homes["a"], "a")
     # b as the README sets it up: with the default folder ~/Sync
-    ok(homes["b"], "init", "--name", "b", "--no-mdns", "--listen", "tcp://127.0.0.1:0",
-       "--api", "127.0.0.1:0")
+    ok(
+        homes["b"],
+        "init",
+        "--name",
+        "b",
+        "--no-mdns",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+    )
     procs = {n: start_in(h, user_home) for n, h in homes.items()}
     try:
         info = pair(homes)
         acme = tmp_path / "acme-on-a"
         acme.mkdir()
         (acme / "plan.txt").write_text("the plan\n")
-        ok(homes["a"], "folder", "add", str(acme), "--id", "acme",
-           "--share", info["b"]["device_id"])
+        ok(
+            homes["a"],
+            "folder",
+            "add",
+            str(acme),
+            "--id",
+            "acme",
+            "--share",
+            info["b"]["device_id"],
+        )
         wait_for(lambda: "acme" in ok(homes["b"], "folder", "pending"), what="the offer")
         out = ok(homes["b"], "folder", "accept", "acme")
         assert f"at {user_home / 'acme'}" in out
         assert load_config(homes["b"]).folder("acme").path == str(user_home / "acme")
         wait_for(lambda: (user_home / "acme" / "plan.txt").exists(), what="acme's file on b")
         ok(homes["b"], "scan", "default")
-        wait_for(lambda: folder_status(homes["b"], "default")["state"] == "idle",
-                 what="default folder idle")
+        wait_for(
+            lambda: folder_status(homes["b"], "default")["state"] == "idle",
+            what="default folder idle",
+        )
         assert not (user_home / "Sync" / "acme").exists()
         assert folder_status(homes["b"], "default")["local"]["files"] == 0
         # a second offer of the same ID at a taken default path gets a suffix
@@ -150,8 +177,17 @@ def test_nested_folders_and_the_home_inside_a_folder_are_refused(
     tmp_path: Path, user_home: Path
 ) -> None:
     home = user_home / ".local" / "share" / "p2psync"
-    ok(home, "init", "--name", "solo", "--no-mdns", "--listen", "tcp://127.0.0.1:0",
-       "--api", "127.0.0.1:0")
+    ok(
+        home,
+        "init",
+        "--name",
+        "solo",
+        "--no-mdns",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+    )
     sync = user_home / "Sync"
     proc = start_in(home, user_home)
     try:
@@ -229,8 +265,16 @@ def acme_pair(tmp_path: Path, user_home: Path) -> Iterator[Pair]:
         pair_.path_a.mkdir()
         for name, text in FILES.items():
             (pair_.path_a / name).write_text(text)
-        ok(homes["a"], "folder", "add", str(pair_.path_a), "--id", "acme",
-           "--share", info["b"]["device_id"])
+        ok(
+            homes["a"],
+            "folder",
+            "add",
+            str(pair_.path_a),
+            "--id",
+            "acme",
+            "--share",
+            info["b"]["device_id"],
+        )
         wait_for(lambda: "acme" in ok(homes["b"], "folder", "pending"), what="the offer")
         ok(homes["b"], "folder", "accept", "acme", str(pair_.path_b))
         wait_for(lambda: pair_.synced("b", pair_.path_b, FILES), timeout=60, what="first sync")
@@ -240,9 +284,7 @@ def acme_pair(tmp_path: Path, user_home: Path) -> Iterator[Pair]:
             stop(proc)
 
 
-def test_remove_then_accept_at_a_new_path_pulls_everything(
-    tmp_path: Path, user_home: Path
-) -> None:
+def test_remove_then_accept_at_a_new_path_pulls_everything(tmp_path: Path, user_home: Path) -> None:
     with acme_pair(tmp_path, user_home) as p:
         ok(p.homes["b"], "folder", "remove", "acme")
         wait_for(lambda: "acme" in ok(p.homes["b"], "folder", "pending"), what="offered again")
@@ -328,7 +370,9 @@ def test_two_homes_sharing_one_folder_path_never_run_it_together(
         ok(homes["a"], "scan")
         procs["b"] = start_in(homes["b"], user_home)
         wait_for(
-            lambda: "in use by another p2psync daemon" in folder_status(homes["b"], "on-b")["reason"],
+            lambda: (
+                "in use by another p2psync daemon" in folder_status(homes["b"], "on-b")["reason"]
+            ),
             what="b refused",
         )
         assert folder_status(homes["b"], "on-b")["local"]["files"] == 0

@@ -27,11 +27,25 @@ def test_run_starts_and_stops_on_signal(tmp_path: Path, signum: int) -> None:
     home = tmp_path / "home"
     env = {**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1"}
     subprocess.run(
-        [*P2PSYNC, "--home", str(home), "init", "--no-default-folder", "--no-mdns",
-         "--listen", "tcp://127.0.0.1:0", "--api", "127.0.0.1:0"],
-        check=True, env=env, capture_output=True,
+        [
+            *P2PSYNC,
+            "--home",
+            str(home),
+            "init",
+            "--no-default-folder",
+            "--no-mdns",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
     )
-    proc = subprocess.Popen([*P2PSYNC, "--home", str(home), "run"], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*P2PSYNC, "--home", str(home), "run"], env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         log = home / "p2psync.log"
         wait_for(lambda: log.exists() and "ready" in log.read_text(), what="daemon readiness")

@@ -11,7 +11,7 @@ from test_cli_daemon import ENV, P2PSYNC, init_home
 from test_e2e_reconnect import start, stop
 
 from p2psync.config import CONFIG_VERSION
-from p2psync.index.schema import MIGRATIONS
+from p2psync.index.sqlite_schema import MIGRATIONS
 
 
 def _snapshot(home: Path) -> dict[str, bytes]:

@@ -78,7 +78,10 @@ def test_the_log_survives_a_restart_and_reads_without_the_daemon(tmp_path) -> No
         os.rename(data / "sub" / "b.txt", data / "sub" / "c.txt")
         ok(home, "scan", "notes")
         wait_for(
-            lambda: {e["kind"] for e in entries(home, str(data / "sub"))} >= {"renamed from", "renamed to"},
+            lambda: (
+                {e["kind"] for e in entries(home, str(data / "sub"))}
+                >= {"renamed from", "renamed to"}
+            ),
             30,
             "the rename recorded as one",
         )

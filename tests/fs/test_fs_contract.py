@@ -10,7 +10,7 @@ import pytest
 
 from p2psync.errors import UnsafePathError
 from p2psync.fs import BasicFS, FakeFS, FileSystem, read_all, write_all
-from p2psync.protocol.model import FileType
+from p2psync.protocol.fileinfo import FileType
 
 
 @pytest.fixture(params=["basic", "fake"])

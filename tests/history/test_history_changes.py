@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from p2psync.history.changes import Change, Kind, Origin, changes_of
-from p2psync.protocol.model import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
 from p2psync.protocol.vector import make
 
 A, B = 0xAAAA, 0xBBBB

@@ -11,7 +11,7 @@ import trio
 from p2psync.history.changes import Change, Kind, Origin
 from p2psync.history.log import HistoryError, HistoryLog, Retention
 from p2psync.history.service import HistoryService
-from p2psync.protocol.model import FileInfo
+from p2psync.protocol.fileinfo import FileInfo
 from p2psync.protocol.vector import make
 
 DAY = 86_400 * 1_000_000_000

@@ -6,7 +6,7 @@ import hashlib
 import sqlite3
 
 from p2psync.protocol import vector
-from p2psync.protocol.model import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
 
 LOCAL = bytes([0xA1]) * 32
 DEV_A = bytes([0xB2]) * 32
@@ -35,15 +35,20 @@ def make_file(
         blocks.append(BlockInfo(offset, n, block_hash(f"{label}@{offset}")))
         offset += n
     fi = FileInfo(
-        name=name, size=size, block_size=BLOCK, blocks=tuple(blocks),
-        version=vector.make(version), modified_ns=1_700_000_000_000_000_000,
+        name=name,
+        size=size,
+        block_size=BLOCK,
+        blocks=tuple(blocks),
+        version=vector.make(version),
+        modified_ns=1_700_000_000_000_000_000,
     )
     return fi.with_(**changes) if changes else fi
 
 
 def make_dir(name: str, version: tuple[tuple[int, int], ...] = ((1, 1),), **changes: object):
-    fi = FileInfo(name=name, type=FileType.DIRECTORY, permissions=0o755,
-                  version=vector.make(version))
+    fi = FileInfo(
+        name=name, type=FileType.DIRECTORY, permissions=0o755, version=vector.make(version)
+    )
     return fi.with_(**changes) if changes else fi
 
 

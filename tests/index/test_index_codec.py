@@ -10,11 +10,12 @@ from index_helpers import make_file
 
 from p2psync.index import codec
 from p2psync.protocol import vector
-from p2psync.protocol.model import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
 
 segment = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\\x00"),
-    min_size=1, max_size=4,
+    min_size=1,
+    max_size=4,
 ).filter(lambda s: s not in (".", ".."))
 names = st.lists(segment, min_size=1, max_size=4).map("/".join)
 
@@ -49,21 +50,32 @@ def test_key_order_matches_a_real_walk(tmp_path: Path) -> None:
 def test_subtree_range_selects_exactly_the_subtree() -> None:
     all_names = ["a", "a/b", "a/b/c", "a-b", "a.txt", "ab", "a b/x", "b"]
     exact, low, high = codec.subtree_range("a")
-    inside = [n for n in all_names
-              if codec.name_key(n) == exact or low < codec.name_key(n) < high]
+    inside = [n for n in all_names if codec.name_key(n) == exact or low < codec.name_key(n) < high]
     assert inside == ["a", "a/b", "a/b/c"]
 
 
 def test_row_round_trip_all_fields() -> None:
     fi = FileInfo(
-        name="dir/ünïcode ✓.bin", type=FileType.FILE, size=300_000, permissions=0o751,
-        modified_ns=1_712_345_678_123_456_789, modified_by=(1 << 64) - 1,
-        deleted=False, invalid=True, no_permissions=True,
+        name="dir/ünïcode ✓.bin",
+        type=FileType.FILE,
+        size=300_000,
+        permissions=0o751,
+        modified_ns=1_712_345_678_123_456_789,
+        modified_by=(1 << 64) - 1,
+        deleted=False,
+        invalid=True,
+        no_permissions=True,
         version=vector.make([((1 << 64) - 1, (1 << 64) - 1), (7, 3)]),
-        sequence=(1 << 63) - 1, block_size=128 * 1024,
-        blocks=(BlockInfo(0, 131072, b"a" * 32), BlockInfo(131072, 131072, b"b" * 32),
-                BlockInfo(262144, 37856, b"c" * 32)),
-        symlink_target="", inode=(1 << 64) - 1, local_flags=5,
+        sequence=(1 << 63) - 1,
+        block_size=128 * 1024,
+        blocks=(
+            BlockInfo(0, 131072, b"a" * 32),
+            BlockInfo(131072, 131072, b"b" * 32),
+            BlockInfo(262144, 37856, b"c" * 32),
+        ),
+        symlink_target="",
+        inode=(1 << 64) - 1,
+        local_flags=5,
     )
     assert codec.row_to_file(codec.file_params(fi)) == fi
     assert isinstance(codec.encode_blocks(fi), bytes)  # the compact layout was used

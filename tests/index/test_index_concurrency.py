@@ -33,8 +33,7 @@ def test_readers_see_whole_transactions_while_writing(store: IndexStore) -> None
                 counts = store.counts("f")
                 assert counts.files % BATCH == 0  # never half a transaction
                 assert store.max_sequence("f", LOCAL) % BATCH == 0
-                seqs = [fi.sequence for batch in store.iter_local_since("f", 0, 97)
-                        for fi in batch]
+                seqs = [fi.sequence for batch in store.iter_local_since("f", 0, 97) for fi in batch]
                 assert seqs == sorted(set(seqs))
                 for fi in store.iter_need("f"):
                     raise AssertionError(f"nothing is needed, got {fi.name}")
@@ -145,7 +144,9 @@ def test_a_submitted_job_that_fails_raises_from_its_future(store: IndexStore) ->
 async def test_trio_threads_stream_across_worker_threads(store: IndexStore) -> None:
     limiter = trio.CapacityLimiter(2)
     await trio.to_thread.run_sync(
-        store.update_remote, "f", DEV_A,
+        store.update_remote,
+        "f",
+        DEV_A,
         [make_file(f"n{i:04d}", ((2, 1),), sequence=i + 1) for i in range(1200)],
         limiter=limiter,
     )
@@ -155,9 +156,7 @@ async def test_trio_threads_stream_across_worker_threads(store: IndexStore) -> N
         while (fi := await trio.to_thread.run_sync(next, it, None, limiter=limiter)) is not None:
             names.append(fi.name)
             if len(names) % 100 == 0:  # writes interleaved with the stream
-                await trio.to_thread.run_sync(
-                    store.update_local, "f", [fi], limiter=limiter
-                )
+                await trio.to_thread.run_sync(store.update_local, "f", [fi], limiter=limiter)
     assert names == [f"n{i:04d}" for i in range(1200)]
     need_left = await trio.to_thread.run_sync(store.need_counts, "f", limiter=limiter)
     assert need_left.files == 1200 - 12

@@ -42,7 +42,8 @@ def test_kill_mid_batch_keeps_the_committed_batch(tmp_path: Path) -> None:
     db = tmp_path / "index.db"
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(db), LOCAL.hex(), str(Path(__file__).parent)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline().split()  # blocks until the child is inside batch 2

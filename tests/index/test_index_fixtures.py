@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from p2psync.index.schema import MIGRATIONS, connect, schema_version
+from p2psync.index.sqlite_schema import MIGRATIONS, connect, schema_version
 from p2psync.index.store import IndexStore
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -17,7 +17,7 @@ from index_helpers import (
 
 from p2psync.index import Counts, IndexStore, codec
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo, FileType
+from p2psync.protocol.fileinfo import FileInfo, FileType
 from p2psync.protocol.vector import Ordering, compare
 from p2psync.rules import pick_global, wins_over
 
@@ -126,11 +126,19 @@ def test_need_disappears_after_recording_the_global(store: IndexStore) -> None:
 
 def test_need_order_dirs_then_files_then_deletes(store: IndexStore) -> None:
     store.update_local("f", [make_file("old/file"), make_dir("old")])
-    store.update_remote("f", DEV_A, [
-        make_file("b/z.txt", ((2, 1),)), make_dir("b", ((2, 1),)), make_file("a", ((2, 1),)),
-        make_dir("b/c", ((2, 1),)), make_dir("a b", ((2, 1),)),
-        make_deleted("old", ((1, 1), (2, 1))), make_deleted("old/file", ((1, 1), (2, 1))),
-    ])
+    store.update_remote(
+        "f",
+        DEV_A,
+        [
+            make_file("b/z.txt", ((2, 1),)),
+            make_dir("b", ((2, 1),)),
+            make_file("a", ((2, 1),)),
+            make_dir("b/c", ((2, 1),)),
+            make_dir("a b", ((2, 1),)),
+            make_deleted("old", ((1, 1), (2, 1))),
+            make_deleted("old/file", ((1, 1), (2, 1))),
+        ],
+    )
     assert needed(store) == ["a b", "b", "b/c", "a", "b/z.txt", "old", "old/file"]
     # Streaming in tiny batches gives the same sequence.
     assert [fi.name for fi in store.iter_need("f", batch_size=2)] == needed(store)
@@ -225,8 +233,14 @@ def run_against_model(
             elif kind < 0.3:
                 fi = make_dir(name, tuple(version), modified_ns=rng.randint(0, 3))
             else:
-                fi = make_file(name, tuple(version), content=f"{step}", size=rng.randint(0, 9),
-                               modified_ns=rng.randint(0, 3), invalid=kind > 0.9)
+                fi = make_file(
+                    name,
+                    tuple(version),
+                    content=f"{step}",
+                    size=rng.randint(0, 9),
+                    modified_ns=rng.randint(0, 3),
+                    invalid=kind > 0.9,
+                )
             batch.append(fi)
         if device == LOCAL:
             stored = store.update_local("f", batch)
@@ -264,9 +278,13 @@ def check_against_model(
         assert (got.invalid, got.deleted) == (want.invalid, want.deleted)
         assert got.modified_ns == want.modified_ns
         assert (name in needed_now) == expected_need(want, model[LOCAL].get(name)), (step, name)
-        sources = [d for d in (DEV_A, DEV_B) if name in model[d]
-                   and model[d][name].version == want.version
-                   and not model[d][name].invalid]
+        sources = [
+            d
+            for d in (DEV_A, DEV_B)
+            if name in model[d]
+            and model[d][name].version == want.version
+            and not model[d][name].invalid
+        ]
         assert store.devices_with_global("f", name) == sorted(sources)
     assert_counts_exact(store._conn())
     local = list(model[LOCAL].values())

@@ -11,7 +11,7 @@ from index_helpers import DEV_A, LOCAL, assert_counts_exact, make_deleted, make_
 
 from p2psync.errors import IndexError_
 from p2psync.index import IndexStore
-from p2psync.index.schema import (
+from p2psync.index.sqlite_schema import (
     MIGRATIONS,
     migrate,
     open_database,

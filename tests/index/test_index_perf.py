@@ -13,7 +13,7 @@ def test_ten_thousand_local_files_in_batches(store: IndexStore) -> None:
     files = [make_file(f"d{i // 100:03d}/f{i:05d}") for i in range(10_000)]
     start = time.perf_counter()
     for i in range(0, len(files), 500):
-        store.update_local("f", files[i:i + 500])
+        store.update_local("f", files[i : i + 500])
     elapsed = time.perf_counter() - start
     assert store.max_sequence("f", store.local_device) == 10_000
     assert elapsed < 6.0, f"update_local of 10,000 files took {elapsed:.2f}s"

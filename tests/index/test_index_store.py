@@ -10,18 +10,27 @@ from index_helpers import DEV_A, DEV_B, LOCAL, block_hash, make_deleted, make_di
 from p2psync.errors import UsageError
 from p2psync.index import BlockLocation, Counts, IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
 
 
 def full_file() -> FileInfo:
     return FileInfo(
-        name="docs/rapport été.odt", type=FileType.FILE, size=300_000, permissions=0o640,
-        modified_ns=1_712_345_678_123_456_789, modified_by=(1 << 64) - 2,
-        no_permissions=True, version=vector.make([((1 << 64) - 2, 1_712_345_678), (3, 4)]),
+        name="docs/rapport été.odt",
+        type=FileType.FILE,
+        size=300_000,
+        permissions=0o640,
+        modified_ns=1_712_345_678_123_456_789,
+        modified_by=(1 << 64) - 2,
+        no_permissions=True,
+        version=vector.make([((1 << 64) - 2, 1_712_345_678), (3, 4)]),
         block_size=128 * 1024,
-        blocks=(BlockInfo(0, 131072, block_hash("0")), BlockInfo(131072, 131072, block_hash("1")),
-                BlockInfo(262144, 37856, block_hash("2"))),
-        inode=(1 << 64) - 1, local_flags=3,
+        blocks=(
+            BlockInfo(0, 131072, block_hash("0")),
+            BlockInfo(131072, 131072, block_hash("1")),
+            BlockInfo(262144, 37856, block_hash("2")),
+        ),
+        inode=(1 << 64) - 1,
+        local_flags=3,
     )
 
 
@@ -38,8 +47,13 @@ def test_local_round_trip_sets_sequence(store: IndexStore) -> None:
 
 def test_remote_round_trip_keeps_sequence(store: IndexStore) -> None:
     fi = full_file().with_(sequence=77, invalid=True, symlink_target="")
-    link = FileInfo(name="l", type=FileType.SYMLINK, symlink_target="a/b", sequence=78,
-                    version=vector.make([(9, 2)]))
+    link = FileInfo(
+        name="l",
+        type=FileType.SYMLINK,
+        symlink_target="a/b",
+        sequence=78,
+        version=vector.make([(9, 2)]),
+    )
     store.update_remote("f", DEV_A, [fi, link])
     assert store.get("f", DEV_A, fi.name) == fi
     assert store.get("f", DEV_A, "l") == link
@@ -95,7 +109,11 @@ def test_iter_local_code_point_order_and_prefix(store: IndexStore) -> None:
     store.update_local("f", [make_file(n) for n in reversed(names)])
     assert [fi.name for fi in store.iter_local("f")] == sorted(names)
     assert [fi.name for fi in store.iter_local("f", "a")] == [
-        "a", "a/b", "a/b.txt", "a/b/c", "a/b/c/d",
+        "a",
+        "a/b",
+        "a/b.txt",
+        "a/b/c",
+        "a/b/c/d",
     ]
     assert [fi.name for fi in store.iter_local("f", "a/b")] == ["a/b", "a/b/c", "a/b/c/d"]
     assert [fi.name for fi in store.iter_local("f", "a/b/c/d")] == ["a/b/c/d"]
@@ -112,7 +130,9 @@ def test_iter_global_and_device(store: IndexStore) -> None:
     store.update_local("f", [make_file("a"), make_file("c")])
     store.update_remote("f", DEV_A, [make_file("b", ((2, 1),)), make_file("c", ((1, 1), (2, 1)))])
     assert [(fi.name, fi.version) for fi in store.iter_global("f")] == [
-        ("a", ((1, 1),)), ("b", ((2, 1),)), ("c", ((1, 1), (2, 1))),
+        ("a", ((1, 1),)),
+        ("b", ((2, 1),)),
+        ("c", ((1, 1), (2, 1))),
     ]
     assert [fi.name for fi in store.iter_global("f", "b")] == ["b"]
     assert [fi.name for fi in store.iter_device("f", DEV_A)] == ["b", "c"]
@@ -126,7 +146,8 @@ def test_block_map_follows_local_updates(store: IndexStore) -> None:
     # The same content elsewhere, in another folder too.
     store.update_local("g", [make_file("copy", content="X", size=200_000)])
     assert sorted(store.find_block(h0)) == [
-        BlockLocation("f", "one", 0, 131072), BlockLocation("g", "copy", 0, 131072),
+        BlockLocation("f", "one", 0, 131072),
+        BlockLocation("g", "copy", 0, 131072),
     ]
     # New content replaces the old blocks.
     store.update_local("f", [make_file("one", ((1, 2),), content="Y", size=100)])
@@ -179,8 +200,11 @@ def test_index_ids(tmp_path: Path) -> None:
 
 
 def test_replace_remote_drops_previous_entries(store: IndexStore) -> None:
-    store.update_remote("f", DEV_A, [make_file("old", ((2, 1),), sequence=1),
-                                     make_file("kept", ((2, 1),), sequence=2)])
+    store.update_remote(
+        "f",
+        DEV_A,
+        [make_file("old", ((2, 1),), sequence=1), make_file("kept", ((2, 1),), sequence=2)],
+    )
     store.replace_remote("f", DEV_A, [make_file("kept", ((2, 2),), sequence=1)])
     store.update_remote("f", DEV_A, [make_file("new", ((2, 3),), sequence=2)])
     assert [fi.name for fi in store.iter_device("f", DEV_A)] == ["kept", "new"]
@@ -191,11 +215,16 @@ def test_replace_remote_drops_previous_entries(store: IndexStore) -> None:
 
 
 def test_counts_follow_changes(store: IndexStore) -> None:
-    store.update_local("f", [
-        make_dir("d"), make_file("d/a", size=100), make_file("b", size=5),
-        FileInfo(name="l", type=FileType.SYMLINK, size=3, version=((1, 1),)),
-        make_deleted("gone", ((1, 1),)),
-    ])
+    store.update_local(
+        "f",
+        [
+            make_dir("d"),
+            make_file("d/a", size=100),
+            make_file("b", size=5),
+            FileInfo(name="l", type=FileType.SYMLINK, size=3, version=((1, 1),)),
+            make_deleted("gone", ((1, 1),)),
+        ],
+    )
     assert store.counts("f") == Counts(files=2, directories=1, symlinks=1, deleted=1, bytes=108)
     store.update_local("f", [make_deleted("d/a", ((1, 2),)), make_file("b", ((1, 2),), size=7)])
     assert store.counts("f") == Counts(files=1, directories=1, symlinks=1, deleted=2, bytes=10)
@@ -204,8 +233,9 @@ def test_counts_follow_changes(store: IndexStore) -> None:
     assert store.counts("nope") == Counts()
     store.update_remote("f", DEV_A, [make_file("r", ((2, 1),), size=1000)])
     assert store.counts("f", DEV_A) == Counts(files=1, bytes=1000)
-    assert store.global_counts("f") == Counts(files=2, directories=1, symlinks=1, deleted=2,
-                                              bytes=1010)
+    assert store.global_counts("f") == Counts(
+        files=2, directories=1, symlinks=1, deleted=2, bytes=1010
+    )
     assert store.need_counts("f") == Counts(files=1, bytes=1000)
 
 
@@ -222,10 +252,12 @@ def brute_counts(files: list[FileInfo]) -> Counts:
 
 def test_counts_equal_a_recount(store: IndexStore) -> None:
     store.update_local("f", [make_file(f"x{i}", size=i) for i in range(30)])
-    store.update_remote("f", DEV_A, [make_file(f"x{i}", ((1, 1), (2, 1)), size=2 * i)
-                                     for i in range(0, 30, 3)])
-    store.update_remote("f", DEV_B, [make_deleted(f"x{i}", ((1, 1), (3, 1)))
-                                     for i in range(1, 30, 3)])
+    store.update_remote(
+        "f", DEV_A, [make_file(f"x{i}", ((1, 1), (2, 1)), size=2 * i) for i in range(0, 30, 3)]
+    )
+    store.update_remote(
+        "f", DEV_B, [make_deleted(f"x{i}", ((1, 1), (3, 1))) for i in range(1, 30, 3)]
+    )
     store.update_local("f", [make_file(f"x{i}", ((1, 2),), size=1) for i in range(2, 30, 6)])
     store.clear_remote("f", DEV_B)
     for dev in (LOCAL, DEV_A, DEV_B):
@@ -276,11 +308,26 @@ def test_local_entries_and_indexed_blocks_of_a_batch_in_few_queries(store: Index
 def test_need_counts_of_a_remote_device(store: IndexStore) -> None:
     """What a peer still needs of the global state (its completion): entries it lacks or
     holds at an older version; deletions only where it still has the item."""
-    store.update_local("f", [make_file("a", size=100), make_file("b", size=50), make_dir("d"),
-                             make_deleted("gone", ((1, 2),)), make_deleted("old", ((1, 2),))])
+    store.update_local(
+        "f",
+        [
+            make_file("a", size=100),
+            make_file("b", size=50),
+            make_dir("d"),
+            make_deleted("gone", ((1, 2),)),
+            make_deleted("old", ((1, 2),)),
+        ],
+    )
     assert store.need_counts_of("f", DEV_A) == Counts(files=2, directories=1, bytes=150)
-    store.update_remote("f", DEV_A, [make_file("a", size=100), make_file("b", ((1, 0),), size=5),
-                                     make_file("old", ((1, 1),), size=7)])
+    store.update_remote(
+        "f",
+        DEV_A,
+        [
+            make_file("a", size=100),
+            make_file("b", ((1, 0),), size=5),
+            make_file("old", ((1, 1),), size=7),
+        ],
+    )
     # a is current; b is older; d is missing; old must still be deleted there
     assert store.need_counts_of("f", DEV_A) == Counts(files=1, directories=1, deleted=1, bytes=50)
     assert store.need_counts_of("f", DEV_B) == Counts(files=2, directories=1, bytes=150)
@@ -289,7 +336,9 @@ def test_need_counts_of_a_remote_device(store: IndexStore) -> None:
 
 def test_reset_local_forgets_local_entries_under_a_new_index_id(store: IndexStore) -> None:
     store.update_local("f", [make_file("both"), make_file("mine-only")])
-    store.update_remote("f", DEV_A, [make_file("both", sequence=1), make_file("theirs", sequence=2)])
+    store.update_remote(
+        "f", DEV_A, [make_file("both", sequence=1), make_file("theirs", sequence=2)]
+    )
     store.set_index_id("f", DEV_A, 77)
     old_id, old_seq = store.local_index_id("f"), store.max_sequence("f", LOCAL)
     new_id = store.reset_local("f")

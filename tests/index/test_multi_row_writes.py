@@ -13,7 +13,7 @@ from index_helpers import DEV_A, DEV_B, LOCAL, assert_counts_exact, make_deleted
 
 from p2psync.index import IndexStore
 from p2psync.index.writes import _ROWS_PER_STATEMENT
-from p2psync.protocol.model import FileInfo
+from p2psync.protocol.fileinfo import FileInfo
 
 COUNT = 2 * _ROWS_PER_STATEMENT + 57  # three statements, the last one short
 
@@ -21,16 +21,21 @@ COUNT = 2 * _ROWS_PER_STATEMENT + 57  # three statements, the last one short
 def state(store: IndexStore, folder: str) -> dict[str, object]:
     """Everything a batch write decides, in comparable form."""
     entries = {
-        device: sorted((fi.name, fi.version, fi.size, fi.sequence, fi.blocks, fi.deleted)
-                       for fi in store.iter_device(folder, device))
+        device: sorted(
+            (fi.name, fi.version, fi.size, fi.sequence, fi.blocks, fi.deleted)
+            for fi in store.iter_device(folder, device)
+        )
         for device in (LOCAL, DEV_A, DEV_B)
     }
     return {
         "entries": entries,
         "globals": sorted((fi.name, fi.version, fi.deleted) for fi in store.iter_global(folder)),
         "need": sorted(fi.name for fi in store.iter_need(folder)),
-        "counts": (store.counts(folder, LOCAL), store.global_counts(folder),
-                   store.need_counts(folder)),
+        "counts": (
+            store.counts(folder, LOCAL),
+            store.global_counts(folder),
+            store.need_counts(folder),
+        ),
         "blocks": sorted(
             (loc.name, loc.offset)
             for fi in store.iter_device(folder, LOCAL)
@@ -67,8 +72,9 @@ def test_a_remote_batch_equals_one_entry_at_a_time(pair: tuple[IndexStore, Index
     batched, single = pair
     remote = history(pair)
     # DEV_B: names it never had and a name given twice in one update (the later one counts).
-    update = [fi.with_(version=((0xA, 1), (0xC, 2)), sequence=i + 1)
-              for i, fi in enumerate(remote[::2])]
+    update = [
+        fi.with_(version=((0xA, 1), (0xC, 2)), sequence=i + 1) for i, fi in enumerate(remote[::2])
+    ]
     update.append(make_deleted(remote[0].name, ((0xA, 1), (0xC, 3)), sequence=len(update) + 1))
     batched.update_remote("f", DEV_B, update)
     for fi in update:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from p2psync.index import codec
 from p2psync.index.writes import _pick, _pick_ranked
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo, FileType
+from p2psync.protocol.fileinfo import FileInfo, FileType
 from p2psync.rules import global_and_need
 
 VECTORS = [

@@ -1,7 +1,7 @@
 """A test helper that speaks the p2psync protocol as a *trusted* peer, to misbehave.
 
 It has its own identity, is added to a real node's config as a device sharing a folder,
-connects over real TCP + TLS, exchanges Hello and ClusterConfig like ``sync/model.py``
+connects over real TCP + TLS, exchanges Hello and ClusterConfig like ``sync/exchange.py``
 does, and then can send well-formed messages, raw frames that skip our own encoder's
 validation (to reach the node's decoder with names a correct peer never sends), serve
 block requests with data of its choosing, and flood the node with requests.
@@ -19,13 +19,13 @@ from typing import Any
 import msgpack
 import trio
 
-from p2psync.app import Node
 from p2psync.config import DeviceConfig
 from p2psync.identity import Identity, generate_identity
 from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.protocol import codec
 from p2psync.protocol.connection import NEED_DATA, Connection
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType, block_size_for
 from p2psync.protocol.messages import (
     Close,
     ClusterConfig,
@@ -39,9 +39,9 @@ from p2psync.protocol.messages import (
     Request,
     Response,
 )
-from p2psync.protocol.model import BlockInfo, FileInfo, FileType, block_size_for
-from p2psync.protocol.schema import file_info_to_plain
 from p2psync.protocol.vector import Counter
+from p2psync.protocol.wire_schema import file_info_to_plain
+from p2psync.wiring import Node
 
 INDEX_ID = 0x5EED
 
@@ -52,20 +52,33 @@ def file_info(name: str, data: bytes, *, short_id: int, version: int = 1, seq: i
     blocks = tuple(
         BlockInfo(off, len(chunk), hashlib.sha256(chunk).digest())
         for off in range(0, max(len(data), 1), bs)
-        for chunk in [data[off:off + bs]]
+        for chunk in [data[off : off + bs]]
     )
     return FileInfo(
-        name=name, type=FileType.FILE, size=len(data), permissions=0o644,
-        modified_ns=1_700_000_000_000_000_000, modified_by=short_id, version=(Counter(short_id, version),),
-        sequence=seq, block_size=bs, blocks=blocks,
+        name=name,
+        type=FileType.FILE,
+        size=len(data),
+        permissions=0o644,
+        modified_ns=1_700_000_000_000_000_000,
+        modified_by=short_id,
+        version=(Counter(short_id, version),),
+        sequence=seq,
+        block_size=bs,
+        blocks=blocks,
     )
 
 
 def symlink_info(name: str, target: str, *, short_id: int, seq: int = 1) -> FileInfo:
     return FileInfo(
-        name=name, type=FileType.SYMLINK, size=0, permissions=0o777,
-        modified_ns=1_700_000_000_000_000_000, modified_by=short_id, version=(Counter(short_id, 1),),
-        sequence=seq, symlink_target=target,
+        name=name,
+        type=FileType.SYMLINK,
+        size=0,
+        permissions=0o777,
+        modified_ns=1_700_000_000_000_000_000,
+        modified_by=short_id,
+        version=(Counter(short_id, 1),),
+        sequence=seq,
+        symlink_target=target,
     )
 
 
@@ -77,7 +90,9 @@ def raw_frame(mtype: MessageType, plain: dict[str, Any]) -> bytes:
 
 
 def raw_index(folder: str, files: list[dict[str, Any]], last_sequence: int = 1) -> bytes:
-    return raw_frame(MessageType.INDEX, {"folder": folder, "files": files, "last_sequence": last_sequence})
+    return raw_frame(
+        MessageType.INDEX, {"folder": folder, "files": files, "last_sequence": last_sequence}
+    )
 
 
 def empty_request(request_id: int, folder: str, name: str = "public.bin") -> bytes:
@@ -98,8 +113,9 @@ def plain_file(fi: FileInfo, **overrides: Any) -> dict[str, Any]:
 
 async def trust_hostile(node: Node, folder: str, identity: Identity) -> None:
     """Make ``node`` trust ``identity`` and share ``folder`` with it."""
-    cfg = node.config.with_device(DeviceConfig(id=str(identity.device_id), name="hostile",
-                                               addresses=("dynamic",)))
+    cfg = node.config.with_device(
+        DeviceConfig(id=str(identity.device_id), name="hostile", addresses=("dynamic",))
+    )
     fc = cfg.folder(folder)
     assert fc is not None
     cfg = cfg.with_folder(replace(fc, devices=tuple(fc.devices) + (str(identity.device_id),)))
@@ -111,8 +127,14 @@ class HostilePeer:
         self.identity = identity or generate_identity()
         self.device_id = self.identity.device_id
         self.short_id = self.device_id.short_id
-        self.conn = Connection(Hello(device_name="hostile", client_name="p2psync",
-                                     client_version="0.0-hostile", timestamp=time.time_ns()))
+        self.conn = Connection(
+            Hello(
+                device_name="hostile",
+                client_name="p2psync",
+                client_version="0.0-hostile",
+                timestamp=time.time_ns(),
+            )
+        )
         self.stream: Any = None
         self.their_cluster_config: ClusterConfig | None = None
         self.received: list[Message] = []
@@ -133,7 +155,9 @@ class HostilePeer:
         await self.stream.send_all(self.conn.start())
         while not isinstance(ev := await self.next_event(), Hello):
             raise AssertionError(f"expected the node's Hello, got {ev!r}")
-        ours = FolderDevice(id=self.device_id.raw, name="hostile", index_id=INDEX_ID, max_sequence=0)
+        ours = FolderDevice(
+            id=self.device_id.raw, name="hostile", index_id=INDEX_ID, max_sequence=0
+        )
         theirs = FolderDevice(id=node_id, name="node", index_id=0, max_sequence=0)
         await self.send(ClusterConfig(folders=(Folder(id=folder, devices=(ours, theirs)),)))
         ev = await self.next_event()
@@ -159,8 +183,12 @@ class HostilePeer:
     async def send_raw(self, frame: bytes) -> None:
         await self.stream.send_all(frame)
 
-    def request_message(self, folder: str, name: str, offset: int, size: int, hash: bytes) -> Request:
-        return Request(id=next(self._ids), folder=folder, name=name, offset=offset, size=size, hash=hash)
+    def request_message(
+        self, folder: str, name: str, offset: int, size: int, hash: bytes
+    ) -> Request:
+        return Request(
+            id=next(self._ids), folder=folder, name=name, offset=offset, size=size, hash=hash
+        )
 
     # ---- serving / reading -----------------------------------------------------------
     async def serve(self, blocks: Callable[[Request], bytes | None]) -> None:

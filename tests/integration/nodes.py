@@ -11,9 +11,9 @@ from pathlib import Path
 import trio
 import trio.lowlevel
 
-from p2psync.app import Node, serve_node
 from p2psync.config import Config, DeviceConfig, DiscoveryConfig, FolderConfig, save_config
 from p2psync.identity import generate_identity, save_identity
+from p2psync.wiring import Node, serve_node
 
 FOLDER = "shared"
 
@@ -41,7 +41,9 @@ def make_home(base: Path, name: str, discovery: DiscoveryConfig | None = None) -
     return home
 
 
-async def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
+async def wait_for(
+    predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"
+) -> object:
     """Poll ``predicate`` until truthy or fail after ``timeout`` seconds."""
     with trio.move_on_after(timeout):
         while True:
@@ -148,8 +150,12 @@ class Cluster:
                 cfg = cfg.with_device(DeviceConfig(id=ids[m], name=m, addresses=addrs))
             cfg = cfg.with_folder(
                 FolderConfig(
-                    id=FOLDER, path=str(self.data(n)), devices=tuple(ids[m] for m in self.names if m != n),
-                    rescan_interval_s=0, watcher=self.watcher, type=self.folder_type.get(n, "sendreceive"),
+                    id=FOLDER,
+                    path=str(self.data(n)),
+                    devices=tuple(ids[m] for m in self.names if m != n),
+                    rescan_interval_s=0,
+                    watcher=self.watcher,
+                    type=self.folder_type.get(n, "sendreceive"),
                 )
             )
             save_config(cfg, self.homes[n])

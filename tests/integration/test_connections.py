@@ -4,9 +4,9 @@ simultaneous dials and reconnects."""
 import trio
 from nodes import Cluster, make_home, wait_for
 
-from p2psync.app import serve_node
 from p2psync.config import DeviceConfig, save_config
 from p2psync.identity import load_identity
+from p2psync.wiring import serve_node
 
 
 async def test_unknown_device_is_refused_and_listed_as_pending(tmp_path) -> None:
@@ -15,7 +15,9 @@ async def test_unknown_device_is_refused_and_listed_as_pending(tmp_path) -> None
         a = await nursery.start(serve_node, home_a)
         b = await nursery.start(serve_node, home_b)
         # a trusts b; b does not know a
-        cfg = a.config.with_device(DeviceConfig(id=str(b.device_id), addresses=tuple(b.connections.listen_addresses)))
+        cfg = a.config.with_device(
+            DeviceConfig(id=str(b.device_id), addresses=tuple(b.connections.listen_addresses))
+        )
         save_config(cfg, home_a)
         await a.apply_config(cfg)
         await wait_for(lambda: b.pending.devices(), what="pending device on b")
@@ -42,8 +44,10 @@ async def test_wrong_certificate_at_the_address_is_refused(tmp_path, caplog) -> 
         )
         save_config(cfg, homes["a"])
         await nodes["a"].apply_config(cfg)
-        await wait_for(lambda: any("man in the middle" in r.getMessage() for r in caplog.records),
-                       what="refusal logged")
+        await wait_for(
+            lambda: any("man in the middle" in r.getMessage() for r in caplog.records),
+            what="refusal logged",
+        )
         assert not nodes["a"].connections.is_connected(b_id)
         assert not nodes["a"].model.connections
         nursery.cancel_scope.cancel()
@@ -59,8 +63,13 @@ async def test_simultaneous_dial_yields_one_connection_and_reconnects(tmp_path) 
         def agreed() -> bool:
             ca = a.connections.active.get(b.device_id)
             cb = b.connections.active.get(a.device_id)
-            return bool(ca and cb and not ca.peer.closed and not cb.peer.closed
-                        and ca.initiated_by_us != cb.initiated_by_us)
+            return bool(
+                ca
+                and cb
+                and not ca.peer.closed
+                and not cb.peer.closed
+                and ca.initiated_by_us != cb.initiated_by_us
+            )
 
         await wait_for(agreed, what="one agreed connection")
 
@@ -74,11 +83,15 @@ async def test_simultaneous_dial_yields_one_connection_and_reconnects(tmp_path) 
 
         # The sync model takes a connection once our ClusterConfig is on its way; until
         # the loser of the simultaneous dial is replaced it may briefly hold that one.
-        await wait_for(lambda: model_uses_it(a, b) and model_uses_it(b, a),
-                       what="the model uses the one agreed connection")
+        await wait_for(
+            lambda: model_uses_it(a, b) and model_uses_it(b, a),
+            what="the model uses the one agreed connection",
+        )
         # the peer goes away and comes back: detected and re-dialled
         await c.stop("b")
-        await wait_for(lambda: not a.connections.is_connected(b.device_id), what="disconnect detected")
+        await wait_for(
+            lambda: not a.connections.is_connected(b.device_id), what="disconnect detected"
+        )
         await c.start(nursery, "b")
         await wait_for(lambda: c.connected("a", "b"), what="reconnect after restart")
         nursery.cancel_scope.cancel()

@@ -25,8 +25,8 @@ from hostile_peer import (
 from nodes import FOLDER, Cluster
 from nodes import wait_for as _wait_for
 
-from p2psync.app import Node
 from p2psync.protocol.messages import ErrorCode, Index, Request, Response
+from p2psync.wiring import Node
 
 KiB = 1024
 
@@ -52,7 +52,9 @@ async def node_with_hostile(tmp_path: Path) -> AsyncIterator[tuple[Cluster, Node
         hostile = HostilePeer()
         await trust_hostile(node, FOLDER, hostile.identity)
         # the folder's first scan (which creates its .p2psync marker) is done
-        await wait_for(lambda: node.model.folders[FOLDER].status.state == "idle", what="folder idle")
+        await wait_for(
+            lambda: node.model.folders[FOLDER].status.state == "idle", what="folder idle"
+        )
         await hostile.connect(node, FOLDER)
         try:
             yield c, node, hostile
@@ -69,7 +71,14 @@ def outside_dir(tmp_path: Path) -> Path:
 
 # ---- (a) names escaping the folder -------------------------------------------------------
 
-ESCAPING = ["../escape.txt", "sub/../../escape.txt", "ABSOLUTE", "..\\escape.txt", "nul\x00.txt", "./x"]
+ESCAPING = [
+    "../escape.txt",
+    "sub/../../escape.txt",
+    "ABSOLUTE",
+    "..\\escape.txt",
+    "nul\x00.txt",
+    "./x",
+]
 
 
 @pytest.mark.parametrize("bad_name", ESCAPING)
@@ -90,8 +99,10 @@ async def test_escaping_name_closes_connection_and_writes_nothing(
         assert snapshot(tmp_path) - before == set(), "something was written"
         assert not (tmp_path / "a" / "escape.txt").exists()
         assert list(node.index.iter_device(FOLDER, hostile.device_id.raw)) == []
-    assert any("closing connection" in r.getMessage() and r.levelno >= logging.WARNING
-               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert any(
+        "closing connection" in r.getMessage() and r.levelno >= logging.WARNING
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
 
 
 # ---- (b) symlinked parents -------------------------------------------------------------
@@ -100,7 +111,7 @@ async def test_escaping_name_closes_connection_and_writes_nothing(
 def block_server(files: dict[str, bytes]) -> Callable[[Request], bytes | None]:
     def serve(req: Request) -> bytes | None:
         data = files.get(req.name)
-        return None if data is None else data[req.offset:req.offset + req.size]
+        return None if data is None else data[req.offset : req.offset + req.size]
 
     return serve
 
@@ -114,9 +125,13 @@ async def test_announced_symlink_then_file_through_it_stays_inside(tmp_path: Pat
         evil = file_info("link/evil.txt", payload, short_id=hostile.short_id, seq=2)
         await hostile.send(Index(folder=FOLDER, files=(link, evil), last_sequence=2))
         runner = c.runner("a")
-        await wait_for(lambda: "link/evil.txt" in runner.status.item_errors
-                       or node.index.get_local(FOLDER, "link/evil.txt") is not None,
-                       what="the node handled link/evil.txt")
+        await wait_for(
+            lambda: (
+                "link/evil.txt" in runner.status.item_errors
+                or node.index.get_local(FOLDER, "link/evil.txt") is not None
+            ),
+            what="the node handled link/evil.txt",
+        )
         assert list(outside.iterdir()) == [], "a file was written through the symlink"
         data = c.data("a")
         if (data / "link").is_symlink():
@@ -151,8 +166,13 @@ async def test_blocks_not_matching_hash_are_not_written(tmp_path: Path, caplog) 
         corrupt = bytearray(real)
         corrupt[200 * KiB] ^= 0xFF  # the second block is served wrong
         n.start_soon(hostile.serve, block_server({"bad.bin": bytes(corrupt)}))
-        await hostile.send(Index(folder=FOLDER, files=(
-            file_info("bad.bin", real, short_id=hostile.short_id),), last_sequence=1))
+        await hostile.send(
+            Index(
+                folder=FOLDER,
+                files=(file_info("bad.bin", real, short_id=hostile.short_id),),
+                last_sequence=1,
+            )
+        )
         runner = c.runner("a")
         await wait_for(lambda: "bad.bin" in runner.status.item_errors, what="item error")
         assert "hash" in runner.status.item_errors["bad.bin"], runner.status.item_errors
@@ -211,7 +231,7 @@ async def test_requests_for_unindexed_ignored_internal_and_out_of_range(
         b1 = fi.blocks[1]
         resp = await ask(hostile, "real.bin", b1.offset, b1.size, b1.hash)
         assert resp.code == ErrorCode.NO_ERROR
-        assert resp.data == real[b1.offset:b1.offset + b1.size]
+        assert resp.data == real[b1.offset : b1.offset + b1.size]
         assert node.connections.is_connected(hostile.device_id), "refusals must not drop the peer"
     refusals = [r for r in caplog.records if "refused request" in r.getMessage()]
     assert len(refusals) >= 5, [r.getMessage() for r in caplog.records]
@@ -233,11 +253,15 @@ async def test_request_flood_stays_within_the_byte_budget(tmp_path: Path) -> Non
         async def flood() -> None:  # never reads a Response
             for i in range(3000):
                 b = blocks[i % len(blocks)]
-                await hostile.send(hostile.request_message(FOLDER, "big.bin", b.offset, b.size, b.hash))
+                await hostile.send(
+                    hostile.request_message(FOLDER, "big.bin", b.offset, b.size, b.hash)
+                )
 
         n.start_soon(flood)
-        await wait_for(lambda: budget.in_use >= budget.capacity - blocks[0].size,
-                       what="the flood fills the incoming budget")
+        await wait_for(
+            lambda: budget.in_use >= budget.capacity - blocks[0].size,
+            what="the flood fills the incoming budget",
+        )
         stats = budget.statistics()
         assert stats["peak"] <= stats["capacity"], stats
         n.cancel_scope.cancel()

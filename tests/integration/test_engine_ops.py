@@ -101,8 +101,11 @@ async def test_move_across_directories_costs_no_data(tmp_path: Path) -> None:
         before = network_blocks(c)
 
         os.rename(a / "src" / "deep" / "m.bin", a / "dst" / "m.bin")
-        await sync_a(c, lambda: (b / "dst" / "m.bin").exists()
-                     and not (b / "src" / "deep" / "m.bin").exists(), "move across directories")
+        await sync_a(
+            c,
+            lambda: (b / "dst" / "m.bin").exists() and not (b / "src" / "deep" / "m.bin").exists(),
+            "move across directories",
+        )
         assert (b / "dst" / "m.bin").read_bytes() == payload
         assert network_blocks(c) == before, "a move must reuse the local blocks"
 
@@ -118,8 +121,16 @@ async def test_rename_directory_of_1000_files_transfers_no_blocks(tmp_path: Path
         assert before >= 1000
 
         os.rename(a / "old", a / "new")
-        await sync_a(c, lambda: (b / "new").is_dir() and len(list((b / "new").iterdir())) == 1000
-                     and not (b / "old").exists(), "directory rename", deadline=60)
+        await sync_a(
+            c,
+            lambda: (
+                (b / "new").is_dir()
+                and len(list((b / "new").iterdir())) == 1000
+                and not (b / "old").exists()
+            ),
+            "directory rename",
+            deadline=60,
+        )
         assert network_blocks(c) == before, "renaming a directory must not fetch any block"
         assert (b / "new" / "f0999.txt").read_text() == "small file number 999\n" * 3
 
@@ -150,14 +161,18 @@ async def test_file_to_directory_and_file_to_symlink_and_back(tmp_path: Path) ->
         (a / "x" / "inside.txt").write_text("inside")
         (a / "y").unlink()
         os.symlink("some/target", a / "y")
-        await sync_a(c, lambda: (b / "x" / "inside.txt").is_file() and (b / "y").is_symlink(),
-                     "file -> directory, file -> symlink")
+        await sync_a(
+            c,
+            lambda: (b / "x" / "inside.txt").is_file() and (b / "y").is_symlink(),
+            "file -> directory, file -> symlink",
+        )
         assert os.readlink(b / "y") == "some/target"
 
         (a / "y").unlink()
         (a / "y").write_text("file after symlink")
-        await sync_a(c, lambda: not (b / "y").is_symlink() and (b / "y").is_file(),
-                     "symlink -> file")
+        await sync_a(
+            c, lambda: not (b / "y").is_symlink() and (b / "y").is_file(), "symlink -> file"
+        )
         assert (b / "y").read_text() == "file after symlink"
 
 
@@ -167,16 +182,23 @@ async def test_directory_to_file_and_directory_to_symlink(tmp_path: Path) -> Non
         for d in ("x", "z"):
             (a / d).mkdir()
             (a / d / "inside.txt").write_text("inside")
-        await sync_a(c, lambda: (b / "x" / "inside.txt").is_file()
-                     and (b / "z" / "inside.txt").is_file(), "directories")
+        await sync_a(
+            c,
+            lambda: (b / "x" / "inside.txt").is_file() and (b / "z" / "inside.txt").is_file(),
+            "directories",
+        )
         (a / "x" / "inside.txt").unlink()
         (a / "x").rmdir()
         (a / "x").write_text("a file now")
         (a / "z" / "inside.txt").unlink()
         (a / "z").rmdir()
         os.symlink("elsewhere", a / "z")
-        await sync_a(c, lambda: (b / "x").is_file() and (b / "z").is_symlink(),
-                     "directory -> file, directory -> symlink", deadline=8)
+        await sync_a(
+            c,
+            lambda: (b / "x").is_file() and (b / "z").is_symlink(),
+            "directory -> file, directory -> symlink",
+            deadline=8,
+        )
         assert (b / "x").read_text() == "a file now"
 
 
@@ -204,8 +226,9 @@ async def test_empty_and_nested_directories(tmp_path: Path) -> None:
         a, b = c.data("a"), c.data("b")
         (a / "empty").mkdir()
         (a / "n1" / "n2" / "n3").mkdir(parents=True)
-        await sync_a(c, lambda: (b / "empty").is_dir() and (b / "n1" / "n2" / "n3").is_dir(),
-                     "mkdir")
+        await sync_a(
+            c, lambda: (b / "empty").is_dir() and (b / "n1" / "n2" / "n3").is_dir(), "mkdir"
+        )
 
         (a / "empty").rmdir()
         (a / "n1" / "n2" / "n3").rmdir()
@@ -221,8 +244,9 @@ async def test_empty_file(tmp_path: Path) -> None:
         (a / "zero").write_bytes(b"")
         (a / "d").mkdir()
         (a / "d" / "zero2.txt").write_bytes(b"")
-        await sync_a(c, lambda: (b / "zero").is_file() and (b / "d" / "zero2.txt").is_file(),
-                     "empty files")
+        await sync_a(
+            c, lambda: (b / "zero").is_file() and (b / "d" / "zero2.txt").is_file(), "empty files"
+        )
         assert (b / "zero").stat().st_size == 0
         # and an empty file gaining content, then emptied again
         (a / "zero").write_text("now with content")
@@ -248,8 +272,9 @@ async def test_64mib_file_with_1mib_changed_sends_only_changed_blocks(tmp_path: 
         a, b = c.data("a"), c.data("b")
         big = a / "big.bin"
         write_random(big, 64 * MiB)
-        await sync_a(c, lambda: (b / "big.bin").stat().st_size == 64 * MiB, "64 MiB initial",
-                     deadline=60)
+        await sync_a(
+            c, lambda: (b / "big.bin").stat().st_size == 64 * MiB, "64 MiB initial", deadline=60
+        )
         stats = c.runner("b").puller.stats
         before_bytes = stats.bytes_network
         assert before_bytes >= 64 * MiB

@@ -39,7 +39,9 @@ class Writer:
         self.count = 0
 
     def files(self) -> list[str]:
-        return sorted(n for n, d in tree_digest(self.root).items() if d != "dir" and not d.startswith("link:"))
+        return sorted(
+            n for n, d in tree_digest(self.root).items() if d != "dir" and not d.startswith("link:")
+        )
 
     def dirs(self) -> list[str]:
         return [""] + sorted(n for n, d in tree_digest(self.root).items() if d == "dir")
@@ -103,8 +105,9 @@ def settled(c: Cluster) -> bool:
         if runner.status.state != "idle" or node.index.need_counts(FOLDER).files:
             return False
         for m, other in nodes.items():
-            if m != n and node.index.max_sequence(FOLDER, other.device_id.raw) != \
-                    other.index.max_sequence(FOLDER, other.device_id.raw):
+            if m != n and node.index.max_sequence(
+                FOLDER, other.device_id.raw
+            ) != other.index.max_sequence(FOLDER, other.device_id.raw):
                 return False
     return c.in_sync()
 
@@ -125,8 +128,10 @@ async def heal(c: Cluster, deadline: float, seed: int, log: list[str]) -> None:
                         continue
     if scope.cancelled_caught:
         errors = {n: c.runner(n).status.item_errors for n in c.nodes}
-        raise AssertionError(f"seed {seed}: no convergence within {deadline}s; item errors {errors}; "
-                             f"last ops {log[-10:]}")
+        raise AssertionError(
+            f"seed {seed}: no convergence within {deadline}s; item errors {errors}; "
+            f"last ops {log[-10:]}"
+        )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -146,12 +151,16 @@ async def test_random_operations_converge_without_losing_writes(tmp_path: Path, 
                     log.append(f"r{rnd} {name}#{w.count}: {w.step()}")
                 if rng.random() < 0.2:
                     c.scan(other)  # let the connected devices sync part-way
-            must_survive = {h: w.written[h] for w in writers for h in contents(w.root) & w.written.keys()}
+            must_survive = {
+                h: w.written[h] for w in writers for h in contents(w.root) & w.written.keys()
+            }
             await c.start(nursery, isolated)
             await heal(c, 45, seed, log)
             final = contents(c.data("a"))
             lost = sorted(must_survive[h] for h in must_survive.keys() - final)
-            assert not lost, (f"seed {seed} round {rnd}: last writes lost: {lost} "
-                              f"(isolated {isolated}, writer {other}); ops this round: "
-                              f"{[op for op in log if op.startswith(f'r{rnd} ')]}")
+            assert not lost, (
+                f"seed {seed} round {rnd}: last writes lost: {lost} "
+                f"(isolated {isolated}, writer {other}); ops this round: "
+                f"{[op for op in log if op.startswith(f'r{rnd} ')]}"
+            )
         nursery.cancel_scope.cancel()

@@ -15,10 +15,10 @@ import trio
 from nodes import FOLDER, Cluster, make_home, tree_digest
 from nodes import wait_for as _wait_for
 
-from p2psync.app import INDEX_FILE, serve_node
 from p2psync.config import DeviceConfig, FolderConfig, load_config, save_config
 from p2psync.fs.internal import is_temp_base
 from p2psync.identity import load_identity
+from p2psync.wiring import INDEX_FILE, serve_node
 
 MiB = 1024 * 1024
 
@@ -40,8 +40,12 @@ def conflict_copies(root: Path) -> list[str]:
 
 
 def temp_files(root: Path) -> list[str]:
-    return sorted(str(Path(d, f).relative_to(root)) for d, _, fs in os.walk(root)
-                  for f in fs if is_temp_base(f))
+    return sorted(
+        str(Path(d, f).relative_to(root))
+        for d, _, fs in os.walk(root)
+        for f in fs
+        if is_temp_base(f)
+    )
 
 
 async def test_index_reset_gives_full_resend_and_no_conflicts(tmp_path: Path) -> None:
@@ -67,8 +71,9 @@ async def test_index_reset_gives_full_resend_and_no_conflicts(tmp_path: Path) ->
         idx_b = c.nodes["b"].index
         await wait_for(lambda: c.connected("a", "b") and c.connected("b", "a"), what="reconnect")
         # a full resend: b learns every entry of a again, under a's index ID
-        await wait_for(lambda: sum(1 for _ in idx_b.iter_device(FOLDER, a_raw)) == 22,
-                       what="full index from a")
+        await wait_for(
+            lambda: sum(1 for _ in idx_b.iter_device(FOLDER, a_raw)) == 22, what="full index from a"
+        )
         assert idx_b.index_id(FOLDER, a_raw) == a_index_id
         c.scan("b")
         await wait_for(lambda: c.runner("b").status.state == "idle" and c.in_sync(), what="settle")
@@ -81,8 +86,10 @@ async def test_index_reset_gives_full_resend_and_no_conflicts(tmp_path: Path) ->
         await wait_for(lambda: (a / "after-reset.txt").exists(), what="b -> a after reset")
         (a / "top.bin").write_bytes(b"changed on a")
         c.scan("a")
-        await wait_for(lambda: (b / "top.bin").read_bytes() == b"changed on a" and c.in_sync(),
-                       what="a -> b after reset")
+        await wait_for(
+            lambda: (b / "top.bin").read_bytes() == b"changed on a" and c.in_sync(),
+            what="a -> b after reset",
+        )
         assert conflict_copies(b) == []
         nursery.cancel_scope.cancel()
 
@@ -95,6 +102,7 @@ async def test_restart_mid_transfer_converges(tmp_path: Path) -> None:
         for i in range(40):
             (a / f"f{i:02}.bin").write_bytes(os.urandom(MiB))
         c.scan("a")
+
         def pulled() -> int:  # cheap: no hashing while the transfer runs
             return sum(1 for n in os.listdir(b) if n.endswith(".bin") and not n.startswith(".p2p"))
 
@@ -102,8 +110,11 @@ async def test_restart_mid_transfer_converges(tmp_path: Path) -> None:
         await c.stop("b")
         partial = len(tree_digest(b))
         await c.start(nursery, "b")
-        await wait_for(lambda: len(tree_digest(b)) == 40 and c.in_sync(), timeout=30,
-                       what=f"convergence after restart (had {partial} files)")
+        await wait_for(
+            lambda: len(tree_digest(b)) == 40 and c.in_sync(),
+            timeout=30,
+            what=f"convergence after restart (had {partial} files)",
+        )
         await wait_for(lambda: not temp_files(b), what="temp files cleaned")
         assert conflict_copies(b) == []
         nursery.cancel_scope.cancel()
@@ -116,7 +127,9 @@ def start_daemon(home: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "p2psync.cli", "--home", str(home), "run"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1"},
         )
 
 
@@ -152,7 +165,9 @@ class Checker:
                     digest = hashlib.file_digest(f, "sha256").hexdigest()
             except FileNotFoundError:
                 continue
-            assert digest == self.expected.get(entry.name), f"{entry.name} is visible but corrupt/partial"
+            assert digest == self.expected.get(entry.name), (
+                f"{entry.name} is visible but corrupt/partial"
+            )
             self.seen.add(key)
             self.complete.add(entry.name)
 
@@ -164,7 +179,10 @@ async def test_sigkill_of_receiving_daemon_never_exposes_partial_files(tmp_path:
     expected = make_source_files(data_a, 50, 4 * MiB)  # 200 MiB
     cfg_b = load_config(home_b)
     cfg_b = cfg_b.with_device(DeviceConfig(id=id_a, name="a", addresses=("dynamic",))).with_folder(
-        FolderConfig(id=FOLDER, path=str(data_b), devices=(id_a,), rescan_interval_s=0, watcher=False))
+        FolderConfig(
+            id=FOLDER, path=str(data_b), devices=(id_a,), rescan_interval_s=0, watcher=False
+        )
+    )
     log = tmp_path / "b-daemon.log"
     proc: subprocess.Popen[bytes] | None = None
     checker = Checker(data_b, expected)
@@ -174,11 +192,18 @@ async def test_sigkill_of_receiving_daemon_never_exposes_partial_files(tmp_path:
             # A sends at most ~40 MiB/s, so the transfer lasts seconds and the kill below
             # lands in the middle of it however fast this machine is.
             cfg_a = node_a.config.with_device(
-                DeviceConfig(id=id_b, name="b", addresses=cfg_b.listen, max_send_kbps=40_000))
-            cfg_a = cfg_a.with_folder(FolderConfig(id=FOLDER, path=str(data_a), devices=(id_b,),
-                                                   rescan_interval_s=0, watcher=False))
-            cfg_b = cfg_b.with_device(DeviceConfig(id=id_a, name="a",
-                                                   addresses=tuple(node_a.connections.listen_addresses)))
+                DeviceConfig(id=id_b, name="b", addresses=cfg_b.listen, max_send_kbps=40_000)
+            )
+            cfg_a = cfg_a.with_folder(
+                FolderConfig(
+                    id=FOLDER, path=str(data_a), devices=(id_b,), rescan_interval_s=0, watcher=False
+                )
+            )
+            cfg_b = cfg_b.with_device(
+                DeviceConfig(
+                    id=id_a, name="a", addresses=tuple(node_a.connections.listen_addresses)
+                )
+            )
             save_config(cfg_b, home_b)
             proc = start_daemon(home_b, log)
             await node_a.apply_config(cfg_a)
@@ -202,7 +227,9 @@ async def test_sigkill_of_receiving_daemon_never_exposes_partial_files(tmp_path:
                 checker.check()
                 return len(checker.complete) == 50
 
-            await wait_for(converged, timeout=60, what=f"convergence after SIGKILL ({before_restart}/50)")
+            await wait_for(
+                converged, timeout=60, what=f"convergence after SIGKILL ({before_restart}/50)"
+            )
             await wait_for(lambda: not temp_files(data_b), timeout=10, what="no temp file left")
             assert tree_digest(data_b) == tree_digest(data_a)
             nursery.cancel_scope.cancel()

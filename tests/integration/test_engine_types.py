@@ -15,7 +15,7 @@ from nodes import wait_for as _wait_for
 
 from p2psync.config import VersioningConfig, load_config, save_config
 from p2psync.fs.basic import BasicFS
-from p2psync.protocol.model import FileInfo
+from p2psync.protocol.fileinfo import FileInfo
 from p2psync.sync.versioner import list_versions
 
 
@@ -40,13 +40,18 @@ def local_entry(c: Cluster, on: str, name: str):
     return c.nodes[on].index.get_local(FOLDER, name)
 
 
-def has_received(c: Cluster, on: str, of: str, name: str,
-                 changed: Callable[[FileInfo], bool]) -> bool:
+def has_received(
+    c: Cluster, on: str, of: str, name: str, changed: Callable[[FileInfo], bool]
+) -> bool:
     """``of`` has recorded the change (``changed`` holds for its local entry) and ``on``
     holds exactly that entry of ``of`` (the index update arrived)."""
     theirs, ours = local_entry(c, of, name), remote_entry(c, on, of, name)
-    return (theirs is not None and changed(theirs) and ours is not None
-            and ours.sequence == theirs.sequence)
+    return (
+        theirs is not None
+        and changed(theirs)
+        and ours is not None
+        and ours.sequence == theirs.sequence
+    )
 
 
 def by_local_device(c: Cluster, name: str) -> Callable[[FileInfo], bool]:
@@ -77,15 +82,24 @@ async def test_send_only_sends_but_ignores_remote_changes_until_override(tmp_pat
         (b / "new-on-b.txt").write_text("b adds a file")
         c.scan("b")
         by_b = by_local_device(c, "b")
-        await wait_for(lambda: has_received(c, "a", "b", "doc.txt", by_b)
-                       and has_received(c, "a", "b", "new-on-b.txt", by_b), what="a got b's index")
+        await wait_for(
+            lambda: (
+                has_received(c, "a", "b", "doc.txt", by_b)
+                and has_received(c, "a", "b", "new-on-b.txt", by_b)
+            ),
+            what="a got b's index",
+        )
         await wait_for(lambda: c.runner("a").status.state == "idle", what="a idle")
         assert (a / "doc.txt").read_text() == "master copy", "send-only applied a remote edit"
         assert not (a / "new-on-b.txt").exists()
 
         await c.runner("a").override()
-        await wait_for(lambda: (b / "doc.txt").read_text() == "master copy"
-                       and not (b / "new-on-b.txt").exists(), what="override restores a's state")
+        await wait_for(
+            lambda: (
+                (b / "doc.txt").read_text() == "master copy" and not (b / "new-on-b.txt").exists()
+            ),
+            what="override restores a's state",
+        )
         assert tree_digest(b) == tree_digest(a)
         nursery.cancel_scope.cancel()
 
@@ -103,8 +117,13 @@ async def test_receive_only_never_sends_local_changes_and_revert_restores(tmp_pa
         (b / "other.txt").unlink()
         c.scan("b")
         flagged = lambda fi: bool(fi.local_flags)  # noqa: E731
-        await wait_for(lambda: has_received(c, "a", "b", "doc.txt", flagged)
-                       and has_received(c, "a", "b", "other.txt", flagged), what="a got b's index")
+        await wait_for(
+            lambda: (
+                has_received(c, "a", "b", "doc.txt", flagged)
+                and has_received(c, "a", "b", "other.txt", flagged)
+            ),
+            what="a got b's index",
+        )
         await wait_for(lambda: c.runner("a").status.state == "idle", what="a idle")
         assert (b / "doc.txt").read_text() == "local edit on receive-only b"
         assert not (b / "other.txt").exists()
@@ -113,8 +132,14 @@ async def test_receive_only_never_sends_local_changes_and_revert_restores(tmp_pa
 
         reverted = await c.runner("b").revert()
         assert reverted == 2
-        await wait_for(lambda: (b / "doc.txt").read_text() == "cluster version"
-                       and (b / "other.txt").exists() and c.in_sync(), what="revert")
+        await wait_for(
+            lambda: (
+                (b / "doc.txt").read_text() == "cluster version"
+                and (b / "other.txt").exists()
+                and c.in_sync()
+            ),
+            what="revert",
+        )
         # and b keeps receiving afterwards
         (a / "doc.txt").write_text("newer cluster version")
         c.scan("a")
@@ -129,15 +154,18 @@ async def test_mass_delete_pauses_until_confirmed(tmp_path: Path) -> None:
         for i in range(120):
             (a / f"f{i:03}.txt").write_text(f"file {i}")
         c.scan("a")
-        await wait_for(lambda: len(tree_digest(b)) == 120 and c.in_sync(), timeout=30,
-                       what="120 files on b")
+        await wait_for(
+            lambda: len(tree_digest(b)) == 120 and c.in_sync(), timeout=30, what="120 files on b"
+        )
 
         for i in range(70):
             (a / f"f{i:03}.txt").unlink()
         c.scan("a")
         runner = c.runner("b")
-        await wait_for(lambda: all(has_received(c, "b", "a", f"f{i:03}.txt", deleted)
-                                   for i in range(70)), what="b got all deletions")
+        await wait_for(
+            lambda: all(has_received(c, "b", "a", f"f{i:03}.txt", deleted) for i in range(70)),
+            what="b got all deletions",
+        )
         await wait_for(lambda: runner.status.state == "paused", what="b pauses")
         assert "confirm" in runner.status.reason, runner.status.reason
         assert len(tree_digest(b)) == 120, "files were deleted before the user confirmed"
@@ -148,8 +176,9 @@ async def test_mass_delete_pauses_until_confirmed(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def restart_with_versioning(c: Cluster, nursery: trio.Nursery, name: str,
-                                  versioning: VersioningConfig) -> None:
+async def restart_with_versioning(
+    c: Cluster, nursery: trio.Nursery, name: str, versioning: VersioningConfig
+) -> None:
     await c.stop(name)
     cfg = load_config(c.homes[name])
     folder = replace(cfg.folder(FOLDER), versioning=versioning)
@@ -190,8 +219,11 @@ async def test_versioning_archives_remote_change_and_delete(tmp_path: Path, kind
         contents = sorted((b / v.archive_name).read_text() for v in list_versions(fs, "d/v.txt"))
         # trashcan keeps the last copy per name; staggered keeps the oldest copy of each
         # 30 s slot (Syncthing's rule), so version 2, archived a second later, is thinned.
-        expected = {"trashcan": ["version 2"], "simple": ["version 1", "version 2"],
-                    "staggered": ["version 1"]}[kind]
+        expected = {
+            "trashcan": ["version 2"],
+            "simple": ["version 1", "version 2"],
+            "staggered": ["version 1"],
+        }[kind]
         assert contents == expected
         assert ".p2pversions" not in tree_digest(a), "the archive must never sync"
         nursery.cancel_scope.cancel()

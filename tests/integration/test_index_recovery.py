@@ -14,7 +14,9 @@ async def test_corrupt_index_is_set_aside_and_rebuilt(tmp_path) -> None:
         for i in range(20):
             (c.data("a") / f"f{i}.txt").write_text(f"content {i}")
         c.scan("a")
-        await wait_for(lambda: c.in_sync() and len(tree_digest(c.data("b"))) == 20, what="initial sync")
+        await wait_for(
+            lambda: c.in_sync() and len(tree_digest(c.data("b"))) == 20, what="initial sync"
+        )
         await c.stop("b")
         db = c.homes["b"] / "index.sqlite3"
         for suffix in ("-wal", "-shm"):
@@ -27,11 +29,15 @@ async def test_corrupt_index_is_set_aside_and_rebuilt(tmp_path) -> None:
         assert any(p.name.startswith("index.sqlite3.corrupt-") for p in c.homes["b"].iterdir())
         await wait_for(lambda: c.connected("a", "b"), what="reconnect")
         c.scan("b")
-        await wait_for(lambda: c.runner("b").status.state == "idle" and c.runner("a").status.state == "idle",
-                       what="idle after rebuild")
+        await wait_for(
+            lambda: c.runner("b").status.state == "idle" and c.runner("a").status.state == "idle",
+            what="idle after rebuild",
+        )
         (c.data("a") / "after.txt").write_text("new")
         c.scan("a")
-        await wait_for(lambda: (c.data("b") / "after.txt").exists() and c.in_sync(), what="sync after rebuild")
+        await wait_for(
+            lambda: (c.data("b") / "after.txt").exists() and c.in_sync(), what="sync after rebuild"
+        )
         after = tree_digest(c.data("b"))
         assert {k: v for k, v in after.items() if k != "after.txt"} == before
         assert not [n for n in after if ".sync-conflict-" in n]

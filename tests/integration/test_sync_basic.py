@@ -12,12 +12,16 @@ async def test_two_nodes_sync_a_new_file(tmp_path) -> None:
         os.makedirs(c.data("a") / "sub" / "deeper")
         (c.data("a") / "sub" / "deeper" / "f.bin").write_bytes(os.urandom(300_000))
         c.scan("a")
-        await wait_for(lambda: (c.data("b") / "hello.txt").exists() and c.in_sync(), what="sync a->b")
+        await wait_for(
+            lambda: (c.data("b") / "hello.txt").exists() and c.in_sync(), what="sync a->b"
+        )
         assert (c.data("b") / "hello.txt").read_text() == "hello world"
         # and back
         (c.data("b") / "hello.txt").write_text("changed on b")
         c.scan("b")
-        await wait_for(lambda: (c.data("a") / "hello.txt").read_text() == "changed on b", what="sync b->a")
+        await wait_for(
+            lambda: (c.data("a") / "hello.txt").read_text() == "changed on b", what="sync b->a"
+        )
         assert tree_digest(c.data("a")) == tree_digest(c.data("b"))
 
 
@@ -30,7 +34,9 @@ async def test_delete_rename_and_copy_move_no_data(tmp_path) -> None:
         (d / "big.bin").write_bytes(payload)
         (c.data("a") / "gone.txt").write_text("bye")
         c.scan("a")
-        await wait_for(lambda: (c.data("b") / "dir" / "big.bin").exists() and c.in_sync(), what="initial sync")
+        await wait_for(
+            lambda: (c.data("b") / "dir" / "big.bin").exists() and c.in_sync(), what="initial sync"
+        )
         fetched = c.runner("b").puller.stats.blocks_network
         assert fetched > 0
         # rename + copy + delete: the receiver reuses local blocks, fetches nothing
@@ -38,8 +44,14 @@ async def test_delete_rename_and_copy_move_no_data(tmp_path) -> None:
         (c.data("a") / "copy.bin").write_bytes(payload)
         (c.data("a") / "gone.txt").unlink()
         c.scan("a")
-        await wait_for(lambda: c.in_sync() and (c.data("b") / "moved.bin").exists()
-                       and not (c.data("b") / "gone.txt").exists(), what="rename/copy/delete")
+        await wait_for(
+            lambda: (
+                c.in_sync()
+                and (c.data("b") / "moved.bin").exists()
+                and not (c.data("b") / "gone.txt").exists()
+            ),
+            what="rename/copy/delete",
+        )
         assert c.runner("b").puller.stats.blocks_network == fetched
         assert (c.data("b") / "copy.bin").read_bytes() == payload
 
@@ -51,7 +63,9 @@ async def test_three_nodes_converge(tmp_path) -> None:
         for n in ["a", "b", "c"]:
             (c.data(n) / f"from-{n}.txt").write_text(n * 100)
             c.scan(n)
-        await wait_for(lambda: c.in_sync() and len(tree_digest(c.data("a"))) == 3, what="3-way sync")
+        await wait_for(
+            lambda: c.in_sync() and len(tree_digest(c.data("a"))) == 3, what="3-way sync"
+        )
 
 
 async def test_watcher_picks_up_changes_without_a_scan_request(tmp_path) -> None:
@@ -59,6 +73,12 @@ async def test_watcher_picks_up_changes_without_a_scan_request(tmp_path) -> None
         await wait_for(lambda: c.connected("a", "b"), what="connection")
         await wait_for(lambda: c.runner("a").status.state == "idle", what="a idle")
         (c.data("a") / "watched.txt").write_text("seen by the watcher")
-        await wait_for(lambda: (c.data("b") / "watched.txt").exists(), timeout=20, what="watcher-driven sync")
+        await wait_for(
+            lambda: (c.data("b") / "watched.txt").exists(), timeout=20, what="watcher-driven sync"
+        )
         (c.data("b") / "watched.txt").unlink()
-        await wait_for(lambda: not (c.data("a") / "watched.txt").exists(), timeout=20, what="watcher-driven delete")
+        await wait_for(
+            lambda: not (c.data("a") / "watched.txt").exists(),
+            timeout=20,
+            what="watcher-driven delete",
+        )

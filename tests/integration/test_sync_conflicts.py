@@ -25,7 +25,9 @@ async def test_concurrent_edit_gives_same_winner_and_conflict_copy(tmp_path) -> 
         await wait_for(lambda: c.runner("a").status.state == "idle", what="a scanned")
         await c.start(nursery, "b")
         await wait_for(lambda: c.connected("a", "b"), what="reconnect")
-        await wait_for(lambda: c.in_sync() and conflict_copies(c.data("a")), what="conflict resolved")
+        await wait_for(
+            lambda: c.in_sync() and conflict_copies(c.data("a")), what="conflict resolved"
+        )
         contents = {(c.data("a") / n).read_text() for n in tree_digest(c.data("a"))}
         assert contents == {"edit on a", "edit on b, longer"}
         assert conflict_copies(c.data("a")) == conflict_copies(c.data("b"))
@@ -46,7 +48,9 @@ async def test_edit_beats_concurrent_delete(tmp_path) -> None:
         (c.data("b") / "keep.txt").write_text("v2 edited on b")
         await wait_for(lambda: c.runner("a").status.state == "idle", what="a scanned")
         await c.start(nursery, "b")
-        await wait_for(lambda: (c.data("a") / "keep.txt").exists() and c.in_sync(), what="edit survives")
+        await wait_for(
+            lambda: (c.data("a") / "keep.txt").exists() and c.in_sync(), what="edit survives"
+        )
         assert (c.data("a") / "keep.txt").read_text() == "v2 edited on b"
         nursery.cancel_scope.cancel()
 
@@ -57,7 +61,9 @@ async def test_preexisting_different_files_on_first_share(tmp_path) -> None:
     (c.data("b") / "same-name.txt").write_text("b's different content")
     async with trio.open_nursery() as nursery:
         await c.start_all(nursery)
-        await wait_for(lambda: c.in_sync() and conflict_copies(c.data("a")), what="conflict on first share")
+        await wait_for(
+            lambda: c.in_sync() and conflict_copies(c.data("a")), what="conflict on first share"
+        )
         contents = {(c.data("a") / n).read_text() for n in tree_digest(c.data("a"))}
         assert contents == {"a's content", "b's different content"}
         nursery.cancel_scope.cancel()

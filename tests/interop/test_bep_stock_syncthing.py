@@ -17,6 +17,7 @@ from bep_client import BepTestPeer
 from stock_syncthing import StockSyncthing, needs_syncthing, stock_syncthing, wait_for
 
 from p2psync.identity import DeviceID, generate_identity
+from p2psync.protocol.fileinfo import MIN_BLOCK_SIZE, BlockInfo, FileInfo
 from p2psync.protocol.messages import (
     ClusterConfig,
     ConnectionClosed,
@@ -28,7 +29,6 @@ from p2psync.protocol.messages import (
     Request,
     Response,
 )
-from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo, FileInfo
 from p2psync.protocol.vector import make
 
 pytestmark = needs_syncthing

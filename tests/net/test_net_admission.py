@@ -117,7 +117,9 @@ async def test_the_listener_is_closed_when_serving_stops() -> None:
         ticket.release()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(serve_admitted, listeners[0], Admission(AdmissionLimits()), handler, nursery)
+        nursery.start_soon(
+            serve_admitted, listeners[0], Admission(AdmissionLimits()), handler, nursery
+        )
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     again = await trio.open_tcp_listeners(port, host="127.0.0.1")

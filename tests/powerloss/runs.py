@@ -209,7 +209,12 @@ class Bench:
             if r.returncode != 0:
                 return False
             f = next((f for f in json.loads(r.stdout)["folders"] if f["id"] == FOLDER), None)
-            return bool(f) and f.get("state") == "idle" and not f.get("need_items") and not f.get("need_bytes")
+            return (
+                bool(f)
+                and f.get("state") == "idle"
+                and not f.get("need_items")
+                and not f.get("need_bytes")
+            )
 
         wait_until(idle, 60, "b idle")
 
@@ -294,7 +299,9 @@ class Bench:
         except AssertionError as exc:
             ta, tb = tree(self.a_data), tree(self.b_data)
             diff = sorted(set(ta.items()) ^ set(tb.items()))[:10]
-            raise AssertionError(f"{exc}; a has {len(ta)}, b {len(tb)} files; differ: {diff}") from None
+            raise AssertionError(
+                f"{exc}; a has {len(ta)}, b {len(tb)} files; differ: {diff}"
+            ) from None
         missing = self.s.keep_on_b() - set(tree(self.b_data, internal=True).values())
         assert not missing, f"content durable before the trial is gone from b: {missing}"
 

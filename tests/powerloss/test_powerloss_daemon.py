@@ -144,9 +144,7 @@ KNOWN = {
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN[n], strict=False))
-        if n in KNOWN
-        else n
+        pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN[n], strict=False)) if n in KNOWN else n
         for n in SCENARIOS
     ],
 )

@@ -10,8 +10,9 @@ from typing import Any
 import msgpack
 from hypothesis import strategies as st
 
-from p2psync.protocol import codec, schema
+from p2psync.protocol import codec, wire_schema
 from p2psync.protocol.connection import NEED_DATA, Connection
+from p2psync.protocol.fileinfo import MIN_BLOCK_SIZE, BlockInfo, FileInfo, FileType
 from p2psync.protocol.messages import (
     Close,
     ClusterConfig,
@@ -33,7 +34,6 @@ from p2psync.protocol.messages import (
     Response,
     UpdateType,
 )
-from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo, FileInfo, FileType
 from p2psync.protocol.vector import make
 
 KIB = 1024
@@ -164,7 +164,7 @@ def raw_message(mtype: MessageType, plain: Any) -> bytes:
 
 
 def plain_of(message: Message) -> dict[str, Any]:
-    return schema.to_plain(codec.message_type(message), message)
+    return wire_schema.to_plain(codec.message_type(message), message)
 
 
 # -- connections -----------------------------------------------------------------------

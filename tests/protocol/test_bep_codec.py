@@ -13,6 +13,7 @@ from p2psync.errors import LocalProtocolError, RemoteProtocolError
 from p2psync.protocol.bep import BepCodec
 from p2psync.protocol.bep import proto as pb
 from p2psync.protocol.connection import Connection
+from p2psync.protocol.fileinfo import MIN_BLOCK_SIZE, FileType
 from p2psync.protocol.messages import (
     ClusterConfig,
     Compression,
@@ -20,7 +21,6 @@ from p2psync.protocol.messages import (
     Ping,
     Response,
 )
-from p2psync.protocol.model import MIN_BLOCK_SIZE, FileType
 from p2psync.protocol.state import State
 from p2psync.protocol.vector import make
 from p2psync.protocol.wire import MSGPACK, codec_for_alpn

@@ -14,9 +14,10 @@ import msgpack
 import pytest
 
 from p2psync.errors import LocalProtocolError, RemoteProtocolError
-from p2psync.protocol import codec, metering, schema
+from p2psync.protocol import codec, metering, wire_schema
 from p2psync.protocol import limits as L
 from p2psync.protocol.connection import Connection
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo
 from p2psync.protocol.messages import (
     ClusterConfig,
     DownloadProgress,
@@ -30,7 +31,6 @@ from p2psync.protocol.messages import (
     Response,
     UpdateType,
 )
-from p2psync.protocol.model import BlockInfo, FileInfo
 from p2psync.protocol.vector import Counter
 
 MiB = 1024 * 1024
@@ -166,7 +166,7 @@ def test_the_sender_counts_what_the_receiver_will_charge() -> None:
     ]  # fmt: skip
     for message in messages:
         mtype = codec.message_type(message)
-        plain = schema.to_plain(mtype, message)
+        plain = wire_schema.to_plain(mtype, message)
         _, charged = metering.metered_unpackb(msgpack.packb(plain, use_bin_type=True))
         assert metering.plain_cost(mtype, plain) == charged, type(message).__name__
 
@@ -181,7 +181,7 @@ def test_the_sender_refuses_an_index_the_receiver_would_refuse() -> None:
     )  # fmt: skip
     with pytest.raises(LocalProtocolError, match="decodes into .* send smaller batches"):
         codec.encode_message(Index("f", files, 1000))
-    plain = schema.to_plain(MessageType.INDEX, Index("f", files, 1000))
+    plain = wire_schema.to_plain(MessageType.INDEX, Index("f", files, 1000))
     body = msgpack.packb(plain, use_bin_type=True)
     assert len(body) < L.MAX_FRAME_SIZE
     with pytest.raises(RemoteProtocolError, match="decodes into more than 128 MiB"):

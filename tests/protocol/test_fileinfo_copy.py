@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from p2psync.protocol import vector
-from p2psync.protocol.model import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
 
 SAMPLE = FileInfo(
     name="a/b.txt",

@@ -19,6 +19,7 @@ from protocol_support import (
 
 from p2psync.protocol import codec
 from p2psync.protocol.connection import NEED_DATA, Connection
+from p2psync.protocol.fileinfo import MIN_BLOCK_SIZE
 from p2psync.protocol.messages import (
     Close,
     ClusterConfig,
@@ -30,7 +31,6 @@ from p2psync.protocol.messages import (
     Response,
     UpdateType,
 )
-from p2psync.protocol.model import MIN_BLOCK_SIZE
 from p2psync.protocol.state import State
 
 

@@ -29,6 +29,7 @@ from p2psync.errors import LocalProtocolError, RemoteProtocolError
 from p2psync.protocol import codec
 from p2psync.protocol import limits as L
 from p2psync.protocol.connection import Connection
+from p2psync.protocol.fileinfo import MIN_BLOCK_SIZE, BlockInfo, FileInfo
 from p2psync.protocol.messages import (
     Close,
     ClusterConfig,
@@ -46,7 +47,6 @@ from p2psync.protocol.messages import (
     Response,
     UpdateType,
 )
-from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo, FileInfo
 from p2psync.protocol.vector import Counter, make
 
 DROP = object()  # as a new value: remove the key

@@ -10,7 +10,7 @@ import trio
 from nodes import Cluster, wait_for
 from strelaysrv_process import Relay
 
-from discovery_server.app import ServerSettings
+from discovery_server.asgi import ServerSettings
 from discovery_server.server import serve_discovery
 from discovery_server.stores import open_store
 from p2psync.config import DiscoveryConfig, load_config, save_config
@@ -37,8 +37,10 @@ async def test_relay_addresses_are_announced_and_dialled(tmp_path: Path, relay: 
                 a, b = cluster.nodes["a"], cluster.nodes["b"]
                 assert a.connections.listen_addresses == []
                 await wait_for(
-                    lambda: a.connections.is_relayed(b.device_id)
-                    and b.connections.is_relayed(a.device_id),
+                    lambda: (
+                        a.connections.is_relayed(b.device_id)
+                        and b.connections.is_relayed(a.device_id)
+                    ),
                     60,
                     "a relayed connection",
                 )

@@ -206,9 +206,7 @@ class Daemon:
     chmod 000 really makes a file unreadable for it even when the suite runs as root.
     """
 
-    def __init__(
-        self, home: Path, *, drop_dac: bool = False, wrapper: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, home: Path, *, drop_dac: bool = False, wrapper: Sequence[str] = ()) -> None:
         self.home = home
         self.drop_dac = drop_dac
         self.wrapper = list(wrapper)  # a command the daemon runs under, e.g. prlimit

@@ -16,10 +16,10 @@ from typing import Any
 import msgpack
 
 from p2psync.protocol import limits as L
-from p2psync.protocol import schema
+from p2psync.protocol import wire_schema
 from p2psync.protocol.connection import Connection
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo
 from p2psync.protocol.messages import ClusterConfig, Hello, Index, MessageType, Request
-from p2psync.protocol.model import BlockInfo, FileInfo
 from p2psync.protocol.vector import Counter
 
 BS = 128 * 1024
@@ -48,13 +48,13 @@ def valid_file(name: str = "dir/file.bin") -> FileInfo:
 
 
 def valid_index_plain() -> dict[str, Any]:
-    return schema.to_plain(
+    return wire_schema.to_plain(
         MessageType.INDEX, Index(folder="shared", files=(valid_file(),), last_sequence=1)
     )
 
 
 def valid_request_plain() -> dict[str, Any]:
-    return schema.to_plain(
+    return wire_schema.to_plain(
         MessageType.REQUEST,
         Request(id=1, folder="shared", name="dir/file.bin", offset=0, size=BS, hash=b"\x01" * 32),
     )

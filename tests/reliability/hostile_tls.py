@@ -33,8 +33,10 @@ def p2psync_credentials(identity: Identity) -> Credentials:
 
 def self_signed(*, rsa_key: bool = False, expired: bool = False) -> Credentials:
     """A self-signed certificate: RSA-2048 or ECDSA P-256, valid now or expired in 2001."""
-    key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(
-        ec.SECP256R1()
+    key = (
+        rsa.generate_private_key(65537, 2048)
+        if rsa_key
+        else ec.generate_private_key(ec.SECP256R1())
     )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")])
     if expired:
@@ -180,9 +182,7 @@ class RawTLSClient:
     async def close(self, *, reset: bool = False) -> None:
         """Close the TCP connection: a FIN, or an RST with ``reset``."""
         if reset:
-            self.tcp.socket.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.tcp.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await self.tcp.aclose()
 
 

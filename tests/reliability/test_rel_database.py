@@ -10,7 +10,7 @@ import trio
 from faults import DbLocker, corrupt_db, db_is_intact, drop_wal, truncate_db
 from nodes import Cluster, tree_digest, wait_for
 
-from p2psync.app import INDEX_FILE
+from p2psync.wiring import INDEX_FILE
 
 
 def set_aside(home) -> list[str]:

@@ -27,7 +27,6 @@ import trio
 from faults import P2PSYNC, Daemon, fill, share_folder, temp_files, tmpfs, wait_until
 from nodes import FOLDER, make_home
 
-from p2psync.app import open_index
 from p2psync.config import load_config, save_config
 from p2psync.errors import IndexCorruptError, IndexError_
 from p2psync.fs.internal import temp_name
@@ -36,9 +35,10 @@ from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.protocol import vector
 from p2psync.protocol.connection import NEED_DATA, Connection
+from p2psync.protocol.fileinfo import FileInfo, FileType
 from p2psync.protocol.messages import Close, ConnectionClosed, Hello
-from p2psync.protocol.model import FileInfo, FileType
 from p2psync.sync.pull import MIN_FREE_BYTES
+from p2psync.wiring import open_index
 
 needs_mount = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root to mount a small tmpfs (mount -t tmpfs)"
@@ -332,9 +332,7 @@ class FreeSpaceMonitor:
 
 
 @needs_mount
-async def test_files_that_fit_alone_but_not_together_keep_the_reserve(
-    tmp_path, outcomes
-) -> None:
+async def test_files_that_fit_alone_but_not_together_keep_the_reserve(tmp_path, outcomes) -> None:
     """Home and folder on one disk; a peer offers six 10 MiB files with 40 MiB free: each
     fits next to the 16 MiB reserve, together they do not. The disk must never be driven
     to 0 bytes free (partial temp files included), and all six arrive once space is freed."""
@@ -436,9 +434,7 @@ async def test_index_from_a_peer_on_a_full_home_disk_closes_only_that_connection
         b.start()
         try:
             wait_until(lambda: daemon_answers(a) and daemon_answers(b), 30, "both answer")
-            wait_until(
-                lambda: any(d["connected"] for d in b.status()["devices"]), 30, "connected"
-            )
+            wait_until(lambda: any(d["connected"] for d in b.status()["devices"]), 30, "connected")
             fill_to_zero(b_data)
             for i in range(300):
                 (a_data / f"note-{i:03}.txt").write_text(f"note {i} " * 40)

@@ -15,8 +15,8 @@ import pytest
 import trio
 from nodes import Cluster, tree_digest, wait_for
 
-from p2psync.app import serve_node
 from p2psync.errors import DaemonRunningError
+from p2psync.wiring import serve_node
 
 FILES = {f"doc{i:02}.txt": f"document {i}\n" * 50 for i in range(12)}
 
@@ -72,8 +72,9 @@ async def test_folder_that_comes_back_pulls_and_deletes_nothing(
                 shutil.rmtree(b / ".p2psync")
                 (b / ".p2psync").mkdir()
             await c.start(nursery, "b")
-        await wait_for(lambda: settled(c, "b") and len(tree_digest(c.data("a"))) == 12,
-                       what="b pulled back")
+        await wait_for(
+            lambda: settled(c, "b") and len(tree_digest(c.data("a"))) == 12, what="b pulled back"
+        )
         assert tree_digest(c.data("a")) == tree_digest(b)
         outcomes.record("disk", f"folder {how}", "pulled back, nothing deleted elsewhere")
         nursery.cancel_scope.cancel()

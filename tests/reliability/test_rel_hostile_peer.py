@@ -278,4 +278,3 @@ async def test_zero_size_request_flood_is_budgeted(tmp_path, outcomes) -> None:
         trials=stalled_at,
         detail=f"peak {budget.peak} of {budget.capacity} bytes, {floor} bytes per request",
     )
-

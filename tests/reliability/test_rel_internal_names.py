@@ -19,8 +19,8 @@ from nodes import FOLDER, Cluster
 from nodes import wait_for as _wait_for
 
 from p2psync.api.views import folder_view
-from p2psync.app import Node
 from p2psync.protocol.messages import Index, IndexUpdate, Request
+from p2psync.wiring import Node
 
 REFUSED = {
     ".P2PIGNORE": b"*\n",
@@ -74,14 +74,19 @@ async def test_internal_names_in_another_case_are_refused_once(tmp_path: Path, o
         )
         await hostile.send(Index(folder=FOLDER, files=infos, last_sequence=len(infos)))
         runner, data = c.runner("a"), c.data("a")
-        await wait_for(lambda: (data / "ok.txt").exists() and (data / "sub/fine.txt").exists(),
-                       what="the ordinary files arrive")
+        await wait_for(
+            lambda: (data / "ok.txt").exists() and (data / "sub/fine.txt").exists(),
+            what="the ordinary files arrive",
+        )
         await wait_for(lambda: runner.status.state == "idle", what="folder idle again")
 
         # nothing of the refused names reached the disk, in any case
         on_disk = {p.relative_to(data).as_posix() for p in data.rglob("*")}
         assert not {n.casefold() for n in on_disk} & {
-            ".p2pignore", ".p2pversions", ".p2pversions/planted.txt", "sub/.p2psync.evil.tmp"
+            ".p2pignore",
+            ".p2pversions",
+            ".p2pversions/planted.txt",
+            "sub/.p2psync.evil.tmp",
         }, on_disk
         # not an error retried forever: kept as "not synced here" with the reason
         assert runner.status.item_errors == {}
@@ -100,9 +105,16 @@ async def test_internal_names_in_another_case_are_refused_once(tmp_path: Path, o
         assert attempts == dict.fromkeys(REFUSED, 1)
         later = os.urandom(1000)
         files["later.txt"] = later
-        await hostile.send(IndexUpdate(
-            folder=FOLDER, prev_sequence=len(infos), last_sequence=len(infos) + 1,
-            files=(file_info("later.txt", later, short_id=hostile.short_id, seq=len(infos) + 1),)))
+        await hostile.send(
+            IndexUpdate(
+                folder=FOLDER,
+                prev_sequence=len(infos),
+                last_sequence=len(infos) + 1,
+                files=(
+                    file_info("later.txt", later, short_id=hostile.short_id, seq=len(infos) + 1),
+                ),
+            )
+        )
         await wait_for(lambda: (data / "later.txt").exists(), what="a later file arrives")
         await wait_for(lambda: runner.status.state == "idle", what="folder idle again")
         assert {name: finished(node, name) for name in REFUSED} == attempts
@@ -110,15 +122,29 @@ async def test_internal_names_in_another_case_are_refused_once(tmp_path: Path, o
         # a new version of a refused item is refused again, once
         files[".P2PIGNORE"] = b"*\n# v2\n"
         seq = len(infos) + 2
-        await hostile.send(IndexUpdate(
-            folder=FOLDER, prev_sequence=seq - 1, last_sequence=seq,
-            files=(file_info(".P2PIGNORE", files[".P2PIGNORE"], short_id=hostile.short_id,
-                             version=2, seq=seq),)))
+        await hostile.send(
+            IndexUpdate(
+                folder=FOLDER,
+                prev_sequence=seq - 1,
+                last_sequence=seq,
+                files=(
+                    file_info(
+                        ".P2PIGNORE",
+                        files[".P2PIGNORE"],
+                        short_id=hostile.short_id,
+                        version=2,
+                        seq=seq,
+                    ),
+                ),
+            )
+        )
         await wait_for(lambda: finished(node, ".P2PIGNORE") == 2, what="v2 refused")
         await wait_for(lambda: runner.status.state == "idle", what="folder idle again")
         assert not (data / ".P2PIGNORE").exists()
-        assert hashlib.sha256(later).digest() == hashlib.sha256(
-            (data / "later.txt").read_bytes()).digest()
+        assert (
+            hashlib.sha256(later).digest()
+            == hashlib.sha256((data / "later.txt").read_bytes()).digest()
+        )
         n.cancel_scope.cancel()
     outcomes.record(
         "peer",
@@ -153,8 +179,13 @@ async def test_a_name_this_filesystem_cannot_store_is_kept_not_synced(
         # a full scan does not take the never-written file for a local deletion
         scans = len(node.events.since(0, {"ScanCompleted", "LocalIndexUpdated"}, limit=10_000))
         c.scan("a")
-        await wait_for(lambda: len(node.events.since(
-            0, {"ScanCompleted", "LocalIndexUpdated"}, limit=10_000)) > scans, what="a scan")
+        await wait_for(
+            lambda: (
+                len(node.events.since(0, {"ScanCompleted", "LocalIndexUpdated"}, limit=10_000))
+                > scans
+            ),
+            what="a scan",
+        )
         kept = node.index.get_local(FOLDER, long_name)
         assert kept is not None and kept.invalid and not kept.deleted, kept
         n.cancel_scope.cancel()

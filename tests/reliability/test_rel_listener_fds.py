@@ -86,8 +86,10 @@ async def test_idle_flood_under_a_1024_handle_limit(tmp_path, outcomes) -> None:
             scan = await trio.to_thread.run_sync(daemon.cli, "scan")
             assert scan.returncode == 0, scan.stderr
             await wait_for(
-                lambda: (cluster.data("b") / "edit.bin").exists()
-                and (cluster.data("b") / "edit.bin").read_bytes() == body,
+                lambda: (
+                    (cluster.data("b") / "edit.bin").exists()
+                    and (cluster.data("b") / "edit.bin").read_bytes() == body
+                ),
                 60,
                 "the edit synced to b during the flood",
             )

@@ -100,9 +100,11 @@ def daemon(tmp_path):  # type: ignore[no-untyped-def]
     )
     try:
         wait_until(
-            lambda: (home / "api.address").exists()
-            and CliRunner().invoke(cli, ["--home", str(home), "status", "--json"]).exit_code
-            == 0,
+            lambda: (
+                (home / "api.address").exists()
+                and CliRunner().invoke(cli, ["--home", str(home), "status", "--json"]).exit_code
+                == 0
+            ),
             timeout=30,
             what="the daemon's API",
         )

@@ -8,13 +8,13 @@ import time
 import trio
 from nodes import make_home
 
-from p2psync.app import Node, serve_node
 from p2psync.identity import Identity, generate_identity
 from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.pending import MAX_DEVICES_PER_HOST, MAX_ENTRIES
 from p2psync.protocol.connection import NEED_DATA, Connection
 from p2psync.protocol.messages import ConnectionClosed, Hello
+from p2psync.wiring import Node, serve_node
 
 STRANGERS = MAX_ENTRIES + 5
 
@@ -25,8 +25,14 @@ async def knock(node: Node, identity: Identity, name: str) -> None:
     tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
     stream = await tls_connect(tcp, identity)
     try:
-        conn = Connection(Hello(device_name=name, client_name="p2psync",
-                                client_version="0.0-test", timestamp=time.time_ns()))
+        conn = Connection(
+            Hello(
+                device_name=name,
+                client_name="p2psync",
+                client_version="0.0-test",
+                timestamp=time.time_ns(),
+            )
+        )
         await stream.send_all(conn.start())
         with trio.fail_after(10):
             while True:

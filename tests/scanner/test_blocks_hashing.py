@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from p2psync.fs import BasicFS, FakeFS, write_all
-from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo
+from p2psync.protocol.fileinfo import MIN_BLOCK_SIZE, BlockInfo
 from p2psync.scanner import blocks as blocks_module
 from p2psync.scanner.blocks import (
     EMPTY_BLOCK_HASH,
@@ -25,14 +25,18 @@ def expected_blocks(data: bytes, block_size: int) -> tuple[BlockInfo, ...]:
     if not data:
         return (BlockInfo(0, 0, hashlib.sha256(b"").digest()),)
     return tuple(
-        BlockInfo(off, len(data[off : off + block_size]),
-                  hashlib.sha256(data[off : off + block_size]).digest())
+        BlockInfo(
+            off,
+            len(data[off : off + block_size]),
+            hashlib.sha256(data[off : off + block_size]).digest(),
+        )
         for off in range(0, len(data), block_size)
     )
 
 
-@pytest.mark.parametrize("size", [0, 1, MIN_BLOCK_SIZE - 1, MIN_BLOCK_SIZE,
-                                  MIN_BLOCK_SIZE + 1, 3 * MIN_BLOCK_SIZE + 5])
+@pytest.mark.parametrize(
+    "size", [0, 1, MIN_BLOCK_SIZE - 1, MIN_BLOCK_SIZE, MIN_BLOCK_SIZE + 1, 3 * MIN_BLOCK_SIZE + 5]
+)
 def test_hash_bytes_matches_hashlib(size: int) -> None:
     data = os.urandom(size)
     assert hash_bytes(data, MIN_BLOCK_SIZE) == expected_blocks(data, MIN_BLOCK_SIZE)
@@ -50,9 +54,7 @@ def test_hash_file_on_disk_crosses_read_chunks(tmp_path: Path, block_size: int) 
 def test_empty_file_block() -> None:
     fs = FakeFS()
     write_all(fs, "e", b"")
-    assert hash_file(fs, "e", fs.lstat("e"), MIN_BLOCK_SIZE) == (
-        BlockInfo(0, 0, EMPTY_BLOCK_HASH),
-    )
+    assert hash_file(fs, "e", fs.lstat("e"), MIN_BLOCK_SIZE) == (BlockInfo(0, 0, EMPTY_BLOCK_HASH),)
 
 
 def test_stale_stat_means_changed() -> None:

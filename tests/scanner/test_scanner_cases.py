@@ -14,7 +14,7 @@ import pytest
 from p2psync.errors import FilesystemError, UnsafePathError
 from p2psync.fs import BasicFS, FakeFS, FileSystem, write_all
 from p2psync.protocol import vector
-from p2psync.protocol.model import MIN_BLOCK_SIZE, BlockInfo, FileInfo, FileType, block_size_for
+from p2psync.protocol.fileinfo import MIN_BLOCK_SIZE, BlockInfo, FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import EMPTY_BLOCK_HASH
 from p2psync.scanner.scan import FLAG_IGNORED, ScanBatch, ScanProgress, scan
 

@@ -14,7 +14,7 @@ from p2psync.fs import write_all
 from p2psync.fs.base import FileSystem
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo, block_size_for
+from p2psync.protocol.fileinfo import FileInfo, block_size_for
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.sync.pull import BatchResult, Puller, PullTunings
 from p2psync.sync.versioner import NoVersioning
@@ -100,9 +100,7 @@ def make_puller(
     return puller
 
 
-async def pull_small_files(
-    puller: Puller, files: Sequence[FileInfo], **kwargs: Any
-) -> BatchResult:
+async def pull_small_files(puller: Puller, files: Sequence[FileInfo], **kwargs: Any) -> BatchResult:
     """Pull ``files`` as one batch of small files (``Puller.pull_batch``)."""
     return await puller.pull_batch(files, **kwargs)
 

@@ -24,7 +24,7 @@ from pull_support import (
 
 from p2psync.fs import BasicFS
 from p2psync.index import IndexStore
-from p2psync.protocol.model import FileInfo
+from p2psync.protocol.fileinfo import FileInfo
 from p2psync.scanner.scan import scan
 from p2psync.sync.scan_round import IndexView
 

@@ -17,7 +17,7 @@ from p2psync.fs import BasicFS, FakeFS, read_all
 from p2psync.fs.internal import temp_name
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import BlockInfo
+from p2psync.protocol.fileinfo import BlockInfo
 from p2psync.scanner.scan import scan
 from p2psync.sync.pull import DEFAULT_TUNINGS, DISK_FULL, ItemSkipped, PullTunings, block_io
 from p2psync.sync.pull.block_io import BlockReaders, BlockWrites

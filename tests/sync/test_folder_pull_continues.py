@@ -18,7 +18,7 @@ from p2psync.fs import BasicFS
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo, FileType
+from p2psync.protocol.fileinfo import FileInfo, FileType
 from p2psync.sync.folder import FolderRunner
 from p2psync.sync.folder_build import build_folder
 

@@ -60,9 +60,10 @@ async def test_folder_keeps_refused_names_out_of_its_errors(tmp_path: Path) -> N
         kept = index.get_local(FOLDER, ".P2PIGNORE")
         assert kept is not None and kept.invalid
     assert read(fs, "ok.txt") == b"an ordinary file"
-    assert hashlib.sha256(read(fs, ".p2pignore")).digest() == hashlib.sha256(
-        before[".p2pignore"]
-    ).digest()
+    assert (
+        hashlib.sha256(read(fs, ".p2pignore")).digest()
+        == hashlib.sha256(before[".p2pignore"]).digest()
+    )
     assert_untouched(fs, before)
 
 

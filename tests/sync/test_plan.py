@@ -1,6 +1,6 @@
 import datetime as dt
 
-from p2psync.protocol.model import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
 from p2psync.sync.plan import (
     conflict_copies_to_remove,
     conflict_copy_name,
@@ -15,14 +15,26 @@ WHEN = dt.datetime(2025, 3, 1, 14, 22, 33)
 
 
 def test_conflict_copy_name_like_syncthing() -> None:
-    assert conflict_copy_name("report.docx", WHEN, "P56IOI7") == "report.sync-conflict-20250301-142233-P56IOI7.docx"
-    assert conflict_copy_name("a/b/archive.tar.gz", WHEN, "P56IOI7") == "a/b/archive.tar.sync-conflict-20250301-142233-P56IOI7.gz"
-    assert conflict_copy_name("Makefile", WHEN, "ABCDEFG") == "Makefile.sync-conflict-20250301-142233-ABCDEFG"
+    assert (
+        conflict_copy_name("report.docx", WHEN, "P56IOI7")
+        == "report.sync-conflict-20250301-142233-P56IOI7.docx"
+    )
+    assert (
+        conflict_copy_name("a/b/archive.tar.gz", WHEN, "P56IOI7")
+        == "a/b/archive.tar.sync-conflict-20250301-142233-P56IOI7.gz"
+    )
+    assert (
+        conflict_copy_name("Makefile", WHEN, "ABCDEFG")
+        == "Makefile.sync-conflict-20250301-142233-ABCDEFG"
+    )
 
 
 def test_dotfiles_keep_their_name() -> None:
     assert split_extension(".bashrc") == (".bashrc", "")
-    assert conflict_copy_name("d/.bashrc", WHEN, "ABCDEFG") == "d/.bashrc.sync-conflict-20250301-142233-ABCDEFG"
+    assert (
+        conflict_copy_name("d/.bashrc", WHEN, "ABCDEFG")
+        == "d/.bashrc.sync-conflict-20250301-142233-ABCDEFG"
+    )
 
 
 def test_is_conflict_copy() -> None:
@@ -32,7 +44,9 @@ def test_is_conflict_copy() -> None:
 
 
 def test_prune_conflict_copies_keeps_newest() -> None:
-    names = [conflict_copy_name("d/f.txt", WHEN + dt.timedelta(seconds=i), "ABCDEFG") for i in range(5)]
+    names = [
+        conflict_copy_name("d/f.txt", WHEN + dt.timedelta(seconds=i), "ABCDEFG") for i in range(5)
+    ]
     others = ["d/g.sync-conflict-20250301-142233-ABCDEFG.txt", "e/" + names[0].split("/")[1]]
     assert conflict_copies_to_remove("d/f.txt", names + others, 2) == names[:3]
     assert conflict_copies_to_remove("d/f.txt", names, -1) == []

@@ -10,7 +10,7 @@ from pull_support import make_puller, remote_file
 from p2psync.fs import FakeFS, read_all, write_all
 from p2psync.fs.internal import temp_name
 from p2psync.index import IndexStore
-from p2psync.protocol.model import FileType
+from p2psync.protocol.fileinfo import FileType
 
 
 def test_blocks_are_written_until_one_fails_its_hash(index: IndexStore) -> None:

@@ -48,14 +48,18 @@ async def test_a_batch_falls_back_to_another_peer_and_names_what_no_peer_had(
     refusing, serving = source_for(files), source_for(files)
     refusing.refuse = set(files)
     puller = make_puller(fs, index, refusing, serving)
-    wanted = [Gathered(fi, missing=list(fi.blocks)) for fi in map(remote_file, files, files.values())]
+    wanted = [
+        Gathered(fi, missing=list(fi.blocks)) for fi in map(remote_file, files, files.values())
+    ]
     await puller.peers.fetch_batch(wanted)
     assert [(g.failure, [d for _, d in g.data]) for g in wanted] == [
         ("", [files["a.txt"]]),
         ("", [files["b.txt"]]),
     ]
     serving.refuse = set(files)
-    again = [Gathered(fi, missing=list(fi.blocks)) for fi in map(remote_file, files, files.values())]
+    again = [
+        Gathered(fi, missing=list(fi.blocks)) for fi in map(remote_file, files, files.values())
+    ]
     await puller.peers.fetch_batch(again)
     assert all(g.failure == "peer answered NO_SUCH_FILE" and not g.data for g in again)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pull_support import remote_file
 
-from p2psync.protocol.model import FileType
+from p2psync.protocol.fileinfo import FileType
 from p2psync.sync.pull import DEFAULT_TUNINGS, PullTunings
 from p2psync.sync.pull.plan import deletes_in_order, pair_renames, plan_page, split_files
 

@@ -10,7 +10,7 @@ from pull_support import FOLDER, local_file, make_puller, remote_file, source_fo
 from p2psync.fs import FakeFS, read_all
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo, FileType
+from p2psync.protocol.fileinfo import FileInfo, FileType
 from p2psync.sync.pull import ItemSkipped, PullRound, PullTunings
 
 

@@ -13,7 +13,7 @@ from p2psync.config import FolderConfig
 from p2psync.fs import BasicFS
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
-from p2psync.protocol.model import FileInfo
+from p2psync.protocol.fileinfo import FileInfo
 from p2psync.scanner.ignore import Ignore
 from p2psync.sync.scan_round import ScanRound
 

@@ -14,8 +14,8 @@ import trio.testing
 from p2psync.fs import BasicFS, write_all
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
+from p2psync.protocol.fileinfo import FileInfo, block_size_for
 from p2psync.protocol.messages import ErrorCode, Request
-from p2psync.protocol.model import FileInfo, block_size_for
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.scanner.ignore import Ignore
 from p2psync.sync import serve
@@ -23,7 +23,6 @@ from p2psync.sync.serve import BlockServer, ServeQueue
 
 LOCAL = bytes(range(32))
 FOLDER = "default"
-
 
 
 @pytest.fixture
@@ -38,10 +37,21 @@ def server(tmp_path: Path, index: IndexStore) -> BlockServer:
         write_all(fs, f"d{i % 4}/f{i}.txt", data)
         st = fs.lstat(f"d{i % 4}/f{i}.txt")
         size = block_size_for(len(data))
-        index.update_local(FOLDER, [FileInfo(
-            name=f"d{i % 4}/f{i}.txt", size=len(data), permissions=st.permissions,
-            modified_ns=st.mtime_ns, version=vector.make([(1, 1)]), block_size=size,
-            blocks=hash_bytes(data, size), inode=st.inode)])
+        index.update_local(
+            FOLDER,
+            [
+                FileInfo(
+                    name=f"d{i % 4}/f{i}.txt",
+                    size=len(data),
+                    permissions=st.permissions,
+                    modified_ns=st.mtime_ns,
+                    version=vector.make([(1, 1)]),
+                    block_size=size,
+                    blocks=hash_bytes(data, size),
+                    inode=st.inode,
+                )
+            ],
+        )
     return BlockServer(FOLDER, fs, index, Ignore)
 
 
@@ -84,9 +94,7 @@ async def test_many_requests_share_few_thread_jobs(server: BlockServer) -> None:
 
 async def test_without_a_running_queue_a_request_is_read_directly(server: BlockServer) -> None:
     queue = ServeQueue(server, trio.CapacityLimiter(1))
-    assert await queue.read(request(3)) == (
-        ErrorCode.NO_ERROR, b"content of file 3\n" * 4
-    )
+    assert await queue.read(request(3)) == (ErrorCode.NO_ERROR, b"content of file 3\n" * 4)
 
 
 async def test_requests_left_when_the_folder_stops_get_an_error_not_a_hang(

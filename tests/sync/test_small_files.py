@@ -21,7 +21,7 @@ from pull_support import (
 from p2psync.fs import BasicFS, FakeFS, write_all
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo, FileType, block_size_for
+from p2psync.protocol.fileinfo import FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.sync.pull import DEFAULT_TUNINGS, DISK_FULL
 from p2psync.sync.pull.plan import batches, is_small_file

@@ -15,7 +15,7 @@ from p2psync.config import VersioningConfig
 from p2psync.errors import ConfigError, FilesystemError, NotFoundError, UnsafePathError, UsageError
 from p2psync.fs import BasicFS, FakeFS, FileSystem, read_all, write_all
 from p2psync.fs.internal import VERSIONS_DIR, temp_name
-from p2psync.protocol.model import FileType
+from p2psync.protocol.fileinfo import FileType
 from p2psync.sync.versioner import (
     DAY_S,
     CleaningVersioner,

@@ -7,7 +7,7 @@ import trio
 from p2psync.fs import BasicFS, read_all, write_all
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.model import FileInfo, FileType, block_size_for
+from p2psync.protocol.fileinfo import FileInfo, FileType, block_size_for
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.sync.pull import Puller
 from p2psync.sync.versioner import TrashcanVersioning, Versioner, list_versions
@@ -16,8 +16,6 @@ LOCAL = bytes(range(32))
 LOCAL_SHORT = int.from_bytes(LOCAL[:8], "big")
 REMOTE_SHORT = 0x1234_5678_9ABC_DEF0
 FOLDER = "default"
-
-
 
 
 async def no_sources(name: str) -> list:

@@ -12,12 +12,12 @@ from dsrv_helpers import write_tls_files
 from nodes import make_home, wait_for
 from stock_syncthing import needs_syncthing, stock_syncthing
 
-from discovery_server.app import ServerSettings
+from discovery_server.asgi import ServerSettings
 from discovery_server.server import serve_discovery
 from discovery_server.stores import MemoryStore
-from p2psync.app import serve_node
 from p2psync.config import DeviceConfig, DiscoveryConfig, FolderConfig, load_config, save_config
 from p2psync.identity import DeviceID
+from p2psync.wiring import serve_node
 
 pytestmark = needs_syncthing
 

@@ -12,7 +12,9 @@ from p2psync.pending import PendingDevice, PendingFolder, PendingStore
 @pytest.fixture
 def home(tmp_path):
     h = tmp_path / "home"
-    result = CliRunner().invoke(cli, ["--home", str(h), "init", "--name", "alpha", "--no-default-folder"])
+    result = CliRunner().invoke(
+        cli, ["--home", str(h), "init", "--name", "alpha", "--no-default-folder"]
+    )
     assert result.exit_code == 0, result.output
     return h
 
@@ -23,7 +25,9 @@ def run(home, *args):
 
 def test_init_prints_id_and_next_steps(tmp_path) -> None:
     h = tmp_path / "h"
-    r = CliRunner().invoke(cli, ["--home", str(h), "init", "--default-folder-path", str(tmp_path / "Sync")])
+    r = CliRunner().invoke(
+        cli, ["--home", str(h), "init", "--default-folder-path", str(tmp_path / "Sync")]
+    )
     assert r.exit_code == 0
     assert "Device ID:" in r.output and "p2psync peer add" in r.output
     cfg = load_config(h)
@@ -42,7 +46,16 @@ def test_id_json(home) -> None:
 
 def test_peer_add_list_remove(home) -> None:
     other = generate_identity().device_id
-    r = run(home, "peer", "add", str(other).lower(), "--name", "beta", "--address", "tcp://127.0.0.1:22002")
+    r = run(
+        home,
+        "peer",
+        "add",
+        str(other).lower(),
+        "--name",
+        "beta",
+        "--address",
+        "tcp://127.0.0.1:22002",
+    )
     assert r.exit_code == 0, r.output
     listed = json.loads(run(home, "peer", "list", "--json").output)
     assert listed == [
@@ -97,7 +110,9 @@ def test_folder_add_share_list_remove(home, tmp_path) -> None:
 
 
 def test_folder_add_with_unknown_share_fails(home, tmp_path) -> None:
-    r = run(home, "folder", "add", str(tmp_path / "x"), "--share", str(generate_identity().device_id))
+    r = run(
+        home, "folder", "add", str(tmp_path / "x"), "--share", str(generate_identity().device_id)
+    )
     assert r.exit_code == 2
 
 

@@ -21,7 +21,9 @@ def full_config() -> Config:
         name="laptop",
         listen=("tcp://127.0.0.1:22001", "tcp://[::1]:22001"),
         api="127.0.0.1:9999",
-        devices=(DeviceConfig(id=DEV, name="desk", addresses=("tcp://10.0.0.2:22001",), introducer=True),),
+        devices=(
+            DeviceConfig(id=DEV, name="desk", addresses=("tcp://10.0.0.2:22001",), introducer=True),
+        ),
         folders=(
             FolderConfig(
                 id="photos",
@@ -63,19 +65,34 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path) -> None:
         ('name = "a"\nlisten = "tcp://x:1"\n', "listen: expected list"),
         ('listen = ["http://x:1"]\n', r"listen\[0\]: 'http://x:1' is not an address"),
         ('api = "localhost"\n', "api: 'localhost' is not HOST:PORT"),
-        ('[[folders]]\nid = "a"\npath = "/x"\ntype = "mirror"\n', r"folders\[0\]\.type: must be one of"),
+        (
+            '[[folders]]\nid = "a"\npath = "/x"\ntype = "mirror"\n',
+            r"folders\[0\]\.type: must be one of",
+        ),
         ('[[folders]]\npath = "/x"\n', r"folders\[0\]\.id: missing"),
         ('[[folders]]\nid = "../etc"\npath = "/x"\n', r"folders\[0\]\.id"),
-        ('[[folders]]\nid = "a"\npath = "/x"\nrescan_interval_s = -5\n', "rescan_interval_s: must be >= 0"),
+        (
+            '[[folders]]\nid = "a"\npath = "/x"\nrescan_interval_s = -5\n',
+            "rescan_interval_s: must be >= 0",
+        ),
         ('[[devices]]\nid = "NOTANID"\n', r"devices\[0\]\.id: device ID"),
         ('[[devices]]\nid = "' + DEV[:-1] + 'Z"\n', "check character"),
         ('colour = "blue"\n', "colour: unknown setting"),
         ('[discovery]\nmdns = "yes"\n', "discovery.mdns: expected bool"),
         ('[discovery]\nglobal_servers = ["ftp://x"]\n', "not an http"),
-        ('[[folders]]\nid = "a"\npath = "/x"\n[[folders]]\nid = "a"\npath = "/y"\n', "duplicate folder"),
-        ('[[folders]]\nid = "a"\npath = "/x"\n[folders.versioning]\ntype = "git"\n', "versioning.type"),
-        ('[[folders]]\nid = "a"\npath = "/x"\nwatcher = 1\n', r"folders\[0\]\.watcher: expected bool"),
-        ('name = \n', "line 1"),
+        (
+            '[[folders]]\nid = "a"\npath = "/x"\n[[folders]]\nid = "a"\npath = "/y"\n',
+            "duplicate folder",
+        ),
+        (
+            '[[folders]]\nid = "a"\npath = "/x"\n[folders.versioning]\ntype = "git"\n',
+            "versioning.type",
+        ),
+        (
+            '[[folders]]\nid = "a"\npath = "/x"\nwatcher = 1\n',
+            r"folders\[0\]\.watcher: expected bool",
+        ),
+        ("name = \n", "line 1"),
     ],
 )
 def test_invalid_config_names_key_and_keeps_file(tmp_path, text: str, message: str) -> None:

@@ -62,7 +62,9 @@ def test_lenient_parsing(variant: str) -> None:
 
 def test_wrong_check_character_is_a_clear_error() -> None:
     bad = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ3"
-    with pytest.raises(DeviceIDError, match="check character at the end of group 8: a typo in group 7 or 8"):
+    with pytest.raises(
+        DeviceIDError, match="check character at the end of group 8: a typo in group 7 or 8"
+    ):
         DeviceID.parse(bad)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from p2psync.protocol.model import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
 from p2psync.protocol.vector import EMPTY, Ordering, Vector, compare, make, merge, update
 from p2psync.rules import (
     NEED_DELETE,

@@ -62,13 +62,18 @@ def test_folder_kind_is_written_as_the_same_text(tmp_path) -> None:
 def test_an_unknown_folder_type_is_refused_when_parsed() -> None:
     data = config_to_dict(Config().with_folder(FolderConfig(id="a", path="/data/a")))
     data["folders"][0]["type"] = "mirror"
-    with pytest.raises(ConfigError, match=r"type: must be one of sendreceive, sendonly, receiveonly, got 'mirror'"):
+    with pytest.raises(
+        ConfigError, match=r"type: must be one of sendreceive, sendonly, receiveonly, got 'mirror'"
+    ):
         parse_config(data)
 
 
 def test_dynamic_addresses() -> None:
     addresses = ("tcp://127.0.0.1:22001", DYNAMIC, "relay://127.0.0.1:22067/?id=X")
     assert is_dynamic("dynamic") and not is_dynamic("Dynamic") and not is_dynamic(" dynamic")
-    assert explicit_addresses(addresses) == ("tcp://127.0.0.1:22001", "relay://127.0.0.1:22067/?id=X")
+    assert explicit_addresses(addresses) == (
+        "tcp://127.0.0.1:22001",
+        "relay://127.0.0.1:22067/?id=X",
+    )
     assert uses_discovery(addresses)
     assert not uses_discovery(explicit_addresses(addresses))

@@ -143,7 +143,9 @@ async def test_watch_limit_reported_by_the_child_is_a_watch_limit_error(
     line = json.dumps({"error": {"errno": errno.ENOSPC, "message": "No space left on device"}})
     script = f"import sys; print({line!r}); sys.stdin.read()"
     monkeypatch.setattr(
-        child_process, "_child_command", lambda root: ([sys.executable, "-c", script], dict(os.environ))
+        child_process,
+        "_child_command",
+        lambda root: ([sys.executable, "-c", script], dict(os.environ)),
     )
     send, _receive = trio.open_memory_channel[Batch](1)
     with trio.fail_after(CHILD_DEADLINE), pytest.raises(WatchLimitError) as info:
@@ -159,7 +161,9 @@ async def test_garbage_from_the_child_means_a_full_rescan(
         "import sys; print('{\"ready\": true}'); print('not json', flush=True); sys.stdin.read()"
     )
     monkeypatch.setattr(
-        child_process, "_child_command", lambda root: ([sys.executable, "-c", script], dict(os.environ))
+        child_process,
+        "_child_command",
+        lambda root: ([sys.executable, "-c", script], dict(os.environ)),
     )
     async with watching(tmp_path) as changes:
         with trio.fail_after(DEADLINE):
@@ -223,9 +227,7 @@ async def test_a_watcher_that_cannot_be_started_is_a_filesystem_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = str(tmp_path / "no-such-python")
-    monkeypatch.setattr(
-        child_process, "_child_command", lambda root: ([missing], dict(os.environ))
-    )
+    monkeypatch.setattr(child_process, "_child_command", lambda root: ([missing], dict(os.environ)))
     send, _receive = trio.open_memory_channel[Batch](1)
     with pytest.raises(FilesystemError, match="cannot start the watcher"):
         await watch_folder_in_child(tmp_path, on_changes=send)

@@ -8,8 +8,8 @@ u32 BE, then one raw LZ4 block. Every length is checked as soon as its bytes are
 before anything is buffered or decompressed for it.
 
 Messages travel as the same dataclasses as on ``p2psync/1``: decoding turns the protobuf
-into the plain form ``schema.from_plain`` checks (one set of rules for both protocols),
-and encoding goes the other way from ``schema.to_plain``. Errors are RemoteProtocolError
+into the plain form ``wire_schema.from_plain`` checks (one set of rules for both protocols),
+and encoding goes the other way from ``wire_schema.to_plain``. Errors are RemoteProtocolError
 (decoding) and LocalProtocolError (encoding), as in ``protocol/codec.py``.
 """
 
@@ -26,10 +26,10 @@ from google.protobuf.message import DecodeError, EncodeError
 
 from ...errors import LocalProtocolError, RemoteProtocolError, UnsafePathError
 from .. import limits as L
-from .. import schema
+from .. import wire_schema
 from ..codec import message_type
+from ..fileinfo import MIN_BLOCK_SIZE, FileInfo, FileType
 from ..messages import Compression, Hello, Index, IndexUpdate, Message, MessageType, Unsupported
-from ..model import MIN_BLOCK_SIZE, FileInfo, FileType
 from ..names import validate_name
 from ..validate import Invalid
 from . import proto as pb
@@ -79,7 +79,7 @@ class BepCodec:
         if not isinstance(hello, Hello):
             raise LocalProtocolError(f"expected a Hello, got {type(hello).__name__}")
         try:
-            schema.hello_from_plain(schema.hello_to_plain(hello))
+            wire_schema.hello_from_plain(wire_schema.hello_to_plain(hello))
         except Invalid as exc:
             raise LocalProtocolError(f"refusing to send an invalid Hello: {exc}") from None
         body = pb.Hello(
@@ -117,7 +117,7 @@ class BepCodec:
             "timestamp": max(message.timestamp, 0),
         }
         try:
-            return schema.hello_from_plain(plain), end
+            return wire_schema.hello_from_plain(plain), end
         except Invalid as exc:
             raise RemoteProtocolError(f"invalid {exc}") from None
 
@@ -128,8 +128,8 @@ class BepCodec:
         mtype = message_type(message)
         name = type(message).__name__
         try:
-            plain = schema.to_plain(mtype, message)
-            schema.from_plain(mtype, plain)  # exactly the receiver's checks
+            plain = wire_schema.to_plain(mtype, message)
+            wire_schema.from_plain(mtype, plain)  # exactly the receiver's checks
             body = _TO_PB[mtype](plain).SerializeToString()
         except Invalid as exc:
             raise LocalProtocolError(f"refusing to send an invalid {name}: {exc}") from None
@@ -189,7 +189,7 @@ class BepCodec:
         try:
             if mtype in (MessageType.INDEX, MessageType.INDEX_UPDATE):
                 return _index_message(mtype, message), end
-            return schema.from_plain(mtype, _FROM_PB[mtype](message)), end
+            return wire_schema.from_plain(mtype, _FROM_PB[mtype](message)), end
         except Invalid as exc:
             raise RemoteProtocolError(f"invalid {exc}") from None
 
@@ -239,8 +239,10 @@ def _index_message(mtype: MessageType, message: Any) -> Message:
         if reason is not None:
             unsupported.append(Unsupported(entry.name.decode("utf-8", "backslashreplace"), reason))
             continue
-        files.append(schema.file_info_from_plain(_file_from_pb(entry, path), path))
-    envelope = schema.from_plain(mtype, {**_FROM_PB[mtype](_EMPTY_OF[mtype]), **_envelope(message)})
+        files.append(wire_schema.file_info_from_plain(_file_from_pb(entry, path), path))
+    envelope = wire_schema.from_plain(
+        mtype, {**_FROM_PB[mtype](_EMPTY_OF[mtype]), **_envelope(message)}
+    )
     assert isinstance(envelope, Index | IndexUpdate)
     return replace(envelope, files=tuple(files), unsupported=tuple(unsupported))
 
@@ -278,7 +280,7 @@ def _syncthing_accepts(name: str) -> bool:
     return posixpath.normpath(name) == name
 
 
-# -- protobuf -> plain (the form schema.from_plain checks) ------------------------------------
+# -- protobuf -> plain (the form wire_schema.from_plain checks) ------------------------------------
 
 
 def _vector_from_pb(vector: Any) -> list[list[int]]:

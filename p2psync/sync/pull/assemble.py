@@ -8,7 +8,7 @@ from __future__ import annotations
 from ...errors import FilesystemError, UnsafePathError
 from ...fs.base import WriteHandle
 from ...fs.internal import temp_name
-from ...protocol.model import BlockInfo, FileInfo, FileType
+from ...protocol.fileinfo import BlockInfo, FileInfo, FileType
 from .base import PullSettings
 from .block_io import read_verified, write_if_valid
 from .commit import Committer

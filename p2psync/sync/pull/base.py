@@ -16,7 +16,7 @@ import trio
 from ...errors import UnsafePathError
 from ...fs.base import FileSystem
 from ...index.store import IndexStore
-from ...protocol.model import BlockInfo, FileInfo, FileType
+from ...protocol.fileinfo import BlockInfo, FileInfo, FileType
 from ..versioner import Versioner
 from .tunings import DEFAULT_TUNINGS, PullTunings
 

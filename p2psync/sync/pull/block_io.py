@@ -23,7 +23,7 @@ import trio
 from ...errors import FilesystemError
 from ...fs.base import FileSystem, ReadHandle, WriteHandle
 from ...fs.internal import is_internal
-from ...protocol.model import BlockInfo
+from ...protocol.fileinfo import BlockInfo
 
 MAX_OPEN = 8
 WRITE_WORKERS = 2  # hashing a batch uses one core; two writers keep both busy

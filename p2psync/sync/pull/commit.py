@@ -22,7 +22,7 @@ import trio
 
 from ...errors import UnsafePathError
 from ...fs.base import FileStat
-from ...protocol.model import FileInfo, FileType
+from ...protocol.fileinfo import FileInfo, FileType
 from ...rules import is_conflict
 from ...scanner.scan import FLAG_NOT_SYNCED_HERE
 from ..plan import (

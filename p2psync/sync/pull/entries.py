@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 
 from ...fs.internal import temp_name
-from ...protocol.model import FileInfo, FileType
+from ...protocol.fileinfo import FileInfo, FileType
 from .base import ItemSkipped, PullSettings
 from .commit import Committer
 from .record import Recorder

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import trio
 
 from ...fs.base import WriteHandle
-from ...protocol.model import BlockInfo, FileInfo
+from ...protocol.fileinfo import BlockInfo, FileInfo
 from ..progress import PullProgress
 from .base import (
     BlockSource,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ...errors import FilesystemError
 from ...fs.base import FileStat
 from ...fs.internal import is_internal
-from ...protocol.model import FileInfo
+from ...protocol.fileinfo import FileInfo
 from .base import ItemSkipped, PullSettings, PullStats, same_blocks
 from .commit import Committer
 from .record import Recorder

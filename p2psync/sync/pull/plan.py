@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ...protocol.model import FileInfo
+from ...protocol.fileinfo import FileInfo
 from .tunings import PullTunings
 
 

@@ -21,7 +21,7 @@ from ...errors import UnsafePathError
 from ...fs.base import FileSystem, WriteHandle
 from ...fs.internal import is_internal, temp_name
 from ...index.store import IndexStore
-from ...protocol.model import BlockInfo, FileInfo, FileType
+from ...protocol.fileinfo import BlockInfo, FileInfo, FileType
 from ..progress import PullProgress
 from ..versioner import Versioner
 from .assemble import Assembler

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from ...fs.base import FileStat
-from ...protocol.model import FileInfo
+from ...protocol.fileinfo import FileInfo
 from ...scanner.scan import FLAG_NOT_SYNCED_HERE
 from .base import ItemSkipped, PullSettings
 

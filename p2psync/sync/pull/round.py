@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from ...protocol.model import FileInfo
+from ...protocol.fileinfo import FileInfo
 from .base import DISK_FULL, ItemSkipped
 from .plan import deletes_in_order, pair_renames, plan_page, split_files
 from .puller import Puller

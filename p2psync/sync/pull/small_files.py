@@ -34,7 +34,7 @@ import trio
 from ...errors import IndexError_, UnsafePathError
 from ...fs.base import FileStat, WriteHandle
 from ...fs.internal import is_internal, temp_name
-from ...protocol.model import FileInfo, FileType
+from ...protocol.fileinfo import FileInfo, FileType
 from .assemble import Assembler
 from .base import (
     INTERNAL_NAME,

@@ -219,9 +219,7 @@ MIGRATIONS: list[Migration] = [_migrate_to_1, _migrate_to_2, _migrate_to_3]
 _TEMP_COUNT_TRIGGERS_SINCE = 3
 
 # The triggers that count inserted rows; ``without_insert_counts`` lifts them.
-_INSERT_COUNT_TRIGGERS = tuple(
-    f"count_{table}_{label}_insert_new" for table, label, *_ in _COUNTED
-)
+_INSERT_COUNT_TRIGGERS = tuple(f"count_{table}_{label}_insert_new" for table, label, *_ in _COUNTED)
 _INSERT_COUNT_TRIGGER_SQL = tuple(
     sql for name, sql in _count_triggers(temp=True) if name in _INSERT_COUNT_TRIGGERS
 )

@@ -35,9 +35,9 @@ from .node import ConfigHolder, Node
 from .oslimits import raise_open_file_limit
 from .pending import PendingStore
 from .services import RunningDiscovery, start_api, start_discovery
+from .sync.exchange import SyncModel
 from .sync.folder import FolderRunner, drop_partials_on_full_disk
 from .sync.folder_build import build_folder
-from .sync.model import SyncModel
 
 __all__ = ["INDEX_FILE", "Node", "forget_removed_folders", "open_index", "run_daemon", "serve_node"]
 
@@ -155,8 +155,7 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
 def _retention(settings: ConfigHolder) -> dict[str, Retention]:
     """Each folder's history retention, read at each prune (a changed setting applies)."""
     return {
-        fc.id: Retention(fc.history_days, fc.history_max_entries)
-        for fc in settings.config.folders
+        fc.id: Retention(fc.history_days, fc.history_max_entries) for fc in settings.config.folders
     }
 
 

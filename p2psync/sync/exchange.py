@@ -24,6 +24,7 @@ from ..index.store import IndexStore
 from ..net.peer import PeerConnection
 from ..pending import PendingFolder, PendingStore
 from ..protocol import vector
+from ..protocol.fileinfo import FileInfo
 from ..protocol.messages import (
     ClusterConfig,
     DownloadProgress,
@@ -36,7 +37,6 @@ from ..protocol.messages import (
     Request,
     Response,
 )
-from ..protocol.model import FileInfo
 from ..resource_faults import RESOURCE_ERRORS, describe
 from ..values import DYNAMIC, explicit_addresses
 from .folder import FolderRunner

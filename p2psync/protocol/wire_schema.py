@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from . import limits as L
+from .fileinfo import HASH_SIZE, BlockInfo, FileInfo, FileType, is_legal_block_size
 from .messages import (
     Close,
     ClusterConfig,
@@ -33,7 +34,6 @@ from .messages import (
     Response,
     UpdateType,
 )
-from .model import HASH_SIZE, BlockInfo, FileInfo, FileType, is_legal_block_size
 from .validate import Invalid, check_file_info, check_name
 from .vector import Counter, Vector
 
