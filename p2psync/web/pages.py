@@ -22,8 +22,10 @@ from ..api import edits, ignores
 from ..api.auth import key_matches
 from ..api.handlers import Handlers, parse_time
 from ..api.http import HTTPException, Request, Response
+from ..config import Config
 from ..errors import P2PSyncError
 from ..identity import DeviceID
+from ..settings import Scope, change_settings, coerce, get_setting
 from .contexts import VIEWS, render_view, view_of
 from .gate import header
 from .password import check_password
@@ -35,6 +37,18 @@ log = logging.getLogger("p2psync.web")
 LIVE_WAIT = 5.0  # a live poll answers after this long without events (rates move on)
 COALESCE = 0.5  # after an event, wait this long for the rest of its burst (at most 2 renders/s)
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".txt": "text/plain"}
+# The folder page's settings form (templates/folder.html), key by key as in config.toml.
+FOLDER_FORM_KEYS = (
+    "type",
+    "versioning.type",
+    "versioning.keep",
+    "rescan_interval_s",
+    "watcher",
+    "watcher_delay_ms",
+    "ignore_permissions",
+    "history_days",
+)
+FOLDER_FORM_CHECKBOXES = ("watcher", "ignore_permissions")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -249,6 +263,41 @@ class Web:
             return await self._done(request, f"Device {did} {'paused' if paused else 'resumed'}.")
 
         return handler
+
+    async def folder_settings(self, request: Request) -> Response:
+        """The settings form: every field it shows, set at once and validated as
+        config.toml is (an unchecked box is false)."""
+        folder_id = request.path_params["id"]
+        form = _form(request)
+        scope = Scope("folder", folder_id)
+
+        def edit(cfg: Config) -> Config:
+            values = {}
+            for key in FOLDER_FORM_KEYS:
+                raw = (
+                    ("true" if key in form else "false")
+                    if key in FOLDER_FORM_CHECKBOXES
+                    else form.get(key)
+                )
+                if raw is not None:
+                    values[key] = coerce(get_setting(cfg, scope, key), key, [raw.strip()])
+            return change_settings(cfg, scope, set_values=values)
+
+        await self.api._change(edit)
+        return await self._done(request, f"Saved the settings of folder {folder_id!r}.")
+
+    async def folder_remove(self, request: Request) -> Response:
+        folder_id = request.path_params["id"]
+        await self.api._change(lambda cfg: edits.remove_folder(cfg, folder_id))
+        message = f"Removed folder {folder_id!r}; its files stay on disk."
+        return HTMLResponse(
+            fragment("_message.html", ok=True, message=message), headers={"HX-Redirect": "/"}
+        )
+
+    async def device_remove(self, request: Request) -> Response:
+        did = str(DeviceID.parse(request.path_params["id"]))
+        await self.api._change(lambda cfg: edits.remove_device(cfg, did))
+        return await self._done(request, f"Removed device {did}: it is no longer trusted.")
 
     async def folder_scan(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
