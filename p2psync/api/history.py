@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..config import Config
 from ..errors import UsageError
 from ..history.changes import Change
 from ..identity import DeviceID
@@ -46,10 +47,10 @@ def history_routes(
         limit = int(_number(q.get("limit"), "limit") or 1000)
         if not 1 <= limit <= MAX_LIMIT:
             raise UsageError(f"limit must be 1..{MAX_LIMIT}")
-        names = _device_names(node)
+        names = device_names(node.config, node.device_id)
         devices = None
         if q.get("device"):
-            devices = [_short_of(node, q["device"])]
+            devices = [short_of(names, q["device"])]
         rows = await trio.to_thread.run_sync(
             lambda: history_log.query(
                 folder,
@@ -102,10 +103,10 @@ def entry_view(c: Change, names: dict[int, tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def _device_names(node: RunningNode) -> dict[int, tuple[str, str]]:
+def device_names(config: Config, own: DeviceID) -> dict[int, tuple[str, str]]:
     """Short ID -> (device ID, name), for this device and every configured one."""
-    out = {node.device_id.short_id: (str(node.device_id), node.config.name + " (this device)")}
-    for dc in node.config.devices:
+    out = {own.short_id: (str(own), config.name + " (this device)")}
+    for dc in config.devices:
         try:
             did = DeviceID.parse(dc.id)
         except ValueError:
@@ -114,8 +115,9 @@ def _device_names(node: RunningNode) -> dict[int, tuple[str, str]]:
     return out
 
 
-def _short_of(node: RunningNode, text: str) -> int:
-    for short, (device_id, name) in _device_names(node).items():
+def short_of(names: dict[int, tuple[str, str]], text: str) -> int:
+    """The short ID of the device named ``text`` (its ID or configured name)."""
+    for short, (device_id, name) in names.items():
         if text in (device_id, name, name.removesuffix(" (this device)")):
             return short
     try:

@@ -244,21 +244,11 @@ class OfflineNode:
     # ---- change history (the daemon writes it; readable without it) -----------------
     def history(self, params: dict[str, str]) -> dict[str, Any]:
         """``GET /api/history``'s answer, read from the log on disk."""
-        from ..api.history import entry_view
+        from ..api.history import device_names, entry_view, short_of
         from ..history.log import HISTORY_FILE, HistoryLog
-        from ..identity import DeviceID
 
-        cfg = self.load_config()
-        own = self.own_id()
-        names = {own.short_id: (str(own), cfg.name + " (this device)")}
-        for dc in cfg.devices:
-            did = DeviceID.parse(dc.id)
-            names[did.short_id] = (str(did), dc.name)
-        devices = None
-        if params.get("device"):
-            wanted = params["device"]
-            found = [s for s, (i, n) in names.items() if wanted in (i, n, n.split(" (")[0])]
-            devices = found or [DeviceID.parse(wanted).short_id]
+        names = device_names(self.load_config(), self.own_id())
+        devices = [short_of(names, params["device"])] if params.get("device") else None
         path = params.get("path")
         since = params.get("since")
         log_path = self.home / HISTORY_FILE

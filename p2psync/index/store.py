@@ -196,16 +196,7 @@ class IndexStore:
         ).fetchone()
         if row is None:
             return {}
-        found: dict[str, FileInfo] = {}
-        for chunk, marks in codec.in_chunks(map(codec.name_key, names), _PAGE):
-            for r in conn.execute(
-                f"SELECT {codec.FILE_COLUMNS} FROM files "
-                f"WHERE folder = ? AND device = ? AND name IN ({marks})",
-                (*row, *chunk),
-            ):
-                fi = codec.row_to_file(r)
-                found[fi.name] = fi
-        return found
+        return _files_named(lambda sql, params: conn.execute(sql, params), row, names)
 
     def note_applying(self, folder: str, files: Sequence[FileInfo]) -> None:
         """Remember the records of files about to be renamed into place, before the renames.
@@ -340,18 +331,7 @@ class IndexStore:
         """``get_local`` of each name, a query per thousand names; names without a local
         entry are left out."""
         ids = self._ids(folder, self.local_device)
-        if ids is None:
-            return {}
-        found: dict[str, FileInfo] = {}
-        for chunk, marks in codec.in_chunks(map(codec.name_key, names), _PAGE):
-            for row in self._all(
-                f"SELECT {codec.FILE_COLUMNS} FROM files "
-                f"WHERE folder = ? AND device = ? AND name IN ({marks})",
-                (*ids, *chunk),
-            ):
-                fi = codec.row_to_file(row)
-                found[fi.name] = fi
-        return found
+        return {} if ids is None else _files_named(self._all, ids, names)
 
     def get_global(self, folder: str, name: str) -> FileInfo | None:
         """The global version of ``name`` (may be invalid if no device has a valid one)."""
@@ -646,3 +626,22 @@ class IndexStore:
         """Writer statistics: committed transactions and jobs (jobs > transactions
         means calls were grouped)."""
         return {"transactions": self._writer.transactions, "jobs": self._writer.jobs}
+
+
+def _files_named(
+    query: Callable[[str, Sequence[Any]], Iterable[Any]],
+    ids: Sequence[int],
+    names: Sequence[str],
+) -> dict[str, FileInfo]:
+    """The entries of one (folder, device) with these names, a query per page of names
+    (through ``query``: a reader's or the writer's connection); absent names left out."""
+    found: dict[str, FileInfo] = {}
+    for chunk, marks in codec.in_chunks(map(codec.name_key, names), _PAGE):
+        for row in query(
+            f"SELECT {codec.FILE_COLUMNS} FROM files "
+            f"WHERE folder = ? AND device = ? AND name IN ({marks})",
+            (*ids, *chunk),
+        ):
+            fi = codec.row_to_file(row)
+            found[fi.name] = fi
+    return found
