@@ -3,14 +3,15 @@ must never look like "everything was deleted"), and its local index still descri
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FilesystemError
 from ..fs.base import FileSystem
-from ..fs.internal import MARKER
-from ..protocol.fileinfo import FileInfo
+from ..fs.internal import MARKER, is_internal_entry
+from ..protocol.fileinfo import FileInfo, FileType
 from .folder_lock import FolderLock
 
 
@@ -47,12 +48,15 @@ def local_index_outdated(fs: FileSystem, local: Iterable[FileInfo], marker_lost:
     and came back (recreated by hand, a disk restored) with any indexed file not on
     disk, or a start with none of the indexed files on disk (emptied or replaced
     while the daemon was stopped). Such a folder starts from the cluster's state.
-    A marker back with every file in place (a disk remounted) changes nothing."""
-    indexed = False
+    A marker back with every file in place (a disk remounted) changes nothing, and
+    neither do files that are all gone from their names but on disk under others
+    (the folder's one top directory renamed while the daemon was stopped): that is
+    the user's rename, which a scan turns into renames on every device."""
+    indexed: list[FileInfo] = []
     for fi in local:
         if fi.deleted or fi.invalid or fi.is_directory:
             continue
-        indexed = True
+        indexed.append(fi)
         try:
             fs.lstat(fi.name)
         except (OSError, FilesystemError):
@@ -61,6 +65,37 @@ def local_index_outdated(fs: FileSystem, local: Iterable[FileInfo], marker_lost:
             continue
         if not marker_lost:
             return ""
-    if indexed and not marker_lost:
+    if indexed and not marker_lost and not moved_within(fs, indexed):
         return "none of the files in its index are on disk"
     return ""
+
+
+def moved_within(fs: FileSystem, gone: list[FileInfo]) -> bool:
+    """Whether at least half of the ``gone`` files are on disk under other names: a file
+    of the same size and modification time (what a rename keeps) found by walking the
+    folder. Blocking; runs only when none of the indexed files is at its name."""
+    wanted = Counter((fi.size, fi.modified_ns) for fi in gone if fi.is_file)
+    need = (sum(wanted.values()) + 1) // 2
+    if not need:
+        return False
+    found = 0
+    dirs = [""]
+    while dirs:
+        parent = dirs.pop()
+        try:
+            entries = fs.scandir(parent)
+        except (OSError, FilesystemError):
+            continue
+        for entry in entries:
+            if is_internal_entry(parent, entry.name):
+                continue
+            name = f"{parent}/{entry.name}" if parent else entry.name
+            st = entry.stat
+            if st.type == FileType.DIRECTORY:
+                dirs.append(name)
+            elif st.type == FileType.FILE and wanted[(st.size, st.mtime_ns)] > 0:
+                wanted[(st.size, st.mtime_ns)] -= 1
+                found += 1
+                if found >= need:
+                    return True
+    return False

@@ -6,6 +6,7 @@ anything on the other devices."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -334,6 +335,22 @@ def test_folder_emptied_while_stopped_pulls_instead_of_deleting(
         p.start("b")
         wait_for(lambda: p.synced("b", p.path_b, FILES), timeout=60, what="b pulled back")
         assert p.synced("a", p.path_a, FILES)
+
+
+def test_everything_moved_into_a_subfolder_while_stopped_travels_as_renames(
+    tmp_path: Path, user_home: Path
+) -> None:
+    """No indexed name is left on disk, but every file is there under a new name: the
+    user's move, not an emptied disk; it must reach a as a move (not come back)."""
+    with acme_pair(tmp_path, user_home) as p:
+        p.stop("b")
+        (p.path_b / "archive").mkdir()
+        for name in FILES:
+            os.rename(p.path_b / name, p.path_b / "archive" / name)
+        p.start("b")
+        moved = {f"archive/{n}": t for n, t in FILES.items()}
+        wait_for(lambda: p.synced("a", p.path_a, moved), timeout=60, what="a has the move")
+        assert p.synced("b", p.path_b, moved)
 
 
 def test_small_folder_losing_most_files_waits_for_confirmation(
