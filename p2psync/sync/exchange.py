@@ -168,7 +168,14 @@ class SyncModel:
             # us: an index it sends in answer to our ClusterConfig is then never dropped
             # as a "reset" when its offer is read again below.
             await session.adopt_index_ids(last)
-        await peer.send(await self.cluster_config_for(device))
+        try:
+            await peer.send(await self.cluster_config_for(device))
+        except (trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+            # Closed meanwhile: the config change that called us stands, and the next
+            # connection starts with a fresh ClusterConfig anyway.
+            log.info("%s: connection closed before the new sharing reached it (%s)",
+                     device.short_str(), exc)  # fmt: skip
+            return
         if last is not None:
             # The peer may have offered folders we only now share: read its offer again.
             await session.handle_message(peer, last)
