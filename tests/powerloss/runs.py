@@ -68,17 +68,19 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, log: Path) -> None:
         self.home = home
+        self.log = log  # outside the crashfs mount: it must survive the cut
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [*P2PSYNC, "--home", str(self.home), "run"],
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*P2PSYNC, "--home", str(self.home), "run", "-v"],
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -182,7 +184,7 @@ class Bench:
         link(self.a_home, self.a_data, self.b_home, self.b_port, "none")
         link(self.b_home, self.b_data, self.a_home, self.a_port, self.s.versioning)
         write_files(self.a_data, self.s.a_files)
-        a, b = Daemon(self.a_home), Daemon(self.b_home)
+        a, b = Daemon(self.a_home, self.root / "a.log"), Daemon(self.b_home, self.root / "b.log")
         a.start()
         b.start()
         try:
@@ -230,7 +232,7 @@ class Bench:
         shutil.copytree(self.template / "a", self.root / "a", symlinks=True)
         shutil.copytree(self.template / "b", run_dir / "backing", symlinks=True)
         self.s.change(self.a_data, run_dir / "backing" / "data")
-        a, b = Daemon(self.a_home), Daemon(self.b_home)
+        a, b = Daemon(self.a_home, self.root / "a.log"), Daemon(self.b_home, self.root / "b.log")
         try:
             a.start()
             with crashfs(run_dir, backing=run_dir / "backing") as m:

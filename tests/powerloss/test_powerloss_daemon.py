@@ -133,21 +133,7 @@ def cut_points(total: int, rng: random.Random) -> list[int]:
     return sorted(rng.sample(range(1, total + 1), min(int(mode), total)))
 
 
-# Found by these runs and not fixed yet (see docs/reliability.md, "Power loss"); not
-# strict: whether the cut catches the window depends on timing.
-KNOWN = {
-    "large-file-pull": "index records the new big.bin while the disk still has the old one",
-    "directory-rename": "renamed-away files come back after the cut (index lost the rename)",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN[n], strict=False)) if n in KNOWN else n
-        for n in SCENARIOS
-    ],
-)
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_power_cut(tmp_path: Path, name: str, outcomes) -> None:
     scenario = SCENARIOS[name]
     bench = Bench(tmp_path, scenario)

@@ -7,7 +7,7 @@
   otherwise the user changed it since and the name is rescanned instead;
 - *version or conflict*: the old file goes to the versioner, or to a conflict copy when
   the change applied is concurrent with it (``move_old_aside``);
-- *rename*: atomic, into a directory fsynced at the next flush (``Recorder.mark_dirty``);
+- *rename*: atomic, into a directory fsynced at the next flush (``Recorder.mark_gained``);
   the temp file was fsynced before (one file alone, or a batch at once under
   ``write_gate``).
 """
@@ -185,6 +185,9 @@ class Committer:
             st = self.stat_or_none(parent)
             if st is None:
                 self._settings.fs.makedirs(parent)
+                # each level may be new: its parent gained an entry
+                parts = parent.split("/")
+                self._recorder.mark_gained(*("/".join(parts[:i]) for i in range(len(parts))))
             elif st.type != FileType.DIRECTORY:
                 raise ItemSkipped(f"parent {parent!r} is not a directory here yet")
             known.add(parent)
@@ -202,7 +205,7 @@ class Committer:
                     retry_soon=True,
                 ) from exc
             raise
-        fs.fsync_dir(name.rpartition("/")[0])
+        self._recorder.mark_lost(name.rpartition("/")[0])
 
     # ---- the rename --------------------------------------------------------------------
     def commit_file(self, fi: FileInfo, cur: FileInfo | None, tmp: str, st_tmp: FileStat) -> None:
@@ -212,7 +215,7 @@ class Committer:
         if st is not None:
             self.move_old_aside(fi, cur)
         self._settings.fs.rename(tmp, fi.name)
-        self._recorder.mark_dirty(fi.name.rpartition("/")[0])
+        self._recorder.mark_gained(fi.name.rpartition("/")[0])
         self._recorder.record(fi, st_tmp)  # a rename keeps the inode, mode and mtime
 
     # ---- versioning or conflict --------------------------------------------------------

@@ -49,8 +49,7 @@ class Entries:
                     pass  # the versioner moved it away
             else:
                 fs.remove(fi.name)
-            parent = fi.name.rpartition("/")[0]
-            fs.fsync_dir(parent)
+            self._recorder.mark_lost(fi.name.rpartition("/")[0])  # durable before recorded
         self._recorder.record(fi, None)
 
     def _directory(self, fi: FileInfo, cur: FileInfo | None) -> None:
@@ -72,6 +71,7 @@ class Entries:
         commit.make_parent(fi.name)
         if st is None:
             fs.mkdir(fi.name, 0o755 if ignore_permissions else (fi.permissions & 0o777) or 0o755)
+            self._recorder.mark_gained(fi.name.rpartition("/")[0])
         if self._settings.keeps_permissions(fi):
             fs.chmod(fi.name, (fi.permissions & 0o777) or 0o755)
         self._recorder.record(fi, fs.lstat(fi.name))
@@ -94,6 +94,7 @@ class Entries:
             else:
                 commit.move_old_aside(fi, cur)
         fs.rename(tmp, fi.name)
+        self._recorder.mark_gained(fi.name.rpartition("/")[0])
         try:
             fs.set_mtime(fi.name, fi.modified_ns)
         except OSError:

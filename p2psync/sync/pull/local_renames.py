@@ -92,7 +92,8 @@ class LocalRenames:
         if self._settings.keeps_permissions(fi):
             fs.chmod(fi.name, fi.permissions & 0o777)
         fs.set_mtime(fi.name, fi.modified_ns)
-        recorder.mark_dirty(gone.name.rpartition("/")[0], fi.name.rpartition("/")[0])
+        recorder.mark_gained(fi.name.rpartition("/")[0])
+        recorder.mark_lost(gone.name.rpartition("/")[0])
         recorder.record(fi, fs.lstat(fi.name))
         recorder.record(gone, None)
         self._stats.renames += 1

@@ -2,7 +2,11 @@
 
 Every applied item leaves a record (``record``). With ``defer`` (the folder's puller)
 records wait in memory and ``flush`` writes them in one transaction, after fsyncing the
-directories the renames went into (one fsync per directory, not per file). Before a
+directories whose entries changed (one fsync per directory, not per file). Directories
+that only gained entries are fsynced before those that lost some: a file moved between
+two directories must never be durable under neither name (a power cut after the source
+directory's fsync but before the target's), and a directory removed or replaced must not
+take the durable names of files moved out of it along with it. Before a
 rename puts a file into place, the record it will leave is noted (``note_applying``): a
 daemon killed between the rename and the flush adopts it at its next start
 (``adopt_applied``) instead of taking it for a local edit.
@@ -43,7 +47,8 @@ class Recorder:
         self.defer = defer
         self.memo = PageMemo()
         self._pending: list[FileInfo] = []
-        self._dirty_dirs: set[str] = set()
+        self._gained: set[str] = set()  # directories entries went into
+        self._lost: set[str] = set()  # directories entries left (renamed away, deleted)
         self._lock = threading.Lock()
         self._flushed_sequence = 0
 
@@ -72,6 +77,7 @@ class Recorder:
                 if stored.is_file and not stored.deleted:
                     self._remember_locked(stored)
         else:
+            self._sync_dirs()
             self._settings.index.update_local(self._settings.folder, [stored], applied=True)
 
     def keep_not_synced(self, fi: FileInfo) -> None:
@@ -97,10 +103,17 @@ class Recorder:
             self._settings.folder, [self.as_recorded(fi, st) for fi, st in applying]
         )
 
-    def mark_dirty(self, *dirs: str) -> None:
-        """Renames went into ``dirs``: fsync them at the next flush."""
+    def mark_gained(self, *dirs: str) -> None:
+        """Entries went into ``dirs`` (renames into place, new directories or symlinks):
+        fsync them at the next flush."""
         with self._lock:
-            self._dirty_dirs.update(dirs)
+            self._gained.update(dirs)
+
+    def mark_lost(self, *dirs: str) -> None:
+        """Entries left ``dirs`` (rename sources, deletions): fsync them at the next
+        flush, after the directories that gained entries."""
+        with self._lock:
+            self._lost.update(dirs)
 
     def remember_blocks(self, fi: FileInfo) -> None:
         """``fi``'s blocks are at its name now, though the block map does not know yet."""
@@ -126,14 +139,23 @@ class Recorder:
 
     def sync_applied(self) -> list[FileInfo]:
         """``flush``'s first half: take the pending records and fsync the directories
-        their renames went into. Returns the records for ``store_applied``."""
+        whose entries they changed. Returns the records for ``store_applied``."""
         with self._lock:  # records and their directories, as of one moment
             batch, self._pending = self._pending, []
-            dirs, self._dirty_dirs = self._dirty_dirs, set()
             self.memo = PageMemo()
-        for d, exc in self._settings.fs.fsync_dirs(sorted(dirs)):  # one gone away is skipped
-            log.warning("could not make renames into %r durable: %s", d, exc)
+        self._sync_dirs()
         return batch
+
+    def _sync_dirs(self) -> None:
+        """fsync the directories that gained entries, then those that lost some (a
+        directory in both is a loser: it waits for every gainer)."""
+        with self._lock:
+            lost, self._lost = self._lost, set()
+            gained, self._gained = self._gained - lost, set()
+        fs = self._settings.fs
+        for phase in (gained, lost):
+            for d, exc in fs.fsync_dirs(sorted(phase)):  # one gone away is skipped
+                log.warning("could not make the changes in %r durable: %s", d, exc)
 
     def store_applied(self, batch: list[FileInfo]) -> int:
         """``flush``'s second half: write ``batch`` in one transaction. A batch of small
