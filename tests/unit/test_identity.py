@@ -3,6 +3,8 @@ import os
 import stat
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from p2psync.errors import DeviceIDError, IdentityError
 from p2psync.identity import (
@@ -116,3 +118,32 @@ def test_missing_or_mismatched_identity(tmp_path) -> None:
     (tmp_path / "key.pem").write_bytes(b.key_pem)
     with pytest.raises(IdentityError, match="do not belong together"):
         load_identity(tmp_path)
+
+
+def _luhn32_reference(group: str) -> str:
+    """The check character computed the long way (Syncthing's luhn.go, in words)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    factor, total = 1, 0
+    for ch in group:
+        addend = factor * alphabet.index(ch)
+        factor = 2 if factor == 1 else 1
+        total += addend // 32 + addend % 32
+    return alphabet[(32 - total % 32) % 32]
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", max_size=20))
+def test_luhn32_tables_match_the_long_way(group: str) -> None:
+    assert luhn32(group) == _luhn32_reference(group)
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_parse_reads_back_every_id_with_and_without_checks(raw: bytes) -> None:
+    device = DeviceID(raw)
+    assert DeviceID.parse(str(device)) == device
+    plain = base64.b32encode(raw).decode().rstrip("=")
+    assert DeviceID.parse(plain.lower()) == device  # 52 characters, no check characters
+
+
+def test_luhn32_refuses_a_character_outside_base32() -> None:
+    with pytest.raises(ValueError, match="'1' is not a base32 character"):
+        luhn32("AB1")
