@@ -317,10 +317,10 @@ class RawConnection:
 
     httpx spends ~1 ms of CPU per request, which on a 2-core machine makes the generator,
     not the server, the bottleneck for lookups; this costs a small fraction of that. Like
-    any client it opens a new connection when the server ends one (hypercorn does after
+    any client it opens a new connection when the server ends one (the server does after
     1,000 requests, answering the last with ``Connection: close``), and sends a request
     again on a new connection when the server closed an idle one before answering
-    (hypercorn does after ``--header-timeout`` seconds).
+    (the server does after ``--header-timeout`` seconds).
     """
 
     def __init__(self, host: str, port: int) -> None:

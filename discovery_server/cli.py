@@ -11,9 +11,9 @@ import trio
 
 from p2psync.errors import P2PSyncError
 
-from .asgi import ServerSettings
 from .logsetup import setup_logging
 from .server import serve_discovery
+from .service import ServerSettings
 from .stores import open_store
 
 

@@ -5,7 +5,7 @@ TLS client certificate; the certificate's hash is the device ID. Python's ``ssl`
 accept a client certificate that chains to no CA, so TLS is terminated here with
 pyOpenSSL (p2psync's :class:`~p2psync.net.tls.TLSStream`): the server asks for a
 certificate, accepts any (or none: lookups and p2psync's signed /v1 API need none), and
-hands the DER to the app through the connection's ASGI ``state``.
+hands the DER to the handlers through the connection's ``state``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from hypercorn.typing import ConnectionState
 from OpenSSL import SSL
 
 from p2psync.errors import P2PSyncError
@@ -58,42 +57,13 @@ def _select_http1(conn: SSL.Connection, offered: list[bytes]) -> Any:
     return ALPN_HTTP1 if ALPN_HTTP1 in offered else SSL.NO_OVERLAPPING_PROTOCOLS
 
 
-class _HypercornTLS(trio.abc.HalfCloseableStream):
-    """A finished TLS stream in the shape hypercorn's TCPServer expects of trio's SSLStream."""
-
-    def __init__(self, tls: TLSStream, transport: trio.SocketStream) -> None:
-        self.tls = tls
-        self.transport_stream = transport
-
-    async def do_handshake(self) -> None:
-        await self.tls.do_handshake()
-
-    def selected_alpn_protocol(self) -> str:
-        return ALPN_HTTP1.decode()
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.tls.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.tls.wait_send_all_might_not_block()
-
-    async def send_eof(self) -> None:
-        await self.tls.send_eof()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self.tls.receive_some(max_bytes)
-
-    async def aclose(self) -> None:
-        await self.tls.aclose()
-
-
 async def serve_tls_connection(
-    handler: Callable[[ConnectionState, Any], Awaitable[None]],
+    serve: Callable[[trio.abc.HalfCloseableStream, dict[str, bytes]], Awaitable[None]],
     context: SSL.Context,
     handshake_timeout: float,
     stream: trio.SocketStream,
 ) -> None:
-    """Handshake, then serve HTTP with the client certificate (if any) in the state."""
+    """Handshake, then ``serve`` HTTP with the client certificate (if any) in the state."""
     tls = TLSStream(stream, context, server_side=True, require_alpn=False)  # Go sends none
     try:
         with trio.fail_after(handshake_timeout):
@@ -102,5 +72,4 @@ async def serve_tls_connection(
     except (trio.BrokenResourceError, trio.TooSlowError, P2PSyncError):
         await trio.aclose_forcefully(tls)
         return
-    state = {CLIENT_CERT_STATE: chain[0]} if len(chain) == 1 else {}
-    await handler(ConnectionState(state), _HypercornTLS(tls, stream))
+    await serve(tls, {CLIENT_CERT_STATE: chain[0]} if len(chain) == 1 else {})

@@ -1,28 +1,24 @@
-"""Run the discovery app on hypercorn's HTTP/1.1 connection handler, under our accept loop.
+"""Serve the discovery API on ``http1``'s HTTP/1.1 connections, under our accept loop.
 
-hypercorn's own ``serve`` accepts without limit and logs a traceback every 0.1 s while
-accept(2) fails with EMFILE; here ``p2psync.api.accept.serve_capped`` accepts instead
-(caps in total and per address, quiet on exhausted resources) and hands each connection
-to hypercorn's ``TCPServer``. Timeouts: a connection must deliver a request head within
-``header_timeout`` (hypercorn's idle timer, which runs until a head is complete; also
-the TLS handshake's limit), a body within ``body_timeout`` in total (``app``).
+``p2psync.api.accept.serve_capped`` accepts (caps in total and per address, quiet on
+exhausted resources: no traceback storm while accept(2) fails with EMFILE) and gives
+each connection a task: plain HTTP, or TLS first (``client_cert_tls``: a Syncthing
+device's certificate for v3 announcements). Timeouts: a request head within
+``header_timeout`` (also the TLS handshake's limit and a kept-alive connection's idle
+time), a body within ``body_timeout`` in total. On shutdown, idle connections close at
+once and busy ones get ``graceful_timeout`` to finish their answer.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState
-from hypercorn.utils import repr_socket_addr, wrap_app
 
 from p2psync.api.accept import (
     ConnectionCaps,
@@ -31,14 +27,14 @@ from p2psync.api.accept import (
     total_cap_below_fd_limit,
 )
 
-from .asgi import DiscoveryService, ServerSettings, create_app
 from .client_cert_tls import certificate_device_id, make_server_context, serve_tls_connection
-from .logsetup import ServerLogger
+from .http1 import Limits, Terminating, serve_connection
+from .service import DiscoveryService, ServerSettings
 from .stores import Store
 
 log = logging.getLogger(__name__)
 
-READ_BACKSTOP = 60  # seconds: no read on a connection may wait longer
+BACKLOG = 1024
 
 
 async def serve_discovery(
@@ -58,86 +54,94 @@ async def serve_discovery(
     Reports (bound URLs, service) once listening; with ``settings.url`` None the public
     URL (used in signature checks) becomes the first bound URL.
     """
-    app, service = create_app(settings, store, clock=clock)
-    config = _hypercorn_config(settings, listen, certfile, keyfile, graceful_timeout)
-    listeners, binds = _open_listeners(config)
+    service = DiscoveryService(settings, store, clock=clock)
+    tls = certfile is not None and keyfile is not None
+    listeners, binds = await _open_listeners(listen, "https" if tls else "http")
     total = total_cap_below_fd_limit(settings.max_connections)
     gate = ConnectionGate(ConnectionCaps(total, min(total, settings.max_per_address)))
     service.gate = gate
-    context = WorkerContext(None)
-    asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]  # as before
-    handler = partial(TCPServer, asgi, config, context)
+    limits = Limits(
+        max_body=settings.max_body,
+        head_timeout=settings.header_timeout,
+        keepalive_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        send_timeout=max(30.0, settings.header_timeout),
+    )
+    terminating = Terminating()
 
-    def plain(stream: Any) -> Awaitable[None]:
-        return handler(ConnectionState({}), stream)
+    async def serve_http(stream: Any, state: dict[str, bytes]) -> None:
+        await serve_connection(
+            service.handle,
+            limits,
+            terminating,
+            stream,
+            _peer_ip(stream),
+            state,
+            on_refused=service.metrics.reject,
+        )
 
-    connect: Callable[[Any], Awaitable[None]] = plain
-    if certfile is not None and keyfile is not None:  # TLS here: client certificates (v3)
-        tls = make_server_context(certfile, keyfile)
-        connect = partial(serve_tls_connection, handler, tls, config.ssl_handshake_timeout)
+    def plain(stream: trio.SocketStream) -> Awaitable[None]:
+        return serve_http(stream, {})
+
+    connect: Callable[[trio.SocketStream], Awaitable[None]] = plain
+    if tls:
+        assert certfile is not None and keyfile is not None
+        context = make_server_context(certfile, keyfile)
+        connect = partial(serve_tls_connection, serve_http, context, settings.header_timeout)
         service.certificate_id = certificate_device_id(certfile)
-    async with trio.open_nursery() as connections:
-        try:
-            async with trio.open_nursery() as accepting:
-                accepting.start_soon(
-                    partial(
-                        serve_capped,
-                        connect,
-                        listeners,
-                        gate,
-                        handler_nursery=connections,
-                        logger=log,
+    try:
+        async with trio.open_nursery() as connections:
+            try:
+                async with trio.open_nursery() as accepting:
+                    accepting.start_soon(
+                        partial(
+                            serve_capped,
+                            connect,
+                            listeners,
+                            gate,
+                            handler_nursery=connections,
+                            logger=log,
+                        )
                     )
-                )
-                _announce(service, binds, gate)
-                task_status.started((binds, service))
-                if shutdown_trigger is None:
-                    await trio.sleep_forever()
-                await shutdown_trigger()
-                accepting.cancel_scope.cancel()
-        finally:
-            # idle keep-alive connections close now, the rest get graceful_timeout
-            await context.terminated.set()
-            connections.cancel_scope.deadline = trio.current_time() + graceful_timeout
+                    _announce(service, binds, gate)
+                    task_status.started((binds, service))
+                    if shutdown_trigger is None:
+                        await trio.sleep_forever()
+                    await shutdown_trigger()
+                    accepting.cancel_scope.cancel()
+            finally:
+                # idle keep-alive connections close now, the rest get graceful_timeout
+                terminating.set()
+                connections.cancel_scope.deadline = trio.current_time() + graceful_timeout
+    finally:
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
 
 
-def _hypercorn_config(
-    settings: ServerSettings,
-    listen: str,
-    certfile: str | None,
-    keyfile: str | None,
-    graceful_timeout: float,
-) -> Config:
-    config = Config()
-    config.bind = [listen]
-    config.certfile = certfile
-    config.keyfile = keyfile
-    config.graceful_timeout = graceful_timeout
-    config.accesslog = None
-    config.logger_class = ServerLogger  # each line once; one DEBUG line per request
-    config.include_server_header = False
-    config.keep_alive_timeout = settings.header_timeout  # also idle time between requests
-    config.ssl_handshake_timeout = settings.header_timeout
-    # a backstop for silence the other timers do not cover (HTTP/2 streams); long enough
-    # not to cut a request whose answer waits on a slow store
-    config.read_timeout = math.ceil(max(READ_BACKSTOP, settings.header_timeout))
-    return config
+def _peer_ip(stream: Any) -> str:
+    """The client's IP (a TLS stream's transport, or the socket stream itself)."""
+    sock = getattr(getattr(stream, "transport", stream), "socket", None)
+    try:
+        return str(sock.getpeername()[0]) if sock is not None else ""
+    except OSError:
+        return ""
 
 
-def _open_listeners(config: Config) -> tuple[list[trio.abc.Listener[Any]], list[str]]:
-    """Bound and listening sockets for ``config.bind`` as trio listeners, with URLs
-    (TLS on the https ones is the connection handler's: serve_tls_connection)."""
-    sockets = config.create_sockets()
-    listeners: list[trio.abc.Listener[Any]] = []
-    binds: list[str] = []
-    for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
-        for sock in group:
-            sock.listen(config.backlog)
-            listener: trio.abc.Listener[Any] = trio.SocketListener(
-                trio.socket.from_stdlib_socket(sock)
-            )
-            listeners.append(listener)
-            binds.append(f"{scheme}://{repr_socket_addr(sock.family, sock.getsockname())}")
+async def _open_listeners(listen: str, scheme: str) -> tuple[list[trio.SocketListener], list[str]]:
+    """Listening sockets for ``host:port`` (``[v6]:port``; an empty host: every interface)
+    and their URLs."""
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"--listen {listen!r}: expected HOST:PORT") from None
+    listeners = await trio.open_tcp_listeners(port, host=host or None, backlog=BACKLOG)
+    binds = []
+    for listener in listeners:
+        address = listener.socket.getsockname()
+        shown = f"[{address[0]}]" if listener.socket.family == socket.AF_INET6 else address[0]
+        binds.append(f"{scheme}://{shown}:{address[1]}")
     return listeners, binds
 
 

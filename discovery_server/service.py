@@ -1,4 +1,4 @@
-"""The discovery server's HTTP API as a Starlette (ASGI) app.
+"""The discovery server's HTTP API: routes and handlers over ``http1``'s requests.
 
     POST /v1/announce        signed announcement -> 204 + Reannounce-After
     GET  /v1/lookup?device=  200 {"addresses", "seen"} | 404 + Retry-After
@@ -7,7 +7,8 @@
     GET  /healthz            200 when the store answers
     GET  /metrics            Prometheus text
 
-Every 4xx/5xx body is ``{"error": "..."}``. Rejections are counted by reason.
+Every 4xx/5xx body is ``{"error": "..."}``. Rejections are counted by reason. GET routes
+answer HEAD too (without the body). Bodies arrive read and bounded (``http1.Limits``).
 """
 
 from __future__ import annotations
@@ -19,15 +20,11 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from p2psync.api.accept import ConnectionGate
 from p2psync.discovery import announcement
@@ -35,6 +32,7 @@ from p2psync.errors import AnnouncementError, DeviceIDError
 from p2psync.identity import DeviceID
 
 from .addresses import BAD_ADDRESS, normalize_addresses
+from .http1 import HttpRequest, HttpResponse
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .stores import Store, StoreUnavailableError
@@ -108,26 +106,49 @@ class DiscoveryService:
         self._crypto_limiter = trio.CapacityLimiter(4)
         self.gate: ConnectionGate | None = None  # set by the server, for /metrics
         self.certificate_id: DeviceID | None = None  # HTTPS: what Syncthing's ?id= pins
+        Endpoint = Callable[[HttpRequest], Awaitable[HttpResponse]]
+        self._routes: dict[str, dict[str, Endpoint]] = {
+            "/v1/announce": {"POST": self.announce},
+            "/v1/lookup": {"GET": self.lookup},
+            V3_PATH: {"POST": self.announce_v3, "GET": self.lookup},
+            "/healthz": {"GET": self.healthz},
+            "/metrics": {"GET": self.metrics_page},
+        }
 
-    def app(self) -> Starlette:
-        routes = [
-            Route("/v1/announce", self._wrap(self.announce), methods=["POST"]),
-            Route("/v1/lookup", self._wrap(self.lookup), methods=["GET"]),
-            Route(V3_PATH, self._wrap(self.announce_v3), methods=["POST"]),
-            Route(V3_PATH, self._wrap(self.lookup), methods=["GET"]),
-            Route("/healthz", self._wrap(self.healthz), methods=["GET"]),
-            Route("/metrics", self._wrap(self.metrics_page), methods=["GET"]),
-        ]
-        return Starlette(routes=routes, exception_handlers={HTTPException: self._http_error})
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        """Route ``request`` (``http1.Handler``)."""
+        routes = self._routes.get(request.path)
+        if routes is None:
+            self.metrics.reject("http-404")
+            return _json({"error": "Not Found"}, 404)
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = routes.get(method)
+        if handler is None:
+            self.metrics.reject("http-405")
+            allowed = ", ".join(sorted({*routes, *(["HEAD"] if "GET" in routes else [])}))
+            return _json({"error": "Method Not Allowed"}, 405, {"Allow": allowed})
+        try:
+            return await handler(request)
+        except _Reject as exc:
+            self.metrics.reject(exc.reason)
+            if exc.status == 429:
+                self.metrics.inc("rate_limited_total")
+            return _json({"error": exc.message}, exc.status, exc.headers)
+        except StoreUnavailableError as exc:
+            log.warning("store unavailable: %s", exc)
+            return _json(
+                {"error": "the store is unavailable; try again later"},
+                503,
+                {"Retry-After": "60"},
+            )
 
     # --- handlers -------------------------------------------------------------------
 
-    async def announce(self, request: Request) -> Response:
+    async def announce(self, request: HttpRequest) -> HttpResponse:
         source = self._source(request)
         self._rate_limit(source)
-        raw = await _read_limited(request, self.settings.max_body, self.settings.body_timeout)
         try:
-            body = json.loads(raw)
+            body = json.loads(request.body)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise _Reject(400, announcement.MALFORMED, "the body is not valid JSON") from exc
         if self.url is None:
@@ -149,35 +170,30 @@ class DiscoveryService:
         await self.store.put(device, addresses, now, self.settings.ttl)
         self.metrics.inc("announces_total")
         log.debug("announce %s from %s: %s", device.short_str(), source, addresses)
-        return Response(
-            status_code=204, headers={"Reannounce-After": str(self.settings.reannounce_after)}
-        )
+        return HttpResponse(204, headers={"Reannounce-After": str(self.settings.reannounce_after)})
 
-    async def announce_v3(self, request: Request) -> Response:
+    async def announce_v3(self, request: HttpRequest) -> HttpResponse:
         """Syncthing's announcement: the device is the TLS client certificate's."""
         source = self._source(request)
         self._rate_limit(source)
         try:
-            der = client_certificate(request.scope, request.headers, self.settings.trust_forwarded)
+            der = client_certificate(request.state, request.headers, self.settings.trust_forwarded)
             if der is None:
                 raise AnnouncementError(
                     NO_CERTIFICATE, "announce over HTTPS with the device certificate"
                 )
-            raw = await _read_limited(request, self.settings.max_body, self.settings.body_timeout)
-            addresses = usable_addresses(announced_addresses(raw), source)
+            addresses = usable_addresses(announced_addresses(request.body), source)
         except AnnouncementError as exc:
             raise _Reject(_STATUS_BY_REASON.get(exc.reason, 400), exc.reason, str(exc)) from exc
         device = DeviceID.from_cert_der(der)
         await self.store.put(device, addresses, self.clock(), self.settings.ttl)
         self.metrics.inc("announces_total")
         log.debug("announce (v3) %s from %s: %s", device.short_str(), source, addresses)
-        return Response(
-            status_code=204, headers={"Reannounce-After": str(self.settings.reannounce_after)}
-        )
+        return HttpResponse(204, headers={"Reannounce-After": str(self.settings.reannounce_after)})
 
-    async def lookup(self, request: Request) -> Response:
+    async def lookup(self, request: HttpRequest) -> HttpResponse:
         self._rate_limit(self._source(request))
-        text = request.query_params.get("device")
+        text = _device_param(request)
         if not text:
             raise _Reject(400, announcement.MALFORMED, "missing ?device=<device ID>")
         try:
@@ -188,62 +204,29 @@ class DiscoveryService:
         self.metrics.inc("lookups_total")
         if record is None:
             self.metrics.inc("lookup_misses_total")
-            return JSONResponse(
+            return _json(
                 {"error": f"device {device} is not known"},
-                status_code=404,
-                headers={"Retry-After": str(self.settings.retry_after)},
+                404,
+                {"Retry-After": str(self.settings.retry_after)},
             )
         self.metrics.inc("lookup_hits_total")
-        return JSONResponse({"addresses": list(record.addresses), "seen": _rfc3339(record.seen)})
+        return _json({"addresses": list(record.addresses), "seen": _rfc3339(record.seen)})
 
-    async def healthz(self, request: Request) -> Response:
+    async def healthz(self, request: HttpRequest) -> HttpResponse:
         await self.store.ping()
-        return JSONResponse({"status": "ok"})
+        return _json({"status": "ok"})
 
-    async def metrics_page(self, request: Request) -> Response:
+    async def metrics_page(self, request: HttpRequest) -> HttpResponse:
         devices = await self.store.size(self.clock())
         connections = self.gate.statistics() if self.gate is not None else None
-        return PlainTextResponse(
-            self.metrics.render(devices=devices, connections=connections),
-            media_type="text/plain; version=0.0.4",
-        )
+        text = self.metrics.render(devices=devices, connections=connections)
+        return HttpResponse(200, text.encode(), content_type="text/plain; version=0.0.4")
 
     # --- plumbing -------------------------------------------------------------------
 
-    def _wrap(self, handler: Callable[[Request], object]) -> Callable[[Request], object]:
-        @functools.wraps(handler)  # type: ignore[arg-type]
-        async def wrapped(request: Request) -> Response:
-            try:
-                return await handler(request)  # type: ignore[misc]
-            except _Reject as exc:
-                self.metrics.reject(exc.reason)
-                if exc.status == 429:
-                    self.metrics.inc("rate_limited_total")
-                return JSONResponse(
-                    {"error": exc.message}, status_code=exc.status, headers=exc.headers
-                )
-            except ClientDisconnect:
-                # the client left mid-body: nobody reads an answer, nothing to log
-                self.metrics.reject("client-disconnect")
-                return Response(status_code=400)
-            except StoreUnavailableError as exc:
-                log.warning("store unavailable: %s", exc)
-                return JSONResponse(
-                    {"error": "the store is unavailable; try again later"},
-                    status_code=503,
-                    headers={"Retry-After": "60"},
-                )
-
-        return wrapped
-
-    async def _http_error(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        self.metrics.reject(f"http-{exc.status_code}")
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-    def _source(self, request: Request) -> str:
+    def _source(self, request: HttpRequest) -> str:
         """The client's IP: the peer, or X-Forwarded-For's last hop with --trust-forwarded."""
-        host = request.client.host if request.client else ""
+        host = request.client
         if self.settings.trust_forwarded:
             forwarded = request.headers.get("x-forwarded-for", "")
             if forwarded:
@@ -269,28 +252,18 @@ class DiscoveryService:
             )
 
 
-async def _read_limited(request: Request, limit: int, within: float) -> bytes:
-    """The body, refusing as soon as it is known to exceed ``limit`` bytes (413) or
-    once it has taken ``within`` seconds in all (408; a trickle resets no timer)."""
-    too_big = _Reject(413, "body-too-large", f"the body exceeds {limit} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_big
-    chunks: list[bytes] = []
-    total = 0
-    with trio.move_on_after(within):
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise too_big
-            chunks.append(chunk)
-        return b"".join(chunks)
-    raise _Reject(
-        408,
-        "body-timeout",
-        f"the body did not arrive within {within:g} s",
-        {"Connection": "close"},
-    )
+def _device_param(request: HttpRequest) -> str | None:
+    """``?device=``: the whole query when it is only that (every client's lookup: no
+    general query parsing), else from the parsed query."""
+    query = request.query_string
+    if query.startswith(b"device=") and b"&" not in query:
+        return urllib.parse.unquote_plus(query[7:].decode("latin-1"))
+    return request.query_params.get("device")
+
+
+def _json(data: object, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return HttpResponse(status, body, headers or {}, "application/json")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -314,11 +287,3 @@ def _rfc3339(unix: float) -> str:
 def _rfc3339_second(unix: int) -> str:
     moment = datetime.datetime.fromtimestamp(unix, datetime.UTC)
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def create_app(
-    settings: ServerSettings, store: Store, *, clock: Callable[[], float] = time.time
-) -> tuple[Starlette, DiscoveryService]:
-    """The ASGI app and the service behind it (for its metrics and URL)."""
-    service = DiscoveryService(settings, store, clock=clock)
-    return service.app(), service

@@ -16,7 +16,7 @@ import base64
 import binascii
 import json
 import urllib.parse
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography import x509
@@ -46,11 +46,11 @@ TRAEFIK_HEADER = "x-forwarded-tls-client-cert"
 
 
 def client_certificate(
-    scope: MutableMapping[str, Any], headers: Any, trust_forwarded: bool
+    state: Mapping[str, Any], headers: Mapping[str, str], trust_forwarded: bool
 ) -> bytes | None:
-    """The announcing device's certificate (DER): from our TLS layer, else from a trusted
-    proxy's header. None if there is none; AnnouncementError if a header is malformed."""
-    state = scope.get("state") or {}
+    """The announcing device's certificate (DER): from our TLS layer (the connection's
+    ``state``), else from a trusted proxy's header (names in lower case). None if there
+    is none; AnnouncementError if a header is malformed."""
     der = state.get(CLIENT_CERT_STATE)
     if der:
         return bytes(der)

@@ -68,7 +68,7 @@ def test_same_load_against_stdiscosrv(tmp_path: Path) -> None:
 
 
 def test_the_load_generator_survives_a_server_closing_idle_connections(tmp_path: Path) -> None:
-    """hypercorn closes a kept-alive connection idle for --header-timeout seconds; the
+    """The server closes a kept-alive connection idle for --header-timeout seconds; the
     bench's client must send its next request on a new one instead of failing the run."""
     import trio
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from discovery_server.asgi import DiscoveryService, ServerSettings
+from discovery_server.service import DiscoveryService, ServerSettings
 from discovery_server.server import serve_discovery
 from discovery_server.stores import MemoryStore, Record, Store
 from p2psync.identity import DeviceID
@@ -90,7 +90,7 @@ async def running_server(
     verify: object = True,
     **settings: object,
 ) -> AsyncIterator[RunningServer]:
-    """A real hypercorn server on 127.0.0.1:<free port> and an httpx client for it."""
+    """A real server on 127.0.0.1:<free port> and an httpx client for it."""
     clock = clock or FakeClock()
     async with trio.open_nursery() as nursery:
         binds, service = await nursery.start(

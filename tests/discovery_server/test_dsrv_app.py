@@ -1,4 +1,4 @@
-"""The HTTP API against a real hypercorn server on 127.0.0.1, driven by httpx."""
+"""The HTTP API against a real server on 127.0.0.1, driven by httpx."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def test_serves_and_keeps_registrations_across_a_restart(
 
 
 def test_a_silent_tls_client_is_dropped_at_the_header_timeout(tmp_path: Path) -> None:
-    """The TLS handshake counts against --header-timeout (hypercorn's own default: 60 s)."""
+    """The TLS handshake counts against --header-timeout (the server's own limit)."""
     cert, key = write_tls_files(tmp_path)
     proc, url = _start("--cert", str(cert), "--key", str(key), "--header-timeout", "1")
     try:

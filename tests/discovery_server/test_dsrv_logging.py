@@ -56,6 +56,6 @@ def test_each_log_line_once_and_requests_only_at_debug(level: str) -> None:
     if level == "info":
         assert access == [], lines
     else:
-        # one per request answered (hypercorn may add a "-" line for a connection it drops)
+        # one per request answered
         answered = [line for line in access if '" 200 ' in line]
         assert len(answered) == 3 and all(" DEBUG " in line for line in access), lines
