@@ -27,7 +27,8 @@ from ..protocol.fileinfo import FileInfo
 from ..protocol.messages import ErrorCode, Request, Response
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
-from ..scanner.scan import ScanProgress
+from ..scanner.scan import FLAG_NOT_SELECTED, FLAG_NOT_SYNCED_HERE, ScanProgress
+from ..selection import is_selected
 from . import folder_schedule as sched
 from .folder_index import FolderIndex
 from .folder_lock import FolderLock
@@ -47,6 +48,7 @@ from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
 from .pull import DISK_FULL, ItemSkipped, Puller, PullRound
 from .scan_round import ScanRound
+from .selection_apply import forget_selected, trim
 from .serve import BlockServer, ServeQueue
 from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
@@ -122,6 +124,8 @@ class FolderRunner:
         self._recheck_local = True
         self._marker_lost = False
         self._lock = lock
+        self._selection_due = True  # apply the selection (selection_apply.py) next pull
+        self._selection_retries = 0
 
     def update_config(self, config: FolderConfig) -> None:
         """Apply a changed folder config to the running folder (same id and path)."""
@@ -131,6 +135,9 @@ class FolderRunner:
             self.puller.versioner = self.versioner
         self.puller.ignore_permissions = config.ignore_permissions
         self.puller.max_conflicts = config.max_conflicts
+        if config.selected != previous.selected:
+            self._selection_due = True
+            self._selection_retries = 0
         if config.ignore_permissions != previous.ignore_permissions:
             self.request_scan(None)
         if (config.watcher, config.watcher_delay_ms) != (
@@ -510,7 +517,56 @@ class FolderRunner:
         return True
 
     # ---- pulling -------------------------------------------------------------------
+    async def _apply_selection(self) -> None:
+        """After a selection change (or at start): names selected again are needed again,
+        and in-sync local copies left out are removed (selection_apply.py)."""
+        if not self._selection_due:
+            return
+        self._selection_due = False
+        selection = self.config.selected
+        flagged = await self._db(self.index.count_local_flagged, self.id, FLAG_NOT_SELECTED)
+        forgotten = (
+            await self._db(forget_selected, self.index, self.id, selection) if flagged else 0
+        )
+        trimmed = await self._db(
+            trim, self.index, self.id, self.fs, selection, self.puller.commit.check_unchanged
+        )
+        self.status.selection_kept = trimmed.kept
+        self.status.selection_kept_count = trimmed.kept_count
+        for name, why in list(trimmed.kept.items())[:20]:
+            log.info("%s: %r is outside the selection but kept here: %s", self.id, name, why)
+        if trimmed.rescan and self._selection_retries < 3:
+            self._selection_retries += 1
+            self._selection_due = True  # again after the scan of what changed
+            self._note_paths(trimmed.rescan)
+        if forgotten or trimmed.removed:
+            self.server.clear_cache()
+            self.local_sequence.set(
+                await self._db(self.index.max_sequence, self.id, self.local.raw)
+            )
+
+    async def _leave_out(self, page: list[FileInfo]) -> list[FileInfo]:
+        """``page`` without the names the selection leaves out and this device does not
+        hold: those are kept as "not selected" (recorded with the round's flush). A file
+        still here outside the selection (kept: a local change) syncs as before."""
+        selection = self.config.selected
+        if not selection:
+            return page
+        out = [fi for fi in page if is_selected(fi.name, selection)]
+        if len(out) == len(page):
+            return page
+        left = [fi for fi in page if not is_selected(fi.name, selection)]
+        locals_ = await self._db(self.index.get_local_many, self.id, [fi.name for fi in left])
+        for fi in left:
+            local = locals_.get(fi.name)
+            if local is None or local.deleted or local.local_flags & FLAG_NOT_SYNCED_HERE:
+                self.puller.keep_not_selected(fi)
+            else:
+                out.append(fi)
+        return out
+
     async def _pull(self) -> sched.Pulled:
+        await self._apply_selection()
         if self.config.type == "sendonly":
             return sched.Pulled(PullResult.SKIPPED)
         need = await self._db(self.index.need_counts, self.id)
@@ -569,7 +625,7 @@ class FolderRunner:
                     await trio.to_thread.run_sync(gen.close)
                     gen = self.index.iter_need(self.id, page_size, cursor)
                     continue
-                kept = [fi for fi in page if wanted(fi)]
+                kept = [fi for fi in await self._leave_out(page) if wanted(fi)]
                 if kept:  # a page of ignored names only is no reason to stop
                     return kept
 
