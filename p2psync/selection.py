@@ -85,3 +85,35 @@ def renamed(selection: Selection, old: str, new: str) -> Selection:
             path = new + path[len(old) :]
         moved.append(path)
     return normalize(moved) if moved else ()
+
+
+def follow_renames(
+    selection: Selection, gone: dict[str, bytes | None], new: dict[str, bytes | None]
+) -> Selection:
+    """``selection`` after one scan's changes: a selected directory in ``gone`` (names
+    deleted, each with a key: None for a directory) whose entries all appear under
+    exactly one new directory of ``new`` with the same relative names and keys was
+    renamed there, and the selection follows it."""
+    result = selection
+    for path in selection:
+        if path not in gone or gone[path] is not None:
+            continue
+        before = _below(gone, path)
+        targets = [
+            d
+            for d, key in new.items()
+            if key is None and d != path and _below(new, d) == before and not is_at(d, path)
+        ]
+        if len(targets) == 1:
+            result = renamed(result, path, targets[0])
+    return result
+
+
+def is_at(name: str, path: str) -> bool:
+    """Whether ``name`` is ``path`` or lies under it."""
+    return _at_or_below(name, path)
+
+
+def _below(names: dict[str, bytes | None], path: str) -> dict[str, bytes | None]:
+    prefix = path + "/"
+    return {n[len(prefix) :]: k for n, k in names.items() if n.startswith(prefix)}

@@ -14,6 +14,8 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 import trio
 
@@ -28,7 +30,7 @@ from ..protocol.messages import ErrorCode, Request, Response
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
 from ..scanner.scan import FLAG_NOT_SELECTED, FLAG_NOT_SYNCED_HERE, ScanProgress
-from ..selection import is_selected
+from ..selection import follow_renames, is_at, is_selected
 from . import folder_schedule as sched
 from .folder_index import FolderIndex
 from .folder_lock import FolderLock
@@ -54,6 +56,8 @@ from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
 
+RENAME_NAMES_MAX = 100_000  # names a scan remembers to follow a selected directory's rename
+
 __all__ = ["FolderRunner", "FolderStatus", "WatchFolder", "drop_partials_on_full_disk"]
 
 
@@ -77,6 +81,7 @@ class FolderRunner:
         hash_workers: int = 2,
         on_index_reset: Callable[[str], Awaitable[None]] | None = None,
         tuning: FolderTuning = DEFAULT_TUNING,
+        change_config: Callable[[Callable[..., Any]], Awaitable[Any]] | None = None,
     ) -> None:
         self.config = config
         self.id = config.id
@@ -125,6 +130,10 @@ class FolderRunner:
         self._marker_lost = False
         self._lock = lock
         self._selection_due = True  # apply the selection (selection_apply.py) next pull
+        self._change_config = change_config  # saves and applies a config edit (renames)
+        # a scan's deletions and additions, while a selection may follow a rename
+        self._scan_gone: dict[str, bytes | None] = {}
+        self._scan_new: dict[str, bytes | None] = {}
         self._selection_retries = 0
 
     def update_config(self, config: FolderConfig) -> None:
@@ -480,6 +489,7 @@ class FolderRunner:
             full=full,
             seconds=round(result.seconds, 3),
         )
+        await self._follow_renames()
         if full and not self.status.initial_scan_done:
             self.status.initial_scan_done = True
             self.events.emit(
@@ -500,6 +510,35 @@ class FolderRunner:
     def _scanned_stored(self, stored: list[FileInfo]) -> None:
         self.server.clear_cache()
         self.local_sequence.set(max(f.sequence for f in stored))
+        selection = self.config.selected
+        if selection and len(self._scan_gone) + len(self._scan_new) < RENAME_NAMES_MAX:
+            for f in stored:  # names and types: a tombstone holds no content to compare
+                key = None if f.is_directory else b""
+                if f.deleted and any(is_at(f.name, p) for p in selection):
+                    self._scan_gone[f.name] = key
+                elif not f.deleted and not f.invalid:
+                    self._scan_new[f.name] = key
+
+    async def _follow_renames(self) -> None:
+        """A selected directory renamed here: the selection follows its new name."""
+        gone, new = self._scan_gone, self._scan_new
+        self._scan_gone, self._scan_new = {}, {}
+        if not gone or self._change_config is None:
+            return
+        selection = self.config.selected
+        moved = follow_renames(selection, gone, new)
+        if moved == selection:
+            return
+        folder_id = self.id
+        log.info("%s: selected directories renamed; the selection is now %s", folder_id, moved)
+
+        def edit(cfg: Any) -> Any:
+            fc = cfg.folder(folder_id)
+            if fc is None or fc.selected != selection:
+                return cfg
+            return cfg.with_folder(replace(fc, selected=moved))
+
+        await self._change_config(edit)
 
     async def _clean_stale_temps(self) -> bool:
         """Remove puller temp files once nothing is needed: an interrupted pull's partial

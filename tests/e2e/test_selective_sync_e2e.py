@@ -153,6 +153,20 @@ def test_a_selective_device_keeps_only_its_paths_and_loses_nothing(tmp_path: Pat
         for m in ("a", "b"):
             assert (data[m] / "music" / "m1.mp3").read_bytes() == FILES["music/m1.mp3"]
             assert deletions_seen_from(homes[m], ids["c"]) == 0
+
+        # c renames its selected directory while running: the selection follows
+        (data["c"] / "photos").rename(data["c"] / "pictures")
+        ok(homes["c"], "scan", "shared")
+        wait_for(
+            lambda: folder(homes["c"])["selection"]["selected"] == ["pictures"],
+            timeout=30,
+            what="the selection follows the rename",
+        )
+        wait_for(
+            lambda: (data["a"] / "pictures" / "keep.jpg").exists(), timeout=30, what="rename on a"
+        )
+        assert (data["c"] / "pictures" / "p1.jpg").read_bytes() == FILES["photos/p1.jpg"]
+        assert (data["a"] / "music" / "m1.mp3").read_bytes() == FILES["music/m1.mp3"]
     finally:
         for proc in procs.values():
             stop(proc)

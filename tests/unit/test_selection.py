@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2psync.errors import ConfigError
-from p2psync.selection import added, is_selected, narrowed, normalize, renamed
+from p2psync.selection import added, follow_renames, is_selected, narrowed, normalize, renamed
 
 segment = st.sampled_from(["a", "b", "docs", "photos", "é", "x y"])
 path = st.lists(segment, min_size=1, max_size=4).map("/".join)
@@ -70,3 +70,14 @@ def test_renamed() -> None:
     assert renamed(("docs", "music"), "docs", "papers") == ("music", "papers")
     assert renamed(("docs/a",), "docs", "p") == ("p/a",)
     assert renamed(("docsx",), "docs", "p") == ("docsx",)
+
+
+def test_follow_renames() -> None:
+    gone = {"docs": None, "docs/a.txt": b"", "docs/sub": None, "docs/sub/b.txt": b""}
+    new = {"papers": None, "papers/a.txt": b"", "papers/sub": None, "papers/sub/b.txt": b""}
+    assert follow_renames(("docs", "music"), gone, new) == ("music", "papers")
+    # not the same entries, or two candidates: the selection stays
+    assert follow_renames(("docs",), gone, {"papers": None, "papers/a.txt": b""}) == ("docs",)
+    twice = {**new, "other": None, "other/a.txt": b"", "other/sub": None, "other/sub/b.txt": b""}
+    assert follow_renames(("docs",), gone, twice) == ("docs",)
+    assert follow_renames(("docs",), {"docs/a.txt": b""}, new) == ("docs",)  # dir still there
