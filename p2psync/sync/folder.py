@@ -56,6 +56,7 @@ from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
 
+RENAME_SCANS = 4  # scans a selected directory's deletion waits for its new name
 RENAME_NAMES_MAX = 100_000  # names a scan remembers to follow a selected directory's rename
 
 __all__ = ["FolderRunner", "FolderStatus", "WatchFolder", "drop_partials_on_full_disk"]
@@ -134,6 +135,7 @@ class FolderRunner:
         # a scan's deletions and additions, while a selection may follow a rename
         self._scan_gone: dict[str, bytes | None] = {}
         self._scan_new: dict[str, bytes | None] = {}
+        self._rename_scans = 0
         self._selection_retries = 0
 
     def update_config(self, config: FolderConfig) -> None:
@@ -522,13 +524,19 @@ class FolderRunner:
     async def _follow_renames(self) -> None:
         """A selected directory renamed here: the selection follows its new name."""
         gone, new = self._scan_gone, self._scan_new
-        self._scan_gone, self._scan_new = {}, {}
         if not gone or self._change_config is None:
+            self._scan_gone, self._scan_new = {}, {}
             return
+        # a rename's two halves may be stored by two scans (the watcher's events):
+        # keep them for a few scans before forgetting them
+        self._rename_scans += 1
+        if self._rename_scans >= RENAME_SCANS:
+            self._scan_gone, self._scan_new, self._rename_scans = {}, {}, 0
         selection = self.config.selected
         moved = follow_renames(selection, gone, new)
         if moved == selection:
             return
+        self._scan_gone, self._scan_new, self._rename_scans = {}, {}, 0
         folder_id = self.id
         log.info("%s: selected directories renamed; the selection is now %s", folder_id, moved)
 
