@@ -22,6 +22,7 @@ import tomli_w
 from .config_lines import line_of
 from .errors import ConfigError, DeviceIDError, UsageError
 from .identity import DeviceID
+from .selection import normalize as normalize_selection
 from .values import DYNAMIC, FOLDER_TYPES, FolderKind, is_dynamic
 
 CONFIG_FILE = "config.toml"
@@ -68,6 +69,8 @@ class FolderConfig:
     history_days: int = 90  # the change log keeps entries this long (0: no age limit)
     history_max_entries: int = 1_000_000  # ... and at most this many (0: no count limit)
     versioning: VersioningConfig = field(default_factory=VersioningConfig)
+    # selective sync (selection.py): the directories this device keeps; () = everything
+    selected: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Parsed once: a folder built from a type's text (tests, older callers) holds the
@@ -427,9 +430,17 @@ def _parse_folder(table: dict[str, Any], where: str) -> FolderConfig:
         history_days=r.non_negative("history_days", 90),
         history_max_entries=r.non_negative("history_max_entries", 1_000_000),
         versioning=_parse_versioning(r.get("versioning", dict, {}), f"{where}.versioning"),
+        selected=_parse_selection(r.str_list("selected", ()), f"{where}.selected"),
     )
     r.finish()
     return folder
+
+
+def _parse_selection(paths: tuple[str, ...], where: str) -> tuple[str, ...]:
+    try:
+        return normalize_selection(paths)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('selection: ')}") from exc
 
 
 CONFIG_VERSION = 1
@@ -516,7 +527,11 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
             return {k: clean(v) for k, v in value.items()}
         return value
 
-    return clean(asdict(cfg))
+    data = clean(asdict(cfg))
+    for folder in data.get("folders", []):
+        if not folder.get("selected"):
+            del folder["selected"]  # the whole folder: written as before selective sync
+    return data
 
 
 def load_config(home: Path) -> Config:

@@ -172,6 +172,7 @@ def build_folder_runner(
         sources_for_many=model.sources_for_many,
         events=events,
         on_index_reset=model.announce_index_reset,
+        change_config=model.change_config,  # a selected directory renamed here
     )
 
 

@@ -25,6 +25,7 @@ from ..config import (
 from ..errors import NotFoundError, UsageError
 from ..identity import DeviceID
 from ..pending import PendingFolder
+from ..selection import normalize as normalize_selection
 from ..values import DYNAMIC, FOLDER_TYPES, FolderKind, is_dynamic
 
 
@@ -33,6 +34,11 @@ def _known_device(cfg: Config, device: str) -> DeviceID:
     if cfg.device(did) is None:
         raise NotFoundError(f"device {did} is not configured; run `p2psync peer add {did}` first")
     return did
+
+
+def folder_config(cfg: Config, folder_id: str) -> FolderConfig:
+    """``folder_id``'s config; NotFoundError if there is no such folder."""
+    return _folder(cfg, folder_id)
 
 
 def _folder(cfg: Config, folder_id: str) -> FolderConfig:
@@ -209,3 +215,49 @@ def _folder_kind(folder_type: str) -> FolderKind:
             f"folder type must be one of {', '.join(FOLDER_TYPES)}, not {folder_type!r}"
         )
     return kind
+
+
+# ---- selective sync (selection.py) ------------------------------------------------------
+
+
+def set_selection(cfg: Config, folder_id: str, paths: Iterable[str]) -> Config:
+    """The folder keeps exactly ``paths`` (empty: the whole folder)."""
+    with argument_errors():
+        selected = normalize_selection(paths)
+    return cfg.with_folder(replace(_folder(cfg, folder_id), selected=selected))
+
+
+def select_paths(cfg: Config, folder_id: str, paths: Sequence[str]) -> Config:
+    """Add ``paths`` to what the folder keeps. From the whole folder, the folder then
+    keeps only ``paths``."""
+    if not paths:
+        raise UsageError("name at least one folder-relative directory to select")
+    return set_selection(cfg, folder_id, (*_folder(cfg, folder_id).selected, *paths))
+
+
+def unselect_paths(cfg: Config, folder_id: str, paths: Sequence[str]) -> Config:
+    """Stop keeping ``paths`` (and the selected paths below them). Each must be selected
+    or hold selected paths; the last selected path cannot go (an empty selection is the
+    whole folder)."""
+    current = _folder(cfg, folder_id).selected
+    with argument_errors():
+        gone = normalize_selection(paths)
+    if not current:
+        raise UsageError(
+            f"folder {folder_id!r} keeps everything; choose what to keep with "
+            f"`p2psync folder select {folder_id} PATH...`"
+        )
+    left = list(current)
+    for path in gone:
+        below = [p for p in left if p == path or p.startswith(path + "/")]
+        if not below:
+            raise UsageError(
+                f"{path!r} is not selected in {folder_id!r} (selected: {', '.join(current)})"
+            )
+        left = [p for p in left if p not in below]
+    if not left:
+        raise UsageError(
+            "cannot leave out every selected path (an empty selection keeps the whole "
+            "folder); select another path first, or keep everything with --all"
+        )
+    return set_selection(cfg, folder_id, left)

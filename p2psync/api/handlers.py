@@ -39,6 +39,7 @@ from .openapi import openapi_document
 from .progress import CompletionCache, completion_json
 from .rates import RateMeter
 from .registry import RunningFolder, RunningNode
+from .selection import selection_routes
 from .settings import settings_routes
 from .views import conflicts_in, device_view, folder_view, system_view
 
@@ -703,6 +704,7 @@ def build_app(
         Route(f"{p}/pending/folders/{{id}}/accept", api.pending_folder_accept, methods=["POST"]),
         Route(f"{p}/pending/folders/{{id}}/reject", api.pending_folder_reject, methods=["POST"]),
         *settings_routes(node, api._change, _body, JSONResponse),
+        *selection_routes(node, api._change, _body, JSONResponse),
         *link_routes(node, _body, JSONResponse),
         *history_routes(node, JSONResponse, api.list_versions),
     ]

@@ -121,6 +121,16 @@ def folders_table(folders: list[dict[str, Any]]) -> RenderableType:
             notes.append(
                 Text(f"  {safe(f['id'])}: {safe(err['name'])}: {safe(err['error'])}", style="red")
             )
+        sel = f.get("selection") or {}
+        if sel.get("selected"):
+            line = (
+                f"  {safe(f['id'])}: selective sync keeps "
+                f"{', '.join(safe(p) for p in sel['selected'])}; "
+                f"{sel['left_out_items']} items ({human_bytes(sel['left_out_bytes'])}) left out"
+            )
+            if sel.get("kept_count"):
+                line += f", {sel['kept_count']} outside it kept here (local changes)"
+            notes.append(Text(line, style="cyan"))
         for item in f.get("not_synced", [])[:10]:
             notes.append(
                 Text(

@@ -12,6 +12,7 @@ import trio
 from .. import __version__
 from ..config import Config, DeviceConfig, FolderConfig
 from ..identity import DeviceID
+from ..scanner.scan import FLAG_NOT_SELECTED
 from ..sync.overrides import FLAG_RECEIVE_ONLY
 from .auth import exposure_warning
 from .progress import (
@@ -74,7 +75,9 @@ def _folder_counts(
             view.update(completion=0.0, need_bytes=glob.bytes, need_items=None)
         devices[d] = view
     changes = index.count_local_flagged(fc.id, FLAG_RECEIVE_ONLY) if fc.type == "receiveonly" else 0
+    left_out = index.local_flagged_totals(fc.id, FLAG_NOT_SELECTED) if fc.selected else (0, 0)
     return {
+        "left_out": left_out,
         "global": glob,
         "local": local,
         "need": need,
@@ -166,6 +169,13 @@ async def folder_view(
         "not_synced": [{"name": n, "error": e} for n, e in sorted(not_synced.items())[:MAX_LISTED]],
         "conflicts_created": status.conflicts if status else 0,
         "devices": devices,
+        # selective sync: what this device keeps, and what it leaves out (selection.py)
+        "selection": {
+            "selected": list(fc.selected),
+            "left_out_items": counts["left_out"][0],
+            "left_out_bytes": counts["left_out"][1],
+            "kept_count": status.selection_kept_count if status else 0,
+        },
     }
 
 

@@ -25,6 +25,7 @@ from .ignore_commands import ignore
 from .link_commands import link
 from .peer_commands import peer
 from .relay_commands import relay
+from .selection_commands import folder_select, folder_selection, folder_unselect
 from .status_commands import events, folder_completion, status
 from .support import Context, ErrorGroup
 from .web_commands import open_web, web_password
@@ -50,6 +51,9 @@ cli.add_command(peer)
 cli.add_command(folder)
 folder.add_command(folder_completion)
 folder.add_command(folder_unshare)
+folder.add_command(folder_select)
+folder.add_command(folder_unselect)
+folder.add_command(folder_selection)
 peer.add_command(peer_remove_address)
 cli.add_command(config_group)
 cli.add_command(open_web)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from ..protocol.fileinfo import FileInfo, FileType
 
 # FileInfo.local_flags bits that say "not a change a user made here or there": an entry
-# ignored on this device (1 << 1) or refused as not storable here (1 << 2). Kept in step
+# ignored on this device (1 << 1), refused as not storable here (1 << 2) or left out by
+# selective sync (1 << 3). Kept in step
 # with scanner.scan.FLAG_IGNORED / FLAG_NOT_SYNCED_HERE (that module imports the engine).
-_NOT_A_USER_CHANGE = (1 << 1) | (1 << 2)
+_NOT_A_USER_CHANGE = (1 << 1) | (1 << 2) | (1 << 3)
 # sync.overrides.FLAG_RECEIVE_ONLY: a local change a receive-only folder keeps to itself.
 _RECEIVE_ONLY = 1 << 0
 

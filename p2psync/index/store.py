@@ -606,6 +606,19 @@ class IndexStore:
         )
         return row[0] if row else 0
 
+    def local_flagged_totals(self, folder: str, flag: int) -> tuple[int, int]:
+        """How many live (not deleted) local entries carry ``flag``, and their bytes (the
+        sizes they record: e.g. what selective sync leaves out)."""
+        ids = self._ids(folder, self.local_device)
+        if ids is None:
+            return 0, 0
+        row = self._one(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files "
+            "WHERE folder = ? AND device = ? AND (local_flags & ?) <> 0 AND deleted = 0",
+            (*ids, flag),
+        )
+        return (row[0], row[1]) if row else (0, 0)
+
     def folders(self) -> list[str]:
         """Folders with any stored state, sorted."""
         return [row[0] for row in self._all("SELECT name FROM folders ORDER BY name", ())]

@@ -30,6 +30,7 @@ from ..fs.internal import is_internal
 from ..protocol import vector
 from ..protocol.fileinfo import FileInfo, FileType, block_size_for
 from ..protocol.names import validate_name
+from ..selection import Selection, is_selected
 from .blocks import hash_file
 from .walker import DiskItem, IgnoreMatcher, ScanProblem, Walker, is_at_or_below
 
@@ -53,6 +54,11 @@ FLAG_IGNORED = 1 << 1
 # version (``Puller.keep_not_synced``). It was never on disk, so its absence is no
 # deletion. (sync.overrides' FLAG_RECEIVE_ONLY is 1.)
 FLAG_NOT_SYNCED_HERE = 1 << 2
+# FileInfo.local_flags bit, always with FLAG_NOT_SYNCED_HERE: left out by this device's
+# selective sync (``selection.py``): kept invalid with the cluster's version, never on
+# disk here, so its absence is no deletion. Selecting it again forgets the entry.
+FLAG_NOT_SELECTED = 1 << 3
+NOT_SELECTED = FLAG_NOT_SYNCED_HERE | FLAG_NOT_SELECTED
 
 
 class LocalIndexView(Protocol):
@@ -128,6 +134,7 @@ def scan(
     batch_bytes: int = 16 << 20,
     ignore_permissions: bool = False,
     progress: ScanProgress | None = None,
+    selection: Selection = (),
 ) -> Generator[ScanBatch, None, None]:
     """Scan ``fs`` against ``view``, yielding batches of changes (nothing if unchanged).
 
@@ -141,6 +148,8 @@ def scan(
     peers learn of big files as they are hashed, not after the whole folder); each batch
     ended by size doubles the bound, up to 256 MiB.
     ``progress``: counts what is hashed as it is hashed (read from any thread).
+    ``selection``: the names this device keeps (selective sync); a known entry missing
+    from disk outside it is re-announced invalid (``as_not_selected``), never deleted.
     Raises UnsafePathError for an invalid subpath and FilesystemError if the folder root
     is missing; per-entry failures become ``ScanBatch.problems``.
     """
@@ -155,6 +164,7 @@ def scan(
         batch_bytes=max(1, batch_bytes),
         ignore_permissions=ignore_permissions,
         progress=progress,
+        selection=selection,
     )
     return job.run(job.roots(subpaths))  # roots now: a bad subpath raises at the call
 
@@ -188,8 +198,10 @@ class _Scan:
         batch_bytes: int,
         ignore_permissions: bool,
         progress: ScanProgress | None,
+        selection: Selection = (),
     ) -> None:
         self._fs = fs
+        self._selection = selection
         self._view = view
         self._short_id = short_id
         self._now = now
@@ -303,7 +315,11 @@ class _Scan:
             if not old.deleted and not old.local_flags & FLAG_IGNORED:
                 self._emit(_FILE, self._as_ignored(old))
             return
-        if old.deleted or old.local_flags & FLAG_IGNORED or st.type != old.type:
+        if (
+            old.deleted
+            or old.local_flags & (FLAG_IGNORED | FLAG_NOT_SELECTED)
+            or st.type != old.type
+        ):
             self._changed(item, old)
         elif st.type == FileType.FILE:
             if (
@@ -369,6 +385,9 @@ class _Scan:
                 self._emit(_FILE, self._as_ignored(old))
             return
         if self._case_insensitive and self._is_case_clash(name):
+            return
+        if not is_selected(name, self._selection):
+            self._emit(_FILE, as_not_selected(old))
             return
         self._emit(
             _FILE,
@@ -460,7 +479,7 @@ class _Scan:
             old is not None
             and old.is_file
             and not old.deleted
-            and not old.local_flags & FLAG_IGNORED
+            and not old.local_flags & (FLAG_IGNORED | FLAG_NOT_SELECTED)
             and old.blocks == blocks
             and not self._perms_differ(old, st)
             and self._same_mtime(old.modified_ns, st)
@@ -543,3 +562,9 @@ class _Scan:
 
     def _perms_differ(self, old: FileInfo, st: FileStat) -> bool:
         return not self._ignore_perms and (old.permissions & 0o777) != st.permissions
+
+
+def as_not_selected(entry: FileInfo) -> FileInfo:
+    """``entry`` left out by selective sync: same version, announced invalid, so a valid
+    copy elsewhere stays global and nothing is deleted on peers."""
+    return entry.with_(invalid=True, local_flags=NOT_SELECTED, inode=0, sequence=0)

@@ -14,6 +14,8 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 import trio
 
@@ -27,7 +29,8 @@ from ..protocol.fileinfo import FileInfo
 from ..protocol.messages import ErrorCode, Request, Response
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
-from ..scanner.scan import ScanProgress
+from ..scanner.scan import FLAG_NOT_SELECTED, FLAG_NOT_SYNCED_HERE, ScanProgress
+from ..selection import follow_renames, is_at, is_selected
 from . import folder_schedule as sched
 from .folder_index import FolderIndex
 from .folder_lock import FolderLock
@@ -47,10 +50,14 @@ from .notify import SequenceWatch, Wakeup
 from .overrides import override_local, revert_local
 from .pull import DISK_FULL, ItemSkipped, Puller, PullRound
 from .scan_round import ScanRound
+from .selection_apply import forget_selected, trim
 from .serve import BlockServer, ServeQueue
 from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
 log = logging.getLogger("p2psync.sync.folder")
+
+RENAME_SCANS = 4  # scans a selected directory's deletion waits for its new name
+RENAME_NAMES_MAX = 100_000  # names a scan remembers to follow a selected directory's rename
 
 __all__ = ["FolderRunner", "FolderStatus", "WatchFolder", "drop_partials_on_full_disk"]
 
@@ -75,6 +82,7 @@ class FolderRunner:
         hash_workers: int = 2,
         on_index_reset: Callable[[str], Awaitable[None]] | None = None,
         tuning: FolderTuning = DEFAULT_TUNING,
+        change_config: Callable[[Callable[..., Any]], Awaitable[Any]] | None = None,
     ) -> None:
         self.config = config
         self.id = config.id
@@ -122,6 +130,13 @@ class FolderRunner:
         self._recheck_local = True
         self._marker_lost = False
         self._lock = lock
+        self._selection_due = True  # apply the selection (selection_apply.py) next pull
+        self._change_config = change_config  # saves and applies a config edit (renames)
+        # a scan's deletions and additions, while a selection may follow a rename
+        self._scan_gone: dict[str, bytes | None] = {}
+        self._scan_new: dict[str, bytes | None] = {}
+        self._rename_scans = 0
+        self._selection_retries = 0
 
     def update_config(self, config: FolderConfig) -> None:
         """Apply a changed folder config to the running folder (same id and path)."""
@@ -131,6 +146,9 @@ class FolderRunner:
             self.puller.versioner = self.versioner
         self.puller.ignore_permissions = config.ignore_permissions
         self.puller.max_conflicts = config.max_conflicts
+        if config.selected != previous.selected:
+            self._selection_due = True
+            self._selection_retries = 0
         if config.ignore_permissions != previous.ignore_permissions:
             self.request_scan(None)
         if (config.watcher, config.watcher_delay_ms) != (
@@ -473,6 +491,7 @@ class FolderRunner:
             full=full,
             seconds=round(result.seconds, 3),
         )
+        await self._follow_renames()
         if full and not self.status.initial_scan_done:
             self.status.initial_scan_done = True
             self.events.emit(
@@ -493,6 +512,41 @@ class FolderRunner:
     def _scanned_stored(self, stored: list[FileInfo]) -> None:
         self.server.clear_cache()
         self.local_sequence.set(max(f.sequence for f in stored))
+        selection = self.config.selected
+        if selection and len(self._scan_gone) + len(self._scan_new) < RENAME_NAMES_MAX:
+            for f in stored:  # names and types: a tombstone holds no content to compare
+                key = None if f.is_directory else b""
+                if f.deleted and any(is_at(f.name, p) for p in selection):
+                    self._scan_gone[f.name] = key
+                elif not f.deleted and not f.invalid:
+                    self._scan_new[f.name] = key
+
+    async def _follow_renames(self) -> None:
+        """A selected directory renamed here: the selection follows its new name."""
+        gone, new = self._scan_gone, self._scan_new
+        if not gone or self._change_config is None:
+            self._scan_gone, self._scan_new = {}, {}
+            return
+        # a rename's two halves may be stored by two scans (the watcher's events):
+        # keep them for a few scans before forgetting them
+        self._rename_scans += 1
+        if self._rename_scans >= RENAME_SCANS:
+            self._scan_gone, self._scan_new, self._rename_scans = {}, {}, 0
+        selection = self.config.selected
+        moved = follow_renames(selection, gone, new)
+        if moved == selection:
+            return
+        self._scan_gone, self._scan_new, self._rename_scans = {}, {}, 0
+        folder_id = self.id
+        log.info("%s: selected directories renamed; the selection is now %s", folder_id, moved)
+
+        def edit(cfg: Any) -> Any:
+            fc = cfg.folder(folder_id)
+            if fc is None or fc.selected != selection:
+                return cfg
+            return cfg.with_folder(replace(fc, selected=moved))
+
+        await self._change_config(edit)
 
     async def _clean_stale_temps(self) -> bool:
         """Remove puller temp files once nothing is needed: an interrupted pull's partial
@@ -510,7 +564,56 @@ class FolderRunner:
         return True
 
     # ---- pulling -------------------------------------------------------------------
+    async def _apply_selection(self) -> None:
+        """After a selection change (or at start): names selected again are needed again,
+        and in-sync local copies left out are removed (selection_apply.py)."""
+        if not self._selection_due:
+            return
+        self._selection_due = False
+        selection = self.config.selected
+        flagged = await self._db(self.index.count_local_flagged, self.id, FLAG_NOT_SELECTED)
+        forgotten = (
+            await self._db(forget_selected, self.index, self.id, selection) if flagged else 0
+        )
+        trimmed = await self._db(
+            trim, self.index, self.id, self.fs, selection, self.puller.commit.check_unchanged
+        )
+        self.status.selection_kept = trimmed.kept
+        self.status.selection_kept_count = trimmed.kept_count
+        for name, why in list(trimmed.kept.items())[:20]:
+            log.info("%s: %r is outside the selection but kept here: %s", self.id, name, why)
+        if trimmed.rescan and self._selection_retries < 3:
+            self._selection_retries += 1
+            self._selection_due = True  # again after the scan of what changed
+            self._note_paths(trimmed.rescan)
+        if forgotten or trimmed.removed:
+            self.server.clear_cache()
+            self.local_sequence.set(
+                await self._db(self.index.max_sequence, self.id, self.local.raw)
+            )
+
+    async def _leave_out(self, page: list[FileInfo]) -> list[FileInfo]:
+        """``page`` without the names the selection leaves out and this device does not
+        hold: those are kept as "not selected" (recorded with the round's flush). A file
+        still here outside the selection (kept: a local change) syncs as before."""
+        selection = self.config.selected
+        if not selection:
+            return page
+        out = [fi for fi in page if is_selected(fi.name, selection)]
+        if len(out) == len(page):
+            return page
+        left = [fi for fi in page if not is_selected(fi.name, selection)]
+        locals_ = await self._db(self.index.get_local_many, self.id, [fi.name for fi in left])
+        for fi in left:
+            local = locals_.get(fi.name)
+            if local is None or local.deleted or local.local_flags & FLAG_NOT_SYNCED_HERE:
+                self.puller.keep_not_selected(fi)
+            else:
+                out.append(fi)
+        return out
+
     async def _pull(self) -> sched.Pulled:
+        await self._apply_selection()
         if self.config.type == "sendonly":
             return sched.Pulled(PullResult.SKIPPED)
         need = await self._db(self.index.need_counts, self.id)
@@ -569,7 +672,7 @@ class FolderRunner:
                     await trio.to_thread.run_sync(gen.close)
                     gen = self.index.iter_need(self.id, page_size, cursor)
                     continue
-                kept = [fi for fi in page if wanted(fi)]
+                kept = [fi for fi in await self._leave_out(page) if wanted(fi)]
                 if kept:  # a page of ignored names only is no reason to stop
                     return kept
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -60,6 +61,7 @@ def build_folder(
     fs: FileSystem | None = None,
     hash_workers: int = 2,
     on_index_reset: Callable[[str], Awaitable[None]] | None = None,
+    change_config: Callable[[Callable[..., Any]], Awaitable[Any]] | None = None,
     tuning: FolderTuning = DEFAULT_TUNING,
 ) -> FolderRunner:
     """A runner for ``config`` with all its parts (``fs`` default: the folder on disk)."""
@@ -95,5 +97,6 @@ def build_folder(
         events=events,
         hash_workers=hash_workers,
         on_index_reset=on_index_reset,
+        change_config=change_config,
         tuning=tuning,
     )

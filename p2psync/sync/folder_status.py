@@ -20,3 +20,7 @@ class FolderStatus:
     # the first full scan since start: until it completes, peers may not know every file
     initial_scan_done: bool = False
     scan_progress: ScanProgress | None = None  # of the scan running now (None: not scanning)
+    # local items outside the selection kept here (a local change, not on another
+    # device yet), with why (bounded), and how many in all
+    selection_kept: dict[str, str] = field(default_factory=dict)
+    selection_kept_count: int = 0

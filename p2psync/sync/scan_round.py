@@ -30,7 +30,7 @@ from ..identity import DeviceID
 from ..protocol.fileinfo import FileInfo
 from ..rules import equivalent
 from ..scanner.ignore import Ignore
-from ..scanner.scan import ScanBatch, ScanProgress, scan
+from ..scanner.scan import FLAG_NOT_SELECTED, ScanBatch, ScanProgress, scan
 from .folder_index import FolderIndex
 from .overrides import FLAG_RECEIVE_ONLY
 
@@ -109,6 +109,7 @@ class ScanRound:
             ignore_permissions=self.config.ignore_permissions,
             batch_size=self.batch_size,
             progress=self.progress,
+            selection=self.config.selected,
         )
         devices = await self._db(self.index.devices, self.id)
         # a targeted scan is held and stored as one change only if it could delete
@@ -134,7 +135,11 @@ class ScanRound:
                         await self._db(self.index.update_local, self.id, list(batch.refreshed))
                     if receive_only:
                         files = [
-                            f.with_(local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True)
+                            f
+                            if f.local_flags & FLAG_NOT_SELECTED
+                            else f.with_(
+                                local_flags=f.local_flags | FLAG_RECEIVE_ONLY, invalid=True
+                            )
                             for f in files
                         ]
                     # deletions last (see the module docstring)

@@ -54,6 +54,7 @@ def mount(
         Route("/ui/folders/{id}/scan", act(web.folder_scan), methods=post),
         Route("/ui/folders/{id}/settings", act(web.folder_settings), methods=post),
         Route("/ui/folders/{id}/remove", act(web.folder_remove), methods=post),
+        Route("/ui/folders/{id}/selection", act(web.folder_selection), methods=post),
         Route("/ui/devices/{id}/remove", act(web.device_remove), methods=post),
         Route("/ui/folders/{id}/versions/restore", act(web.version_restore), methods=post),
         Route("/ui/folders/{id}/conflicts/keep", act(web.conflict_keep), methods=post),

@@ -286,6 +286,16 @@ class Web:
         await self.api._change(edit)
         return await self._done(request, f"Saved the settings of folder {folder_id!r}.")
 
+    async def folder_selection(self, request: Request) -> Response:
+        """Selective sync: the paths this device keeps, one a line (none: everything)."""
+        folder_id = request.path_params["id"]
+        lines = _form(request).get("selected", "").splitlines()
+        paths = [line.strip() for line in lines if line.strip()]
+        new = await self.api._change(lambda cfg: edits.set_selection(cfg, folder_id, paths))
+        fc = new.folder(folder_id)
+        kept = ", ".join(fc.selected) if fc is not None and fc.selected else "the whole folder"
+        return await self._done(request, f"Folder {folder_id!r} now keeps {kept} on this device.")
+
     async def folder_remove(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
         await self.api._change(lambda cfg: edits.remove_folder(cfg, folder_id))

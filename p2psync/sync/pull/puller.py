@@ -22,6 +22,7 @@ from ...fs.base import FileSystem, WriteHandle
 from ...fs.internal import is_internal, temp_name
 from ...index.store import IndexStore
 from ...protocol.fileinfo import BlockInfo, FileInfo, FileType
+from ...scanner.scan import NOT_SELECTED
 from ..progress import PullProgress
 from ..versioner import Versioner
 from .assemble import Assembler
@@ -189,6 +190,10 @@ class Puller:
     def keep_not_synced(self, fi: FileInfo) -> None:
         """See ``Recorder.keep_not_synced``."""
         self.recorder.keep_not_synced(fi)
+
+    def keep_not_selected(self, fi: FileInfo) -> None:
+        """Keep ``fi`` as left out by selective sync (``Recorder.keep_not_synced``)."""
+        self.recorder.keep_not_synced(fi, NOT_SELECTED)
 
     def flush(self) -> int:
         """See ``Recorder.flush``. Call from a worker thread."""

@@ -80,13 +80,14 @@ class Recorder:
             self._sync_dirs()
             self._settings.index.update_local(self._settings.folder, [stored], applied=True)
 
-    def keep_not_synced(self, fi: FileInfo) -> None:
+    def keep_not_synced(self, fi: FileInfo, flags: int = FLAG_NOT_SYNCED_HERE) -> None:
         """Keep ``fi`` (refused for good: ``ItemSkipped.kept``) as a local invalid entry
         with its version, the way an ignored file is kept: it is no longer needed and
         peers see this device does not hold it; a new version from a peer is needed (and
         refused) again. Nothing on disk is touched. Recorded with the next ``flush`` (the
-        pull round ends with one)."""
-        kept = fi.with_(sequence=0, invalid=True, local_flags=FLAG_NOT_SYNCED_HERE, inode=0)
+        pull round ends with one). ``flags``: the local flags to keep it with (selective
+        sync adds ``FLAG_NOT_SELECTED``)."""
+        kept = fi.with_(sequence=0, invalid=True, local_flags=flags, inode=0)
         with self._lock:
             self._pending.append(kept)
 
