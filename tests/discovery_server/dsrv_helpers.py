@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from discovery_server.service import DiscoveryService, ServerSettings
 from discovery_server.server import serve_discovery
+from discovery_server.service import DiscoveryService, ServerSettings
 from discovery_server.stores import MemoryStore, Record, Store
 from p2psync.identity import DeviceID
 

@@ -4,8 +4,8 @@ through the discovery server, and through mDNS bound to loopback."""
 import trio
 from nodes import running_cluster, wait_for
 
-from discovery_server.service import ServerSettings
 from discovery_server.server import serve_discovery
+from discovery_server.service import ServerSettings
 from discovery_server.stores import open_store
 from p2psync.config import DiscoveryConfig
 

@@ -10,8 +10,8 @@ import trio
 from nodes import Cluster, wait_for
 from strelaysrv_process import Relay
 
-from discovery_server.service import ServerSettings
 from discovery_server.server import serve_discovery
+from discovery_server.service import ServerSettings
 from discovery_server.stores import open_store
 from p2psync.config import DiscoveryConfig, load_config, save_config
 

@@ -12,8 +12,8 @@ from dsrv_helpers import write_tls_files
 from nodes import make_home, wait_for
 from stock_syncthing import needs_syncthing, stock_syncthing
 
-from discovery_server.service import ServerSettings
 from discovery_server.server import serve_discovery
+from discovery_server.service import ServerSettings
 from discovery_server.stores import MemoryStore
 from p2psync.config import DeviceConfig, DiscoveryConfig, FolderConfig, load_config, save_config
 from p2psync.identity import DeviceID
