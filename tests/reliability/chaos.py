@@ -18,7 +18,10 @@ check after the write that the file they wrote is still the one in the folder.
 
 Faults: SIGKILL and restart, partitions and heals (a chaos proxy on every directed link),
 a disk filling up and freed (each folder on its own tmpfs, as root), a device paused and
-resumed, a folder paused and resumed, and connections cut at a random byte.
+resumed, a folder paused and resumed, connections cut at a random byte, and a device's
+wall clock jumping 10 minutes to 2 hours forward or back and later back again, as an NTP
+step or a user setting the clock does (libfaketime, its monotonic clock left alone:
+trio's timers run on it, as they would through a real jump).
 """
 
 from __future__ import annotations
@@ -52,6 +55,21 @@ _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 _libc = ctypes.CDLL(None, use_errno=True)
+# Debian's libfaketime (.ci/run installs it). The daemon's wall clock is shifted by what
+# its node's clock file says ("+0", "-3600"), read at most once a second; its monotonic
+# clock is not faked (libfaketime breaks time.sleep then, which the daemon does not use).
+FAKETIME_LIB = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), Path("/nonexistent"))
+CLOCK_JUMP_SECONDS = (600, 7200)
+
+
+def faked_clock_env(clock_file: Path) -> dict[str, str]:
+    clock_file.write_text("+0\n")
+    return {
+        "LD_PRELOAD": str(FAKETIME_LIB),
+        "FAKETIME_TIMESTAMP_FILE": str(clock_file),
+        "FAKETIME_CACHE_DURATION": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
 
 
 def renameat2(src: Path, dst: Path, flags: int) -> None:
@@ -133,6 +151,8 @@ class Node:
     daemon: Daemon
     device_id: str = ""
     restart_at: float | None = None
+    clock_file: Path | None = None  # its wall clock's offset (libfaketime), if faked
+    clock_back_at: float | None = None
 
 
 class ProxyMesh:
@@ -241,7 +261,9 @@ class ChaosRun:
                 home, "init", "--name", n, "--no-default-folder", "--no-mdns",
                 "--listen", f"tcp://127.0.0.1:{ports[n]}", "--api", "127.0.0.1:0",
             )  # fmt: skip
-            self.nodes[n] = Node(n, home, data, ports[n], Daemon(home))
+            clock = base / "clock" if FAKETIME_LIB.exists() else None
+            env = faked_clock_env(clock) if clock is not None else {}
+            self.nodes[n] = Node(n, home, data, ports[n], Daemon(home, env=env), clock_file=clock)
         for node in self.nodes.values():
             node.device_id = str(load_identity(node.home).device_id)
         for node in self.nodes.values():
@@ -480,6 +502,8 @@ class ChaosRun:
             self._fault_bag = ["kill", "partition", "cut", "pause_peer", "pause_folder"]
             if self.use_tmpfs:
                 self._fault_bag.append("disk_full")
+            if FAKETIME_LIB.exists():
+                self._fault_bag.append("clock_jump")
             self.rng.shuffle(self._fault_bag)
         kind = self._fault_bag.pop()
         node = self.nodes[self.rng.choice(NAMES)]
@@ -516,6 +540,13 @@ class ChaosRun:
             with contextlib.suppress(OSError):
                 fill(node.data.parent, leave_free=0)
             self.disk_until[node.name] = until
+        elif kind == "clock_jump":
+            if node.clock_file is None or node.clock_back_at is not None:
+                return
+            offset = self.rng.randint(*CLOCK_JUMP_SECONDS) * self.rng.choice((1, -1))
+            node.clock_file.write_text(f"{offset:+d}\n")
+            node.clock_back_at = until
+            self._log(f"clock_jump {node.name} {offset:+d} s")
         self.faults[kind] += 1
         self._log(f"{kind} {node.name}")
 
@@ -550,6 +581,11 @@ class ChaosRun:
             if all_of_them or now >= until:
                 _free_disk(self.nodes[name].data.parent)
                 del self.disk_until[name]
+        for node in self.nodes.values():
+            at = node.clock_back_at
+            if at is not None and node.clock_file is not None and (all_of_them or now >= at):
+                node.clock_file.write_text("+0\n")  # and back again: a second jump
+                node.clock_back_at = None
 
     # ---- the run ----------------------------------------------------------------------
 

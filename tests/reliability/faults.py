@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from p2psync.config import Config, DeviceConfig, FolderConfig, load_config, save_config
@@ -206,10 +206,18 @@ class Daemon:
     chmod 000 really makes a file unreadable for it even when the suite runs as root.
     """
 
-    def __init__(self, home: Path, *, drop_dac: bool = False, wrapper: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        drop_dac: bool = False,
+        wrapper: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.drop_dac = drop_dac
         self.wrapper = list(wrapper)  # a command the daemon runs under, e.g. prlimit
+        self.env = dict(env or {})  # added to its environment (e.g. a faked clock)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self._log_offset = 0
@@ -223,7 +231,7 @@ class Daemon:
         if self.drop_dac and os.geteuid() == 0:
             prefix += ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        env = {**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1"}
+        env = {**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1", **self.env}
         self.proc = subprocess.Popen(
             [*prefix, *P2PSYNC, "--home", str(self.home), "run"],
             env=env,
