@@ -116,6 +116,19 @@ def render(rows: list[dict], exit_code: int, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+NOTES_MARKER = "<!-- written by hand below: reliability_report.py keeps it -->"
+
+
+def kept_notes(out: Path) -> str:
+    """The hand-written part of the existing report (power loss, chaos, upgrades), from
+    the marker on; "" if there is none."""
+    if not out.exists():
+        return ""
+    text = out.read_text()
+    at = text.find(NOTES_MARKER)
+    return "\n" + text[at:] if at >= 0 else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "reliability.md"))
@@ -131,7 +144,8 @@ def main() -> int:
         path.write_text("")
         code, seconds = run_suite(path, args.pytest_args)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    Path(args.out).write_text(render(rows, code, seconds))
+    out = Path(args.out)
+    out.write_text(render(rows, code, seconds) + kept_notes(out))
     print(f"wrote {args.out}: {len(rows)} records, pytest exit code {code}")
     return code
 
