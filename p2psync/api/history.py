@@ -101,8 +101,10 @@ async def read_history(
     history_log = service.log
     if query.folder is not None and node.config.folder(query.folder) is None:
         raise HTTPException(404, f"no folder {query.folder!r}")
-    if query.path is not None and query.folder is None:
-        raise UsageError("a path needs its folder")
+    if query.path is not None:
+        if query.folder is None:
+            raise UsageError("a path needs its folder")
+        validate_name(query.path)  # also for callers that built the query themselves
     folders = [query.folder] if query.folder else [fc.id for fc in node.config.folders]
     names = device_names(node.config, node.device_id)
     devices = [short_of(names, query.device)] if query.device else None

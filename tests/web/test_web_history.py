@@ -108,6 +108,10 @@ def test_history_page_filters_and_a_file_history_with_restore(
         wait_for(lambda d=d: text_of(d / "report.txt") == "draft 1\n", what=f"restored in {d}")
     expect(changes).to_have_count(3, timeout=LIVE)  # the restore is a change too, shown live
 
+    # a name that could not be in a folder is refused in place, not looked up
+    page.goto(alpha.url + "/ui/history/docs/a//b.txt")
+    expect(page.locator("#file_history .error")).to_contain_text("empty")
+
     # the folder page's recent changes link to the folder's history
     page.goto(alpha.url + "/folders/docs")
     recent = page.locator("ul.recent")
