@@ -1,4 +1,4 @@
-"""Screenshots of the web interface's main pages for docs/ (`make screenshots`).
+"""Screenshots of the web interface's pages for docs/ (`make screenshots`).
 
 Starts two real daemons in a temporary directory, sets up a shared folder between them
 with the CLI, leaves one device and one folder pending, and photographs the pages of the
@@ -106,6 +106,13 @@ def main() -> None:
                 page.screenshot(path=str(OUT / "web-folder.png"), full_page=True)
                 page.goto(office.url + "/events")
                 page.screenshot(path=str(OUT / "web-events.png"))
+                page.goto(office.url + "/ui/history")
+                page.locator("table.history").wait_for()
+                page.screenshot(path=str(OUT / "web-history.png"), full_page=True)
+                ok(office.home, "link", "create", "docs/plan.txt", "--expires", "7d")
+                page.goto(office.url + "/ui/links")
+                page.locator("table.links").wait_for()
+                page.screenshot(path=str(OUT / "web-links.png"), full_page=True)
                 phone = browser.new_page(viewport={"width": 390, "height": 844})
                 phone.context.add_cookies(page.context.cookies())
                 phone.goto(office.url + "/")

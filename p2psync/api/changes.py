@@ -1,4 +1,4 @@
-"""Read views of one folder's history from the index: recent changes and conflict pairs.
+"""Read views of one folder's conflicts from the index: each copy beside its original.
 
 Blocking (SQLite reads): call from a worker thread. ``names`` maps a device's short ID
 (the ``modified_by`` of an entry) to what the user calls it.
@@ -6,13 +6,11 @@ Blocking (SQLite reads): call from a worker thread. ``names`` maps a device's sh
 
 from __future__ import annotations
 
-import heapq
 from typing import Any
 
 from ..protocol.fileinfo import FileInfo
 from ..sync.resolve import original_of
 
-MAX_RECENT = 20
 MAX_CONFLICTS = 1000
 
 
@@ -25,22 +23,6 @@ def _entry(fi: FileInfo | None, names: dict[int, str]) -> dict[str, Any] | None:
         "modified": fi.modified_ns / 1e9,
         "by": names.get(fi.modified_by, f"{fi.modified_by:016x}" if fi.modified_by else ""),
     }
-
-
-def recent_changes(
-    index: Any, folder_id: str, names: dict[int, str], limit: int = MAX_RECENT
-) -> list[dict[str, Any]]:
-    """The ``limit`` most recently modified entries (deletions too), newest first."""
-    newest = heapq.nlargest(limit, index.iter_local(folder_id), key=lambda fi: fi.modified_ns)
-    return [
-        {
-            "name": fi.name,
-            "deleted": fi.deleted,
-            "modified": fi.modified_ns / 1e9,
-            "by": names.get(fi.modified_by, f"{fi.modified_by:016x}" if fi.modified_by else ""),
-        }
-        for fi in newest
-    ]
 
 
 def conflict_pairs(index: Any, folder_id: str, names: dict[int, str]) -> list[dict[str, Any]]:

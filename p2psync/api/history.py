@@ -1,21 +1,24 @@
 """The control API's change history (issue 24.2; the log itself: ``p2psync/history``).
 
-``GET /api/history?folder=F[&path=P][&since=UNIX][&device=ID|NAME][&limit=N]``: newest
-first. With ``path`` (a file or a directory: what is under it too), the answer also lists
-the versions of it that can still be restored.
+``GET /api/history?[folder=F][&path=P][&since=UNIX][&device=ID|NAME][&kind=K[,K…]]
+[&q=TEXT][&before=ID][&limit=N]``: newest first; without ``folder``, every folder's. With
+``path`` (a file or a directory: what is under it too), the answer also lists the
+versions of it that can still be restored. ``read_history`` is the service the web
+interface's history pages call too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ..config import Config
 from ..errors import UsageError
-from ..history.changes import Change
+from ..history.changes import Change, Kind
 from ..identity import DeviceID
 from ..protocol.names import validate_name
 from .http import HTTPException, Request, Response, Route
@@ -24,61 +27,132 @@ if TYPE_CHECKING:
     from .registry import RunningNode
 
 MAX_LIMIT = 10_000
+MAX_SEARCH = 200  # characters of a name search
 ListVersions = Callable[[str, str | None], Awaitable[list[Any]]]
+# "renamed" stands for both halves of a rename
+KIND_GROUPS = {"renamed": (Kind.RENAMED_FROM, Kind.RENAMED_TO)}
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """What to read from the log: ``folder`` None for every configured folder."""
+
+    folder: str | None = None
+    path: str | None = None
+    since: float | None = None  # Unix seconds
+    device: str | None = None  # an ID or a configured name
+    kinds: tuple[Kind, ...] | None = None
+    contains: str | None = None
+    before: int | None = None  # a row ID: the page after the one that ended there
+    limit: int = 1000
+
+
+def parse_query(q: Mapping[str, str]) -> HistoryQuery:
+    """The query of ``GET /api/history``'s parameters; UsageError names a bad one."""
+    path = (q.get("path") or "").strip("/") or None
+    if path is not None:
+        validate_name(path)
+    since = _number(q.get("since"), "since")
+    before = _number(q.get("before"), "before")
+    raw_limit = _number(q.get("limit"), "limit")
+    limit = 1000 if raw_limit is None else int(raw_limit)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise UsageError(f"limit must be 1..{MAX_LIMIT}")
+    contains = q.get("q") or None
+    if contains is not None and len(contains) > MAX_SEARCH:
+        raise UsageError(f"the name search is longer than {MAX_SEARCH} characters")
+    return HistoryQuery(
+        folder=q.get("folder") or None,
+        path=path,
+        since=since,
+        device=q.get("device") or None,
+        kinds=kinds_of(q.get("kind") or ""),
+        contains=contains,
+        before=int(before) if before is not None else None,
+        limit=limit,
+    )
+
+
+def kinds_of(text: str) -> tuple[Kind, ...] | None:
+    """``created,renamed`` -> the kinds (None: all); UsageError for an unknown one."""
+    out: list[Kind] = []
+    for word in (w.strip() for w in text.split(",")):
+        if not word:
+            continue
+        if word in KIND_GROUPS:
+            out += KIND_GROUPS[word]
+            continue
+        try:
+            out.append(Kind(word))
+        except ValueError:
+            known = ", ".join([*(str(k) for k in Kind), *KIND_GROUPS])
+            raise UsageError(f"no kind of change {word[:40]!r} (known: {known})") from None
+    return tuple(out) or None
+
+
+async def read_history(
+    node: RunningNode, query: HistoryQuery, list_versions: ListVersions
+) -> dict[str, Any]:
+    """``GET /api/history``'s answer: 404 for an unknown folder, 503 when the log is off."""
+    service = node.history
+    if service is None or service.log is None:
+        why = (service.off_reason if service else "") or "see the daemon's log"
+        raise HTTPException(503, f"the change history is off on this node ({why})")
+    history_log = service.log
+    if query.folder is not None and node.config.folder(query.folder) is None:
+        raise HTTPException(404, f"no folder {query.folder!r}")
+    if query.path is not None:
+        if query.folder is None:
+            raise UsageError("a path needs its folder")
+        validate_name(query.path)  # also for callers that built the query themselves
+    folders = [query.folder] if query.folder else [fc.id for fc in node.config.folders]
+    names = device_names(node.config, node.device_id)
+    devices = [short_of(names, query.device)] if query.device else None
+    rows = await trio.to_thread.run_sync(
+        lambda: history_log.search(
+            folders,
+            name=query.path,
+            contains=query.contains,
+            since_ns=int(query.since * 1e9) if query.since is not None else None,
+            devices=devices,
+            kinds=query.kinds,
+            before_id=query.before,
+            limit=query.limit,
+        )
+    )
+    out: dict[str, Any] = {
+        "folder": query.folder,
+        "path": query.path,
+        "entries": [{"id": i, **entry_view(c, names)} for i, c in rows],
+        "recorder": {
+            "written": service.stats.written,
+            "dropped": service.stats.dropped,
+            "last_error": service.stats.last_error,
+        },
+    }
+    if query.path is not None and query.folder is not None:
+        try:
+            found = await list_versions(query.folder, query.path)
+        except (HTTPException, UsageError):
+            found = []  # no versioning on this folder, or it is not running
+        out["versions"] = [
+            {
+                "name": v.name,
+                "time": v.version_time.isoformat(),
+                "timestamp": v.timestamp,
+                "size": v.size,
+            }
+            for v in found
+        ]
+    return out
 
 
 def history_routes(
     node: RunningNode, json_response: type[Response], list_versions: ListVersions
 ) -> list[Route]:
     async def history(request: Request) -> Response:
-        service = node.history
-        if service is None or service.log is None:
-            why = (service.off_reason if service else "") or "see the daemon's log"
-            raise HTTPException(503, f"the change history is off on this node ({why})")
-        history_log = service.log
-        q = request.query_params
-        folder = q.get("folder") or ""
-        if node.config.folder(folder) is None:
-            raise HTTPException(404, f"no folder {folder!r}")
-        path = (q.get("path") or "").strip("/") or None
-        if path is not None:
-            validate_name(path)
-        since = _number(q.get("since"), "since")
-        limit = int(_number(q.get("limit"), "limit") or 1000)
-        if not 1 <= limit <= MAX_LIMIT:
-            raise UsageError(f"limit must be 1..{MAX_LIMIT}")
-        names = device_names(node.config, node.device_id)
-        devices = None
-        if q.get("device"):
-            devices = [short_of(names, q["device"])]
-        rows = await trio.to_thread.run_sync(
-            lambda: history_log.query(
-                folder,
-                name=path,
-                since_ns=int(since * 1e9) if since is not None else None,
-                devices=devices,
-                limit=limit,
-            )
-        )
-        out: dict[str, Any] = {
-            "folder": folder,
-            "path": path,
-            "entries": [entry_view(c, names) for c in rows],
-            "recorder": {
-                "written": service.stats.written,
-                "dropped": service.stats.dropped,
-                "last_error": service.stats.last_error,
-            },
-        }
-        if path is not None:
-            try:
-                found = await list_versions(folder, path)
-            except (HTTPException, UsageError):
-                found = []  # no versioning on this folder
-            out["versions"] = [
-                {"name": v.name, "time": v.version_time.isoformat(), "size": v.size} for v in found
-            ]
-        return json_response(out)
+        query = parse_query(request.query_params)
+        return json_response(await read_history(node, query, list_versions))
 
     return [Route("/api/history", history)]
 
@@ -88,6 +162,7 @@ def entry_view(c: Change, names: dict[int, tuple[str, str]]) -> dict[str, Any]:
     return {
         "time": _iso(c.at_ns),
         "at_ns": c.at_ns,
+        "folder": c.folder,
         "path": c.name,
         "kind": str(c.kind),
         "origin": str(c.origin),

@@ -136,16 +136,17 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 Guard = Callable[[Request], Response | None]
 
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
 
 
 def compile_path(path: str) -> re.Pattern[str]:
-    """``/a/{id}/b`` → a pattern where ``{id}`` is one non-empty segment without '/'."""
+    """``/a/{id}/b`` → a pattern where ``{id}`` is one non-empty segment without '/';
+    ``{rest:path}`` is the non-empty rest of the path, slashes included."""
     parts: list[str] = []
     end = 0
     for m in _PARAM.finditer(path):
         parts.append(re.escape(path[end : m.start()]))
-        parts.append(f"(?P<{m.group(1)}>[^/]+)")
+        parts.append(f"(?P<{m.group(1)}>{'.+' if m.group(2) else '[^/]+'})")
         end = m.end()
     parts.append(re.escape(path[end:]))
     return re.compile("".join(parts))

@@ -174,8 +174,8 @@ _ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     (
         "get",
         "/api/history",
-        "Who changed what, when: a folder's change log, newest first (docs/history.md)",
-        ("folder", "path", "since", "device", "limit"),
+        "Who changed what, when: the change log (a folder's or all), newest first",
+        ("folder", "path", "since", "device", "kind", "q", "before", "limit"),
         (),
     ),
 ]

@@ -244,28 +244,32 @@ class OfflineNode:
     # ---- change history (the daemon writes it; readable without it) -----------------
     def history(self, params: dict[str, str]) -> dict[str, Any]:
         """``GET /api/history``'s answer, read from the log on disk."""
-        from ..api.history import device_names, entry_view, short_of
+        from ..api.history import device_names, entry_view, parse_query, short_of
         from ..history.log import HISTORY_FILE, HistoryLog
 
+        query = parse_query(params)
+        folder = params["folder"]
+        path = query.path
         names = device_names(self.load_config(), self.own_id())
-        devices = [short_of(names, params["device"])] if params.get("device") else None
-        path = params.get("path")
-        since = params.get("since")
+        devices = [short_of(names, query.device)] if query.device else None
         log_path = self.home / HISTORY_FILE
         rows = []
         if log_path.exists():
             with HistoryLog.open(log_path) as log:
-                rows = log.query(
-                    params["folder"],
+                rows = log.search(
+                    [folder],
                     name=path,
-                    since_ns=int(float(since) * 1e9) if since else None,
+                    contains=query.contains,
+                    since_ns=int(query.since * 1e9) if query.since is not None else None,
                     devices=devices,
-                    limit=int(params.get("limit", 1000)),
+                    kinds=query.kinds,
+                    before_id=query.before,
+                    limit=query.limit,
                 )
         out: dict[str, Any] = {
-            "folder": params["folder"],
+            "folder": folder,
             "path": path,
-            "entries": [entry_view(c, names) for c in rows],
+            "entries": [{"id": i, **entry_view(c, names)} for i, c in rows],
         }
         if path:
             try:

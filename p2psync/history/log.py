@@ -159,12 +159,35 @@ class HistoryLog:
         limit: int = 1000,
     ) -> list[Change]:
         """Newest first. ``name`` also matches what is under it when it is a directory."""
-        sql = "SELECT folder, name, kind, origin, device_short, at_ns, item_type, size,"
-        sql += " modified_ns, content_hash, detail FROM changes WHERE folder = ?"
-        args: list[object] = [folder]
+        found = self.search([folder], name=name, since_ns=since_ns, devices=devices, limit=limit)
+        return [c for _, c in found]
+
+    def search(
+        self,
+        folders: Sequence[str],
+        *,
+        name: str | None = None,
+        contains: str | None = None,
+        since_ns: int | None = None,
+        devices: Iterable[int] | None = None,
+        kinds: Iterable[Kind] | None = None,
+        before_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[int, Change]]:
+        """(row ID, change) pairs of ``folders``, newest first: ``name`` also matches what
+        is under it; ``contains`` is a case-insensitive (ASCII) substring of the name;
+        ``before_id`` continues a page (the last row ID it showed)."""
+        sql = "SELECT id, folder, name, kind, origin, device_short, at_ns, item_type, size,"
+        sql += " modified_ns, content_hash, detail FROM changes"
+        sql += f" WHERE folder IN ({','.join('?' * len(folders)) or 'NULL'})"
+        args: list[object] = list(folders)
         if name is not None:
             sql += " AND (name = ? OR (name >= ? AND name < ?))"
             args += [name, name + "/", name + "0"]  # "0" is the byte after "/"
+        if contains:
+            sql += r" AND name LIKE ? ESCAPE '\'"
+            escaped = contains.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+            args.append(f"%{escaped}%")
         if since_ns is not None:
             sql += " AND at_ns >= ?"
             args.append(since_ns)
@@ -172,13 +195,20 @@ class HistoryLog:
             shorts = [_signed(d) for d in devices]
             sql += f" AND device_short IN ({','.join('?' * len(shorts)) or 'NULL'})"
             args += shorts
+        if kinds is not None:
+            wanted = [str(k) for k in kinds]
+            sql += f" AND kind IN ({','.join('?' * len(wanted)) or 'NULL'})"
+            args += wanted
+        if before_id is not None:
+            sql += " AND id < ?"
+            args.append(before_id)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [
-            Change(f, n, Kind(k), Origin(o), _unsigned(d), at, t, s, m, bytes(h), det)
-            for f, n, k, o, d, at, t, s, m, h, det in rows
+            (i, Change(f, n, Kind(k), Origin(o), _unsigned(d), at, t, s, m, bytes(h), det))
+            for i, f, n, k, o, d, at, t, s, m, h, det in rows
         ]
 
     def count(self, folder: str) -> int:

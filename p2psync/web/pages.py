@@ -22,12 +22,14 @@ from ..api import edits, ignores
 from ..api.auth import key_matches
 from ..api.handlers import Handlers, parse_time
 from ..api.http import HTTPException, Request, Response
+from ..api.registry import LinkService
 from ..config import Config
 from ..errors import P2PSyncError
 from ..identity import DeviceID
 from ..settings import Scope, change_settings, coerce, get_setting
 from .contexts import VIEWS, render_view, view_of
 from .gate import header
+from .links_view import create_args, listener_notice, target_of
 from .password import check_password
 from .render import STATIC, HTMLResponse, fragment, html_error, page
 from .sessions import Sessions, clear_cookie, set_cookie
@@ -137,6 +139,23 @@ class Web:
     async def events(self, request: Request) -> Response:
         types = request.query_params.get("types", "")
         return await self._page(request, "events.html", "events", {"types": types})
+
+    async def history(self, request: Request) -> Response:
+        params = {k: request.query_params.get(k, "") for k in VIEWS["history"]}
+        return await self._page(request, "history.html", "history", params)
+
+    async def file_history(self, request: Request) -> Response:
+        folder_id, path = request.path_params["folder"], request.path_params["path"]
+        if self.node.config.folder(folder_id) is None:
+            return page("missing.html", 404, what=f"There is no folder {folder_id!r}.")
+        params = {"folder": folder_id, "path": path}
+        return await self._page(request, "file_history.html", "file_history", params)
+
+    async def links(self, request: Request) -> Response:
+        return await self._page(request, "links.html", "links", {})
+
+    async def link(self, request: Request) -> Response:
+        return await self._page(request, "link.html", "link", {"id": request.path_params["id"]})
 
     async def _page(
         self, request: Request, template: str, view: str, params: dict[str, str]
@@ -351,10 +370,34 @@ class Web:
             runner.request_scan(None)  # the scanner reads the new patterns
         return await self._done(request, "Saved the ignore patterns; rescanning.")
 
+    async def link_create(self, request: Request) -> Response:
+        """A new share link: its URL (shown once here, and in the list) and the listener's
+        certificate fingerprint, as ``p2psync link create`` prints them."""
+        links = self._links()
+        created = await links.create(**create_args(_form(request)))
+        _, oob = await self._sections(request)
+        notice = listener_notice(links.listener_view())
+        return HTMLResponse(fragment("_link_created.html", link=created, listener=notice, oob=oob))
+
+    async def link_revoke(self, request: Request) -> Response:
+        revoked = await self._links().revoke(request.path_params["id"])
+        return await self._done(
+            request, f"Revoked the link to {target_of(revoked)}: its URL now answers 410 Gone."
+        )
+
+    def _links(self) -> LinkService:
+        if self.node.links is None:
+            raise HTTPException(503, "share links are not available on this node")
+        return self.node.links
+
+    async def _sections(self, request: Request) -> tuple[dict[str, Any], dict[str, str]]:
+        """The sections of the page an action was sent from, freshly rendered."""
+        view, params = view_of(header(request.headers, b"hx-current-url") or "/")
+        return await render_view(self.api, view, params)
+
     async def _done(self, request: Request, message: str) -> Response:
         """The message for the form, plus the sections of the page it was sent from."""
-        view, params = view_of(header(request.headers, b"hx-current-url") or "/")
-        _, oob = await render_view(self.api, view, params)
+        _, oob = await self._sections(request)
         return HTMLResponse(fragment("_message.html", ok=True, message=message, oob=oob))
 
 

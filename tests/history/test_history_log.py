@@ -37,6 +37,24 @@ def test_rows_come_back_newest_first_and_filtered(tmp_path: Path) -> None:
         assert log.count("f") == 4 and log.count("other") == 1
 
 
+def test_search_spans_folders_kinds_names_and_pages(tmp_path: Path) -> None:
+    with HistoryLog.open(tmp_path / "h.sqlite3") as log:
+        log.record([_change("Report.pdf", 1, Kind.CREATED), _change("a_b", 2, folder="g")])
+        log.record([_change("axb", 3), _change("100%", 4, Kind.DELETED, folder="g")])
+        found = log.search(["f", "g"])
+        assert [c.at_ns for _, c in found] == [4, 3, 2, 1]
+        ids = [i for i, _ in found]
+        assert ids == sorted(ids, reverse=True)
+        assert [c.name for _, c in log.search(["f"], contains="report")] == ["Report.pdf"]
+        assert [c.name for _, c in log.search(["f", "g"], contains="a_b")] == ["a_b"]  # "_" literal
+        assert [c.name for _, c in log.search(["g"], contains="0%")] == ["100%"]
+        assert [c.kind for _, c in log.search(["f", "g"], kinds=[Kind.DELETED])] == [Kind.DELETED]
+        assert log.search(["f", "g"], kinds=[]) == [] and log.search([]) == []
+        page = log.search(["f", "g"], limit=2)
+        rest = log.search(["f", "g"], before_id=page[-1][0], limit=2)
+        assert [c.at_ns for _, c in page + rest] == [4, 3, 2, 1]
+
+
 def test_retention_by_age_and_by_count(tmp_path: Path) -> None:
     with HistoryLog.open(tmp_path / "h.sqlite3") as log:
         now = 100 * DAY

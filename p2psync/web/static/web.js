@@ -42,4 +42,18 @@
       }
     }
   });
+  // A copy button (a share link's URL): its data-copy text goes to the clipboard.
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest ? evt.target.closest("button[data-copy]") : null;
+    if (!button) return;
+    var text = button.getAttribute("data-copy");
+    function said(what) { button.textContent = what; }
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(
+        function () { said("Copied"); },
+        function () { said("Copy failed: select the URL"); });
+    } else {
+      said("Copy failed: select the URL");
+    }
+  });
 })();
