@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import datetime
+import os
 import shlex
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import limits, st
+from . import limits, p2p, st
 from .mixed import MIXED_SYSTEMS, MIXED_WORKLOADS
 from .procstats import machine
 from .profile import Profiler
@@ -90,6 +91,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="f, h for p2psync: the in-process scanner (default) or a running daemon "
         "followed through its control API, as Syncthing is",
     )
+    p.add_argument(
+        "--p2p-no-history",
+        action="store_true",
+        help="diagnosis: p2psync without its change log (what the log costs)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     args = p.parse_args(argv)
     if args.quick and args.preset not in (None, "quick"):
@@ -159,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             _log("syncthing not installed: p2psync only (apt-get install -y syncthing)")
     sizes = PRESETS[args.preset]
     workdir = Path(tempfile.mkdtemp(prefix="p2psync-bench-", dir=args.workdir))
+    if args.p2p_no_history:
+        os.environ[p2p.NO_HISTORY_ENV] = "1"
     meta: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
@@ -169,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "p2psync_folder_overrides": _folder_options(args.p2p_folder_set),
         "p2psync_scan": args.p2p_scan,
+        "p2psync_history": not args.p2p_no_history,
         "git": _git(),
         "sizes": sizes.__dict__,
     }

@@ -18,6 +18,9 @@ from .proxy import CountingProxy
 FOLDER_ID = "bench"
 CLI = [sys.executable, "-m", "p2psync.cli"]
 START_TIMEOUT = 30.0
+# --p2p-no-history: the home gets a directory where the change log's file would go, so
+# the daemon cannot open the log and runs without it (its documented fallback).
+NO_HISTORY_ENV = "P2PSYNC_BENCH_NO_HISTORY"
 
 
 def daemon_env() -> dict[str, str]:
@@ -61,6 +64,10 @@ class _Node:
             "--name",
             self.name,
         )
+        if os.environ.get(NO_HISTORY_ENV):
+            from p2psync.history.log import HISTORY_FILE
+
+            (self.home / HISTORY_FILE).mkdir()
 
     @property
     def device_id(self) -> str:
