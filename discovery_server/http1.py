@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import httptools
 import trio
+
+from p2psync.api.http import parse_query
 
 log = logging.getLogger("discovery_server.http")
 access_log = logging.getLogger("discovery_server.access")
@@ -69,8 +71,7 @@ class HttpRequest:
     def query_params(self) -> Mapping[str, str]:
         """The query; for a repeated key the last value wins."""
         if self._query is None:
-            pairs = parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True)
-            self._query = dict(pairs)
+            self._query = parse_query(self.query_string)
         return self._query
 
 

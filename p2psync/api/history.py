@@ -24,6 +24,7 @@ from ..protocol.names import validate_name
 from .http import HTTPException, Request, Response, Route
 
 if TYPE_CHECKING:
+    from ..history.log import HistoryLog
     from .registry import RunningNode
 
 MAX_LIMIT = 10_000
@@ -90,6 +91,23 @@ def kinds_of(text: str) -> tuple[Kind, ...] | None:
     return tuple(out) or None
 
 
+def search(
+    log: HistoryLog, folders: list[str], query: HistoryQuery, devices: list[int] | None
+) -> list[tuple[int, Change]]:
+    """The log's rows for ``query`` in ``folders`` (blocking): the API and the offline
+    command read the log the same way."""
+    return log.search(
+        folders,
+        name=query.path,
+        contains=query.contains,
+        since_ns=int(query.since * 1e9) if query.since is not None else None,
+        devices=devices,
+        kinds=query.kinds,
+        before_id=query.before,
+        limit=query.limit,
+    )
+
+
 async def read_history(
     node: RunningNode, query: HistoryQuery, list_versions: ListVersions
 ) -> dict[str, Any]:
@@ -108,18 +126,7 @@ async def read_history(
     folders = [query.folder] if query.folder else [fc.id for fc in node.config.folders]
     names = device_names(node.config, node.device_id)
     devices = [short_of(names, query.device)] if query.device else None
-    rows = await trio.to_thread.run_sync(
-        lambda: history_log.search(
-            folders,
-            name=query.path,
-            contains=query.contains,
-            since_ns=int(query.since * 1e9) if query.since is not None else None,
-            devices=devices,
-            kinds=query.kinds,
-            before_id=query.before,
-            limit=query.limit,
-        )
-    )
+    rows = await trio.to_thread.run_sync(search, history_log, folders, query, devices)
     out: dict[str, Any] = {
         "folder": query.folder,
         "path": query.path,

@@ -53,6 +53,11 @@ class HTTPException(Exception):
         return f"{self.status_code}: {self.detail}"
 
 
+def parse_query(query: bytes) -> dict[str, str]:
+    """A URL query as a dict; for a repeated key the last value wins."""
+    return dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+
+
 class Request:
     """One request, its body already read. Header names are lower case (h11's doing)."""
 
@@ -72,8 +77,7 @@ class Request:
     def query_params(self) -> Mapping[str, str]:
         """The query string; for a repeated key the last value wins (as in Starlette)."""
         if self._query is None:
-            pairs = parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True)
-            self._query = dict(pairs)
+            self._query = parse_query(self.query_string)
         return self._query
 
     async def body(self) -> bytes:

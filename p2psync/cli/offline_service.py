@@ -244,7 +244,7 @@ class OfflineNode:
     # ---- change history (the daemon writes it; readable without it) -----------------
     def history(self, params: dict[str, str]) -> dict[str, Any]:
         """``GET /api/history``'s answer, read from the log on disk."""
-        from ..api.history import device_names, entry_view, parse_query, short_of
+        from ..api.history import device_names, entry_view, parse_query, search, short_of
         from ..history.log import HISTORY_FILE, HistoryLog
 
         query = parse_query(params)
@@ -256,16 +256,7 @@ class OfflineNode:
         rows = []
         if log_path.exists():
             with HistoryLog.open(log_path) as log:
-                rows = log.search(
-                    [folder],
-                    name=path,
-                    contains=query.contains,
-                    since_ns=int(query.since * 1e9) if query.since is not None else None,
-                    devices=devices,
-                    kinds=query.kinds,
-                    before_id=query.before,
-                    limit=query.limit,
-                )
+                rows = search(log, [folder], query, devices)
         out: dict[str, Any] = {
             "folder": folder,
             "path": path,
