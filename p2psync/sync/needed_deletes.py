@@ -32,8 +32,8 @@ def collect_rename_sources(
         if not fi.deleted:
             continue
         cur = index.get_local(folder, fi.name)
-        if cur is None or cur.deleted or not cur.is_file or not cur.blocks:
-            continue
+        if cur is None or cur.deleted or cur.invalid or not cur.is_file or not cur.blocks:
+            continue  # (an invalid entry here: ignored, not selected, not synced here)
         sources.setdefault(cur.blocks_hash(), []).append(fi)
         count += 1
         if count >= limit:
@@ -42,7 +42,9 @@ def collect_rename_sources(
 
 
 def count_real_deletes(index: NeedIndex, folder: str) -> int:
-    """Needed deletions of local files whose content is not re-created by the change."""
+    """Needed deletions of local files whose content is not re-created by the change. An
+    entry that is invalid here (ignored, left out by selective sync, not synced here)
+    deletes nothing on this disk, so it does not count."""
     recreated: set[bytes] = set()
     deleted_names: list[str] = []
     for fi in index.iter_need(folder):
@@ -53,7 +55,7 @@ def count_real_deletes(index: NeedIndex, folder: str) -> int:
     real = 0
     for name in deleted_names:
         cur = index.get_local(folder, name)
-        if cur is None or cur.deleted or cur.is_directory:
+        if cur is None or cur.deleted or cur.invalid or cur.is_directory:
             continue
         if cur.is_file and cur.blocks_hash() in recreated:
             continue
