@@ -30,7 +30,7 @@ from ..protocol.messages import ErrorCode, Request, Response
 from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore, IgnoreError
 from ..scanner.scan import FLAG_NOT_SELECTED, FLAG_NOT_SYNCED_HERE, ScanProgress
-from ..selection import follow_renames, is_at, is_selected
+from ..selection import Selection, follow_renames, is_at, is_selected
 from . import folder_schedule as sched
 from .folder_index import FolderIndex
 from .folder_lock import FolderLock
@@ -51,6 +51,7 @@ from .overrides import override_local, revert_local
 from .pull import DISK_FULL, ItemSkipped, Puller, PullRound
 from .scan_round import ScanRound
 from .selection_apply import forget_selected, trim
+from .selection_renames import followed_selection
 from .serve import BlockServer, ServeQueue
 from .versioner import KeepAllVersioning, NoVersioning, Versioner
 
@@ -537,8 +538,13 @@ class FolderRunner:
         if moved == selection:
             return
         self._scan_gone, self._scan_new, self._rename_scans = {}, {}, 0
+        log.info("%s: selected directories renamed; the selection is now %s", self.id, moved)
+        await self._move_selection(selection, moved)
+
+    async def _move_selection(self, selection: Selection, moved: Selection) -> None:
+        """Save the selection ``moved`` in place of ``selection`` (unless the user changed
+        it meanwhile)."""
         folder_id = self.id
-        log.info("%s: selected directories renamed; the selection is now %s", folder_id, moved)
 
         def edit(cfg: Any) -> Any:
             fc = cfg.folder(folder_id)
@@ -546,7 +552,19 @@ class FolderRunner:
                 return cfg
             return cfg.with_folder(replace(fc, selected=moved))
 
+        assert self._change_config is not None
         await self._change_config(edit)
+
+    async def _follow_remote_renames(self) -> None:
+        """A selected directory renamed by a peer: the selection follows its new name
+        before the pull applies the move (selection_renames.py)."""
+        selection = self.config.selected
+        moved = await self._db(followed_selection, self.index, self.id, selection)
+        if moved == selection:
+            return
+        log.info("%s: a peer renamed selected directories; now selected: %s", self.id, moved)
+        await self._move_selection(selection, moved)
+        await self._apply_selection()  # the new name's entries are needed in this round
 
     async def _clean_stale_temps(self) -> bool:
         """Remove puller temp files once nothing is needed: an interrupted pull's partial
@@ -614,6 +632,8 @@ class FolderRunner:
 
     async def _pull(self) -> sched.Pulled:
         await self._apply_selection()
+        if self.config.selected and self._change_config is not None:
+            await self._follow_remote_renames()
         if self.config.type == "sendonly":
             return sched.Pulled(PullResult.SKIPPED)
         need = await self._db(self.index.need_counts, self.id)

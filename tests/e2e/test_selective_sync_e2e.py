@@ -167,6 +167,24 @@ def test_a_selective_device_keeps_only_its_paths_and_loses_nothing(tmp_path: Pat
         )
         assert (data["c"] / "pictures" / "p1.jpg").read_bytes() == FILES["photos/p1.jpg"]
         assert (data["a"] / "music" / "m1.mp3").read_bytes() == FILES["music/m1.mp3"]
+
+        # a renames it again: c's selection follows a peer's rename too, and c keeps it
+        (data["a"] / "pictures").rename(data["a"] / "images")
+        ok(homes["a"], "scan", "shared")
+        wait_for(
+            lambda: folder(homes["c"])["selection"]["selected"] == ["images"],
+            timeout=30,
+            what="the selection follows a peer's rename",
+        )
+        wait_for(
+            lambda: (data["c"] / "images" / "keep.jpg").exists() and settled(homes["c"]),
+            timeout=30,
+            what="c holds the renamed directory",
+        )
+        assert (data["c"] / "images" / "p1.jpg").read_bytes() == FILES["photos/p1.jpg"]
+        assert not (data["c"] / "pictures").exists()
+        wait_for(lambda: (data["b"] / "images" / "keep.jpg").exists(), timeout=30, what="b")
+        assert (data["b"] / "music" / "m1.mp3").read_bytes() == FILES["music/m1.mp3"]
     finally:
         for proc in procs.values():
             stop(proc)
