@@ -8,8 +8,9 @@ from functools import partial
 import trio
 
 from .auth import ensure_api_key, exposure_warning
-from .handlers import MAX_BODY, WebMount, build_app
+from .handlers import WebMount, build_app
 from .http import Limits, serve
+from .parsing import MAX_BODY
 from .registry import RunningNode
 
 log = logging.getLogger("p2psync.api")

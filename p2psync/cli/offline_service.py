@@ -194,7 +194,7 @@ class OfflineNode:
     @staticmethod
     def restore_point(at: str | None) -> dt.datetime | None:
         """``--at`` parsed the way the API parses it (refused the same way)."""
-        from ..api.handlers import parse_time
+        from ..api.parsing import parse_time
 
         return parse_time(at)
 

@@ -39,6 +39,43 @@ def check_root(
     return RootCheck(lock.ensure())
 
 
+class RootGuard:
+    """One folder's root checks over time: whether its local index must be checked
+    against the disk again (at start: the folder may have been emptied while stopped;
+    and once the marker was seen missing). Blocking methods: run them in a thread."""
+
+    def __init__(
+        self,
+        root: Path,
+        fs: FileSystem,
+        *,
+        has_files: Callable[[], bool],
+        lock: FolderLock,
+        local_entries: Callable[[], Iterable[FileInfo]],
+    ) -> None:
+        self.root = root
+        self.fs = fs
+        self._has_files = has_files  # whether the index has files of ours
+        self._lock = lock
+        self._local_entries = local_entries  # this device's index of the folder
+        self.recheck_local = True
+        self.marker_lost = False
+
+    def check(self) -> RootCheck:
+        """``check_root``, remembering a lost marker for the next index check."""
+        check = check_root(self.root, self.fs, self._has_files, self._lock)
+        if check.marker_lost:
+            self.recheck_local = self.marker_lost = True
+        return check
+
+    def local_index_outdated(self) -> str:
+        """Why the local index no longer describes the disk, or "" (then, until the
+        marker is lost again, it is not checked again)."""
+        why = local_index_outdated(self.fs, self._local_entries(), self.marker_lost)
+        self.recheck_local = self.marker_lost = False
+        return why
+
+
 def local_index_outdated(fs: FileSystem, local: Iterable[FileInfo], marker_lost: bool) -> str:
     """Why this device's index of the folder (``local``) no longer describes its disk,
     or "".

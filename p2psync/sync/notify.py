@@ -42,3 +42,20 @@ class Wakeup:
         while not self._flag:
             await self._lot.park()
         self._flag = False
+
+
+class Counter:
+    """A count that only goes up, and tasks can wait for its next step (e.g. the index
+    updates from peers a folder stored)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._stepped = trio.Event()  # replaced after each step
+
+    def step(self) -> None:
+        self.value += 1
+        self._stepped.set()
+        self._stepped = trio.Event()
+
+    async def wait_step(self) -> None:
+        await self._stepped.wait()

@@ -103,13 +103,13 @@ def device_names(node: RunningNode) -> dict[int, str]:
 async def overview_context(api: Handlers) -> dict[str, Any]:
     node = api.node
     system = system_view(node)
-    folders = [await folder_view(node, fc, api.limiter) for fc in node.config.folders]
+    folders = [await folder_view(node, fc, api.ctx.limiter) for fc in node.config.folders]
     last = last_changes(node.events)
     for f in folders:
         f["last_change"] = last.get(f["id"])
-    devices = [device_view(node, d, api.meter) for d in node.config.devices]
-    pending_devices = await api._thread(node.pending.devices)
-    pending_folders = await api._thread(node.pending.folders)
+    devices = [device_view(node, d, api.ctx.meter) for d in node.config.devices]
+    pending_devices = await api.ctx.thread(node.pending.devices)
+    pending_folders = await api.ctx.thread(node.pending.folders)
     names = {d["id"]: d["name"] for d in devices}
     return {
         "system": system,
@@ -134,7 +134,7 @@ async def folder_context(api: Handlers, folder_id: str) -> dict[str, Any]:
     fc = node.config.folder(folder_id)
     if fc is None:
         return {"folder": None, "folder_id": folder_id, "system": system_view(node)}
-    view = await folder_view(node, fc, api.limiter)
+    view = await folder_view(node, fc, api.ctx.limiter)
     names = device_names(node)
     running = node.model.folders.get(fc.id) is not None
     conflicts: list[Any] = []
@@ -142,9 +142,9 @@ async def folder_context(api: Handlers, folder_id: str) -> dict[str, Any]:
     versions_error = ""
     recent, recent_error = await recent_history(api, fc.id)
     if running:
-        conflicts = await api._thread(conflict_pairs, node.index, fc.id, names)
+        conflicts = await api.ctx.thread(conflict_pairs, node.index, fc.id, names)
         try:
-            versions = (await api.list_versions(fc.id, None))[-MAX_VERSIONS_SHOWN:][::-1]
+            versions = (await api.versions.list_versions(fc.id, None))[-MAX_VERSIONS_SHOWN:][::-1]
         except P2PSyncError as exc:
             versions_error = str(exc)
         except Exception as exc:  # e.g. versioning not in this build: say so in place
@@ -204,7 +204,7 @@ async def recent_history(api: Handlers, folder_id: str) -> tuple[list[dict[str, 
     """The folder page's "recent changes": its last entries in the history, or why not."""
     query = HistoryQuery(folder=folder_id, limit=hv.RECENT_ROWS)
     try:
-        data = await read_history(api.node, query, api.list_versions)
+        data = await read_history(api.node, query, api.versions.list_versions)
     except (P2PSyncError, HTTPException) as exc:
         return [], _why(exc)
     return hv.history_rows(data["entries"], {}), ""
@@ -229,7 +229,7 @@ async def history_context(api: Handlers, params: dict[str, str]) -> dict[str, An
         "system": system_view(node),
     }
     try:
-        data = await read_history(node, hv.to_query(f, time.time()), api.list_versions)
+        data = await read_history(node, hv.to_query(f, time.time()), api.versions.list_versions)
     except (P2PSyncError, HTTPException) as exc:
         ctx["error"] = _why(exc)
         return ctx
@@ -256,7 +256,7 @@ async def file_history_context(api: Handlers, folder_id: str, path: str) -> dict
     }
     query = HistoryQuery(folder=folder_id, path=path, limit=hv.PAGE_ROWS + 1)
     try:
-        data = await read_history(node, query, api.list_versions)
+        data = await read_history(node, query, api.versions.list_versions)
     except (P2PSyncError, HTTPException) as exc:
         ctx["error"] = _why(exc)
         return ctx

@@ -20,8 +20,9 @@ import trio
 
 from ..api import edits, ignores
 from ..api.auth import key_matches
-from ..api.handlers import Handlers, parse_time
+from ..api.handlers import Handlers
 from ..api.http import HTTPException, Request, Response
+from ..api.parsing import parse_time
 from ..api.registry import LinkService
 from ..config import Config
 from ..errors import P2PSyncError
@@ -162,8 +163,8 @@ class Web:
     ) -> Response:
         ctx, sections = await render_view(self.api, view, params)
         if view == "folder":  # the editor is outside the live sections: typing is kept
-            ctx["ignore_text"] = await self.api._thread(
-                ignores.read_ignore_text, self.api._folder_config(params["id"]).resolved_path
+            ctx["ignore_text"] = await self.api.ctx.thread(
+                ignores.read_ignore_text, self.api.ctx.folder_config(params["id"]).resolved_path
             )
         return page(
             template,
@@ -216,7 +217,7 @@ class Web:
 
     async def device_add(self, request: Request) -> Response:
         form = _form(request)
-        did, existed = await self.api.add_device(
+        did, existed = await self.api.devices.add_device(
             form.get("id", ""),
             name=form.get("name", "").strip(),
             addresses=[a for a in [form.get("address", "").strip()] if a],
@@ -224,24 +225,24 @@ class Web:
         return await self._done(request, f"{'Updated' if existed else 'Added'} device {did}.")
 
     async def pending_device_accept(self, request: Request) -> Response:
-        did = await self.api.accept_pending_device(request.path_params["id"])
+        did = await self.api.devices.accept_pending_device(request.path_params["id"])
         return await self._done(request, f"Accepted device {did}.")
 
     async def pending_device_ignore(self, request: Request) -> Response:
         did = str(DeviceID.parse(request.path_params["id"]))
-        await self.api._thread(self.node.pending.remove_device, did)
+        await self.api.ctx.thread(self.node.pending.remove_device, did)
         return await self._done(request, f"Ignored device {did} (until it asks again).")
 
     async def pending_folder_accept(self, request: Request) -> Response:
         form = _form(request)
-        fc = await self.api.accept_pending_folder(
+        fc = await self.api.devices.accept_pending_folder(
             request.path_params["id"], form.get("path", "").strip()
         )
         return await self._done(request, f"Accepted folder {fc.id!r} at {fc.path}.")
 
     async def pending_folder_ignore(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
-        await self.api._thread(self.node.pending.remove_folder, folder_id)
+        await self.api.ctx.thread(self.node.pending.remove_folder, folder_id)
         return await self._done(
             request, f"Ignored folder {folder_id!r} (until it is offered again)."
         )
@@ -249,7 +250,7 @@ class Web:
     async def folder_add(self, request: Request) -> Response:
         pairs = _pairs(request)
         form = dict(pairs)
-        fc = await self.api.add_folder(
+        fc = await self.api.folders.add_folder(
             form.get("path", "").strip(),
             folder_id=form.get("id", "").strip(),
             label=form.get("label", "").strip(),
@@ -261,14 +262,14 @@ class Web:
     async def folder_share(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
         device = _form(request).get("device", "")
-        already = await self.api.share_folder(folder_id, device)
+        already = await self.api.folders.share_folder(folder_id, device)
         verb = "was already shared" if already else "is now shared"
         return await self._done(request, f"Folder {folder_id!r} {verb} with {device}.")
 
     def folder_pause(self, paused: bool) -> Handler:
         async def handler(request: Request) -> Response:
             folder_id = request.path_params["id"]
-            await self.api._change(lambda cfg: edits.set_folder_paused(cfg, folder_id, paused))
+            await self.api.ctx.change(lambda cfg: edits.set_folder_paused(cfg, folder_id, paused))
             return await self._done(
                 request, f"Folder {folder_id!r} {'paused' if paused else 'resumed'}."
             )
@@ -278,7 +279,7 @@ class Web:
     def device_pause(self, paused: bool) -> Handler:
         async def handler(request: Request) -> Response:
             did = str(DeviceID.parse(request.path_params["id"]))
-            await self.api._change(lambda cfg: edits.set_device_paused(cfg, did, paused))
+            await self.api.ctx.change(lambda cfg: edits.set_device_paused(cfg, did, paused))
             return await self._done(request, f"Device {did} {'paused' if paused else 'resumed'}.")
 
         return handler
@@ -302,7 +303,7 @@ class Web:
                     values[key] = coerce(get_setting(cfg, scope, key), key, [raw.strip()])
             return change_settings(cfg, scope, set_values=values)
 
-        await self.api._change(edit)
+        await self.api.ctx.change(edit)
         return await self._done(request, f"Saved the settings of folder {folder_id!r}.")
 
     async def folder_selection(self, request: Request) -> Response:
@@ -310,14 +311,14 @@ class Web:
         folder_id = request.path_params["id"]
         lines = _form(request).get("selected", "").splitlines()
         paths = [line.strip() for line in lines if line.strip()]
-        new = await self.api._change(lambda cfg: edits.set_selection(cfg, folder_id, paths))
+        new = await self.api.ctx.change(lambda cfg: edits.set_selection(cfg, folder_id, paths))
         fc = new.folder(folder_id)
         kept = ", ".join(fc.selected) if fc is not None and fc.selected else "the whole folder"
         return await self._done(request, f"Folder {folder_id!r} now keeps {kept} on this device.")
 
     async def folder_remove(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
-        await self.api._change(lambda cfg: edits.remove_folder(cfg, folder_id))
+        await self.api.ctx.change(lambda cfg: edits.remove_folder(cfg, folder_id))
         message = f"Removed folder {folder_id!r}; its files stay on disk."
         return HTMLResponse(
             fragment("_message.html", ok=True, message=message), headers={"HX-Redirect": "/"}
@@ -325,12 +326,12 @@ class Web:
 
     async def device_remove(self, request: Request) -> Response:
         did = str(DeviceID.parse(request.path_params["id"]))
-        await self.api._change(lambda cfg: edits.remove_device(cfg, did))
+        await self.api.ctx.change(lambda cfg: edits.remove_device(cfg, did))
         return await self._done(request, f"Removed device {did}: it is no longer trusted.")
 
     async def folder_scan(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
-        self.api._runner(folder_id).request_scan(None)
+        self.api.ctx.runner(folder_id).request_scan(None)
         return await self._done(request, f"Scanning {folder_id!r}.")
 
     async def version_restore(self, request: Request) -> Response:
@@ -338,14 +339,14 @@ class Web:
         form = _form(request)
         path = form.get("path", "")
         at = parse_time(form.get("at") or None)
-        restored = await self.api.restore_version(folder_id, path, at)
+        restored = await self.api.versions.restore_version(folder_id, path, at)
         return await self._done(request, f"Restored {path} from {restored}.")
 
     async def conflict_keep(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
         form = _form(request)
         keep = form.get("keep", "")
-        kept = await self.api.keep_conflict(folder_id, form.get("copy", ""), keep)
+        kept = await self.api.versions.keep_conflict(folder_id, form.get("copy", ""), keep)
         other = "the original" if keep == "copy" else "the conflict copy"
         return await self._done(
             request,
@@ -355,16 +356,16 @@ class Web:
 
     async def ignore_preview(self, request: Request) -> Response:
         """As-you-type: which names on disk the draft patterns ignore."""
-        fc = self.api._folder_config(request.path_params["id"])
+        fc = self.api.ctx.folder_config(request.path_params["id"])
         text = _form(request).get("patterns", "")
-        found = await self.api._thread(ignores.preview, fc.resolved_path, text)
+        found = await self.api.ctx.thread(ignores.preview, fc.resolved_path, text)
         return HTMLResponse(fragment("_ignore_preview.html", **found))
 
     async def ignore_save(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
-        fc = self.api._folder_config(folder_id)
+        fc = self.api.ctx.folder_config(folder_id)
         text = _form(request).get("patterns", "")
-        await self.api._thread(ignores.save_ignore_text, fc.resolved_path, text)
+        await self.api.ctx.thread(ignores.save_ignore_text, fc.resolved_path, text)
         runner = self.node.model.folders.get(folder_id)
         if runner is not None:
             runner.request_scan(None)  # the scanner reads the new patterns

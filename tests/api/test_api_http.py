@@ -17,8 +17,8 @@ import pytest
 import trio
 from api_helpers import api_node
 
-from p2psync.api.handlers import MAX_BODY
 from p2psync.api.http import App, HTTPException, Limits, Request, Response, Route, serve
+from p2psync.api.parsing import MAX_BODY
 
 SMALL = Limits(max_body=1024, max_head=2048)  # the default timeouts: never hit in a test
 FAST = replace(SMALL, head_timeout=0.5, keepalive_timeout=0.5, body_timeout=0.5)

@@ -1,5 +1,5 @@
 """Every number, time and JSON body the control API reads from a request goes through
-the parsing helpers of api/handlers.py: whatever a client sends there is a 400 with a
+the parsing helpers of api/parsing.py: whatever a client sends there is a 400 with a
 message, never a 500 (deep nesting, out-of-range times, infinities, NaN)."""
 
 from __future__ import annotations

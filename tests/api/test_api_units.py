@@ -12,7 +12,7 @@ from rich.console import Console
 
 from p2psync.api import edits
 from p2psync.api.client import _error_from
-from p2psync.api.handlers import parse_time
+from p2psync.api.parsing import parse_time
 from p2psync.api.rates import RateMeter
 from p2psync.api.render import event_line, human_bytes, status_renderable
 from p2psync.config import Config, DeviceConfig

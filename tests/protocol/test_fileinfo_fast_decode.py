@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from p2psync.protocol import limits as L
-from p2psync.protocol import wire_schema
+from p2psync.protocol import wire_fileinfo
 from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
 from p2psync.protocol.validate import Invalid
 
-FIELDS = list(wire_schema._FILE_KEYS)
+FIELDS = list(wire_fileinfo._FILE_KEYS)
 
 # Values a field may be replaced with: right and wrong types, edges of every range.
 ODD_VALUES: list[Any] = [
@@ -84,19 +84,19 @@ def valid_plain(rng: random.Random) -> dict[str, Any]:
         invalid=rng.random() < 0.1,
         no_permissions=rng.random() < 0.1,
         version=tuple(
-            wire_schema.Counter(i + 1, rng.randrange(1, 9)) for i in range(rng.randrange(1, 4))
+            wire_fileinfo.Counter(i + 1, rng.randrange(1, 9)) for i in range(rng.randrange(1, 4))
         ),
         sequence=rng.randrange(0, 1000),
         block_size=block if kind == FileType.FILE else 0,
         blocks=blocks,
         symlink_target="target" if kind == FileType.SYMLINK else "",
     )
-    return wire_schema.file_info_to_plain(fi)
+    return wire_fileinfo.file_info_to_plain(fi)
 
 
 def checked(plain: Any) -> FileInfo | str:
     try:
-        fi = wire_schema._file_info_checked(plain, "f")
+        fi = wire_fileinfo._file_info_checked(plain, "f")
     except Invalid as exc:
         return f"Invalid: {exc}"
     return fi
@@ -104,7 +104,7 @@ def checked(plain: Any) -> FileInfo | str:
 
 def decoded(plain: Any) -> FileInfo | str:
     try:
-        return wire_schema.file_info_from_plain(plain, "f")
+        return wire_fileinfo.file_info_from_plain(plain, "f")
     except Invalid as exc:
         return f"Invalid: {exc}"
 
@@ -129,5 +129,5 @@ def test_the_fast_path_agrees_with_the_checked_one(seed: int) -> None:
         assert decoded(plain) == want, plain
         if not isinstance(want, str):
             valid += 1
-            fast_hits += wire_schema._file_info_fast(plain) is not None
+            fast_hits += wire_fileinfo._file_info_fast(plain) is not None
     assert valid > 200 and fast_hits == valid  # every valid entry took the fast path

@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError, EncodeError
 
 from ...errors import LocalProtocolError, RemoteProtocolError, UnsafePathError
 from .. import limits as L
-from .. import wire_schema
+from .. import wire_fileinfo, wire_schema
 from ..codec import message_type
 from ..fileinfo import MIN_BLOCK_SIZE, FileInfo, FileType
 from ..messages import Compression, Hello, Index, IndexUpdate, Message, MessageType, Unsupported
@@ -239,7 +239,7 @@ def _index_message(mtype: MessageType, message: Any) -> Message:
         if reason is not None:
             unsupported.append(Unsupported(entry.name.decode("utf-8", "backslashreplace"), reason))
             continue
-        files.append(wire_schema.file_info_from_plain(_file_from_pb(entry, path), path))
+        files.append(wire_fileinfo.file_info_from_plain(_file_from_pb(entry, path), path))
     envelope = wire_schema.from_plain(
         mtype, {**_FROM_PB[mtype](_EMPTY_OF[mtype]), **_envelope(message)}
     )

@@ -1,0 +1,84 @@
+"""What a folder tells the user: its shown state and the events about its items.
+
+Holds the folder's ``FolderStatus`` (read by the API) and emits the events that go with
+a change of it, so the runner and its scan and pull drivers report one way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..events import EventLog
+from ..identity import DeviceID
+from ..protocol.fileinfo import FileInfo
+from ..scanner.scan import ScanProgress
+from .folder_status import FolderStatus
+
+log = logging.getLogger("p2psync.sync.folder")
+
+
+class FolderReport:
+    def __init__(self, folder_id: str, events: EventLog, *, not_synced_listed: int) -> None:
+        self.id = folder_id
+        self.events = events
+        self.status = FolderStatus()
+        self._not_synced_listed = not_synced_listed
+
+    def set_state(self, state: str, reason: str = "") -> None:
+        status = self.status
+        if (state, reason) != (status.state, status.reason):
+            status.state = state
+            status.reason = reason
+            self.events.emit("FolderStateChanged", folder=self.id, state=state, reason=reason)
+
+    def note_not_synced(self, name: str, reason: str) -> None:
+        """Show ``name`` as "not synced here" with ``reason`` (bounded), logging it once."""
+        listed = self.status.not_synced
+        if listed.get(name) == reason:
+            return
+        log.warning("%s: %r not synced here: %s", self.id, name, reason)
+        if name in listed or len(listed) < self._not_synced_listed:
+            listed[name] = reason
+
+    def keep_not_synced(self, fi: FileInfo, reason: str) -> None:
+        """Show a refused item in the status (bounded); a refused deletion has nothing to
+        show. Logged as a warning: a peer sent something this device never stores."""
+        if fi.deleted:
+            self.status.not_synced.pop(fi.name, None)
+            return
+        self.note_not_synced(fi.name, reason)
+
+    def item_finished(self, fi: FileInfo) -> None:
+        self.events.emit(
+            "ItemFinished",
+            folder=self.id,
+            item=fi.name,
+            error=None,
+            action="delete" if fi.deleted else "update",
+        )
+
+    def item_failed(self, fi: FileInfo, reason: str) -> None:
+        self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=reason)
+
+    def conflicts_made(self, devices: tuple[str, ...], made: list[tuple[str, str, int]]) -> None:
+        """One ConflictCreated event per conflict copy: which file, the copy's name, and
+        the device whose change won (its full ID when it is one of ``devices``, those
+        sharing the folder)."""
+        by_short = {DeviceID.parse(d).short_id: d for d in devices}
+        for name, copy, winner in made:
+            self.events.emit(
+                "ConflictCreated",
+                folder=self.id,
+                item=name,
+                copy=copy,
+                device=by_short.get(winner, f"{winner:016x}"),
+            )
+
+    def scan_progressed(self, progress: ScanProgress) -> None:
+        self.events.emit(
+            "FolderScanProgress",
+            folder=self.id,
+            initial=not self.status.initial_scan_done,
+            **progress.snapshot(time.monotonic()),
+        )

@@ -1,0 +1,91 @@
+"""A folder's scans as the runner asks for them: one ``ScanRound`` run, and what it
+changes for the rest of the folder (the status and events, the block server's cache,
+the local sequence peers wait on, a renamed selected directory)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from ..protocol.fileinfo import FileInfo
+from ..scanner.ignore import Ignore
+from .folder_parts import FolderParts
+from .folder_selection import FolderSelection
+from .scan_round import ScanRound
+
+log = logging.getLogger("p2psync.sync.folder")
+
+
+class FolderScans:
+    def __init__(
+        self,
+        parts: FolderParts,
+        selection: FolderSelection,
+        *,
+        hash_workers: int,
+        progress_interval: float,
+    ) -> None:
+        self.id = parts.id
+        self._parts = parts
+        self._config = parts.config
+        self.report = parts.report
+        self.status = parts.report.status
+        self.selection = selection
+        self.hash_workers = hash_workers
+        self.progress_interval = progress_interval
+
+    async def scan(
+        self, paths: list[str] | None, ignore: Ignore, failed: Callable[[], None]
+    ) -> int:
+        """Scan everything (``paths`` None) or ``paths``; how many entries changed.
+        ``failed`` is called if the scan itself fails (before the error goes on)."""
+        full = paths is None
+        parts = self._parts
+        self.report.set_state("scanning")
+        scan_round = ScanRound(
+            folder_id=self.id,
+            config=self._config(),
+            fs=parts.fs,
+            index=parts.index,
+            local=parts.local,
+            ignore=ignore,
+            hash_workers=self.hash_workers,
+            db=parts.db,
+            on_stored=self._stored,
+            on_progress=self.report.scan_progressed,
+            progress_interval=self.progress_interval,
+        )
+        self.status.scan_progress = scan_round.progress
+        try:
+            result = await scan_round.run(paths)
+        except BaseException:
+            failed()
+            raise
+        finally:
+            self.status.scan_progress = None
+        self.status.last_scan = time.time()
+        self.status.scan_problems = result.problems[:1000]
+        for name, reason in result.problems[:20]:
+            log.warning("%s: cannot sync %r: %s", self.id, name, reason)
+        self.report.events.emit(
+            "LocalIndexUpdated" if result.changed else "ScanCompleted",
+            folder=self.id,
+            changed=result.changed,
+            full=full,
+            seconds=round(result.seconds, 3),
+        )
+        await self.selection.follow_renames(self._config().selected)
+        if full and not self.status.initial_scan_done:
+            self.status.initial_scan_done = True
+            self.report.events.emit(
+                "InitialScanCompleted",
+                folder=self.id,
+                **scan_round.progress.snapshot(time.monotonic()),
+            )
+        return result.changed
+
+    def _stored(self, stored: list[FileInfo]) -> None:
+        self._parts.server.clear_cache()
+        self._parts.local_sequence.set(max(f.sequence for f in stored))
+        self.selection.note_stored(stored, self._config().selected)
