@@ -158,3 +158,24 @@ async def test_a_log_that_cannot_open_turns_history_off_not_the_daemon(tmp_path:
         await service.drained()
         nursery.cancel_scope.cancel()
     assert service.stats.dropped == 1
+
+
+def test_rename_pairing_finds_its_half_by_content_among_many_rows(tmp_path: Path) -> None:
+    """A deletion recorded apart from its creation pairs by content (through the content
+    index; rows scanned one by one made a 10,000-file pull cost seconds): among 2,000
+    other recent creations only the one with the same content pairs."""
+    with HistoryLog.open(tmp_path / "h.sqlite3") as log:
+        others = [
+            Change("f", f"new/{i}", Kind.CREATED, Origin.PULLED, 7, 10 + i, size=5,
+                   content_hash=i.to_bytes(32, "big"))
+            for i in range(2000)
+        ]  # fmt: skip
+        moved = Change("f", "to.txt", Kind.CREATED, Origin.LOCAL, 7, 5000, size=5,
+                       content_hash=b"m" * 32)  # fmt: skip
+        log.record([*others, moved])
+        gone = Change("f", "from.txt", Kind.DELETED, Origin.LOCAL, 7, 5001, size=5,
+                      content_hash=b"m" * 32)  # fmt: skip
+        log.record([gone])
+        kinds = {c.name: (c.kind, c.detail) for c in log.query("f", limit=3)}
+        assert kinds["to.txt"] == (Kind.RENAMED_TO, "from.txt")
+        assert kinds["from.txt"] == (Kind.RENAMED_FROM, "to.txt")
