@@ -127,7 +127,9 @@ async def _serve_locked_node(home: Path, task_status: trio.TaskStatus[Node]) -> 
                 connections,
                 discovery,
                 nursery=nursery,
-                build_runner=partial(build_folder_runner, index=index, model=model, events=events),
+                build_runner=partial(
+                    build_folder_runner, index=index, model=model, events=events, history=history
+                ),
                 started_at=trio.current_time(),
                 history=history,
             )
@@ -160,7 +162,12 @@ def _retention(settings: ConfigHolder) -> dict[str, Retention]:
 
 
 def build_folder_runner(
-    fc: FolderConfig, *, index: IndexStore, model: SyncModel, events: EventLog
+    fc: FolderConfig,
+    *,
+    index: IndexStore,
+    model: SyncModel,
+    events: EventLog,
+    history: HistoryService | None = None,
 ) -> FolderRunner:
     """The one place a folder's runner is built, with its collaborators passed in."""
     return build_folder(
@@ -173,6 +180,7 @@ def build_folder_runner(
         events=events,
         on_index_reset=model.announce_index_reset,
         change_config=model.change_config,  # a selected directory renamed here
+        on_refused=history.note_refused if history is not None else None,  # send-only
     )
 
 

@@ -87,6 +87,34 @@ def changes_of(
     return pair_renames(out)
 
 
+SEND_ONLY_REFUSED = "send-only folder: not applied here"
+
+
+def refusals_of(folder: str, needed: Iterable[FileInfo], *, at_ns: int) -> list[Change]:
+    """The history rows of remote changes a send-only folder does not take (``needed``:
+    the global versions it needs and refuses), each under the device that made it."""
+    return [
+        Change(
+            folder=folder,
+            name=fi.name,
+            kind=Kind.REFUSED,
+            origin=Origin.PULLED,
+            device_short=fi.modified_by,
+            at_ns=at_ns,
+            item_type=int(fi.type),
+            size=0 if fi.deleted else fi.size,
+            modified_ns=fi.modified_ns,
+            content_hash=_content_hash(fi),
+            detail=f"{_what(fi)} on another device; {SEND_ONLY_REFUSED}",
+        )
+        for fi in needed
+    ]
+
+
+def _what(fi: FileInfo) -> str:
+    return "deleted" if fi.deleted else "changed"
+
+
 def _kind(before: FileInfo | None, after: FileInfo) -> Kind | None:
     if after.local_flags & _RECEIVE_ONLY:
         return Kind.REFUSED  # changed here, not sent: the folder is receive-only

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import trio
 
 from ..protocol.fileinfo import FileInfo
-from .changes import Change, Origin, changes_of
+from .changes import Change, Origin, changes_of, refusals_of
 from .log import HistoryError, HistoryLog, Retention
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,10 @@ class HistoryService:
                 self._token.run_sync_soon(self.note_changes, rows)
             except trio.RunFinishedError:
                 pass  # the daemon is stopping: nothing will write them any more
+
+    def note_refused(self, folder: str, needed: list[FileInfo]) -> None:
+        """Queue the remote changes a send-only folder refuses (from the trio thread)."""
+        self.note_changes(refusals_of(folder, needed, at_ns=self._clock()))
 
     def note_changes(self, rows: list[Change]) -> None:
         if not rows:

@@ -43,7 +43,7 @@ from .folder_index import FolderIndex
 from .folder_lock import FolderLock
 from .folder_parts import FolderParts
 from .folder_prepare import FolderPrepare
-from .folder_pull import FolderPulls
+from .folder_pull import FolderPulls, OnRefused
 from .folder_report import FolderReport
 from .folder_scan import FolderScans
 from .folder_selection import FolderSelection
@@ -83,6 +83,7 @@ class FolderRunner:
         on_index_reset: Callable[[str], Awaitable[None]] | None = None,
         tuning: FolderTuning = DEFAULT_TUNING,
         change_config: Callable[[Callable[..., Any]], Awaitable[Any]] | None = None,
+        on_refused: OnRefused | None = None,
     ) -> None:
         self.config = config
         self.id = config.id
@@ -155,6 +156,7 @@ class FolderRunner:
             remote_updates=self._remote_updates,
             updates_in_flight=lambda: self._schedule.updates_in_flight,
             note_paths=self._note_paths,
+            on_refused=on_refused,
         )
 
     def update_config(self, config: FolderConfig) -> None:

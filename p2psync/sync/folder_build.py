@@ -21,6 +21,7 @@ from ..identity import DeviceID
 from ..index.store import IndexStore
 from .folder import FolderRunner, WatchFolder
 from .folder_lock import FolderLock
+from .folder_pull import OnRefused
 from .folder_tuning import DEFAULT_TUNING, FolderTuning
 from .pull import BlockSource, Puller
 from .serve import BlockServer
@@ -63,6 +64,7 @@ def build_folder(
     on_index_reset: Callable[[str], Awaitable[None]] | None = None,
     change_config: Callable[[Callable[..., Any]], Awaitable[Any]] | None = None,
     tuning: FolderTuning = DEFAULT_TUNING,
+    on_refused: OnRefused | None = None,
 ) -> FolderRunner:
     """A runner for ``config`` with all its parts (``fs`` default: the folder on disk)."""
     folder_fs = fs or BasicFS(config.resolved_path)
@@ -99,4 +101,5 @@ def build_folder(
         on_index_reset=on_index_reset,
         change_config=change_config,
         tuning=tuning,
+        on_refused=on_refused,
     )

@@ -14,9 +14,11 @@ import trio
 
 from ..index.store import NeedCursor
 from ..protocol.fileinfo import FileInfo
+from ..protocol.vector import Vector
 from ..scanner.ignore import Ignore
 from . import folder_schedule as sched
 from .delete_hold import DeleteHold
+from .folder_index import FolderIndex
 from .folder_parts import FolderParts
 from .folder_schedule import PullResult
 from .folder_selection import FolderSelection
@@ -28,6 +30,15 @@ from .pull import ItemSkipped, PullRound
 log = logging.getLogger("p2psync.sync.folder")
 
 T = TypeVar("T")
+
+
+OnRefused = Callable[[str, list[FileInfo]], None]
+REFUSALS_PER_ROUND = 1000  # remote changes a send-only folder reports at most per round
+REFUSALS_REMEMBERED = 100_000  # (name, version) pairs it remembers having reported
+
+
+def _first_needed(index: FolderIndex, folder: str, limit: int) -> list[FileInfo]:
+    return list(itertools.islice(index.iter_need(folder), limit))
 
 
 class FolderPulls:
@@ -42,8 +53,11 @@ class FolderPulls:
         remote_updates: Counter,
         updates_in_flight: Callable[[], int],
         note_paths: Callable[[Sequence[str]], None],
+        on_refused: OnRefused | None = None,
     ) -> None:
         self.id = parts.id
+        self._on_refused = on_refused  # a send-only folder's refusals, for the history
+        self._refused: dict[str, Vector] = {}  # name -> version already reported
         self._parts = parts
         self._config = parts.config
         self._ignore = ignore  # the ignore patterns loaded last
@@ -67,6 +81,7 @@ class FolderPulls:
             if await self.selection.follow_remote_renames(self._config().selected):
                 await self.selection.apply(self._config().selected, self._note_paths)
         if self._config().type == "sendonly":
+            await self._report_refusals()
             return sched.Pulled(PullResult.SKIPPED)
         need = await self._db(self.index.need_counts, self.id)
         if need.deleted == 0:
@@ -158,6 +173,23 @@ class FolderPulls:
             self.report.conflicts_made(self._config().devices, made)
         result = PullResult.DONE_WITH_ERRORS if new_errors else PullResult.DONE
         return sched.Pulled(result, go_again=go_again)
+
+    async def _report_refusals(self) -> None:
+        """A send-only folder takes no remote change: each one it refuses is reported
+        once per version (``on_refused``: the history log)."""
+        if self._on_refused is None:
+            return
+        need = await self._db(self.index.need_counts, self.id)
+        if need.files + need.directories + need.symlinks + need.deleted == 0:
+            return
+        needed = await self._db(_first_needed, self.index, self.id, REFUSALS_PER_ROUND)
+        fresh = [fi for fi in needed if self._refused.get(fi.name) != fi.version]
+        if len(self._refused) + len(fresh) > REFUSALS_REMEMBERED:
+            self._refused.clear()  # bounded: at worst a refusal is reported again
+        for fi in fresh:
+            self._refused[fi.name] = fi.version
+        if fresh:
+            self._on_refused(self.id, fresh)
 
     async def _more_to_pull(self, updates_seen: int) -> bool:
         """At the end of a pull round's pages: whether peers' index updates stored since

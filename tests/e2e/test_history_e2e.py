@@ -11,7 +11,7 @@ import signal
 
 from test_cli_cluster import start
 from test_cli_daemon import init_home, ok, wait_for
-from two_nodes import pair, share, status, text_of  # noqa: F401 - pair is a fixture
+from two_nodes import folder_of, pair, share, status, text_of  # noqa: F401 - pair is a fixture
 
 
 def entries(home, *args: str) -> list[dict]:
@@ -97,3 +97,33 @@ def test_the_log_survives_a_restart_and_reads_without_the_daemon(tmp_path) -> No
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=20)
+
+
+def test_a_send_only_folder_records_the_remote_changes_it_refuses(pair, tmp_path) -> None:  # noqa: F811
+    """b keeps its folder send-only: a's files and edits are refused there, each version
+    once, under a's name; b's disk is untouched."""
+    nodes = pair()
+    (home_a, data_a), (home_b, data_b) = nodes["a"], nodes["b"]
+    data_a.mkdir(parents=True)
+    (data_a / "plan.txt").write_text("plan v1\n")
+    share(nodes, "plans", "--type", "sendonly")
+    a_id = status(home_a)["system"]["device_id"]
+
+    def refused() -> list[dict]:
+        return [e for e in entries(home_b, "--folder", "plans") if e["kind"] == "refused"]
+
+    wait_for(refused, 30, "b's refusal in its history")
+    (entry,) = refused()
+    assert (entry["path"], entry["origin"], entry["device"], entry["device_name"]) == (
+        "plan.txt", "pulled", a_id, "a",
+    )  # fmt: skip
+    assert entry["detail"] == "changed on another device; send-only folder: not applied here"
+    (data_a / "plan.txt").write_text("plan v2 from a\n")  # a new version: refused again
+    (data_a / "other.txt").write_text("another file\n")
+    ok(home_a, "scan", "plans")
+    wait_for(lambda: len(refused()) == 3, 30, "the next two refusals")
+    assert sorted(e["path"] for e in refused()) == ["other.txt", "plan.txt", "plan.txt"]
+    assert not (data_b / "plan.txt").exists() and not (data_b / "other.txt").exists()
+    ok(home_b, "scan", "plans")  # more rounds on b: each version is reported once only
+    wait_for(lambda: folder_of(home_b, "plans")["state"] == "idle", 30, "b idle")
+    assert len(refused()) == 3
