@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from test_cli_cluster import start, status, tree
 from test_cli_daemon import init_home, ok, wait_for
 from test_cli_data_safety import stop
@@ -185,6 +186,61 @@ def test_a_selective_device_keeps_only_its_paths_and_loses_nothing(tmp_path: Pat
         assert not (data["c"] / "pictures").exists()
         wait_for(lambda: (data["b"] / "images" / "keep.jpg").exists(), timeout=30, what="b")
         assert (data["b"] / "music" / "m1.mp3").read_bytes() == FILES["music/m1.mp3"]
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
+@pytest.mark.parametrize("folder_type", ["sendreceive", "receiveonly"])
+def test_a_selected_directory_renamed_while_stopped_is_followed(
+    tmp_path: Path, folder_type: str
+) -> None:
+    """c keeps only docs; with c's daemon stopped its user renames docs to documents:
+    at the next start the selection follows, and a gets the rename, not a deletion. A
+    receive-only c keeps the rename to itself as its own local change (the selection
+    stays), and what it leaves out is no local change of its own."""
+    homes = {n: tmp_path / n / "home" for n in ("a", "c")}
+    data = {n: tmp_path / n / "data" for n in ("a", "c")}
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for n in homes:
+            init_home(homes[n], n)
+            procs[n] = start(homes[n])
+        info = {n: status(homes[n])["system"] for n in homes}
+        for n, m in (("a", "c"), ("c", "a")):
+            addr = info[m]["listen_addresses"][0]
+            ok(homes[n], "peer", "add", info[m]["device_id"], "--name", m, "--address", addr)
+        for name, content in FILES.items():
+            (data["a"] / name).parent.mkdir(parents=True, exist_ok=True)
+            (data["a"] / name).write_bytes(content)
+        ok(homes["a"], "folder", "add", str(data["a"]), "--id", "shared",
+           "--share", info["c"]["device_id"])  # fmt: skip
+        wait_for(lambda: "shared" in ok(homes["c"], "folder", "pending"), what="offer on c")
+        ok(homes["c"], "folder", "accept", "shared", str(data["c"]), "--type", folder_type)
+        ok(homes["c"], "folder", "select", "shared", "docs")
+        docs = {k: v for k, v in FILES.items() if k.startswith("docs/")}
+        wait_for(lambda: tree(data["c"]) == docs and settled(homes["c"]), 30, "c: docs")
+        assert folder(homes["c"])["local_changes"] == 0  # left-out items are no change here
+
+        stop(procs.pop("c"))
+        (data["c"] / "docs").rename(data["c"] / "documents")
+        procs["c"] = start(homes["c"])
+        moved = {k.replace("docs/", "documents/", 1): v for k, v in docs.items()}
+        rest = {k: v for k, v in FILES.items() if not k.startswith("docs/")}
+        if folder_type == "receiveonly":
+            # the rename is c's local change, kept to itself (and undone by `folder
+            # revert`): the selection stays, a keeps docs
+            wait_for(lambda: folder(homes["c"])["local_changes"] > 0, 30, "c's own change")
+            assert folder(homes["c"])["selection"]["selected"] == ["docs"]
+            assert tree(data["c"]) == moved and tree(data["a"]) == FILES
+            return
+        wait_for(
+            lambda: folder(homes["c"])["selection"]["selected"] == ["documents"],
+            timeout=30,
+            what="the selection follows the rename made while stopped",
+        )
+        wait_for(lambda: tree(data["c"]) == moved and settled(homes["c"]), 30, "c settles")
+        wait_for(lambda: tree(data["a"]) == {**moved, **rest}, 30, "a has the rename")
     finally:
         for proc in procs.values():
             stop(proc)
