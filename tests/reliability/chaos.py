@@ -292,6 +292,9 @@ class ChaosRun:
     def close(self) -> None:
         for node in self.nodes.values():
             node.daemon.stop()
+            # the logs outlive the node's tmpfs, for a run that has to be understood
+            with contextlib.suppress(OSError):
+                shutil.copy(node.daemon.log_path, self.root / node.name / "p2psync.log")
         self._stack.close()
 
     # ---- user actions -----------------------------------------------------------------
@@ -560,13 +563,26 @@ class ChaosRun:
         return done.returncode == 0
 
     def end_faults(self, now: float, *, all_of_them: bool = False) -> None:
+        # Disks, clocks and links before restarts: a daemon restarted on a full disk
+        # cannot write the "ready" line the harness waits for at the end of a run.
+        if self.partition_until is not None and (all_of_them or now >= self.partition_until):
+            self.mesh.heal()
+            self.partition_until = None
+        for name, until in list(self.disk_until.items()):
+            if all_of_them or now >= until:
+                _free_disk(self.nodes[name].data.parent)
+                del self.disk_until[name]
+        for node in self.nodes.values():
+            at = node.clock_back_at
+            if at is not None and node.clock_file is not None and (all_of_them or now >= at):
+                node.clock_file.write_text("+0\n")  # and back again: a second jump
+                node.clock_back_at = None
         for node in self.nodes.values():
             if node.restart_at is not None and (all_of_them or now >= node.restart_at):
                 node.daemon.start()
                 node.restart_at = None
-        if self.partition_until is not None and (all_of_them or now >= self.partition_until):
-            self.mesh.heal()
-            self.partition_until = None
+        # (a pause is lifted through the daemon's API: a daemon still down keeps it until
+        # the next call)
         for (a, b), until in list(self.paused_peers.items()):
             if (all_of_them or now >= until) and self._cli(
                 self.nodes[a], "peer", "resume", self.nodes[b].device_id
@@ -577,15 +593,6 @@ class ChaosRun:
                 self.nodes[name], "folder", "resume", FOLDER
             ):
                 del self.paused_folders[name]
-        for name, until in list(self.disk_until.items()):
-            if all_of_them or now >= until:
-                _free_disk(self.nodes[name].data.parent)
-                del self.disk_until[name]
-        for node in self.nodes.values():
-            at = node.clock_back_at
-            if at is not None and node.clock_file is not None and (all_of_them or now >= at):
-                node.clock_file.write_text("+0\n")  # and back again: a second jump
-                node.clock_back_at = None
 
     # ---- the run ----------------------------------------------------------------------
 
@@ -605,7 +612,13 @@ class ChaosRun:
         self.end_faults(time.monotonic(), all_of_them=True)
         quiet = time.monotonic()
         for node in self.nodes.values():
-            _wait(node.daemon.ready, 60, f"{node.name} restarted")
+            # its log says ready, or (a start on a full disk could not log it) it answers
+            _wait(
+                lambda n=node: n.daemon.ready() or self._cli(n, "status"),
+                60,
+                f"{node.name} restarted",
+            )
+        self.end_faults(time.monotonic(), all_of_them=True)  # pauses of daemons just back
         converged = self._converge()
         return self._report(converged, time.monotonic() - quiet)
 
