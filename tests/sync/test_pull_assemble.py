@@ -24,7 +24,8 @@ def test_blocks_are_written_until_one_fails_its_hash(index: IndexStore) -> None:
         assert assemble.write_blocks(handle, good)
         assemble.seal(fi, handle)
     assert read_all(fs, temp_name("f.bin")) == data
-    bad = [*good[:1], (good[1][0], b"\0" + good[1][1][1:]), *good[2:]]
+    flipped = bytes([good[1][1][0] ^ 0xFF]) + good[1][1][1:]  # always differs
+    bad = [*good[:1], (good[1][0], flipped), *good[2:]]
     with assemble.open_temp(temp_name("g.bin")) as handle:
         assert not assemble.write_blocks(handle, bad)
     assert read_all(fs, temp_name("g.bin")) == good[0][1]  # nothing after the bad block
