@@ -209,13 +209,11 @@ class FolderPulls:
     def _item_skipped(self, fi: FileInfo, exc: ItemSkipped) -> None:
         if exc.kept:
             self.report.keep_not_synced(fi, exc.reason)
-        else:
-            log.info("%s: %s not synced: %s", self.id, fi.name, exc.reason)
         if exc.rescan:
             self._note_paths([fi.name])
         if exc.retry_soon:
             self._retry_soon = True
-        self.report.item_failed(fi, exc.reason)
+        self.report.item_failed(fi, exc.reason, log_it=not exc.kept)
 
     async def _flush_pulled(self) -> None:
         """Record what the puller applied (one index transaction) and make the renames

@@ -17,13 +17,27 @@ from .folder_status import FolderStatus
 
 log = logging.getLogger("p2psync.sync.folder")
 
+# Items whose last logged failure is remembered, so that a failure repeated every pull
+# round (a full disk: every needed file, every 30 s) is logged once, not until the logs
+# fill what is left of the disk.
+FAILURES_REMEMBERED = 10_000
+
 
 class FolderReport:
-    def __init__(self, folder_id: str, events: EventLog, *, not_synced_listed: int) -> None:
+    def __init__(
+        self,
+        folder_id: str,
+        events: EventLog,
+        *,
+        not_synced_listed: int,
+        failures_remembered: int = FAILURES_REMEMBERED,
+    ) -> None:
         self.id = folder_id
         self.events = events
         self.status = FolderStatus()
         self._not_synced_listed = not_synced_listed
+        self._failures_logged: dict[str, str] = {}
+        self._failures_remembered = failures_remembered
 
     def set_state(self, state: str, reason: str = "") -> None:
         status = self.status
@@ -50,6 +64,7 @@ class FolderReport:
         self.note_not_synced(fi.name, reason)
 
     def item_finished(self, fi: FileInfo) -> None:
+        self._failures_logged.pop(fi.name, None)
         self.events.emit(
             "ItemFinished",
             folder=self.id,
@@ -58,7 +73,16 @@ class FolderReport:
             action="delete" if fi.deleted else "update",
         )
 
-    def item_failed(self, fi: FileInfo, reason: str) -> None:
+    def item_failed(self, fi: FileInfo, reason: str, *, log_it: bool = True) -> None:
+        """An item a pull round could not apply. Logged at INFO the first time it fails
+        for ``reason``, at DEBUG while it keeps failing for the same one; the event goes
+        out every time."""
+        if log_it:
+            level = logging.DEBUG if self._failures_logged.get(fi.name) == reason else logging.INFO
+            log.log(level, "%s: %s not synced: %s", self.id, fi.name, reason)
+            if len(self._failures_logged) >= self._failures_remembered:
+                self._failures_logged.clear()  # bounded: at worst logged once more
+            self._failures_logged[fi.name] = reason
         self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=reason)
 
     def conflicts_made(self, devices: tuple[str, ...], made: list[tuple[str, str, int]]) -> None:
