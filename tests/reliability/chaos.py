@@ -139,7 +139,15 @@ class ChaosConfig:
     fault_interval: tuple[float, float] = (3.0, 8.0)
     fault_duration: tuple[float, float] = (2.0, 8.0)
     converge_timeout: float = 240.0
-    disk_size: str = "48m"
+    # Each node's tmpfs holds the whole shared tree, its index and its logs. The tree
+    # grows with the run (about 7 MiB a minute of actions), and a disk that stays full
+    # after the faults end cannot converge: the disk grows with the length of the run.
+    disk_mib_base: int = 48
+    disk_mib_per_minute: int = 12
+
+    @property
+    def disk_size(self) -> str:
+        return f"{self.disk_mib_base + round(self.disk_mib_per_minute * self.seconds / 60)}m"
 
 
 @dataclass
@@ -618,9 +626,23 @@ class ChaosRun:
                 60,
                 f"{node.name} restarted",
             )
-        self.end_faults(time.monotonic(), all_of_them=True)  # pauses of daemons just back
+        _wait(self._lift_every_pause, 60, "every pause lifted")
         converged = self._converge()
         return self._report(converged, time.monotonic() - quiet)
+
+    def _lift_every_pause(self) -> bool:
+        """Pauses of daemons just back; a resume that failed is tried again."""
+        self.end_faults(time.monotonic(), all_of_them=True)
+        return not (self.paused_peers or self.paused_folders)
+
+    def _disks(self) -> dict[str, str]:
+        """Each node's disk use at the end (a full disk cannot converge)."""
+        out = {}
+        for node in self.nodes.values():
+            st = os.statvfs(node.data)
+            total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+            out[node.name] = f"{(total - free) / 2**20:.0f} of {total / 2**20:.0f} MiB used"
+        return out
 
     def _converge(self) -> bool:
         deadline = time.monotonic() + self.cfg.converge_timeout
@@ -667,6 +689,8 @@ class ChaosRun:
             "tokens_lost": lost,
             "files": len(final),
             "conflict_copies": sum(".sync-conflict-" in k for k in final),
+            "tree_mib": round(sum(len(v) for v in final.values()) / 2**20, 1),
+            "disks": self._disks(),
             "events": self.events[-200:],
         }
 
