@@ -18,7 +18,6 @@ Nothing a client sends ends the server: every error stays in its connection's ta
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -32,7 +31,7 @@ from urllib.parse import unquote
 import httptools
 import trio
 
-from p2psync.api.http import parse_query
+from p2psync.api.http import Limits, error_body, linger, parse_query
 
 log = logging.getLogger("discovery_server.http")
 access_log = logging.getLogger("discovery_server.access")
@@ -40,17 +39,6 @@ access_log = logging.getLogger("discovery_server.access")
 READ_SIZE = 64 * 1024
 LINGER_MAX = 1 << 20  # bytes dropped at most while lingering before a close
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_body: int = 64 * 1024
-    max_head: int = 16 * 1024
-    head_timeout: float = 10.0
-    keepalive_timeout: float = 10.0
-    body_timeout: float = 10.0
-    send_timeout: float = 30.0
-    linger_timeout: float = 2.0
 
 
 @dataclass
@@ -289,7 +277,7 @@ class _Connection:
             self.on_refused(refused.reason)
         await self._send(_error(refused.status, refused.message), "", close=True)
         if refused.linger:
-            await self._linger()
+            await linger(self.stream, self.limits.linger_timeout, LINGER_MAX)
 
     async def _next(self, fresh: bool, terminating: Terminating) -> _Message | None:
         """The next complete request; None once the client closed or the server is
@@ -371,21 +359,6 @@ class _Connection:
         await self.stream.send_all(data)
         self.scope.deadline = deadline
 
-    async def _linger(self) -> None:
-        """Half-close, then drop what the client still sends for a moment, so a client
-        busy sending its body reads our answer instead of a connection reset."""
-        with trio.move_on_after(self.limits.linger_timeout):
-            try:
-                await self.stream.send_eof()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                return
-            dropped = 0
-            while dropped < LINGER_MAX:
-                data = await self.stream.receive_some(READ_SIZE)
-                if not data:
-                    return
-                dropped += len(data)
-
 
 async def _respond(handler: Handler, request: HttpRequest) -> HttpResponse:
     """The handler's response; an exception it did not handle becomes a logged 500."""
@@ -397,7 +370,7 @@ async def _respond(handler: Handler, request: HttpRequest) -> HttpResponse:
 
 
 def _error(status: int, message: str) -> HttpResponse:
-    return HttpResponse(status, json.dumps({"error": message}).encode(), {}, "application/json")
+    return HttpResponse(status, error_body(message), {}, "application/json")
 
 
 _date_cache: tuple[int, bytes] = (0, b"")

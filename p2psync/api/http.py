@@ -132,8 +132,29 @@ def json_error(
     status_code: int, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     """``{"error": message}``: the server's own answers (400, 413, 500, ...)."""
-    body = json.dumps({"error": message}).encode()
-    return Response(body, status_code, headers, media_type="application/json")
+    return Response(error_body(message), status_code, headers, media_type="application/json")
+
+
+def error_body(message: str) -> bytes:
+    """The JSON body of every error this project's HTTP servers answer themselves."""
+    return json.dumps({"error": message}).encode()
+
+
+async def linger(stream: trio.abc.HalfCloseableStream, seconds: float, max_bytes: int) -> None:
+    """Half-close, then read and drop what the client still sends for a moment (at most
+    ``max_bytes``), so a client busy sending its body reads our answer instead of a
+    connection reset."""
+    with trio.move_on_after(seconds):
+        try:
+            await stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+        dropped = 0
+        while dropped < max_bytes:
+            data = await stream.receive_some(READ_SIZE)
+            if not data:
+                return
+            dropped += len(data)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -357,7 +378,7 @@ class _Connection:
         except _BodyTooLarge:
             limit = self.limits.max_body
             await self._refuse(413, f"request body too large (limit {limit} bytes)", method)
-            await self._linger()
+            await linger(self.stream, self.limits.linger_timeout, LINGER_MAX)
             return None
         except trio.TooSlowError:
             await self._refuse(408, "request body not received in time", method)
@@ -409,18 +430,6 @@ class _Connection:
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             response = json_error(status, message, {"Connection": "close"})
             await self._send_response(method, response)
-
-    async def _linger(self) -> None:
-        """Half-close, then read and drop what the client still sends for a moment, so
-        a client busy sending its body reads our answer instead of a connection reset."""
-        with trio.move_on_after(self.limits.linger_timeout):
-            await self.stream.send_eof()
-            dropped = 0
-            while dropped < LINGER_MAX:
-                data = await self.stream.receive_some(READ_SIZE)
-                if not data:
-                    return
-                dropped += len(data)
 
     async def _send_response(self, method: str | None, response: Response) -> None:
         headers = response.raw_headers()
