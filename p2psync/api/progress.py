@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..identity import DeviceID
 
 if TYPE_CHECKING:
-    from ..index.store import Counts, IndexStore
+    from ..index import Counts, IndexStore
     from .registry import RunningFolder
 
 MAX_PULLING = 10  # files listed as being pulled, largest first

@@ -26,7 +26,7 @@ from .rates import RateMeter
 from .registry import FolderStatusView, RunningNode
 
 if TYPE_CHECKING:
-    from ..index.store import Counts, IndexStore
+    from ..index import Counts, IndexStore
 
 CONFLICT_MARK = ".sync-conflict-"
 MAX_LISTED = 10_000  # conflicts / versions / errors returned at most

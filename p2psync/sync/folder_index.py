@@ -6,7 +6,8 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from ..index.store import Counts, NeedCursor
+from ..index.global_reads import NeedCursor
+from ..index.reads import Counts
 from ..protocol.fileinfo import FileInfo
 
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import trio
 
-from ..index.store import NeedCursor
+from ..index.global_reads import NeedCursor
 from ..protocol.fileinfo import FileInfo
 from ..protocol.vector import Vector
 from ..scanner.ignore import Ignore

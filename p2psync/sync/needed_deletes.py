@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from ..index.store import Counts
+from ..index.reads import Counts
 from ..protocol.fileinfo import FileInfo
 from .plan import mass_delete_exceeded
 
