@@ -3,17 +3,21 @@ the node, a small thread pool for blocking reads, config changes, and folder loo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
 from ..config import Config, FolderConfig
 from ..errors import NotFoundError
-from .http import HTTPException
+from .http import HTTPException, Request
 from .progress import CompletionCache
 from .rates import RateMeter
 from .registry import RunningFolder, RunningNode
+from .responses import JSONResponse
+
+# sets the pause of the device or folder named in a config: (config, id, paused) -> config
+PauseEdit = Callable[[Config, str, bool], Config]
 
 
 class ApiContext:
@@ -32,6 +36,19 @@ class ApiContext:
     ) -> Config:
         """Apply ``edit`` to the current config (saved, then applied): ``Node.change_config``."""
         return await self.node.change_config(edit, prepare)
+
+    def pause_handler(
+        self, edit: PauseEdit, paused: bool
+    ) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """A handler that pauses (or resumes) the device or folder named by the path's
+        ``id`` through ``edit``."""
+
+        async def handler(request: Request) -> JSONResponse:
+            item = request.path_params["id"]
+            await self.change(lambda cfg: edit(cfg, item, paused))
+            return JSONResponse({"ok": True, "paused": paused})
+
+        return handler
 
     def folder_config(self, folder_id: str) -> FolderConfig:
         fc = self.node.config.folder(folder_id)

@@ -4,8 +4,6 @@ the pending devices and folders other devices offered. The ``add_device`` and
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import trio
 
 from ..config import Config, FolderConfig
@@ -25,13 +23,16 @@ class DeviceHandlers:
         self.node = ctx.node
 
     def routes(self, p: str) -> list[Route]:
+        pause, resume = (
+            self.ctx.pause_handler(edits.set_device_paused, on) for on in (True, False)
+        )
         pending = f"{p}/pending"
         return [
             Route(f"{p}/devices", self.devices),
             Route(f"{p}/devices", self.device_add, methods=["POST"]),
             Route(f"{p}/devices/{{id}}", self.device_remove, methods=["DELETE"]),
-            Route(f"{p}/devices/{{id}}/pause", self._pause(True), methods=["POST"]),
-            Route(f"{p}/devices/{{id}}/resume", self._pause(False), methods=["POST"]),
+            Route(f"{p}/devices/{{id}}/pause", pause, methods=["POST"]),
+            Route(f"{p}/devices/{{id}}/resume", resume, methods=["POST"]),
             Route(f"{p}/discovered", self.discovered),
             Route(f"{pending}/devices", self.pending_devices),
             Route(f"{pending}/devices/{{id}}/accept", self.pending_device_accept, methods=["POST"]),
@@ -86,14 +87,6 @@ class DeviceHandlers:
         device = request.path_params["id"]
         await self.ctx.change(lambda cfg: edits.remove_device(cfg, device))
         return JSONResponse({"ok": True})
-
-    def _pause(self, paused: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
-        async def handler(request: Request) -> JSONResponse:
-            device = request.path_params["id"]
-            await self.ctx.change(lambda cfg: edits.set_device_paused(cfg, device, paused))
-            return JSONResponse({"ok": True, "paused": paused})
-
-        return handler
 
     async def discovered(self, request: Request) -> JSONResponse:
         mdns = self.node.mdns

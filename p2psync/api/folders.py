@@ -5,7 +5,6 @@ interface's too."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Config, FolderConfig
@@ -27,14 +26,17 @@ class FolderHandlers:
         self.node = ctx.node
 
     def routes(self, p: str) -> list[Route]:
+        pause, resume = (
+            self.ctx.pause_handler(edits.set_folder_paused, on) for on in (True, False)
+        )
         return [
             Route(f"{p}/folders", self.folders),
             Route(f"{p}/folders", self.folder_add, methods=["POST"]),
             Route(f"{p}/folders/{{id}}", self.folder),
             Route(f"{p}/folders/{{id}}", self.folder_remove, methods=["DELETE"]),
             Route(f"{p}/folders/{{id}}/share", self.folder_share, methods=["POST"]),
-            Route(f"{p}/folders/{{id}}/pause", self._pause(True), methods=["POST"]),
-            Route(f"{p}/folders/{{id}}/resume", self._pause(False), methods=["POST"]),
+            Route(f"{p}/folders/{{id}}/pause", pause, methods=["POST"]),
+            Route(f"{p}/folders/{{id}}/resume", resume, methods=["POST"]),
             Route(f"{p}/folders/{{id}}/scan", self.folder_scan, methods=["POST"]),
             Route(f"{p}/folders/{{id}}/override", self.folder_override, methods=["POST"]),
             Route(f"{p}/folders/{{id}}/revert", self.folder_revert, methods=["POST"]),
@@ -150,14 +152,6 @@ class FolderHandlers:
 
         await self.ctx.change(edit)
         return already[-1]
-
-    def _pause(self, paused: bool) -> Callable[[Request], Awaitable[JSONResponse]]:
-        async def handler(request: Request) -> JSONResponse:
-            folder_id = request.path_params["id"]
-            await self.ctx.change(lambda cfg: edits.set_folder_paused(cfg, folder_id, paused))
-            return JSONResponse({"ok": True, "paused": paused})
-
-        return handler
 
     async def folder_scan(self, request: Request) -> JSONResponse:
         runner = self.ctx.runner(request.path_params["id"])
