@@ -3,9 +3,12 @@ SIGKILLed daemon catches up after a restart."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from test_cli_daemon import ENV, P2PSYNC, cli_run, init_home, ok, wait_for
@@ -31,8 +34,54 @@ def start(home: Path, env: dict[str, str] = ENV) -> subprocess.Popen:
     return proc
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def status(home: Path) -> dict:
     return json.loads(ok(home, "status", "--json"))
+
+
+@dataclass
+class Cluster:
+    """Daemons by name: their homes, folder paths (not created), processes, device IDs."""
+
+    homes: dict[str, Path]
+    data: dict[str, Path]
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def cluster(tmp_path: Path, names: Sequence[str] = NAMES) -> Iterator[Cluster]:
+    """Daemons ``names`` on loopback, each told of every other through `peer add` (the
+    CLI only); all stopped at the end."""
+    c = Cluster(
+        homes={n: tmp_path / n / "home" for n in names},
+        data={n: tmp_path / n / "data" for n in names},
+    )
+    try:
+        for n in names:
+            init_home(c.homes[n], n)
+            c.procs[n] = start(c.homes[n])
+        info = {n: status(c.homes[n])["system"] for n in names}
+        c.ids = {n: info[n]["device_id"] for n in names}
+        for n in names:
+            for m in names:
+                if m != n:
+                    addr = info[m]["listen_addresses"][0]
+                    ok(c.homes[n], "peer", "add", c.ids[m], "--name", m, "--address", addr)
+        yield c
+    finally:
+        for proc in c.procs.values():
+            stop(proc)
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -58,27 +107,8 @@ def converged(homes: dict[str, Path], data: dict[str, Path], expected: dict[str,
 
 
 def test_three_daemons_configured_by_cli_converge(tmp_path) -> None:
-    homes = {n: tmp_path / n / "home" for n in NAMES}
-    data = {n: tmp_path / n / "data" for n in NAMES}
-    procs: dict[str, subprocess.Popen] = {}
-    try:
-        for n in NAMES:
-            init_home(homes[n], n)
-            procs[n] = start(homes[n])
-        info = {n: status(homes[n])["system"] for n in NAMES}
-        for n in NAMES:
-            for m in NAMES:
-                if m != n:
-                    ok(
-                        homes[n],
-                        "peer",
-                        "add",
-                        info[m]["device_id"],
-                        "--name",
-                        m,
-                        "--address",
-                        info[m]["listen_addresses"][0],
-                    )
+    with cluster(tmp_path) as c:
+        homes, data, procs, ids = c.homes, c.data, c.procs, c.ids
         ok(
             homes["a"],
             "folder",
@@ -87,9 +117,9 @@ def test_three_daemons_configured_by_cli_converge(tmp_path) -> None:
             "--id",
             "shared",
             "--share",
-            info["b"]["device_id"],
+            ids["b"],
             "--share",
-            info["c"]["device_id"],
+            ids["c"],
         )
         for n in ("b", "c"):
             wait_for(
@@ -97,8 +127,8 @@ def test_three_daemons_configured_by_cli_converge(tmp_path) -> None:
             )
             ok(homes[n], "folder", "accept", "shared", str(data[n]))
         # b and c also share with each other
-        ok(homes["b"], "folder", "share", "shared", info["c"]["device_id"])
-        ok(homes["c"], "folder", "share", "shared", info["b"]["device_id"])
+        ok(homes["b"], "folder", "share", "shared", ids["c"])
+        ok(homes["c"], "folder", "share", "shared", ids["b"])
         expected = {}
         for n in NAMES:
             (data[n] / f"from-{n}.txt").write_text(f"written on {n}\n")
@@ -118,13 +148,3 @@ def test_three_daemons_configured_by_cli_converge(tmp_path) -> None:
         wait_for(
             lambda: converged(homes, data, expected), timeout=30, what="convergence after restart"
         )
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()

@@ -8,27 +8,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from test_cli_cluster import start, status
+from test_cli_cluster import start, status, stop
 from test_cli_daemon import ENV, P2PSYNC, cli_run, init_home, ok, wait_for
 
 from p2psync.config import load_config
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def test_second_run_on_a_running_home_refuses_and_touches_nothing(tmp_path: Path) -> None:

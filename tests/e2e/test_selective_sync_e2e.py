@@ -6,13 +6,11 @@ the selection holds across a restart and composes with ignore patterns."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from test_cli_cluster import start, status, tree
-from test_cli_daemon import init_home, ok, wait_for
-from test_cli_data_safety import stop
+from test_cli_cluster import cluster, start, status, stop, tree
+from test_cli_daemon import ok, wait_for
 
 NAMES = ("a", "b", "c")
 FILES = {
@@ -39,20 +37,8 @@ def deletions_seen_from(home: Path, device_id: str) -> int:
 
 
 def test_a_selective_device_keeps_only_its_paths_and_loses_nothing(tmp_path: Path) -> None:
-    homes = {n: tmp_path / n / "home" for n in NAMES}
-    data = {n: tmp_path / n / "data" for n in NAMES}
-    procs: dict[str, subprocess.Popen] = {}
-    try:
-        for n in NAMES:
-            init_home(homes[n], n)
-            procs[n] = start(homes[n])
-        info = {n: status(homes[n])["system"] for n in NAMES}
-        ids = {n: info[n]["device_id"] for n in NAMES}
-        for n in NAMES:
-            for m in NAMES:
-                if m != n:
-                    addr = info[m]["listen_addresses"][0]
-                    ok(homes[n], "peer", "add", ids[m], "--name", m, "--address", addr)
+    with cluster(tmp_path, NAMES) as c:
+        homes, data, procs, ids = c.homes, c.data, c.procs, c.ids
         for name, content in FILES.items():
             (data["a"] / name).parent.mkdir(parents=True, exist_ok=True)
             (data["a"] / name).write_bytes(content)
@@ -188,9 +174,6 @@ def test_a_selective_device_keeps_only_its_paths_and_loses_nothing(tmp_path: Pat
         assert not (data["c"] / "pictures").exists()
         wait_for(lambda: (data["b"] / "images" / "keep.jpg").exists(), timeout=30, what="b")
         assert (data["b"] / "music" / "m1.mp3").read_bytes() == FILES["music/m1.mp3"]
-    finally:
-        for proc in procs.values():
-            stop(proc)
 
 
 @pytest.mark.parametrize("folder_type", ["sendreceive", "receiveonly"])
@@ -201,22 +184,13 @@ def test_a_selected_directory_renamed_while_stopped_is_followed(
     at the next start the selection follows, and a gets the rename, not a deletion. A
     receive-only c keeps the rename to itself as its own local change (the selection
     stays), and what it leaves out is no local change of its own."""
-    homes = {n: tmp_path / n / "home" for n in ("a", "c")}
-    data = {n: tmp_path / n / "data" for n in ("a", "c")}
-    procs: dict[str, subprocess.Popen] = {}
-    try:
-        for n in homes:
-            init_home(homes[n], n)
-            procs[n] = start(homes[n])
-        info = {n: status(homes[n])["system"] for n in homes}
-        for n, m in (("a", "c"), ("c", "a")):
-            addr = info[m]["listen_addresses"][0]
-            ok(homes[n], "peer", "add", info[m]["device_id"], "--name", m, "--address", addr)
+    with cluster(tmp_path, ("a", "c")) as c:
+        homes, data, procs, ids = c.homes, c.data, c.procs, c.ids
         for name, content in FILES.items():
             (data["a"] / name).parent.mkdir(parents=True, exist_ok=True)
             (data["a"] / name).write_bytes(content)
         ok(homes["a"], "folder", "add", str(data["a"]), "--id", "shared",
-           "--share", info["c"]["device_id"])  # fmt: skip
+           "--share", ids["c"])  # fmt: skip
         wait_for(lambda: "shared" in ok(homes["c"], "folder", "pending"), what="offer on c")
         ok(homes["c"], "folder", "accept", "shared", str(data["c"]), "--type", folder_type)
         ok(homes["c"], "folder", "select", "shared", "docs")
@@ -243,6 +217,3 @@ def test_a_selected_directory_renamed_while_stopped_is_followed(
         )
         wait_for(lambda: tree(data["c"]) == moved and settled(homes["c"]), 30, "c settles")
         wait_for(lambda: tree(data["a"]) == {**moved, **rest}, 30, "a has the rename")
-    finally:
-        for proc in procs.values():
-            stop(proc)
