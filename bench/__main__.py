@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import dataclasses
 import datetime
 import os
 import shlex
@@ -21,7 +22,7 @@ from .mixed import MIXED_SYSTEMS, MIXED_WORKLOADS
 from .procstats import machine
 from .profile import Profiler
 from .report import markdown, summarize, update_doc, write_json
-from .workloads import ALL, DATA_OF, DEFAULT, PRESETS, Context, RunResult, run_one
+from .workloads import ALL, DATA_OF, DEFAULT, PRESETS, Context, RunResult, Sizes, run_one
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,6 +97,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="diagnosis: p2psync without its change log (what the log costs)",
     )
+    p.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="KEY=N",
+        help="override one size of the preset (e.g. scale_files=10000 for i): a growth "
+        "curve is runs of one workload at several sizes",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
     args = p.parse_args(argv)
     if args.quick and args.preset not in (None, "quick"):
@@ -108,6 +117,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if bad:
         p.error(f"unknown workload(s) {bad}; choose from {','.join(ALL)}")
     return args
+
+
+def _sizes(preset: Sizes, overrides: list[str]) -> Sizes:
+    """``preset`` with ``KEY=N`` overrides (N an integer; SystemExit on a bad one)."""
+    changes: dict[str, int] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in preset.__dataclass_fields__ or not value.isdigit():
+            known = ", ".join(preset.__dataclass_fields__)
+            raise SystemExit(f"--size {item!r}: expected KEY=N with KEY one of {known}")
+        changes[key] = int(value)
+    return dataclasses.replace(preset, **changes)
 
 
 def _folder_options(items: list[str]) -> dict[str, object]:
@@ -163,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 systems += list(MIXED_SYSTEMS)
         else:
             _log("syncthing not installed: p2psync only (apt-get install -y syncthing)")
-    sizes = PRESETS[args.preset]
+    sizes = _sizes(PRESETS[args.preset], args.size)
     workdir = Path(tempfile.mkdtemp(prefix="p2psync-bench-", dir=args.workdir))
     if args.p2p_no_history:
         os.environ[p2p.NO_HISTORY_ENV] = "1"
