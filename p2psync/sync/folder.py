@@ -33,8 +33,8 @@ from ..config import FolderConfig
 from ..events import EventLog
 from ..fs.base import FileSystem
 from ..identity import DeviceID
-from ..protocol.messages import ErrorCode, Request, Response
-from ..resource_faults import RESOURCE_ERRORS, describe, first_leaf, is_disk_full
+from ..protocol.messages import Request, Response
+from ..resource_faults import RESOURCE_ERRORS, first_leaf, is_disk_full
 from ..scanner.ignore import Ignore
 from . import folder_schedule as sched
 from .delete_hold import DeleteHold
@@ -44,7 +44,7 @@ from .folder_lock import FolderLock
 from .folder_parts import FolderParts
 from .folder_prepare import FolderPrepare
 from .folder_pull import FolderPulls, OnRefused
-from .folder_report import FolderReport
+from .folder_report import FolderReport, failure_reason, settled_state
 from .folder_scan import FolderScans
 from .folder_selection import FolderSelection
 from .folder_status import FolderStatus
@@ -354,16 +354,8 @@ class FolderRunner:
         await self._do(sched.RoundDone(failed=failed))
 
     def _failed(self, exc: BaseException) -> None:
-        if is_disk_full(exc):
-            where = (
-                "for the index in the daemon's home"
-                if not isinstance(exc, OSError)
-                else f"on {self.config.path}"
-            )
-            reason = f"{DISK_FULL} {where}; resumes when space is freed"
-        else:
-            reason = f"{describe(exc)}; retrying"
         self._failure = exc  # for the log line, if the reason is new
+        reason = failure_reason(exc, self.config.path)
         self._feed(sched.Failed(reason=reason, disk_full=is_disk_full(exc)))
 
     async def _work(self) -> None:
@@ -382,21 +374,11 @@ class FolderRunner:
         """The state once a round of work is done: the most important reason wins."""
         errors = self.status.item_errors
         disk_full = DISK_FULL in errors.values()
-        hold_reason = self._hold.reason
-        shown = not (self.config.paused or hold_reason)
+        shown = not (self.config.paused or self._hold.reason)
         self._feed(sched.ItemsSettled(disk_full=disk_full, shown=shown))
-        if self.config.paused:
-            self._set_state("paused", "paused by the user")
-        elif hold_reason:
-            self._set_state("paused", hold_reason)
-        elif disk_full:
-            self._set_state(
-                "paused", f"{DISK_FULL} on {self.config.path}; pulling resumes when space is freed"
-            )
-        elif errors:
-            self._set_state("error", f"{len(errors)} items not in sync")
-        else:
-            self._set_state("idle")
+        self._set_state(
+            *settled_state(self.config.paused, self._hold.reason, errors, self.config.path)
+        )
 
     def _set_state(self, state: str, reason: str = "") -> None:
         self._report.set_state(state, reason)
@@ -438,18 +420,7 @@ class FolderRunner:
     async def serve_requests(self, requests: Sequence[Request]) -> list[Response]:
         """Answer a peer's block requests (read together: ``ServeQueue``). A block that no
         longer matches the index gets its file rescanned."""
-        results = await self.serve_queue.read_many(requests)
-        stale = [
-            r.name
-            for r, (code, _) in zip(requests, results, strict=True)
-            if code == ErrorCode.INVALID_FILE
-        ]
-        if stale:
-            self.request_scan(stale)
-        return [
-            Response(id=r.id, data=data, code=code)
-            for r, (code, data) in zip(requests, results, strict=True)
-        ]
+        return await self.serve_queue.answer(requests, self.request_scan)
 
     # ---- override / revert -----------------------------------------------------------
     async def override(self) -> int:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from ..events import EventLog
 from ..identity import DeviceID
 from ..protocol.fileinfo import FileInfo
+from ..resource_faults import describe, is_disk_full
 from ..scanner.scan import ScanProgress
 from .folder_status import FolderStatus
+from .pull import DISK_FULL
 
 log = logging.getLogger("p2psync.sync.folder")
 
@@ -106,3 +109,29 @@ class FolderReport:
             initial=not self.status.initial_scan_done,
             **progress.snapshot(time.monotonic()),
         )
+
+
+def failure_reason(exc: BaseException, path: str) -> str:
+    """The reason shown for a round of work that failed with ``exc`` (retried)."""
+    if is_disk_full(exc):
+        where = (
+            "for the index in the daemon's home" if not isinstance(exc, OSError) else f"on {path}"
+        )
+        return f"{DISK_FULL} {where}; resumes when space is freed"
+    return f"{describe(exc)}; retrying"
+
+
+def settled_state(
+    paused_by_user: bool, hold_reason: str, item_errors: Mapping[str, str], path: str
+) -> tuple[str, str]:
+    """The state (and its reason) shown once a round of work is done: the most important
+    reason wins."""
+    if paused_by_user:
+        return "paused", "paused by the user"
+    if hold_reason:
+        return "paused", hold_reason
+    if DISK_FULL in item_errors.values():
+        return "paused", f"{DISK_FULL} on {path}; pulling resumes when space is freed"
+    if item_errors:
+        return "error", f"{len(item_errors)} items not in sync"
+    return "idle", ""

@@ -21,7 +21,7 @@ from ..fs.base import FileStat, FileSystem
 from ..fs.internal import is_internal
 from ..index.store import IndexStore
 from ..protocol.fileinfo import FileInfo, FileType
-from ..protocol.messages import ErrorCode, Request
+from ..protocol.messages import ErrorCode, Request, Response
 from ..resource_faults import RESOURCE_ERRORS, describe
 from ..scanner.ignore import Ignore
 from .plan import metadata_matches
@@ -164,6 +164,24 @@ class ServeQueue:
         # Open while ``serve`` runs; a full queue makes requesters wait (back-pressure on
         # the peers' connections) instead of growing without bound.
         self._send: trio.MemorySendChannel[_Slot] | None = None
+
+    async def answer(
+        self, requests: Sequence[Request], rescan: Callable[[list[str]], None]
+    ) -> list[Response]:
+        """A peer's block requests answered (read together); the names of blocks that no
+        longer match the index go to ``rescan``."""
+        results = await self.read_many(requests)
+        stale = [
+            r.name
+            for r, (code, _) in zip(requests, results, strict=True)
+            if code == ErrorCode.INVALID_FILE
+        ]
+        if stale:
+            rescan(stale)
+        return [
+            Response(id=r.id, data=data, code=code)
+            for r, (code, data) in zip(requests, results, strict=True)
+        ]
 
     async def read(self, request: Request) -> Result:
         return (await self.read_many([request]))[0]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 
 import pytest
 
 from p2psync.events import EventLog
 from p2psync.protocol.fileinfo import FileInfo
-from p2psync.sync.folder_report import FolderReport
+from p2psync.sync.folder_report import FolderReport, failure_reason, settled_state
+from p2psync.sync.pull import DISK_FULL
 
 
 def _info_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -57,3 +60,21 @@ def test_a_kept_item_is_not_logged_as_a_failure(caplog: pytest.LogCaptureFixture
     caplog.set_level(logging.INFO, logger="p2psync.sync.folder")
     report.item_failed(FileInfo("a\\b"), "name not allowed here", log_it=False)
     assert _info_lines(caplog) == []
+
+
+def test_the_shown_state_after_a_round_puts_the_most_important_reason_first() -> None:
+    full = {"a": DISK_FULL, "b": "permission denied"}
+    assert settled_state(True, "held", full, "/d") == ("paused", "paused by the user")
+    assert settled_state(False, "held", full, "/d") == ("paused", "held")
+    state, reason = settled_state(False, "", full, "/d")
+    assert state == "paused" and reason.startswith(f"{DISK_FULL} on /d")
+    assert settled_state(False, "", {"b": "x"}, "/d") == ("error", "1 items not in sync")
+    assert settled_state(False, "", {}, "/d") == ("idle", "")
+
+
+def test_a_failed_round_says_where_the_disk_is_full() -> None:
+    on_folder = failure_reason(OSError(errno.ENOSPC, "No space left on device"), "/d")
+    assert on_folder.startswith(f"{DISK_FULL} on /d")
+    on_index = failure_reason(sqlite3.OperationalError("database or disk is full"), "/d")
+    assert "for the index in the daemon's home" in on_index
+    assert failure_reason(OSError(errno.EMFILE, "Too many open files"), "/d").endswith("; retrying")
