@@ -4,14 +4,13 @@ SIGKILLed daemon catches up after a restart."""
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from test_cli_daemon import ENV, P2PSYNC, cli_run, init_home, ok, wait_for
+from test_cli_daemon import ENV, P2PSYNC, cli_run, init_home, ok, status, stop, wait_for
 
 NAMES = ("a", "b", "c")
 
@@ -32,21 +31,6 @@ def start(home: Path, env: dict[str, str] = ENV) -> subprocess.Popen:
         what=f"daemon {home}",
     )
     return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL after 15 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def status(home: Path) -> dict:
-    return json.loads(ok(home, "status", "--json"))
 
 
 @dataclass
