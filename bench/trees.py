@@ -192,6 +192,7 @@ def wait_identical(
     what: str,
     alive: Callable[[], None] | None = None,
     stats: dict[str, float] | None = None,
+    content_check_every: tuple[float, float] = (1.0, 8.0),
 ) -> float:
     """Wait until ``dst`` holds exactly ``src``'s user files; return the monotonic time
     at which the (then verified) match was first seen.
@@ -201,9 +202,12 @@ def wait_identical(
     the daemons work (a walk of 10,000 files every few tenths of a second took 15% of
     this two-core machine). When none of them differs any more, a full walk decides: the
     time returned is the end of the walk that found names, sizes and mtimes equal, then
-    the content digests must match. If only mtimes differ, content is compared at most
-    once a second (a daemon that does not preserve mtimes still completes, and the result
-    says so). ``alive`` is called every poll and should raise if a daemon died.
+    the content digests must match. If only mtimes differ, content is compared now and
+    then, so that a daemon that does not preserve mtimes still completes: after 1 s, then
+    at intervals doubling up to 8 s (``content_check_every``). Once a second, it hashed
+    workload d's 1 GiB file every second while the daemon worked on it (both systems keep
+    mtimes: the match is seen through the mtime). ``alive`` is called every poll and
+    should raise if a daemon died.
     ``stats["cpu_at_match"]``: the harness's CPU seconds when the last match was seen.
     """
     want = fingerprint(src)
@@ -211,8 +215,8 @@ def wait_identical(
     # 1 GiB while the daemons work took one core from them for ~0.6 s.
     want_digest: dict[str, str] | None = None
     deadline = time.monotonic() + timeout
-    last_content_check = 0.0
-    last_walk = 0.0
+    check_every, check_every_max = content_check_every
+    next_content_check = time.monotonic() + check_every
     only_mtimes_differed = False
     pending: list[str] = []  # names that differed at the last walk, in name order
     next_pending = 0
@@ -224,15 +228,17 @@ def wait_identical(
         # walk when nothing differs any more; and once a second while only mtimes differ,
         # for the content check of a daemon that does not preserve them
         if next_pending >= len(pending) or (
-            only_mtimes_differed and time.monotonic() - last_walk >= 1.0
+            only_mtimes_differed and time.monotonic() >= next_content_check
         ):
             have = fingerprint(dst)
-            seen = last_walk = time.monotonic()
+            seen = time.monotonic()
             only_mtimes_differed = _shape(have) == _shape(want)
-            if have == want or (only_mtimes_differed and seen - last_content_check > 1.0):
+            if have == want or (only_mtimes_differed and seen >= next_content_check):
                 if stats is not None:
                     stats["cpu_at_match"] = _own_cpu()
-                last_content_check = seen
+                if have != want:  # the next content check for mtimes alone, later
+                    check_every = min(check_every * 2, check_every_max)
+                    next_content_check = seen + check_every
                 if want_digest is None:
                     want_digest = digest(src, want)
                 if digest(dst, have) == want_digest:

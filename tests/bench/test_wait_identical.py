@@ -161,3 +161,24 @@ def test_the_source_is_hashed_only_once_the_trees_match(
     stats: dict[str, float] = {}
     wait_identical(src, dst, timeout=30, what="test", alive=alive, stats=stats)
     assert hashed == [src, dst] and stats["cpu_at_match"] > 0
+
+
+def test_content_differing_with_mtimes_is_hashed_ever_more_rarely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workload d while the daemon works: the same size, other bytes and an older mtime.
+    Hashing that file every second loaded the machine the daemons share; the checks back
+    off (here scaled down: after 0.05 s, then every 0.1, 0.2, 0.4 s)."""
+    src, dst = identical_pair(tmp_path)
+    target = dst / "d1" / "f04"
+    target.write_bytes(bytes(target.stat().st_size))
+    os.utime(target, ns=(1, 1))
+    hashed: list[Path] = []
+    real_digest = trees.digest
+    monkeypatch.setattr(
+        trees, "digest", lambda root, fp: hashed.append(root) or real_digest(root, fp)
+    )
+    with pytest.raises(WorkloadFailed, match="not identical"):
+        wait_identical(src, dst, timeout=1.0, what="t", content_check_every=(0.05, 0.4))
+    checks = hashed.count(dst)
+    assert 2 <= checks <= 5  # 0.05, 0.15, 0.35, 0.75 s; once per poll would be ~20
