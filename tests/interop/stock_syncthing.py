@@ -140,8 +140,10 @@ class StockSyncthing:
         response.raise_for_status()
         return response.json()
 
-    def post(self, path: str, body: Any) -> None:
-        self.client.post(path, json=body).raise_for_status()
+    def post(self, path: str, body: Any, *, timeout: float = 10) -> None:
+        """POST ``body``; ``timeout`` for the answer (``/rest/db/scan`` answers once the
+        scan is done)."""
+        self.client.post(path, json=body, timeout=timeout).raise_for_status()
 
     def add_device(
         self, device_id: str, name: str, address: str = "dynamic", *, introducer: bool = False

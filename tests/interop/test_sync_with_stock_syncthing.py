@@ -344,17 +344,24 @@ def test_a_wiped_p2psync_index_resyncs_without_conflicts_or_losses(mixed: MixedP
 
 def test_a_big_file_seeded_on_both_sides_is_no_conflict(mixed: MixedPair) -> None:
     """A folder seeded on both devices before they sync (how big folders are set up):
-    a 260 MiB file gets the same block size (256 KiB) on both sides, so the two
-    independent scans agree and nothing becomes a conflict copy."""
+    files from 0 bytes to past 1 GiB get the same block size on both sides (256 KiB for
+    260 MiB, 1 MiB for 1.1 GiB), so the two independent scans agree and nothing becomes
+    a conflict copy. The 1.1 GiB file is sparse (zeros): cheap to write and read, and
+    its block list still differs if either side picks another block size."""
     chunk = os.urandom(1024 * 1024)
     for root in (mixed.ours, mixed.theirs):
         with open(root / "video.mov", "wb") as f:
             for i in range(260):
                 f.write(chunk[i:] + chunk[:i])
+        with open(root / "disk.img", "wb") as f:
+            f.truncate(1100 * 1024 * 1024)
+        (root / "empty.txt").write_bytes(b"")
+        (root / "small.txt").write_bytes(b"seeded on both sides\n")
     ok(mixed.home, "scan", "mixed")
-    mixed.st.post("/rest/db/scan?folder=mixed", None)
+    mixed.st.post("/rest/db/scan?folder=mixed", None, timeout=120)  # 1.4 GiB to hash
     wait_for(lambda: in_sync(mixed.st, "mixed", mixed.me), 120, "Syncthing: p2psync at 100%")
     wait_for(lambda: status(mixed.home)["folders"][0]["need_items"] == 0, 60, "p2psync idle")
     names = [*tree(mixed.ours), *tree(mixed.theirs)]
     assert not [n for n in names if ".sync-conflict-" in n]
     assert (mixed.ours / "video.mov").stat().st_size == 260 * 1024 * 1024
+    assert (mixed.ours / "disk.img").stat().st_size == 1100 * 1024 * 1024
