@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,22 +34,44 @@ def need_items(c: Counts) -> int:
 
 class CompletionCache:
     """A peer's need is one pass over the folder's globals: reuse it while no device's
-    index of the folder moved (the key is every device's highest sequence)."""
+    index of the folder moved (the key is every device's highest sequence).
 
-    def __init__(self, max_entries: int = 1000) -> None:
+    While indexes keep moving (a big folder syncing) a result is also reused for
+    ``reuse_factor`` times as long as its pass took, at least ``reuse_min_s``: a view
+    polled every second then costs about a tenth of a core, where a pass per poll over a
+    million entries took longer than the clients' timeout. The completion shown may be
+    that much behind while the folder syncs; once it is quiet the key holds it exact."""
+
+    def __init__(
+        self,
+        max_entries: int = 1000,
+        *,
+        reuse_factor: float = 10.0,
+        reuse_min_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_entries = max_entries
-        self._cache: dict[tuple[str, bytes], tuple[tuple[int, ...], Counts]] = {}
+        self.reuse_factor = reuse_factor
+        self.reuse_min_s = reuse_min_s
+        self._clock = clock
+        # (folder, device) -> (key, counts, when computed, seconds the pass took)
+        self._cache: dict[tuple[str, bytes], tuple[tuple[int, ...], Counts, float, float]] = {}
 
     def need_of(self, index: IndexStore, folder: str, device: bytes) -> Counts:
         """Blocking: ``index.need_counts_of(folder, device)``, cached."""
         key = tuple(index.max_sequence(folder, d) for d in index.devices(folder))
         hit = self._cache.get((folder, device))
-        if hit is not None and hit[0] == key:
-            return hit[1]
+        if hit is not None:
+            hit_key, counts, at, cost = hit
+            fresh_for = max(self.reuse_min_s, self.reuse_factor * cost)
+            if hit_key == key or self._clock() - at < fresh_for:
+                return counts
+        start = self._clock()
         counts = index.need_counts_of(folder, device)
+        end = self._clock()
         if len(self._cache) >= self.max_entries:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[(folder, device)] = (key, counts)
+            self._cache.pop(next(iter(self._cache)), None)
+        self._cache[(folder, device)] = (key, counts, end, end - start)
         return counts
 
 
