@@ -139,6 +139,9 @@ class RunResult:
 # 100-300 us of kernel time here (10,000 creations: 1-3 s instead of 0.2 s), whichever
 # system ran next. The bench's own clean-up must not slow the run after it.
 DEFER_DELETE_FILES = 1000
+# ... but only while the disk keeps this much free: k's runs hold 8 GiB each, and moving
+# them all aside filled a 100 GB disk in the middle of a run (bash, the bench, the log)
+DEFER_DELETE_MIN_FREE = 20 * 1024**3
 
 
 def holds_many_files(root: Path, limit: int) -> bool:
@@ -161,6 +164,7 @@ class Context:
     keep_runs: bool = False  # keep each run's homes and logs under workdir/kept/
     p2p_folder_options: dict[str, object] = field(default_factory=dict)
     p2p_scan: str = "inprocess"  # f, h: "inprocess" (bench/inproc.py) or "daemon" (API)
+    defer_delete_min_free: int = DEFER_DELETE_MIN_FREE
     _masters: dict[str, Path] = field(default_factory=dict)
     _kept: int = 0
 
@@ -172,14 +176,19 @@ class Context:
 
     def finish_run_dir(self, base: Path, label: str) -> None:
         """Delete the run's directory, or move it aside: with --keep, or when it holds many
-        files (see ``DEFER_DELETE_FILES``)."""
-        if base.exists() and (self.keep_runs or holds_many_files(base, DEFER_DELETE_FILES)):
+        files and the disk has room to wait (``DEFER_DELETE_FILES``, ``..._MIN_FREE``)."""
+        if base.exists() and (self.keep_runs or self._defer_delete(base)):
             self._kept += 1
             aside = "kept" if self.keep_runs else "deleted-at-end"
             dest = self.workdir / aside / f"{self._kept:02d}-{label}"
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.rename(base, dest)
         shutil.rmtree(base, ignore_errors=True)
+
+    def _defer_delete(self, base: Path) -> bool:
+        if shutil.disk_usage(base).free < self.defer_delete_min_free:
+            return False
+        return holds_many_files(base, DEFER_DELETE_FILES)
 
     def timeout(self, data_bytes: int = 0, files: int = 0) -> float:
         return (120 + data_bytes / (4 * MiB) + files * 0.02) * self.timeout_scale

@@ -32,3 +32,14 @@ def test_small_run_dir_is_deleted_and_a_big_one_waits_for_the_end(tmp_path: Path
     assert not big.exists()
     (aside,) = (tmp_path / "deleted-at-end").iterdir()
     assert len(list((aside / "sub").iterdir())) == 1001
+
+
+def test_a_big_run_dir_is_deleted_at_once_when_the_disk_is_short_of_room(
+    tmp_path: Path,
+) -> None:
+    """Workload k's runs hold 8 GiB each: moved aside, they filled the disk mid-run."""
+    ctx = Context(tmp_path, PRESETS["tiny"], defer_delete_min_free=2**62)
+    big = _tree(ctx.new_run_dir(), 1001)
+    ctx.finish_run_dir(big, "big")
+    assert not big.exists()
+    assert not (tmp_path / "deleted-at-end").exists()
