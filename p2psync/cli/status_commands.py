@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
-import time
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -81,25 +84,32 @@ def status(obj: Context, as_json: bool, watch: bool, interval: float) -> None:
         data = _status_data(client)
         emit(data, as_json, lambda: _console().print(status_renderable(data)))
         return
-    if as_json:
-        try:
-            while True:
+    with _interrupt_flag() as interrupted:
+        if as_json:
+            while not interrupted.is_set():
                 click.echo(json.dumps(_status_data(client), sort_keys=True, default=str))
-                time.sleep(interval)
-        except KeyboardInterrupt:
+                interrupted.wait(interval)
             return
-    from rich.live import Live
+        from rich.live import Live
 
-    console = _console()
-    try:
         with Live(
-            status_renderable(_status_data(client)), console=console, auto_refresh=False
+            status_renderable(_status_data(client)), console=_console(), auto_refresh=False
         ) as live:
-            while True:
-                time.sleep(interval)
+            while not interrupted.wait(interval):
                 live.update(status_renderable(_status_data(client)), refresh=True)
-    except KeyboardInterrupt:
-        return
+
+
+@contextlib.contextmanager
+def _interrupt_flag() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) sets the flag instead of raising KeyboardInterrupt, so a refresh
+    ends between two requests: an interrupt inside the HTTP client once left its
+    connection pool locked, and the command hung on its way out."""
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _sig, _frame: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @click.command()
