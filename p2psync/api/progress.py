@@ -59,13 +59,14 @@ class CompletionCache:
 
     def need_of(self, index: IndexStore, folder: str, device: bytes) -> Counts:
         """Blocking: ``index.need_counts_of(folder, device)``, cached."""
-        key = tuple(index.max_sequence(folder, d) for d in index.devices(folder))
         hit = self._cache.get((folder, device))
-        if hit is not None:
-            hit_key, counts, at, cost = hit
-            fresh_for = max(self.reuse_min_s, self.reuse_factor * cost)
-            if hit_key == key or self._clock() - at < fresh_for:
+        if hit is not None:  # the clock first: the key costs a query per device
+            _, counts, at, cost = hit
+            if self._clock() - at < max(self.reuse_min_s, self.reuse_factor * cost):
                 return counts
+        key = tuple(index.max_sequence(folder, d) for d in index.devices(folder))
+        if hit is not None and hit[0] == key:
+            return hit[1]  # nothing changed since: still right, however old
         start = self._clock()
         counts = index.need_counts_of(folder, device)
         end = self._clock()

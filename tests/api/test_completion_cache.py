@@ -18,11 +18,13 @@ class MovingIndex:
         self.pass_s = pass_s
         self.sequence = 0
         self.passes = 0
+        self.key_queries = 0
 
     def devices(self, folder: str) -> list[bytes]:
         return [DEVICE]
 
     def max_sequence(self, folder: str, device: bytes) -> int:
+        self.key_queries += 1
         return self.sequence
 
     def need_counts_of(self, folder: str, device: bytes) -> Counts:
@@ -73,3 +75,15 @@ def test_a_cheap_pass_is_reused_for_the_minimum_only() -> None:
     clock[0] += 1.5
     assert cache.need_of(index, "f", DEVICE).files == 1  # type: ignore[arg-type]
     assert index.passes == 2
+
+
+def test_a_reused_result_costs_no_query() -> None:
+    clock = [0.0]
+    index = MovingIndex(clock, pass_s=0.5)
+    cache = _cache(clock)
+    cache.need_of(index, "f", DEVICE)  # type: ignore[arg-type]
+    queries = index.key_queries
+    for _ in range(4):  # polls within the 5 s a pass of 0.5 s is reused for
+        clock[0] += 1.0
+        cache.need_of(index, "f", DEVICE)  # type: ignore[arg-type]
+    assert index.key_queries == queries
