@@ -98,6 +98,14 @@ def test_only_mtimes_differ_content_decides(tmp_path: Path) -> None:
     wait_identical(src, dst, timeout=30, what="t")
 
 
+def rewrite_in_place_with_old_mtime(target: Path) -> Path:
+    """Workload d's file before the new version is renamed in: same size, other bytes,
+    an older mtime."""
+    target.write_bytes(bytes(target.stat().st_size))
+    os.utime(target, ns=(1, 1))
+    return target
+
+
 def test_a_missing_file_times_out_and_says_which(tmp_path: Path) -> None:
     src, dst = identical_pair(tmp_path)
     (dst / "d0" / "f03").unlink()
@@ -112,9 +120,7 @@ def test_a_file_rewritten_in_place_is_followed_without_walking(
     """Workload d's shape: the same size, other bytes and mtime, until the new file is
     renamed in; between the first and the final walk only that name is looked at."""
     src, dst = identical_pair(tmp_path)
-    target = dst / "d1" / "f04"
-    target.write_bytes(bytes(target.stat().st_size))
-    os.utime(target, ns=(1, 1))
+    target = rewrite_in_place_with_old_mtime(dst / "d1" / "f04")
     walks: list[Path] = []
     real_fingerprint = trees.fingerprint
 
@@ -170,9 +176,7 @@ def test_content_differing_with_mtimes_is_hashed_ever_more_rarely(
     Hashing that file every second loaded the machine the daemons share; the checks back
     off (here scaled down: after 0.05 s, then every 0.1, 0.2, 0.4 s)."""
     src, dst = identical_pair(tmp_path)
-    target = dst / "d1" / "f04"
-    target.write_bytes(bytes(target.stat().st_size))
-    os.utime(target, ns=(1, 1))
+    rewrite_in_place_with_old_mtime(dst / "d1" / "f04")
     hashed: list[Path] = []
     real_digest = trees.digest
     monkeypatch.setattr(
