@@ -50,6 +50,12 @@ BACKOFF_MIN = 0.5
 BACKOFF_MAX = 60.0
 STABLE_AFTER = 10.0
 MAX_JOINING = 16  # invitations being joined at once, per relay; more are dropped
+# strelaysrv hands a session join to the session only while the session's goroutine waits
+# for one (an unbuffered channel); a join that lands while it is busy with the other
+# side's join is refused ("already connected") and its key is gone. The dialler joins at
+# once; the invited side waits this long, so the two joins do not land together.
+INVITED_JOIN_DELAY = 0.05
+JOIN_ATTEMPTS = 3  # a dialler whose own join is refused asks for a new session
 
 _NETWORK_ERRORS = (
     OSError,
@@ -156,7 +162,20 @@ async def dial_through_relay(
     relay: RelayURL, target: DeviceID, context: SSL.Context
 ) -> tuple[trio.abc.Stream, SessionInvitation]:
     """Ask ``relay`` to invite ``target``, then join the session. RelayError if the target
-    is not joined there or the relay is full."""
+    is not joined there or the relay is full. A refused session join (the relay's race
+    between the two joins) costs only that session: a new one is asked for."""
+    for _ in range(JOIN_ATTEMPTS - 1):
+        invitation = await _invite(relay, target, context)
+        try:
+            return await join_session(invitation, relay), invitation
+        except RelayError as exc:
+            log.info("relay %s:%d: %s; asking for a new session", relay.host, relay.port, exc)
+    invitation = await _invite(relay, target, context)
+    return await join_session(invitation, relay), invitation
+
+
+async def _invite(relay: RelayURL, target: DeviceID, context: SSL.Context) -> SessionInvitation:
+    """A ConnectRequest for ``target`` on a temporary protocol-mode connection."""
     tls = await _open_protocol_mode(relay, context)
     try:
         channel = _Channel(tls)
@@ -176,7 +195,7 @@ async def dial_through_relay(
         raise RelayProtocolError(f"relay answered a connect request with {reply}")
     if reply.from_device != target.raw:
         raise RelayProtocolError("relay invited us to a session with another device")
-    return await join_session(reply, relay), reply
+    return reply
 
 
 @dataclass
@@ -306,6 +325,7 @@ class RelayMember:
 
     async def _accept_invitation(self, invitation: SessionInvitation) -> None:
         try:
+            await trio.sleep(INVITED_JOIN_DELAY)
             stream = await join_session(invitation, self.url)
         except _NETWORK_ERRORS as exc:
             log.info("relay session invitation from %s failed: %s", _short(invitation), exc)
