@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import random
@@ -240,6 +241,7 @@ class ChaosRun:
         self.faults: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.events: list[str] = []
+        self.divergence: dict[str, Any] | None = None  # set when convergence times out
         self.nodes: dict[str, Node] = {}
         self.paused_folders: dict[str, float] = {}
         self.paused_peers: dict[tuple[str, str], float] = {}
@@ -658,17 +660,44 @@ class ChaosRun:
             else:
                 stable = 0
             time.sleep(1.0)  # polling for convergence, with a deadline
+        self.divergence = self._divergence()
         return False
 
+    def _divergence(self) -> dict[str, Any]:
+        """What still differed when convergence timed out: the paths and each node's state."""
+        trees = {n.name: user_tree(n.data) for n in self.nodes.values()}
+        dirs = {n.name: dir_tree(n.data) for n in self.nodes.values()}
+        paths = set().union(*trees.values())
+        differing = {}
+        for path in sorted(paths):
+            versions = {name: _digest(t.get(path)) for name, t in trees.items()}
+            if len(set(versions.values())) > 1:
+                differing[path] = versions
+        all_dirs = set().union(*dirs.values())
+        missing_dirs = {d: sorted(n for n, ds in dirs.items() if d not in ds) for d in all_dirs}
+        return {
+            "files": dict(list(differing.items())[:20]),
+            "files_differing": len(differing),
+            "dirs": {d: m for d, m in sorted(missing_dirs.items()) if m},
+            "status": {n.name: self._status(n) for n in self.nodes.values()},
+        }
+
+    def _status(self, node: Node) -> Any:
+        folders = _folders(node)
+        if isinstance(folders, str):
+            return folders
+        keys = ("state", "reason", "paused", "need_items", "item_errors", "not_synced")
+        return [
+            {k: f.get(k) for k in keys}
+            | {"connected": [d["name"] for d in f["devices"] if d["connected"]]}
+            for f in folders
+        ]
+
     def _idle(self, node: Node) -> bool:
-        done = subprocess.run(
-            [*P2PSYNC, "--home", str(node.home), "status", "--json"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        if done.returncode != 0:
-            return False
-        folders = json.loads(done.stdout)["folders"]
-        return all(f["state"] == "idle" and f["need_items"] == 0 for f in folders)
+        folders = _folders(node)
+        return isinstance(folders, list) and all(
+            f["state"] == "idle" and f["need_items"] == 0 for f in folders
+        )
 
     def _report(self, converged: bool, seconds: float) -> dict[str, Any]:
         final = user_tree(self.nodes[NAMES[0]].data)
@@ -691,8 +720,25 @@ class ChaosRun:
             "conflict_copies": sum(".sync-conflict-" in k for k in final),
             "tree_mib": round(sum(len(v) for v in final.values()) / 2**20, 1),
             "disks": self._disks(),
+            "divergence": self.divergence,
             "events": self.events[-200:],
         }
+
+
+def _folders(node: Node) -> list[dict[str, Any]] | str:
+    """The node's folders from ``status --json``, or why status failed."""
+    done = subprocess.run(
+        [*P2PSYNC, "--home", str(node.home), "status", "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return f"status failed: {done.stderr.strip()[-200:]}"
+    folders: list[dict[str, Any]] = json.loads(done.stdout)["folders"]
+    return folders
+
+
+def _digest(data: bytes | None) -> str:
+    return "absent" if data is None else hashlib.sha256(data).hexdigest()[:10]
 
 
 def _free_port() -> int:
