@@ -8,12 +8,15 @@ prove that renames and copies reuse local data instead of the network.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from nodes import Cluster, running_cluster, tree_digest, wait_for
+
+from p2psync.fs.internal import temp_name
 
 MiB = 1024 * 1024
 
@@ -236,6 +239,36 @@ async def test_empty_and_nested_directories(tmp_path: Path) -> None:
         (a / "n1").rmdir()
         await sync_a(c, lambda: not (b / "empty").exists() and not (b / "n1").exists(), "rmdir")
         assert tree_digest(b) == {}
+
+
+async def test_a_deleted_directory_goes_with_our_partial_temp_file_in_it(
+    tmp_path: Path,
+) -> None:
+    """A pull that failed in a directory (a full disk) leaves its partial temp file for
+    resuming; when the directory is deleted elsewhere, that file must not keep it alive
+    (a chaos run never converged on this). A user's file there still does."""
+    async with pair(tmp_path) as c:
+        a, b = c.data("a"), c.data("b")
+        for d in ("temp_only", "kept"):
+            (a / d).mkdir()
+            (a / d / "f").write_bytes(d.encode())
+        await sync_a(
+            c, lambda: (b / "temp_only" / "f").exists() and (b / "kept" / "f").exists(), "dirs"
+        )
+        (b / temp_name("temp_only/partial")).write_bytes(b"half a file")
+        users = b / "kept" / ".P2PSYNC.mine.TMP"  # folds to our spelling: never synced
+        users.write_bytes(b"mine")
+
+        shutil.rmtree(a / "temp_only")
+        shutil.rmtree(a / "kept")
+        c.scan("a")
+        await wait_for(
+            lambda: not (b / "temp_only").exists() and "kept" in c.runner("b").status.item_errors,
+            what="temp_only deleted, kept refused",
+        )
+        assert "not empty" in c.runner("b").status.item_errors["kept"]
+        assert users.read_bytes() == b"mine"
+        assert not (b / "kept" / "f").exists()
 
 
 async def test_empty_file(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from ...fs.internal import temp_name
+from ...fs.internal import is_own_temp_base, temp_name
 from ...protocol.fileinfo import FileInfo, FileType
 from .base import ItemSkipped, PullSettings
 from .commit import Committer
@@ -33,14 +33,7 @@ class Entries:
         st = self._commit.check_unchanged(fi.name, cur)
         if st is not None:
             if st.type == FileType.DIRECTORY:
-                try:
-                    fs.rmdir(fi.name)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                        raise ItemSkipped(
-                            "directory not empty (holds unsynced or ignored items)"
-                        ) from exc
-                    raise
+                self._remove_directory(fi.name)
             elif st.type == FileType.FILE:
                 self._settings.versioner.archive(fi.name)
                 try:
@@ -51,6 +44,28 @@ class Entries:
                 fs.remove(fi.name)
             self._recorder.mark_lost(fi.name.rpartition("/")[0])  # durable before recorded
         self._recorder.record(fi, None)
+
+    def _remove_directory(self, name: str) -> None:
+        """rmdir ``name``; a partial temp file of ours left in it (a pull that failed
+        there, kept for resuming) is removed first, as Syncthing does: it is never user
+        data, and the directory is gone everywhere else."""
+        fs = self._settings.fs
+        try:
+            fs.rmdir(name)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            blocked = exc
+        entries = fs.scandir(name)
+        temps = [
+            e.name for e in entries if e.stat.type == FileType.FILE and is_own_temp_base(e.name)
+        ]
+        if len(temps) < len(entries):
+            raise ItemSkipped("directory not empty (holds unsynced or ignored items)") from blocked
+        for temp in temps:
+            fs.remove(f"{name}/{temp}")
+        fs.rmdir(name)
 
     def _directory(self, fi: FileInfo, cur: FileInfo | None) -> None:
         fs, commit = self._settings.fs, self._commit
