@@ -32,7 +32,7 @@ from ..protocol.fileinfo import FileInfo, FileType, block_size_for
 from ..protocol.names import validate_name
 from ..selection import Selection, is_selected
 from .blocks import hash_file
-from .walker import DiskItem, IgnoreMatcher, ScanProblem, Walker, is_at_or_below
+from .walker import DiskItem, IgnoreMatcher, ScanProblem, TempsSeen, Walker, is_at_or_below
 
 __all__ = [
     "IgnoreMatcher",
@@ -135,6 +135,7 @@ def scan(
     ignore_permissions: bool = False,
     progress: ScanProgress | None = None,
     selection: Selection = (),
+    temps_seen: TempsSeen | None = None,
 ) -> Generator[ScanBatch, None, None]:
     """Scan ``fs`` against ``view``, yielding batches of changes (nothing if unchanged).
 
@@ -150,6 +151,7 @@ def scan(
     ``progress``: counts what is hashed as it is hashed (read from any thread).
     ``selection``: the names this device keeps (selective sync); a known entry missing
     from disk outside it is re-announced invalid (``as_not_selected``), never deleted.
+    ``temps_seen``: collects the puller's temp files the walk passes (for the cleaner).
     Raises UnsafePathError for an invalid subpath and FilesystemError if the folder root
     is missing; per-entry failures become ``ScanBatch.problems``.
     """
@@ -165,6 +167,7 @@ def scan(
         ignore_permissions=ignore_permissions,
         progress=progress,
         selection=selection,
+        temps_seen=temps_seen,
     )
     return job.run(job.roots(subpaths))  # roots now: a bad subpath raises at the call
 
@@ -199,6 +202,7 @@ class _Scan:
         ignore_permissions: bool,
         progress: ScanProgress | None,
         selection: Selection = (),
+        temps_seen: TempsSeen | None = None,
     ) -> None:
         self._fs = fs
         self._selection = selection
@@ -215,7 +219,7 @@ class _Scan:
         self._granularity = max(1, fs.mtime_granularity_ns)
         self._case_insensitive = fs.is_case_insensitive()
         self._problems: list[ScanProblem] = []
-        self._walker = Walker(fs, ignore, self._problems)
+        self._walker = Walker(fs, ignore, self._problems, temps_seen)
         # Results in name order; hashing results are futures until resolved.
         self._out: deque[_Outcome | Future[list[_Outcome]]] = deque()
         self._group: list[_HashJob] = []

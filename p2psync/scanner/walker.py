@@ -16,11 +16,12 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from ..errors import UnsafePathError
 from ..fs.base import FileStat, FileSystem
-from ..fs.internal import is_internal_entry
+from ..fs.internal import is_internal_entry, is_own_temp_base
 from ..protocol.fileinfo import FileType
 from ..protocol.names import is_valid_name, validate_name
 
@@ -48,6 +49,24 @@ class ScanProblem(NamedTuple):
     reason: str
 
 
+@dataclass
+class TempsSeen:
+    """The puller's temp files a full walk passed (name, mtime in ns), so the stale-temp
+    cleaner need not walk the folder again; ``complete`` is False once more than ``cap``
+    were seen (then the cleaner walks). Like Syncthing's, the walk does not enter
+    directories it skips (ignored or unreadable), where the puller writes nothing."""
+
+    names: list[tuple[str, int]] = field(default_factory=list)
+    complete: bool = True
+    cap: int = 10_000
+
+    def add(self, name: str, mtime_ns: int) -> None:
+        if len(self.names) < self.cap:
+            self.names.append((name, mtime_ns))
+        else:
+            self.complete = False
+
+
 class DiskItem(NamedTuple):
     name: str  # validated, NFC
     stat: FileStat
@@ -58,11 +77,16 @@ class Walker:
     """Walks one folder; collects problems and the directories it could not look into."""
 
     def __init__(
-        self, fs: FileSystem, ignore: IgnoreMatcher | None, problems: list[ScanProblem]
+        self,
+        fs: FileSystem,
+        ignore: IgnoreMatcher | None,
+        problems: list[ScanProblem],
+        temps: TempsSeen | None = None,
     ) -> None:
         self._fs = fs
         self._ignore = ignore
         self._problems = problems
+        self._temps = temps
         # Ignored directories not descended into: every index entry below is ignored.
         self.ignored_dirs: set[str] = set()
         # Entries we could not read: their index entries (and those below) stay untouched.
@@ -118,9 +142,13 @@ class Walker:
         at_root = not dirname
         ignore = self._ignore
         items: list[tuple[str, DiskItem | str]] = []
+        temps = self._temps
         for entry in entries:
             base = entry.name
             if base[:1] == "." and is_internal_entry(dirname, base):
+                if temps is not None and entry.stat.type == FileType.FILE:
+                    if is_own_temp_base(base):
+                        temps.add(prefix + base, entry.stat.mtime_ns)
                 continue
             name = prefix + base
             st = entry.stat

@@ -294,6 +294,7 @@ class FolderRunner:
                         db=self._db,
                         io_limiter=self.io_limiter,
                         max_age_ns=self.tuning.temp_max_age_ns,
+                        seen=self._scans.temps_seen,
                     ):
                         self._feed(sched.TempsCleaned())
                 case sched.DropPartialsIfLow():

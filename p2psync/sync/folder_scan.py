@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ..protocol.fileinfo import FileInfo
 from ..scanner.ignore import Ignore
+from ..scanner.walker import TempsSeen
 from .folder_parts import FolderParts
 from .folder_selection import FolderSelection
 from .scan_round import ScanRound
@@ -34,6 +35,8 @@ class FolderScans:
         self.selection = selection
         self.hash_workers = hash_workers
         self.progress_interval = progress_interval
+        # the last full scan's temp files, for the stale-temp cleaner (None: walk for them)
+        self.temps_seen: TempsSeen | None = None
 
     async def scan(
         self, paths: list[str] | None, ignore: Ignore, failed: Callable[[], None]
@@ -65,6 +68,8 @@ class FolderScans:
         finally:
             self.status.scan_progress = None
         self.status.last_scan = time.time()
+        if full:
+            self.temps_seen = result.temps_seen
         self.status.scan_problems = result.problems[:1000]
         for name, reason in result.problems[:20]:
             log.warning("%s: cannot sync %r: %s", self.id, name, reason)

@@ -71,6 +71,23 @@ def remove_temp_files(fs: FileSystem, older_than_ns: int) -> int:
     return removed
 
 
+def remove_listed_temps(fs: FileSystem, names: list[str], older_than_ns: int) -> int:
+    """Delete those of ``names`` that are still puller temp files (regular files, the
+    puller's exact spelling) last written before ``older_than_ns``."""
+    removed = 0
+    for name in names:
+        if not is_own_temp_base(name.rpartition("/")[2]):
+            continue
+        try:
+            st = fs.lstat(name)
+            if st.type == FileType.FILE and st.mtime_ns < older_than_ns:
+                fs.remove(name)
+                removed += 1
+        except (OSError, FilesystemError):
+            pass
+    return removed
+
+
 async def drop_partials_if_low(
     fs: FileSystem, folder_id: str, limiter: trio.CapacityLimiter
 ) -> None:

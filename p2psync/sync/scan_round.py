@@ -31,6 +31,7 @@ from ..protocol.fileinfo import FileInfo
 from ..rules import equivalent
 from ..scanner.ignore import Ignore
 from ..scanner.scan import FLAG_NOT_SELECTED, ScanBatch, ScanProgress, scan
+from ..scanner.walker import TempsSeen
 from .folder_index import FolderIndex
 from .overrides import FLAG_RECEIVE_ONLY
 
@@ -44,6 +45,7 @@ class ScanResult:
     changed: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    temps_seen: TempsSeen | None = None  # a full scan's: the puller's temp files it passed
 
 
 class IndexView:
@@ -95,7 +97,7 @@ class ScanRound:
     async def run(self, paths: list[str] | None) -> ScanResult:
         """Scan ``paths`` (None: the whole folder) and store what changed."""
         full = paths is None
-        result = ScanResult()
+        result = ScanResult(temps_seen=TempsSeen() if full else None)
         started = time.monotonic()
         receive_only = self.config.type == "receiveonly"
         batches = scan(
@@ -110,6 +112,7 @@ class ScanRound:
             batch_size=self.batch_size,
             progress=self.progress,
             selection=self.config.selected,
+            temps_seen=result.temps_seen,
         )
         devices = await self._db(self.index.devices, self.id)
         # a targeted scan is held and stored as one change only if it could delete
