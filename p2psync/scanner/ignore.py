@@ -553,3 +553,14 @@ class Ignore:
 
     def _skip_uncached(self, name: str) -> bool:
         return not any(p.could_match_below(name) for p in self._negations)
+
+
+class LoadedIgnore:
+    """A folder's ignore patterns as last loaded, shared by whoever must follow them (the
+    folder runner replaces them; the puller and the block server read them)."""
+
+    def __init__(self, current: Ignore | None = None) -> None:
+        self.current = current if current is not None else Ignore()
+
+    def __call__(self) -> Ignore:
+        return self.current

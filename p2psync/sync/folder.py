@@ -35,7 +35,7 @@ from ..fs.base import FileSystem
 from ..identity import DeviceID
 from ..protocol.messages import Request, Response
 from ..resource_faults import RESOURCE_ERRORS, first_leaf, is_disk_full
-from ..scanner.ignore import Ignore
+from ..scanner.ignore import Ignore, LoadedIgnore
 from . import folder_schedule as sched
 from .delete_hold import DeleteHold
 from .folder_housekeeping import clean_stale_temps, clean_versions
@@ -84,7 +84,9 @@ class FolderRunner:
         tuning: FolderTuning = DEFAULT_TUNING,
         change_config: Callable[[Callable[..., Any]], Awaitable[Any]] | None = None,
         on_refused: OnRefused | None = None,
+        ignore: LoadedIgnore | None = None,
     ) -> None:
+        """``ignore``: where the patterns loaded last are kept, shared with the puller."""
         self.config = config
         self.id = config.id
         self.index = index
@@ -100,7 +102,7 @@ class FolderRunner:
         self._watch_folder = watch_folder
         self.hash_workers = hash_workers
         self.local_sequence = SequenceWatch()
-        self.ignore = Ignore()
+        self._ignore = ignore if ignore is not None else LoadedIgnore()
         self.tuning = tuning
         # when to scan, pull, retry, wait (folder_schedule.py); the runner does the work
         self._schedule = sched.initial(
@@ -112,7 +114,7 @@ class FolderRunner:
         self._wake = Wakeup()
         self._wake.set()  # scan (and pull) as soon as the loop starts
         self._scan_paths: set[str] = set()  # what the schedule's scan_paths are
-        self.server = block_server(lambda: self.ignore)  # with the patterns loaded last
+        self.server = block_server(self._ignore)  # with the patterns loaded last
         self.serve_queue = ServeQueue(self.server, self.io_limiter)
         self._remote_updates = Counter()  # peers' index updates stored
         self._nursery: trio.Nursery | None = None
@@ -149,7 +151,7 @@ class FolderRunner:
         )
         self._pulls = FolderPulls(
             parts,
-            ignore=lambda: self.ignore,
+            ignore=self._ignore,
             tuning=tuning,
             hold=self._hold,
             selection=self._selection,
@@ -365,7 +367,7 @@ class FolderRunner:
         ignore = await self._prepare.prepare(self._blocked)
         if ignore is None:
             return
-        self.ignore = ignore
+        self._ignore.current = ignore
         await self._do(sched.Prepared())  # the watcher, a scan, a pull: what is due
         shown_paused = self.status.state == "paused"
         await self._do(sched.WorkDone(shown_paused, bool(self.status.item_errors)))
@@ -405,7 +407,7 @@ class FolderRunner:
                 self._scan_paths.update(paths)
             self._feed(sched.ScanFailed(full=full))
 
-        return await self._scans.scan(paths, self.ignore, failed)
+        return await self._scans.scan(paths, self._ignore(), failed)
 
     def _note_paths(self, paths: Sequence[str]) -> None:
         """Scan ``paths`` in the next round (found while pulling)."""

@@ -19,6 +19,7 @@ from ..fs.base import FileSystem
 from ..fs.basic import BasicFS
 from ..identity import DeviceID
 from ..index.store import IndexStore
+from ..scanner.ignore import LoadedIgnore
 from .folder import FolderRunner, WatchFolder
 from .folder_lock import FolderLock
 from .folder_pull import OnRefused
@@ -71,6 +72,7 @@ def build_folder(
     io = io_limiter or trio.CapacityLimiter(IO_JOBS)
     versioner = folder_versioner(folder_fs, config)
     many = sources_for_many
+    ignore = LoadedIgnore()  # the runner loads them; the puller follows them too
     puller = Puller(
         folder=config.id,
         fs=folder_fs,
@@ -82,6 +84,7 @@ def build_folder(
         ignore_permissions=config.ignore_permissions,
         max_conflicts=config.max_conflicts,
         defer_records=True,  # the runner records pulled files in batches (flush)
+        ignore=ignore,
     )
     return FolderRunner(
         config,
@@ -102,4 +105,5 @@ def build_folder(
         change_config=change_config,
         tuning=tuning,
         on_refused=on_refused,
+        ignore=ignore,
     )

@@ -241,34 +241,40 @@ async def test_empty_and_nested_directories(tmp_path: Path) -> None:
         assert tree_digest(b) == {}
 
 
-async def test_a_deleted_directory_goes_with_our_partial_temp_file_in_it(
-    tmp_path: Path,
-) -> None:
+async def test_a_deleted_directory_goes_with_what_may_go_with_it(tmp_path: Path) -> None:
     """A pull that failed in a directory (a full disk) leaves its partial temp file for
-    resuming; when the directory is deleted elsewhere, that file must not keep it alive
-    (a chaos run never converged on this). A user's file there still does."""
+    resuming, and a user's ``(?d)`` pattern says an ignored file may be deleted: when the
+    directory is deleted elsewhere, neither keeps it alive (a chaos run never converged on
+    the first). A user's file there that is neither still does, with an item error."""
     async with pair(tmp_path) as c:
         a, b = c.data("a"), c.data("b")
-        for d in ("temp_only", "kept"):
-            (a / d).mkdir()
+        dirs = ("temp_only", "deletable", "kept")
+        for d in dirs:
+            (a / d / "sub").mkdir(parents=True)
             (a / d / "f").write_bytes(d.encode())
-        await sync_a(
-            c, lambda: (b / "temp_only" / "f").exists() and (b / "kept" / "f").exists(), "dirs"
-        )
+        await sync_a(c, lambda: all((b / d / "f").exists() for d in dirs), "dirs")
+        (b / ".p2pignore").write_text("(?d).DS_Store\n(?d)thumbs\n")
         (b / temp_name("temp_only/partial")).write_bytes(b"half a file")
+        (b / "deletable" / ".DS_Store").write_bytes(b"finder state")
+        (b / "deletable" / "sub" / "thumbs").mkdir()
+        (b / "deletable" / "sub" / "thumbs" / "1.png").write_bytes(b"png")
         users = b / "kept" / ".P2PSYNC.mine.TMP"  # folds to our spelling: never synced
         users.write_bytes(b"mine")
 
-        shutil.rmtree(a / "temp_only")
-        shutil.rmtree(a / "kept")
+        for d in dirs:
+            shutil.rmtree(a / d)
         c.scan("a")
         await wait_for(
-            lambda: not (b / "temp_only").exists() and "kept" in c.runner("b").status.item_errors,
-            what="temp_only deleted, kept refused",
+            lambda: (
+                not (b / "temp_only").exists()
+                and not (b / "deletable").exists()
+                and "kept" in c.runner("b").status.item_errors
+            ),
+            what="temp_only and deletable deleted, kept refused",
         )
         assert "not empty" in c.runner("b").status.item_errors["kept"]
         assert users.read_bytes() == b"mine"
-        assert not (b / "kept" / "f").exists()
+        assert sorted(p.name for p in (b / "kept").iterdir()) == [users.name]
 
 
 async def test_empty_file(tmp_path: Path) -> None:

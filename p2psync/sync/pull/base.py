@@ -17,6 +17,7 @@ from ...errors import UnsafePathError
 from ...fs.base import FileSystem
 from ...index.store import IndexStore
 from ...protocol.fileinfo import BlockInfo, FileInfo, FileType
+from ...scanner.ignore import Ignore
 from ..versioner import Versioner
 from .tunings import DEFAULT_TUNINGS, PullTunings
 
@@ -101,6 +102,7 @@ class PullSettings:
     max_conflicts: int = 10
     clock: Callable[[], dt.datetime] = dt.datetime.now
     tunings: PullTunings = DEFAULT_TUNINGS
+    ignore: Callable[[], Ignore] = Ignore  # the patterns loaded last: (?d) may be removed
 
     async def in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)

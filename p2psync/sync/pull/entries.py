@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 
+from ...fs.base import FileSystem
 from ...fs.internal import is_own_temp_base, temp_name
 from ...protocol.fileinfo import FileInfo, FileType
 from .base import ItemSkipped, PullSettings
@@ -46,9 +47,9 @@ class Entries:
         self._recorder.record(fi, None)
 
     def _remove_directory(self, name: str) -> None:
-        """rmdir ``name``; a partial temp file of ours left in it (a pull that failed
-        there, kept for resuming) is removed first, as Syncthing does: it is never user
-        data, and the directory is gone everywhere else."""
+        """rmdir ``name``. What may go with it goes first, as in Syncthing: partial temp
+        files of ours (a pull that failed there, kept for resuming: never user data) and
+        what the user's ``(?d)`` patterns say may be deleted. Anything else keeps it."""
         fs = self._settings.fs
         try:
             fs.rmdir(name)
@@ -57,14 +58,21 @@ class Entries:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             blocked = exc
-        entries = fs.scandir(name)
-        temps = [
-            e.name for e in entries if e.stat.type == FileType.FILE and is_own_temp_base(e.name)
-        ]
-        if len(temps) < len(entries):
-            raise ItemSkipped("directory not empty (holds unsynced or ignored items)") from blocked
-        for temp in temps:
-            fs.remove(f"{name}/{temp}")
+        ignore = self._settings.ignore()
+        removable = []
+        for entry in fs.scandir(name):
+            child = f"{name}/{entry.name}"
+            ours = entry.stat.type == FileType.FILE and is_own_temp_base(entry.name)
+            if not ours and not ignore.is_deletable(child):
+                raise ItemSkipped(
+                    "directory not empty (holds unsynced or ignored items)"
+                ) from blocked
+            removable.append((child, entry.stat.type))
+        for child, kind in removable:
+            if kind == FileType.DIRECTORY:
+                _remove_tree(fs, child)
+            else:
+                fs.remove(child)
         fs.rmdir(name)
 
     def _directory(self, fi: FileInfo, cur: FileInfo | None) -> None:
@@ -115,3 +123,14 @@ class Entries:
         except OSError:
             pass
         self._recorder.record(fi, fs.lstat(fi.name))
+
+
+def _remove_tree(fs: FileSystem, name: str) -> None:
+    """Remove directory ``name`` and everything below it (never following symlinks)."""
+    for entry in fs.scandir(name):
+        child = f"{name}/{entry.name}"
+        if entry.stat.type == FileType.DIRECTORY:
+            _remove_tree(fs, child)
+        else:
+            fs.remove(child)
+    fs.rmdir(name)

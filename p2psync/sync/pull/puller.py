@@ -22,6 +22,7 @@ from ...fs.base import FileSystem, WriteHandle
 from ...fs.internal import is_internal, temp_name
 from ...index.store import IndexStore
 from ...protocol.fileinfo import BlockInfo, FileInfo, FileType
+from ...scanner.ignore import Ignore
 from ...scanner.scan import NOT_SELECTED
 from ..progress import PullProgress
 from ..versioner import Versioner
@@ -61,6 +62,7 @@ class Puller:
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         defer_records: bool = False,
         tunings: PullTunings = DEFAULT_TUNINGS,
+        ignore: Callable[[], Ignore] = Ignore,
     ) -> None:
         """``defer_records``: records wait for ``flush`` (one transaction per batch)
         instead of one transaction per item; a folder's puller defers."""
@@ -74,6 +76,7 @@ class Puller:
             max_conflicts=max_conflicts,
             clock=clock,
             tunings=tunings,
+            ignore=ignore,
         )
         self.settings = settings
         self.stats = PullStats()
