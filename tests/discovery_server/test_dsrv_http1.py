@@ -1,13 +1,16 @@
-"""discovery_server.http1 over an in-memory stream: keep-alive and pipelining, HTTP/1.0,
-HEAD, 100-continue, the limits (413, 431, 408, 400) and shutdown of idle connections.
+"""discovery_server.http1 over an in-memory stream and over a socket pair (the direct
+socket path): keep-alive and pipelining, HTTP/1.0, HEAD, 100-continue, the limits (413,
+431, 408, 400), large answers written in parts, and shutdown of idle connections.
 Timeouts run on trio's autojump clock."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
 from discovery_server.http1 import (
+    Handler,
     HttpRequest,
     HttpResponse,
     Limits,
@@ -25,18 +28,40 @@ async def echo(request: HttpRequest) -> HttpResponse:
     )
 
 
-class Client:
-    """The client end of one served connection, and what the server reported refusing."""
+BIG = 8 << 20  # more than the socket buffers hold: written in parts
 
-    def __init__(self, nursery: trio.Nursery, terminating: Terminating | None = None) -> None:
-        self.stream, server_end = trio.testing.memory_stream_pair()
+
+async def big(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(200, b"x" * BIG)
+
+
+class Client:
+    """The client end of one served connection, and what the server reported refusing.
+    ``kind`` (set per test by the ``transport`` fixture): "memory" streams, or a
+    "socket" pair, which the server reads and writes directly."""
+
+    kind = "memory"
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        terminating: Terminating | None = None,
+        handler: Handler = echo,
+        limits: Limits = LIMITS,
+    ) -> None:
+        server_end: trio.abc.HalfCloseableStream
+        if self.kind == "socket":
+            a, b = trio.socket.socketpair()
+            self.stream, server_end = trio.SocketStream(a), trio.SocketStream(b)
+        else:
+            self.stream, server_end = trio.testing.memory_stream_pair()
         self.refused: list[str] = []
         self.closed = trio.Event()
         self.buffer = b""
 
         async def serve() -> None:
             await serve_connection(
-                echo,
+                handler,
                 LIMITS,
                 terminating or Terminating(),
                 server_end,
@@ -71,6 +96,12 @@ class Client:
         data = await self.stream.receive_some()
         assert data, "the server closed the connection"
         return bytes(data)
+
+
+@pytest.fixture(autouse=True, params=["memory", "socket"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(Client, "kind", request.param)
+    return str(request.param)
 
 
 async def test_keep_alive_and_pipelined_requests_answered_in_order() -> None:
@@ -195,3 +226,26 @@ async def test_terminating_closes_idle_connections_and_ends_busy_ones_after_answ
         status, headers, _ = await busy.response()
         assert status == 200 and headers["connection"] == "close"
         await busy.closed.wait()
+
+
+async def test_a_large_answer_is_written_in_parts_as_the_client_reads() -> None:
+    async with trio.open_nursery() as nursery:
+        client = Client(nursery, handler=big)
+        await client.send(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        for _ in range(2):
+            status, _, body = await client.response()
+            assert status == 200 and body == b"x" * BIG
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_client_that_does_not_read_is_dropped_after_the_send_timeout(
+    autojump_clock: object, transport: str
+) -> None:
+    if transport == "memory":
+        pytest.skip("a memory stream takes any amount of data at once")
+    async with trio.open_nursery() as nursery:
+        client = Client(nursery, handler=big)
+        await client.send(b"GET / HTTP/1.1\r\n\r\n")
+        started = trio.current_time()
+        await client.closed.wait()
+        assert LIMITS.send_timeout <= trio.current_time() - started < LIMITS.send_timeout + 1
