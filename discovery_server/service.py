@@ -35,7 +35,7 @@ from .addresses import BAD_ADDRESS, normalize_addresses
 from .http1 import HttpRequest, HttpResponse
 from .metrics import Metrics
 from .ratelimit import RateLimiter
-from .stores import Store, StoreUnavailableError
+from .stores import Record, Store, StoreUnavailableError
 from .syncthing_api import (
     NO_CERTIFICATE,
     V3_PATH,
@@ -47,6 +47,9 @@ from .syncthing_api import (
 log = logging.getLogger(__name__)
 
 REPLAYED = "replayed"
+# Lookup answers kept for reuse while the store returns the same Record (memory store):
+# at most this many, the oldest dropped first (about 300 bytes each).
+ANSWER_CACHE_SIZE = 16_384
 _STATUS_BY_REASON = {
     announcement.MALFORMED: 400,
     BAD_ADDRESS: 400,
@@ -106,6 +109,7 @@ class DiscoveryService:
         self._crypto_limiter = trio.CapacityLimiter(4)
         self.gate: ConnectionGate | None = None  # set by the server, for /metrics
         self.certificate_id: DeviceID | None = None  # HTTPS: what Syncthing's ?id= pins
+        self._answers: dict[bytes, tuple[Record, HttpResponse]] = {}  # device -> answer
         Endpoint = Callable[[HttpRequest], Awaitable[HttpResponse]]
         self._routes: dict[str, dict[str, Endpoint]] = {
             "/v1/announce": {"POST": self.announce},
@@ -210,7 +214,22 @@ class DiscoveryService:
                 {"Retry-After": str(self.settings.retry_after)},
             )
         self.metrics.inc("lookup_hits_total")
-        return _json({"addresses": list(record.addresses), "seen": _rfc3339(record.seen)})
+        return self._answer(device, record)
+
+    def _answer(self, device: DeviceID, record: Record) -> HttpResponse:
+        """The 200 answer for ``record``, encoded once per Record object when the store
+        reuses them (``valid_until`` set: the same object again has nothing new to say)."""
+        cached = self._answers.get(device.raw)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        response = _json({"addresses": list(record.addresses), "seen": _rfc3339(record.seen)})
+        if not record.valid_until:
+            return response  # a new Record per lookup (Redis): nothing to reuse
+        answers = self._answers
+        if cached is None and len(answers) >= ANSWER_CACHE_SIZE:
+            del answers[next(iter(answers))]  # the oldest entry
+        answers[device.raw] = (record, response)
+        return response
 
     async def healthz(self, request: HttpRequest) -> HttpResponse:
         await self.store.ping()

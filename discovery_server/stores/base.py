@@ -18,10 +18,16 @@ MAX_ADDRESSES_PER_DEVICE = 32  # merged announcements keep the newest this many
 
 @dataclass(frozen=True)
 class Record:
-    """A device's live addresses (newest announcement first) and when it last announced."""
+    """A device's live addresses (newest announcement first) and when it last announced.
+
+    A store may return the same Record object again while nothing in it changed (the
+    memory store does, until ``valid_until`` or the device's next announcement); a caller
+    may then reuse what it derived from it, keyed by the object's identity.
+    """
 
     addresses: tuple[str, ...]
     seen: float  # Unix seconds of the last accepted announcement
+    valid_until: float = 0.0  # when the first of these addresses lapses (0: unknown)
 
 
 class Store(Protocol):

@@ -23,6 +23,9 @@ class _Device:
     seen: float
     # address -> (expires, position in its announcement)
     addresses: dict[str, tuple[float, int]] = field(default_factory=dict)
+    # the last Record get() made, reused until an address lapses or the device announces
+    # (so a caller can keep what it derived from the Record, e.g. the encoded answer)
+    record: Record | None = None
 
     def live(self, now: float) -> list[str]:
         items = [(exp, pos, a) for a, (exp, pos) in self.addresses.items() if exp > now]
@@ -48,6 +51,7 @@ class MemoryStore:
     async def put(self, device: DeviceID, addresses: list[str], now: float, ttl: float) -> None:
         entry = self._devices.setdefault(device.raw, _Device(seen=now))
         entry.seen = now
+        entry.record = None
         for position, address in enumerate(addresses):
             entry.addresses[address] = (now + ttl, position)
         for address in [a for a, (exp, _) in entry.addresses.items() if exp <= now]:
@@ -59,11 +63,16 @@ class MemoryStore:
         entry = self._devices.get(device.raw)
         if entry is None:
             return None
+        record = entry.record
+        if record is not None and now < record.valid_until:
+            return record  # unchanged since the last get: the same object
         live = entry.live(now)
         if not live:
             del self._devices[device.raw]
             return None
-        return Record(tuple(live), entry.seen)
+        first_lapse = min(entry.addresses[a][0] for a in live)
+        entry.record = Record(tuple(live), entry.seen, first_lapse)
+        return entry.record
 
     async def size(self, now: float) -> int:
         # O(1): devices that lapsed since the last expire() sweep are still counted.

@@ -179,6 +179,26 @@ async def test_records_expire_after_the_ttl(identity: Identity) -> None:
         assert "p2psync_discovery_devices 0\n" in metrics
 
 
+async def test_a_repeated_lookup_follows_announces_and_lapses(identity: Identity) -> None:
+    """Answers are encoded once per stored record: a new announcement or a lapsed
+    address must still show in the next lookup."""
+    clock = FakeClock()
+    async with running_server(clock=clock, ttl=600) as server:
+        body = _body(server, identity, ["tcp://192.0.2.1:1"])
+        assert (await server.http.post("/v1/announce", json=body)).status_code == 204
+        first = (await _lookup(server, identity)).json()
+        assert (await _lookup(server, identity)).json() == first
+        clock.advance(300)
+        body = _body(server, identity, ["tcp://192.0.2.2:2"])
+        assert (await server.http.post("/v1/announce", json=body)).status_code == 204
+        both = (await _lookup(server, identity)).json()
+        assert both["addresses"] == ["tcp://192.0.2.2:2", "tcp://192.0.2.1:1"]
+        assert both["seen"] != first["seen"]
+        clock.advance(300)  # the first address lapses
+        last = (await _lookup(server, identity)).json()
+        assert last == {"addresses": ["tcp://192.0.2.2:2"], "seen": both["seen"]}
+
+
 async def test_rate_limit_is_429_with_retry_after(identity: Identity) -> None:
     async with running_server(rate=0.1, burst=3) as server:
         statuses = [(await _lookup(server, identity)).status_code for _ in range(3)]

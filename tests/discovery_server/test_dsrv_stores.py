@@ -82,3 +82,18 @@ async def test_merged_addresses_are_capped_newest_first(store: Store) -> None:
     assert len(record.addresses) == 32
     assert record.addresses[:16] == tuple(f"tcp://192.0.2.3:{port}" for port in range(1, 17))
     assert record.addresses[16:] == tuple(f"tcp://192.0.2.2:{port}" for port in range(1, 17))
+
+
+async def test_memory_store_returns_the_same_record_until_it_changes() -> None:
+    store = MemoryStore()
+    await store.put(A, ["tcp://192.0.2.1:1"], T0, 100)
+    await store.put(A, ["tcp://192.0.2.2:2"], T0 + 50, 100)
+    first = await store.get(A, T0 + 60)
+    assert first is not None and first.valid_until == T0 + 100  # the older address lapses
+    assert await store.get(A, T0 + 99) is first
+    lapsed = await store.get(A, T0 + 100)
+    assert lapsed is not None and lapsed is not first
+    assert lapsed.addresses == ("tcp://192.0.2.2:2",) and lapsed.valid_until == T0 + 150
+    await store.put(A, ["tcp://192.0.2.2:2"], T0 + 101, 100)
+    renewed = await store.get(A, T0 + 101)
+    assert renewed is not None and renewed is not lapsed and renewed.seen == T0 + 101
