@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import math
+import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -208,8 +209,9 @@ class DiscoveryService:
         self.metrics.inc("lookups_total")
         if record is None:
             self.metrics.inc("lookup_misses_total")
+            shown = text if _CANONICAL_ID.fullmatch(text) else str(device)
             return _json(
-                {"error": f"device {device} is not known"},
+                {"error": f"device {shown} is not known"},
                 404,
                 {"Retry-After": str(self.settings.retry_after)},
             )
@@ -269,6 +271,12 @@ class DiscoveryService:
                 "too many requests from this address; slow down",
                 {"Retry-After": str(max(1, math.ceil(wait)))},
             )
+
+
+# A device ID as str(DeviceID) writes it: what every client sends. Parsed without error,
+# such a text is its own canonical form, and formatting an unknown ID (base32 and four
+# Luhn checks, not cached for IDs never seen) would cost a 404 more than the rest.
+_CANONICAL_ID = re.compile(r"[A-Z2-7]{7}(?:-[A-Z2-7]{7}){7}")
 
 
 def _device_param(request: HttpRequest) -> str | None:

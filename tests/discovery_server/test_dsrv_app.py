@@ -45,7 +45,10 @@ async def test_lookup_of_unknown_and_malformed_ids(identity: Identity) -> None:
         missing = await _lookup(server, identity)
         assert missing.status_code == 404
         assert missing.headers["Retry-After"] == "77"
-        assert "not known" in missing.json()["error"]
+        assert missing.json()["error"] == f"device {identity.device_id} is not known"
+        lenient = str(identity.device_id).lower().replace("-", "")
+        sloppy = await server.http.get("/v1/lookup", params={"device": lenient})
+        assert sloppy.json()["error"] == f"device {identity.device_id} is not known"
         for query in ({"device": "ABC"}, {}):
             bad = await server.http.get("/v1/lookup", params=query)
             assert bad.status_code == 400
