@@ -76,8 +76,10 @@ class FileInfo:
         if not _FILEINFO_FIELD_SET.issuperset(changes):
             return replace(self, **changes)  # type: ignore[arg-type]  # raises TypeError
         new = object.__new__(FileInfo)
-        for name, value in zip(_FILEINFO_FIELDS, _get_fileinfo_fields(self), strict=True):
-            _set(new, name, changes.get(name, value))
+        for set_slot, value in zip(_FILEINFO_SETTERS, _get_fileinfo_fields(self), strict=True):
+            set_slot(new, value)
+        for name, value in changes.items():
+            _set(new, name, value)
         return new
 
     def blocks_hash(self) -> bytes:
@@ -109,4 +111,6 @@ def is_legal_block_size(size: int) -> bool:
 _FILEINFO_FIELDS = tuple(f.name for f in fields(FileInfo))
 _FILEINFO_FIELD_SET = frozenset(_FILEINFO_FIELDS)
 _get_fileinfo_fields = attrgetter(*_FILEINFO_FIELDS)
+# A slot's own setter skips the frozen dataclass's __setattr__ and the lookup by name.
+_FILEINFO_SETTERS = tuple(getattr(FileInfo, name).__set__ for name in _FILEINFO_FIELDS)
 _set = object.__setattr__
