@@ -18,7 +18,7 @@ from pathlib import Path
 from p2psync.fs.basic import BasicFS
 from p2psync.identity import generate_identity
 from p2psync.index.store import IndexStore
-from p2psync.protocol.fileinfo import FileInfo
+from p2psync.protocol.fileinfo import LocalFileInfo
 from p2psync.scanner.scan import scan
 from p2psync.sync.scan_round import IndexView
 
@@ -30,7 +30,7 @@ def scan_into(store: IndexStore, root: Path, short_id: int) -> tuple[int, int]:
     folder runner, a batch is stored while the scanner works on the next one."""
     stored = 0
     hashed = 0
-    pending: Future[list[FileInfo]] | None = None
+    pending: Future[list[LocalFileInfo]] | None = None
     with ThreadPoolExecutor(1, thread_name_prefix="store") as storer:
         for batch in scan(
             BasicFS(root),

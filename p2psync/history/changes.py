@@ -12,9 +12,9 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..protocol.fileinfo import FileInfo, FileType
+from ..protocol.fileinfo import FileInfo, FileType, LocalFileInfo
 
-# FileInfo.local_flags bits that say "not a change a user made here or there": an entry
+# LocalFileInfo.local_flags bits that say "not a change a user made here or there": an entry
 # ignored on this device (1 << 1), refused as not storable here (1 << 2) or left out by
 # selective sync (1 << 3). Kept in step
 # with scanner.scan.FLAG_IGNORED / FLAG_NOT_SYNCED_HERE (that module imports the engine).
@@ -57,7 +57,7 @@ class Change:
 
 def changes_of(
     folder: str,
-    pairs: Iterable[tuple[FileInfo | None, FileInfo]],
+    pairs: Iterable[tuple[LocalFileInfo | None, LocalFileInfo]],
     *,
     origin: Origin,
     at_ns: int,
@@ -115,7 +115,7 @@ def _what(fi: FileInfo) -> str:
     return "deleted" if fi.deleted else "changed"
 
 
-def _kind(before: FileInfo | None, after: FileInfo) -> Kind | None:
+def _kind(before: LocalFileInfo | None, after: LocalFileInfo) -> Kind | None:
     if after.local_flags & _RECEIVE_ONLY:
         return Kind.REFUSED  # changed here, not sent: the folder is receive-only
     if after.local_flags & _NOT_A_USER_CHANGE or after.invalid:

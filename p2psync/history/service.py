@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ..protocol.fileinfo import FileInfo
+from ..protocol.fileinfo import FileInfo, LocalFileInfo
 from .changes import Change, Origin, changes_of, refusals_of
 from .log import HistoryError, HistoryLog, Retention
 
@@ -64,7 +64,7 @@ class HistoryService:
     def note(
         self,
         folder: str,
-        pairs: Iterable[tuple[FileInfo | None, FileInfo]],
+        pairs: Iterable[tuple[LocalFileInfo | None, LocalFileInfo]],
         origin: Origin,
     ) -> None:
         """Queue the history of one recorded batch (never blocks; from the trio thread)."""
@@ -72,7 +72,10 @@ class HistoryService:
         self.note_changes(rows)
 
     def note_threadsafe(
-        self, folder: str, pairs: list[tuple[FileInfo | None, FileInfo]], applied: bool
+        self,
+        folder: str,
+        pairs: list[tuple[LocalFileInfo | None, LocalFileInfo]],
+        applied: bool,
     ) -> None:
         """The index's observer: called on whichever thread stored the change; the rows
         are made there, and queued on the event loop without waiting for it."""

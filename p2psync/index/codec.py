@@ -1,5 +1,9 @@
 """Pure conversions between FileInfo and index rows.
 
+Rows of the local device decode to LocalFileInfo (``row_to_local``), with the inode and
+local flags stored beside the entry; rows of other devices and of the global view to
+FileInfo (``row_to_file``). Both are rebuilt from the same columns.
+
 Names are stored as *path keys*: the UTF-8 bytes of the name. UTF-8 byte order (SQLite's
 BINARY collation) equals Python's code-point order of ``str``, which is the order the
 scanner's walk produces (scanner/walker.py sorts a subdirectory's contents at
@@ -19,7 +23,7 @@ from typing import Any, TypeVar
 import msgpack
 
 from ..errors import IndexError_
-from ..protocol.fileinfo import BlockInfo, FileInfo, FileType
+from ..protocol.fileinfo import BlockInfo, FileInfo, FileType, LocalFileInfo
 from ..protocol.vector import Counter, Vector, make
 
 T = TypeVar("T")
@@ -101,7 +105,7 @@ def decode_blocks(
 
 
 def encode_extra(fi: FileInfo) -> bytes:
-    """The fields no query filters on, in one blob."""
+    """The fields no query filters on, in one blob (the inode 0 for a FileInfo)."""
     return msgpack.packb(
         [
             fi.permissions,
@@ -110,7 +114,7 @@ def encode_extra(fi: FileInfo) -> bytes:
             fi.block_size,
             encode_blocks(fi),
             fi.symlink_target,
-            fi.inode,
+            fi.inode if type(fi) is LocalFileInfo else 0,
         ]
     )
 
@@ -125,14 +129,15 @@ def to_unsigned(value: int) -> int:
     return value & UINT64_MASK
 
 
-# The columns of the files table a full FileInfo is rebuilt from, in this order.
+# The columns of the files table a full FileInfo or LocalFileInfo is rebuilt from, in
+# this order.
 FILE_COLUMNS = (
     "name, type, size, modified_ns, deleted, invalid, sequence, local_flags, version, extra"
 )
 
 
 def file_params(fi: FileInfo) -> tuple[Any, ...]:
-    """Values for FILE_COLUMNS (the name as its key)."""
+    """Values for FILE_COLUMNS (the name as its key; no local flags for a FileInfo)."""
     return (
         name_key(fi.name),
         int(fi.type),
@@ -141,17 +146,40 @@ def file_params(fi: FileInfo) -> tuple[Any, ...]:
         int(fi.deleted),
         int(fi.invalid),
         fi.sequence,
-        fi.local_flags,
+        fi.local_flags if type(fi) is LocalFileInfo else 0,
         encode_vector(fi.version),
         encode_extra(fi),
     )
 
 
 def row_to_file(row: tuple[Any, ...] | Any) -> FileInfo:
-    """A FileInfo from a row selected as FILE_COLUMNS."""
+    """A FileInfo from a row selected as FILE_COLUMNS (the local bookkeeping left out:
+    for another device's rows and the global view)."""
+    key, ftype, size, modified_ns, deleted, invalid, sequence, _flags, version, extra = row
+    perms, modified_by, no_perms, block_size, blocks, target, _inode = msgpack.unpackb(extra)
+    return FileInfo(
+        name=key_name(key),
+        type=FileType(ftype),
+        size=size,
+        permissions=perms,
+        modified_ns=modified_ns,
+        modified_by=modified_by,
+        deleted=bool(deleted),
+        invalid=bool(invalid),
+        no_permissions=no_perms,
+        version=decode_vector(version),
+        sequence=sequence,
+        block_size=block_size,
+        blocks=decode_blocks(blocks, size, block_size),
+        symlink_target=target,
+    )
+
+
+def row_to_local(row: tuple[Any, ...] | Any) -> LocalFileInfo:
+    """A LocalFileInfo from a row of the local device selected as FILE_COLUMNS."""
     key, ftype, size, modified_ns, deleted, invalid, sequence, local_flags, version, extra = row
     perms, modified_by, no_perms, block_size, blocks, target, inode = msgpack.unpackb(extra)
-    return FileInfo(
+    return LocalFileInfo(
         name=key_name(key),
         type=FileType(ftype),
         size=size,

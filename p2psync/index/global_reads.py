@@ -74,6 +74,7 @@ class GlobalReads(IndexReads):
             "g.name",
             (fid,),
             prefix,
+            codec.row_to_file,
         )
 
     def iter_need(

@@ -16,11 +16,13 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import IndexError_
-from ..protocol.fileinfo import FileInfo
+from ..protocol.fileinfo import FileInfo, LocalFileInfo
 from . import codec, sqlite_schema
+
+F = TypeVar("F", bound=FileInfo)
 
 PAGE = 500
 
@@ -142,7 +144,7 @@ class IndexReads:
 
     # -- single entries --------------------------------------------------------------
 
-    def get(self, folder: str, device: bytes, name: str) -> FileInfo | None:
+    def _get(self, folder: str, device: bytes, name: str, decode: Callable[[Any], F]) -> F | None:
         ids = self._ids(folder, device)
         if ids is None:
             return None
@@ -150,16 +152,21 @@ class IndexReads:
             f"SELECT {codec.FILE_COLUMNS} FROM files WHERE folder = ? AND device = ? AND name = ?",
             (*ids, codec.name_key(name)),
         )
-        return codec.row_to_file(row) if row else None
+        return decode(row) if row else None
 
-    def get_local(self, folder: str, name: str) -> FileInfo | None:
-        return self.get(folder, self.local_device, name)
+    def get(self, folder: str, device: bytes, name: str) -> FileInfo | None:
+        """``device``'s entry for ``name`` as peers see it (get_local has this device's
+        own, with its bookkeeping)."""
+        return self._get(folder, device, name, codec.row_to_file)
 
-    def get_local_many(self, folder: str, names: Sequence[str]) -> dict[str, FileInfo]:
+    def get_local(self, folder: str, name: str) -> LocalFileInfo | None:
+        return self._get(folder, self.local_device, name, codec.row_to_local)
+
+    def get_local_many(self, folder: str, names: Sequence[str]) -> dict[str, LocalFileInfo]:
         """``get_local`` of each name, a query per thousand names; names without a local
         entry are left out."""
         ids = self._ids(folder, self.local_device)
-        return {} if ids is None else files_named(self._all, ids, names)
+        return {} if ids is None else local_files_named(self._all, ids, names)
 
     # -- streams ---------------------------------------------------------------------
 
@@ -182,24 +189,43 @@ class IndexReads:
             cursor = cursor_of(rows[-1])
 
     def _iter_tree(
-        self, select: str, name: str, ids: Sequence[Any], prefix: str
-    ) -> Iterator[FileInfo]:
+        self,
+        select: str,
+        name: str,
+        ids: Sequence[Any],
+        prefix: str,
+        decode: Callable[[Any], F],
+    ) -> Iterator[F]:
         """Rows of ``select`` (whose first column is the name key ``name``) in the
-        subtree of ``prefix``, in key order."""
+        subtree of ``prefix``, in key order, each through ``decode``."""
         exact, low, high = codec.subtree_range(prefix)
         if exact:
             for row in self._all(f"{select} AND {name} = ?", (*ids, exact)):
-                yield codec.row_to_file(row)
+                yield decode(row)
         sql = f"{select} AND {name} > ? AND {name} < ? ORDER BY {name} LIMIT ?"
         for rows in self._pages(sql, lambda key: (*ids, key, high), low, PAGE, lambda row: row[0]):
             for row in rows:
-                yield codec.row_to_file(row)
+                yield decode(row)
 
-    def iter_local(self, folder: str, prefix: str = "") -> Iterator[FileInfo]:
+    def _iter_files(
+        self, folder: str, device: bytes, prefix: str, decode: Callable[[Any], F]
+    ) -> Iterator[F]:
+        ids = self._ids(folder, device)
+        if ids is None:
+            return
+        yield from self._iter_tree(
+            f"SELECT {codec.FILE_COLUMNS} FROM files WHERE folder = ? AND device = ?",
+            "name",
+            ids,
+            prefix,
+            decode,
+        )
+
+    def iter_local(self, folder: str, prefix: str = "") -> Iterator[LocalFileInfo]:
         """The local entries named ``prefix`` or under ``prefix/`` (all for ""), in
         code-point order of their names — the scanner's walk order (a parent always
         comes before everything under it)."""
-        yield from self.iter_device(folder, self.local_device, prefix)
+        yield from self._iter_files(folder, self.local_device, prefix, codec.row_to_local)
 
     def has_live_local(self, folder: str, prefixes: Sequence[str]) -> bool:
         """Whether any local entry that is not a deletion is named one of ``prefixes`` or
@@ -218,20 +244,12 @@ class IndexReads:
         return False
 
     def iter_device(self, folder: str, device: bytes, prefix: str = "") -> Iterator[FileInfo]:
-        """Like iter_local, for any device."""
-        ids = self._ids(folder, device)
-        if ids is None:
-            return
-        yield from self._iter_tree(
-            f"SELECT {codec.FILE_COLUMNS} FROM files WHERE folder = ? AND device = ?",
-            "name",
-            ids,
-            prefix,
-        )
+        """Like iter_local, for any device, as peers see the entries."""
+        yield from self._iter_files(folder, device, prefix, codec.row_to_file)
 
     def iter_local_since(
         self, folder: str, sequence: int, batch_size: int = 1000
-    ) -> Iterator[list[FileInfo]]:
+    ) -> Iterator[list[LocalFileInfo]]:
         """Local entries with a sequence above ``sequence``, in increasing sequence order,
         in lists of at most ``batch_size`` (for index exchange)."""
         ids = self._ids(folder, self.local_device)
@@ -244,7 +262,7 @@ class IndexReads:
         for rows in self._pages(
             sql, lambda seq: (*ids, seq), sequence, batch_size, lambda row: row[6]
         ):
-            yield [codec.row_to_file(row) for row in rows]
+            yield [codec.row_to_local(row) for row in rows]
 
     def blocks_present(self, hashes: Iterable[bytes]) -> set[bytes]:
         """Which of ``hashes`` the block map holds at all (one query per thousand): a
@@ -349,20 +367,21 @@ class IndexReads:
         return [row[0] for row in rows]
 
 
-def files_named(
+def local_files_named(
     query: Callable[[str, Sequence[Any]], Iterable[Any]],
     ids: Sequence[int],
     names: Sequence[str],
-) -> dict[str, FileInfo]:
-    """The entries of one (folder, device) with these names, a query per page of names
-    (through ``query``: a reader's or the writer's connection); absent names left out."""
-    found: dict[str, FileInfo] = {}
+) -> dict[str, LocalFileInfo]:
+    """The local entries of one (folder, local device) with these names, a query per page
+    of names (through ``query``: a reader's or the writer's connection); absent names
+    left out."""
+    found: dict[str, LocalFileInfo] = {}
     for chunk, marks in codec.in_chunks(map(codec.name_key, names), PAGE):
         for row in query(
             f"SELECT {codec.FILE_COLUMNS} FROM files "
             f"WHERE folder = ? AND device = ? AND name IN ({marks})",
             (*ids, *chunk),
         ):
-            fi = codec.row_to_file(row)
+            fi = codec.row_to_local(row)
             found[fi.name] = fi
     return found

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import IndexError_
-from ..protocol.fileinfo import FileInfo
+from ..protocol.fileinfo import FileInfo, LocalFileInfo
 from . import codec, sqlite_schema
 from .global_reads import GlobalReads
-from .reads import files_named
+from .reads import local_files_named
 from .sqlite_schema import Migration
 from .writer import Writer
 from .writes import Mutations
@@ -27,7 +27,7 @@ from .writes import Mutations
 T = TypeVar("T")
 
 # Told of every stored local change: (folder, [(before or None, after as stored)], applied).
-LocalChangeObserver = Callable[[str, list[tuple[FileInfo | None, FileInfo]], bool], None]
+LocalChangeObserver = Callable[[str, list[tuple[LocalFileInfo | None, LocalFileInfo]], bool], None]
 
 
 class IndexStore(GlobalReads):
@@ -80,8 +80,8 @@ class IndexStore(GlobalReads):
         return self._writer.run(job)
 
     def update_local(
-        self, folder: str, files: Sequence[FileInfo], *, applied: bool = False
-    ) -> list[FileInfo]:
+        self, folder: str, files: Sequence[LocalFileInfo], *, applied: bool = False
+    ) -> list[LocalFileInfo]:
         """Store local changes with the folder's next sequence numbers; returns them as
         stored (sequence set). Updates the block map, global versions and need.
         ``applied``: these are the puller's records, so their ``note_applying`` rows go in
@@ -93,7 +93,7 @@ class IndexStore(GlobalReads):
         if observer is None:
             return self._write(lambda c: self._mutations.update_local(c, folder, files, applied))
 
-        def job(c: sqlite3.Connection) -> tuple[dict[str, FileInfo], list[FileInfo]]:
+        def job(c: sqlite3.Connection) -> tuple[dict[str, LocalFileInfo], list[LocalFileInfo]]:
             before = self._local_rows(c, folder, [f.name for f in files])
             return before, self._mutations.update_local(c, folder, files, applied)
 
@@ -103,7 +103,7 @@ class IndexStore(GlobalReads):
 
     def _local_rows(
         self, conn: sqlite3.Connection, folder: str, names: Sequence[str]
-    ) -> dict[str, FileInfo]:
+    ) -> dict[str, LocalFileInfo]:
         """``get_local_many`` on the writer's connection, inside its transaction."""
         row = conn.execute(
             "SELECT f.id, d.id FROM folders f, devices d WHERE f.name = ? AND d.device = ?",
@@ -111,9 +111,9 @@ class IndexStore(GlobalReads):
         ).fetchone()
         if row is None:
             return {}
-        return files_named(lambda sql, params: conn.execute(sql, params), row, names)
+        return local_files_named(lambda sql, params: conn.execute(sql, params), row, names)
 
-    def note_applying(self, folder: str, files: Sequence[FileInfo]) -> None:
+    def note_applying(self, folder: str, files: Sequence[LocalFileInfo]) -> None:
         """Remember the records of files about to be renamed into place, before the renames.
         A daemon killed after a rename but before ``update_local(applied=True)`` finds them
         here at its next start (``applying``) and adopts each file that is still exactly
@@ -121,7 +121,7 @@ class IndexStore(GlobalReads):
         edit."""
         self.note_applying_soon(folder, files).result()
 
-    def note_applying_soon(self, folder: str, files: Sequence[FileInfo]) -> Future[None]:
+    def note_applying_soon(self, folder: str, files: Sequence[LocalFileInfo]) -> Future[None]:
         """``note_applying`` without waiting; the renames must wait for the future."""
         files = list(files)
         if not files:
@@ -130,7 +130,7 @@ class IndexStore(GlobalReads):
             return done
         return self._writer.submit(lambda c: self._mutations.note_applying(c, folder, files))
 
-    def applying(self, folder: str) -> list[FileInfo]:
+    def applying(self, folder: str) -> list[LocalFileInfo]:
         """The records noted by ``note_applying`` and not yet stored."""
         fid = self._folder_id(folder)
         if fid is None:
@@ -138,7 +138,7 @@ class IndexStore(GlobalReads):
         rows = self._all(
             f"SELECT {codec.FILE_COLUMNS} FROM applying WHERE folder = ? ORDER BY name", (fid,)
         )
-        return [codec.row_to_file(row) for row in rows]
+        return [codec.row_to_local(row) for row in rows]
 
     def clear_applying(self, folder: str) -> None:
         self._write(lambda c: self._mutations.clear_applying(c, folder))

@@ -9,14 +9,16 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import UsageError
-from ..protocol.fileinfo import FileInfo, FileType
+from ..protocol.fileinfo import FileInfo, FileType, LocalFileInfo
 from ..rules import NEED_NONE, global_and_need, sole_holder_need
 from . import codec, sqlite_schema
 
 _RECOMPUTE_BATCH = 1000
+
+F = TypeVar("F", bound=FileInfo)
 
 _FILES_HEAD = f"INSERT INTO files (folder, device, {codec.FILE_COLUMNS})"
 _FILES_WIDTH = 12
@@ -126,9 +128,9 @@ class Mutations:
         self,
         conn: sqlite3.Connection,
         folder: str,
-        files: Sequence[FileInfo],
+        files: Sequence[LocalFileInfo],
         applied: bool = False,
-    ) -> list[FileInfo]:
+    ) -> list[LocalFileInfo]:
         fid = self.folder_id(conn, folder)
         did = self.device_id(conn, self.local_device)
         assert fid is not None and did is not None
@@ -181,7 +183,7 @@ class Mutations:
         conn: sqlite3.Connection,
         fid: int,
         did: int,
-        fresh: list[tuple[bytes, FileInfo]],
+        fresh: Sequence[tuple[bytes, FileInfo]],
         *,
         local: bool,
     ) -> list[tuple[bytes, int, int, int]]:
@@ -230,7 +232,7 @@ class Mutations:
         return block_rows
 
     def note_applying(
-        self, conn: sqlite3.Connection, folder: str, files: Sequence[FileInfo]
+        self, conn: sqlite3.Connection, folder: str, files: Sequence[LocalFileInfo]
     ) -> None:
         fid = self.folder_id(conn, folder)
         conn.executemany(
@@ -464,8 +466,8 @@ def _store_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[b
 
 
 def _keyed_and_fresh(
-    conn: sqlite3.Connection, fid: int, files: Sequence[FileInfo]
-) -> tuple[list[tuple[bytes, FileInfo]], set[bytes], list[tuple[bytes, FileInfo]]]:
+    conn: sqlite3.Connection, fid: int, files: Sequence[F]
+) -> tuple[list[tuple[bytes, F]], set[bytes], list[tuple[bytes, F]]]:
     """Each file with its name key, the set of keys, and the files whose names no device
     has had in folder ``fid`` (for ``_insert_fresh``). A batch naming one file twice has
     none: it goes one by one."""

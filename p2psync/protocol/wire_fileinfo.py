@@ -58,7 +58,7 @@ _FILE_KEYS = (
 
 
 def file_info_to_plain(fi: FileInfo) -> dict[str, Any]:
-    """Local-only fields (inode, local_flags) are never sent."""
+    """Only FileInfo's fields: a LocalFileInfo's bookkeeping is never sent."""
     return {
         "name": fi.name,
         "type": int(fi.type),
@@ -113,7 +113,7 @@ _new = object.__new__
 _FAST_FILE_FIELDS = (
     "name", "type", "size", "permissions", "modified_ns", "modified_by", "deleted",
     "invalid", "no_permissions", "version", "sequence", "block_size", "blocks",
-    "symlink_target", "inode", "local_flags",
+    "symlink_target",
 )  # fmt: skip
 assert set(_FAST_FILE_FIELDS) == set(FileInfo.__slots__), "update _file_info_fast"
 _BLOCK_SLOTS = tuple(getattr(BlockInfo, name).__set__ for name in ("offset", "size", "hash"))
@@ -211,7 +211,6 @@ def _file_info_fast(v: Any) -> FileInfo | None:
     values = (
         name, file_type, size, permissions, modified_ns, modified_by, deleted, invalid,
         no_permissions, tuple(counters), sequence, block_size, tuple(block_infos), target,
-        0, 0,  # inode, local_flags: never on the wire
     )  # fmt: skip
     for set_slot, value in zip(_FILE_SLOTS, values, strict=True):
         set_slot(fi, value)

@@ -1,4 +1,5 @@
-"""The scan: turn what is on disk into new local FileInfo versions, hashing only what changed.
+"""The scan: turn what is on disk into new local entries (LocalFileInfo), hashing only what
+changed.
 
 ``scan()`` merge-joins two streams sorted by name: the folder walk (``walker.Walker``)
 and the local index (``LocalIndexView.iter_local``). Per name:
@@ -28,7 +29,7 @@ from ..errors import UnsafePathError
 from ..fs.base import FileStat, FileSystem
 from ..fs.internal import is_internal
 from ..protocol import vector
-from ..protocol.fileinfo import FileInfo, FileType, block_size_for
+from ..protocol.fileinfo import FileType, LocalFileInfo, block_size_for
 from ..protocol.names import validate_name
 from ..selection import Selection, is_selected
 from .blocks import hash_file
@@ -45,16 +46,16 @@ __all__ = [
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-# FileInfo.local_flags bit: "invalid because ignored on this device". Only such entries
+# LocalFileInfo.local_flags bit: "invalid because ignored on this device". Only such entries
 # come back to life (new version) when un-ignored; entries invalid for other reasons
 # (e.g. a receive-only folder's local change) are compared like any other.
 FLAG_IGNORED = 1 << 1
-# FileInfo.local_flags bit: a peer's entry this device refused to store (one of p2psync's
+# LocalFileInfo.local_flags bit: a peer's entry this device refused to store (one of p2psync's
 # own names, or a name this filesystem cannot hold): kept invalid with the refused
 # version (``Puller.keep_not_synced``). It was never on disk, so its absence is no
 # deletion. (sync.overrides' FLAG_RECEIVE_ONLY is 1.)
 FLAG_NOT_SYNCED_HERE = 1 << 2
-# FileInfo.local_flags bit, always with FLAG_NOT_SYNCED_HERE: left out by this device's
+# LocalFileInfo.local_flags bit, always with FLAG_NOT_SYNCED_HERE: left out by this device's
 # selective sync (``selection.py``): kept invalid with the cluster's version, never on
 # disk here, so its absence is no deletion. Selecting it again forgets the entry.
 FLAG_NOT_SELECTED = 1 << 3
@@ -64,11 +65,11 @@ NOT_SELECTED = FLAG_NOT_SYNCED_HERE | FLAG_NOT_SELECTED
 class LocalIndexView(Protocol):
     """Read access to this device's own index entries for one folder."""
 
-    def get_local(self, name: str) -> FileInfo | None:
+    def get_local(self, name: str) -> LocalFileInfo | None:
         """The local entry for ``name`` (deleted ones included), or None."""
         ...
 
-    def iter_local(self, prefix: str = "") -> Iterator[FileInfo]:
+    def iter_local(self, prefix: str = "") -> Iterator[LocalFileInfo]:
         """Local entries (deleted included) whose name starts with ``prefix``, streamed,
         sorted by name in code-point order (= UTF-8 bytes = SQLite BINARY collation).
         Extra entries outside the prefix are tolerated (the scanner filters them)."""
@@ -113,8 +114,8 @@ class ScanBatch:
     store without announcing. ``problems``: entries skipped, with the reason.
     """
 
-    files: list[FileInfo] = field(default_factory=list)
-    refreshed: list[FileInfo] = field(default_factory=list)
+    files: list[LocalFileInfo] = field(default_factory=list)
+    refreshed: list[LocalFileInfo] = field(default_factory=list)
     problems: list[ScanProblem] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -174,8 +175,8 @@ def scan(
 
 # Outcome kinds travelling through the ordered output queue.
 _FILE, _REFRESH, _PROBLEM = range(3)
-_Outcome = tuple[int, FileInfo | ScanProblem]
-_HashJob = tuple[DiskItem, FileInfo | None, vector.Vector]
+_Outcome = tuple[int, LocalFileInfo | ScanProblem]
+_HashJob = tuple[DiskItem, LocalFileInfo | None, vector.Vector]
 # Small files are hashed in groups on the scanning thread itself: hashing a few KiB is
 # mostly Python and syscalls, and every other thread doing that contends for the GIL at
 # each syscall (a pool of one thread made an initial scan of 10,000 small files ~17%
@@ -264,7 +265,7 @@ class _Scan:
             if out:
                 yield from self._drain(self._max_pending)
 
-    def _local_entries(self, root: str) -> Iterator[FileInfo]:
+    def _local_entries(self, root: str) -> Iterator[LocalFileInfo]:
         below = root + "/"
         for info in self._view.iter_local(root):
             name = info.name
@@ -313,7 +314,7 @@ class _Scan:
         if not item.ignored:
             self._changed(item, None)
 
-    def _pair(self, item: DiskItem, old: FileInfo) -> None:
+    def _pair(self, item: DiskItem, old: LocalFileInfo) -> None:
         st = item.stat
         if item.ignored:
             if not old.deleted and not old.local_flags & FLAG_IGNORED:
@@ -352,7 +353,7 @@ class _Scan:
         elif st.symlink_target != old.symlink_target:
             self._changed(item, old)
 
-    def _changed(self, item: DiskItem, old: FileInfo | None) -> None:
+    def _changed(self, item: DiskItem, old: LocalFileInfo | None) -> None:
         st = item.stat
         if st.type == FileType.FILE:
             self._submit_hash(item, old)
@@ -361,7 +362,7 @@ class _Scan:
             self._emit(_PROBLEM, ScanProblem(item.name, "symlink target is not valid UTF-8"))
             return
         is_link = st.type == FileType.SYMLINK
-        info = FileInfo(
+        info = LocalFileInfo(
             name=item.name,
             type=st.type,  # type: ignore[arg-type]  # the walker drops type None
             size=0,
@@ -375,7 +376,7 @@ class _Scan:
         )
         self._emit(_FILE, info)
 
-    def _missing(self, old: FileInfo) -> None:
+    def _missing(self, old: LocalFileInfo) -> None:
         if old.deleted or old.local_flags & FLAG_NOT_SYNCED_HERE:
             return
         name = old.name
@@ -440,7 +441,7 @@ class _Scan:
 
     # ------------------------------------------------------------------ hashing
 
-    def _submit_hash(self, item: DiskItem, old: FileInfo | None) -> None:
+    def _submit_hash(self, item: DiskItem, old: LocalFileInfo | None) -> None:
         assert self._pool is not None
         job = (item, old, self._bump(old))  # `now` is read here, on the scanning thread
         size = item.stat.size
@@ -465,8 +466,8 @@ class _Scan:
         with self._fs.cached_dirs():  # a group's files mostly share their directories
             return [self._hash(*job) for job in jobs]
 
-    def _hash(self, item: DiskItem, old: FileInfo | None, version: vector.Vector) -> _Outcome:
-        """Hash one file and build its FileInfo (or a problem); any thread."""
+    def _hash(self, item: DiskItem, old: LocalFileInfo | None, version: vector.Vector) -> _Outcome:
+        """Hash one file and build its entry (or a problem); any thread."""
         st = item.stat
         block_size = block_size_for(st.size, old.block_size if old is not None else 0)
         try:
@@ -489,7 +490,7 @@ class _Scan:
             and self._same_mtime(old.modified_ns, st)
         ):
             return _REFRESH, old.with_(inode=st.inode, sequence=0)
-        info = FileInfo(
+        info = LocalFileInfo(
             name=item.name,
             type=FileType.FILE,
             size=st.size,
@@ -506,7 +507,7 @@ class _Scan:
 
     # ------------------------------------------------------------------ output
 
-    def _emit(self, kind: int, payload: FileInfo | ScanProblem) -> None:
+    def _emit(self, kind: int, payload: LocalFileInfo | ScanProblem) -> None:
         self._flush_group()  # keep name order: pending hashes come first
         self._out.append((kind, payload))
 
@@ -552,23 +553,23 @@ class _Scan:
     # ------------------------------------------------------------------ helpers
 
     @staticmethod
-    def _as_ignored(old: FileInfo) -> FileInfo:
+    def _as_ignored(old: LocalFileInfo) -> LocalFileInfo:
         """Known entry now ignored: same version, announced invalid, so a valid copy
         elsewhere wins and nothing is deleted on peers."""
         return old.with_(invalid=True, local_flags=old.local_flags | FLAG_IGNORED, sequence=0)
 
-    def _bump(self, old: FileInfo | None) -> vector.Vector:
+    def _bump(self, old: LocalFileInfo | None) -> vector.Vector:
         return vector.update(old.version if old is not None else (), self._short_id, self._now())
 
     def _same_mtime(self, old_ns: int, st: FileStat) -> bool:
         g = self._granularity
         return old_ns == st.mtime_ns or (g > 1 and old_ns // g == st.mtime_ns // g)
 
-    def _perms_differ(self, old: FileInfo, st: FileStat) -> bool:
+    def _perms_differ(self, old: LocalFileInfo, st: FileStat) -> bool:
         return not self._ignore_perms and (old.permissions & 0o777) != st.permissions
 
 
-def as_not_selected(entry: FileInfo) -> FileInfo:
+def as_not_selected(entry: LocalFileInfo) -> LocalFileInfo:
     """``entry`` left out by selective sync: same version, announced invalid, so a valid
     copy elsewhere stays global and nothing is deleted on peers."""
     return entry.with_(invalid=True, local_flags=NOT_SELECTED, inode=0, sequence=0)

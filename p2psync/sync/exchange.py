@@ -24,7 +24,7 @@ from ..index.store import IndexStore
 from ..net.peer import PeerConnection
 from ..pending import PendingFolder, PendingStore
 from ..protocol import vector
-from ..protocol.fileinfo import FileInfo
+from ..protocol.fileinfo import FileInfo, LocalFileInfo
 from ..protocol.messages import (
     ClusterConfig,
     DownloadProgress,
@@ -495,15 +495,15 @@ class _PeerSession:
 
 def _take_batches(
     index: IndexStore, folder: str, sequence: int, max_batches: int = 4
-) -> list[list[FileInfo]]:
+) -> list[list[LocalFileInfo]]:
     return list(
         itertools.islice(index.iter_local_since(folder, sequence, INDEX_BATCH_FILES), max_batches)
     )
 
 
-def _for_wire(fi: FileInfo) -> FileInfo:
+def _for_wire(fi: LocalFileInfo) -> FileInfo:
     """What peers may see of a local entry: no local bookkeeping; receive-only local
     changes go out invalid with an empty version so they can never win."""
     if fi.local_flags & FLAG_RECEIVE_ONLY:
-        return fi.with_(inode=0, local_flags=0, invalid=True, version=vector.EMPTY)
-    return fi.with_(inode=0, local_flags=0)
+        return fi.as_file_info().with_(invalid=True, version=vector.EMPTY)
+    return fi.as_file_info()

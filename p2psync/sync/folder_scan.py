@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..protocol.fileinfo import FileInfo
+from ..protocol.fileinfo import LocalFileInfo
 from ..scanner.ignore import Ignore
 from ..scanner.walker import TempsSeen
 from .folder_parts import FolderParts
@@ -90,7 +90,7 @@ class FolderScans:
             )
         return result.changed
 
-    def _stored(self, stored: list[FileInfo]) -> None:
+    def _stored(self, stored: list[LocalFileInfo]) -> None:
         self._parts.server.clear_cache()
         self._parts.local_sequence.set(max(f.sequence for f in stored))
         self.selection.note_stored(stored, self._config().selected)

@@ -97,7 +97,7 @@ class FolderSelection:
         return out
 
     # ---- following renames ---------------------------------------------------------
-    def note_stored(self, stored: list[FileInfo], selection: Selection) -> None:
+    def note_stored(self, stored: Sequence[FileInfo], selection: Selection) -> None:
         """Remember what a scan stored, in case a selected directory was renamed."""
         if selection and len(self._gone) + len(self._new) < RENAME_NAMES_MAX:
             for f in stored:  # names and types: a tombstone holds no content to compare

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from ..errors import FilesystemError
 from ..fs.base import FileSystem
 from ..protocol import vector
-from ..protocol.fileinfo import FileInfo, FileType
+from ..protocol.fileinfo import FileInfo, FileType, LocalFileInfo
 from .folder_index import FolderIndex
 
 log = logging.getLogger("p2psync.sync.overrides")
 
 Archive = Callable[[str], bool]  # moves a file into the versions archive; False: not there
 
-FLAG_RECEIVE_ONLY = 1  # local_flags: a local change in a receive-only folder
+FLAG_RECEIVE_ONLY = 1  # LocalFileInfo.local_flags: a local change in a receive-only folder
 BATCH = 500
 
 
@@ -24,7 +24,7 @@ def override_local(index: FolderIndex, folder: str, short_id: int, device: bytes
     """Make the cluster match this device: every local entry that differs from the global
     one gets a version that dominates it (a missing local entry becomes a delete).
     Returns the new local max sequence."""
-    changed: list[FileInfo] = []
+    changed: list[LocalFileInfo] = []
     for global_ in index.iter_global(folder):
         local = index.get_local(folder, global_.name)
         if local is not None and local.version == global_.version:
@@ -32,7 +32,7 @@ def override_local(index: FolderIndex, folder: str, short_id: int, device: bytes
         if local is None:
             if global_.deleted:
                 continue
-            local = global_.with_(deleted=True, blocks=(), size=0)
+            local = global_.as_local().with_(deleted=True, blocks=(), size=0)
         merged = vector.merge(local.version, global_.version)
         changed.append(
             local.with_(version=vector.update(merged, short_id, now), modified_by=short_id)
@@ -58,8 +58,8 @@ def revert_local(
     changes (deletions, directories and symlinks the cluster has) get an empty version,
     so the global one is needed again. Never announced: every entry stays invalid."""
     count = 0
-    batch: list[FileInfo] = []
-    added_dirs: list[FileInfo] = []
+    batch: list[LocalFileInfo] = []
+    added_dirs: list[LocalFileInfo] = []
     for local in index.iter_local(folder):
         if not local.local_flags & FLAG_RECEIVE_ONLY:
             continue
@@ -86,12 +86,12 @@ def revert_local(
     return count
 
 
-def _reset(local: FileInfo) -> FileInfo:
+def _reset(local: LocalFileInfo) -> LocalFileInfo:
     """The entry with an empty version: the global one is needed again."""
     return local.with_(version=vector.EMPTY, local_flags=0, invalid=True)
 
 
-def _absent(local: FileInfo) -> FileInfo:
+def _absent(local: LocalFileInfo) -> LocalFileInfo:
     """The entry of an item revert moved away (never announced: invalid)."""
     return local.with_(
         deleted=True, blocks=(), size=0, version=vector.EMPTY, local_flags=0, invalid=True

@@ -7,7 +7,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 
-from ..protocol.fileinfo import FileInfo
+from ..protocol.fileinfo import FileInfo, LocalFileInfo
 
 CONFLICT_MARKER = ".sync-conflict-"
 _CONFLICT_RE = re.compile(r"\.sync-conflict-\d{8}-\d{6}-[A-Z2-7]{7}")
@@ -81,7 +81,7 @@ def same_content(a: FileInfo, b: FileInfo) -> bool:
 
 
 def metadata_matches(
-    recorded: FileInfo,
+    recorded: LocalFileInfo,
     *,
     size: int,
     mtime_ns: int,

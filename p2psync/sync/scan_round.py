@@ -27,7 +27,7 @@ import trio
 from ..config import FolderConfig
 from ..fs.base import FileSystem
 from ..identity import DeviceID
-from ..protocol.fileinfo import FileInfo
+from ..protocol.fileinfo import LocalFileInfo
 from ..rules import equivalent
 from ..scanner.ignore import Ignore
 from ..scanner.scan import FLAG_NOT_SELECTED, ScanBatch, ScanProgress, scan
@@ -55,10 +55,10 @@ class IndexView:
         self.index = index
         self.folder = folder
 
-    def get_local(self, name: str) -> FileInfo | None:
+    def get_local(self, name: str) -> LocalFileInfo | None:
         return self.index.get_local(self.folder, name)
 
-    def iter_local(self, prefix: str = "") -> Iterator[FileInfo]:
+    def iter_local(self, prefix: str = "") -> Iterator[LocalFileInfo]:
         return self.index.iter_local(self.folder, prefix)
 
 
@@ -74,7 +74,7 @@ class ScanRound:
         ignore: Ignore,
         hash_workers: int,
         db: Callable[..., Awaitable[Any]],
-        on_stored: Callable[[list[FileInfo]], None],
+        on_stored: Callable[[list[LocalFileInfo]], None],
         batch_size: int = SCAN_BATCH,
         progress: ScanProgress | None = None,
         on_progress: Callable[[ScanProgress], None] | None = None,
@@ -118,8 +118,8 @@ class ScanRound:
         # a targeted scan is held and stored as one change only if it could delete
         hold = not full and await self._db(self.index.has_live_local, self.id, paths)
         has_peers = any(d != self.local.raw for d in devices)
-        tombstones: list[FileInfo] = []
-        held: list[FileInfo] = []
+        tombstones: list[LocalFileInfo] = []
+        held: list[LocalFileInfo] = []
         send, receive = trio.open_memory_channel[ScanBatch](1)
         try:
             async with trio.open_nursery() as nursery, receive:
@@ -170,7 +170,7 @@ class ScanRound:
             await trio.sleep(self.progress_interval)
             report(self.progress)
 
-    async def _store(self, files: list[FileInfo]) -> int:
+    async def _store(self, files: list[LocalFileInfo]) -> int:
         if not files:
             return 0
         stored = await self._db(self.index.update_local, self.id, files)
@@ -178,7 +178,7 @@ class ScanRound:
             self._on_stored(stored)
         return len(stored)
 
-    def _adopt_equivalent_globals(self, files: list[FileInfo]) -> list[FileInfo]:
+    def _adopt_equivalent_globals(self, files: list[LocalFileInfo]) -> list[LocalFileInfo]:
         """New local entries identical to the global one take its version (see the
         module docstring)."""
         out = []

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ..errors import FilesystemError
 from ..fs.base import FileSystem
 from ..protocol import vector
-from ..protocol.fileinfo import FileInfo
+from ..protocol.fileinfo import FileInfo, LocalFileInfo
 from ..scanner.scan import FLAG_NOT_SELECTED, FLAG_NOT_SYNCED_HERE, as_not_selected
 from ..selection import Selection, is_selected
 from .folder_index import FolderIndex
@@ -57,7 +57,7 @@ class Trimmed:
 
 def forget_selected(index: FolderIndex, folder: str, selection: Selection) -> int:
     """Make names kept as "not selected" that ``selection`` selects needed again; how many."""
-    batch: list[FileInfo] = []
+    batch: list[LocalFileInfo] = []
     count = 0
     for local in index.iter_local(folder):
         if not local.local_flags & FLAG_NOT_SELECTED or not is_selected(local.name, selection):
@@ -94,8 +94,8 @@ def trim(
     out = Trimmed()
     if not selection:
         return out
-    batch: list[FileInfo] = []
-    dirs: list[FileInfo] = []
+    batch: list[LocalFileInfo] = []
+    dirs: list[LocalFileInfo] = []
     for local in index.iter_local(folder):
         if local.deleted or local.local_flags & FLAG_NOT_SYNCED_HERE:
             continue
@@ -141,7 +141,7 @@ def trim(
     return out
 
 
-def _why_kept(index: FolderIndex, folder: str, local: FileInfo) -> str:
+def _why_kept(index: FolderIndex, folder: str, local: LocalFileInfo) -> str:
     """Why ``local`` must stay on disk, or "" when another device has this very version."""
     if local.invalid:
         return "ignored or changed here (not announced)"
@@ -153,7 +153,7 @@ def _why_kept(index: FolderIndex, folder: str, local: FileInfo) -> str:
     return ""
 
 
-def _remove(fs: FileSystem, local: FileInfo, check: CheckUnchanged, out: Trimmed) -> bool:
+def _remove(fs: FileSystem, local: LocalFileInfo, check: CheckUnchanged, out: Trimmed) -> bool:
     try:
         check(local.name, local)
     except ItemSkipped as exc:

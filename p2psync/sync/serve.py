@@ -20,7 +20,7 @@ from ..errors import FilesystemError, IndexError_, UnsafePathError
 from ..fs.base import FileStat, FileSystem
 from ..fs.internal import is_internal
 from ..index.store import IndexStore
-from ..protocol.fileinfo import FileInfo, FileType
+from ..protocol.fileinfo import FileInfo, FileType, LocalFileInfo
 from ..protocol.messages import ErrorCode, Request, Response
 from ..resource_faults import RESOURCE_ERRORS, describe
 from ..scanner.ignore import Ignore
@@ -49,7 +49,7 @@ class BlockServer:
         self.get_ignore = get_ignore
         # name -> local FileInfo, so a file's entry is not decoded once per request;
         # cleared whenever the local index changes.
-        self._cache: dict[str, FileInfo | None] = {}
+        self._cache: dict[str, LocalFileInfo | None] = {}
 
     def clear_cache(self) -> None:
         self._cache = {}
@@ -107,7 +107,7 @@ class BlockServer:
         return ErrorCode.NO_ERROR, data
 
 
-def still_indexed(st: FileStat, fi: FileInfo) -> bool:
+def still_indexed(st: FileStat, fi: LocalFileInfo) -> bool:
     """Is the open file, after reading from it, still exactly the one the index recorded
     (same inode, size and modification time)? Then its blocks are the recorded ones and
     need no hashing here: this is the test the scanner itself uses to decide that a file

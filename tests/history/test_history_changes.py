@@ -1,17 +1,17 @@
-"""The pure part of the history: which rows a batch of recorded entries makes."""
+"""The pure part of the history: which rows a batch of recorded local entries makes."""
 
 from __future__ import annotations
 
 from p2psync.history.changes import Change, Kind, Origin, changes_of
-from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileType, LocalFileInfo
 from p2psync.protocol.vector import make
 
 A, B = 0xAAAA, 0xBBBB
 
 
-def _file(name: str, content: bytes, v: list[tuple[int, int]], by: int = A, **kw) -> FileInfo:
+def _file(name: str, content: bytes, v: list[tuple[int, int]], by: int = A, **kw) -> LocalFileInfo:
     blocks = (BlockInfo(0, len(content), content.ljust(32, b"\0")[:32]),) if content else ()
-    return FileInfo(
+    return LocalFileInfo(
         name, size=len(content), blocks=blocks, block_size=128 * 1024, version=make(v),
         modified_by=by, **kw,
     )  # fmt: skip
@@ -36,7 +36,7 @@ def test_created_modified_deleted() -> None:
 
 def test_a_refresh_and_a_deletion_of_nothing_make_no_row() -> None:
     v1 = _file("a.txt", b"one", [(A, 1)])
-    tomb = FileInfo("b.txt", deleted=True, version=make([(A, 1)]))
+    tomb = LocalFileInfo("b.txt", deleted=True, version=make([(A, 1)]))
     assert _rows([(v1, v1.with_(inode=7)), (None, tomb), (tomb, tomb.with_(sequence=9))]) == []
 
 
@@ -48,7 +48,7 @@ def test_ignored_and_not_synced_entries_are_not_changes() -> None:
 
 
 def test_a_file_coming_back_after_a_delete_is_created() -> None:
-    tomb = FileInfo("a.txt", deleted=True, version=make([(A, 2)]))
+    tomb = LocalFileInfo("a.txt", deleted=True, version=make([(A, 2)]))
     back = _file("a.txt", b"again", [(A, 3)])
     assert [r.kind for r in _rows([(tomb, back)])] == [Kind.CREATED]
 
@@ -87,8 +87,8 @@ def test_two_copies_of_one_deleted_file_pair_once() -> None:
 
 
 def test_directories_and_symlinks() -> None:
-    d = FileInfo("d", FileType.DIRECTORY, version=make([(B, 1)]), modified_by=B)
-    link = FileInfo(
+    d = LocalFileInfo("d", FileType.DIRECTORY, version=make([(B, 1)]), modified_by=B)
+    link = LocalFileInfo(
         "l", FileType.SYMLINK, symlink_target="d", version=make([(B, 1)]), modified_by=B
     )
     relinked = link.with_(symlink_target="e", version=make([(B, 2)]))

@@ -11,7 +11,7 @@ import trio
 from p2psync.history.changes import Change, Kind, Origin
 from p2psync.history.log import HistoryError, HistoryLog, Retention
 from p2psync.history.service import HistoryService
-from p2psync.protocol.fileinfo import FileInfo
+from p2psync.protocol.fileinfo import LocalFileInfo
 from p2psync.protocol.vector import make
 
 DAY = 86_400 * 1_000_000_000
@@ -81,7 +81,7 @@ async def test_the_service_writes_batches_and_drops_rather_than_block(tmp_path: 
     path = tmp_path / "h.sqlite3"
     service = HistoryService(lambda: HistoryLog.open(path), lambda: {"f": Retention()},
                              clock=lambda: 42)  # fmt: skip
-    v1 = FileInfo("a.txt", size=1, version=make([(7, 1)]), modified_by=7)
+    v1 = LocalFileInfo("a.txt", size=1, version=make([(7, 1)]), modified_by=7)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.serve)
         service.note("f", [(None, v1), (v1, v1.with_(version=make([(7, 2)])))], Origin.PULLED)

@@ -10,7 +10,7 @@ from index_helpers import make_file
 
 from p2psync.index import codec
 from p2psync.protocol import vector
-from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType, LocalFileInfo
 
 segment = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\\x00"),
@@ -55,7 +55,7 @@ def test_subtree_range_selects_exactly_the_subtree() -> None:
 
 
 def test_row_round_trip_all_fields() -> None:
-    fi = FileInfo(
+    fi = LocalFileInfo(
         name="dir/ünïcode ✓.bin",
         type=FileType.FILE,
         size=300_000,
@@ -77,7 +77,12 @@ def test_row_round_trip_all_fields() -> None:
         inode=(1 << 64) - 1,
         local_flags=5,
     )
-    assert codec.row_to_file(codec.file_params(fi)) == fi
+    assert codec.row_to_local(codec.file_params(fi)) == fi
+    assert codec.row_to_file(codec.file_params(fi)) == fi.as_file_info()
+    # a FileInfo (a peer's entry) is stored without bookkeeping
+    assert codec.row_to_local(codec.file_params(fi.as_file_info())) == fi.with_(
+        inode=0, local_flags=0
+    )
     assert isinstance(codec.encode_blocks(fi), bytes)  # the compact layout was used
 
 

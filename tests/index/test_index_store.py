@@ -10,11 +10,11 @@ from index_helpers import DEV_A, DEV_B, LOCAL, block_hash, make_deleted, make_di
 from p2psync.errors import UsageError
 from p2psync.index import BlockLocation, Counts, IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType, LocalFileInfo
 
 
-def full_file() -> FileInfo:
-    return FileInfo(
+def full_file() -> LocalFileInfo:
+    return LocalFileInfo(
         name="docs/rapport été.odt",
         type=FileType.FILE,
         size=300_000,
@@ -39,14 +39,15 @@ def test_local_round_trip_sets_sequence(store: IndexStore) -> None:
     [stored] = store.update_local("f", [fi])
     assert stored == fi.with_(sequence=1)
     assert store.get_local("f", fi.name) == stored
-    assert store.get("f", LOCAL, fi.name) == stored
-    assert store.get_global("f", fi.name) == stored
+    # as peers and the global view see it: without the local bookkeeping
+    assert store.get("f", LOCAL, fi.name) == stored.as_file_info()
+    assert store.get_global("f", fi.name) == stored.as_file_info()
     assert store.get_local("f", "missing") is None
     assert store.get_local("other", fi.name) is None
 
 
 def test_remote_round_trip_keeps_sequence(store: IndexStore) -> None:
-    fi = full_file().with_(sequence=77, invalid=True, symlink_target="")
+    fi = full_file().as_file_info().with_(sequence=77, invalid=True, symlink_target="")
     link = FileInfo(
         name="l",
         type=FileType.SYMLINK,

@@ -90,7 +90,7 @@ def test_a_local_batch_equals_one_entry_at_a_time(pair: tuple[IndexStore, IndexS
     remote = history(pair)
     # What the puller records: the peer's versions, for names this device has (new
     # content: its old blocks go) and names it never had.
-    pulled = [fi.with_(inode=i + 1) for i, fi in enumerate(remote)]
+    pulled = [fi.as_local(inode=i + 1) for i, fi in enumerate(remote)]
     batched.note_applying("f", pulled)
     single.note_applying("f", pulled)
     batched.update_local("f", pulled, applied=True)

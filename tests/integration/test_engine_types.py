@@ -15,7 +15,7 @@ from nodes import wait_for as _wait_for
 
 from p2psync.config import VersioningConfig, load_config, save_config
 from p2psync.fs.basic import BasicFS
-from p2psync.protocol.fileinfo import FileInfo
+from p2psync.protocol.fileinfo import FileInfo, LocalFileInfo
 from p2psync.sync.versioner import list_versions
 
 
@@ -41,7 +41,7 @@ def local_entry(c: Cluster, on: str, name: str):
 
 
 def has_received(
-    c: Cluster, on: str, of: str, name: str, changed: Callable[[FileInfo], bool]
+    c: Cluster, on: str, of: str, name: str, changed: Callable[[LocalFileInfo], bool]
 ) -> bool:
     """``of`` has recorded the change (``changed`` holds for its local entry) and ``on``
     holds exactly that entry of ``of`` (the index update arrived)."""

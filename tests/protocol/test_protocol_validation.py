@@ -427,9 +427,10 @@ def test_an_invalid_hello_is_refused() -> None:
 
 
 def test_local_only_fields_are_not_sent() -> None:
-    fi = TWO_BLOCK_FILE.with_(inode=1234, local_flags=5)
+    fi = TWO_BLOCK_FILE.as_local(inode=1234, local_flags=5)
     decoded, _ = codec.parse_frame(codec.encode_message(Index("f", (fi,))))
     assert decoded.files[0] == TWO_BLOCK_FILE  # type: ignore[union-attr]
+    assert type(decoded.files[0]) is FileInfo  # type: ignore[union-attr]
 
 
 def test_an_empty_file_has_one_empty_block() -> None:

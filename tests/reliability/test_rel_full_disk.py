@@ -35,7 +35,7 @@ from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.protocol import vector
 from p2psync.protocol.connection import NEED_DATA, Connection
-from p2psync.protocol.fileinfo import FileInfo, FileType
+from p2psync.protocol.fileinfo import FileType, LocalFileInfo
 from p2psync.protocol.messages import Close, ConnectionClosed, Hello
 from p2psync.sync.pull import MIN_FREE_BYTES
 from p2psync.wiring import open_index
@@ -472,7 +472,7 @@ def test_a_full_disk_never_sets_the_index_aside(tmp_path, outcomes) -> None:
         store = open_index(home, LOCAL)
         store.update_local(
             FOLDER,
-            [FileInfo(name="kept", type=FileType.DIRECTORY, version=vector.make([(1, 1)]))],
+            [LocalFileInfo(name="kept", type=FileType.DIRECTORY, version=vector.make([(1, 1)]))],
         )
         store.close()
         release_wal(home)

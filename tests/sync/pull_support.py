@@ -14,7 +14,7 @@ from p2psync.fs import write_all
 from p2psync.fs.base import FileSystem
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.fileinfo import FileInfo, block_size_for
+from p2psync.protocol.fileinfo import FileInfo, LocalFileInfo, block_size_for
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.sync.pull import BatchResult, Puller, PullTunings
 from p2psync.sync.versioner import NoVersioning
@@ -117,13 +117,13 @@ def source_for(files: dict[str, bytes]) -> Source:
     return Source({hashlib.sha256(d).digest(): d for d in files.values()})
 
 
-def local_file(fs: FileSystem, index: IndexStore, name: str, data: bytes) -> FileInfo:
+def local_file(fs: FileSystem, index: IndexStore, name: str, data: bytes) -> LocalFileInfo:
     """Write ``name`` and record it in the index as the scanner would (its inode, mode and
     mtime as on disk); returns the record."""
     write_all(fs, name, data)
     st = fs.lstat(name)
     size = block_size_for(len(data))
-    fi = FileInfo(
+    fi = LocalFileInfo(
         name=name,
         size=len(data),
         permissions=st.permissions,

@@ -30,8 +30,8 @@ def test_only_files_held_here_count_as_real_deletions(index: IndexStore) -> None
     index.update_local(FOLDER, [files["held-1"], files["held-2"]])
     index.update_local(
         FOLDER,
-        [files["ignored"].with_(invalid=True, local_flags=FLAG_IGNORED)]
-        + [files[n].with_(invalid=True, local_flags=NOT_SELECTED) for n in names[3:]],
+        [files["ignored"].with_(invalid=True).as_local(local_flags=FLAG_IGNORED)]
+        + [files[n].with_(invalid=True).as_local(local_flags=NOT_SELECTED) for n in names[3:]],
     )
     index.update_remote(FOLDER, PEER, [_deleted_by_peer(f) for f in files.values()])
     assert count_real_deletes(index, FOLDER) == 2

@@ -70,8 +70,10 @@ async def test_folder_keeps_refused_names_out_of_its_errors(tmp_path: Path) -> N
 def test_a_kept_entry_missing_from_disk_is_no_deletion() -> None:
     """A refused item was never written: the scanner must not announce it deleted (that
     would delete the peer's file everywhere)."""
-    kept = remote_file("x" * 300, b"too long a name here").with_(
-        invalid=True, local_flags=FLAG_NOT_SYNCED_HERE
+    kept = (
+        remote_file("x" * 300, b"too long a name here")
+        .with_(invalid=True)
+        .as_local(local_flags=FLAG_NOT_SYNCED_HERE)
     )
 
     class View:
@@ -92,7 +94,9 @@ async def test_a_kept_entry_is_pulled_once_the_filesystem_can_store_it(tmp_path:
     data = b"version two"
     with IndexStore.open(tmp_path / "index.db", LOCAL) as index:
         v1 = remote_file("long-name.txt", b"version one")
-        index.update_local(FOLDER, [v1.with_(invalid=True, local_flags=FLAG_NOT_SYNCED_HERE)])
+        index.update_local(
+            FOLDER, [v1.with_(invalid=True).as_local(local_flags=FLAG_NOT_SYNCED_HERE)]
+        )
         puller = make_puller(fs, index, source_for({"long-name.txt": data}))
         v2 = remote_file("long-name.txt", data).with_(version=vector.make([(REMOTE_SHORT, 2)]))
         await puller.pull_item(v2)

@@ -44,7 +44,9 @@ def test_a_selected_directory_renamed_by_a_peer_moves_the_selection(index: Index
     after = _tree("documents", FILES)
     index.update_remote(FOLDER, PEER, [_gone(f) for f in before] + after)
     # the new names are left out here until the selection follows
-    index.update_local(FOLDER, [f.with_(invalid=True, local_flags=NOT_SELECTED) for f in after])
+    index.update_local(
+        FOLDER, [f.with_(invalid=True).as_local(local_flags=NOT_SELECTED) for f in after]
+    )
     assert followed_selection(index, FOLDER, ("docs", "music")) == ("documents", "music")
 
 

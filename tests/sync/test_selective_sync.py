@@ -165,8 +165,8 @@ async def test_selecting_again_pulls_back(tmp_path: Path) -> None:
 def test_the_scanner_announces_no_deletion_outside_the_selection() -> None:
     """A synced file outside the selection that is gone from disk is re-announced
     invalid with its version, never deleted; inside the selection it is a deletion."""
-    out = remote_file("photos/p.jpg", b"p")
-    inside = remote_file("docs/d.txt", b"d")
+    out = remote_file("photos/p.jpg", b"p").as_local()
+    inside = remote_file("docs/d.txt", b"d").as_local()
 
     class View:
         def get_local(self, name: str) -> object:

@@ -14,7 +14,7 @@ import trio.testing
 from p2psync.fs import BasicFS, write_all
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.fileinfo import FileInfo, block_size_for
+from p2psync.protocol.fileinfo import LocalFileInfo, block_size_for
 from p2psync.protocol.messages import ErrorCode, Request
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.scanner.ignore import Ignore
@@ -40,7 +40,7 @@ def server(tmp_path: Path, index: IndexStore) -> BlockServer:
         index.update_local(
             FOLDER,
             [
-                FileInfo(
+                LocalFileInfo(
                     name=f"d{i % 4}/f{i}.txt",
                     size=len(data),
                     permissions=st.permissions,

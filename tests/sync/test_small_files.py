@@ -21,7 +21,7 @@ from pull_support import (
 from p2psync.fs import BasicFS, FakeFS, write_all
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.fileinfo import FileInfo, FileType, block_size_for
+from p2psync.protocol.fileinfo import FileInfo, FileType, LocalFileInfo, block_size_for
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.sync.pull import DEFAULT_TUNINGS, DISK_FULL
 from p2psync.sync.pull.plan import batches, is_small_file
@@ -107,13 +107,14 @@ async def test_content_already_on_this_device_is_copied_not_fetched(
     index.update_local(
         FOLDER,
         [
-            remote_file("old/original.txt", data).with_(
+            remote_file("old/original.txt", data)
+            .with_(
                 modified_ns=st.mtime_ns,
                 permissions=st.permissions,
-                inode=st.inode,
                 version=vector.make([(LOCAL_SHORT, 1)]),
                 modified_by=LOCAL_SHORT,
             )
+            .as_local(inode=st.inode)
         ],
     )
     source = source_for({"x": data})
@@ -133,7 +134,7 @@ async def test_a_directory_in_the_way_goes_back_for_a_single_pull(
     index.update_local(
         FOLDER,
         [
-            FileInfo(
+            LocalFileInfo(
                 name="taken",
                 type=st.type,
                 permissions=st.permissions,

@@ -7,7 +7,7 @@ import trio
 from p2psync.fs import BasicFS, read_all, write_all
 from p2psync.index import IndexStore
 from p2psync.protocol import vector
-from p2psync.protocol.fileinfo import FileInfo, FileType, block_size_for
+from p2psync.protocol.fileinfo import FileInfo, FileType, LocalFileInfo, block_size_for
 from p2psync.scanner.blocks import hash_bytes
 from p2psync.sync.pull import Puller
 from p2psync.sync.versioner import TrashcanVersioning, Versioner, list_versions
@@ -43,7 +43,7 @@ def record_local(fs: BasicFS, index: IndexStore, name: str, data: bytes | None =
     st = fs.lstat(name)
     assert st.type is not None
     block_size = block_size_for(len(data or b""))
-    fi = FileInfo(
+    fi = LocalFileInfo(
         name=name,
         type=st.type,
         size=st.size,

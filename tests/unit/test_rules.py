@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType
+from p2psync.protocol.fileinfo import BlockInfo, FileInfo, FileType, LocalFileInfo
 from p2psync.protocol.vector import EMPTY, Ordering, Vector, compare, make, merge, update
 from p2psync.rules import (
     NEED_DELETE,
@@ -53,9 +53,10 @@ ranked = st.builds(
     type=types,
 )
 
-# An entry with every field varied, for the rules that look at content.
+# An entry with every field varied, for the rules that look at content (a local one, so
+# that its bookkeeping varies too: the rules take either kind).
 entries = st.builds(
-    FileInfo,
+    LocalFileInfo,
     name=st.sampled_from(["f", "d/f"]),
     type=types,
     size=st.integers(0, 3),
@@ -366,7 +367,7 @@ def test_an_invalid_local_entry_with_the_globals_version_is_not_needed_again(
 ) -> None:
     """An ignored item, or one not synced here, keeps its version and is marked invalid:
     it is not pulled again until the cluster has a newer version."""
-    ignored = g.with_(invalid=True, local_flags=int(local_flags))
+    ignored = g.with_(invalid=True).as_local(local_flags=int(local_flags))
     assert need_level(g.with_(invalid=False), ignored) is NEED_NONE
 
 
@@ -578,7 +579,7 @@ def test_a_deleted_or_invalid_entry_is_never_equivalent(
 @PROPS
 @given(present, entries, st.booleans())
 def test_equivalent_ignores_names_times_versions_and_bookkeeping(
-    fi: FileInfo, other: FileInfo, ignore_perms: bool
+    fi: LocalFileInfo, other: LocalFileInfo, ignore_perms: bool
 ) -> None:
     """Name, mtime, version, sequence, modified_by, block size and offsets, inode and
     local flags never matter."""

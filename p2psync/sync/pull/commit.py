@@ -22,7 +22,7 @@ import trio
 
 from ...errors import UnsafePathError
 from ...fs.base import FileStat
-from ...protocol.fileinfo import FileInfo, FileType
+from ...protocol.fileinfo import FileInfo, FileType, LocalFileInfo
 from ...rules import is_conflict
 from ...scanner.scan import FLAG_NOT_SYNCED_HERE
 from ..plan import (
@@ -114,7 +114,7 @@ class Committer:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def check_unchanged(self, name: str, cur: FileInfo | None) -> FileStat | None:
+    def check_unchanged(self, name: str, cur: LocalFileInfo | None) -> FileStat | None:
         """Raise ItemSkipped(rescan) unless the disk still holds what the index recorded."""
         st = self.stat_or_none(name)
         if cur is None or cur.deleted or cur.local_flags & FLAG_NOT_SYNCED_HERE:
@@ -160,8 +160,8 @@ class Committer:
             )
 
     def check_file(
-        self, fi: FileInfo, cur: FileInfo | None
-    ) -> tuple[FileInfo | None, FileStat | None] | None:
+        self, fi: FileInfo, cur: LocalFileInfo | None
+    ) -> tuple[LocalFileInfo | None, FileStat | None] | None:
         """The never-clobber check before pulling file ``fi`` over the local entry ``cur``:
         (local entry, what is on disk now), or None when only metadata differs — then it
         has been applied and no data needs to move."""
@@ -208,7 +208,9 @@ class Committer:
         self._recorder.mark_lost(name.rpartition("/")[0])
 
     # ---- the rename --------------------------------------------------------------------
-    def commit_file(self, fi: FileInfo, cur: FileInfo | None, tmp: str, st_tmp: FileStat) -> None:
+    def commit_file(
+        self, fi: FileInfo, cur: LocalFileInfo | None, tmp: str, st_tmp: FileStat
+    ) -> None:
         """Put the built, durable temp file ``tmp`` in place of ``fi.name`` and record it."""
         # Re-check: the user may have changed the file while we were fetching.
         st = self.check_unchanged(fi.name, cur)
@@ -219,7 +221,7 @@ class Committer:
         self._recorder.record(fi, st_tmp)  # a rename keeps the inode, mode and mtime
 
     # ---- versioning or conflict --------------------------------------------------------
-    def move_old_aside(self, fi: FileInfo, cur: FileInfo | None) -> None:
+    def move_old_aside(self, fi: FileInfo, cur: LocalFileInfo | None) -> None:
         """Hand the current file to the versioner, or keep it as a conflict copy when
         ``fi`` is concurrent with it.
 

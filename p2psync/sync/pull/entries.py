@@ -7,7 +7,7 @@ import errno
 
 from ...fs.base import FileSystem
 from ...fs.internal import is_own_temp_base, temp_name
-from ...protocol.fileinfo import FileInfo, FileType
+from ...protocol.fileinfo import FileInfo, FileType, LocalFileInfo
 from .base import ItemSkipped, PullSettings
 from .commit import Committer
 from .record import Recorder
@@ -29,7 +29,7 @@ class Entries:
         else:
             self._symlink(fi, cur)
 
-    def _delete(self, fi: FileInfo, cur: FileInfo | None) -> None:
+    def _delete(self, fi: FileInfo, cur: LocalFileInfo | None) -> None:
         fs = self._settings.fs
         st = self._commit.check_unchanged(fi.name, cur)
         if st is not None:
@@ -75,7 +75,7 @@ class Entries:
                 fs.remove(child)
         fs.rmdir(name)
 
-    def _directory(self, fi: FileInfo, cur: FileInfo | None) -> None:
+    def _directory(self, fi: FileInfo, cur: LocalFileInfo | None) -> None:
         fs, commit = self._settings.fs, self._commit
         ignore_permissions = self._settings.ignore_permissions
         # A directory not in the index yet (the parent of files pulled before its own
@@ -99,7 +99,7 @@ class Entries:
             fs.chmod(fi.name, (fi.permissions & 0o777) or 0o755)
         self._recorder.record(fi, fs.lstat(fi.name))
 
-    def _symlink(self, fi: FileInfo, cur: FileInfo | None) -> None:
+    def _symlink(self, fi: FileInfo, cur: LocalFileInfo | None) -> None:
         fs, commit = self._settings.fs, self._commit
         st = commit.check_unchanged(fi.name, cur)
         commit.make_parent(fi.name)

@@ -21,7 +21,7 @@ from ...errors import UnsafePathError
 from ...fs.base import FileSystem, WriteHandle
 from ...fs.internal import is_internal, temp_name
 from ...index.store import IndexStore
-from ...protocol.fileinfo import BlockInfo, FileInfo, FileType
+from ...protocol.fileinfo import BlockInfo, FileInfo, FileType, LocalFileInfo
 from ...scanner.ignore import Ignore
 from ...scanner.scan import NOT_SELECTED
 from ..progress import PullProgress
@@ -246,7 +246,7 @@ class Puller:
 
     def _prepare_file(
         self, fi: FileInfo
-    ) -> tuple[FileInfo | None, str, WriteHandle, list[BlockInfo], int] | None:
+    ) -> tuple[LocalFileInfo | None, str, WriteHandle, list[BlockInfo], int] | None:
         """Check, then build as much of the temp file as local blocks allow (one thread hop)."""
         commit, assemble = self.commit, self.assemble
         cur = self.settings.index.get_local(self.settings.folder, fi.name)
@@ -278,7 +278,7 @@ class Puller:
         return cur, tmp, handle, missing, claimed
 
     def _finish_file(
-        self, fi: FileInfo, cur: FileInfo | None, tmp: str, handle: WriteHandle
+        self, fi: FileInfo, cur: LocalFileInfo | None, tmp: str, handle: WriteHandle
     ) -> None:
         """Size, permissions, mtime and fsync through the open handle, then commit."""
         try:

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from ...fs.base import FileStat
-from ...protocol.fileinfo import FileInfo
+from ...protocol.fileinfo import FileInfo, LocalFileInfo
 from ...scanner.scan import FLAG_NOT_SYNCED_HERE
 from .base import ItemSkipped, PullSettings
 
@@ -46,27 +46,25 @@ class Recorder:
         self._settings = settings
         self.defer = defer
         self.memo = PageMemo()
-        self._pending: list[FileInfo] = []
+        self._pending: list[LocalFileInfo] = []
         self._gained: set[str] = set()  # directories entries went into
         self._lost: set[str] = set()  # directories entries left (renamed away, deleted)
         self._lock = threading.Lock()
         self._flushed_sequence = 0
 
     # ---- one item ----------------------------------------------------------------------
-    def as_recorded(self, fi: FileInfo, st: FileStat | None) -> FileInfo:
+    def as_recorded(self, fi: FileInfo, st: FileStat | None) -> LocalFileInfo:
         """The local record of ``fi`` once applied, with ``st`` the stat of what was put in
         place (a rename keeps the temp file's inode, mode and mtime)."""
         return fi.with_(
             sequence=0,
-            local_flags=0,
-            inode=st.inode if st else 0,
             modified_ns=fi.modified_ns
             if (st is None or fi.is_directory or fi.is_symlink)
             else st.mtime_ns,
             permissions=st.permissions
             if (st and not fi.is_symlink and not self._settings.ignore_permissions)
             else fi.permissions,
-        )
+        ).as_local(inode=st.inode if st else 0)
 
     def record(self, fi: FileInfo, st: FileStat | None) -> None:
         stored = self.as_recorded(fi, st)
@@ -87,7 +85,7 @@ class Recorder:
         refused) again. Nothing on disk is touched. Recorded with the next ``flush`` (the
         pull round ends with one). ``flags``: the local flags to keep it with (selective
         sync adds ``FLAG_NOT_SELECTED``)."""
-        kept = fi.with_(sequence=0, invalid=True, local_flags=flags, inode=0)
+        kept = fi.with_(sequence=0, invalid=True).as_local(local_flags=flags)
         with self._lock:
             self._pending.append(kept)
 
@@ -138,7 +136,7 @@ class Recorder:
         daemon killed before that adopts them at its next start, see ``adopt_applied``)."""
         return self.store_applied(self.sync_applied())
 
-    def sync_applied(self) -> list[FileInfo]:
+    def sync_applied(self) -> list[LocalFileInfo]:
         """``flush``'s first half: take the pending records and fsync the directories
         whose entries they changed. Returns the records for ``store_applied``."""
         with self._lock:  # records and their directories, as of one moment
@@ -158,7 +156,7 @@ class Recorder:
             for d, exc in fs.fsync_dirs(sorted(phase)):  # one gone away is skipped
                 log.warning("could not make the changes in %r durable: %s", d, exc)
 
-    def store_applied(self, batch: list[FileInfo]) -> int:
+    def store_applied(self, batch: list[LocalFileInfo]) -> int:
         """``flush``'s second half: write ``batch`` in one transaction. A batch of small
         files does this after leaving the write gate, so the next batch's file creations
         need not wait for the index."""
@@ -176,7 +174,7 @@ class Recorder:
             sequence, self._flushed_sequence = self._flushed_sequence, 0
         return sequence
 
-    def adopt_applied(self, check_unchanged: Callable[[str, FileInfo], object]) -> int:
+    def adopt_applied(self, check_unchanged: Callable[[str, LocalFileInfo], object]) -> int:
         """At start: store the records of files an earlier run renamed into place but was
         killed before recording (``IndexStore.note_applying``), for each file still exactly
         as renamed in (and each rename source still gone: ``check_unchanged``, the

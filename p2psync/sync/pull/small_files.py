@@ -34,7 +34,7 @@ import trio
 from ...errors import IndexError_, UnsafePathError
 from ...fs.base import FileStat, WriteHandle
 from ...fs.internal import is_internal, temp_name
-from ...protocol.fileinfo import FileInfo, FileType
+from ...protocol.fileinfo import FileInfo, FileType, LocalFileInfo
 from .assemble import Assembler
 from .base import (
     INTERNAL_NAME,
@@ -77,7 +77,7 @@ class BatchResult:
 class _Item(Gathered):
     """A file of the batch between its check and its commit."""
 
-    cur: FileInfo | None = None
+    cur: LocalFileInfo | None = None
     handle: WriteHandle | None = None
     directory_in_way: bool = False
 
@@ -153,7 +153,7 @@ class SmallFiles:
             return items
         # Two queries for the batch instead of two per file: the local entries, and which
         # blocks any local file holds (new content: none, so nothing to look up per block).
-        known: Mapping[str, FileInfo] | None
+        known: Mapping[str, LocalFileInfo] | None
         try:
             known = settings.index.get_local_many(settings.folder, [fi.name for fi in files])
         except IndexError_:  # a name the index cannot hold: each file finds out on its own
@@ -178,7 +178,7 @@ class SmallFiles:
         self,
         fi: FileInfo,
         readers: BlockReaders,
-        known: Mapping[str, FileInfo] | None,
+        known: Mapping[str, LocalFileInfo] | None,
         indexed: Container[bytes],
     ) -> _Item | None:
         if is_internal(fi.name):
@@ -210,7 +210,7 @@ class SmallFiles:
         return item
 
     # ---- step 3: assemble and commit ---------------------------------------------------
-    def _write_all(self, items: list[_Item], result: BatchResult) -> list[FileInfo]:
+    def _write_all(self, items: list[_Item], result: BatchResult) -> list[LocalFileInfo]:
         """Step 3; returns the records to store (``Recorder.store_applied``), which is
         left to the caller so the next batch can enter the gate meanwhile."""
         commit, recorder = self._commit, self._recorder
