@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .identity import DeviceID, Identity
 from .net.endpoints import parse_endpoint
 from .net.manager import ConnectionManager
+from .values import uses_discovery
 
 if TYPE_CHECKING:
     from .discovery.global_client import GlobalDiscovery
@@ -193,7 +194,7 @@ async def _start_global(node: ServiceHost, nursery: trio.Nursery) -> None:
         return [
             d.device_id
             for d in node.config.devices
-            if "dynamic" in d.addresses
+            if uses_discovery(d.addresses)
             and not d.paused
             # relayed: keep looking for a direct address to replace the relay with
             and (

@@ -9,6 +9,7 @@ import trio
 from ..config import Config, FolderConfig
 from ..errors import NotFoundError
 from ..identity import DeviceID
+from ..values import FolderKind
 from . import edits
 from .context import ApiContext
 from .http import Request, Route
@@ -139,14 +140,16 @@ class DeviceHandlers:
     async def pending_folder_accept(self, request: Request) -> JSONResponse:
         b = await body(request)
         fc = await self.accept_pending_folder(
-            request.path_params["id"], str_field(b, "path"), str_field(b, "type") or "sendreceive"
+            request.path_params["id"],
+            str_field(b, "path"),
+            str_field(b, "type") or FolderKind.SEND_RECEIVE,
         )
         return JSONResponse(
             {"ok": True, "folder": fc.id, "path": fc.path, "devices": list(fc.devices)}
         )
 
     async def accept_pending_folder(
-        self, folder_id: str, raw_path: str = "", folder_type: str = "sendreceive"
+        self, folder_id: str, raw_path: str = "", folder_type: str = FolderKind.SEND_RECEIVE
     ) -> FolderConfig:
         """Service: accept a folder a device offered, at ``raw_path`` (default: the
         default accept path), as a ``folder_type`` folder; returns its FolderConfig."""

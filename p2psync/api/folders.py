@@ -11,6 +11,7 @@ from ..config import Config, FolderConfig
 from ..errors import NotFoundError
 from ..identity import DeviceID
 from ..protocol.names import validate_name
+from ..values import FolderKind
 from . import edits
 from .context import ApiContext
 from .http import HTTPException, Request, Route
@@ -100,7 +101,7 @@ class FolderHandlers:
             str_field(b, "path", required=True),
             folder_id=str_field(b, "id"),
             label=str_field(b, "label"),
-            folder_type=str_field(b, "type") or "sendreceive",
+            folder_type=str_field(b, "type") or FolderKind.SEND_RECEIVE,
             share=str_list(b, "devices") + str_list(b, "share"),
         )
         return JSONResponse({"ok": True, "folder": fc.id, "path": fc.path}, status_code=201)
@@ -165,7 +166,7 @@ class FolderHandlers:
     async def folder_override(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
         runner = self.ctx.runner(folder_id)
-        if runner.config.type != "sendonly":
+        if runner.config.type is not FolderKind.SEND_ONLY:
             raise HTTPException(
                 409, f"folder {folder_id!r} is not send-only; override applies to send-only folders"
             )
@@ -175,7 +176,7 @@ class FolderHandlers:
     async def folder_revert(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
         runner = self.ctx.runner(folder_id)
-        if runner.config.type != "receiveonly":
+        if runner.config.type is not FolderKind.RECEIVE_ONLY:
             raise HTTPException(
                 409,
                 f"folder {folder_id!r} is not receive-only; revert applies to receive-only folders",

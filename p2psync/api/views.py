@@ -14,6 +14,7 @@ from ..config import Config, DeviceConfig, FolderConfig
 from ..identity import DeviceID
 from ..scanner.scan import FLAG_NOT_SELECTED
 from ..sync.overrides import FLAG_RECEIVE_ONLY
+from ..values import FolderKind
 from .auth import exposure_warning
 from .progress import (
     CompletionCache,
@@ -74,7 +75,11 @@ def _folder_counts(
         else:  # no index from it yet: nothing is known to be there
             view.update(completion=0.0, need_bytes=glob.bytes, need_items=None)
         devices[d] = view
-    changes = index.count_local_flagged(fc.id, FLAG_RECEIVE_ONLY) if fc.type == "receiveonly" else 0
+    changes = (
+        index.count_local_flagged(fc.id, FLAG_RECEIVE_ONLY)
+        if fc.type is FolderKind.RECEIVE_ONLY
+        else 0
+    )
     left_out = index.local_flagged_totals(fc.id, FLAG_NOT_SELECTED) if fc.selected else (0, 0)
     return {
         "left_out": left_out,
@@ -158,7 +163,7 @@ async def folder_view(
         # receive-only: local changes the cluster does not have (`folder revert` drops them)
         "local_changes": counts["local_changes"],
         # send-only: items where the cluster has newer versions (`folder override` pushes ours)
-        "behind": need_items if fc.type == "sendonly" else 0,
+        "behind": need_items if fc.type is FolderKind.SEND_ONLY else 0,
         "completion": completion_percent(glob.bytes, glob.bytes - done, need_items),
         "in_place_bytes": in_place,
         "pull_bps": round(rate, 1),

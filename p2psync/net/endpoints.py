@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from ..values import DYNAMIC
+from ..values import is_dynamic as _is_dynamic_exactly
 
 DEFAULT_PORT = 22000
 SCHEMES = ("tcp", "tcp4", "tcp6")
@@ -50,7 +50,9 @@ class Endpoint:
 
 
 def is_dynamic(text: str) -> bool:
-    return text.strip().lower() == DYNAMIC
+    """``dynamic`` in any case, with spaces around it (text typed by a user; the
+    config stores it exactly as :data:`values.DYNAMIC`)."""
+    return _is_dynamic_exactly(text.strip().lower())
 
 
 def parse_endpoint(text: str, *, default_port: int = DEFAULT_PORT) -> Endpoint:

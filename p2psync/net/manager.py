@@ -30,6 +30,7 @@ from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
 from ..protocol.relay import RelayURL, SessionInvitation, is_relay_url
 from ..protocol.wire import WireCodec, codec_for_alpn
+from ..values import explicit_addresses, uses_discovery
 from .address_book import AddressBook
 from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
 from .dialstate import DialBackoff, backoff_base_from_env
@@ -313,10 +314,10 @@ class ConnectionManager:
                 await self._wake.wait()
 
     def _addresses_for(self, dc: DeviceConfig) -> list[str]:
-        explicit = [a for a in dc.addresses if a != "dynamic"]
+        explicit = list(explicit_addresses(dc.addresses))
         dynamic = (
             self.cache.addresses(dc.device_id.raw, trio.current_time())
-            if "dynamic" in dc.addresses
+            if uses_discovery(dc.addresses)
             else []
         )
         # Relays last: a direct connection is preferred.

@@ -16,6 +16,7 @@ from ..index.global_reads import NeedCursor
 from ..protocol.fileinfo import FileInfo
 from ..protocol.vector import Vector
 from ..scanner.ignore import Ignore
+from ..values import FolderKind
 from . import folder_schedule as sched
 from .delete_hold import DeleteHold
 from .folder_index import FolderIndex
@@ -80,7 +81,7 @@ class FolderPulls:
         if self._config().selected:  # a peer renamed a selected directory: follow it
             if await self.selection.follow_remote_renames(self._config().selected):
                 await self.selection.apply(self._config().selected, self._note_paths)
-        if self._config().type == "sendonly":
+        if self._config().type is FolderKind.SEND_ONLY:
             await self._report_refusals()
             return sched.Pulled(PullResult.SKIPPED)
         need = await self._db(self.index.need_counts, self.id)

@@ -32,6 +32,7 @@ from ..rules import equivalent
 from ..scanner.ignore import Ignore
 from ..scanner.scan import FLAG_NOT_SELECTED, ScanBatch, ScanProgress, scan
 from ..scanner.walker import TempsSeen
+from ..values import FolderKind
 from .folder_index import FolderIndex
 from .overrides import FLAG_RECEIVE_ONLY
 
@@ -99,7 +100,7 @@ class ScanRound:
         full = paths is None
         result = ScanResult(temps_seen=TempsSeen() if full else None)
         started = time.monotonic()
-        receive_only = self.config.type == "receiveonly"
+        receive_only = self.config.type is FolderKind.RECEIVE_ONLY
         batches = scan(
             self.fs,
             IndexView(self.index, self.id),

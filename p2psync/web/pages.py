@@ -28,6 +28,7 @@ from ..config import Config
 from ..errors import P2PSyncError
 from ..identity import DeviceID
 from ..settings import Scope, change_settings, coerce, get_setting
+from ..values import FolderKind
 from .contexts import VIEWS, render_view, view_of
 from .gate import header
 from .links_view import create_args, listener_notice, target_of
@@ -254,7 +255,7 @@ class Web:
             form.get("path", "").strip(),
             folder_id=form.get("id", "").strip(),
             label=form.get("label", "").strip(),
-            folder_type=form.get("type", "") or "sendreceive",
+            folder_type=form.get("type", "") or FolderKind.SEND_RECEIVE,
             share=[v for k, v in pairs if k == "share"],
         )
         return await self._done(request, f"Added folder {fc.id!r} at {fc.path}.")
