@@ -12,7 +12,7 @@ import socket
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class FolderConfig:
     path: str
     label: str = ""
     type: FolderKind = FolderKind.SEND_RECEIVE
-    devices: tuple[str, ...] = ()
+    devices: tuple[DeviceID, ...] = ()
     rescan_interval_s: int = 3600
     watcher: bool = True
     watcher_delay_ms: int = 100
@@ -87,7 +87,7 @@ class FolderConfig:
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    id: str
+    id: DeviceID
     name: str = ""
     addresses: tuple[str, ...] = (DYNAMIC,)
     introducer: bool = False
@@ -96,12 +96,8 @@ class DeviceConfig:
     max_recv_kbps: int = 0
     # Set on a device an introducer added: removed again when the introducer stops
     # sharing with it (unless skip_introduction_removals is set on the introducer).
-    introduced_by: str = ""
+    introduced_by: DeviceID | None = None  # written as "" when None
     skip_introduction_removals: bool = False
-
-    @property
-    def device_id(self) -> DeviceID:
-        return DeviceID.parse(self.id)
 
 
 @dataclass(frozen=True)
@@ -132,7 +128,7 @@ class Config:
     # ---- queries -------------------------------------------------------------------
     def device(self, device_id: DeviceID) -> DeviceConfig | None:
         for d in self.devices:
-            if d.device_id == device_id:
+            if d.id == device_id:
                 return d
         return None
 
@@ -151,15 +147,14 @@ class Config:
 
     # ---- edits (return a new Config) -----------------------------------------------
     def with_device(self, device: DeviceConfig) -> Config:
-        others = tuple(d for d in self.devices if d.device_id != device.device_id)
+        others = tuple(d for d in self.devices if d.id != device.id)
         return replace(self, devices=others + (device,))
 
     def without_device(self, device_id: DeviceID) -> Config:
-        text = str(device_id)
         folders = tuple(
-            replace(f, devices=tuple(d for d in f.devices if d != text)) for f in self.folders
+            replace(f, devices=tuple(d for d in f.devices if d != device_id)) for f in self.folders
         )
-        devices = tuple(d for d in self.devices if d.device_id != device_id)
+        devices = tuple(d for d in self.devices if d.id != device_id)
         return replace(self, devices=devices, folders=folders)
 
     def with_folder(self, folder: FolderConfig) -> Config:
@@ -331,36 +326,38 @@ def _parse_device(table: dict[str, Any], where: str) -> DeviceConfig:
     raw_id = r.get("id", str, None)
     if raw_id is None:
         raise ConfigError(f"{where}.id: missing")
-    try:
-        device_id = DeviceID.parse(raw_id)
-    except DeviceIDError as exc:
-        raise ConfigError(f"{where}.id: {exc}") from exc
+    device_id = _device_id(raw_id, f"{where}.id")
     addresses = r.str_list("addresses", (DYNAMIC,))
     for i, a in enumerate(addresses):
         validate_device_address(a, f"{where}.addresses[{i}]")
     dev = DeviceConfig(
-        id=str(device_id),
+        id=device_id,
         name=r.get("name", str, ""),
         addresses=addresses,
         introducer=r.get("introducer", bool, False),
         paused=r.get("paused", bool, False),
         max_send_kbps=r.non_negative("max_send_kbps", 0),
         max_recv_kbps=r.non_negative("max_recv_kbps", 0),
-        introduced_by=_device_id_text(r.get("introduced_by", str, ""), f"{where}.introduced_by"),
+        introduced_by=_optional_device_id(
+            r.get("introduced_by", str, ""), f"{where}.introduced_by"
+        ),
         skip_introduction_removals=r.get("skip_introduction_removals", bool, False),
     )
     r.finish()
     return dev
 
 
-def _device_id_text(text: str, where: str) -> str:
-    """``text`` as a canonical device ID, or "" for none."""
-    if not text:
-        return ""
+def _device_id(text: str, where: str) -> DeviceID:
+    """A device ID written in config.toml: parsed here, once (written back canonical)."""
     try:
-        return str(DeviceID.parse(text))
+        return DeviceID.parse(text)
     except DeviceIDError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _optional_device_id(text: str, where: str) -> DeviceID | None:
+    """``text`` as a device ID, or None for "" (none)."""
+    return _device_id(text, where) if text else None
 
 
 def _parse_versioning(table: dict[str, Any], where: str) -> VersioningConfig:
@@ -395,12 +392,9 @@ def _parse_folder(table: dict[str, Any], where: str) -> FolderConfig:
         raise ConfigError(
             f"{where}.type: must be one of {', '.join(FOLDER_TYPES)}, got {type_text!r}"
         )
-    devices = []
-    for i, d in enumerate(r.str_list("devices", ())):
-        try:
-            devices.append(str(DeviceID.parse(d)))
-        except DeviceIDError as exc:
-            raise ConfigError(f"{where}.devices[{i}]: {exc}") from exc
+    devices = [
+        _device_id(d, f"{where}.devices[{i}]") for i, d in enumerate(r.str_list("devices", ()))
+    ]
     share = r.get("mass_delete_share", (float, int), 0.5)
     if not 0 < share <= 1:
         raise ConfigError(f"{where}.mass_delete_share: must be in (0, 1], got {share}")
@@ -494,11 +488,11 @@ def parse_config(data: dict[str, Any]) -> Config:
         if f.id in seen:
             raise ConfigError(f"folders[{i}].id: duplicate folder id {f.id!r}")
         seen.add(f.id)
-    seen = set()
+    seen_devices: set[DeviceID] = set()
     for i, d in enumerate(devices):
-        if d.id in seen:
+        if d.id in seen_devices:
             raise ConfigError(f"devices[{i}].id: duplicate device {d.id}")
-        seen.add(d.id)
+        seen_devices.add(d.id)
     relays = r.str_list("relays", ())
     for i, url in enumerate(relays):
         validate_relay_url(url, f"relays[{i}]")
@@ -519,15 +513,35 @@ def parse_config(data: dict[str, Any]) -> Config:
     return cfg
 
 
-def config_to_dict(cfg: Config) -> dict[str, Any]:
-    def clean(value: Any) -> Any:
-        if isinstance(value, tuple | list):
-            return [clean(v) for v in value]
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        return value
+def _plain(value: Any) -> Any:
+    """A config value as TOML/JSON holds it: tables for dataclasses, lists for tuples,
+    device IDs in their canonical text."""
+    if isinstance(value, DeviceID):
+        return str(value)
+    if isinstance(value, DeviceConfig):
+        return device_to_dict(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
-    data = clean(asdict(cfg))
+
+def device_to_dict(device: DeviceConfig) -> dict[str, Any]:
+    """A device's settings as config.toml (and ``peer list --json``) write them."""
+    data = {f.name: _plain(getattr(device, f.name)) for f in fields(device)}
+    data["introduced_by"] = data["introduced_by"] or ""  # None is written as ""
+    return data
+
+
+def folder_to_dict(folder: FolderConfig) -> dict[str, Any]:
+    """A folder's settings as ``folder list --json`` writes them (with ``selected``)."""
+    data: dict[str, Any] = _plain(folder)
+    return data
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    data: dict[str, Any] = _plain(cfg)
     for folder in data.get("folders", []):
         if not folder.get("selected"):
             del folder["selected"]  # the whole folder: written as before selective sync

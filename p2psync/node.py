@@ -180,8 +180,8 @@ class Node:
         await trio.to_thread.run_sync(_clear_answered_offers, self.pending, old, new)
         # Sharing changed for a device: reconnect it so both sides exchange ClusterConfigs again.
         for device, active in list(self.connections.active.items()):
-            before = {(f.id, f.type) for f in old.folders if str(device) in f.devices}
-            after = {(f.id, f.type) for f in new.folders if str(device) in f.devices}
+            before = {(f.id, f.type) for f in old.folders if device in f.devices}
+            after = {(f.id, f.type) for f in new.folders if device in f.devices}
             dc = new.device(device)
             if dc is None or dc.paused:
                 await active.peer.close("device removed or paused")
@@ -281,7 +281,7 @@ def _clear_answered_offers(pending: PendingStore, old: Config, new: Config) -> N
     for fc in new.folders:
         before = old.folder(fc.id)
         for device in set(fc.devices) - set(before.devices if before else ()):
-            pending.remove_folder(fc.id, device)
+            pending.remove_folder(fc.id, str(device))
 
 
 async def _run_cancellable(

@@ -192,15 +192,12 @@ async def _start_global(node: ServiceHost, nursery: trio.Nursery) -> None:
 
     def lookup_devices() -> list[DeviceID]:
         return [
-            d.device_id
+            d.id
             for d in node.config.devices
             if uses_discovery(d.addresses)
             and not d.paused
             # relayed: keep looking for a direct address to replace the relay with
-            and (
-                not node.connections.is_connected(d.device_id)
-                or node.connections.is_relayed(d.device_id)
-            )
+            and (not node.connections.is_connected(d.id) or node.connections.is_relayed(d.id))
         ]
 
     gd = await _start_stoppable(

@@ -146,7 +146,7 @@ def _locate(data: dict[str, Any], cfg: Config, scope: Scope) -> tuple[str, dict[
     if scope.kind == "device":
         did = DeviceID.parse(scope.id)
         for i, d in enumerate(cfg.devices):
-            if d.device_id == did:
+            if d.id == did:
                 return f"devices[{i}]", data["devices"][i]
         raise NotFoundError(f"device {did} is not configured")
     raise UsageError(f"scope must be one of {', '.join(SCOPES)}, not {scope.kind!r}")

@@ -145,7 +145,7 @@ class DeviceHandlers:
             str_field(b, "type") or FolderKind.SEND_RECEIVE,
         )
         return JSONResponse(
-            {"ok": True, "folder": fc.id, "path": fc.path, "devices": list(fc.devices)}
+            {"ok": True, "folder": fc.id, "path": fc.path, "devices": [str(d) for d in fc.devices]}
         )
 
     async def accept_pending_folder(

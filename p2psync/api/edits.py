@@ -67,7 +67,7 @@ def add_device(
                 validate_device_address(a, f"addresses[{i}]")
     existing = cfg.device(did)
     new = DeviceConfig(
-        id=str(did),
+        id=did,
         name=name or (existing.name if existing else ""),
         addresses=tuple(addresses) or (existing.addresses if existing else (DYNAMIC,)),
         introducer=introducer,
@@ -117,7 +117,7 @@ def add_folder(
     _check_path(cfg, path, home)
     if cfg.folder(folder_id) is not None:
         raise UsageError(f"folder {folder_id!r} already exists")
-    devices = tuple(dict.fromkeys(str(_known_device(cfg, d)) for d in share))
+    devices = tuple(dict.fromkeys(_known_device(cfg, d) for d in share))
     return FolderConfig(
         id=folder_id, path=str(path), label=label or path.name, type=kind, devices=devices
     )
@@ -127,9 +127,9 @@ def share_folder(cfg: Config, folder_id: str, device: str) -> tuple[Config, bool
     """Share ``folder_id`` with ``device``; returns (config, whether it was already shared)."""
     f = _folder(cfg, folder_id)
     did = _known_device(cfg, device)
-    if str(did) in f.devices:
+    if did in f.devices:
         return cfg, True
-    return cfg.with_folder(replace(f, devices=f.devices + (str(did),))), False
+    return cfg.with_folder(replace(f, devices=f.devices + (did,))), False
 
 
 def remove_folder(cfg: Config, folder_id: str) -> Config:
@@ -161,9 +161,8 @@ def accept_folder(
     mine = [e for e in offers if e.folder_id == folder_id]
     if not mine:
         raise NotFoundError(f"no pending folder {folder_id!r} (see `p2psync folder pending`)")
-    devices = tuple(
-        dict.fromkeys(e.device_id for e in mine if cfg.device(DeviceID.parse(e.device_id)))
-    )
+    offerers = (DeviceID.parse(e.device_id) for e in mine)  # the pending store's text
+    devices = tuple(dict.fromkeys(did for did in offerers if cfg.device(did)))
     existing = cfg.folder(folder_id)
     if existing is not None:
         if path not in (

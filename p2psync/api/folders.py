@@ -71,7 +71,7 @@ class FolderHandlers:
         fc = self.ctx.folder_config(request.path_params["id"])
         raw = request.query_params.get("device") or ""
         did = DeviceID.parse(raw) if raw else self.node.device_id
-        if did != self.node.device_id and str(did) not in fc.devices:
+        if did != self.node.device_id and did not in fc.devices:
             raise NotFoundError(f"folder {fc.id!r} is not shared with {did}")
 
         def read() -> dict[str, Any]:

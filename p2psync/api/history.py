@@ -189,11 +189,7 @@ def device_names(config: Config, own: DeviceID) -> dict[int, tuple[str, str]]:
     """Short ID -> (device ID, name), for this device and every configured one."""
     out = {own.short_id: (str(own), config.name + " (this device)")}
     for dc in config.devices:
-        try:
-            did = DeviceID.parse(dc.id)
-        except ValueError:
-            continue
-        out[did.short_id] = (str(did), dc.name)
+        out[dc.id.short_id] = (str(dc.id), dc.name)
     return out
 
 

@@ -71,7 +71,7 @@ class SystemHandlers:
         timeout = min(max(timeout, 0.0), MAX_EVENT_WAIT)
         types = {t for t in (q.get("types") or "").split(",") if t} or None
         found = await self.node.events.wait_since(since, types, timeout=timeout)
-        names = {d.id: d.name for d in self.node.config.devices if d.name}
+        names = {str(d.id): d.name for d in self.node.config.devices if d.name}
         return JSONResponse(
             {
                 "events": [_named(e.to_json(), names) for e in found[:limit]],

@@ -64,7 +64,7 @@ def _folder_counts(
     completions = completions or CompletionCache()
     devices = {}
     for d in fc.devices:
-        raw = DeviceID.parse(d).raw
+        raw = d.raw
         remote = index.counts(fc.id, raw)
         # "in sync" is judged from counts (cheap): same items and bytes as the global
         # state. A device that never sent an index for the folder is not in sync.
@@ -74,7 +74,7 @@ def _folder_counts(
             view.update(completion_json(glob, completions.need_of(index, fc.id, raw)))
         else:  # no index from it yet: nothing is known to be there
             view.update(completion=0.0, need_bytes=glob.bytes, need_items=None)
-        devices[d] = view
+        devices[str(d)] = view
     changes = (
         index.count_local_flagged(fc.id, FLAG_RECEIVE_ONLY)
         if fc.type is FolderKind.RECEIVE_ONLY
@@ -130,15 +130,14 @@ async def folder_view(
         )
     cfg = node.config
     devices = []
-    for d in fc.devices:
-        did = DeviceID.parse(d)
+    for did in fc.devices:
         dc = cfg.device(did)
         devices.append(
             {
-                "id": d,
+                "id": str(did),
                 "name": dc.name if dc else "",
                 "connected": node.connections.is_connected(did),
-                **counts["devices"].get(d, {"in_sync": False, "local": None}),
+                **counts["devices"].get(str(did), {"in_sync": False, "local": None}),
             }
         )
     errors = dict(status.item_errors) if status else {}
@@ -190,12 +189,12 @@ def _device_name(cfg: Config, did: DeviceID) -> str:
 
 
 def device_view(node: RunningNode, device: DeviceConfig, meter: RateMeter) -> dict[str, Any]:
-    did = device.device_id
+    did = device.id
     peer = node.model.connections.get(did)
     connected = node.connections.is_connected(did) and peer is not None and not peer.closed
     now = trio.current_time()
     view: dict[str, Any] = {
-        "id": device.id,
+        "id": str(device.id),
         "name": device.name,
         "addresses": list(device.addresses),
         "paused": device.paused,
@@ -268,7 +267,7 @@ def system_view(node: RunningNode) -> dict[str, Any]:
         "global_discovery": node.global_discovery is not None,
         "folders": len(cfg.folders),
         "devices": len(cfg.devices),
-        "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.device_id)),
+        "connected": sum(1 for d in cfg.devices if node.connections.is_connected(d.id)),
         "config_error": node.config_error,
         "relays": [
             {"url": str(s.url), "joined": s.joined, "last_error": s.last_error}

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ..api import edits
+from ..config import folder_to_dict
 from ..errors import NotFoundError
-from ..identity import DeviceID
 from ..textsafe import safe
 from ..values import FOLDER_TYPES, FolderKind
 from .support import Context, emit, json_option, parse_device_id, url_segment
@@ -106,10 +106,10 @@ def folder_list(obj: Context, as_json: bool) -> None:
             flags = " (paused)" if f.paused else ""
             click.echo(f"{f.id}  {safe(f.label)}  {safe(f.path)}  [{f.type}]{flags}")
             for d in f.devices:
-                dev = cfg.device(DeviceID.parse(d))
+                dev = cfg.device(d)
                 click.echo(f"    shared with {d} {safe(dev.name) if dev else ''}")
 
-    emit([asdict(f) for f in cfg.folders], as_json, human)
+    emit([folder_to_dict(f) for f in cfg.folders], as_json, human)
 
 
 @folder.command("remove")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..api import edits
-from ..config import argument_errors, validate_device_address
+from ..config import argument_errors, device_to_dict, validate_device_address
 from ..errors import NotFoundError, UsageError
 from ..textsafe import safe
 from ..values import DYNAMIC, is_dynamic
@@ -83,7 +83,7 @@ def peer_list(obj: Context, as_json: bool) -> None:
     if client is not None:
         data: list[dict[str, Any]] = client.get("/api/devices")
     else:
-        data = [asdict(d) for d in obj.config().devices]
+        data = [device_to_dict(d) for d in obj.config().devices]
 
     def human() -> None:
         from ..api.render import disconnected_note  # rich, only for this output

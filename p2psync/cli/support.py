@@ -104,7 +104,7 @@ def device_by_id_or_name(cfg: Config, text: str) -> DeviceID:
     """A configured device named by its ID or by its (unique) name."""
     named = [d for d in cfg.devices if d.name == text]
     if len(named) == 1:
-        return named[0].device_id
+        return named[0].id
     return DeviceID.parse(text)
 
 

@@ -151,7 +151,7 @@ class ConnectionManager:
 
     def wake_dialer(self) -> None:
         """Config or addresses changed: try dialling now."""
-        self.dial_backoff.keep_only({dc.device_id for dc in self.get_config().devices})
+        self.dial_backoff.keep_only({dc.id for dc in self.get_config().devices})
         self.dial_backoff.retry_now()
         self.upgrade_backoff.retry_now()
         self.relays.update()
@@ -281,7 +281,7 @@ class ConnectionManager:
         try:
             await self._dial(dc, addresses, backoff)
         except Exception as exc:
-            self._log_connection_failure(f"{dc.device_id.short_str()} (dialled)", exc)
+            self._log_connection_failure(f"{dc.id.short_str()} (dialled)", exc)
 
     # ---- outgoing ------------------------------------------------------------------
     async def _dial_loop(self) -> None:
@@ -290,7 +290,7 @@ class ConnectionManager:
             now = trio.current_time()
             soonest = now + 1.0
             for dc in config.devices:
-                device = dc.device_id
+                device = dc.id
                 # While relayed, keep trying the direct addresses (on their own schedule).
                 upgrade = self.is_relayed(device)
                 if dc.paused or (self.is_connected(device) and not upgrade):
@@ -316,7 +316,7 @@ class ConnectionManager:
     def _addresses_for(self, dc: DeviceConfig) -> list[str]:
         explicit = list(explicit_addresses(dc.addresses))
         dynamic = (
-            self.cache.addresses(dc.device_id.raw, trio.current_time())
+            self.cache.addresses(dc.id.raw, trio.current_time())
             if uses_discovery(dc.addresses)
             else []
         )
@@ -326,7 +326,7 @@ class ConnectionManager:
     async def _dial(
         self, dc: DeviceConfig, addresses: list[str], backoff: DialBackoff | None = None
     ) -> None:
-        device = dc.device_id
+        device = dc.id
         backoff = backoff or self.dial_backoff
         error = "no usable address"
         try:

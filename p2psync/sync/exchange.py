@@ -82,7 +82,7 @@ class SyncModel:
     # ---- who shares what -----------------------------------------------------------
     def shared_with(self, folder_id: str, device: DeviceID) -> bool:
         cfg = self.get_config().folder(folder_id)
-        return cfg is not None and str(device) in cfg.devices and folder_id in self.folders
+        return cfg is not None and device in cfg.devices and folder_id in self.folders
 
     async def sources_for(self, folder_id: str, name: str) -> list[PeerConnection]:
         """Connected peers that hold the global version of ``name`` (for the puller)."""
@@ -111,7 +111,7 @@ class SyncModel:
         cfg = self.get_config()
         folders = []
         for fc in cfg.folders:
-            if str(device) not in fc.devices or fc.id not in self.folders:
+            if device not in fc.devices or fc.id not in self.folders:
                 continue
             ours = FolderDevice(
                 id=self.local.raw,
@@ -129,8 +129,7 @@ class SyncModel:
             others = [
                 await self._folder_device(cfg, fc.id, other)
                 for other in fc.devices
-                if other not in (str(device), str(self.local))
-                and cfg.device(DeviceID.parse(other)) is not None
+                if other not in (device, self.local) and cfg.device(other) is not None
             ]
             folders.append(
                 Folder(
@@ -143,10 +142,10 @@ class SyncModel:
             )
         return ClusterConfig(folders=tuple(folders))
 
-    async def _folder_device(self, cfg: Config, folder_id: str, text: str) -> FolderDevice:
-        dc = cfg.device(DeviceID.parse(text))
+    async def _folder_device(self, cfg: Config, folder_id: str, device: DeviceID) -> FolderDevice:
+        dc = cfg.device(device)
         assert dc is not None
-        raw = dc.device_id.raw
+        raw = dc.id.raw
         return FolderDevice(
             id=raw,
             name=dc.name,
@@ -323,7 +322,7 @@ class _PeerSession:
         for folder in cc.folders:
             if not model.shared_with(folder.id, self.device):
                 our_folder = model.get_config().folder(folder.id)
-                if our_folder is None or str(self.device) not in our_folder.devices:
+                if our_folder is None or self.device not in our_folder.devices:
                     await trio.to_thread.run_sync(
                         model.pending.try_add_folder,
                         PendingFolder(folder.id, folder.label, str(self.device), time.time()),

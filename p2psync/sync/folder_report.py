@@ -88,11 +88,13 @@ class FolderReport:
             self._failures_logged[fi.name] = reason
         self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=reason)
 
-    def conflicts_made(self, devices: tuple[str, ...], made: list[tuple[str, str, int]]) -> None:
+    def conflicts_made(
+        self, devices: tuple[DeviceID, ...], made: list[tuple[str, str, int]]
+    ) -> None:
         """One ConflictCreated event per conflict copy: which file, the copy's name, and
         the device whose change won (its full ID when it is one of ``devices``, those
         sharing the folder)."""
-        by_short = {DeviceID.parse(d).short_id: d for d in devices}
+        by_short = {d.short_id: str(d) for d in devices}
         for name, copy, winner in made:
             self.events.emit(
                 "ConflictCreated",

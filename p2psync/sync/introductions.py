@@ -23,27 +23,26 @@ def introduce(cfg: Config, introducer: DeviceID, cc: ClusterConfig, local: Devic
     who = cfg.device(introducer)
     if who is None or not who.introducer:
         return cfg
-    intro_id = str(introducer)
     new = cfg
-    listed: dict[str, set[str]] = {}  # folder -> devices the introducer lists in it
+    listed: dict[str, set[DeviceID]] = {}  # folder -> devices the introducer lists in it
     for folder in cc.folders:
         ours = new.folder(folder.id)
-        if ours is None or intro_id not in ours.devices:
+        if ours is None or introducer not in ours.devices:
             continue  # only folders we share with the introducer
         listed[folder.id] = set()
         for device in folder.devices:
             if device.id in (local.raw, introducer.raw):
                 continue
-            did = str(DeviceID(device.id))
+            did = DeviceID(device.id)
             listed[folder.id].add(did)
-            if new.device(DeviceID(device.id)) is None:
+            if new.device(did) is None:
                 addresses = explicit_addresses(device.addresses)
                 new = new.with_device(
                     DeviceConfig(
                         id=did,
                         name=device.name,
                         addresses=(*addresses, DYNAMIC),
-                        introduced_by=intro_id,
+                        introduced_by=introducer,
                     )
                 )
             fc = new.folder(folder.id)
@@ -52,13 +51,13 @@ def introduce(cfg: Config, introducer: DeviceID, cc: ClusterConfig, local: Devic
                 new = new.with_folder(replace(fc, devices=(*fc.devices, did)))
     if who.skip_introduction_removals:
         return new
-    return _remove_unlisted(new, intro_id, listed)
+    return _remove_unlisted(new, introducer, listed)
 
 
-def _remove_unlisted(cfg: Config, intro_id: str, listed: dict[str, set[str]]) -> Config:
-    """Unshare folders from devices ``intro_id`` introduced but no longer lists there;
+def _remove_unlisted(cfg: Config, introducer: DeviceID, listed: dict[str, set[DeviceID]]) -> Config:
+    """Unshare folders from devices ``introducer`` introduced but no longer lists there;
     forget such a device once it shares no folder with us."""
-    introduced = {d.id for d in cfg.devices if d.introduced_by == intro_id}
+    introduced = {d.id for d in cfg.devices if d.introduced_by == introducer}
     new = cfg
     for folder_id, devices in listed.items():
         fc = new.folder(folder_id)
@@ -70,5 +69,5 @@ def _remove_unlisted(cfg: Config, intro_id: str, listed: dict[str, set[str]]) ->
             )
     for did in introduced:
         if not any(did in f.devices for f in new.folders):
-            new = new.without_device(DeviceID.parse(did))
+            new = new.without_device(did)
     return new

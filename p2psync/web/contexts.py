@@ -21,7 +21,6 @@ from ..api.registry import RunningNode
 from ..api.views import device_view, folder_view, system_view
 from ..errors import P2PSyncError
 from ..events import EventLog
-from ..identity import DeviceID
 from . import history_view as hv
 from . import links_view as lv
 from .render import fragment, qr_svg
@@ -96,7 +95,7 @@ def device_names(node: RunningNode) -> dict[int, str]:
     """Short device ID (an index entry's ``modified_by``) -> name, this device included."""
     names = {node.device_id.short_id: f"{node.config.name or 'this device'} (this device)"}
     for d in node.config.devices:
-        names[DeviceID.parse(d.id).short_id] = d.name or d.id[:7]
+        names[d.id.short_id] = d.name or d.id.short_str()
     return names
 
 
@@ -167,7 +166,7 @@ async def folder_context(api: Handlers, folder_id: str) -> dict[str, Any]:
 def events_context(node: RunningNode, types: str) -> dict[str, Any]:
     wanted = {t for t in types.split(",") if t} or None
     found = node.events.since(0, wanted, limit=1 << 30)[-MAX_EVENTS_SHOWN:][::-1]
-    names = {d.id: d.name for d in node.config.devices if d.name}
+    names = {str(d.id): d.name for d in node.config.devices if d.name}
     return {
         "events": [
             {**e.to_json(), "device_name": names.get(str(e.data.get("device")), "")} for e in found

@@ -31,5 +31,5 @@ async def test_a_write_keeps_a_hand_edit_not_yet_applied(tmp_path) -> None:
         r = await a.client.post("/api/devices", json={"id": other})
         assert r.status_code == 201, r.text
         cfg = load_config(a.node.home)
-        assert cfg.name == "edited" and [d.id for d in cfg.devices] == [other]
+        assert cfg.name == "edited" and [str(d.id) for d in cfg.devices] == [other]
         assert a.node.config.name == "edited"

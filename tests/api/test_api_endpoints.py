@@ -11,7 +11,7 @@ from api_helpers import api_node, wait_for_async
 from p2psync.api.handlers import build_app
 from p2psync.api.openapi import documented_routes
 from p2psync.config import load_config, save_config
-from p2psync.identity import generate_identity
+from p2psync.identity import DeviceID, generate_identity
 from p2psync.pending import PendingDevice, PendingFolder
 from p2psync.web import mount
 
@@ -284,7 +284,9 @@ async def test_config_reload_applies_edits_from_disk(tmp_path) -> None:
         from p2psync.config import DeviceConfig
 
         other = str(generate_identity().device_id)
-        save_config(cfg.with_device(DeviceConfig(id=other, name="edited")), a.node.home)
+        save_config(
+            cfg.with_device(DeviceConfig(id=DeviceID.parse(other), name="edited")), a.node.home
+        )
         assert (await a.client.post("/api/config/reload")).status_code == 200
         assert [d["name"] for d in (await a.client.get("/api/devices")).json()] == ["edited"]
         (a.node.home / "config.toml").write_text("name = 3\n")

@@ -114,11 +114,11 @@ def plain_file(fi: FileInfo, **overrides: Any) -> dict[str, Any]:
 async def trust_hostile(node: Node, folder: str, identity: Identity) -> None:
     """Make ``node`` trust ``identity`` and share ``folder`` with it."""
     cfg = node.config.with_device(
-        DeviceConfig(id=str(identity.device_id), name="hostile", addresses=("dynamic",))
+        DeviceConfig(id=identity.device_id, name="hostile", addresses=("dynamic",))
     )
     fc = cfg.folder(folder)
     assert fc is not None
-    cfg = cfg.with_folder(replace(fc, devices=tuple(fc.devices) + (str(identity.device_id),)))
+    cfg = cfg.with_folder(replace(fc, devices=tuple(fc.devices) + (identity.device_id,)))
     await node.apply_config(cfg)
 
 

@@ -138,7 +138,7 @@ class Cluster:
         """Make every node trust every other with its real address, then share the folder."""
         from p2psync.identity import load_identity
 
-        ids = {n: str(load_identity(self.homes[n]).device_id) for n in self.names}
+        ids = {n: load_identity(self.homes[n]).device_id for n in self.names}
         for n, node in self.nodes.items():
             cfg = node.config
             for m in self.names:

@@ -16,7 +16,7 @@ async def test_unknown_device_is_refused_and_listed_as_pending(tmp_path) -> None
         b = await nursery.start(serve_node, home_b)
         # a trusts b; b does not know a
         cfg = a.config.with_device(
-            DeviceConfig(id=str(b.device_id), addresses=tuple(b.connections.listen_addresses))
+            DeviceConfig(id=b.device_id, addresses=tuple(b.connections.listen_addresses))
         )
         save_config(cfg, home_a)
         await a.apply_config(cfg)
@@ -40,7 +40,7 @@ async def test_wrong_certificate_at_the_address_is_refused(tmp_path, caplog) -> 
         nodes = {n: await nursery.start(serve_node, homes[n]) for n in "abc"}
         b_id = load_identity(homes["b"]).device_id
         cfg = nodes["a"].config.with_device(
-            DeviceConfig(id=str(b_id), addresses=tuple(nodes["c"].connections.listen_addresses))
+            DeviceConfig(id=b_id, addresses=tuple(nodes["c"].connections.listen_addresses))
         )
         save_config(cfg, homes["a"])
         await nodes["a"].apply_config(cfg)

@@ -175,7 +175,7 @@ class Checker:
 async def test_sigkill_of_receiving_daemon_never_exposes_partial_files(tmp_path: Path) -> None:
     home_a, home_b = make_home(tmp_path, "a"), make_home(tmp_path, "b")
     data_a, data_b = tmp_path / "a" / "data", tmp_path / "b" / "data"
-    id_a, id_b = str(load_identity(home_a).device_id), str(load_identity(home_b).device_id)
+    id_a, id_b = load_identity(home_a).device_id, load_identity(home_b).device_id
     expected = make_source_files(data_a, 50, 4 * MiB)  # 200 MiB
     cfg_b = load_config(home_b)
     cfg_b = cfg_b.with_device(DeviceConfig(id=id_a, name="a", addresses=("dynamic",))).with_folder(

@@ -140,7 +140,7 @@ def init_home(home: Path, name: str, port: int) -> None:
 
 def link(home: Path, data: Path, peer_home: Path, peer_port: int, versioning: str) -> None:
     cfg = load_config(home)
-    peer = str(load_identity(peer_home).device_id)
+    peer = load_identity(peer_home).device_id
     cfg = cfg.with_device(
         DeviceConfig(id=peer, name=peer_home.parent.name, addresses=(f"tcp://127.0.0.1:{peer_port}",))
     ).with_folder(

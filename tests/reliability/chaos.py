@@ -47,7 +47,7 @@ from chaos_proxy import ChaosProxy, Fault
 from faults import P2PSYNC, Daemon, fill, tmpfs
 
 from p2psync.config import Config, DeviceConfig, FolderConfig, load_config, save_config
-from p2psync.identity import load_identity
+from p2psync.identity import DeviceID, load_identity
 
 FOLDER = "shared"
 TMP_PREFIX = ".chaos-tmp-"
@@ -282,13 +282,13 @@ class ChaosRun:
             for p in peers:
                 address = self.mesh.addresses[(node.name, p.name)]
                 cfg = cfg.with_device(
-                    DeviceConfig(id=p.device_id, name=p.name, addresses=(address,))
+                    DeviceConfig(id=DeviceID.parse(p.device_id), name=p.name, addresses=(address,))
                 )
             cfg = cfg.with_folder(
                 FolderConfig(
                     id=FOLDER,
                     path=str(node.data),
-                    devices=tuple(p.device_id for p in peers),
+                    devices=tuple(DeviceID.parse(p.device_id) for p in peers),
                     rescan_interval_s=30,
                     watcher=True,
                     max_conflicts=-1,

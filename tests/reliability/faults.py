@@ -182,9 +182,9 @@ def share_folder(
     ids = []
     for peer_home, addresses in peers.items():
         ident = load_identity(peer_home)
-        ids.append(str(ident.device_id))
+        ids.append(ident.device_id)
         cfg = cfg.with_device(
-            DeviceConfig(id=str(ident.device_id), name=peer_home.parent.name, addresses=addresses)
+            DeviceConfig(id=ident.device_id, name=peer_home.parent.name, addresses=addresses)
         )
     cfg = cfg.with_folder(
         FolderConfig(

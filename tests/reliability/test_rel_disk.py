@@ -256,7 +256,7 @@ async def test_permission_denied_directory_on_the_receiver(tmp_path, outcomes) -
         cfg = c.nodes["a"].config
         from p2psync.config import DeviceConfig, FolderConfig, save_config
 
-        b_id = str(load_identity(b_home).device_id)
+        b_id = load_identity(b_home).device_id
         cfg = cfg.with_device(DeviceConfig(id=b_id, name="b", addresses=NO_DIAL)).with_folder(
             FolderConfig(
                 id=FOLDER,

@@ -98,13 +98,13 @@ async def node_with_mallory(tmp_path, nursery, *, first: bytes = b""):
     private = data.parent / "secret-unshared"  # beside the shared folder: folders never nest
     private.mkdir()
     cfg = node.config.with_device(
-        DeviceConfig(id=str(mallory.device_id), name="mallory", addresses=("dynamic",))
+        DeviceConfig(id=mallory.device_id, name="mallory", addresses=("dynamic",))
     )
     cfg = cfg.with_folder(
         FolderConfig(
             id=FOLDER,
             path=str(data),
-            devices=(str(mallory.device_id),),
+            devices=(mallory.device_id,),
             rescan_interval_s=0,
             watcher=False,
         )

@@ -50,7 +50,7 @@ async def test_kill_receiver_during_large_sync(tmp_path, outcomes) -> None:
     async with trio.open_nursery() as nursery:
         await start_unlinked(c, nursery)
         a = c.nodes["a"]
-        b_id = str(load_identity(b_home).device_id)
+        b_id = load_identity(b_home).device_id
         cfg = a.config.with_device(DeviceConfig(id=b_id, name="b", addresses=NO_DIAL)).with_folder(
             FolderConfig(
                 id=FOLDER,

@@ -477,9 +477,7 @@ async def test_dialling_a_tls_server_without_our_alpn_leaves_the_daemon_running(
             stranger = generate_identity().device_id
             await node.apply_config(
                 node.config.with_device(
-                    DeviceConfig(
-                        id=str(stranger), name="web", addresses=(f"tcp://127.0.0.1:{port}",)
-                    )
+                    DeviceConfig(id=stranger, name="web", addresses=(f"tcp://127.0.0.1:{port}",))
                 )
             )
             node.connections.wake_dialer()

@@ -45,12 +45,12 @@ async def test_idle_flood_under_a_1024_handle_limit(tmp_path, outcomes) -> None:
         a_id = load_identity(a_home).device_id
         a_listen = load_config(a_home).listen[0]
         cfg = b.config.with_device(
-            DeviceConfig(id=str(a_id), name="a", addresses=(a_listen,))
+            DeviceConfig(id=a_id, name="a", addresses=(a_listen,))
         ).with_folder(
             FolderConfig(
                 id=FOLDER,
                 path=str(cluster.data("b")),
-                devices=(str(a_id),),
+                devices=(a_id,),
                 rescan_interval_s=0,
                 watcher=False,
             )

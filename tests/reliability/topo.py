@@ -24,7 +24,7 @@ async def link(
 ) -> None:
     """Like ``Cluster.connect_all``, but ``addresses[(a, b)]`` is where ``a`` dials ``b``."""
     addresses = addresses or {}
-    ids = {n: str(load_identity(cluster.homes[n]).device_id) for n in cluster.names}
+    ids = {n: load_identity(cluster.homes[n]).device_id for n in cluster.names}
     for n, node in cluster.nodes.items():
         cfg = node.config
         for m in cluster.names:

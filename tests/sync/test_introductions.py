@@ -23,9 +23,9 @@ def base(introducer: bool = True, skip: bool = False) -> Config:
     return (
         Config(name="me")
         .with_device(
-            DeviceConfig(id=str(INTRO), introducer=introducer, skip_introduction_removals=skip)
+            DeviceConfig(id=INTRO, introducer=introducer, skip_introduction_removals=skip)
         )  # fmt: skip
-        .with_folder(FolderConfig(id="team", path="/data/team", devices=(str(INTRO),)))
+        .with_folder(FolderConfig(id="team", path="/data/team", devices=(INTRO,)))
         .with_folder(FolderConfig(id="private", path="/data/private", devices=()))
     )
 
@@ -37,9 +37,9 @@ def offer(*extra: tuple) -> ClusterConfig:
 def test_a_device_the_introducer_shares_with_is_trusted_and_shared_with() -> None:
     new = introduce(base(), INTRO, offer((NEW, {"name": "nas", "addresses": ("tcp://h:1",)})), ME)
     dev = new.device(NEW)
-    assert dev is not None and dev.name == "nas" and dev.introduced_by == str(INTRO)
+    assert dev is not None and dev.name == "nas" and dev.introduced_by == INTRO
     assert dev.addresses == ("tcp://h:1", "dynamic") and not dev.introducer
-    assert new.folder("team").devices == (str(INTRO), str(NEW))
+    assert new.folder("team").devices == (INTRO, NEW)
     assert new.folder("private").devices == ()  # only folders shared with the introducer
     assert introduce(new, INTRO, offer((NEW, {})), ME) == new  # idempotent
 
@@ -54,7 +54,7 @@ def test_nothing_changes_unless_the_device_is_our_introducer() -> None:
 def test_a_device_no_longer_listed_is_unshared_and_then_forgotten() -> None:
     introduced = introduce(base(), INTRO, offer((NEW, {})), ME)
     after = introduce(introduced, INTRO, offer(), ME)
-    assert after.device(NEW) is None and after.folder("team").devices == (str(INTRO),)
+    assert after.device(NEW) is None and after.folder("team").devices == (INTRO,)
 
 
 def test_skip_removals_keeps_introduced_devices() -> None:
@@ -63,8 +63,6 @@ def test_skip_removals_keeps_introduced_devices() -> None:
 
 
 def test_devices_the_user_added_are_never_removed_by_an_introducer() -> None:
-    mine = base().with_device(DeviceConfig(id=str(OTHER)))
-    mine = mine.with_folder(
-        FolderConfig(id="team", path="/data/team", devices=(str(INTRO), str(OTHER)))
-    )
+    mine = base().with_device(DeviceConfig(id=OTHER))
+    mine = mine.with_folder(FolderConfig(id="team", path="/data/team", devices=(INTRO, OTHER)))
     assert introduce(mine, INTRO, offer(), ME) == mine

@@ -51,10 +51,14 @@ async def test_stock_syncthing_and_p2psync_meet_through_our_discovery_server(
                 json={"globalAnnounceEnabled": True, "globalAnnounceServers": [st_server]},
             ).raise_for_status()
             cfg = load_config(home)
-            cfg = cfg.with_device(DeviceConfig(id=st.device_id, name="stock"))  # dynamic
+            cfg = cfg.with_device(
+                DeviceConfig(id=DeviceID.parse(st.device_id), name="stock")
+            )  # dynamic
             node = await nursery.start(partial(serve_node, home))
             me = str(node.device_id)
-            cfg = cfg.with_folder(FolderConfig(id="found", path=str(data), devices=(st.device_id,)))
+            cfg = cfg.with_folder(
+                FolderConfig(id="found", path=str(data), devices=(DeviceID.parse(st.device_id),))
+            )
             save_config(cfg, home)
             await node.apply_config(cfg)
             await trio.to_thread.run_sync(st.add_device, me, "p2p", "dynamic")

@@ -14,15 +14,16 @@ from p2psync.pending import PendingFolder
 
 
 def test_an_offer_of_an_existing_folder_is_accepted_into_it() -> None:
-    other = str(generate_identity().device_id)
+    other_id = generate_identity().device_id
+    other = str(other_id)
     cfg = (
         Config(name="n")
-        .with_device(DeviceConfig(id=other))
+        .with_device(DeviceConfig(id=other_id))
         .with_folder(FolderConfig(id="default", path="/data/Sync"))
     )
     offers = [PendingFolder("default", "Default Folder", other, 1.0)]
     merged = edits.accept_folder(cfg, offers, "default", edits.default_accept_path(cfg, "default"))
-    assert merged.path == "/data/Sync" and merged.devices == (other,)
+    assert merged.path == "/data/Sync" and merged.devices == (other_id,)
     same = edits.accept_folder(cfg, offers, "default", Path("/data/Sync"))
     assert same == merged
     with pytest.raises(UsageError, match="already exists here, at /data/Sync; accept the offer"):

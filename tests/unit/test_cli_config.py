@@ -135,7 +135,7 @@ def test_folder_accept(home, tmp_path) -> None:
     r = run(home, "folder", "accept", "shared", str(tmp_path / "shared"))
     assert r.exit_code == 0, r.output
     folder = load_config(home).folder("shared")
-    assert folder is not None and folder.devices == (dev,)
+    assert folder is not None and [str(d) for d in folder.devices] == [dev]
     assert PendingStore(home).folders() == []
     assert run(home, "folder", "accept", "nothing").exit_code == 2
 

@@ -12,8 +12,10 @@ from p2psync.config import (
     save_config,
 )
 from p2psync.errors import ConfigError
+from p2psync.identity import DeviceID, generate_identity
 
 DEV = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2"
+DEV_ID = DeviceID.parse(DEV)
 
 
 def full_config() -> Config:
@@ -22,7 +24,9 @@ def full_config() -> Config:
         listen=("tcp://127.0.0.1:22001", "tcp://[::1]:22001"),
         api="127.0.0.1:9999",
         devices=(
-            DeviceConfig(id=DEV, name="desk", addresses=("tcp://10.0.0.2:22001",), introducer=True),
+            DeviceConfig(
+                id=DEV_ID, name="desk", addresses=("tcp://10.0.0.2:22001",), introducer=True
+            ),
         ),
         folders=(
             FolderConfig(
@@ -30,7 +34,7 @@ def full_config() -> Config:
                 path="/tmp/photos",
                 label="Photos",
                 type="receiveonly",
-                devices=(DEV,),
+                devices=(DEV_ID,),
                 rescan_interval_s=60,
                 watcher=False,
                 ignore_permissions=True,
@@ -120,4 +124,34 @@ def test_device_ids_are_normalised() -> None:
     from p2psync.config import parse_config
 
     cfg = parse_config({"devices": [{"id": DEV.lower().replace("-", "")}]})
-    assert cfg.devices[0].id == DEV
+    assert cfg.devices[0].id == DEV_ID and str(cfg.devices[0].id) == DEV
+
+
+def test_device_ids_are_parsed_once_and_written_as_text(tmp_path) -> None:
+    """Every device ID in the config (a device's id, its introducer, a folder's devices) is
+    a DeviceID once loaded, and config.toml holds the same canonical text as before."""
+    from p2psync.config import config_to_dict, parse_config
+
+    other = generate_identity().device_id
+    text = DEV.lower().replace("-", "")
+    cfg = parse_config(
+        {
+            "devices": [{"id": text}, {"id": str(other), "introduced_by": text}],
+            "folders": [{"id": "f", "path": "/data/f", "devices": [text, str(other)]}],
+        }
+    )
+    first, second = cfg.devices
+    assert (first.id, first.introduced_by) == (DEV_ID, None)
+    assert (second.id, second.introduced_by) == (other, DEV_ID)
+    assert cfg.folder("f").devices == (DEV_ID, other)
+    data = config_to_dict(cfg)
+    assert [(d["id"], d["introduced_by"]) for d in data["devices"]] == [
+        (DEV, ""),
+        (str(other), DEV),
+    ]
+    assert data["folders"][0]["devices"] == [DEV, str(other)]
+    save_config(cfg, tmp_path)
+    toml = (tmp_path / "config.toml").read_text()
+    assert f'id = "{DEV}"' in toml and 'introduced_by = ""' in toml
+    assert f'introduced_by = "{DEV}"' in toml
+    assert load_config(tmp_path) == cfg

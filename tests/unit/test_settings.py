@@ -9,18 +9,18 @@ from p2psync.errors import ConfigError, NotFoundError, UsageError
 from p2psync.identity import generate_identity
 from p2psync.settings import Scope, change_settings, coerce, get_setting, settings_of
 
-B = str(generate_identity().device_id)
-C = str(generate_identity().device_id)
+B_ID, C_ID = generate_identity().device_id, generate_identity().device_id
+B, C = str(B_ID), str(C_ID)
 
 
 def config() -> Config:
     return Config(
         name="a",
         devices=(
-            DeviceConfig(id=B, name="b", addresses=("tcp://127.0.0.1:1", "tcp://127.0.0.1:2")),
-            DeviceConfig(id=C, name="c"),
+            DeviceConfig(id=B_ID, name="b", addresses=("tcp://127.0.0.1:1", "tcp://127.0.0.1:2")),
+            DeviceConfig(id=C_ID, name="c"),
         ),
-        folders=(FolderConfig(id="docs", path="/data/docs", devices=(B, C)),),
+        folders=(FolderConfig(id="docs", path="/data/docs", devices=(B_ID, C_ID)),),
     )
 
 
@@ -44,7 +44,7 @@ def test_every_kind_of_setting_is_changed_and_read_back() -> None:
     cfg = change_settings(cfg, docs, remove={"devices": [C.lower()]})  # unshare from one device
     cfg = change_settings(cfg, dev_b, remove={"addresses": ["tcp://127.0.0.1:1"]})
     f = cfg.folder("docs")
-    assert f is not None and f.type == "receiveonly" and f.devices == (B,)
+    assert f is not None and f.type == "receiveonly" and f.devices == (B_ID,)
     assert (f.versioning.type, f.versioning.keep, f.rescan_interval_s, f.watcher_delay_ms) == (
         "simple",
         3,
