@@ -72,20 +72,15 @@ def change_settings(
     where, table = _locate(data, cfg, scope)
     for key, value in (set_values or {}).items():
         parent, leaf = _parent(table, key, scope)
-        parent[leaf] = _normalised(cfg, scope, key, value)
-        if scope.kind == "folder" and key == "devices" and isinstance(value, list):
-            for device in parent[leaf]:
-                _check_known_device(cfg, device)
+        parent[leaf] = _normalised(cfg, scope, key, value, known=True)
     for key, values in (add or {}).items():
         items = _list_at(table, key, scope)
-        for value in _normalised(cfg, scope, key, list(values)):
-            if scope.kind == "folder" and key == "devices":
-                _check_known_device(cfg, value)
+        for value in _normalised(cfg, scope, key, list(values), known=True):
             if value not in items:
                 items.append(value)
     for key, values in (remove or {}).items():
         items = _list_at(table, key, scope)
-        for value in _normalised(cfg, scope, key, list(values)):
+        for value in _normalised(cfg, scope, key, list(values), known=False):
             if value not in items:
                 raise NotFoundError(f"{value!r} is not in {key} of {scope.describe()}")
             items.remove(value)
@@ -174,16 +169,16 @@ def _list_at(table: dict[str, Any], key: str, scope: Scope) -> list[Any]:
     return items
 
 
-def _normalised(cfg: Config, scope: Scope, key: str, value: Any) -> Any:
-    """Device IDs in a folder's ``devices`` in their canonical form (so removing one
-    typed another way works)."""
-    if scope.kind == "folder" and key == "devices" and isinstance(value, list):
-        return [str(DeviceID.parse(v)) if isinstance(v, str) else v for v in value]
-    return value
-
-
-def _check_known_device(cfg: Config, device: Any) -> None:
-    if isinstance(device, str) and cfg.device(DeviceID.parse(device)) is None:
-        raise NotFoundError(
-            f"device {device} is not configured; run `p2psync peer add {device}` first"
-        )
+def _normalised(cfg: Config, scope: Scope, key: str, value: Any, *, known: bool) -> Any:
+    """Device IDs in a folder's ``devices`` parsed once and written in their canonical
+    form (so removing one typed another way works); with ``known``, each must be a
+    configured device. Anything else is left for ``parse_config`` to judge."""
+    if not (scope.kind == "folder" and key == "devices" and isinstance(value, list)):
+        return value
+    parsed = [DeviceID.parse(v) if isinstance(v, str) else v for v in value]
+    for did in parsed:
+        if known and isinstance(did, DeviceID) and cfg.device(did) is None:
+            raise NotFoundError(
+                f"device {did} is not configured; run `p2psync peer add {did}` first"
+            )
+    return [str(v) if isinstance(v, DeviceID) else v for v in parsed]

@@ -4,7 +4,7 @@ the node, a small thread pool for blocking reads, config changes, and folder loo
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -16,8 +16,9 @@ from .rates import RateMeter
 from .registry import RunningFolder, RunningNode
 from .responses import JSONResponse
 
+Key = TypeVar("Key")
 # sets the pause of the device or folder named in a config: (config, id, paused) -> config
-PauseEdit = Callable[[Config, str, bool], Config]
+PauseEdit = Callable[[Config, Key, bool], Config]
 
 
 class ApiContext:
@@ -38,13 +39,13 @@ class ApiContext:
         return await self.node.change_config(edit, prepare)
 
     def pause_handler(
-        self, edit: PauseEdit, paused: bool
+        self, edit: PauseEdit[Key], paused: bool, key: Callable[[str], Key]
     ) -> Callable[[Request], Awaitable[JSONResponse]]:
         """A handler that pauses (or resumes) the device or folder named by the path's
-        ``id`` through ``edit``."""
+        ``id`` (parsed by ``key``, e.g. ``DeviceID.parse``) through ``edit``."""
 
         async def handler(request: Request) -> JSONResponse:
-            item = request.path_params["id"]
+            item = key(request.path_params["id"])
             await self.change(lambda cfg: edit(cfg, item, paused))
             return JSONResponse({"ok": True, "paused": paused})
 

@@ -13,7 +13,7 @@ from ..values import FolderKind
 from . import edits
 from .context import ApiContext
 from .http import Request, Route
-from .parsing import body, make_dir, str_field, str_list, user_path
+from .parsing import body, device_in_path, make_dir, str_field, str_list, user_path
 from .responses import JSONResponse
 from .views import device_view
 
@@ -25,7 +25,8 @@ class DeviceHandlers:
 
     def routes(self, p: str) -> list[Route]:
         pause, resume = (
-            self.ctx.pause_handler(edits.set_device_paused, on) for on in (True, False)
+            self.ctx.pause_handler(edits.set_device_paused, on, DeviceID.parse)
+            for on in (True, False)
         )
         pending = f"{p}/pending"
         return [
@@ -52,26 +53,26 @@ class DeviceHandlers:
     async def device_add(self, request: Request) -> JSONResponse:
         b = await body(request)
         did, existed = await self.add_device(
-            str_field(b, "id", required=True),
+            DeviceID.parse(str_field(b, "id", required=True)),
             name=str_field(b, "name"),
             addresses=str_list(b, "addresses"),
             introducer=bool(b.get("introducer", False)),
         )
         return JSONResponse(
-            {"ok": True, "id": did, "updated": existed}, status_code=200 if existed else 201
+            {"ok": True, "id": str(did), "updated": existed}, status_code=200 if existed else 201
         )
 
     async def add_device(
-        self, device: str, *, name: str, addresses: list[str], introducer: bool = False
-    ) -> tuple[str, bool]:
-        """Service: trust ``device`` (add or update); returns (its ID, whether it existed)."""
+        self, did: DeviceID, *, name: str, addresses: list[str], introducer: bool = False
+    ) -> tuple[DeviceID, bool]:
+        """Service: trust ``did`` (add or update); returns (its ID, whether it existed)."""
         existed: list[bool] = []
 
         def edit(cfg: Config) -> Config:
             new, was = edits.add_device(
                 cfg,
                 self.node.device_id,
-                device,
+                did,
                 name=name,
                 addresses=addresses,
                 introducer=introducer,
@@ -80,13 +81,12 @@ class DeviceHandlers:
             return new
 
         await self.ctx.change(edit)
-        did = str(DeviceID.parse(device))
-        await self.ctx.thread(self.node.pending.remove_device, did)
+        await self.ctx.thread(self.node.pending.remove_device, str(did))
         return did, existed[-1]
 
     async def device_remove(self, request: Request) -> JSONResponse:
-        device = request.path_params["id"]
-        await self.ctx.change(lambda cfg: edits.remove_device(cfg, device))
+        did = device_in_path(request)
+        await self.ctx.change(lambda cfg: edits.remove_device(cfg, did))
         return JSONResponse({"ok": True})
 
     async def discovered(self, request: Request) -> JSONResponse:
@@ -115,25 +115,24 @@ class DeviceHandlers:
 
     async def pending_device_accept(self, request: Request) -> JSONResponse:
         b = await body(request)
-        did = await self.accept_pending_device(request.path_params["id"], str_field(b, "name"))
-        return JSONResponse({"ok": True, "id": did})
+        did = device_in_path(request)
+        await self.accept_pending_device(did, str_field(b, "name"))
+        return JSONResponse({"ok": True, "id": str(did)})
 
-    async def accept_pending_device(self, device: str, name: str = "") -> str:
-        """Service: trust a device that asked to connect; returns its ID."""
-        did = str(DeviceID.parse(device))
+    async def accept_pending_device(self, did: DeviceID, name: str = "") -> None:
+        """Service: trust ``did``, a device that asked to connect."""
         entries = await self.ctx.thread(self.node.pending.devices)
-        entry = next((e for e in entries if e.device_id == did), None)
+        entry = next((e for e in entries if e.device_id == str(did)), None)
         if entry is None:
             raise NotFoundError(f"device {did} is not pending")
         name = name or entry.name
         await self.ctx.change(
             lambda cfg: edits.add_device(cfg, self.node.device_id, did, name=name)[0]
         )
-        await self.ctx.thread(self.node.pending.remove_device, did)
-        return did
+        await self.ctx.thread(self.node.pending.remove_device, str(did))
 
     async def pending_device_reject(self, request: Request) -> JSONResponse:
-        did = str(DeviceID.parse(request.path_params["id"]))
+        did = str(device_in_path(request))
         await self.ctx.thread(self.node.pending.remove_device, did)
         return JSONResponse({"ok": True})
 

@@ -2,7 +2,8 @@
 
 Each function validates its input and raises a ``P2PSyncError`` naming what is wrong, so
 the same request is refused the same way whether the daemon is running or not. No I/O:
-callers create directories, save the config and tidy the pending store.
+callers create directories, save the config and tidy the pending store. Device IDs come
+in as ``DeviceID`` values: the CLI, the API and the web pages parse the user's text.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from ..selection import normalize as normalize_selection
 from ..values import DYNAMIC, FOLDER_TYPES, FolderKind, is_dynamic
 
 
-def _known_device(cfg: Config, device: str) -> DeviceID:
-    did = DeviceID.parse(device)
+def _known_device(cfg: Config, did: DeviceID) -> DeviceID:
     if cfg.device(did) is None:
         raise NotFoundError(f"device {did} is not configured; run `p2psync peer add {did}` first")
     return did
@@ -51,14 +51,13 @@ def _folder(cfg: Config, folder_id: str) -> FolderConfig:
 def add_device(
     cfg: Config,
     own: DeviceID,
-    device: str,
+    did: DeviceID,
     *,
     name: str = "",
     addresses: Sequence[str] = (),
     introducer: bool = False,
 ) -> tuple[Config, bool]:
-    """Trust ``device`` (add or update it); returns (config, whether it already existed)."""
-    did = DeviceID.parse(device)
+    """Trust ``did`` (add or update it); returns (config, whether it already existed)."""
     if did == own:
         raise UsageError("that is this device's own ID")
     for i, a in enumerate(addresses):
@@ -78,16 +77,14 @@ def add_device(
     return cfg.with_device(new), existing is not None
 
 
-def remove_device(cfg: Config, device: str) -> Config:
-    did = DeviceID.parse(device)
+def remove_device(cfg: Config, did: DeviceID) -> Config:
     if cfg.device(did) is None:
         raise NotFoundError(f"device {did} is not configured")
     return cfg.without_device(did)
 
 
-def set_device_paused(cfg: Config, device: str, paused: bool) -> Config:
-    did = _known_device(cfg, device)
-    dc = cfg.device(did)
+def set_device_paused(cfg: Config, did: DeviceID, paused: bool) -> Config:
+    dc = cfg.device(_known_device(cfg, did))
     assert dc is not None
     return cfg.with_device(replace(dc, paused=paused))
 
@@ -105,7 +102,7 @@ def add_folder(
     folder_id: str | None = None,
     label: str = "",
     folder_type: str = FolderKind.SEND_RECEIVE,
-    share: Iterable[str] = (),
+    share: Iterable[DeviceID] = (),
     home: Path | None = None,
 ) -> FolderConfig:
     """The new folder for absolute ``path`` (not yet in ``cfg``: add with ``cfg.with_folder``)."""
@@ -123,10 +120,10 @@ def add_folder(
     )
 
 
-def share_folder(cfg: Config, folder_id: str, device: str) -> tuple[Config, bool]:
-    """Share ``folder_id`` with ``device``; returns (config, whether it was already shared)."""
+def share_folder(cfg: Config, folder_id: str, did: DeviceID) -> tuple[Config, bool]:
+    """Share ``folder_id`` with ``did``; returns (config, whether it was already shared)."""
     f = _folder(cfg, folder_id)
-    did = _known_device(cfg, device)
+    _known_device(cfg, did)
     if did in f.devices:
         return cfg, True
     return cfg.with_folder(replace(f, devices=f.devices + (did,))), False

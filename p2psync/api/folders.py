@@ -28,7 +28,7 @@ class FolderHandlers:
 
     def routes(self, p: str) -> list[Route]:
         pause, resume = (
-            self.ctx.pause_handler(edits.set_folder_paused, on) for on in (True, False)
+            self.ctx.pause_handler(edits.set_folder_paused, on, str) for on in (True, False)
         )
         return [
             Route(f"{p}/folders", self.folders),
@@ -102,12 +102,18 @@ class FolderHandlers:
             folder_id=str_field(b, "id"),
             label=str_field(b, "label"),
             folder_type=str_field(b, "type") or FolderKind.SEND_RECEIVE,
-            share=str_list(b, "devices") + str_list(b, "share"),
+            share=[DeviceID.parse(d) for d in str_list(b, "devices") + str_list(b, "share")],
         )
         return JSONResponse({"ok": True, "folder": fc.id, "path": fc.path}, status_code=201)
 
     async def add_folder(
-        self, raw_path: str, *, folder_id: str, label: str, folder_type: str, share: list[str]
+        self,
+        raw_path: str,
+        *,
+        folder_id: str,
+        label: str,
+        folder_type: str,
+        share: list[DeviceID],
     ) -> FolderConfig:
         """Service: add a folder (creating its directory), shared with ``share``."""
         path = user_path(raw_path)
@@ -138,16 +144,16 @@ class FolderHandlers:
 
     async def folder_share(self, request: Request) -> JSONResponse:
         folder_id = request.path_params["id"]
-        device = str_field(await body(request), "device", required=True)
-        already = await self.share_folder(folder_id, device)
+        did = DeviceID.parse(str_field(await body(request), "device", required=True))
+        already = await self.share_folder(folder_id, did)
         return JSONResponse({"ok": True, "already_shared": already})
 
-    async def share_folder(self, folder_id: str, device: str) -> bool:
-        """Service: share ``folder_id`` with ``device``; True if it already was."""
+    async def share_folder(self, folder_id: str, did: DeviceID) -> bool:
+        """Service: share ``folder_id`` with ``did``; True if it already was."""
         already: list[bool] = []
 
         def edit(cfg: Config) -> Config:
-            new, was = edits.share_folder(cfg, folder_id, device)
+            new, was = edits.share_folder(cfg, folder_id, did)
             already.append(was)
             return new
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..identity import DeviceID
 from .http import Request
 
 MAX_BODY = 1 << 20
@@ -43,6 +44,11 @@ def str_field(body: dict[str, Any], key: str, *, required: bool = False) -> str:
     if not isinstance(value, str):
         raise UsageError(f"{key!r} must be a string")
     return value
+
+
+def device_in_path(request: Request) -> DeviceID:
+    """The device the request's path names (``/devices/{id}/...``), parsed once here."""
+    return DeviceID.parse(request.path_params["id"])
 
 
 def str_list(body: dict[str, Any], key: str) -> list[str]:

@@ -45,7 +45,7 @@ def folder_add(
     """Add a folder to synchronise (created if missing)."""
     cfg = obj.config()
     abs_path = path.expanduser().absolute()
-    devices = [str(parse_device_id(d)) for d in share]
+    devices = [parse_device_id(d) for d in share]
     new = edits.add_folder(
         cfg,
         abs_path,
@@ -64,7 +64,7 @@ def folder_add(
                 "id": new.id,
                 "label": new.label,
                 "type": folder_type,
-                "devices": devices,
+                "devices": [str(d) for d in devices],
             },
         )
     else:
@@ -80,7 +80,7 @@ def folder_share(obj: Context, folder_id: str, device_id: str) -> None:
     """Share an existing folder with a trusted device."""
     did = parse_device_id(device_id)
     cfg = obj.config()
-    new, already = edits.share_folder(cfg, folder_id, str(did))
+    new, already = edits.share_folder(cfg, folder_id, did)
     if already:
         click.echo(f"Folder {folder_id!r} is already shared with {did}")
         return

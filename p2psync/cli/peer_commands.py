@@ -68,7 +68,7 @@ def peer_add(
         existed = bool(client.post("/api/devices", body)["updated"])
     else:
         new, existed = edits.add_device(
-            cfg, obj.own_id(), str(did), name=name, addresses=addresses, introducer=introducer
+            cfg, obj.own_id(), did, name=name, addresses=addresses, introducer=introducer
         )
         obj.offline.add_device(new, str(did))
     click.echo(f"{'Updated' if existed else 'Added'} device {did}")
@@ -118,7 +118,7 @@ def peer_remove(obj: Context, device_id: str) -> None:
     if client is not None:
         client.delete(f"/api/devices/{did}")
     else:
-        obj.offline.save_config(edits.remove_device(cfg, str(did)))
+        obj.offline.save_config(edits.remove_device(cfg, did))
     click.echo(f"Removed device {did}")
 
 
@@ -128,7 +128,7 @@ def _peer_pause(obj: Context, device_id: str, paused: bool) -> None:
     if client is not None:
         client.post(f"/api/devices/{did}/{'pause' if paused else 'resume'}")
     else:
-        obj.offline.save_config(edits.set_device_paused(obj.config(), str(did), paused))
+        obj.offline.save_config(edits.set_device_paused(obj.config(), did, paused))
     click.echo(f"{'Paused' if paused else 'Resumed'} device {did}")
 
 

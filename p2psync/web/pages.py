@@ -22,7 +22,7 @@ from ..api import edits, ignores
 from ..api.auth import key_matches
 from ..api.handlers import Handlers
 from ..api.http import HTTPException, Request, Response
-from ..api.parsing import parse_time
+from ..api.parsing import device_in_path, parse_time
 from ..api.registry import LinkService
 from ..config import Config
 from ..errors import P2PSyncError
@@ -219,18 +219,19 @@ class Web:
     async def device_add(self, request: Request) -> Response:
         form = _form(request)
         did, existed = await self.api.devices.add_device(
-            form.get("id", ""),
+            DeviceID.parse(form.get("id", "")),
             name=form.get("name", "").strip(),
             addresses=[a for a in [form.get("address", "").strip()] if a],
         )
         return await self._done(request, f"{'Updated' if existed else 'Added'} device {did}.")
 
     async def pending_device_accept(self, request: Request) -> Response:
-        did = await self.api.devices.accept_pending_device(request.path_params["id"])
+        did = device_in_path(request)
+        await self.api.devices.accept_pending_device(did)
         return await self._done(request, f"Accepted device {did}.")
 
     async def pending_device_ignore(self, request: Request) -> Response:
-        did = str(DeviceID.parse(request.path_params["id"]))
+        did = str(device_in_path(request))
         await self.api.ctx.thread(self.node.pending.remove_device, did)
         return await self._done(request, f"Ignored device {did} (until it asks again).")
 
@@ -256,14 +257,14 @@ class Web:
             folder_id=form.get("id", "").strip(),
             label=form.get("label", "").strip(),
             folder_type=form.get("type", "") or FolderKind.SEND_RECEIVE,
-            share=[v for k, v in pairs if k == "share"],
+            share=[DeviceID.parse(v) for k, v in pairs if k == "share"],
         )
         return await self._done(request, f"Added folder {fc.id!r} at {fc.path}.")
 
     async def folder_share(self, request: Request) -> Response:
         folder_id = request.path_params["id"]
         device = _form(request).get("device", "")
-        already = await self.api.folders.share_folder(folder_id, device)
+        already = await self.api.folders.share_folder(folder_id, DeviceID.parse(device))
         verb = "was already shared" if already else "is now shared"
         return await self._done(request, f"Folder {folder_id!r} {verb} with {device}.")
 
@@ -279,7 +280,7 @@ class Web:
 
     def device_pause(self, paused: bool) -> Handler:
         async def handler(request: Request) -> Response:
-            did = str(DeviceID.parse(request.path_params["id"]))
+            did = device_in_path(request)
             await self.api.ctx.change(lambda cfg: edits.set_device_paused(cfg, did, paused))
             return await self._done(request, f"Device {did} {'paused' if paused else 'resumed'}.")
 
@@ -326,7 +327,7 @@ class Web:
         )
 
     async def device_remove(self, request: Request) -> Response:
-        did = str(DeviceID.parse(request.path_params["id"]))
+        did = device_in_path(request)
         await self.api.ctx.change(lambda cfg: edits.remove_device(cfg, did))
         return await self._done(request, f"Removed device {did}: it is no longer trusted.")
 

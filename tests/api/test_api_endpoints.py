@@ -216,6 +216,14 @@ async def test_devices_and_pending(tmp_path) -> None:
         ] is True
         unknown = str(generate_identity().device_id)
         assert (await c.post("/api/folders/f/share", json={"device": unknown})).status_code == 404
+        # a malformed ID is refused where the request is read: body, list or path
+        for r in (
+            await c.post("/api/folders/f/share", json={"device": "NOT-AN-ID"}),
+            await c.post("/api/folders", json={"path": str(tmp_path / "g"), "share": ["x"]}),
+            await c.post("/api/devices/NOT-AN-ID/pause"),
+            await c.delete("/api/devices/NOT-AN-ID"),
+        ):
+            assert r.status_code == 400 and r.json()["kind"] == "DeviceIDError", r.text
         f = (await c.get("/api/folders/f")).json()
         assert [x["id"] for x in f["devices"]] == [other] and f["devices"][0]["in_sync"] is False
         assert (await c.delete(f"/api/devices/{other}")).status_code == 200
