@@ -33,6 +33,11 @@ class FolderKind(enum.StrEnum):
             return None
 
     @property
+    def description(self) -> str:
+        """How people read the kind: "send and receive", "send only", "receive only"."""
+        return _DESCRIPTIONS[self]
+
+    @property
     def wire(self) -> FolderType:
         """The folder type announced in ClusterConfig (imported here only: the CLI and
         the config do not load the protocol messages)."""
@@ -41,6 +46,11 @@ class FolderKind(enum.StrEnum):
         return FolderType[self.name]
 
 
+_DESCRIPTIONS = {
+    FolderKind.SEND_RECEIVE: "send and receive",
+    FolderKind.SEND_ONLY: "send only",
+    FolderKind.RECEIVE_ONLY: "receive only",
+}
 FOLDER_TYPES: tuple[str, ...] = tuple(kind.value for kind in FolderKind)
 
 

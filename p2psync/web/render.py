@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api.http import Response
+from ..values import FolderKind
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -59,6 +60,7 @@ def environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters.update(size=size_text, rate=rate_text, ago=ago_text, when=when_text)
+    env.globals.update(folder_kinds=tuple(FolderKind))  # the type choices, in one place
     return env
 
 

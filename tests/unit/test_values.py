@@ -43,6 +43,14 @@ def test_folder_kind_maps_to_the_wire_type(kind: FolderKind, wire: FolderType) -
     assert kind.wire is wire
 
 
+def test_each_folder_kind_has_the_description_the_web_pages_show() -> None:
+    assert [k.description for k in FolderKind] == [
+        "send and receive",
+        "send only",
+        "receive only",
+    ]
+
+
 def test_a_folder_built_from_text_holds_the_typed_kind() -> None:
     folder = FolderConfig(id="a", path="/data/a", type="receiveonly")  # type: ignore[arg-type]
     assert folder.type is FolderKind.RECEIVE_ONLY
