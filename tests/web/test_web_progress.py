@@ -20,7 +20,8 @@ def test_the_progress_bar_and_rate_move_while_a_folder_pulls(start_daemon, conte
     ok(alpha.home, "peer", "add", beta.device_id, "--name", "beta", "--address", beta.listen)
     ok(beta.home, "peer", "add", alpha.device_id, "--name", "alpha", "--address", alpha.listen)
     ok(alpha.home, "folder", "add", str(data["alpha"]), "--id", "f", "--share", beta.device_id)
-    wait_for(lambda: "f" in ok(beta.home, "folder", "pending"), what="the offer on beta")
+    # not just "f": "No pending folders." has one
+    wait_for(lambda: "offered by" in ok(beta.home, "folder", "pending"), what="the offer on beta")
     ok(beta.home, "folder", "accept", "f", str(data["beta"]))
 
     page = context.new_page()
