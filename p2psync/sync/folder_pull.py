@@ -208,13 +208,14 @@ class FolderPulls:
         return need.deleted == 0
 
     def _item_skipped(self, fi: FileInfo, exc: ItemSkipped) -> None:
-        if exc.kept:
-            self.report.keep_not_synced(fi, exc.reason)
         if exc.rescan:
             self._note_paths([fi.name])
         if exc.retry_soon:
             self._retry_soon = True
-        self.report.item_failed(fi, exc.reason, log_it=not exc.kept)
+        if exc.kept:
+            self.report.keep_not_synced(fi, exc.reason)
+        else:
+            self.report.item_failed(fi, exc.reason)
 
     async def _flush_pulled(self) -> None:
         """Record what the puller applied (one index transaction) and make the renames

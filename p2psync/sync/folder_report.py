@@ -59,12 +59,14 @@ class FolderReport:
             listed[name] = reason
 
     def keep_not_synced(self, fi: FileInfo, reason: str) -> None:
-        """Show a refused item in the status (bounded); a refused deletion has nothing to
-        show. Logged as a warning: a peer sent something this device never stores."""
+        """An item a pull round refused for good: shown in the status (bounded; a refused
+        deletion has nothing to show) and logged once as a warning, as a peer sent
+        something this device never stores; its event goes out."""
         if fi.deleted:
             self.status.not_synced.pop(fi.name, None)
-            return
-        self.note_not_synced(fi.name, reason)
+        else:
+            self.note_not_synced(fi.name, reason)
+        self._item_event(fi, reason)
 
     def item_finished(self, fi: FileInfo) -> None:
         self._failures_logged.pop(fi.name, None)
@@ -76,16 +78,18 @@ class FolderReport:
             action="delete" if fi.deleted else "update",
         )
 
-    def item_failed(self, fi: FileInfo, reason: str, *, log_it: bool = True) -> None:
-        """An item a pull round could not apply. Logged at INFO the first time it fails
-        for ``reason``, at DEBUG while it keeps failing for the same one; the event goes
-        out every time."""
-        if log_it:
-            level = logging.DEBUG if self._failures_logged.get(fi.name) == reason else logging.INFO
-            log.log(level, "%s: %s not synced: %s", self.id, fi.name, reason)
-            if len(self._failures_logged) >= self._failures_remembered:
-                self._failures_logged.clear()  # bounded: at worst logged once more
-            self._failures_logged[fi.name] = reason
+    def item_failed(self, fi: FileInfo, reason: str) -> None:
+        """An item a pull round could not apply (it is tried again). Logged at INFO the
+        first time it fails for ``reason``, at DEBUG while it keeps failing for the same
+        one; the event goes out every time."""
+        level = logging.DEBUG if self._failures_logged.get(fi.name) == reason else logging.INFO
+        log.log(level, "%s: %s not synced: %s", self.id, fi.name, reason)
+        if len(self._failures_logged) >= self._failures_remembered:
+            self._failures_logged.clear()  # bounded: at worst logged once more
+        self._failures_logged[fi.name] = reason
+        self._item_event(fi, reason)
+
+    def _item_event(self, fi: FileInfo, reason: str) -> None:
         self.events.emit("ItemFinished", folder=self.id, item=fi.name, error=reason)
 
     def conflicts_made(

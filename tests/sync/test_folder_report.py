@@ -56,10 +56,15 @@ def test_the_memory_of_logged_failures_is_bounded(caplog: pytest.LogCaptureFixtu
 
 
 def test_a_kept_item_is_not_logged_as_a_failure(caplog: pytest.LogCaptureFixture) -> None:
-    report = FolderReport("f", EventLog(), not_synced_listed=10)
+    events = EventLog()
+    report = FolderReport("f", events, not_synced_listed=10)
     caplog.set_level(logging.INFO, logger="p2psync.sync.folder")
-    report.item_failed(FileInfo("a\\b"), "name not allowed here", log_it=False)
-    assert _info_lines(caplog) == []
+    report.keep_not_synced(FileInfo("a\\b"), "name not allowed here")
+    report.keep_not_synced(FileInfo("a\\b"), "name not allowed here")
+    # one warning (not an INFO "failed" line), and not again for the same reason
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert report.status.not_synced == {"a\\b": "name not allowed here"}
+    assert [e.data["error"] for e in events.since(0)] == ["name not allowed here"] * 2
 
 
 def test_the_shown_state_after_a_round_puts_the_most_important_reason_first() -> None:
