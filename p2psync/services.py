@@ -20,9 +20,9 @@ import trio
 from .api.registry import RunningNode
 from .config import Config
 from .discovery.cache import AddressCache
+from .endpoints import parse_endpoint
 from .errors import ConfigError
 from .identity import DeviceID, Identity
-from .net.endpoints import parse_endpoint
 from .net.manager import ConnectionManager
 from .values import uses_discovery
 

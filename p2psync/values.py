@@ -3,7 +3,7 @@
 The config, the API, the CLI and the engine compare these through the names here, not
 through string literals. A ``FolderKind`` is a ``StrEnum``: it is written to config.toml
 and JSON as the same text as before (``sendreceive``, ``sendonly``, ``receiveonly``).
-Device IDs are ``identity.DeviceID``; addresses are ``net.endpoints.Endpoint`` and
+Device IDs are ``identity.DeviceID``; addresses are ``endpoints.Endpoint`` and
 ``protocol.relay`` URLs, each with its own parse function.
 """
 

@@ -24,9 +24,9 @@ import trio
 from zeroconf import Error as ZeroconfError
 from zeroconf import InterfaceChoice, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
+from ..endpoints import Endpoint
 from ..errors import ConfigError, DeviceIDError, RemoteProtocolError
 from ..identity import DeviceID
-from ..net.endpoints import Endpoint
 from .cache import AddressCache
 
 log = logging.getLogger(__name__)

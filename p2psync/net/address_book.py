@@ -2,7 +2,7 @@
 
 Discovery (``discovery.cache.AddressCache``) fills it; the dialer only reads it and
 forgets an address that led to the wrong device. Typed here so that ``net`` does not
-import ``discovery`` (which imports ``net.endpoints``).
+import ``discovery``.
 """
 
 from __future__ import annotations

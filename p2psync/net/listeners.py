@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
-from .endpoints import Endpoint, parse_endpoint
+from ..endpoints import Endpoint, parse_endpoint
 
 # Accepts on one listener until cancelled, running each connection's handler in the
 # nursery it is given (the connection manager's: connections outlive their listener).

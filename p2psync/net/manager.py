@@ -20,6 +20,7 @@ from OpenSSL import SSL
 
 from .. import CLIENT_NAME, __version__
 from ..config import Config, DeviceConfig
+from ..endpoints import Endpoint, parse_endpoint
 from ..errors import P2PSyncError, ProtocolError, RemoteProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
@@ -34,7 +35,6 @@ from ..values import explicit_addresses, uses_discovery
 from .address_book import AddressBook
 from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
 from .dialstate import DialBackoff, backoff_base_from_env
-from .endpoints import Endpoint, parse_endpoint
 from .listeners import ListenerGroup, bound_addresses, open_listeners_announced
 from .peer import PeerConnection
 from .ratelimit import RateLimitedStream, TokenBucket

@@ -11,9 +11,9 @@ from p2psync.discovery.mdns import (
     parse_announcement,
     tcp_url,
 )
+from p2psync.endpoints import parse_endpoint
 from p2psync.errors import ConfigError, RemoteProtocolError
 from p2psync.identity import DeviceID
-from p2psync.net.endpoints import parse_endpoint
 
 DEVICE = DeviceID(bytes(range(32)))
 

@@ -20,8 +20,8 @@ import msgpack
 import trio
 
 from p2psync.config import DeviceConfig
+from p2psync.endpoints import parse_endpoint
 from p2psync.identity import Identity, generate_identity
-from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.protocol import codec
 from p2psync.protocol.connection import NEED_DATA, Connection

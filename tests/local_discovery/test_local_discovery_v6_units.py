@@ -5,8 +5,8 @@ import socket
 import pytest
 
 from p2psync.discovery.local_v4 import _fill_host, _with_zone, multicast_interfaces
+from p2psync.endpoints import parse_endpoint
 from p2psync.errors import ConfigError
-from p2psync.net.endpoints import parse_endpoint
 
 
 def test_a_link_local_sender_keeps_its_zone_and_fills_an_unspecified_host() -> None:

@@ -28,10 +28,10 @@ from faults import P2PSYNC, Daemon, fill, share_folder, temp_files, tmpfs, wait_
 from nodes import FOLDER, make_home
 
 from p2psync.config import load_config, save_config
+from p2psync.endpoints import parse_endpoint
 from p2psync.errors import IndexCorruptError, IndexError_
 from p2psync.fs.internal import temp_name
 from p2psync.identity import generate_identity
-from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.protocol import vector
 from p2psync.protocol.connection import NEED_DATA, Connection

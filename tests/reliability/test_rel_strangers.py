@@ -8,8 +8,8 @@ import time
 import trio
 from nodes import make_home
 
+from p2psync.endpoints import parse_endpoint
 from p2psync.identity import Identity, generate_identity
-from p2psync.net.endpoints import parse_endpoint
 from p2psync.net.tls import tls_connect
 from p2psync.pending import MAX_DEVICES_PER_HOST, MAX_ENTRIES
 from p2psync.protocol.connection import NEED_DATA, Connection

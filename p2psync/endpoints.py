@@ -10,8 +10,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
-from ..values import is_dynamic as _is_dynamic_exactly
+from .errors import ConfigError
+from .values import is_dynamic as _is_dynamic_exactly
 
 DEFAULT_PORT = 22000
 SCHEMES = ("tcp", "tcp4", "tcp6")

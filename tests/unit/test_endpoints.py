@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from p2psync.endpoints import Endpoint, is_dynamic, parse_addresses, parse_endpoint
 from p2psync.errors import ConfigError
-from p2psync.net.endpoints import Endpoint, is_dynamic, parse_addresses, parse_endpoint
 
 
 @pytest.mark.parametrize(
