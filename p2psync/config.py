@@ -20,10 +20,11 @@ import platformdirs
 import tomli_w
 
 from .config_lines import line_of
+from .endpoints import DYNAMIC_ADDRESS, DeviceAddress, parse_config_tcp
 from .errors import ConfigError, DeviceIDError, UsageError
 from .identity import DeviceID
 from .selection import normalize as normalize_selection
-from .values import DYNAMIC, FOLDER_TYPES, FolderKind, is_dynamic
+from .values import FOLDER_TYPES, FolderKind
 
 CONFIG_FILE = "config.toml"
 DEFAULT_LISTEN_PORT = 22001  # Syncthing uses 22000
@@ -89,7 +90,7 @@ class FolderConfig:
 class DeviceConfig:
     id: DeviceID
     name: str = ""
-    addresses: tuple[str, ...] = (DYNAMIC,)
+    addresses: tuple[DeviceAddress, ...] = (DYNAMIC_ADDRESS,)
     introducer: bool = False
     paused: bool = False
     max_send_kbps: int = 0
@@ -98,6 +99,16 @@ class DeviceConfig:
     # sharing with it (unless skip_introduction_removals is set on the introducer).
     introduced_by: DeviceID | None = None  # written as "" when None
     skip_introduction_removals: bool = False
+
+    def __post_init__(self) -> None:
+        # Parsed once: a device built from address texts (tests, older callers) holds
+        # DeviceAddress values; ConfigError for a text that is no address.
+        if not all(isinstance(a, DeviceAddress) for a in self.addresses):
+            parsed = tuple(
+                a if isinstance(a, DeviceAddress) else DeviceAddress.parse(a)
+                for a in self.addresses
+            )
+            object.__setattr__(self, "addresses", parsed)
 
 
 @dataclass(frozen=True)
@@ -280,9 +291,10 @@ def argument_errors() -> Iterator[None]:
 
 
 def validate_listen_url(url: str, where: str) -> str:
-    m = re.fullmatch(r"tcp://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", url)
-    if not m or not 0 <= int(m.group(2)) <= 65535:
-        raise ConfigError(f"{where}: {url!r} is not an address like tcp://HOST:PORT")
+    try:
+        parse_config_tcp(url)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     return url
 
 
@@ -296,13 +308,13 @@ def validate_relay_url(url: str, where: str) -> str:
     return url
 
 
-def validate_device_address(address: str, where: str) -> str:
-    """A device address: ``dynamic``, ``tcp://HOST:PORT`` or a relay URL."""
-    if is_dynamic(address):
-        return address
-    if address.lower().startswith("relay://"):
-        return validate_relay_url(address, where)
-    return validate_listen_url(address, where)
+def parse_device_address(text: str, where: str) -> DeviceAddress:
+    """A device address: ``dynamic``, ``tcp://HOST:PORT`` or a relay URL, parsed once;
+    the ConfigError names ``where``."""
+    try:
+        return DeviceAddress.parse(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def validate_host_port(value: str, where: str) -> str:
@@ -327,9 +339,10 @@ def _parse_device(table: dict[str, Any], where: str) -> DeviceConfig:
     if raw_id is None:
         raise ConfigError(f"{where}.id: missing")
     device_id = _device_id(raw_id, f"{where}.id")
-    addresses = r.str_list("addresses", (DYNAMIC,))
-    for i, a in enumerate(addresses):
-        validate_device_address(a, f"{where}.addresses[{i}]")
+    addresses = tuple(
+        parse_device_address(a, f"{where}.addresses[{i}]")
+        for i, a in enumerate(r.str_list("addresses", (DYNAMIC_ADDRESS.text,)))
+    )
     dev = DeviceConfig(
         id=device_id,
         name=r.get("name", str, ""),
@@ -515,8 +528,8 @@ def parse_config(data: dict[str, Any]) -> Config:
 
 def _plain(value: Any) -> Any:
     """A config value as TOML/JSON holds it: tables for dataclasses, lists for tuples,
-    device IDs in their canonical text."""
-    if isinstance(value, DeviceID):
+    device IDs in their canonical text, device addresses as they were written."""
+    if isinstance(value, DeviceID | DeviceAddress):
         return str(value)
     if isinstance(value, DeviceConfig):
         return device_to_dict(value)

@@ -1,16 +1,20 @@
 """Device and listen addresses: ``tcp://host:port``, ``tcp4://``, ``tcp6://``, ``dynamic``.
 
 Follows Syncthing: a missing port means the default 22000; ``dynamic`` means "find
-this device through discovery"; IPv6 literals go in brackets.
+this device through discovery"; IPv6 literals go in brackets. A configured device
+address is a :class:`DeviceAddress`, parsed once where the config is loaded or edited.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .protocol.relay import RelayURL, parse_relay_url
 from .values import is_dynamic as _is_dynamic_exactly
 
 DEFAULT_PORT = 22000
@@ -103,3 +107,73 @@ def parse_addresses(texts: list[str] | tuple[str, ...]) -> tuple[bool, list[Endp
         else:
             endpoints.append(parse_endpoint(text))
     return dynamic, endpoints
+
+
+# ---- configured addresses ----------------------------------------------------------------
+
+_CONFIG_TCP = re.compile(r"tcp://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
+
+
+def parse_config_tcp(text: str) -> Endpoint:
+    """A ``tcp://HOST:PORT`` address as config.toml takes it (listen and device
+    addresses): the port is required, the scheme is lower-case ``tcp``. ConfigError
+    otherwise (the caller prefixes the key)."""
+    m = _CONFIG_TCP.fullmatch(text)
+    if m and int(m.group(2)) <= 65535:
+        try:
+            return parse_endpoint(text)
+        except ConfigError:
+            pass  # e.g. brackets around something that is no IPv6 address
+    raise ConfigError(f"{text!r} is not an address like tcp://HOST:PORT")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAddress:
+    """A device's configured address, parsed once: the text as written (``str()`` gives
+    it back, so config.toml is saved byte for byte as it was read) and what it means:
+    ``dynamic`` (``target`` None), a tcp :class:`Endpoint` or a relay :class:`RelayURL`.
+    """
+
+    text: str
+    target: Endpoint | RelayURL | None
+
+    @classmethod
+    def parse(cls, text: str) -> DeviceAddress:
+        """``dynamic``, ``tcp://HOST:PORT`` or ``relay://HOST:PORT/?id=...``; ConfigError
+        says what is wrong (the caller prefixes where the text came from)."""
+        if _is_dynamic_exactly(text):
+            return cls(text, None)
+        if text.lower().startswith("relay://"):
+            return cls(text, parse_relay_url(text))
+        return cls(text, parse_config_tcp(text))
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.target is None
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The tcp address to dial, or None (dynamic, relay)."""
+        return self.target if isinstance(self.target, Endpoint) else None
+
+    @property
+    def relay(self) -> RelayURL | None:
+        """The relay to dial through, or None (dynamic, tcp)."""
+        return self.target if isinstance(self.target, RelayURL) else None
+
+
+DYNAMIC_ADDRESS = DeviceAddress.parse("dynamic")
+"""The default address of a device: find it through discovery."""
+
+
+def explicit_addresses(addresses: Iterable[DeviceAddress]) -> tuple[DeviceAddress, ...]:
+    """The configured addresses other than ``dynamic``, in order."""
+    return tuple(a for a in addresses if not a.is_dynamic)
+
+
+def uses_discovery(addresses: Iterable[DeviceAddress]) -> bool:
+    """Does a device with these addresses want to be found through discovery?"""
+    return any(a.is_dynamic for a in addresses)

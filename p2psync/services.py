@@ -20,11 +20,10 @@ import trio
 from .api.registry import RunningNode
 from .config import Config
 from .discovery.cache import AddressCache
-from .endpoints import parse_endpoint
+from .endpoints import parse_endpoint, uses_discovery
 from .errors import ConfigError
 from .identity import DeviceID, Identity
 from .net.manager import ConnectionManager
-from .values import uses_discovery
 
 if TYPE_CHECKING:
     from .discovery.global_client import GlobalDiscovery

@@ -1,16 +1,15 @@
-"""Small typed values parsed once: a folder's type and a device's ``dynamic`` address.
+"""Small typed values parsed once: a folder's type and the ``dynamic`` device address.
 
 The config, the API, the CLI and the engine compare these through the names here, not
 through string literals. A ``FolderKind`` is a ``StrEnum``: it is written to config.toml
 and JSON as the same text as before (``sendreceive``, ``sendonly``, ``receiveonly``).
-Device IDs are ``identity.DeviceID``; addresses are ``endpoints.Endpoint`` and
-``protocol.relay`` URLs, each with its own parse function.
+Device IDs are ``identity.DeviceID``; a device's configured addresses are
+``endpoints.DeviceAddress`` values (dynamic, a tcp ``Endpoint`` or a relay URL).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,13 +60,3 @@ DYNAMIC = "dynamic"
 def is_dynamic(address: str) -> bool:
     """Is this configured device address ``dynamic`` (stored exactly so)?"""
     return address == DYNAMIC
-
-
-def explicit_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
-    """The configured addresses other than ``dynamic``, in order."""
-    return tuple(a for a in addresses if not is_dynamic(a))
-
-
-def uses_discovery(addresses: Iterable[str]) -> bool:
-    """Does a device with these addresses want to be found through discovery?"""
-    return any(is_dynamic(a) for a in addresses)

@@ -20,14 +20,15 @@ from ..config import (
     argument_errors,
     folder_path_problem,
     normalized_path,
-    validate_device_address,
+    parse_device_address,
     validate_folder_id,
 )
+from ..endpoints import DYNAMIC_ADDRESS
 from ..errors import NotFoundError, UsageError
 from ..identity import DeviceID
 from ..pending import PendingFolder
 from ..selection import normalize as normalize_selection
-from ..values import DYNAMIC, FOLDER_TYPES, FolderKind, is_dynamic
+from ..values import FOLDER_TYPES, FolderKind
 
 
 def _known_device(cfg: Config, did: DeviceID) -> DeviceID:
@@ -60,15 +61,13 @@ def add_device(
     """Trust ``did`` (add or update it); returns (config, whether it already existed)."""
     if did == own:
         raise UsageError("that is this device's own ID")
-    for i, a in enumerate(addresses):
-        if not is_dynamic(a):
-            with argument_errors():
-                validate_device_address(a, f"addresses[{i}]")
+    with argument_errors():
+        parsed = tuple(parse_device_address(a, f"addresses[{i}]") for i, a in enumerate(addresses))
     existing = cfg.device(did)
     new = DeviceConfig(
         id=did,
         name=name or (existing.name if existing else ""),
-        addresses=tuple(addresses) or (existing.addresses if existing else (DYNAMIC,)),
+        addresses=parsed or (existing.addresses if existing else (DYNAMIC_ADDRESS,)),
         introducer=introducer,
         paused=existing.paused if existing else False,
         max_send_kbps=existing.max_send_kbps if existing else 0,

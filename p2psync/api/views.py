@@ -196,7 +196,7 @@ def device_view(node: RunningNode, device: DeviceConfig, meter: RateMeter) -> di
     view: dict[str, Any] = {
         "id": str(device.id),
         "name": device.name,
-        "addresses": list(device.addresses),
+        "addresses": [str(a) for a in device.addresses],
         "paused": device.paused,
         "introducer": device.introducer,
         "connected": connected,

@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from ..api import edits
-from ..config import argument_errors, device_to_dict, validate_device_address
+from ..config import argument_errors, device_to_dict, parse_device_address
 from ..errors import NotFoundError, UsageError
 from ..textsafe import safe
-from ..values import DYNAMIC, is_dynamic
+from ..values import DYNAMIC
 from .support import Context, emit, json_option, parse_device_id
 
 # ---- peers -----------------------------------------------------------------------------
@@ -53,10 +53,9 @@ def peer_add(
     cfg = obj.config()
     if did == obj.own_id():
         raise UsageError("that is this device's own ID")
-    for i, a in enumerate(addresses):
-        if not is_dynamic(a):
-            with argument_errors():
-                validate_device_address(a, f"--address[{i}]")
+    with argument_errors():  # refused here, with the option's name, before any edit
+        for i, a in enumerate(addresses):
+            parse_device_address(a, f"--address[{i}]")
     client = obj.daemon()
     if client is not None:
         body = {

@@ -20,7 +20,7 @@ from OpenSSL import SSL
 
 from .. import CLIENT_NAME, __version__
 from ..config import Config, DeviceConfig
-from ..endpoints import Endpoint, parse_endpoint
+from ..endpoints import DeviceAddress, Endpoint, explicit_addresses, parse_endpoint, uses_discovery
 from ..errors import P2PSyncError, ProtocolError, RemoteProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
@@ -29,9 +29,8 @@ from ..pending import PendingDevice, PendingStore
 from ..protocol.bep import ALPN as BEP_ALPN
 from ..protocol.connection import NEED_DATA, Connection
 from ..protocol.messages import Close, Hello
-from ..protocol.relay import RelayURL, SessionInvitation, is_relay_url
+from ..protocol.relay import RelayURL, SessionInvitation, is_relay_url, parse_relay_url
 from ..protocol.wire import WireCodec, codec_for_alpn
-from ..values import explicit_addresses, uses_discovery
 from .address_book import AddressBook
 from .admission import Admission, AdmissionLimits, Ticket, serve_admitted
 from .dialstate import DialBackoff, backoff_base_from_env
@@ -43,6 +42,25 @@ from .tls import TLSStream, make_tls_context, tls_accept, tls_connect
 from .trust import PeerRejectedError, authenticate_peer
 
 log = logging.getLogger("p2psync.net")
+
+Dialable = DeviceAddress | str
+"""An address to dial: a configured one (parsed once, when the config was loaded or
+edited) or one discovery found (text, parsed when it is dialled)."""
+
+
+def _is_relay(address: Dialable) -> bool:
+    if isinstance(address, DeviceAddress):
+        return address.relay is not None
+    return is_relay_url(address)
+
+
+def _dial_target(address: Dialable) -> Endpoint | RelayURL:
+    """Where to dial ``address``; ConfigError for discovered text that is no address."""
+    if isinstance(address, DeviceAddress):
+        assert address.target is not None  # explicit_addresses() leaves dynamic out
+        return address.target
+    return parse_relay_url(address) if is_relay_url(address) else parse_endpoint(address)
+
 
 # Failures an incoming connection is expected to meet (network, TLS, protocol, trust):
 # one log line each. Anything else is a bug, logged with a traceback now and then.
@@ -275,7 +293,7 @@ class ConnectionManager:
         )
 
     async def _dial_contained(
-        self, dc: DeviceConfig, addresses: list[str], backoff: DialBackoff | None = None
+        self, dc: DeviceConfig, addresses: list[Dialable], backoff: DialBackoff | None = None
     ) -> None:
         """``_dial``; whatever fails ends only this attempt and its connection."""
         try:
@@ -304,7 +322,7 @@ class ConnectionManager:
                     continue
                 addresses = self._addresses_for(dc)
                 if upgrade:
-                    addresses = [a for a in addresses if not is_relay_url(a)]
+                    addresses = [a for a in addresses if not _is_relay(a)]
                 if not addresses:
                     continue
                 self._dialing.add(device)
@@ -313,18 +331,21 @@ class ConnectionManager:
             with trio.move_on_at(soonest):
                 await self._wake.wait()
 
-    def _addresses_for(self, dc: DeviceConfig) -> list[str]:
-        explicit = list(explicit_addresses(dc.addresses))
-        dynamic = (
-            self.cache.addresses(dc.id.raw, trio.current_time())
+    def _addresses_for(self, dc: DeviceConfig) -> list[Dialable]:
+        dynamic: list[Dialable] = (
+            list(self.cache.addresses(dc.id.raw, trio.current_time()))
             if uses_discovery(dc.addresses)
             else []
         )
+        # The configured ones first, each address once (by its text).
+        chosen: dict[str, Dialable] = {}
+        for address in [*explicit_addresses(dc.addresses), *dynamic]:
+            chosen.setdefault(str(address), address)
         # Relays last: a direct connection is preferred.
-        return sorted(dict.fromkeys(explicit + dynamic), key=is_relay_url)
+        return sorted(chosen.values(), key=_is_relay)
 
     async def _dial(
-        self, dc: DeviceConfig, addresses: list[str], backoff: DialBackoff | None = None
+        self, dc: DeviceConfig, addresses: list[Dialable], backoff: DialBackoff | None = None
     ) -> None:
         device = dc.id
         backoff = backoff or self.dial_backoff
@@ -333,18 +354,18 @@ class ConnectionManager:
             for address in addresses:
                 if self.is_connected(device) and not self.is_relayed(device):
                     return
-                relayed = is_relay_url(address)
+                relayed = _is_relay(address)
                 try:
-                    endpoint = None if relayed else parse_endpoint(address)
+                    target = _dial_target(address)
                 except P2PSyncError as exc:
                     error = f"{address}: {exc}"
                     continue
                 try:
-                    if endpoint is None:
-                        transport = await self.relays.dial(address, device)
+                    if isinstance(target, RelayURL):
+                        transport = await self.relays.dial(target, device)
                     else:
                         with trio.fail_after(DIAL_TIMEOUT):
-                            transport = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+                            transport = await trio.open_tcp_stream(target.host, target.port)
                     ctx = self._ctx
                     assert ctx is not None
                     tls = await tls_connect(transport, ctx, handshake_timeout=HANDSHAKE_TIMEOUT)
@@ -359,14 +380,15 @@ class ConnectionManager:
                     error = f"{address}: {exc or type(exc).__name__}"
                     continue
                 self._dialing.discard(device)
+                text = str(address)
                 ok = await self._establish(
-                    tls, address=address, expected=device, initiated_by_us=True, relayed=relayed
+                    tls, address=text, expected=device, initiated_by_us=True, relayed=relayed
                 )
                 if ok:
                     return  # the connection's end was recorded in dial_backoff.disconnected
                 error = f"{address}: the connection was refused or failed during the handshake"
-                if address in self.cache.addresses(device.raw, trio.current_time()):
-                    self.cache.forget(device.raw, address)
+                if text in self.cache.addresses(device.raw, trio.current_time()):
+                    self.cache.forget(device.raw, text)
             wait = backoff.failed(device, trio.current_time(), error)
             log.debug("next dial of %s in %.1f s (%s)", device.short_str(), wait, error)
         finally:

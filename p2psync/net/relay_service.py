@@ -106,9 +106,7 @@ class RelayService:
         """Our relay addresses, as announced through discovery."""
         return [str(s.url) for s in self.statuses() if s.joined]
 
-    async def dial(self, address: str, device: DeviceID) -> trio.abc.Stream:
-        """A relayed stream to ``device`` (we are the TLS client in it)."""
-        stream, _invitation = await dial_through_relay(
-            parse_relay_url(address), device, self.context
-        )
+    async def dial(self, url: RelayURL, device: DeviceID) -> trio.abc.Stream:
+        """A relayed stream to ``device`` through ``url`` (we are the TLS client in it)."""
+        stream, _invitation = await dial_through_relay(url, device, self.context)
         return stream

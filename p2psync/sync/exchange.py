@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from ..config import Config
+from ..endpoints import explicit_addresses
 from ..errors import ConfigError
 from ..events import EventLog
 from ..identity import DeviceID
@@ -38,7 +39,7 @@ from ..protocol.messages import (
     Response,
 )
 from ..resource_faults import RESOURCE_ERRORS, describe
-from ..values import DYNAMIC, explicit_addresses
+from ..values import DYNAMIC
 from .folder import FolderRunner
 from .introductions import introduce
 from .overrides import FLAG_RECEIVE_ONLY
@@ -149,7 +150,7 @@ class SyncModel:
         return FolderDevice(
             id=raw,
             name=dc.name,
-            addresses=explicit_addresses(dc.addresses)[:16] or (DYNAMIC,),
+            addresses=tuple(str(a) for a in explicit_addresses(dc.addresses)[:16]) or (DYNAMIC,),
             introducer=dc.introducer,
             index_id=await self._db(self.index.index_id, folder_id, raw),
             max_sequence=await self._db(self.index.max_sequence, folder_id, raw),

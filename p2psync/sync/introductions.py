@@ -10,12 +10,14 @@ user added are never removed this way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from ..config import Config, DeviceConfig
+from ..endpoints import DYNAMIC_ADDRESS, DeviceAddress
+from ..errors import ConfigError
 from ..identity import DeviceID
 from ..protocol.messages import ClusterConfig
-from ..values import DYNAMIC, explicit_addresses
 
 
 def introduce(cfg: Config, introducer: DeviceID, cc: ClusterConfig, local: DeviceID) -> Config:
@@ -36,12 +38,11 @@ def introduce(cfg: Config, introducer: DeviceID, cc: ClusterConfig, local: Devic
             did = DeviceID(device.id)
             listed[folder.id].add(did)
             if new.device(did) is None:
-                addresses = explicit_addresses(device.addresses)
                 new = new.with_device(
                     DeviceConfig(
                         id=did,
                         name=device.name,
-                        addresses=(*addresses, DYNAMIC),
+                        addresses=(*_explicit_addresses(device.addresses), DYNAMIC_ADDRESS),
                         introduced_by=introducer,
                     )
                 )
@@ -71,3 +72,18 @@ def _remove_unlisted(cfg: Config, introducer: DeviceID, listed: dict[str, set[De
         if not any(did in f.devices for f in new.folders):
             new = new.without_device(did)
     return new
+
+
+def _explicit_addresses(texts: Iterable[str]) -> tuple[DeviceAddress, ...]:
+    """The addresses an introducer gives for a device, parsed as the config parses
+    them, ``dynamic`` left out. One the config would refuse (Syncthing's ``quic://``,
+    say) is left out too: saved, it would make config.toml fail to load."""
+    out = []
+    for text in texts:
+        try:
+            address = DeviceAddress.parse(text)
+        except ConfigError:
+            continue
+        if not address.is_dynamic:
+            out.append(address)
+    return tuple(out)

@@ -24,7 +24,7 @@ async def test_find_each_other_through_discovery_server(tmp_path) -> None:
             disco = DiscoveryConfig(mdns=False, global_servers=(urls[0],))
             async with running_cluster(tmp_path, ["a", "b"], dynamic=True, discovery=disco) as c:
                 # the daemons have no addresses for each other: only the server can tell them
-                assert c.nodes["a"].config.devices[0].addresses == ("dynamic",)
+                assert [str(a) for a in c.nodes["a"].config.devices[0].addresses] == ["dynamic"]
                 await wait_for(
                     lambda: c.connected("a", "b"),
                     timeout=30,

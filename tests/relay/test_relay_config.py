@@ -23,7 +23,7 @@ def test_relays_and_their_rate_limits_are_read_and_validated() -> None:
         }
     )
     assert cfg.relays == (RELAY,) and cfg.relay_max_send_kbps == 100
-    assert cfg.devices[0].addresses[1] == RELAY
+    assert str(cfg.devices[0].addresses[1]) == RELAY
     with pytest.raises(ConfigError, match=r"^relays\[0\]: .*needs exactly one id"):
         parse_config({"relays": ["relay://127.0.0.1:22067/"]})
     with pytest.raises(ConfigError, match=r"^devices\[0\]\.addresses\[0\]: .*not a device ID"):

@@ -38,10 +38,22 @@ def test_a_device_the_introducer_shares_with_is_trusted_and_shared_with() -> Non
     new = introduce(base(), INTRO, offer((NEW, {"name": "nas", "addresses": ("tcp://h:1",)})), ME)
     dev = new.device(NEW)
     assert dev is not None and dev.name == "nas" and dev.introduced_by == INTRO
-    assert dev.addresses == ("tcp://h:1", "dynamic") and not dev.introducer
+    assert [str(a) for a in dev.addresses] == ["tcp://h:1", "dynamic"] and not dev.introducer
     assert new.folder("team").devices == (INTRO, NEW)
     assert new.folder("private").devices == ()  # only folders shared with the introducer
     assert introduce(new, INTRO, offer((NEW, {})), ME) == new  # idempotent
+
+
+def test_an_introduced_address_the_config_would_refuse_is_left_out(tmp_path) -> None:
+    """Syncthing also announces quic:// addresses; saved, one would make config.toml
+    fail to load, so only the addresses the config takes are kept."""
+    from p2psync.config import load_config, save_config
+
+    texts = ("quic://h:1", "dynamic", "tcp://h:1", "tcp://h")
+    new = introduce(base(), INTRO, offer((NEW, {"addresses": texts})), ME)
+    assert [str(a) for a in new.device(NEW).addresses] == ["tcp://h:1", "dynamic"]
+    save_config(new, tmp_path)
+    assert load_config(tmp_path) == new
 
 
 def test_nothing_changes_unless_the_device_is_our_introducer() -> None:

@@ -155,3 +155,89 @@ def test_device_ids_are_parsed_once_and_written_as_text(tmp_path) -> None:
     assert f'id = "{DEV}"' in toml and 'introduced_by = ""' in toml
     assert f'introduced_by = "{DEV}"' in toml
     assert load_config(tmp_path) == cfg
+
+
+def test_device_addresses_are_parsed_once_and_saved_byte_for_byte(tmp_path, monkeypatch) -> None:
+    """Every form of device address is parsed when the config is loaded; config.toml is
+    saved again byte for byte (the texts as written, not the parsed forms' spelling),
+    and the dialer uses the parsed forms without parsing again."""
+    import tomllib
+
+    from p2psync import endpoints
+    from p2psync.config import config_to_dict, device_to_dict, parse_config
+    from p2psync.endpoints import Endpoint, explicit_addresses, uses_discovery
+    from p2psync.net import manager
+    from p2psync.protocol.relay import RelayURL
+
+    texts = [
+        "dynamic",
+        "tcp://Desk.Example.COM:22001",  # a host name as written (parsed: lower case)
+        "tcp://[::1]:22001",  # an IPv6 literal
+        "tcp://10.0.0.2:0022",  # a port as written (parsed: 22)
+        f"relay://relay.example.net/?id={DEV}&pingInterval=1m0s",  # default port, extras
+    ]
+    parses = {"tcp": 0, "relay": 0}
+
+    def counted(name: str, kind: str):
+        real = getattr(endpoints, name)
+
+        def parse(text: str, **kwargs):
+            parses[kind] += 1
+            return real(text, **kwargs)
+
+        monkeypatch.setattr(endpoints, name, parse)
+
+    counted("parse_endpoint", "tcp")
+    counted("parse_relay_url", "relay")
+    save_config(parse_config({"devices": [{"id": DEV, "addresses": texts}]}), tmp_path)
+    written = (tmp_path / "config.toml").read_bytes()
+    assert tomllib.loads(written.decode())["devices"][0]["addresses"] == texts
+    parses.update(tcp=0, relay=0)
+
+    cfg = load_config(tmp_path)
+    # each address once ("dynamic" needs no parse), and the one listen address
+    assert parses == {"tcp": 3 + 1, "relay": 1}
+    (device,) = cfg.devices
+    assert [str(a) for a in device.addresses] == texts
+    assert [a.target for a in device.addresses] == [
+        None,
+        Endpoint("tcp", "desk.example.com", 22001),
+        Endpoint("tcp", "::1", 22001),
+        Endpoint("tcp", "10.0.0.2", 22),
+        RelayURL("relay.example.net", 22067, DEV_ID),
+    ]
+    assert uses_discovery(device.addresses)
+
+    def parsed_again(text: str, **kwargs):
+        raise AssertionError(f"{text!r} parsed again")
+
+    for module in (endpoints, manager):
+        monkeypatch.setattr(module, "parse_endpoint", parsed_again)
+        monkeypatch.setattr(module, "parse_relay_url", parsed_again)
+    targets = [manager._dial_target(a) for a in explicit_addresses(device.addresses)]
+    assert targets == [a.target for a in device.addresses[1:]]
+    assert device_to_dict(device)["addresses"] == config_to_dict(cfg)["devices"][0]["addresses"]
+    assert device_to_dict(device)["addresses"] == texts
+    again = tmp_path / "again"
+    save_config(cfg, again)
+    assert (again / "config.toml").read_bytes() == written
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("tcp://h", "'tcp://h' is not an address like tcp://HOST:PORT"),
+        ("tcp://[::1]", "'tcp://[::1]' is not an address like tcp://HOST:PORT"),
+        ("Dynamic", "'Dynamic' is not an address like tcp://HOST:PORT"),
+        ("relay://r:1/", "'relay://r:1/' needs exactly one id=RELAY-DEVICE-ID"),
+    ],
+)
+def test_a_bad_device_address_is_refused_on_load(tmp_path, address, message) -> None:
+    import tomli_w
+
+    (tmp_path / "config.toml").write_text(
+        tomli_w.dumps({"devices": [{"id": DEV, "addresses": ["dynamic", address]}]})
+    )
+    with pytest.raises(ConfigError, match=r"devices\[0\]\.addresses\[1\]: ") as err:
+        load_config(tmp_path)
+    assert message in str(err.value)

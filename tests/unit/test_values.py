@@ -1,4 +1,4 @@
-"""Typed values parsed once: folder kinds and the ``dynamic`` device address."""
+"""Typed values parsed once: folder kinds and the ``dynamic`` device address text."""
 
 import json
 
@@ -14,14 +14,7 @@ from p2psync.config import (
 )
 from p2psync.errors import ConfigError
 from p2psync.protocol.messages import FolderType
-from p2psync.values import (
-    DYNAMIC,
-    FOLDER_TYPES,
-    FolderKind,
-    explicit_addresses,
-    is_dynamic,
-    uses_discovery,
-)
+from p2psync.values import FOLDER_TYPES, FolderKind, is_dynamic
 
 
 def test_folder_types_keep_their_config_text() -> None:
@@ -76,12 +69,5 @@ def test_an_unknown_folder_type_is_refused_when_parsed() -> None:
         parse_config(data)
 
 
-def test_dynamic_addresses() -> None:
-    addresses = ("tcp://127.0.0.1:22001", DYNAMIC, "relay://127.0.0.1:22067/?id=X")
+def test_dynamic_is_spelled_exactly() -> None:
     assert is_dynamic("dynamic") and not is_dynamic("Dynamic") and not is_dynamic(" dynamic")
-    assert explicit_addresses(addresses) == (
-        "tcp://127.0.0.1:22001",
-        "relay://127.0.0.1:22067/?id=X",
-    )
-    assert uses_discovery(addresses)
-    assert not uses_discovery(explicit_addresses(addresses))
