@@ -20,7 +20,7 @@ import platformdirs
 import tomli_w
 
 from .config_lines import line_of
-from .endpoints import DYNAMIC_ADDRESS, DeviceAddress, parse_config_tcp
+from .endpoints import DYNAMIC_ADDRESS, DeviceAddress, ListenAddress
 from .errors import ConfigError, DeviceIDError, UsageError
 from .identity import DeviceID
 from .selection import normalize as normalize_selection
@@ -28,6 +28,7 @@ from .values import FOLDER_TYPES, FolderKind
 
 CONFIG_FILE = "config.toml"
 DEFAULT_LISTEN_PORT = 22001  # Syncthing uses 22000
+DEFAULT_LISTEN = f"tcp://0.0.0.0:{DEFAULT_LISTEN_PORT}"
 DEFAULT_API_PORT = 8385  # Syncthing's GUI uses 8384
 DEFAULT_DISCOVERY_PORT = 22027  # Syncthing's local discovery uses 21027
 VERSIONING_TYPES = ("none", "trashcan", "simple", "staggered")
@@ -123,7 +124,7 @@ class DiscoveryConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = field(default_factory=socket.gethostname)
-    listen: tuple[str, ...] = (f"tcp://0.0.0.0:{DEFAULT_LISTEN_PORT}",)
+    listen: tuple[ListenAddress, ...] = (ListenAddress.parse(DEFAULT_LISTEN),)
     api: str = f"127.0.0.1:{DEFAULT_API_PORT}"
     max_send_kbps: int = 0
     max_recv_kbps: int = 0
@@ -135,6 +136,15 @@ class Config:
     relays: tuple[str, ...] = ()
     relay_max_send_kbps: int = 0
     relay_max_recv_kbps: int = 0
+
+    def __post_init__(self) -> None:
+        # Parsed once: a config built from listen texts (tests, the demo) holds
+        # ListenAddress values; ConfigError for a text that is no listen address.
+        if not all(isinstance(a, ListenAddress) for a in self.listen):
+            parsed = tuple(
+                a if isinstance(a, ListenAddress) else ListenAddress.parse(a) for a in self.listen
+            )
+            object.__setattr__(self, "listen", parsed)
 
     # ---- queries -------------------------------------------------------------------
     def device(self, device_id: DeviceID) -> DeviceConfig | None:
@@ -290,12 +300,13 @@ def argument_errors() -> Iterator[None]:
         raise UsageError(str(exc)) from None
 
 
-def validate_listen_url(url: str, where: str) -> str:
+def parse_listen_address(text: str, where: str) -> ListenAddress:
+    """A listen address, ``tcp://HOST:PORT``, parsed once; the ConfigError names
+    ``where``."""
     try:
-        parse_config_tcp(url)
+        return ListenAddress.parse(text)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return url
 
 
 def validate_relay_url(url: str, where: str) -> str:
@@ -474,9 +485,10 @@ def parse_config(data: dict[str, Any]) -> Config:
     r = _Reader(data, "")
     r.get("version", int, CONFIG_VERSION)  # checked above; read so finish() accepts it
     name = r.get("name", str, None) or socket.gethostname()
-    listen = r.str_list("listen", Config.__dataclass_fields__["listen"].default)  # type: ignore[arg-type]
-    for i, url in enumerate(listen):
-        validate_listen_url(url, f"listen[{i}]")
+    listen = tuple(
+        parse_listen_address(text, f"listen[{i}]")
+        for i, text in enumerate(r.str_list("listen", (DEFAULT_LISTEN,)))
+    )
     api = validate_host_port(r.get("api", str, f"127.0.0.1:{DEFAULT_API_PORT}"), "api")
     disc_r = _Reader(r.get("discovery", dict, {}), "discovery")
     servers = disc_r.str_list("global_servers", ())
@@ -528,8 +540,8 @@ def parse_config(data: dict[str, Any]) -> Config:
 
 def _plain(value: Any) -> Any:
     """A config value as TOML/JSON holds it: tables for dataclasses, lists for tuples,
-    device IDs in their canonical text, device addresses as they were written."""
-    if isinstance(value, DeviceID | DeviceAddress):
+    device IDs in their canonical text, device and listen addresses as they were written."""
+    if isinstance(value, DeviceID | DeviceAddress | ListenAddress):
         return str(value)
     if isinstance(value, DeviceConfig):
         return device_to_dict(value)

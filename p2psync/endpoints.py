@@ -2,7 +2,8 @@
 
 Follows Syncthing: a missing port means the default 22000; ``dynamic`` means "find
 this device through discovery"; IPv6 literals go in brackets. A configured device
-address is a :class:`DeviceAddress`, parsed once where the config is loaded or edited.
+address is a :class:`DeviceAddress` and a listen address a :class:`ListenAddress`, each
+parsed once where the config is loaded or edited.
 """
 
 from __future__ import annotations
@@ -163,6 +164,24 @@ class DeviceAddress:
     def relay(self) -> RelayURL | None:
         """The relay to dial through, or None (dynamic, tcp)."""
         return self.target if isinstance(self.target, RelayURL) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """A configured listen address, parsed once: the text as written (``str()`` gives
+    it back, so config.toml is saved byte for byte) and the tcp :class:`Endpoint` to
+    bind. Only ``tcp://HOST:PORT``: no ``dynamic``, no relay URL."""
+
+    text: str
+    endpoint: Endpoint
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        """ConfigError says what is wrong (the caller prefixes where the text came from)."""
+        return cls(text, parse_config_tcp(text))
+
+    def __str__(self) -> str:
+        return self.text
 
 
 DYNAMIC_ADDRESS = DeviceAddress.parse("dynamic")

@@ -120,7 +120,7 @@ async def apply_network_changes(node: ServiceHost, nursery: trio.Nursery) -> lis
         except OSError as exc:
             log.error(
                 "cannot listen on %s (%s); still listening on %s",
-                ", ".join(config.listen),
+                ", ".join(map(str, config.listen)),
                 exc.strerror or exc,
                 ", ".join(node.connections.listen_addresses),
             )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, DiscoveryConfig, save_config
+from ..endpoints import ListenAddress
 from ..errors import DaemonNotRunningError, P2PSyncError
 from ..identity import load_or_create_identity
 from .auth import ensure_api_key
@@ -47,7 +48,7 @@ def _init_node(base: Path, name: str) -> DemoNode:
     cfg = replace(
         Config(),
         name=f"demo-{name}",
-        listen=("tcp://127.0.0.1:0",),
+        listen=(ListenAddress.parse("tcp://127.0.0.1:0"),),
         api="127.0.0.1:0",
         discovery=DiscoveryConfig(mdns=False),
     )

@@ -24,9 +24,9 @@ from ..config import (
     argument_errors,
     folder_path_problem,
     load_config,
+    parse_listen_address,
     save_config,
     validate_host_port,
-    validate_listen_url,
 )
 from ..errors import ConfigError, NotFoundError, P2PSyncError, UsageError
 from ..identity import DeviceID, load_identity, load_or_create_identity
@@ -84,10 +84,11 @@ class OfflineNode:
         if name:
             cfg = replace(cfg, name=name)
         if listen:
-            for i, url in enumerate(listen):
-                with argument_errors():
-                    validate_listen_url(url, f"--listen[{i}]")
-            cfg = replace(cfg, listen=tuple(listen))
+            with argument_errors():
+                parsed = tuple(
+                    parse_listen_address(text, f"--listen[{i}]") for i, text in enumerate(listen)
+                )
+            cfg = replace(cfg, listen=parsed)
         if api:
             with argument_errors():
                 cfg = replace(cfg, api=validate_host_port(api, "--api"))

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
-from ..endpoints import Endpoint, parse_endpoint
+from ..endpoints import Endpoint, ListenAddress
 
 # Accepts on one listener until cancelled, running each connection's handler in the
 # nursery it is given (the connection manager's: connections outlive their listener).
@@ -20,17 +20,17 @@ ServeListener = Callable[[trio.SocketListener, trio.Nursery], Awaitable[None]]
 
 
 async def open_listeners_announced(
-    urls: Sequence[str],
+    addresses: Sequence[ListenAddress],
 ) -> tuple[list[trio.SocketListener], list[str]]:
-    """Bind every ``tcp://HOST:PORT`` of ``urls`` (all or none: a failure closes the
-    ones already bound and raises the OSError). Also returns the addresses to announce:
-    each URL as configured (a host name stays a host name, an unspecified host lets the
-    discovery server fill in the source address), a port 0 replaced by the bound port."""
+    """Bind every one of ``addresses`` (all or none: a failure closes the ones already
+    bound and raises the OSError). Also returns the addresses to announce: each endpoint
+    as configured (a host name stays a host name, an unspecified host lets the discovery
+    server fill in the source address), a port 0 replaced by the bound port."""
     listeners: list[trio.SocketListener] = []
     announce: list[str] = []
     try:
-        for url in urls:
-            endpoint = parse_endpoint(url)
+        for address in addresses:
+            endpoint = address.endpoint
             opened = await trio.open_tcp_listeners(endpoint.port, host=endpoint.host)
             listeners.extend(opened)
             port = opened[0].socket.getsockname()[1] if opened else endpoint.port

@@ -20,7 +20,14 @@ from OpenSSL import SSL
 
 from .. import CLIENT_NAME, __version__
 from ..config import Config, DeviceConfig
-from ..endpoints import DeviceAddress, Endpoint, explicit_addresses, parse_endpoint, uses_discovery
+from ..endpoints import (
+    DeviceAddress,
+    Endpoint,
+    ListenAddress,
+    explicit_addresses,
+    parse_endpoint,
+    uses_discovery,
+)
 from ..errors import P2PSyncError, ProtocolError, RemoteProtocolError
 from ..events import EventLog
 from ..identity import DeviceID, Identity
@@ -157,10 +164,10 @@ class ConnectionManager:
             log.info("listening on %s", ", ".join(self.listen_addresses))
             task_status.started(self.listen_addresses)
 
-    async def rebind(self, urls: tuple[str, ...]) -> list[str]:
-        """Listen on ``urls`` instead, without a restart or dropping connections; raises
-        OSError (still listening as before) when they cannot be bound."""
-        listeners, announce = await open_listeners_announced(urls)
+    async def rebind(self, addresses: tuple[ListenAddress, ...]) -> list[str]:
+        """Listen on ``addresses`` instead, without a restart or dropping connections;
+        raises OSError (still listening as before) when they cannot be bound."""
+        listeners, announce = await open_listeners_announced(addresses)
         self._listeners.serve(self._nursery, listeners)
         self.announce_addresses = announce
         self.listen_addresses = bound_addresses(listeners)

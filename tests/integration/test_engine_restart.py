@@ -192,7 +192,9 @@ async def test_sigkill_of_receiving_daemon_never_exposes_partial_files(tmp_path:
             # A sends at most ~40 MiB/s, so the transfer lasts seconds and the kill below
             # lands in the middle of it however fast this machine is.
             cfg_a = node_a.config.with_device(
-                DeviceConfig(id=id_b, name="b", addresses=cfg_b.listen, max_send_kbps=40_000)
+                DeviceConfig(
+                    id=id_b, name="b", addresses=tuple(map(str, cfg_b.listen)), max_send_kbps=40_000
+                )
             )
             cfg_a = cfg_a.with_folder(
                 FolderConfig(

@@ -175,16 +175,19 @@ def db_is_intact(home: Path) -> bool:
 
 
 def share_folder(
-    home: Path, data: Path, peers: dict[Path, tuple[str, ...]], **folder: object
+    home: Path, data: Path, peers: dict[Path, tuple[object, ...]], **folder: object
 ) -> None:
-    """Trust each peer home's device at the given addresses and share the test folder."""
+    """Trust each peer home's device at the given addresses (texts, or its config's
+    listen addresses) and share the test folder."""
     cfg: Config = load_config(home)
     ids = []
     for peer_home, addresses in peers.items():
         ident = load_identity(peer_home)
         ids.append(ident.device_id)
         cfg = cfg.with_device(
-            DeviceConfig(id=ident.device_id, name=peer_home.parent.name, addresses=addresses)
+            DeviceConfig(
+                id=ident.device_id, name=peer_home.parent.name, addresses=tuple(map(str, addresses))
+            )
         )
     cfg = cfg.with_folder(
         FolderConfig(

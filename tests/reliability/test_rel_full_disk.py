@@ -28,7 +28,6 @@ from faults import P2PSYNC, Daemon, fill, share_folder, temp_files, tmpfs, wait_
 from nodes import FOLDER, make_home
 
 from p2psync.config import load_config, save_config
-from p2psync.endpoints import parse_endpoint
 from p2psync.errors import IndexCorruptError, IndexError_
 from p2psync.fs.internal import temp_name
 from p2psync.identity import generate_identity
@@ -155,7 +154,7 @@ def index_has(home: Path, name: str) -> bool:
 
 async def stranger_says_hello(home: Path) -> list[object]:
     """An unknown device connects (TLS, Hello); returns what the node sent until it closed."""
-    endpoint = parse_endpoint(load_config(home).listen[0])
+    endpoint = load_config(home).listen[0].endpoint
     tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
     stream = await tls_connect(tcp, generate_identity())
     conn = Connection(

@@ -43,7 +43,7 @@ async def test_idle_flood_under_a_1024_handle_limit(tmp_path, outcomes) -> None:
         await start_unlinked(cluster, nursery)
         b = cluster.nodes["b"]
         a_id = load_identity(a_home).device_id
-        a_listen = load_config(a_home).listen[0]
+        a_listen = str(load_config(a_home).listen[0])
         cfg = b.config.with_device(
             DeviceConfig(id=a_id, name="a", addresses=(a_listen,))
         ).with_folder(

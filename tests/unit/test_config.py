@@ -1,4 +1,5 @@
 import os
+import re
 from dataclasses import replace
 
 import pytest
@@ -52,7 +53,7 @@ def test_round_trip(tmp_path) -> None:
 
 def test_defaults_do_not_collide_with_syncthing() -> None:
     cfg = Config()
-    assert all(":22000" not in url for url in cfg.listen)
+    assert all(":22000" not in str(url) for url in cfg.listen)
     assert not cfg.api.endswith(":8384")
 
 
@@ -241,3 +242,70 @@ def test_a_bad_device_address_is_refused_on_load(tmp_path, address, message) -> 
     with pytest.raises(ConfigError, match=r"devices\[0\]\.addresses\[1\]: ") as err:
         load_config(tmp_path)
     assert message in str(err.value)
+
+
+def test_listen_addresses_are_parsed_once_and_saved_byte_for_byte(tmp_path, monkeypatch) -> None:
+    """Listen addresses are parsed when the config is loaded; config.toml is saved again
+    byte for byte, and binding uses the parsed endpoints without parsing again."""
+    import tomllib
+
+    import trio
+
+    from p2psync import endpoints
+    from p2psync.config import config_to_dict, parse_config
+    from p2psync.endpoints import Endpoint, ListenAddress
+    from p2psync.net import listeners
+
+    texts = [
+        "tcp://Desk.Example.COM:22001",  # a host name as written (parsed: lower case)
+        "tcp://127.0.0.1:02201",  # a port as written (parsed: 2201)
+        "tcp://[0:0::1]:22001",  # an IPv6 literal as written (str(Endpoint): [::1])
+        "tcp://0.0.0.0:22001",  # every interface
+    ]
+    save_config(parse_config({"listen": texts}), tmp_path)
+    written = (tmp_path / "config.toml").read_bytes()
+    assert tomllib.loads(written.decode())["listen"] == texts
+
+    cfg = load_config(tmp_path)
+    assert all(isinstance(a, ListenAddress) for a in cfg.listen)
+    assert [str(a) for a in cfg.listen] == texts
+    parsed = [
+        Endpoint("tcp", "desk.example.com", 22001),
+        Endpoint("tcp", "127.0.0.1", 2201),
+        Endpoint("tcp", "0:0::1", 22001),
+        Endpoint("tcp", "0.0.0.0", 22001),
+    ]
+    assert [a.endpoint for a in cfg.listen] == parsed
+    assert config_to_dict(cfg)["listen"] == texts
+
+    def parsed_again(text: str, **kwargs):
+        raise AssertionError(f"{text!r} parsed again")
+
+    for name in ("parse_endpoint", "parse_config_tcp"):
+        monkeypatch.setattr(endpoints, name, parsed_again)
+    bound: list[tuple[int, str]] = []
+
+    async def open_tcp_listeners(port: int, *, host: str) -> list[trio.SocketListener]:
+        bound.append((port, host))  # nothing is really bound: 0.0.0.0 is not loopback
+        return []
+
+    monkeypatch.setattr(listeners.trio, "open_tcp_listeners", open_tcp_listeners)
+    opened, announce = trio.run(listeners.open_listeners_announced, cfg.listen)
+    assert opened == [] and bound == [(e.port, e.host) for e in parsed]
+    assert announce == [str(e) for e in parsed]
+    again = tmp_path / "again"
+    save_config(cfg, again)
+    assert (again / "config.toml").read_bytes() == written
+
+
+@pytest.mark.parametrize(
+    "address", ["dynamic", "relay://r:1/?id=" + DEV, "tcp://h", "tcp://[1.2.3.4]:5"]
+)
+def test_a_bad_listen_address_is_refused_with_todays_message(address) -> None:
+    from p2psync.config import parse_config
+
+    message = rf"'{re.escape(address)}' is not an address like tcp://HOST:PORT"
+    with pytest.raises(ConfigError, match=rf"^listen\[1\]: {message}$"):
+        parse_config({"listen": ["tcp://127.0.0.1:0", address]})
+    with pytest.raises(ConfigError, match=rf"^{message}$"):
+        Config(listen=("tcp://127.0.0.1:0", address))  # type: ignore[arg-type]
