@@ -49,7 +49,7 @@ def test_peer_add_with_an_address_keeps_discovery(tmp_path) -> None:
     ok(home, "peer", "add", one, "--address", "tcp://127.0.0.1:22001")
     ok(home, "peer", "add", two, "--address", "tcp://127.0.0.1:22002", "--no-dynamic")
     cfg = load_config(home)
-    by_id = {str(d.id): d.addresses for d in cfg.devices}
+    by_id = {str(d.id): tuple(map(str, d.addresses)) for d in cfg.devices}
     assert by_id[one] == ("tcp://127.0.0.1:22001", "dynamic")
     assert by_id[two] == ("tcp://127.0.0.1:22002",)
 
