@@ -15,17 +15,11 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .config import (
-    CONFIG_FILE,
-    Config,
-    FolderConfig,
-    blocked_folders,
-    load_config,
-    save_config,
-)
+from .config import CONFIG_FILE, Config, FolderConfig, load_config, save_config
 from .discovery.cache import AddressCache
 from .errors import ConfigError
 from .events import EventLog
+from .folder_paths import blocked_folders
 from .history.service import HistoryService
 from .identity import DeviceID, Identity
 from .index.store import IndexStore

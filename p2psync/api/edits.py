@@ -18,13 +18,12 @@ from ..config import (
     DeviceConfig,
     FolderConfig,
     argument_errors,
-    folder_path_problem,
-    normalized_path,
     parse_device_address,
     validate_folder_id,
 )
 from ..endpoints import DYNAMIC_ADDRESS
 from ..errors import NotFoundError, UsageError
+from ..folder_paths import folder_path_problem, normalized_path
 from ..identity import DeviceID
 from ..pending import PendingFolder
 from ..selection import normalize as normalize_selection

@@ -22,13 +22,13 @@ from ..config import (
     Config,
     FolderConfig,
     argument_errors,
-    folder_path_problem,
     load_config,
     parse_listen_address,
     save_config,
     validate_host_port,
 )
 from ..errors import ConfigError, NotFoundError, P2PSyncError, UsageError
+from ..folder_paths import folder_path_problem
 from ..identity import DeviceID, load_identity, load_or_create_identity
 from ..logsetup import LOG_FILE
 from ..pending import PendingDevice, PendingFolder, PendingStore

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from p2psync.api import edits
-from p2psync.config import Config, FolderConfig, blocked_folders, folder_path_problem
+from p2psync.config import Config, FolderConfig
 from p2psync.errors import UsageError
+from p2psync.folder_paths import blocked_folders, folder_path_problem
 
 
 def cfg_with(*folders: tuple[str, str]) -> Config:
