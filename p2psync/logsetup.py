@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import logging.handlers
+import signal
+import sys
 from pathlib import Path
 
 LOG_FILE = "p2psync.log"
@@ -32,3 +35,20 @@ def setup_logging(home: Path, level: int = logging.INFO) -> Path:
             logging.DEBUG if level <= logging.DEBUG else logging.WARNING
         )
     return path
+
+
+def dump_stacks_on_sigusr1() -> bool:
+    """``kill -USR1 <pid>`` writes every thread's stack to the daemon's stderr.
+
+    The interpreter writes it itself, so it answers while the event loop is stuck, which
+    is what a hang needs. stderr rather than a file in the home: a start refused (a newer
+    config or index) must leave the home as it was. False when there is no stderr."""
+    stream = sys.stderr
+    if stream is None or not hasattr(signal, "SIGUSR1"):
+        return False
+    try:
+        stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return False
+    faulthandler.register(signal.SIGUSR1, file=stream, all_threads=True)
+    return True

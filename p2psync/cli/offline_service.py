@@ -112,7 +112,7 @@ class OfflineNode:
         import trio
 
         from ..homelock import lock_home
-        from ..logsetup import setup_logging
+        from ..logsetup import dump_stacks_on_sigusr1, setup_logging
         from ..wiring import run_daemon
 
         if not self.has_config():
@@ -120,6 +120,7 @@ class OfflineNode:
         # One daemon per home: locked before the log, keys or index are opened.
         with lock_home(self.home) as home_lock:
             setup_logging(self.home, logging.DEBUG if verbose else logging.INFO)
+            dump_stacks_on_sigusr1()
             ensure_api_key(self.home)
             trio.run(run_daemon, self.home, home_lock)
 

@@ -609,7 +609,10 @@ class ChaosRun:
     def run(self) -> dict[str, Any]:
         self.setup()
         for node in self.nodes.values():
-            _wait(node.daemon.ready, 60, f"{node.name} ready")
+            try:
+                _wait(node.daemon.ready, 60, f"{node.name} ready")
+            except AssertionError as exc:  # a hang at start-up: say where it hangs
+                raise AssertionError(f"{exc}; its threads:\n{node.daemon.stacks()}") from None
         end = time.monotonic() + self.cfg.seconds
         next_fault = time.monotonic() + self.rng.uniform(*self.cfg.fault_interval)
         while (now := time.monotonic()) < end:

@@ -229,18 +229,25 @@ class Daemon:
     def log_path(self) -> Path:
         return self.home / "p2psync.log"
 
+    @property
+    def stderr_path(self) -> Path:
+        """The daemon's stderr, beside its home (a file in the home would be the daemon's
+        business): where its stacks go on SIGUSR1, and a crash's traceback."""
+        return self.home.with_name(self.home.name + ".stderr")
+
     def start(self) -> None:
         prefix: list[str] = list(self.wrapper)
         if self.drop_dac and os.geteuid() == 0:
             prefix += ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {**os.environ, "P2PSYNC_MDNS_INTERFACES": "127.0.0.1", **self.env}
-        self.proc = subprocess.Popen(
-            [*prefix, *P2PSYNC, "--home", str(self.home), "run"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with open(self.stderr_path, "ab") as stderr:
+            self.proc = subprocess.Popen(
+                [*prefix, *P2PSYNC, "--home", str(self.home), "run"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         self.starts += 1
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -258,6 +265,26 @@ class Daemon:
 
     def ready(self) -> bool:
         return "ready: device" in self.log_since_start()
+
+    def stacks(self, wait: float = 5.0) -> str:
+        """Every thread's stack of the running daemon (SIGUSR1, ``logsetup``), for a
+        failure message when it hangs; "" if it cannot say."""
+        if self.proc is None or self.proc.poll() is not None:
+            return ""
+        before = self.stderr_path.stat().st_size
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + wait
+        seen = False
+        while time.monotonic() < deadline:  # polled: the interpreter writes it at once
+            with open(self.stderr_path, "rb") as f:
+                f.seek(before)
+                text = f.read().decode("utf-8", "replace")
+            if seen:  # read once more after the last block began: it is complete now
+                others = text.find("Thread 0x")  # absent when there is one thread
+                return text[others if others >= 0 else text.find("Current thread 0x") :]
+            seen = "Current thread 0x" in text  # the signalled thread comes last
+            time.sleep(0.1)
+        return ""
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
