@@ -259,6 +259,7 @@ class MdnsDiscovery:
     ttl: float = 120.0
     refresh_interval: float | None = None  # default ttl / 3
     resolve_timeout: float = 2.0
+    retry_after: float = 1.0  # a failed resolve is retried after 1, 2, 4 ... s
     port_poll_interval: float = 2.0
     max_services: int = 256
     max_discovered: int = 64
@@ -276,6 +277,9 @@ class MdnsDiscovery:
     _limiter: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(4), init=False
     )
+    open_zeroconf: Callable[[list[str] | InterfaceChoice, DeviceID], _Zeroconf] = field(
+        default=_Zeroconf, repr=False
+    )  # tests wrap it to inject failures
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Announce, browse and resolve until cancelled; started() once announced and browsing."""
@@ -291,7 +295,7 @@ class MdnsDiscovery:
             except trio.RunFinishedError:
                 pass
 
-        zc = await trio.to_thread.run_sync(_Zeroconf, self.interfaces, self.device_id)
+        zc = await trio.to_thread.run_sync(self.open_zeroconf, self.interfaces, self.device_id)
         try:
             port = self._current_port()
             await trio.to_thread.run_sync(zc.announce, port)
@@ -376,7 +380,7 @@ class MdnsDiscovery:
 
     async def _refresh_loop(self, zc: _Zeroconf, nursery: trio.Nursery) -> None:
         """Re-resolve present services so live peers stay in the cache past one ttl."""
-        interval = self.refresh_interval if self.refresh_interval is not None else self.ttl / 3
+        interval = self._refresh_interval()
         while True:
             await trio.sleep(interval)
             for name in list(self._present):
@@ -406,6 +410,11 @@ class MdnsDiscovery:
         nursery.start_soon(self._resolve, zc, name)
 
     async def _resolve(self, zc: _Zeroconf, name: str) -> None:
+        """Resolve ``name`` (again while asked to). A resolve that times out while the
+        service is still present (an answer lost on a busy host) is retried after 1, 2,
+        4 ... s, up to the refresh interval: waiting for the next refresh would leave the
+        peer unreachable for a third of the ttl."""
+        retry_after = self.retry_after
         try:
             while True:
                 self._resolve_again.discard(name)
@@ -415,10 +424,17 @@ class MdnsDiscovery:
                 if name in self._present:
                     self._record(name, resolved)
                     self._touch()
+                    if resolved is None and retry_after < self._refresh_interval():
+                        await trio.sleep(retry_after)
+                        retry_after *= 2
+                        continue
                 if name not in self._resolve_again:
                     return
         finally:
             self._resolving.discard(name)
+
+    def _refresh_interval(self) -> float:
+        return self.refresh_interval if self.refresh_interval is not None else self.ttl / 3
 
     def _record(self, name: str, resolved: _Resolved | None) -> None:
         if resolved is None:

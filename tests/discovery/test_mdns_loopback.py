@@ -13,7 +13,13 @@ import trio
 from zeroconf import ServiceInfo, Zeroconf
 
 from p2psync.discovery.cache import AddressCache
-from p2psync.discovery.mdns import SERVICE_TYPE, DiscoveredDevice, MdnsDiscovery
+from p2psync.discovery.mdns import (
+    SERVICE_TYPE,
+    DiscoveredDevice,
+    MdnsDiscovery,
+    _Resolved,
+    _Zeroconf,
+)
 from p2psync.errors import ConfigError
 from p2psync.identity import DeviceID, generate_identity
 
@@ -225,6 +231,35 @@ async def test_live_peer_is_refreshed_before_its_ttl_runs_out() -> None:
             first = trio.current_time()
             # An entry written at `first` would be dead at first + 1.5; a refresh keeps it alive.
             await wait_until(a, lambda: bool(a.cache.addresses(b_id.raw, first + 1.5)))
+            nursery.cancel_scope.cancel()
+
+
+class _FirstResolveLost(_Zeroconf):
+    """Real zeroconf whose first answer to each resolve is lost, as on a busy host."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.lost: set[str] = set()
+
+    def resolve(self, name: str, timeout: float) -> _Resolved | None:
+        if name not in self.lost:
+            self.lost.add(name)
+            return None
+        return super().resolve(name, timeout)
+
+
+async def test_a_lost_resolve_is_retried_before_the_next_refresh() -> None:
+    a_id, b_id = new_device(), new_device()
+    a = make(a_id, 22071, set())
+    # The refresh is far beyond the deadline: only the retry can find a in time.
+    b = make(b_id, 22072, {a_id.raw}, refresh_interval=600.0, retry_after=0.05)
+    b.open_zeroconf = _FirstResolveLost
+    with no_leaked_threads():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run)
+            await nursery.start(b.run)
+            await wait_until(b, lambda: "tcp://127.0.0.1:22071" in urls(b, a_id))
+            assert b.statistics().resolves_failed >= 1
             nursery.cancel_scope.cancel()
 
 
