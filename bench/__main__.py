@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from . import limits, p2p, st
+from .catalog import ALL, DATA_OF, DEFAULT, PRESETS, RunResult, Sizes
+from .context import Context
 from .mixed import MIXED_SYSTEMS, MIXED_WORKLOADS
 from .procstats import machine
 from .profile import Profiler
 from .report import markdown, summarize, update_doc, write_json
-from .workloads import ALL, DATA_OF, DEFAULT, PRESETS, Context, RunResult, Sizes, run_one
+from .workloads import run_one
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .workloads import TITLES, RunResult, Sizes, describe
+from .catalog import TITLES, RunResult, Sizes, describe
 
 BEGIN = "<!-- bench:begin -->"  # the quick preset's table (also other presets' default)
 END = "<!-- bench:end -->"

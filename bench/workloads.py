@@ -15,219 +15,27 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import st
+from .catalog import DATA_OF, MiB, RunResult
+from .context import Context
 from .errors import WorkloadFailed
 from .million import run_million
 from .mixed import MIXED_SYSTEMS, MIXED_WORKLOADS, MixedPair
 from .p2p import P2PSyncPair, P2PSyncSingle, inprocess_scan
 from .procstats import cpu_seconds, peak_rss
-from .profile import Profiler
-from .swarm import make_swarm_data, run_swarm
+from .swarm import run_swarm
 from .trees import (
     fingerprint,
     link_tree,
-    make_big_files,
-    make_random_file,
-    make_small_files,
     overwrite_middle,
     wait_file,
     wait_gone,
     wait_identical,
 )
-
-MiB = 1 << 20
-
-
-@dataclass(frozen=True)
-class Sizes:
-    small_files: int  # (a)
-    big_count: int  # (b), each big_size
-    big_size: int
-    huge_size: int  # (c), and the file (d) edits
-    delta_size: int  # (d)
-    rename_files: int  # (e)
-    scan_files: int  # (f)
-    latency_n: int  # (g)
-    rescan_files: int  # (h)
-    scale_files: int = 100_000  # (i)
-    swarm_files: int = 1024  # (k, k2): 1 MiB files ...
-    swarm_big: int = 1024 * MiB  # ... and one big file
-    million_files: int = 1_000_000  # (j)
-
-
-PRESETS = {
-    "full": Sizes(10_000, 200, MiB, 1024 * MiB, MiB, 1000, 10_000, 20, 100_000),
-    "quick": Sizes(
-        1000, 20, MiB, 64 * MiB, MiB, 1000, 1000, 20, 2000, 10_000, 32, 64 * MiB, 20_000
-    ),
-    "tiny": Sizes(50, 3, MiB, 4 * MiB, MiB, 20, 50, 3, 100, 60, 3, 4 * MiB, 200),
-}
-
-TITLES = {
-    "a": "small files (1–8 KiB)",
-    "a2": "small files, (ii) just written, not flushed",
-    "a3": "small files, (iii) source started with them",
-    "b": "1 MiB files",
-    "b2": "1 MiB files, (ii) just written, not flushed",
-    "b3": "1 MiB files, (iii) source started with them",
-    "b3cold": "1 MiB files, (iii) cold cache",
-    "c": "one big file",
-    "c2": "one big file, (ii) just written, not flushed",
-    "c3": "one big file, (iii) source started with it",
-    "c3cold": "one big file, (iii) cold cache",
-    "d": "1 MiB overwritten in the big file",
-    "e": "rename a directory",
-    "f": "initial scan (one node)",
-    "g": "latency, one small file",
-    "h": "rescan, unchanged tree",
-    "i": "scale: many small files, (iii) source started with them",
-    "j": "many files on a running pair: initial scan",
-    "k": "swarm: a fourth device fetches from three",
-    "k2": "swarm: 1 MiB change in the big file to three peers",
-}
-ALL = tuple(TITLES)
-# Run only when asked for (--workloads i,k,k2): at full size each takes minutes per run.
-DEFAULT = tuple(wl for wl in ALL if wl not in ("i", "j", "k", "k2"))
-# Workloads in the conditions of issue 22 reuse the data of (a), (b) or (c).
-DATA_OF = {wl: wl[0] for wl in TITLES if len(wl) > 1}  # k2 shares k's data
-
-
-def describe(wl: str, s: Sizes) -> str:
-    if wl in DATA_OF:
-        return describe(DATA_OF[wl], s)
-    return {
-        "a": f"{s.small_files:,} files of 1–8 KiB in nested dirs",
-        "b": f"{s.big_count} × {s.big_size // MiB} MiB",
-        "c": f"one {_size(s.huge_size)} random file",
-        "d": f"{_size(s.delta_size)} overwritten mid-file in {_size(s.huge_size)}",
-        "e": f"rename a dir of {s.rename_files:,} files",
-        "f": f"initial scan of {s.scan_files:,} files (1–8 KiB)",
-        "g": f"one 100-byte file A→B, median of {s.latency_n}",
-        "h": f"rescan of {s.rescan_files:,} unchanged files",
-        "i": f"{s.scale_files:,} files of 1–8 KiB in nested dirs",
-        "j": f"{s.million_files:,} files of 16 B–1 KiB seeded on both, watchers on",
-        "k": f"{s.swarm_files:,} × 1 MiB + one {_size(s.swarm_big)} file, from 3 holders to a 4th",
-    }[wl]
-
-
-def _size(n: int) -> str:
-    return f"{n // (1 << 30)} GiB" if n >= 1 << 30 and n % (1 << 30) == 0 else f"{n // MiB} MiB"
-
-
-@dataclass
-class RunResult:
-    workload: str
-    system: str
-    ok: bool
-    seconds: float | None = None
-    data_bytes: int = 0
-    wire_bytes: int | None = None
-    peak_rss: list[int] = field(default_factory=list)  # per daemon (or the one process)
-    cpu_s: list[float] = field(default_factory=list)  # per daemon, timed window
-    error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-# A run directory with more files than this is deleted only when the whole bench ends.
-# ext4 skips inodes freed in the last ~30 s when it allocates new ones, one lookup per
-# skipped inode: right after deleting 10,000 files, each file the next run creates cost
-# 100-300 us of kernel time here (10,000 creations: 1-3 s instead of 0.2 s), whichever
-# system ran next. The bench's own clean-up must not slow the run after it.
-DEFER_DELETE_FILES = 1000
-# ... but only while the disk keeps this much free: k's runs hold 8 GiB each, and moving
-# them all aside filled a 100 GB disk in the middle of a run (bash, the bench, the log)
-DEFER_DELETE_MIN_FREE = 20 * 1024**3
-
-
-def holds_many_files(root: Path, limit: int) -> bool:
-    """Whether the tree under ``root`` has more than ``limit`` entries (stops counting
-    there)."""
-    seen = 0
-    for _dirpath, dirnames, filenames in os.walk(root):
-        seen += len(dirnames) + len(filenames)
-        if seen > limit:
-            return True
-    return False
-
-
-@dataclass
-class Context:
-    workdir: Path
-    sizes: Sizes
-    timeout_scale: float = 1.0
-    profiler: Profiler | None = None
-    keep_runs: bool = False  # keep each run's homes and logs under workdir/kept/
-    p2p_folder_options: dict[str, object] = field(default_factory=dict)
-    p2p_scan: str = "inprocess"  # f, h: "inprocess" (bench/inproc.py) or "daemon" (API)
-    defer_delete_min_free: int = DEFER_DELETE_MIN_FREE
-    _masters: dict[str, Path] = field(default_factory=dict)
-    _kept: int = 0
-
-    def new_run_dir(self) -> Path:
-        base = self.workdir / "run"
-        shutil.rmtree(base, ignore_errors=True)
-        base.mkdir(parents=True)
-        return base
-
-    def finish_run_dir(self, base: Path, label: str) -> None:
-        """Delete the run's directory, or move it aside: with --keep, or when it holds many
-        files and the disk has room to wait (``DEFER_DELETE_FILES``, ``..._MIN_FREE``)."""
-        if base.exists() and (self.keep_runs or self._defer_delete(base)):
-            self._kept += 1
-            aside = "kept" if self.keep_runs else "deleted-at-end"
-            dest = self.workdir / aside / f"{self._kept:02d}-{label}"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(base, dest)
-        shutil.rmtree(base, ignore_errors=True)
-
-    def _defer_delete(self, base: Path) -> bool:
-        if shutil.disk_usage(base).free < self.defer_delete_min_free:
-            return False
-        return holds_many_files(base, DEFER_DELETE_FILES)
-
-    def timeout(self, data_bytes: int = 0, files: int = 0) -> float:
-        return (120 + data_bytes / (4 * MiB) + files * 0.02) * self.timeout_scale
-
-    def master(self, wl: str) -> Path:
-        """The generated data of workload ``wl`` (made once, reused by every run)."""
-        wl = DATA_OF.get(wl, wl)
-        if wl not in self._masters:
-            path = self.workdir / "masters" / wl
-            shutil.rmtree(path, ignore_errors=True)
-            path.mkdir(parents=True)
-            s = self.sizes
-            if wl == "a":
-                make_small_files(path / "a", s.small_files, seed=1)
-            elif wl == "b":
-                make_big_files(path / "b", s.big_count, s.big_size, seed=2)
-            elif wl in ("c", "d"):
-                make_random_file(path / "big.bin", s.huge_size, seed=3)
-            elif wl == "e":
-                make_small_files(path / "tree" / "dir1", s.rename_files, seed=5)
-            elif wl == "f":
-                make_small_files(path, s.scan_files, seed=6)
-            elif wl == "h":
-                make_small_files(path, s.rescan_files, seed=8, min_size=64, max_size=1024)
-            elif wl == "i":
-                make_small_files(path / "i", s.scale_files, seed=9)
-            elif wl == "j":
-                make_small_files(path / "tree", s.million_files, seed=10, min_size=16,
-                                 max_size=1024)  # fmt: skip
-            elif wl == "k":
-                make_swarm_data(path, s.swarm_files, MiB, s.swarm_big, make_random_file)
-            self._masters[wl] = path
-        return self._masters[wl]
-
-    def drop_master(self, wl: str) -> None:
-        path = self._masters.pop(DATA_OF.get(wl, wl), None)
-        if path is not None:
-            shutil.rmtree(path, ignore_errors=True)
-
 
 # ---- pair plumbing -------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.__main__ import _sizes
-from bench.workloads import PRESETS
+from bench.catalog import PRESETS
 
 
 def test_a_size_is_overridden_and_the_rest_kept() -> None:

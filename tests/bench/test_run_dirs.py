@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.workloads import PRESETS, Context, holds_many_files
+from bench.catalog import PRESETS
+from bench.context import Context, holds_many_files
 
 
 def _tree(root: Path, files: int) -> Path:
