@@ -25,7 +25,6 @@ markers in docs/discovery-server.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
@@ -42,15 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import trio
 
 from bench.discovery_bench import (
     DEFAULT_CACHE,
     DEFAULT_DOC,
     RESULTS,
-    RUN_DEADLINE_S,
     HeadedRequest,
-    Lane,
     Phase,
     _announce_addresses,
     _expect,
@@ -61,12 +57,11 @@ from bench.discovery_bench import (
     _stop,
     load_identities,
     machine,
-    open_connections,
     proc_status,
-    run_lanes,
     start_redis,
     start_server,
 )
+from bench.discovery_v3_load import LoadGenerators
 from bench.errors import BenchError
 from p2psync.identity import DeviceID
 
@@ -82,12 +77,13 @@ class Sizes:
     devices: int
     lookups: int  # per lookup phase (hits, then misses)
     concurrency: int  # keep-alive connections, split evenly over a target's instances
+    clients: int = 2  # load-generator processes, the connections split evenly over them
 
 
 PRESETS = {
     "full": Sizes(devices=100_000, lookups=20_000, concurrency=16),
     "quick": Sizes(devices=3_000, lookups=3_000, concurrency=16),
-    "tiny": Sizes(devices=40, lookups=120, concurrency=4),
+    "tiny": Sizes(devices=40, lookups=120, concurrency=4, clients=1),
 }
 
 
@@ -189,7 +185,7 @@ def _dir_size(path: Path) -> int:
 # --- load -----------------------------------------------------------------------------
 
 
-async def exercise(
+def exercise(
     running: Running,
     announces: list[tuple[str, HeadedRequest]],
     sizes: Sizes,
@@ -200,12 +196,7 @@ async def exercise(
     rng = random.Random(seed)
     count = len(running.urls)
     pids = [p.pid for p in running.servers]
-    per_instance = max(1, sizes.concurrency // count)
-
-    pool: list[list[Any]] = []  # connections per instance, opened below
-
-    def lanes(requests_of: list[list[Any]]) -> list[Lane]:
-        return [(pool[k], requests_of[k]) for k in range(count)]
+    per_instance = max(1, sizes.concurrency // (count * sizes.clients))
 
     announce_lists: list[list[Any]] = [[] for _ in range(count)]
     for index, (_, request) in enumerate(announces):
@@ -220,27 +211,23 @@ async def exercise(
         miss_lists[n % count].append(
             ("GET", f"{V3_PATH}?device={DeviceID(rng.randbytes(32))}", None)
         )
-    with trio.fail_after(RUN_DEADLINE_S):
-        async with contextlib.AsyncExitStack() as stack:
-            pool = [
-                await stack.enter_async_context(open_connections(url, per_instance, "raw"))
-                for url in running.urls
-            ]
-            warm = [lst[:100] for lst in miss_lists]
-            await run_lanes(lanes(warm), pids)  # connect, import, first allocations
-            idle = [proc_status(pid)["VmRSS"] for pid in pids]
-            announce = await run_lanes(lanes(announce_lists), pids)
-            _expect("announce", announce, 204)
-            loaded = [proc_status(pid)["VmRSS"] for pid in pids]
-            hit = await run_lanes(lanes(hit_lists), pids)
-            _expect("lookup of registered devices", hit, 200)
-            miss = await run_lanes(lanes(miss_lists), pids)
-            _expect("lookup of unknown devices", miss, 404)
+    with LoadGenerators(running.urls, sizes.clients, per_instance) as generators:
+        warm = [lst[:100] for lst in miss_lists]
+        generators.run(warm, pids)  # connect, import, first allocations
+        idle = [proc_status(pid)["VmRSS"] for pid in pids]
+        announce = generators.run(announce_lists, pids)
+        _expect("announce", announce, 204)
+        loaded = [proc_status(pid)["VmRSS"] for pid in pids]
+        hit = generators.run(hit_lists, pids)
+        _expect("lookup of registered devices", hit, 200)
+        miss = generators.run(miss_lists, pids)
+        _expect("lookup of unknown devices", miss, 404)
     return {
         "announce": announce,
         "lookup_hit": hit,
         "lookup_miss": miss,
         "instances": count,
+        "clients": sizes.clients,
         "cross_instance_hits": hit.requests if count > 1 else 0,
         "server_rss_idle": sum(idle),
         "server_rss_loaded": sum(loaded),
@@ -256,7 +243,7 @@ def bench_target(
         if running.redis_proc is not None:
             redis_client = redis.Redis(host="127.0.0.1", port=running.redis_port)
             redis_idle = proc_status(running.redis_proc.pid)["VmRSS"]
-        row = trio.run(exercise, running, announces, sizes, 1)
+        row = exercise(running, announces, sizes, 1)
         row.update(target=name, devices=len(announces), concurrency=sizes.concurrency)
         if running.db_dir is not None:
             row["db_bytes"] = _dir_size(running.db_dir)
@@ -307,8 +294,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "their behind-a-proxy mode (`stdiscosrv -http`, `discovery_server --trust-forwarded`): "
         "the device certificate in `X-SSL-Cert`, the source in `X-Forwarded-For`. Each device "
         f"announced once; {meta['lookups']:,} lookups per column; {meta['concurrency']} "
-        "keep-alive connections from one load-generator process (a minimal HTTP/1.1 client "
-        "on trio); latency = request sent → response read, queueing included.",
+        f"keep-alive connections from {meta['clients']} load-generator process(es) (a minimal "
+        "HTTP/1.1 client on trio, the connections split evenly); latency = request sent → response read, queueing included.",
     ]
     for r in rows:
         if r["instances"] > 1:
@@ -334,7 +321,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['machine']}, load average {meta['loadavg_before']:.1f} before the run; "
         f"{meta['stdiscosrv']}; {meta['date']}; `python -m bench.discovery_v3_bench "
         f"--devices {meta['devices']} --lookups {meta['lookups']} "
-        f"--concurrency {meta['concurrency']}`."
+        f"--concurrency {meta['concurrency']} --clients {meta['clients']}`."
     )
     return "\n".join([*lines, "", *(f"- {n}" for n in notes)]) + "\n"
 
@@ -361,6 +348,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--devices", type=int)
     p.add_argument("--lookups", type=int)
     p.add_argument("--concurrency", type=int)
+    p.add_argument(
+        "--clients", type=int, help="load-generator processes (one saturates near 15,000 req/s)"
+    )
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="for key generation")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="identity cache file")
     p.add_argument("--out", type=Path, help="JSON file (default bench/results/...)")
@@ -372,6 +362,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         devices=args.devices or preset.devices,
         lookups=args.lookups or preset.lookups,
         concurrency=args.concurrency or preset.concurrency,
+        clients=args.clients or preset.clients,
     )
     if min(asdict(args.sizes).values()) < 1:
         p.error("--devices, --lookups and --concurrency must be positive")

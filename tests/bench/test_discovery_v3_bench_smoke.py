@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEVICES, LOOKUPS = 300, 300
 
 
-def run_bench(tmp_path: Path, targets: str) -> tuple[dict[str, dict], str]:
+def run_bench(tmp_path: Path, targets: str, clients: int = 1) -> tuple[dict[str, dict], str]:
     doc = tmp_path / "discovery-server.md"
     doc.write_text(
         "# Disco\n\n<!-- discovery-v3-bench:begin -->\nOLD\n<!-- discovery-v3-bench:end -->\n"
@@ -27,7 +27,7 @@ def run_bench(tmp_path: Path, targets: str) -> tuple[dict[str, dict], str]:
     proc = subprocess.run(
         [sys.executable, "-m", "bench.discovery_v3_bench", "--preset", "tiny",
          "--devices", str(DEVICES), "--lookups", str(LOOKUPS), "--workers", "1",
-         "--targets", targets, "--cache", str(tmp_path / "ids.msgpack"),
+         "--targets", targets, "--clients", str(clients), "--cache", str(tmp_path / "ids.msgpack"),
          "--out", str(out), "--doc", str(doc)],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
@@ -49,11 +49,12 @@ def check_row(row: dict) -> None:
 
 
 def test_two_instances_on_one_redis_find_each_others_devices(tmp_path: Path) -> None:
-    rows, text = run_bench(tmp_path, "memory,redis x2")
+    rows, text = run_bench(tmp_path, "memory,redis x2", clients=2)
     check_row(rows["memory"])
     shared = rows["redis x2"]
     check_row(shared)
     assert shared["instances"] == 2
+    assert shared["clients"] == 2  # two load-generator processes, their answers all counted
     # every hit was looked up on the instance the device did not announce to
     assert shared["cross_instance_hits"] == LOOKUPS
     assert "| 2 × discovery_server, one Redis | 300 |" in text
