@@ -13,7 +13,6 @@ answer HEAD too (without the body). Bodies arrive read and bounded (``http1.Limi
 
 from __future__ import annotations
 
-import datetime
 import functools
 import ipaddress
 import json
@@ -36,7 +35,7 @@ from .addresses import BAD_ADDRESS, normalize_addresses
 from .http1 import HttpRequest, HttpResponse
 from .metrics import Metrics
 from .ratelimit import RateLimiter
-from .stores import Record, Store, StoreUnavailableError
+from .stores import Store, StoreUnavailableError
 from .syncthing_api import (
     NO_CERTIFICATE,
     V3_PATH,
@@ -48,9 +47,6 @@ from .syncthing_api import (
 log = logging.getLogger(__name__)
 
 REPLAYED = "replayed"
-# Lookup answers kept for reuse while the store returns the same Record (memory store):
-# at most this many, the oldest dropped first (about 300 bytes each).
-ANSWER_CACHE_SIZE = 16_384
 _STATUS_BY_REASON = {
     announcement.MALFORMED: 400,
     BAD_ADDRESS: 400,
@@ -110,7 +106,6 @@ class DiscoveryService:
         self._crypto_limiter = trio.CapacityLimiter(4)
         self.gate: ConnectionGate | None = None  # set by the server, for /metrics
         self.certificate_id: DeviceID | None = None  # HTTPS: what Syncthing's ?id= pins
-        self._answers: dict[bytes, tuple[Record, HttpResponse]] = {}  # device -> answer
         Endpoint = Callable[[HttpRequest], Awaitable[HttpResponse]]
         self._routes: dict[str, dict[str, Endpoint]] = {
             "/v1/announce": {"POST": self.announce},
@@ -216,22 +211,7 @@ class DiscoveryService:
                 {"Retry-After": str(self.settings.retry_after)},
             )
         self.metrics.inc("lookup_hits_total")
-        return self._answer(device, record)
-
-    def _answer(self, device: DeviceID, record: Record) -> HttpResponse:
-        """The 200 answer for ``record``, encoded once per Record object when the store
-        reuses them (``valid_until`` set: the same object again has nothing new to say)."""
-        cached = self._answers.get(device.raw)
-        if cached is not None and cached[0] is record:
-            return cached[1]
-        response = _json({"addresses": list(record.addresses), "seen": _rfc3339(record.seen)})
-        if not record.valid_until:
-            return response  # a new Record per lookup (Redis): nothing to reuse
-        answers = self._answers
-        if cached is None and len(answers) >= ANSWER_CACHE_SIZE:
-            del answers[next(iter(answers))]  # the oldest entry
-        answers[device.raw] = (record, response)
-        return response
+        return HttpResponse(200, record.answer, {}, "application/json")
 
     async def healthz(self, request: HttpRequest) -> HttpResponse:
         await self.store.ping()
@@ -304,13 +284,3 @@ def _canonical_ip(host: str) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return str(ip)
-
-
-def _rfc3339(unix: float) -> str:
-    return _rfc3339_second(int(unix))
-
-
-@functools.lru_cache(maxsize=4096)
-def _rfc3339_second(unix: int) -> str:
-    moment = datetime.datetime.fromtimestamp(unix, datetime.UTC)
-    return moment.isoformat().replace("+00:00", "Z")

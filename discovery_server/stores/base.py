@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import functools
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,18 +20,43 @@ class StoreUnavailableError(P2PSyncError):
 MAX_ADDRESSES_PER_DEVICE = 32  # merged announcements keep the newest this many
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
-    """A device's live addresses (newest announcement first) and when it last announced.
+    """A device's live addresses (newest announcement first) and when it last announced,
+    with the lookup answer already encoded: ``answer`` is the JSON body
+    ``{"addresses": [...], "seen": "RFC 3339"}`` that a lookup sends as is.
 
-    A store may return the same Record object again while nothing in it changed (the
-    memory store does, until ``valid_until`` or the device's next announcement); a caller
-    may then reuse what it derived from it, keyed by the object's identity.
+    Build one with ``Record.of``; the memory store keeps the encoded form and makes a
+    Record from it per lookup without decoding it (``addresses`` decodes on demand).
     """
 
-    addresses: tuple[str, ...]
+    answer: bytes
     seen: float  # Unix seconds of the last accepted announcement
     valid_until: float = 0.0  # when the first of these addresses lapses (0: unknown)
+
+    @classmethod
+    def of(cls, addresses: Sequence[str], seen: float, valid_until: float = 0.0) -> Record:
+        return cls(encode_answer(addresses, seen), seen, valid_until)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.answer)["addresses"])
+
+
+def encode_answer(addresses: Sequence[str], seen: float) -> bytes:
+    """The 200 lookup body for these addresses, compact JSON."""
+    body = {"addresses": list(addresses), "seen": rfc3339(seen)}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def rfc3339(unix: float) -> str:
+    return _rfc3339_second(int(unix))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_second(unix: int) -> str:
+    moment = datetime.datetime.fromtimestamp(unix, datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 class Store(Protocol):

@@ -136,7 +136,7 @@ class RedisStore:
                     live.append((-float(expires_text), int(position or 0), name[2:]))
         if not live or "seen" not in fields:
             return None
-        return Record(tuple(a for _, _, a in sorted(live)), float(fields["seen"]))
+        return Record.of([a for _, _, a in sorted(live)], float(fields["seen"]))
 
     async def size(self, now: float) -> int:
         return int(

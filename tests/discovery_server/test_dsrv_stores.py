@@ -84,16 +84,31 @@ async def test_merged_addresses_are_capped_newest_first(store: Store) -> None:
     assert record.addresses[16:] == tuple(f"tcp://192.0.2.2:{port}" for port in range(1, 17))
 
 
-async def test_memory_store_returns_the_same_record_until_it_changes() -> None:
+async def test_memory_store_answer_changes_when_an_address_lapses_or_it_is_announced() -> None:
     store = MemoryStore()
     await store.put(A, ["tcp://192.0.2.1:1"], T0, 100)
     await store.put(A, ["tcp://192.0.2.2:2"], T0 + 50, 100)
     first = await store.get(A, T0 + 60)
     assert first is not None and first.valid_until == T0 + 100  # the older address lapses
-    assert await store.get(A, T0 + 99) is first
+    assert first.answer == (
+        b'{"addresses":["tcp://192.0.2.2:2","tcp://192.0.2.1:1"],"seen":"2023-11-14T22:14:10Z"}'
+    )
+    assert await store.get(A, T0 + 99) == first
     lapsed = await store.get(A, T0 + 100)
-    assert lapsed is not None and lapsed is not first
+    assert lapsed is not None and lapsed != first
     assert lapsed.addresses == ("tcp://192.0.2.2:2",) and lapsed.valid_until == T0 + 150
     await store.put(A, ["tcp://192.0.2.2:2"], T0 + 101, 100)
     renewed = await store.get(A, T0 + 101)
-    assert renewed is not None and renewed is not lapsed and renewed.seen == T0 + 101
+    assert renewed is not None and renewed.seen == T0 + 101 and renewed.valid_until == T0 + 201
+
+
+async def test_memory_store_merges_replicated_announcements_in_any_order() -> None:
+    """Replicas apply each other's announcements late: the later expiry and the later
+    'seen' win whatever the order, so every replica ends with the same record."""
+    early, late = (["tcp://192.0.2.1:1"], T0), (["tcp://192.0.2.1:1", "tcp://192.0.2.2:2"], T0 + 5)
+    one, other = MemoryStore(), MemoryStore()
+    for store, order in ((one, (early, late)), (other, (late, early))):
+        for addresses, now in order:
+            await store.put(A, addresses, now, 100)
+    a, b = await one.get(A, T0 + 10), await other.get(A, T0 + 10)
+    assert a is not None and a == b and a.seen == T0 + 5 and a.valid_until == T0 + 105
