@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from functools import partial
 
 import click
 import trio
@@ -15,6 +16,8 @@ from .logsetup import setup_logging
 from .server import serve_discovery
 from .service import ServerSettings
 from .stores import open_store
+from .supervisor import supervise
+from .worker import WorkerConfig
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -138,6 +141,14 @@ from .stores import open_store
     "--redis-prefix", default="p2psync-disco:", show_default=True, help="Key namespace in Redis."
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port (SO_REUSEPORT), e.g. one per core. With "
+    "--store memory each holds a replica of the store, kept in step by the others.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -163,6 +174,7 @@ def main(
     trust_forwarded: bool,
     snapshot_interval: float,
     redis_prefix: str,
+    workers: int,
     log_level: str,
 ) -> None:
     """Run p2psync's global discovery server.
@@ -173,6 +185,8 @@ def main(
     """
     if (cert is None) != (key is None):
         raise click.UsageError("--cert and --key go together")
+    if workers > 1 and not (store_spec == "memory" or "://" in store_spec):
+        raise click.UsageError("--workers takes --store memory or redis:// (not a snapshot file)")
     setup_logging(log_level)
     if reannounce >= ttl:
         logging.getLogger(__name__).warning(
@@ -195,8 +209,23 @@ def main(
         if max_per_address is None
         else max_per_address,
     )
+
+    def make_config(index: int, bound: str, sibling_fds: list[int]) -> WorkerConfig:
+        return WorkerConfig(
+            index, settings, bound, store_spec, sibling_fds, cert, key,
+            snapshot_interval, redis_prefix, log_level,
+        )  # fmt: skip
+
+    def on_ready(urls: list[str]) -> None:
+        shown = settings.url or urls[0]
+        click.echo(f"p2psync-discovery listening on {' '.join(urls)} (public URL {shown}, "
+                   f"{workers} workers)")  # fmt: skip
+
     try:
-        trio.run(_run, settings, listen, store_spec, cert, key, snapshot_interval, redis_prefix)
+        if workers > 1:
+            trio.run(partial(supervise, workers, listen, make_config, on_ready=on_ready))
+        else:
+            trio.run(_run, settings, listen, store_spec, cert, key, snapshot_interval, redis_prefix)
     except P2PSyncError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:

@@ -12,13 +12,16 @@ _HELP = {
     "lookup_misses_total": "Lookups of unknown devices (404).",
     "rejects_total": "Requests rejected with a 4xx, by reason.",
     "rate_limited_total": "Requests refused with 429 by the per-source rate limit.",
+    "replicated_total": "Changes from sibling workers applied to this one's store (--workers).",
 }
 
 
 class Metrics:
-    """The server's counters; ``render(devices=...)`` adds the store-size gauge."""
+    """The server's counters; ``render(devices=...)`` adds the store-size gauge. A worker
+    of ``--workers N`` renders its index too (``p2psync_discovery_worker``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: int | None = None) -> None:
+        self.worker = worker
         self.counts: Counter[str] = Counter()
         self.rejects: Counter[str] = Counter()
 
@@ -46,6 +49,13 @@ class Metrics:
             f"# TYPE {gauge} gauge",
             f"{gauge} {devices}",
         ]
+        if self.worker is not None:
+            name = f"{PREFIX}_worker"
+            lines += [
+                f"# HELP {name} Which worker process answered (--workers N: 0 to N-1).",
+                f"# TYPE {name} gauge",
+                f"{name} {self.worker}",
+            ]
         if connections is not None:
             open_, refused = f"{PREFIX}_connections", f"{PREFIX}_connections_refused_total"
             lines += [

@@ -29,6 +29,8 @@ from p2psync.api.accept import (
 
 from .client_cert_tls import certificate_device_id, make_server_context, serve_tls_connection
 from .http1 import Limits, Terminating, serve_connection
+from .listeners import bind_reuse_port, split_listen
+from .metrics import Metrics
 from .service import DiscoveryService, ServerSettings
 from .stores import Store
 
@@ -47,16 +49,20 @@ async def serve_discovery(
     clock: Callable[[], float] = time.time,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     graceful_timeout: float = 5.0,
+    metrics: Metrics | None = None,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[tuple[list[str], DiscoveryService]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled or ``shutdown_trigger`` returns.
 
     Reports (bound URLs, service) once listening; with ``settings.url`` None the public
-    URL (used in signature checks) becomes the first bound URL.
+    URL (used in signature checks) becomes the first bound URL. With ``reuse_port`` the
+    listening sockets share their port with other processes' (``SO_REUSEPORT``: the
+    kernel spreads new connections over them), as ``--workers`` does.
     """
-    service = DiscoveryService(settings, store, clock=clock)
+    service = DiscoveryService(settings, store, clock=clock, metrics=metrics)
     tls = certfile is not None and keyfile is not None
-    listeners, binds = await _open_listeners(listen, "https" if tls else "http")
+    listeners, binds = await _open_listeners(listen, "https" if tls else "http", reuse_port)
     total = total_cap_below_fd_limit(settings.max_connections)
     gate = ConnectionGate(ConnectionCaps(total, min(total, settings.max_per_address)))
     service.gate = gate
@@ -127,16 +133,19 @@ def _peer_ip(stream: Any) -> str:
         return ""
 
 
-async def _open_listeners(listen: str, scheme: str) -> tuple[list[trio.SocketListener], list[str]]:
+async def _open_listeners(
+    listen: str, scheme: str, reuse_port: bool = False
+) -> tuple[list[trio.SocketListener], list[str]]:
     """Listening sockets for ``host:port`` (``[v6]:port``; an empty host: every interface)
     and their URLs."""
-    host, _, port_text = listen.rpartition(":")
-    host = host.strip("[]")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"--listen {listen!r}: expected HOST:PORT") from None
-    listeners = await trio.open_tcp_listeners(port, host=host or None, backlog=BACKLOG)
+    host, port = split_listen(listen)
+    if reuse_port:
+        listeners = []
+        for sock in bind_reuse_port(host, port):
+            sock.listen(BACKLOG)
+            listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+    else:
+        listeners = await trio.open_tcp_listeners(port, host=host or None, backlog=BACKLOG)
     binds = []
     for listener in listeners:
         address = listener.socket.getsockname()

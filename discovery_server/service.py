@@ -95,13 +95,18 @@ class DiscoveryService:
     """Request handlers plus the state they share (store, limiter, metrics, clock)."""
 
     def __init__(
-        self, settings: ServerSettings, store: Store, *, clock: Callable[[], float] = time.time
+        self,
+        settings: ServerSettings,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ):
         self.settings = settings
         self.url = settings.url
         self.store = store
         self.clock = clock
-        self.metrics = Metrics()
+        self.metrics = metrics or Metrics()
         self.limiter = RateLimiter(settings.rate, settings.burst, settings.rate_table_size)
         self._crypto_limiter = trio.CapacityLimiter(4)
         self.gate: ConnectionGate | None = None  # set by the server, for /metrics
