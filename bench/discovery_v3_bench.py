@@ -62,6 +62,7 @@ from bench.discovery_bench import (
     start_server,
 )
 from bench.discovery_v3_load import LoadGenerators
+from bench.discovery_v3_workers import children, replication_delays, wait_replicated
 from bench.errors import BenchError
 from p2psync.identity import DeviceID
 
@@ -69,7 +70,8 @@ BEGIN = "<!-- discovery-v3-bench:begin -->"
 END = "<!-- discovery-v3-bench:end -->"
 V3_PATH = "/v2/"  # ours serves v3 there; stdiscosrv answers on any path
 FORWARDED_FOR = "198.51.100.7"  # a documentation address: stdiscosrv drops loopback ones
-TARGETS = ("stdiscosrv", "memory", "redis", "redis x2")
+TARGETS = ("stdiscosrv", "memory", "memory 2w", "redis", "redis x2")
+WORKERS = 2  # of the "memory 2w" target: one discovery_server, --workers 2
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,17 @@ class Running:
     redis_proc: subprocess.Popen[bytes] | None = None
     redis_port: int = 0
     db_dir: Path | None = None
+
+    workers: int = 1  # processes of one discovery_server --workers N
+
+    def pids(self) -> list[int]:
+        """Every process whose CPU and memory count: the servers and their workers."""
+        out = []
+        for proc in self.servers:
+            out.append(proc.pid)
+            if self.workers > 1:
+                out += children(proc.pid)
+        return out
 
     def stop(self) -> None:
         for proc in [*self.servers, *([self.redis_proc] if self.redis_proc else [])]:
@@ -165,6 +178,9 @@ def start_target(name: str, workdir: Path) -> Running:
     if name == "memory":
         proc, url = start_server("memory", workdir, forwarded)
         return Running([url], [proc])
+    if name == "memory 2w":
+        proc, url = start_server("memory", workdir, (*forwarded, "--workers", str(WORKERS)))
+        return Running([url], [proc], workers=WORKERS)
     redis_proc, port = start_redis(workdir)
     running = Running([], [], redis_proc, port)
     try:
@@ -195,7 +211,7 @@ def exercise(
     (each on an instance the device did not announce to, when there are two) and misses."""
     rng = random.Random(seed)
     count = len(running.urls)
-    pids = [p.pid for p in running.servers]
+    pids = running.pids()
     per_instance = max(1, sizes.concurrency // (count * sizes.clients))
 
     announce_lists: list[list[Any]] = [[] for _ in range(count)]
@@ -217,6 +233,9 @@ def exercise(
         idle = [proc_status(pid)["VmRSS"] for pid in pids]
         announce = generators.run(announce_lists, pids)
         _expect("announce", announce, 204)
+        lag = 0.0
+        if running.workers > 1:  # until every worker has every device
+            lag = wait_replicated(running.urls[0], running.workers, len(announces))
         loaded = [proc_status(pid)["VmRSS"] for pid in pids]
         hit = generators.run(hit_lists, pids)
         _expect("lookup of registered devices", hit, 200)
@@ -227,6 +246,8 @@ def exercise(
         "lookup_hit": hit,
         "lookup_miss": miss,
         "instances": count,
+        "workers": running.workers,
+        "replicated_after_s": lag,
         "clients": sizes.clients,
         "cross_instance_hits": hit.requests if count > 1 else 0,
         "server_rss_idle": sum(idle),
@@ -245,6 +266,8 @@ def bench_target(
             redis_idle = proc_status(running.redis_proc.pid)["VmRSS"]
         row = exercise(running, announces, sizes, 1)
         row.update(target=name, devices=len(announces), concurrency=sizes.concurrency)
+        if running.workers > 1:
+            row["replication_ms"] = replication_delays(running.urls[0], announces, 200)
         if running.db_dir is not None:
             row["db_bytes"] = _dir_size(running.db_dir)
         if redis_client is not None and running.redis_proc is not None:
@@ -262,6 +285,7 @@ def bench_target(
 _LABELS = {
     "stdiscosrv": "stdiscosrv (LevelDB)",
     "memory": "discovery_server, memory",
+    "memory 2w": f"discovery_server --workers {WORKERS}, memory",
     "redis": "discovery_server, Redis",
     "redis x2": "2 × discovery_server, one Redis",
 }
@@ -304,6 +328,16 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"of the {r['cross_instance_hits']:,} hits looked up on the other instance "
                 "(all found); rates and RSS are the sum of both instances, "
                 f"{r['concurrency'] // r['instances']} connections each."
+            )
+        if r.get("workers", 1) > 1:
+            rep = r["replication_ms"]
+            notes.append(
+                f"{_LABELS[r['target']]}: CPU and RSS are the supervisor's and its "
+                f"{r['workers']} workers' (each with a replica of every device); every worker "
+                f"held every device {r['replicated_after_s']:.2f} s after the last announce "
+                f"was answered; one announcement was visible on the other worker "
+                f"{rep['p50_ms']:.2f} ms (median; max {rep['max_ms']:.2f}) after its 204 "
+                f"({rep['count']} probes, one at a time)."
             )
         cpu = ", ".join(
             f"{r[key].server_cpu_pct:.0f}% / {r[key].client_cpu_pct:.0f}%"

@@ -60,6 +60,15 @@ def test_two_instances_on_one_redis_find_each_others_devices(tmp_path: Path) -> 
     assert "| 2 × discovery_server, one Redis | 300 |" in text
 
 
+def test_two_workers_hold_every_device(tmp_path: Path) -> None:
+    rows, text = run_bench(tmp_path, "memory 2w", clients=2)
+    row = rows["memory 2w"]
+    check_row(row)  # every hit found, whichever worker the connection reached
+    assert row["workers"] == 2
+    assert 0 < row["replication_ms"]["p50_ms"] <= row["replication_ms"]["max_ms"]
+    assert "| discovery_server --workers 2, memory | 300 |" in text
+
+
 @pytest.mark.skipif(shutil.which("stdiscosrv") is None, reason="syncthing-discosrv not installed")
 def test_same_load_against_stdiscosrv(tmp_path: Path) -> None:
     rows, text = run_bench(tmp_path, "stdiscosrv")
