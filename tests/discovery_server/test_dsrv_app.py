@@ -280,3 +280,34 @@ async def test_https_with_cert_and_key(tmp_path: Path, identity: Identity) -> No
         body = _body(server, identity, ["tcp://192.0.2.1:22000"])
         assert (await server.http.post("/v1/announce", json=body)).status_code == 204
         assert (await _lookup(server, identity)).json()["addresses"] == ["tcp://192.0.2.1:22000"]
+
+
+async def test_lookups_by_a_cached_text_still_follow_the_store(
+    identity: Identity, other_identity: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A found device's text is kept to skip parsing it again: the answers must not
+    change for it (another spelling, a full cache, a lapsed record)."""
+    from discovery_server import service as service_module
+
+    monkeypatch.setattr(service_module, "PARSED_CACHE_SIZE", 1)
+    async with running_server() as server:
+        for who, address in (
+            (identity, "tcp://192.0.2.1:1"),
+            (other_identity, "tcp://192.0.2.2:2"),
+        ):
+            body = _body(server, who, [address])
+            assert (await server.http.post("/v1/announce", json=body)).status_code == 204
+        lenient = str(identity.device_id).lower().replace("-", "")
+        for _ in range(2):  # each lookup evicts the other device's text (cache of one)
+            for who, address in (
+                (identity, "tcp://192.0.2.1:1"),
+                (other_identity, "tcp://192.0.2.2:2"),
+            ):
+                found = await _lookup(server, who)
+                assert found.status_code == 200 and found.json()["addresses"] == [address]
+            sloppy = await server.http.get("/v1/lookup", params={"device": lenient})
+            assert sloppy.json()["addresses"] == ["tcp://192.0.2.1:1"]
+        assert len(server.service._parsed) == 1
+        server.clock.advance(server.service.settings.ttl + 1)
+        assert (await _lookup(server, identity)).status_code == 404
+        assert (await _lookup(server, other_identity)).status_code == 404
