@@ -91,7 +91,7 @@ PRESETS = {
 
 def v3_announces(triples: list[tuple[bytes, bytes, bytes]]) -> list[tuple[str, HeadedRequest]]:
     """(device ID text, v3 announce request) per identity, as a proxy would pass it on."""
-    out = []
+    out: list[tuple[str, HeadedRequest]] = []
     for index, (cert_pem, _key, raw) in enumerate(triples):
         headers = b"X-SSL-Cert: %s\r\nX-Forwarded-For: %s\r\n" % (
             urllib.parse.quote(cert_pem.decode(), safe="").encode(),
