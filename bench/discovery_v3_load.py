@@ -140,7 +140,10 @@ class LoadGenerators:
         for pipe in self._pipes:
             if not pipe.poll(max(0.0, deadline - time.monotonic())):
                 raise BenchError(f"a load generator did not answer '{expected}' in {timeout} s")
-            kind, payload = pipe.recv()
+            try:
+                kind, payload = pipe.recv()
+            except EOFError:
+                raise BenchError(f"a load generator exited instead of '{expected}'") from None
             if kind != expected:
                 raise BenchError(f"a load generator failed: {payload}")
             out.append(payload)

@@ -102,3 +102,20 @@ def test_the_load_generator_survives_a_server_closing_idle_connections(tmp_path:
         assert trio.run(scenario) == [200, 200]
     finally:
         _stop(proc)
+
+
+def test_a_load_generator_that_fails_to_start_is_a_bench_error() -> None:
+    """A generator process that cannot connect reports it; the bench fails with a
+    BenchError naming the cause, and no generator process is left behind."""
+    import socket
+
+    from bench.discovery_v3_load import LoadGenerators
+    from bench.errors import BenchError
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        generators = LoadGenerators([f"http://127.0.0.1:{port}"], 2, 1)
+        with pytest.raises(BenchError, match="load generator"):
+            generators.__enter__()
+    assert all(not proc.is_alive() for proc in generators._procs)
