@@ -18,7 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
@@ -48,6 +48,19 @@ async def supervise(
 
     ``make_config(index, listen, sibling_fds)`` gives each worker its configuration;
     ``on_ready(urls)`` is called once every worker accepts connections."""
+    # Signals are caught from here on: one that comes as soon as the server has said it
+    # is ready (or while it starts) must stop the workers, not kill the supervisor.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        await _supervise(workers, listen, make_config, on_ready, signals)
+
+
+async def _supervise(
+    workers: int,
+    listen: str,
+    make_config: Callable[[int, str, list[int]], WorkerConfig],
+    on_ready: Callable[[list[str]], None],
+    signals: AsyncIterator[int],
+) -> None:
     host, port = split_listen(listen)
     held = bind_reuse_port(host, port)
     procs: list[trio.Process] = []
@@ -70,14 +83,19 @@ async def supervise(
                 b.close()
         urls: list[str] = []
         ready = 0
-        with trio.move_on_after(START_TIMEOUT):
-            for index, proc in enumerate(procs):
-                urls = await _wait_ready(index, proc)
-                ready += 1
+        with trio.move_on_after(START_TIMEOUT) as starting:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
+                for index, proc in enumerate(procs):
+                    urls = await _wait_ready(index, proc)
+                    ready += 1
+                nursery.cancel_scope.cancel()
+        if ready < workers and not starting.cancelled_caught:
+            return  # a signal while starting: stop them all
         if ready < workers:
             raise WorkerFailedError(f"the workers did not start within {START_TIMEOUT:.0f} s")
         on_ready(urls)
-        await _watch(procs)
+        await _watch(procs, signals)
     finally:
         with trio.CancelScope(shield=True):
             await _stop_all(procs)
@@ -114,7 +132,14 @@ async def _wait_ready(index: int, proc: trio.Process) -> list[str]:
     return words[1:]
 
 
-async def _watch(procs: list[trio.Process]) -> None:
+async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
+    async for signum in signals:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        scope.cancel()
+        return
+
+
+async def _watch(procs: list[trio.Process], signals: AsyncIterator[int]) -> None:
     failed: list[str] = []
     async with trio.open_nursery() as nursery:
 
@@ -123,16 +148,9 @@ async def _watch(procs: list[trio.Process]) -> None:
             failed.append(f"worker {index} (pid {proc.pid}) exited with status {code}")
             nursery.cancel_scope.cancel()
 
-        async def on_signal() -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    log.info("received %s, stopping", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    return
-
         for index, proc in enumerate(procs):
             nursery.start_soon(watch, index, proc)
-        nursery.start_soon(on_signal)
+        nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
     if failed:
         log.error("%s; stopping the other workers", failed[0])
         raise WorkerFailedError(f"{failed[0]}; all workers stopped")
