@@ -19,8 +19,9 @@ import msgpack
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import limits as L
-from . import metering, wire_schema
-from .messages import MESSAGE_TYPES, Hello, Message, MessageType
+from . import metering, response_frame, wire_schema
+from .messages import MESSAGE_TYPES, Hello, Message, MessageType, Response
+from .receive_buffer import ReceiveBuffer
 from .validate import Invalid
 
 HELLO_HEADER = struct.Struct(">IH")
@@ -52,6 +53,7 @@ def unpack(payload: bytes | memoryview, what: str) -> Any:
         problem = f"decodes into more than {mib} MiB of objects ({len(payload)} bytes)"
     except _UNPACK_ERRORS as exc:
         problem = f"malformed msgpack ({str(exc) or type(exc).__name__})"
+    del payload  # may be a copy of the frame: the error's traceback must not keep it
     raise RemoteProtocolError(f"{what}: {problem}")
 
 
@@ -152,29 +154,100 @@ def encode_message(message: Message) -> bytes:
 def parse_frame(
     buf: bytes | bytearray, max_frame_size: int = L.MAX_FRAME_SIZE
 ) -> tuple[Message, int] | None:
-    if len(buf) < LENGTH.size:
+    header = _frame_header(buf, max_frame_size)
+    if header is None:
         return None
-    (length,) = LENGTH.unpack_from(buf)
+    mtype, end = header
+    if len(buf) < end:
+        return None
+    # Decode straight from the buffer (no copy of a 16 MiB body); release the views
+    # before returning so the caller can shrink the buffer.
+    with memoryview(buf) as view, view[FRAME_HEADER.size : end] as payload:
+        if mtype == MessageType.RESPONSE:
+            response = _response_from(payload)
+            if response is not None:
+                return response, end
+        return decode_payload(mtype, payload), end
+
+
+def parse_buffered(
+    buf: ReceiveBuffer, max_frame_size: int = L.MAX_FRAME_SIZE
+) -> tuple[Message, int] | None:
+    """``parse_frame`` on a ReceiveBuffer: nothing is copied until the whole frame is
+    there, then its payload once (a Response's data straight out of the chunks)."""
+    header = _frame_header(buf.copy(0, FRAME_HEADER.size), max_frame_size)
+    if header is None:
+        return None
+    mtype, end = header
+    if len(buf) < end:
+        return None
+    if mtype == MessageType.RESPONSE:
+        response = _buffered_response(buf, end)
+        if response is not None:
+            return response, end
+    return decode_payload(mtype, buf.copy(FRAME_HEADER.size, end - FRAME_HEADER.size)), end
+
+
+def _frame_header(head: bytes | bytearray, max_frame_size: int) -> tuple[MessageType, int] | None:
+    """The type and end of the frame at the front of ``head``; every check on the
+    length and the type byte is made as soon as its bytes are there."""
+    if len(head) < LENGTH.size:
+        return None
+    (length,) = LENGTH.unpack_from(head)
     if length == 0:
         raise RemoteProtocolError("empty frame (a frame has at least its type byte)")
     if length > max_frame_size:
         raise RemoteProtocolError(f"frame of {length} bytes exceeds the limit of {max_frame_size}")
-    if len(buf) < FRAME_HEADER.size:
+    if len(head) < FRAME_HEADER.size:
         return None
-    type_byte = buf[LENGTH.size]
+    type_byte = head[LENGTH.size]
     if type_byte & COMPRESSED_FLAG:
         raise RemoteProtocolError("compressed frames are not supported in wire version 1")
     try:
         mtype = MessageType(type_byte & TYPE_MASK)
     except ValueError:
         raise RemoteProtocolError(f"unknown message type {type_byte}") from None
-    end = LENGTH.size + length
-    if len(buf) < end:
+    return mtype, LENGTH.size + length
+
+
+def _response_from(payload: memoryview) -> Response | None:
+    """A Response body in the packb layout (response_frame.py), data copied once out
+    of ``payload``; None for any other layout."""
+    layout = response_frame.read_prefix(bytes(payload[: response_frame.MAX_PREFIX]))
+    if layout is None:
         return None
-    # Decode straight from the buffer (no copy of a 16 MiB body); release the views
-    # before returning so the caller can shrink the buffer.
-    with memoryview(buf) as view, view[FRAME_HEADER.size : end] as payload:
-        return decode_payload(mtype, payload), end
+    request_id, start, size = layout
+    code = response_frame.read_suffix(bytes(payload[start + size :]))
+    if code is None:
+        return None
+    return _checked_response(request_id, bytes(payload[start : start + size]), code)
+
+
+def _buffered_response(buf: ReceiveBuffer, end: int) -> Response | None:
+    """``_response_from`` for the frame ending at ``end`` of ``buf``."""
+    body = FRAME_HEADER.size
+    head = buf.copy(body, min(response_frame.MAX_PREFIX, end - body))
+    layout = response_frame.read_prefix(head)
+    if layout is None:
+        return None
+    request_id, start, size = layout
+    data_end = body + start + size
+    if data_end > end:
+        return None
+    code = response_frame.read_suffix(buf.copy(data_end, end - data_end))
+    if code is None:
+        return None
+    return _checked_response(request_id, buf.copy(body + start, size), code)
+
+
+def _checked_response(request_id: int, data: bytes, code: int) -> Response:
+    plain = {"id": request_id, "data": data, "code": code}  # what msgpack would decode
+    try:
+        return wire_schema.from_plain(MessageType.RESPONSE, plain)  # type: ignore[return-value]
+    except Invalid as exc:
+        problem = str(exc)
+    del plain, data
+    raise RemoteProtocolError(f"invalid {problem}")
 
 
 def decode_payload(mtype: MessageType, payload: bytes | memoryview) -> Message:
@@ -183,8 +256,8 @@ def decode_payload(mtype: MessageType, payload: bytes | memoryview) -> Message:
         return wire_schema.from_plain(mtype, plain)
     except Invalid as exc:
         problem = str(exc)
-    # Raised here, without the Invalid as its context and with ``plain`` gone from this
-    # frame: the error (kept by the connection, logged) must not keep a rejected
-    # payload's objects alive.
-    del plain
+    # Raised here, without the Invalid as its context and with ``plain`` and ``payload``
+    # gone from this frame: the error (kept by the connection, logged) must not keep a
+    # rejected payload or its objects alive.
+    del plain, payload
     raise RemoteProtocolError(f"invalid {problem}")

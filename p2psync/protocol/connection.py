@@ -22,6 +22,7 @@ from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from . import codec
 from . import limits as L
 from .messages import Close, ConnectionClosed, Hello, Message, Request, Response
+from .receive_buffer import ReceiveBuffer
 from .state import EVENT_OF_TYPE, Event, State, next_state
 from .wire import MSGPACK, WireCodec
 
@@ -57,7 +58,7 @@ class Connection:
         self.our_state = State.AWAIT_HELLO
         self.their_state = State.AWAIT_HELLO
         self._max_frame_size = max_frame_size
-        self._buf = bytearray()
+        self._buf = ReceiveBuffer()  # received chunks, not copied together (see there)
         self._eof = False
         # What went wrong, as text only: a stored exception would keep its traceback's
         # frames (and a rejected payload in them) alive, in a cycle through ``self``.
@@ -149,7 +150,7 @@ class Connection:
                 raise LocalProtocolError("received data after EOF")
             return
         if data:
-            self._buf += data
+            self._buf.append(data)
         else:
             self._eof = True
 
@@ -177,15 +178,15 @@ class Connection:
                 raise RemoteProtocolError(f"{len(self._buf)} bytes after the connection closed")
             return ConnectionClosed() if self._eof else NEED_DATA
         if state == State.AWAIT_HELLO:
-            parsed_hello = self.wire.parse_hello(self._buf)
+            parsed_hello = self.wire.parse_hello(self._buf.contiguous())
             if parsed_hello is None:
                 return self._incomplete("Hello")
             hello, used = parsed_hello
-            del self._buf[:used]
+            self._buf.consume(used)
             self.their_state = State.AWAIT_CLUSTER_CONFIG
             self.their_hello = hello
             return hello
-        parsed = self.wire.parse_frame(self._buf, self._max_frame_size)
+        parsed = self.wire.parse_buffered(self._buf, self._max_frame_size)
         if parsed is None:
             return self._incomplete("frame")
         message, used = parsed
@@ -200,7 +201,7 @@ class Connection:
             if message.id not in self._our_requests:
                 raise RemoteProtocolError(f"Response {message.id} answers no Request of ours")
             self._our_requests.discard(message.id)
-        del self._buf[:used]
+        self._buf.consume(used)
         self.their_state = new
         if event is Event.CLUSTER_CONFIG:
             self.their_cluster_config_seen = True

@@ -12,6 +12,7 @@ from . import codec as msgpack_codec
 from . import limits as L
 from .bep import BepCodec
 from .messages import Hello, Message
+from .receive_buffer import ReceiveBuffer
 
 P2PSYNC_ALPN = b"p2psync/1"
 
@@ -27,6 +28,12 @@ class WireCodec(Protocol):
     def parse_hello(self, buf: bytes | bytearray) -> tuple[Hello, int] | None: ...
 
     def encode_message(self, message: Message) -> bytes: ...
+
+    def parse_buffered(
+        self, buf: ReceiveBuffer, max_frame_size: int = L.MAX_FRAME_SIZE
+    ) -> tuple[Message, int] | None:
+        """``parse_frame`` on a receive buffer (``None``: need more; nothing consumed)."""
+        ...
 
     def parse_frame(
         self, buf: bytes | bytearray, max_frame_size: int = L.MAX_FRAME_SIZE
@@ -47,6 +54,11 @@ class MsgpackCodec:
 
     def encode_message(self, message: Message) -> bytes:
         return msgpack_codec.encode_message(message)
+
+    def parse_buffered(
+        self, buf: ReceiveBuffer, max_frame_size: int = L.MAX_FRAME_SIZE
+    ) -> tuple[Message, int] | None:
+        return msgpack_codec.parse_buffered(buf, max_frame_size)
 
     def parse_frame(
         self, buf: bytes | bytearray, max_frame_size: int = L.MAX_FRAME_SIZE

@@ -31,6 +31,7 @@ from ..codec import message_type
 from ..fileinfo import MIN_BLOCK_SIZE, FileInfo, FileType
 from ..messages import Compression, Hello, Index, IndexUpdate, Message, MessageType, Unsupported
 from ..names import validate_name
+from ..receive_buffer import ReceiveBuffer
 from ..validate import Invalid
 from . import proto as pb
 
@@ -154,6 +155,11 @@ class BepCodec:
         if len(body) < MIN_COMPRESS_SIZE or self.compression == Compression.NEVER:
             return False
         return mtype != MessageType.RESPONSE or self.compression == Compression.ALWAYS
+
+    def parse_buffered(
+        self, buf: ReceiveBuffer, max_frame_size: int = L.MAX_FRAME_SIZE
+    ) -> tuple[Message, int] | None:
+        return self.parse_frame(buf.contiguous(), max_frame_size)
 
     def parse_frame(
         self, buf: bytes | bytearray, max_frame_size: int = L.MAX_FRAME_SIZE
