@@ -116,7 +116,9 @@ class PeerConnection:
         self.ping_interval = ping_interval
         self.receive_timeout = receive_timeout
         self._send_lock = trio.StrictFIFOLock()
-        self._outbox: list[bytes] = []  # encoded, not yet written (see send)
+        # Encoded, not yet written (see send): a frame's buffers, a block's data among
+        # them as the very object the handler returned (Connection.send_buffers).
+        self._outbox: list[bytes] = []
         self._writer_running = False
         self._wake_writer = trio.lowlevel.ParkingLot()
         self._written = trio.lowlevel.ParkingLot()
@@ -143,7 +145,8 @@ class PeerConnection:
         """``send`` for several messages, in order, with one wait."""
         if self._closing and not all(isinstance(m, Close) for m in messages):
             raise trio.ClosedResourceError(f"connection to {self.device_id.short_str()} is closed")
-        self._outbox.extend(self.protocol.send(m) for m in messages)
+        for message in messages:
+            self._outbox.extend(self.protocol.send_buffers(message))
         self._queued += len(messages)
         mine = self._queued
         if self._writer_running:
@@ -168,8 +171,8 @@ class PeerConnection:
             for data in _coalesced(chunks):
                 await self.stream.send_all(data)
                 self.stats.bytes_out += len(data)
+            self.stats.messages_out += upto - self._sent
             self._sent = upto
-            self.stats.messages_out += len(chunks)
             self._last_send = trio.current_time()
             self._written.unpark_all()
 
@@ -269,7 +272,7 @@ class PeerConnection:
 
     def _enqueue(self, message: Message) -> None:
         """Queue ``message`` for the writer task without waiting for it to be written."""
-        self._outbox.append(self.protocol.send(message))
+        self._outbox.extend(self.protocol.send_buffers(message))
         self._queued += 1
         self._wake_writer.unpark_all()
 
@@ -449,7 +452,9 @@ COALESCE_MAX = 64 * 1024  # small messages are joined up to this size; big ones 
 
 
 def _coalesced(chunks: list[bytes]) -> Iterator[bytes]:
-    """The chunks as few writes: runs of small ones joined (a copy, so only small ones)."""
+    """The chunks as few writes: runs of small ones joined (a copy, so only small ones).
+    A big chunk goes alone: a block's data is written from the object it was read into
+    (the few bytes of frame around it join the small runs before and after it)."""
     run: list[bytes] = []
     size = 0
     for chunk in chunks:

@@ -126,6 +126,30 @@ def message_type(message: object) -> MessageType:
 
 def encode_message(message: Message) -> bytes:
     """One complete frame; raises LocalProtocolError if the peer would reject it."""
+    mtype, name, plain = _checked_plain(message)
+    payload = _pack(plain, name)
+    _check_frame(mtype, name, plain, len(payload))
+    return FRAME_HEADER.pack(1 + len(payload), mtype) + payload
+
+
+def encode_message_buffers(message: Message) -> tuple[bytes, ...]:
+    """``encode_message`` as buffers to write one after the other: a Response carrying
+    at least ZERO_COPY_DATA bytes is its header, its data object itself (not copied)
+    and its last bytes; anything else is one buffer. Same checks, same bytes."""
+    data = getattr(message, "data", None)
+    if type(message) is not Response or type(data) is not bytes or len(data) < ZERO_COPY_DATA:
+        return (encode_message(message),)  # also whatever encode_message refuses
+    mtype, name, plain = _checked_plain(message)
+    prefix, suffix = response_frame.prefix_and_suffix(message.id, len(data), int(message.code))
+    payload_size = len(prefix) + len(data) + len(suffix)
+    _check_frame(mtype, name, plain, payload_size)
+    return FRAME_HEADER.pack(1 + payload_size, mtype) + prefix, data, suffix
+
+
+ZERO_COPY_DATA = 64 * 1024  # smaller data is copied into its frame: one write, not three
+
+
+def _checked_plain(message: Message) -> tuple[MessageType, str, dict[str, Any]]:
     mtype = message_type(message)
     name = type(message).__name__
     try:
@@ -135,20 +159,22 @@ def encode_message(message: Message) -> bytes:
         raise LocalProtocolError(f"refusing to send an invalid {name}: {exc}") from None
     except (AttributeError, TypeError, ValueError) as exc:
         raise LocalProtocolError(f"cannot encode {name}: {exc}") from None
-    payload = _pack(plain, name)
-    length = 1 + len(payload)
+    return mtype, name, plain
+
+
+def _check_frame(mtype: MessageType, name: str, plain: Any, payload_size: int) -> None:
+    length = 1 + payload_size
     if length > L.MAX_FRAME_SIZE:
         raise LocalProtocolError(
             f"{name} frame is {length} bytes, more than {L.MAX_FRAME_SIZE}; send smaller batches"
         )
-    if len(payload) > L.UNMETERED_PAYLOAD:
+    if payload_size > L.UNMETERED_PAYLOAD:
         cost = metering.plain_cost(mtype, plain)
         if cost > L.MAX_DECODED_COST:
             raise LocalProtocolError(
                 f"{name} decodes into {cost} bytes of objects, more than "
                 f"{L.MAX_DECODED_COST}; send smaller batches"
             )
-    return FRAME_HEADER.pack(length, mtype) + payload
 
 
 def parse_frame(

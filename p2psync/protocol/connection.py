@@ -101,6 +101,12 @@ class Connection:
 
     def send(self, message: Message) -> bytes:
         """The bytes of ``message``; raises LocalProtocolError if it may not be sent now."""
+        buffers = self.send_buffers(message)
+        return buffers[0] if len(buffers) == 1 else b"".join(buffers)
+
+    def send_buffers(self, message: Message) -> tuple[bytes, ...]:
+        """``send`` as buffers to write in order: a block's data is one of them, not
+        copied into the frame (``codec.encode_message_buffers``)."""
         self._check_can_send(message)
         try:
             if isinstance(message, Hello):
@@ -113,7 +119,7 @@ class Connection:
                 _check_new_request(message.id, self._our_requests, LocalProtocolError, "we")
             elif isinstance(message, Response) and message.id not in self._their_requests:
                 raise LocalProtocolError(f"Response {message.id} answers no Request of the peer")
-            data = self.wire.encode_message(message)
+            data = self.wire.encode_message_buffers(message)
         except LocalProtocolError as exc:
             self._our_error = str(exc)
             self.our_state = State.ERROR

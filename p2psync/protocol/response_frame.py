@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import struct
 
+import msgpack
+
 from . import limits as L
 
 _MAP3 = 0x83
@@ -30,6 +32,23 @@ _BINS = {0xC4: _U8, 0xC5: _U16, 0xC6: _U32}
 # The longest prefix: map header, "id", a uint64, "data", a bin32 header.
 MAX_PREFIX = 1 + len(KEY_ID) + 9 + len(KEY_DATA) + 5
 SUFFIX_SIZE = len(KEY_CODE) + 1  # the code is a positive fixint in the layout read here
+
+
+def bin_header(size: int) -> bytes:
+    """msgpack's header for ``size`` bytes of bin (the smallest form, as packb picks)."""
+    if size < 0x100:
+        return b"\xc4" + _U8.pack(size)
+    if size < 0x10000:
+        return b"\xc5" + _U16.pack(size)
+    return b"\xc6" + _U32.pack(size)
+
+
+def prefix_and_suffix(request_id: int, size: int, code: int) -> tuple[bytes, bytes]:
+    """The body bytes before and after ``size`` bytes of data (checked values only)."""
+    prefix = b"".join(
+        (bytes((_MAP3,)), KEY_ID, msgpack.packb(request_id), KEY_DATA, bin_header(size))
+    )
+    return prefix, KEY_CODE + msgpack.packb(code)
 
 
 def read_prefix(head: bytes) -> tuple[int, int, int] | None:

@@ -29,6 +29,11 @@ class WireCodec(Protocol):
 
     def encode_message(self, message: Message) -> bytes: ...
 
+    def encode_message_buffers(self, message: Message) -> tuple[bytes, ...]:
+        """The frame as buffers to write in order (their concatenation is
+        ``encode_message``'s bytes): lets a codec hand block data over uncopied."""
+        ...
+
     def parse_buffered(
         self, buf: ReceiveBuffer, max_frame_size: int = L.MAX_FRAME_SIZE
     ) -> tuple[Message, int] | None:
@@ -54,6 +59,9 @@ class MsgpackCodec:
 
     def encode_message(self, message: Message) -> bytes:
         return msgpack_codec.encode_message(message)
+
+    def encode_message_buffers(self, message: Message) -> tuple[bytes, ...]:
+        return msgpack_codec.encode_message_buffers(message)
 
     def parse_buffered(
         self, buf: ReceiveBuffer, max_frame_size: int = L.MAX_FRAME_SIZE

@@ -165,3 +165,30 @@ async def test_blocks_are_read_only_a_few_mib_ahead_of_a_slow_socket() -> None:
         if isinstance(event, Response):
             answered.append(event.id)
     assert sorted(answered) == [r.id for r in requests]
+
+
+async def test_block_data_is_written_uncopied_and_small_messages_still_share_writes() -> None:
+    ours, theirs = connected_pair()
+    theirs.receive_data(ours.send(ClusterConfig()))
+    assert isinstance(theirs.next_event(), ClusterConfig)
+    requests = [Request(i, "default", f"f{i}", 0, 256 * 1024, bytes(32)) for i in range(1, 4)]
+    ours.receive_data(theirs.send(ClusterConfig()) + b"".join(theirs.send(r) for r in requests))
+    while ours.next_event() is not NEED_DATA:
+        pass
+    stream = SlowStream()
+    peer = PeerConnection(stream, ours, DeviceID(bytes(32)), "memory")
+    blocks = [bytes([i]) * r.size for i, r in enumerate(requests)]
+    responses = [Response(r.id, block) for r, block in zip(requests, blocks, strict=True)]
+    await peer.send_many(responses)
+
+    for block in blocks:  # SlowStream's bytes() of a bytes object is that object
+        assert any(write is block for write in stream.writes), "a block was copied"
+    # Each block's frame prefix shares a write with the previous frame's last bytes.
+    assert len(stream.writes) == 2 * len(blocks) + 1
+    assert peer.stats.messages_out == len(blocks)
+    assert peer.stats.bytes_out == sum(len(w) for w in stream.writes)
+    theirs.receive_data(b"".join(stream.writes))
+    got = []
+    while (event := theirs.next_event()) is not NEED_DATA:
+        got.append(event)
+    assert got == responses

@@ -1,6 +1,7 @@
-"""The receiver's fast read of a Response (codec.parse_frame, Connection over a
-ReceiveBuffer) accepts and rejects exactly what the generic msgpack decoder does, with
-the same errors."""
+"""A Response's frame built around its data (codec.encode_message_buffers) is byte for
+byte the plain encoder's, and the receiver's fast read of it (codec.parse_frame,
+Connection over a ReceiveBuffer) accepts and rejects exactly what the generic msgpack
+decoder does, with the same errors."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from p2psync.protocol.connection import NEED_DATA, Connection
 from p2psync.protocol.messages import ClusterConfig, ErrorCode, MessageType, Response
 from p2psync.protocol.receive_buffer import ReceiveBuffer
 
-BOUNDARIES = [0, 1, 255, 256, 65_535, 65_536]
+BOUNDARIES = [0, 1, 255, 256, 65_535, 65_536, codec.ZERO_COPY_DATA - 1, codec.ZERO_COPY_DATA]
 sizes = st.one_of(st.sampled_from(BOUNDARIES), st.integers(0, 300_000))
 ids = st.one_of(st.sampled_from([0, 127, 128, 255, 256, 65_535, 65_536, L.INT32_MAX]),
                 st.integers(0, L.INT32_MAX))  # fmt: skip
@@ -33,10 +34,17 @@ def responses(draw: st.DrawFn) -> Response:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(responses())
-def test_a_response_frame_decodes_as_msgpack_made_it(response: Response) -> None:
-    frame = raw_frame(MessageType.RESPONSE, msgpack.packb(
+def test_the_buffers_are_the_plain_frame(response: Response) -> None:
+    buffers = codec.encode_message_buffers(response)
+    frame = codec.encode_message(response)
+    assert b"".join(buffers) == frame
+    assert frame == raw_frame(MessageType.RESPONSE, msgpack.packb(
         {"id": response.id, "data": response.data, "code": int(response.code)}, use_bin_type=True
     ))  # fmt: skip
+    if len(response.data) >= codec.ZERO_COPY_DATA:
+        assert len(buffers) == 3 and buffers[1] is response.data  # not copied
+    else:
+        assert len(buffers) == 1
     assert codec.parse_frame(frame) == (response, len(frame))
 
 
@@ -50,7 +58,7 @@ def test_a_connection_reads_them_back_however_the_bytes_are_cut(
     peer = Connection(hello("beta"))
     conn.receive_data(peer.start() + peer.send(ClusterConfig()))
     assert conn.next_event() is not NEED_DATA and conn.next_event() == ClusterConfig()
-    wire = b"".join(codec.encode_message(m) for m in messages)
+    wire = b"".join(b"".join(codec.encode_message_buffers(m)) for m in messages)
     got: list[object] = []
     pos = 0
     for cut in [*cuts, len(wire)]:

@@ -151,6 +151,9 @@ class BepCodec:
             )
         return b"".join((U16.pack(len(header)), header, U32.pack(len(body)), body))
 
+    def encode_message_buffers(self, message: Message) -> tuple[bytes, ...]:
+        return (self.encode_message(message),)
+
     def _should_compress(self, mtype: MessageType, body: bytes) -> bool:
         if len(body) < MIN_COMPRESS_SIZE or self.compression == Compression.NEVER:
             return False
