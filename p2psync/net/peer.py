@@ -37,8 +37,9 @@ PING_INTERVAL = 90.0
 RECEIVE_TIMEOUT = 300.0
 REQUEST_TIMEOUT = 120.0
 # Bytes of block data in flight per connection and direction. Each byte in flight is held
-# two or three times (read, encoded, encrypted), so this bounds a daemon's memory; 16 MiB
-# still keeps a 1 Gbit/s link with 100 ms of latency full.
+# once or twice (read, encrypted: a Response is written from the block's own bytes), so
+# this bounds a daemon's memory; 16 MiB still keeps a 1 Gbit/s link with 100 ms of
+# latency full.
 DEFAULT_BUDGET = 16 * 1024 * 1024
 # Block data we read for a peer ahead of the socket: requests beyond it wait before their
 # read. The incoming budget lets a peer have 16 MiB of requests outstanding; served all at
