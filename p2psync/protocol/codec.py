@@ -200,7 +200,9 @@ def parse_buffered(
     buf: ReceiveBuffer, max_frame_size: int = L.MAX_FRAME_SIZE
 ) -> tuple[Message, int] | None:
     """``parse_frame`` on a ReceiveBuffer: nothing is copied until the whole frame is
-    there, then its payload once (a Response's data straight out of the chunks)."""
+    there. A Response's data is then copied straight out of the chunks; any other frame
+    is decoded from the chunks merged into one buffer (freed chunk by chunk as they are
+    merged: a frame is never held twice)."""
     header = _frame_header(buf.copy(0, FRAME_HEADER.size), max_frame_size)
     if header is None:
         return None
@@ -211,7 +213,8 @@ def parse_buffered(
         response = _buffered_response(buf, end)
         if response is not None:
             return response, end
-    return decode_payload(mtype, buf.copy(FRAME_HEADER.size, end - FRAME_HEADER.size)), end
+    with memoryview(buf.contiguous()) as view, view[FRAME_HEADER.size : end] as payload:
+        return decode_payload(mtype, payload), end
 
 
 def _frame_header(head: bytes | bytearray, max_frame_size: int) -> tuple[MessageType, int] | None:

@@ -6,6 +6,7 @@ decoder does, with the same errors."""
 from __future__ import annotations
 
 import struct
+import tracemalloc
 
 import msgpack
 from hypothesis import HealthCheck, given, settings
@@ -179,3 +180,28 @@ def test_the_receive_buffer_copies_ranges_across_chunks() -> None:
     assert buf.copy(0, 10) == b"il" and bytes(buf.contiguous()) == b"il"
     buf.consume(2)
     assert not buf and buf.copy(0, 10) == b"" and buf.contiguous() == b""
+
+
+def test_a_big_frame_decoded_the_generic_way_is_not_held_twice() -> None:
+    """A frame that does not take the fast read (here: a Response with a key added
+    later) is decoded from its chunks merged into one buffer, each chunk freed as it is
+    merged: the frame, its decoded data and little else."""
+    data = bytes(8 * 1024 * 1024)
+    frame = raw_frame(
+        MessageType.RESPONSE, msgpack.packb({"id": 0, "data": data, "code": 0, "x": 1})
+    )
+    conn, _ = receiver_for([Response(0, data)])
+    peer = Connection(hello("beta"))
+    conn.receive_data(peer.start() + peer.send(ClusterConfig()))
+    conn.next_event()
+    conn.next_event()
+    tracemalloc.start()
+    try:
+        for i in range(0, len(frame), 256 * 1024):
+            conn.receive_data(frame[i : i + 256 * 1024])  # a new chunk, as from the socket
+            event = conn.next_event()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert event == Response(0, data)
+    assert peak < 2.3 * len(data), f"{peak / len(data):.2f} times the data"
