@@ -246,6 +246,8 @@ def _response_from(payload: memoryview) -> Response | None:
     if layout is None:
         return None
     request_id, start, size = layout
+    if len(payload) - start - size != response_frame.SUFFIX_SIZE:
+        return None
     code = response_frame.read_suffix(bytes(payload[start + size :]))
     if code is None:
         return None
@@ -261,8 +263,8 @@ def _buffered_response(buf: ReceiveBuffer, end: int) -> Response | None:
         return None
     request_id, start, size = layout
     data_end = body + start + size
-    if data_end > end:
-        return None
+    if end - data_end != response_frame.SUFFIX_SIZE:
+        return None  # not the layout: copy nothing more before the generic decoder
     code = response_frame.read_suffix(buf.copy(data_end, end - data_end))
     if code is None:
         return None
