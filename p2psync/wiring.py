@@ -17,6 +17,7 @@ from pathlib import Path
 import trio
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .config import CONFIG_FILE, Config, FolderConfig, load_config
 from .config_edits import ConfigEdits
 from .discovery.cache import AddressCache
@@ -235,6 +236,9 @@ def _raise_open_file_limit() -> None:
 async def run_daemon(home: Path, home_lock: HomeLock | None = None) -> None:
     """The daemon's main: run the node until SIGINT or SIGTERM, then shut down cleanly."""
     _raise_open_file_limit()
+    tuning = keep_freed_memory()
+    if not tuning.applied:
+        log.info("allocator thresholds left as they are: %s", tuning.reason)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(serve_node, home, home_lock=home_lock))
