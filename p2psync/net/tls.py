@@ -10,6 +10,7 @@ afterwards from the certificate hash (see :mod:`p2psync.net.trust`).
 from __future__ import annotations
 
 import enum
+import errno
 import functools
 import operator
 from collections.abc import Callable
@@ -47,6 +48,9 @@ _SEND_CHUNK = 256 * 1024
 _BIO_READ = _SEND_CHUNK + 64 * 1024
 _TRANSPORT_RECEIVE = 256 * 1024
 _DEFAULT_RECEIVE = 256 * 1024
+# TLS's largest record plaintext: one SSL_read returns at most this much, and pyOpenSSL
+# allocates the whole size asked for on every call.
+_RECORD_PLAINTEXT = 16 * 1024
 
 T = TypeVar("T")
 
@@ -99,6 +103,10 @@ class TLSStream(trio.abc.HalfCloseableStream):
         self._inner_send_lock = trio.StrictFIFOLock()
         self._inner_receive_lock = trio.Lock()
         self._inner_receive_count = 0
+        # Over TCP, ciphertext is read into one buffer reused for every read, rather
+        # than into a new 256 KiB bytes object each time.
+        self._socket = transport.socket if isinstance(transport, trio.SocketStream) else None
+        self._receive_buffer: bytearray | None = None
 
     # ---- introspection -------------------------------------------------------------
 
@@ -243,18 +251,34 @@ class TLSStream(trio.abc.HalfCloseableStream):
                         yielded = True
                         # Another task may have refilled the BIO while we waited.
                         if seen == self._inner_receive_count:
-                            data = await self.transport.receive_some(_TRANSPORT_RECEIVE)
-                            if data:
-                                self._conn.bio_write(data)
-                            else:
-                                self._incoming_eof = True
-                                self._conn.bio_shutdown()
+                            await self._receive_ciphertext()
                             self._inner_receive_count += 1
                 if finished:
                     return result
         finally:
             if not yielded:
                 await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _receive_ciphertext(self) -> None:
+        """Move what the transport has into the engine; at EOF, shut its incoming BIO."""
+        data: bytes | bytearray | memoryview
+        if self._socket is None:
+            data = await self.transport.receive_some(_TRANSPORT_RECEIVE)
+        else:
+            if self._receive_buffer is None:
+                self._receive_buffer = bytearray(_TRANSPORT_RECEIVE)
+            try:  # as trio.SocketStream.receive_some does
+                received = await self._socket.recv_into(self._receive_buffer)
+            except OSError as exc:
+                if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+                    raise trio.ClosedResourceError("this socket was already closed") from None
+                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+            data = memoryview(self._receive_buffer)[:received]
+        if data:
+            self._conn.bio_write(data)
+        else:
+            self._incoming_eof = True
+            self._conn.bio_shutdown()
 
     # ---- handshake -----------------------------------------------------------------
 
@@ -349,7 +373,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
         if self._close_notify_received:
             return b""
         try:
-            first = self._conn.recv(max_bytes)
+            first = self._conn.recv(min(max_bytes, _RECORD_PLAINTEXT))
         except SSL.ZeroReturnError:
             self._close_notify_received = True
             return b""
@@ -357,7 +381,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
         got = len(first)
         while got < max_bytes:
             try:
-                more = self._conn.recv(max_bytes - got)
+                more = self._conn.recv(min(max_bytes - got, _RECORD_PLAINTEXT))
             except SSL.WantReadError:
                 break
             except SSL.ZeroReturnError:

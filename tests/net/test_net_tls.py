@@ -306,6 +306,18 @@ async def test_aclose_tolerates_a_vanished_peer(tcp_tls_pair):
     await server.aclose()
 
 
+async def test_receiving_over_a_socket_closed_underneath_is_a_stream_error(tcp_tls_pair):
+    client, server = await tcp_tls_pair()
+    await client.send_all(b"x" * 100_000)
+    assert await server.receive_some(10) == b"x" * 10  # the rest waits in the engine
+    await server.transport.aclose()
+    with pytest.raises(trio.ClosedResourceError):  # not an OSError from the socket
+        while True:
+            await server.receive_some()
+    await server.aclose()
+    await client.aclose()
+
+
 async def test_flipped_bit_in_transit_is_detected(alice: Identity, bob: Identity):
     client_raw, server_raw = await tcp_transport_pair()
     corrupting = CorruptingStream(client_raw)
