@@ -55,6 +55,22 @@ _RECORD_PLAINTEXT = 16 * 1024
 T = TypeVar("T")
 
 
+def _write_whole_chunks(conn: SSL.Connection) -> None:
+    """Let one SSL_write encrypt a whole send chunk into the memory BIO.
+
+    pyOpenSSL turns on partial writes for every context, with which SSL_write returns
+    after each 16 KiB record: a 256 KiB chunk took 16 calls through pyOpenSSL's wrapper
+    (0.39 against 0.26 CPU s per GiB encrypted). Only pyOpenSSL's private binding can
+    turn it off; without it :meth:`TLSStream._encrypt` takes partial writes as before.
+    """
+    try:
+        from OpenSSL._util import lib
+
+        lib.SSL_clear_mode(conn._ssl, lib.SSL_MODE_ENABLE_PARTIAL_WRITE)
+    except (ImportError, AttributeError):  # pragma: no cover - another pyOpenSSL
+        pass
+
+
 class _State(enum.Enum):
     OK = "ok"
     BROKEN = "broken"
@@ -84,6 +100,7 @@ class TLSStream(trio.abc.HalfCloseableStream):
         self._require_alpn = require_alpn  # False: HTTPS clients that offer no ALPN
         self._close_timeout = close_timeout
         self._conn = SSL.Connection(context, None)
+        _write_whole_chunks(self._conn)
         if server_side:
             self._conn.set_accept_state()
         else:

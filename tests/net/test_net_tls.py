@@ -318,6 +318,16 @@ async def test_receiving_over_a_socket_closed_underneath_is_a_stream_error(tcp_t
     await client.aclose()
 
 
+async def test_the_engine_encrypts_a_whole_send_chunk_per_call(memory_tls_pair):
+    # One SSL_write per 256 KiB chunk, not one per 16 KiB record (pyOpenSSL's default).
+    client, server = await memory_tls_pair()
+    chunk = os.urandom(256 * 1024)
+    assert client._conn.send(chunk) == len(chunk)
+    client._conn.bio_read(512 * 1024)  # the records, dropped: the pair is done with
+    await trio.aclose_forcefully(client)
+    await trio.aclose_forcefully(server)
+
+
 async def test_flipped_bit_in_transit_is_detected(alice: Identity, bob: Identity):
     client_raw, server_raw = await tcp_transport_pair()
     corrupting = CorruptingStream(client_raw)
