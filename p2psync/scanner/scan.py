@@ -280,6 +280,7 @@ class _Scan:
         if subpaths is None:
             return [""]
         wanted: set[str] = set()
+        live_dirs: dict[str, bool] = {}  # parent -> a live directory in the index
         for sub in subpaths:
             if sub == "":
                 return [""]
@@ -291,19 +292,25 @@ class _Scan:
                     sub = self._fs.real_name(sub)
                 except (OSError, UnsafePathError):
                     pass
-            wanted.add(self._widen(sub))
+            wanted.add(self._widen(sub, live_dirs))
         roots: set[str] = set()
         for sub in sorted(wanted, key=len):
             if not is_at_or_below(sub, roots):
                 roots.add(sub)
         return sorted(roots)
 
-    def _widen(self, name: str) -> str:
-        """Climb to the highest ancestor the index does not know as a live directory."""
+    def _widen(self, name: str, live_dirs: dict[str, bool]) -> str:
+        """Climb to the highest ancestor the index does not know as a live directory.
+        ``live_dirs`` remembers the answers: the paths a watcher hands over share a few
+        parents (one index read each, not one per path)."""
         while "/" in name:
             parent = name.rpartition("/")[0]
-            known = self._view.get_local(parent)
-            if known is not None and known.is_directory and not known.deleted:
+            live = live_dirs.get(parent)
+            if live is None:
+                known = self._view.get_local(parent)
+                live = known is not None and known.is_directory and not known.deleted
+                live_dirs[parent] = live
+            if live:
                 break
             name = parent
         return name

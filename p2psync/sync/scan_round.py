@@ -17,6 +17,7 @@ What is stored, and when, matters to peers:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,19 +102,23 @@ class ScanRound:
         result = ScanResult(temps_seen=TempsSeen() if full else None)
         started = time.monotonic()
         receive_only = self.config.type is FolderKind.RECEIVE_ONLY
-        batches = scan(
-            self.fs,
-            IndexView(self.index, self.id),
-            short_id=self.local.short_id,
-            now=lambda: int(time.time()),
-            ignore=self.ignore,
-            subpaths=paths,
-            hash_workers=self.hash_workers,
-            ignore_permissions=self.config.ignore_permissions,
-            batch_size=self.batch_size,
-            progress=self.progress,
-            selection=self.config.selected,
-            temps_seen=result.temps_seen,
+        # In a thread: the scan's roots are read from the index (a path's parents).
+        batches = await self._db(
+            functools.partial(
+                scan,
+                self.fs,
+                IndexView(self.index, self.id),
+                short_id=self.local.short_id,
+                now=lambda: int(time.time()),
+                ignore=self.ignore,
+                subpaths=paths,
+                hash_workers=self.hash_workers,
+                ignore_permissions=self.config.ignore_permissions,
+                batch_size=self.batch_size,
+                progress=self.progress,
+                selection=self.config.selected,
+                temps_seen=result.temps_seen,
+            )
         )
         devices = await self._db(self.index.devices, self.id)
         # a targeted scan is held and stored as one change only if it could delete

@@ -571,6 +571,26 @@ def test_subpath_under_unknown_parents_scans_from_the_first_unknown(fs: FileSyst
     assert [f.name for f in result.files] == ["known/new", "known/new/deeper", "known/new/deeper/f"]
 
 
+def test_subpaths_under_one_directory_read_its_entry_once(fs: FileSystem) -> None:
+    for i in range(20):
+        put(fs, f"dir/sub/f{i}", b"x")
+    view = DictView()
+    run(fs, view)
+    asked: list[str] = []
+    get_local = view.get_local
+
+    def counting_get_local(name: str) -> FileInfo | None:
+        asked.append(name)
+        return get_local(name)
+
+    view.get_local = counting_get_local  # type: ignore[method-assign]
+    for i in range(20):
+        put(fs, f"dir/sub/f{i}", b"changed", mtime_ns=T0 + 1)
+    result = run(fs, view, subpaths=[f"dir/sub/f{i}" for i in range(20)])
+    assert len(result.files) == 20
+    assert asked.count("dir/sub") == 1  # the roots' parent: one read, not one per path
+
+
 def test_subpath_overlap_and_validation(fs: FileSystem) -> None:
     put(fs, "d/e/f", b"f")
     view = DictView()
