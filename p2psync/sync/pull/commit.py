@@ -209,16 +209,22 @@ class Committer:
 
     # ---- the rename --------------------------------------------------------------------
     def commit_file(
-        self, fi: FileInfo, cur: LocalFileInfo | None, tmp: str, st_tmp: FileStat
+        self,
+        fi: FileInfo,
+        cur: LocalFileInfo | None,
+        tmp: str,
+        st_tmp: FileStat,
+        recorded: LocalFileInfo | None = None,
     ) -> None:
-        """Put the built, durable temp file ``tmp`` in place of ``fi.name`` and record it."""
+        """Put the built, durable temp file ``tmp`` in place of ``fi.name`` and record it
+        (``recorded``: its record, if made already: ``Recorder.record``)."""
         # Re-check: the user may have changed the file while we were fetching.
         st = self.check_unchanged(fi.name, cur)
         if st is not None:
             self.move_old_aside(fi, cur)
         self._settings.fs.rename(tmp, fi.name)
         self._recorder.mark_gained(fi.name.rpartition("/")[0])
-        self._recorder.record(fi, st_tmp)  # a rename keeps the inode, mode and mtime
+        self._recorder.record(fi, st_tmp, recorded)  # a rename keeps inode, mode, mtime
 
     # ---- versioning or conflict --------------------------------------------------------
     def move_old_aside(self, fi: FileInfo, cur: LocalFileInfo | None) -> None:

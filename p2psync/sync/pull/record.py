@@ -66,8 +66,12 @@ class Recorder:
             else fi.permissions,
         ).as_local(inode=st.inode if st else 0)
 
-    def record(self, fi: FileInfo, st: FileStat | None) -> None:
-        stored = self.as_recorded(fi, st)
+    def record(
+        self, fi: FileInfo, st: FileStat | None, recorded: LocalFileInfo | None = None
+    ) -> None:
+        """Record ``fi`` as applied; ``recorded``: its ``as_recorded(fi, st)`` if the
+        caller has it already (a batch noted it before its renames)."""
+        stored = self.as_recorded(fi, st) if recorded is None else recorded
         if self.defer:
             with self._lock:
                 self._pending.append(stored)
@@ -98,9 +102,11 @@ class Recorder:
         self, applying: Sequence[tuple[FileInfo, FileStat | None]]
     ) -> Future[None]:
         """``note_applying`` without waiting: the renames must wait for the future."""
-        return self._settings.index.note_applying_soon(
-            self._settings.folder, [self.as_recorded(fi, st) for fi, st in applying]
-        )
+        return self.note_records_soon([self.as_recorded(fi, st) for fi, st in applying])
+
+    def note_records_soon(self, records: Sequence[LocalFileInfo]) -> Future[None]:
+        """``note_applying_soon`` of records made by ``as_recorded``."""
+        return self._settings.index.note_applying_soon(self._settings.folder, records)
 
     def mark_gained(self, *dirs: str) -> None:
         """Entries went into ``dirs`` (renames into place, new directories or symlinks):
