@@ -312,6 +312,8 @@ class BasicFS:
                 if exc.errno in _SYMLINK_ERRNOS and _is_symlink_at(dir_fd, base):
                     raise UnsafePathError(f"{name!r} is a symlink, not a file") from exc
                 raise
+        if flags & os.O_EXCL:  # created by this call: a regular file, nothing to check
+            return _FdHandle(fd, name)
         try:
             st = os.fstat(fd)
             if stat_mod.S_ISDIR(st.st_mode):

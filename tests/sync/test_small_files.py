@@ -257,3 +257,20 @@ async def test_a_file_that_cannot_be_flushed_is_skipped_and_never_renamed_in(
     assert index.get_local(FOLDER, bad) is None
     for name in files.keys() - {bad}:
         assert (root / name).read_bytes() == files[name]
+
+
+async def test_a_longer_temp_file_left_behind_is_cut_to_the_file_size(
+    fs: BasicFS, index: IndexStore
+) -> None:
+    files = payloads(3)
+    stale = sorted(files)[1]
+    root = Path(fs.root)
+    (root / stale).parent.mkdir(parents=True, exist_ok=True)
+    (root / stale).with_name(f".p2psync.{Path(stale).name}.tmp").write_bytes(b"x" * 20_000)
+    result = await pull_small_files(
+        make_puller(fs, index, source_for(files)), [remote_file(n, d) for n, d in files.items()]
+    )
+    assert sorted(f.name for f in result.done) == sorted(files)
+    for name, data in files.items():
+        assert (root / name).read_bytes() == data  # the stale tail is gone, not kept
+    assert not temp_files(root)

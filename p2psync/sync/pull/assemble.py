@@ -34,6 +34,15 @@ class Assembler:
                 fs.remove(tmp)
             return fs.open_write(tmp, mode=0o600)
 
+    def open_fresh_temp(self, tmp: str) -> WriteHandle | None:
+        """The temp file, created by this call (``O_EXCL``), or None if something is there
+        already (an interrupted pull's file: ``open_temp`` deals with it). A fresh file
+        needs no check that it is a regular file, and no truncation at ``seal``."""
+        try:
+            return self._settings.fs.open_write(tmp, exclusive=True, mode=0o600)
+        except FileExistsError:
+            return None
+
     def prepare_big(self, handle: WriteHandle, fi: FileInfo) -> None:
         """Before a file is filled: write a big one around the page cache."""
         if fi.size >= self._settings.tunings.bypass_cache_min:
@@ -61,9 +70,12 @@ class Assembler:
             handle.truncate(before)
             raise
 
-    def seal(self, fi: FileInfo, handle: WriteHandle) -> None:
-        """Final size, permissions and mtime of a built temp file (before its fsync)."""
-        handle.truncate(fi.size)
+    def seal(self, fi: FileInfo, handle: WriteHandle, *, fresh: bool = False) -> None:
+        """Final size, permissions and mtime of a built temp file (before its fsync).
+        ``fresh``: the file was created empty (``open_fresh_temp``) and every block of
+        ``fi`` written to it, so it has its final size already if the blocks end there."""
+        if not (fresh and _blocks_end(fi) == fi.size):
+            handle.truncate(fi.size)
         settings = self._settings
         perms = (fi.permissions & 0o777) if settings.keeps_permissions(fi) else 0o644
         handle.chmod(perms)
@@ -90,3 +102,11 @@ class Assembler:
         except (OSError, FilesystemError):
             return {}
         return found
+
+
+def _blocks_end(fi: FileInfo) -> int:
+    """Where ``fi``'s last block ends (0 without blocks)."""
+    if not fi.blocks:
+        return 0
+    last = fi.blocks[-1]
+    return last.offset + last.size

@@ -217,23 +217,24 @@ class SmallFiles:
         with commit.write_gate, self._settings.fs.cached_dirs():
             built = self._build_all(items, result)
             # The notes are committed while the files are flushed; both before any rename.
-            notes = recorder.note_applying_soon([(item.fi, st) for item, st in built])
+            records = [recorder.as_recorded(item.fi, st) for item, st in built]
+            notes = recorder.note_records_soon(records)
             errors = self._settings.fs.fsync_files(
                 [item.handle for item, _ in built if item.handle]
             )
-            durable: list[tuple[_Item, FileStat]] = []
-            for (item, st), error in zip(built, errors, strict=True):
+            durable: list[tuple[_Item, FileStat, LocalFileInfo]] = []
+            for (item, st), record, error in zip(built, records, errors, strict=True):
                 try:
                     item.close()
                     if error is not None:
                         raise error
-                    durable.append((item, st))
+                    durable.append((item, st, record))
                 except Exception as exc:
                     result.fail(item.fi, exc)
             notes.result()
-            for item, st in durable:
+            for item, st, record in durable:
                 try:
-                    commit.commit_file(item.fi, item.cur, temp_name(item.fi.name), st)
+                    commit.commit_file(item.fi, item.cur, temp_name(item.fi.name), st, record)
                 except Exception as exc:
                     result.fail(item.fi, exc)
                     continue
@@ -258,7 +259,11 @@ class SmallFiles:
         """Create and fill the temp file; False if the item went to ``result`` instead."""
         if item.failure:
             raise ItemSkipped(f"could not fetch all blocks: {item.failure}")
-        item.handle = self._assemble.open_temp(temp_name(item.fi.name))
+        tmp = temp_name(item.fi.name)
+        item.handle = self._assemble.open_fresh_temp(tmp)
+        fresh = item.handle is not None
+        if item.handle is None:
+            item.handle = self._assemble.open_temp(tmp)
         if not self._assemble.write_blocks(item.handle, item.data):
             item.close()
             result.retry.append(item.fi)  # pull_item tries the other sources
@@ -267,7 +272,7 @@ class SmallFiles:
         self._stats.count_blocks(
             local=len(item.data) - fetched, network=fetched, network_bytes=item.fetched_bytes
         )
-        self._assemble.seal(item.fi, item.handle)
+        self._assemble.seal(item.fi, item.handle, fresh=fresh)
         return True
 
 
