@@ -274,3 +274,21 @@ async def test_a_longer_temp_file_left_behind_is_cut_to_the_file_size(
     for name, data in files.items():
         assert (root / name).read_bytes() == data  # the stale tail is gone, not kept
     assert not temp_files(root)
+
+
+async def test_files_get_their_permissions_whatever_the_umask(
+    fs: BasicFS, index: IndexStore
+) -> None:
+    files = payloads(3)
+    old = os.umask(0o077)  # would clear the group bit of 0o640 at creation
+    try:
+        result = await pull_small_files(
+            make_puller(fs, index, source_for(files)),
+            [remote_file(n, d) for n, d in files.items()],
+        )
+    finally:
+        os.umask(old)
+    assert len(result.done) == 3
+    for name in files:
+        assert (Path(fs.root) / name).stat().st_mode & 0o777 == 0o640
+        assert index.get_local(FOLDER, name).permissions == 0o640  # type: ignore[union-attr]

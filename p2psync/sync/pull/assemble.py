@@ -6,7 +6,7 @@ with its final size, permissions and mtime. Blocking: call from a worker thread.
 from __future__ import annotations
 
 from ...errors import FilesystemError, UnsafePathError
-from ...fs.base import WriteHandle
+from ...fs.base import FileStat, WriteHandle
 from ...fs.internal import temp_name
 from ...protocol.fileinfo import BlockInfo, FileInfo, FileType
 from .base import PullSettings
@@ -34,14 +34,29 @@ class Assembler:
                 fs.remove(tmp)
             return fs.open_write(tmp, mode=0o600)
 
-    def open_fresh_temp(self, tmp: str) -> WriteHandle | None:
-        """The temp file, created by this call (``O_EXCL``), or None if something is there
-        already (an interrupted pull's file: ``open_temp`` deals with it). A fresh file
-        needs no check that it is a regular file, and no truncation at ``seal``."""
+    def open_fresh_temp(self, tmp: str, fi: FileInfo) -> WriteHandle | None:
+        """The temp file for ``fi``, created by this call (``O_EXCL``) with ``fi``'s
+        permissions, or None if something is there already (an interrupted pull's file:
+        ``open_temp`` deals with it). A fresh file needs no check that it is a regular
+        file, and at ``seal`` no truncation and, unless the umask took bits away
+        (``fresh_mode``), no chmod."""
         try:
-            return self._settings.fs.open_write(tmp, exclusive=True, mode=0o600)
+            return self._settings.fs.open_write(tmp, exclusive=True, mode=self.mode_for(fi))
         except FileExistsError:
             return None
+
+    def mode_for(self, fi: FileInfo) -> int:
+        """The permission bits ``fi`` gets here."""
+        return (fi.permissions & 0o777) if self._settings.keeps_permissions(fi) else 0o644
+
+    def fresh_mode(self, fi: FileInfo, handle: WriteHandle, st: FileStat) -> FileStat:
+        """``st`` (the stat of a sealed fresh temp file) once its mode is ``mode_for(fi)``:
+        the umask may have cleared bits at creation."""
+        mode = self.mode_for(fi)
+        if st.permissions == mode:
+            return st
+        handle.chmod(mode)
+        return handle.stat()
 
     def prepare_big(self, handle: WriteHandle, fi: FileInfo) -> None:
         """Before a file is filled: write a big one around the page cache."""
@@ -72,13 +87,13 @@ class Assembler:
 
     def seal(self, fi: FileInfo, handle: WriteHandle, *, fresh: bool = False) -> None:
         """Final size, permissions and mtime of a built temp file (before its fsync).
-        ``fresh``: the file was created empty (``open_fresh_temp``) and every block of
-        ``fi`` written to it, so it has its final size already if the blocks end there."""
+        ``fresh``: the file was created empty with its mode (``open_fresh_temp``) and
+        every block of ``fi`` written to it, so it has its final size already if the
+        blocks end there; the caller checks its mode (``fresh_mode``)."""
         if not (fresh and _blocks_end(fi) == fi.size):
             handle.truncate(fi.size)
-        settings = self._settings
-        perms = (fi.permissions & 0o777) if settings.keeps_permissions(fi) else 0o644
-        handle.chmod(perms)
+        if not fresh:
+            handle.chmod(self.mode_for(fi))
         handle.set_mtime(fi.modified_ns)
 
     def write_blocks(self, handle: WriteHandle, blocks: list[tuple[BlockInfo, bytes]]) -> bool:

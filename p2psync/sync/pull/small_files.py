@@ -79,6 +79,7 @@ class _Item(Gathered):
 
     cur: LocalFileInfo | None = None
     handle: WriteHandle | None = None
+    fresh: bool = False  # the temp file was created by this pull (open_fresh_temp)
     directory_in_way: bool = False
 
     def close(self) -> None:
@@ -249,7 +250,10 @@ class SmallFiles:
             try:
                 if self._build(item, result):
                     assert item.handle is not None
-                    built.append((item, item.handle.stat()))
+                    st = item.handle.stat()
+                    if item.fresh:
+                        st = self._assemble.fresh_mode(item.fi, item.handle, st)
+                    built.append((item, st))
             except Exception as exc:
                 item.close()
                 result.fail(item.fi, exc)
@@ -260,8 +264,8 @@ class SmallFiles:
         if item.failure:
             raise ItemSkipped(f"could not fetch all blocks: {item.failure}")
         tmp = temp_name(item.fi.name)
-        item.handle = self._assemble.open_fresh_temp(tmp)
-        fresh = item.handle is not None
+        item.handle = self._assemble.open_fresh_temp(tmp, item.fi)
+        item.fresh = item.handle is not None
         if item.handle is None:
             item.handle = self._assemble.open_temp(tmp)
         if not self._assemble.write_blocks(item.handle, item.data):
@@ -272,7 +276,7 @@ class SmallFiles:
         self._stats.count_blocks(
             local=len(item.data) - fetched, network=fetched, network_bytes=item.fetched_bytes
         )
-        self._assemble.seal(item.fi, item.handle, fresh=fresh)
+        self._assemble.seal(item.fi, item.handle, fresh=item.fresh)
         return True
 
 
