@@ -146,6 +146,11 @@ class FileSystem(Protocol):
         """Atomically rename ``src`` to ``dst``, replacing ``dst`` if it is a file."""
         ...
 
+    def rename_new(self, src: str, dst: str) -> None:
+        """``rename`` only if nothing is at ``dst`` (else FileExistsError, nothing moved):
+        atomically where the system can (``fs/noreplace.py``)."""
+        ...
+
     def remove(self, name: str) -> None:
         """Remove a file or symlink (never a directory)."""
         ...

@@ -31,7 +31,7 @@ from typing import Self
 from ..errors import FilesystemError, UnsafePathError
 from ..protocol.fileinfo import FileType
 from ..protocol.names import validate_name
-from . import direct_io, durable
+from . import direct_io, durable, noreplace
 from .base import DirEntry, FileStat, WriteHandle
 from .internal import MARKER
 
@@ -366,6 +366,18 @@ class BasicFS:
         self._forget_dirs(dst)
         with self._parent(src) as (src_fd, src_base), self._parent(dst) as (dst_fd, dst_base):
             os.replace(src_base, dst_base, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+
+    def rename_new(self, src: str, dst: str) -> None:
+        self._forget_dirs(src)
+        with self._parent(src) as (src_fd, src_base), self._parent(dst) as (dst_fd, dst_base):
+            if noreplace.rename_noreplace(src_fd, src_base, dst_fd, dst_base):
+                return
+            try:  # no atomic way here: check, then rename
+                os.stat(dst_base, dir_fd=dst_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                os.replace(src_base, dst_base, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                return
+            raise FileExistsError(errno.EEXIST, "File exists", dst)
 
     def remove(self, name: str) -> None:
         with self._parent(name) as (dir_fd, base):

@@ -274,6 +274,14 @@ class FakeFS:
                 node = entry[1]
             return self._open_file(name, node, writable=True)
 
+    def rename_new(self, src: str, dst: str) -> None:
+        validate_name(dst)
+        with self._lock:
+            parent, base = self._parent(dst)
+            if self._key(base) in parent.children:
+                raise FileExistsError(errno.EEXIST, "File exists", dst)
+            self.rename(src, dst)  # the lock is re-entrant: no one gets in between
+
     def rename(self, src: str, dst: str) -> None:
         validate_name(src)
         validate_name(dst)

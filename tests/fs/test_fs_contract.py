@@ -124,6 +124,22 @@ def test_rename_replaces_atomically_and_moves(fs: FileSystem) -> None:
         fs.rename("gone", "x")
 
 
+def test_rename_new_never_replaces(fs: FileSystem) -> None:
+    write_all(fs, ".p2psync.a.tmp", b"new")
+    write_all(fs, "taken", b"the user's")
+    fs.mkdir("dir")
+    for dst in ("taken", "dir"):
+        with pytest.raises(FileExistsError):
+            fs.rename_new(".p2psync.a.tmp", dst)
+    assert read_all(fs, "taken") == b"the user's"
+    fs.makedirs("d/e")
+    fs.rename_new(".p2psync.a.tmp", "d/e/free")
+    assert read_all(fs, "d/e/free") == b"new"
+    assert names(fs) == ["d", "dir", "taken"]
+    with pytest.raises(FileNotFoundError):
+        fs.rename_new("gone", "x")
+
+
 def test_rename_type_rules(fs: FileSystem) -> None:
     fs.makedirs("full/x")
     fs.mkdir("empty")
@@ -394,3 +410,18 @@ def test_write_handle_sets_mode_and_mtime(fs: FileSystem) -> None:
     st = fs.lstat("h.txt")
     assert st.permissions == 0o640
     assert st.mtime_ns == 1_600_000_000 * 1_000_000_000
+
+
+def test_rename_new_without_renameat2_checks_then_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from p2psync.fs import noreplace
+
+    monkeypatch.setattr(noreplace, "rename_noreplace", lambda *args: False)
+    fs = BasicFS(tmp_path)
+    write_all(fs, ".p2psync.a.tmp", b"new")
+    write_all(fs, "taken", b"the user's")
+    with pytest.raises(FileExistsError):
+        fs.rename_new(".p2psync.a.tmp", "taken")
+    fs.rename_new(".p2psync.a.tmp", "free")
+    assert read_all(fs, "free") == b"new" and read_all(fs, "taken") == b"the user's"

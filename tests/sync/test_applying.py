@@ -188,6 +188,12 @@ class RenameChecksNotes(BasicFS):
         super().rename(src, dst)
         self.renamed.append(dst)
 
+    def rename_new(self, src: str, dst: str) -> None:
+        noted = {fi.name for fi in self.index.applying(FOLDER)}
+        assert dst in noted, f"{dst} renamed in before its note was committed"
+        super().rename_new(src, dst)
+        self.renamed.append(dst)
+
 
 async def test_every_file_of_a_batch_is_noted_before_its_rename(
     fs: BasicFS, index: IndexStore

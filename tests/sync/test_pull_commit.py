@@ -75,6 +75,25 @@ def test_an_unscanned_file_in_the_way_is_not_clobbered(index: IndexStore) -> Non
     assert caught.value.rescan
 
 
+def test_a_file_created_under_a_new_name_during_the_pull_is_not_clobbered(
+    index: IndexStore,
+) -> None:
+    fs = FakeFS()
+    commit = make_puller(fs, index).commit
+    assert commit.check_unchanged("new.txt", None) is None  # nothing there at the check
+    write_all(fs, temp_name("new.txt"), b"remote")
+    write_all(fs, "new.txt", b"created by the user meanwhile")
+    with pytest.raises(ItemSkipped) as caught:
+        commit.commit_file(
+            remote_file("new.txt", b"remote"),
+            None,
+            temp_name("new.txt"),
+            fs.lstat(temp_name("new.txt")),
+        )
+    assert caught.value.rescan
+    assert read_all(fs, "new.txt") == b"created by the user meanwhile"
+
+
 def test_a_concurrent_change_keeps_the_local_file_as_a_conflict_copy(index: IndexStore) -> None:
     fs = FakeFS()
     cur = local_file(fs, index, "doc.txt", b"local edit")

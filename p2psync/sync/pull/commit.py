@@ -219,10 +219,19 @@ class Committer:
         """Put the built, durable temp file ``tmp`` in place of ``fi.name`` and record it
         (``recorded``: its record, if made already: ``Recorder.record``)."""
         # Re-check: the user may have changed the file while we were fetching.
-        st = self.check_unchanged(fi.name, cur)
-        if st is not None:
-            self.move_old_aside(fi, cur)
-        self._settings.fs.rename(tmp, fi.name)
+        if _expects_nothing(cur):  # the rename itself checks, atomically
+            try:
+                self._settings.fs.rename_new(tmp, fi.name)
+            except FileExistsError:
+                self._check_case_twin(fi.name)
+                raise ItemSkipped(
+                    "an unscanned local item is in the way; rescanning", rescan=True
+                ) from None
+        else:
+            st = self.check_unchanged(fi.name, cur)
+            if st is not None:
+                self.move_old_aside(fi, cur)
+            self._settings.fs.rename(tmp, fi.name)
         self._recorder.mark_gained(fi.name.rpartition("/")[0])
         self._recorder.record(fi, st_tmp, recorded)  # a rename keeps inode, mode, mtime
 
@@ -282,3 +291,9 @@ class Committer:
                 settings.fs.remove(old)
             except FileNotFoundError:
                 pass
+
+
+def _expects_nothing(cur: LocalFileInfo | None) -> bool:
+    """Whether the index says nothing is on disk under the name (a kept "not synced
+    here" entry was never on disk: like no entry at all)."""
+    return cur is None or cur.deleted or bool(cur.local_flags & FLAG_NOT_SYNCED_HERE)
