@@ -30,12 +30,7 @@ import multiprocessing
 import os
 import platform
 import random
-import re
 import resource
-import select
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,26 +47,28 @@ import msgpack
 import redis
 import trio
 
+from bench.discovery_http import Connection, HeadedRequest, HttpxConnection, RawConnection, Request
+from bench.discovery_procs import (
+    ROOT,
+    SERVER_URL,
+    _stop,
+    proc_cpu,
+    proc_status,
+    start_redis,
+    start_server,
+)
 from bench.errors import BenchError
 from p2psync.discovery.announcement import sign_announcement
 from p2psync.identity import DeviceID, Identity, generate_identity
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_CACHE = RESULTS / "discovery-identities.msgpack"
 DEFAULT_DOC = ROOT / "docs" / "discovery-server.md"
 BEGIN = "<!-- discovery-bench:begin -->"
 END = "<!-- discovery-bench:end -->"
-SERVER_URL = "http://discovery.bench.invalid"  # signed over; same for every run
 TARGET_DEVICES = 100_000  # the RSS figure the docs quote
-REDIS_SERVER = "/usr/bin/redis-server"
 MiB = 1 << 20
 RUN_DEADLINE_S = 1800  # one store's whole run
-# All load comes from 127.0.0.1, so the per-source limit is raised out of reach; bodies are
-# signed before both runs, hence the wide window; no expiry sweep during a run.
-SERVER_FLAGS = ["--rate", "1e9", "--burst", str(10**9), "--window", "3600"]
-SERVER_FLAGS += ["--ttl", "7200", "--reannounce", "3600", "--snapshot-interval", "3600"]
-SERVER_FLAGS += ["--log-level", "warning"]
 _CHUNK = 500  # identities per process-pool task
 _CACHE_VERSION = 1
 
@@ -180,257 +177,6 @@ def _pool_map(fn: Any, tasks: list[Any], workers: int) -> list[Any]:
 
 
 # --- processes ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_line(
-    proc: subprocess.Popen[bytes], pattern: re.Pattern[bytes], timeout: float, what: str, log: Path
-) -> re.Match[bytes]:
-    """Read ``proc``'s stdout until ``pattern`` matches a line, within ``timeout``."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    fd = proc.stdout.fileno()
-    while True:
-        for line in buffer.split(b"\n"):
-            match = pattern.search(line)
-            if match:
-                return match
-        left = deadline - time.monotonic()
-        ready, _, _ = select.select([fd], [], [], max(0.0, left))
-        chunk = os.read(fd, 65536) if ready else b""
-        if not chunk:
-            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-            state = "exited" if proc.poll() is not None else "gave no sign of life"
-            raise BenchError(
-                f"{what} {state} within {timeout:.0f} s; output:\n"
-                f"{buffer.decode(errors='replace')[-500:]}\n{tail}"
-            )
-        buffer += chunk
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM this process (ours, by PID); SIGKILL if it has not gone after 15 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """A private, non-persistent redis-server on a free loopback port; (process, port)."""
-    if not Path(REDIS_SERVER).exists():
-        raise BenchError(f"{REDIS_SERVER} is not installed (apt-get install redis-server)")
-    port = _free_port()
-    log = workdir / "redis.log"
-    args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    args += ["--dir", str(workdir), "--logfile", str(log)]
-    proc = subprocess.Popen(
-        [REDIS_SERVER, *args], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-    )
-    try:
-        _wait_for_redis(proc, port, log, timeout=20)
-    except BaseException:
-        _stop(proc)
-        raise
-    return proc, port
-
-
-def _wait_for_redis(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
-    """Until a PING on ``port`` answers (retried every 20 ms), or fail at ``timeout``."""
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError as exc:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-                    raise BenchError(f"redis-server did not start on port {port}:\n{tail}") from exc
-                time.sleep(0.02)
-    finally:
-        client.close()
-
-
-def start_server(
-    store: str, workdir: Path, extra: tuple[str, ...] = ()
-) -> tuple[subprocess.Popen[bytes], str]:
-    """The discovery server on an ephemeral loopback port; (process, base URL)."""
-    log = workdir / f"discovery-{len(list(workdir.glob('discovery-*.log')))}.log"
-    cmd = [sys.executable, "-m", "discovery_server", "--listen", "127.0.0.1:0"]
-    cmd += ["--store", store, "--url", SERVER_URL, *SERVER_FLAGS, *extra]
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL
-        )
-    try:
-        match = _wait_for_line(
-            proc,
-            re.compile(rb"listening on (http://127\.0\.0\.1:\d+)"),
-            30,
-            "the discovery server",
-            log,
-        )
-    except BaseException:
-        _stop(proc)
-        raise
-    return proc, match.group(1).decode()
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid`` in bytes."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of ``pid`` (threads included) in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# --- load -----------------------------------------------------------------------------
-
-Request = tuple[str, str, bytes | None]  # method, path, body
-# The same plus extra header lines ("Name: value\r\n" each), for Syncthing's v3 announces.
-HeadedRequest = tuple[str, str, bytes | None, bytes]
-
-
-class RawConnection:
-    """A minimal keep-alive HTTP/1.1 client: one request at a time, Content-Length bodies.
-
-    httpx spends ~1 ms of CPU per request, which on a 2-core machine makes the generator,
-    not the server, the bottleneck for lookups; this costs a small fraction of that. Like
-    any client it opens a new connection when the server ends one (the server does after
-    1,000 requests, answering the last with ``Connection: close``), and sends a request
-    again on a new connection when the server closed an idle one before answering
-    (the server does after ``--header-timeout`` seconds).
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self._address = (host, port)
-        self._host_header = f"{host}:{port}".encode()
-        self._stream: trio.SocketStream | None = None
-        self._buffer = b""
-        self._reused = False  # the stream has answered a request: it may have gone stale
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> RawConnection:
-        connection = cls(host, port)
-        await connection._connect()
-        return connection
-
-    async def _connect(self) -> None:
-        self._stream = await trio.open_tcp_stream(*self._address)
-        self._buffer = b""
-        self._reused = False
-
-    async def request(
-        self, method: str, path: str, body: bytes | None, headers: bytes = b""
-    ) -> int:
-        """Send one request and read its whole response; returns the status code."""
-        if self._stream is None:
-            await self._connect()
-        try:
-            return await self._request(method, path, body, headers)
-        except (_StaleConnection, trio.BrokenResourceError) as exc:
-            if not self._reused:
-                raise BenchError("the server closed a new connection without answering") from exc
-            await self.aclose()
-            await self._connect()
-            return await self._request(method, path, body, headers)
-
-    async def _request(self, method: str, path: str, body: bytes | None, headers: bytes) -> int:
-        assert self._stream is not None
-        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (
-            method.encode(),
-            path.encode(),
-            self._host_header,
-            headers,
-        )
-        if body is not None:
-            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
-        await self._stream.send_all(head + b"\r\n" + (body or b""))
-        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            data = await self._stream.receive_some(65536)
-            if not data and not self._buffer:
-                raise _StaleConnection
-            self._buffer += data or await self._receive_some()  # (raises: closed mid-answer)
-        lines = self._buffer[:end].split(b"\r\n")
-        rest = self._buffer[end + 4 :]
-        status = int(lines[0].split(b" ", 2)[1])
-        length, close = 0, False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection":
-                close = value.strip().lower() == b"close"
-            elif name == b"transfer-encoding":
-                raise BenchError("the server sent a chunked response; RawConnection cannot")
-        while len(rest) < length:
-            rest += await self._receive_some()
-        self._buffer = rest[length:]
-        self._reused = True
-        if close:
-            await self._stream.aclose()
-            self._stream = None
-        return status
-
-    async def _receive_some(self) -> bytes:
-        assert self._stream is not None
-        data = await self._stream.receive_some(65536)
-        if not data:
-            raise BenchError("the server closed the connection in the middle of a request")
-        return data
-
-    async def aclose(self) -> None:
-        if self._stream is not None:
-            await self._stream.aclose()
-            self._stream = None
-
-
-class _StaleConnection(Exception):
-    """The server closed a kept-alive connection before it read our request."""
-
-
-class HttpxConnection:
-    """The same interface over a shared httpx.AsyncClient (``--client httpx``)."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
-
-    async def request(
-        self, method: str, path: str, body: bytes | None, headers: bytes = b""
-    ) -> int:
-        fields = dict(line.split(": ", 1) for line in headers.decode().split("\r\n") if line)
-        if body is not None:
-            fields["content-type"] = "application/json"
-        response = await self._client.request(method, path, content=body, headers=fields)
-        return response.status_code
-
-    async def aclose(self) -> None:
-        pass
-
-
-Connection = RawConnection | HttpxConnection
 
 
 async def run_phase(

@@ -46,21 +46,17 @@ from bench.discovery_bench import (
     DEFAULT_CACHE,
     DEFAULT_DOC,
     RESULTS,
-    HeadedRequest,
     Phase,
     _announce_addresses,
     _expect,
-    _free_port,
     _lat,
     _mib,
     _rate,
-    _stop,
     load_identities,
     machine,
-    proc_status,
-    start_redis,
-    start_server,
 )
+from bench.discovery_http import HeadedRequest
+from bench.discovery_procs import _free_port, _stop, proc_status, start_redis, start_server
 from bench.discovery_v3_load import LoadGenerators
 from bench.discovery_v3_workers import children, replication_delays, wait_replicated
 from bench.errors import BenchError

@@ -22,7 +22,9 @@ from typing import Any
 
 import trio
 
-from bench.discovery_bench import Phase, RawConnection, _percentile, proc_cpu
+from bench.discovery_bench import Phase, _percentile
+from bench.discovery_http import RawConnection
+from bench.discovery_procs import proc_cpu
 from bench.errors import BenchError
 
 # A lane's requests: one list per server instance (a request goes to that instance).

@@ -14,7 +14,8 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from bench.discovery_bench import RawConnection, load_identities, main, memory_cell
+from bench.discovery_bench import load_identities, main, memory_cell
+from bench.discovery_http import RawConnection
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -82,7 +82,8 @@ def test_the_load_generator_survives_a_server_closing_idle_connections(tmp_path:
     bench's client must send its next request on a new one instead of failing the run."""
     import trio
 
-    from bench.discovery_bench import RawConnection, _stop, start_server
+    from bench.discovery_http import RawConnection
+    from bench.discovery_procs import _stop, start_server
 
     proc, url = start_server("memory", tmp_path, ("--header-timeout", "0.5"))
     try:
