@@ -224,16 +224,13 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self._log_offset = 0
+        # Its stderr, beside its home (a file in the home would be the daemon's business):
+        # where its stacks go on SIGUSR1, and a crash's traceback.
+        self.stderr_path = home.with_name(home.name + ".stderr")
 
     @property
     def log_path(self) -> Path:
         return self.home / "p2psync.log"
-
-    @property
-    def stderr_path(self) -> Path:
-        """The daemon's stderr, beside its home (a file in the home would be the daemon's
-        business): where its stacks go on SIGUSR1, and a crash's traceback."""
-        return self.home.with_name(self.home.name + ".stderr")
 
     def start(self) -> None:
         prefix: list[str] = list(self.wrapper)
