@@ -407,7 +407,11 @@ class FolderRunner:
                 self._scan_paths.update(paths)
             self._feed(sched.ScanFailed(full=full))
 
-        return await self._scans.scan(paths, self._ignore(), failed)
+        def marker_lost() -> None:  # its deletions withheld: the next round checks it all
+            self._prepare.root.note_marker_lost()
+            failed()
+
+        return await self._scans.scan(paths, self._ignore(), failed, marker_lost)
 
     def _note_paths(self, paths: Sequence[str]) -> None:
         """Scan ``paths`` in the next round (found while pulling)."""

@@ -68,6 +68,11 @@ class RootGuard:
             self.recheck_local = self.marker_lost = True
         return check
 
+    def note_marker_lost(self) -> None:
+        """A scan saw the marker gone after this round's check: check the index against
+        the disk once it is back, as if ``check`` had seen it."""
+        self.recheck_local = self.marker_lost = True
+
     def local_index_outdated(self) -> str:
         """Why the local index no longer describes the disk, or "" (then, until the
         marker is lost again, it is not checked again)."""

@@ -39,10 +39,15 @@ class FolderScans:
         self.temps_seen: TempsSeen | None = None
 
     async def scan(
-        self, paths: list[str] | None, ignore: Ignore, failed: Callable[[], None]
+        self,
+        paths: list[str] | None,
+        ignore: Ignore,
+        failed: Callable[[], None],
+        marker_lost: Callable[[], None],
     ) -> int:
         """Scan everything (``paths`` None) or ``paths``; how many entries changed.
-        ``failed`` is called if the scan itself fails (before the error goes on)."""
+        ``failed`` is called if the scan itself fails (before the error goes on),
+        ``marker_lost`` if it withheld deletions because the folder marker went away."""
         full = paths is None
         parts = self._parts
         self.report.set_state("scanning")
@@ -68,6 +73,8 @@ class FolderScans:
         finally:
             self.status.scan_progress = None
         self.status.last_scan = time.time()
+        if result.deletions_withheld:
+            marker_lost()
         if full:
             self.temps_seen = result.temps_seen
         self.status.scan_problems = result.problems[:1000]

@@ -18,6 +18,7 @@ What is stored, and when, matters to peers:
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from typing import Any
 import trio
 
 from ..config import FolderConfig
+from ..errors import FilesystemError
 from ..fs.base import FileSystem
+from ..fs.internal import MARKER
 from ..identity import DeviceID
 from ..protocol.fileinfo import LocalFileInfo
 from ..rules import equivalent
@@ -36,6 +39,8 @@ from ..scanner.walker import TempsSeen
 from ..values import FolderKind
 from .folder_index import FolderIndex
 from .overrides import FLAG_RECEIVE_ONLY
+
+log = logging.getLogger("p2psync.sync.folder")
 
 HELD_TOMBSTONES_MAX = 50_000
 SCAN_BATCH = 1000  # entries the scanner hands over (and a streamed scan stores) at a time
@@ -48,6 +53,7 @@ class ScanResult:
     problems: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     temps_seen: TempsSeen | None = None  # a full scan's: the puller's temp files it passed
+    deletions_withheld: int = 0  # found while the folder marker was gone: not stored
 
 
 class IndexView:
@@ -155,7 +161,7 @@ class ScanRound:
                     tombstones.extend(f for f in files if f.deleted)
                     files = [f for f in files if not f.deleted]
                     if len(tombstones) >= HELD_TOMBSTONES_MAX:
-                        files.extend(tombstones)
+                        files.extend(await self._unless_marker_lost(tombstones, result))
                         tombstones = []
                     if hold:
                         # stored as one change (see the module docstring)
@@ -165,11 +171,42 @@ class ScanRound:
                         files, held = held, []
                     result.changed += await self._store(files)
                 nursery.cancel_scope.cancel()  # the progress reports
+            tombstones = await self._unless_marker_lost(tombstones, result)
             result.changed += await self._store(held + tombstones)
         finally:
             await trio.to_thread.run_sync(batches.close)
         result.seconds = time.monotonic() - started
         return result
+
+    async def _unless_marker_lost(
+        self, tombstones: list[LocalFileInfo], result: ScanResult
+    ) -> list[LocalFileInfo]:
+        """The deletions to store: none if the folder marker went away since the round
+        began. The round checked it before the walk, but a marker removed during the walk
+        (a disk unmounted, a folder being emptied) would let what the walk missed go to
+        peers as deletions. Withheld, the next round finds the marker lost and checks the
+        index against the disk once it is back."""
+        if not tombstones:
+            return tombstones
+
+        def marker_there() -> bool:
+            try:
+                self.fs.lstat(MARKER)
+            except (OSError, FilesystemError):
+                return False
+            return True
+
+        if await trio.to_thread.run_sync(marker_there):
+            return tombstones
+        log.warning(
+            "%s: folder marker %s went missing during a scan; %d deletions it found are "
+            "not recorded",
+            self.id,
+            MARKER,
+            len(tombstones),
+        )
+        result.deletions_withheld += len(tombstones)
+        return []
 
     async def _report_progress(self, report: Callable[[ScanProgress], None]) -> None:
         while True:

@@ -11,6 +11,7 @@ from pull_support import FOLDER, LOCAL
 
 from p2psync.config import FolderConfig
 from p2psync.fs import BasicFS
+from p2psync.fs.internal import MARKER
 from p2psync.identity import DeviceID
 from p2psync.index import IndexStore
 from p2psync.protocol.fileinfo import FileInfo
@@ -33,9 +34,17 @@ class Stored:
         return [fi.name for batch in self.batches for fi in batch]
 
 
-async def run_round(fs: BasicFS, index: IndexStore, paths: list[str] | None) -> Stored:
+async def run_round(
+    fs: BasicFS, index: IndexStore, paths: list[str] | None, *, marker: bool = True
+) -> Stored:
+    """One round; the folder marker is made first (as the runner's check does) unless
+    ``marker`` is False."""
+
     async def db(fn: Any, *args: Any) -> Any:
         return fn(*args)
+
+    if marker and not (Path(fs.root) / MARKER).exists():
+        fs.mkdir(MARKER)
 
     stored = Stored()
     await ScanRound(
@@ -121,3 +130,29 @@ def test_has_live_local_looks_only_under_the_given_paths(fs: BasicFS, tmp_path: 
         assert index.has_live_local(FOLDER, [""])
         assert index.has_live_local(FOLDER, ["x", "a"])
         assert not index.has_live_local(FOLDER, ["a/bc", "ab", "x"])
+
+
+async def test_deletions_found_after_the_marker_went_are_withheld(
+    fs: BasicFS, tmp_path: Path
+) -> None:
+    """The runner checks the marker before a round; one removed during the walk (a disk
+    unmounted, a folder being emptied) must not turn what the walk missed into deletions
+    on every peer."""
+    root = Path(fs.root)
+    make_tree(root, "docs", 6)
+    with IndexStore.open(tmp_path / "index.db", LOCAL) as index:
+        await run_round(fs, index, None)
+        (root / MARKER).rmdir()
+        for i in range(3):
+            (root / "docs" / f"f{i:03d}").unlink()
+        (root / "docs" / "new").write_bytes(b"new")
+
+        stored = await run_round(fs, index, None, marker=False)
+
+        assert stored.names() == ["docs/new"]  # the addition, no deletion
+        live = [fi.name for fi in index.iter_local(FOLDER) if not fi.deleted]
+        assert all(f"docs/f{i:03d}" in live for i in range(3))
+
+        fs.mkdir(MARKER)  # back: the same scan now records them
+        stored = await run_round(fs, index, None)
+        assert sorted(stored.names()) == [f"docs/f{i:03d}" for i in range(3)]
