@@ -36,7 +36,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -189,22 +189,23 @@ async def run_phase(
 Lane = tuple[list[Connection], "list[Request] | list[HeadedRequest]"]
 
 
-async def run_lanes(lanes: list[Lane], server_pids: list[int]) -> Phase:
-    """Run lanes at once, each its connections taking from its own queue of requests
-    (so a request goes to the server its lane's connections reach); one Phase for all,
-    with the CPU time of every process in ``server_pids``."""
+async def drive_lanes(
+    lanes: Iterable[tuple[Sequence[Any], Sequence[Any]]],
+) -> tuple[array, list[int]]:
+    """Send every lane's requests, one worker per connection of the lane, the workers
+    taking from the lane's one queue; (latency in s, status) per request, in order."""
+    lanes = list(lanes)
     total = sum(len(requests) for _, requests in lanes)
     latencies = array("d", bytes(8 * total))
     statuses = [0] * total
 
-    async def worker(connection: Connection, todo: Any, first: int, requests: Any) -> None:
+    async def worker(connection: Any, todo: Any, first: int, requests: Any) -> None:
         for i in todo:  # shared per lane: next() never yields to another task
             method, path, body, *extra = requests[i]
             t0 = time.perf_counter()
             statuses[first + i] = await connection.request(method, path, body, *extra)
             latencies[first + i] = time.perf_counter() - t0
 
-    cpu0, own0, t0 = sum(map(proc_cpu, server_pids)), _own_cpu(), time.perf_counter()
     async with trio.open_nursery() as nursery:
         first = 0
         for connections, requests in lanes:
@@ -212,6 +213,16 @@ async def run_lanes(lanes: list[Lane], server_pids: list[int]) -> Phase:
             for connection in connections:
                 nursery.start_soon(worker, connection, todo, first, requests)
             first += len(requests)
+    return latencies, statuses
+
+
+async def run_lanes(lanes: list[Lane], server_pids: list[int]) -> Phase:
+    """Run lanes at once, each its connections taking from its own queue of requests
+    (so a request goes to the server its lane's connections reach); one Phase for all,
+    with the CPU time of every process in ``server_pids``."""
+    total = sum(len(requests) for _, requests in lanes)
+    cpu0, own0, t0 = sum(map(proc_cpu, server_pids)), _own_cpu(), time.perf_counter()
+    latencies, statuses = await drive_lanes(lanes)
     seconds = time.perf_counter() - t0
     server_cpu = sum(map(proc_cpu, server_pids)) - cpu0
     own_cpu = _own_cpu() - own0

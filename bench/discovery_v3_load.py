@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import resource
 import time
 from array import array
 from collections import Counter
@@ -22,7 +21,7 @@ from typing import Any
 
 import trio
 
-from bench.discovery_bench import Phase, _percentile
+from bench.discovery_bench import Phase, _own_cpu, _percentile, drive_lanes
 from bench.discovery_http import RawConnection
 from bench.discovery_procs import proc_cpu
 from bench.errors import BenchError
@@ -70,31 +69,9 @@ async def _serve_parent(pipe: Pipe, urls: list[str], per_instance: int) -> None:
 
 async def _drive(pool: list[list[RawConnection]], lanes: Lanes) -> tuple[array, list[int], float]:
     """Every lane's requests over its instance's connections; (latencies, statuses, CPU s)."""
-    total = sum(map(len, lanes))
-    latencies = array("d", bytes(8 * total))
-    statuses = [0] * total
-
-    async def worker(connection: RawConnection, todo: Any, first: int, requests: Any) -> None:
-        for i in todo:  # shared per lane: next() never yields to another task
-            method, path, body, *extra = requests[i]
-            t0 = time.perf_counter()
-            statuses[first + i] = await connection.request(method, path, body, *extra)
-            latencies[first + i] = time.perf_counter() - t0
-
     cpu0 = _own_cpu()
-    async with trio.open_nursery() as nursery:
-        first = 0
-        for connections, requests in zip(pool, lanes, strict=True):
-            todo = iter(range(len(requests)))
-            for connection in connections:
-                nursery.start_soon(worker, connection, todo, first, requests)
-            first += len(requests)
+    latencies, statuses = await drive_lanes(zip(pool, lanes, strict=True))
     return latencies, statuses, _own_cpu() - cpu0
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class LoadGenerators:
